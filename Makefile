@@ -1,0 +1,65 @@
+# membrane: `make run` serves MCP over HTTP on loopback; `make test` runs the
+# test suite (installing what it needs first). `make help` lists the rest.
+
+GO        ?= go
+BIN       := bin
+ADDR      ?= 127.0.0.1:8765
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/membrane
+
+# The Ollama server the tests run: pinned, built from the Go module proxy
+# into the cache on first use (about 2 minutes), then reused.
+OLLAMA_VERSION := v0.6.5
+TEST_OLLAMA    := $(CACHE_DIR)/ollama-$(OLLAMA_VERSION)/ollama
+export MEMBRANE_TEST_OLLAMA ?= $(TEST_OLLAMA)
+
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2026.1
+GOTEST_FLAGS ?=
+
+.PHONY: help build run test test-go test-clients lint race bench fuzz demo deps test-deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+build: ## build bin/membrane and bin/orchestrator
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+run: build deps ## serve MCP over HTTP on $(ADDR) with whatever Ollama is found
+	./$(BIN)/membrane --http $(ADDR)
+
+test: test-deps ## everything the unit and end-to-end suites check, with -race
+	$(GO) test -race -count=1 $(GOTEST_FLAGS) ./...
+
+test-clients: build test-deps ## real MCP clients from npm (Inspector, conformance, OpenAI Agents JS)
+	./.ci/clients.sh
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+race: test-deps ## the Go tests with the race detector, run twice to shake out flakes
+	$(GO) test -race -count=2 ./...
+
+bench: build test-deps ## benchmarks, reported as ratios against a baseline from the same run
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=2s ./...
+
+fuzz: ## each fuzz target for FUZZTIME (default 10s)
+	./.ci/fuzz.sh $(or $(FUZZTIME),10s)
+
+demo: build test-deps ## the whole chain on a fresh machine: scripted model -> orchestrator -> membrane -> sandbox
+	$(GO) run ./cmd/orchestrator/demo
+
+deps: ## what `make run` needs: bubblewrap for the sandbox (installed when root)
+	@./.ci/deps.sh runtime
+
+test-deps: ## what the tests need: bubblewrap and the pinned test Ollama
+	@./.ci/deps.sh runtime
+	@$(MAKE) --no-print-directory $(TEST_OLLAMA)
+
+$(TEST_OLLAMA):
+	@echo "building the test Ollama $(OLLAMA_VERSION) into $(dir $@) (about 2 minutes, once)"
+	mkdir -p $(dir $@)
+	GOBIN=$(dir $@) GOFLAGS=-buildvcs=false $(GO) install github.com/ollama/ollama@$(OLLAMA_VERSION)
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,78 @@
+package calls
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// ContentType says what a Content holds.
+type ContentType string
+
+// The content types a Result may carry.
+const (
+	ContentText  ContentType = "text"
+	ContentImage ContentType = "image"
+)
+
+// Content is one piece of a Result.
+type Content struct {
+	Type ContentType
+	// Text is set for ContentText. It is valid UTF-8.
+	Text string
+	// Data and MIMEType are set for ContentImage.
+	Data     []byte
+	MIMEType string
+}
+
+// Result is what a call answers.
+type Result struct {
+	// Content is shown to the model, in order.
+	Content []Content
+	// Structured is an optional machine-readable form of the result; it
+	// must marshal to a JSON object.
+	Structured any
+	// IsError marks a tool failure the model should see and may recover
+	// from.
+	IsError bool
+}
+
+// Text returns a successful result holding s.
+func Text(s string) *Result {
+	return &Result{Content: []Content{{Type: ContentText, Text: ValidUTF8(s)}}}
+}
+
+// Errorf returns a tool-error result whose text is the formatted message.
+func Errorf(format string, args ...any) *Result {
+	r := Text(fmt.Sprintf(format, args...))
+	r.IsError = true
+	return r
+}
+
+// TextOf joins the text contents of r, one per line. It is meant for logs,
+// tests and clients that only show text.
+func (r *Result) TextOf() string {
+	if r == nil {
+		return ""
+	}
+	var b strings.Builder
+	for i, c := range r.Content {
+		if c.Type != ContentText {
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(c.Text)
+	}
+	return b.String()
+}
+
+// ValidUTF8 returns s with each invalid byte sequence replaced by U+FFFD, so
+// that binary output can travel in JSON.
+func ValidUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}

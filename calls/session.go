@@ -1,0 +1,66 @@
+package calls
+
+import (
+	"crypto/rand"
+	"sync"
+)
+
+// Session is one client connection's view of the router. Components that keep
+// per-session state (the sandbox's workspace, for one) register a cleanup
+// with OnClose; the transport adapter closes the session when the client goes
+// away.
+type Session struct {
+	id string
+
+	mu      sync.Mutex
+	closed  bool
+	closers []func()
+}
+
+// NewSession returns an open session. An empty id gets a random one.
+func NewSession(id string) *Session {
+	if id == "" {
+		id = "s-" + rand.Text()[:12]
+	}
+	return &Session{id: id}
+}
+
+// ID returns the session's identifier, safe to log.
+func (s *Session) ID() string { return s.id }
+
+// OnClose arranges for f to run when the session closes. On a session that is
+// already closed, f runs at once.
+func (s *Session) OnClose(f func()) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		f()
+		return
+	}
+	s.closers = append(s.closers, f)
+	s.mu.Unlock()
+}
+
+// Close runs the registered cleanups, last registered first, and marks the
+// session closed. Calling Close again does nothing.
+func (s *Session) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	fs := s.closers
+	s.closers = nil
+	s.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+}
+
+// Closed reports whether Close has been called.
+func (s *Session) Closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
