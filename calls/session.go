@@ -12,9 +12,10 @@ import (
 type Session struct {
 	id string
 
-	mu      sync.Mutex
-	closed  bool
-	closers []func()
+	mu        sync.Mutex
+	closed    bool
+	closers   []func()
+	workspace string
 }
 
 // NewSession returns an open session. An empty id gets a random one.
@@ -63,4 +64,20 @@ func (s *Session) Closed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
+}
+
+// Workspace returns the directory the sandbox keeps for this session's files,
+// or "" when it has made none yet. Model calls read it to resolve workspace
+// paths (an image a vision model should see, say).
+func (s *Session) Workspace() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.workspace
+}
+
+// SetWorkspace records the session's workspace directory.
+func (s *Session) SetWorkspace(dir string) {
+	s.mu.Lock()
+	s.workspace = dir
+	s.mu.Unlock()
 }
