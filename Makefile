@@ -12,7 +12,7 @@ OLLAMA_VERSION := v0.6.5
 TEST_OLLAMA    := $(CACHE_DIR)/ollama-$(OLLAMA_VERSION)/ollama
 export MEMBRANE_TEST_OLLAMA ?= $(TEST_OLLAMA)
 
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2026.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOTEST_FLAGS ?=
 
 .PHONY: help build run test test-go test-clients lint race bench fuzz demo deps test-deps clean
