@@ -1,0 +1,346 @@
+// Package mcp adapts membrane's calls to the Model Context Protocol through
+// the official go-sdk.
+//
+// The server side, [NewServer], mirrors a [calls.Router] live into a go-sdk
+// server: every call becomes a tool, and a call added or removed later sends
+// notifications/tools/list_changed to every connected session. Each tool
+// invocation goes back through the router, with the client's progress token,
+// a logger that reaches the client, and a context that the client's
+// cancellation cancels. [Server.HTTPHandler] adds the HTTP security layer
+// (Host, Origin, bearer token and body-size checks) and health endpoints
+// around go-sdk's streamable HTTP transport.
+//
+// The client side (client.go) turns a remote server's tools back into calls,
+// for the orchestrator.
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// ServerOptions configures a Server. A nil *ServerOptions means the defaults.
+type ServerOptions struct {
+	// Name and Version are announced to clients in the initialize reply.
+	// Empty means "membrane" and "dev".
+	Name, Version string
+	// Instructions tells clients (and through them, models) how to use the
+	// server. Empty sends none.
+	Instructions string
+	// Logger receives the adapter's own records (sessions opening and
+	// closing, tools that could not be mirrored). Nil discards.
+	Logger *slog.Logger
+}
+
+// Server serves a calls.Router over MCP. Create one with NewServer; it is
+// safe for concurrent use, and one Server may serve many sessions over any
+// number of transports at once.
+type Server struct {
+	router *calls.Router
+	sdk    *sdk.Server
+	log    *slog.Logger
+	unsub  func()
+
+	// ctx is cancelled by Close, which cancels every running call.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	closed   bool
+	sessions map[*sdk.ServerSession]*calls.Session
+	calls    sync.WaitGroup // running tool calls
+}
+
+// NewServer returns a Server that mirrors r: every call in r is a tool, and
+// later changes to r reach every connected session as
+// notifications/tools/list_changed. Close ends the mirroring.
+func NewServer(r *calls.Router, opts *ServerOptions) *Server {
+	var o ServerOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Name == "" {
+		o.Name = "membrane"
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		router:   r,
+		log:      log,
+		sessions: map[*sdk.ServerSession]*calls.Session{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.sdk = sdk.NewServer(&sdk.Implementation{Name: o.Name, Version: o.Version}, &sdk.ServerOptions{
+		Instructions: o.Instructions,
+		// The SDK logs at info for every session; keep its records below
+		// ours unless the operator asks for debug.
+		Logger: slog.New(sdkLogHandler{log.Handler()}),
+		// Declared up front: the set of tools changes while sessions are
+		// connected, and a server with no tools yet must still say so.
+		Capabilities: &sdk.ServerCapabilities{
+			Tools:   &sdk.ToolCapabilities{ListChanged: true},
+			Logging: &sdk.LoggingCapabilities{},
+		},
+	})
+	s.unsub = r.Subscribe(s.mirror)
+	return s
+}
+
+// SDK returns the underlying go-sdk server, for transports and options this
+// package does not wrap. Adding tools to it directly bypasses the router.
+func (s *Server) SDK() *sdk.Server { return s.sdk }
+
+// Run serves one session over t (for example &sdk.StdioTransport{}) until
+// the client disconnects or ctx is done. A client that closes the stream
+// (end of input on stdio) is a clean end: Run returns nil. When ctx is done,
+// Run closes the session, which cancels its running calls, and returns nil
+// as well: the caller asked for the end.
+func (s *Server) Run(ctx context.Context, t sdk.Transport) error {
+	ss, err := s.sdk.Connect(ctx, t, nil)
+	if err != nil {
+		return fmt.Errorf("mcp: connect: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ss.Wait() }()
+	select {
+	case <-ctx.Done():
+		ss.Close()
+		<-done
+		return nil
+	case err := <-done:
+		if err != nil && !isClosedErr(err) {
+			return fmt.Errorf("mcp: session: %w", err)
+		}
+		return nil
+	}
+}
+
+// Close stops mirroring the router, cancels every running call, closes every
+// session and waits for the running calls to return. Closing twice does
+// nothing.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.unsub()
+	s.cancel()
+	for ss := range s.sdk.Sessions() {
+		ss.Close()
+	}
+	s.calls.Wait()
+	s.mu.Lock()
+	sessions := s.sessions
+	s.sessions = map[*sdk.ServerSession]*calls.Session{}
+	s.mu.Unlock()
+	for _, cs := range sessions {
+		cs.Close()
+	}
+}
+
+// mirror applies a router change to the SDK server. It runs on the goroutine
+// that changed the router.
+func (s *Server) mirror(ch calls.Change) {
+	if len(ch.Removed) > 0 {
+		s.sdk.RemoveTools(ch.Removed...)
+	}
+	for i := range ch.Added {
+		s.addTool(&ch.Added[i])
+	}
+}
+
+// addTool adds c to the SDK server. The SDK panics on a schema it cannot
+// take; the router validates before it notifies, but a panic here would take
+// the whole server down with it, so it becomes a logged error and the tool
+// stays out of the list.
+func (s *Server) addTool(c *calls.Call) {
+	t := toolOf(c)
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("tool not served: the MCP SDK rejected it", "call", c.Name, "err", fmt.Sprint(v))
+			s.sdk.RemoveTools(c.Name)
+		}
+	}()
+	s.sdk.AddTool(t, s.callTool)
+}
+
+// toolOf describes c as an MCP tool.
+func toolOf(c *calls.Call) *sdk.Tool {
+	destructive := c.Destructive
+	t := &sdk.Tool{
+		Name:        c.Name,
+		Title:       c.Title,
+		Description: c.Description,
+		InputSchema: json.RawMessage(c.InputSchema),
+		Annotations: &sdk.ToolAnnotations{
+			Title:           c.Title,
+			ReadOnlyHint:    c.ReadOnly,
+			DestructiveHint: &destructive,
+		},
+	}
+	return t
+}
+
+// callTool is the SDK handler of every tool: it hands the call to the
+// router.
+func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+	name := req.Params.Name
+	sess, err := s.session(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	s.calls.Add(1)
+	defer s.calls.Done()
+	// Close cancels every running call, whatever the transport does.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+
+	res, err := s.router.Call(ctx, name, &calls.Request{
+		Arguments: req.Params.Arguments,
+		Session:   sess,
+		Progress:  progressFor(req),
+		Logger:    slog.New(sdk.NewLoggingHandler(req.Session, &sdk.LoggingHandlerOptions{LoggerName: name})),
+	})
+	if errors.Is(err, calls.ErrUnknownCall) {
+		// Removed between the client's tools/list and this call: data the
+		// model can act on, not a broken protocol.
+		return toolError(fmt.Sprintf("unknown tool %q: it is no longer available. List the tools again (tools/list) and use one that exists.", name)), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resultOf(res), nil
+}
+
+// session returns the calls.Session of ss, making it on first use. It is
+// closed when ss ends.
+func (s *Server) session(ss *sdk.ServerSession) (*calls.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("mcp: server is shutting down")
+	}
+	if cs, ok := s.sessions[ss]; ok {
+		return cs, nil
+	}
+	cs := calls.NewSession(ss.ID())
+	s.sessions[ss] = cs
+	s.log.Debug("session opened", "session", cs.ID())
+	go func() {
+		_ = ss.Wait()
+		s.mu.Lock()
+		if s.sessions[ss] == cs {
+			delete(s.sessions, ss)
+		}
+		s.mu.Unlock()
+		// Its calls have been cancelled with the connection; closing
+		// the session releases what they kept (the sandbox workspace).
+		cs.Close()
+		s.log.Debug("session closed", "session", cs.ID())
+	}()
+	return cs, nil
+}
+
+// progressFor returns a Progress that sends notifications/progress to the
+// client, or calls.NoProgress when the client sent no progress token. The
+// spec wants progress to increase; reports that do not are dropped.
+func progressFor(req *sdk.CallToolRequest) calls.Progress {
+	tok := req.Params.GetProgressToken()
+	if tok == nil {
+		return calls.NoProgress
+	}
+	var (
+		mu   sync.Mutex
+		last = -1.0
+	)
+	return calls.ProgressFunc(func(ctx context.Context, progress, total float64, message string) {
+		mu.Lock()
+		if progress <= last {
+			mu.Unlock()
+			return
+		}
+		last = progress
+		mu.Unlock()
+		_ = req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{
+			ProgressToken: tok,
+			Progress:      progress,
+			Total:         total,
+			Message:       message,
+		})
+	})
+}
+
+// resultOf turns a calls.Result into an MCP tool result.
+func resultOf(r *calls.Result) *sdk.CallToolResult {
+	out := &sdk.CallToolResult{IsError: r.IsError, Content: make([]sdk.Content, 0, len(r.Content))}
+	for _, c := range r.Content {
+		switch c.Type {
+		case calls.ContentImage:
+			out.Content = append(out.Content, &sdk.ImageContent{Data: c.Data, MIMEType: c.MIMEType})
+		default:
+			out.Content = append(out.Content, &sdk.TextContent{Text: calls.ValidUTF8(c.Text)})
+		}
+	}
+	if r.Structured != nil {
+		out.StructuredContent = r.Structured
+	}
+	return out
+}
+
+func toolError(msg string) *sdk.CallToolResult {
+	return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: msg}}}
+}
+
+// sdkLogHandler lowers the SDK's info records to debug: it logs every
+// session's connect and disconnect, which is noise at the default level.
+type sdkLogHandler struct{ h slog.Handler }
+
+func (h sdkLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.h.Enabled(ctx, lower(l))
+}
+
+func (h sdkLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = lower(r.Level)
+	return h.h.Handle(ctx, r)
+}
+
+func (h sdkLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return sdkLogHandler{h.h.WithAttrs(as)}
+}
+func (h sdkLogHandler) WithGroup(n string) slog.Handler { return sdkLogHandler{h.h.WithGroup(n)} }
+
+func lower(l slog.Level) slog.Level {
+	if l == slog.LevelInfo {
+		return slog.LevelDebug
+	}
+	return l
+}
+
+// isClosedErr reports whether err only says that the peer went away.
+func isClosedErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) ||
+		errors.Is(err, syscall.EPIPE)
+}

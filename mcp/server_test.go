@@ -1,0 +1,481 @@
+package mcp_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/mcp"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
+)
+
+// echoCall answers its "text" argument back.
+func echoCall(name string) calls.Call {
+	return calls.Call{
+		Name:        name,
+		Description: "Echo the text back.",
+		InputSchema: json.RawMessage(`{"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false}`),
+		Kind:        calls.KindTool,
+		Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+			var in struct {
+				Text string `json:"text"`
+			}
+			if err := calls.DecodeArgs(req.Arguments, &in); err != nil {
+				return calls.Errorf("%v", err), nil
+			}
+			return calls.Text(in.Text), nil
+		}),
+	}
+}
+
+func call(name string, h calls.HandlerFunc) calls.Call {
+	return calls.Call{
+		Name:        name,
+		Description: "test call " + name,
+		InputSchema: json.RawMessage(`{"type":"object"}`),
+		Kind:        calls.KindTool,
+		Handler:     h,
+	}
+}
+
+func mustAdd(t *testing.T, r *calls.Router, cs ...calls.Call) {
+	t.Helper()
+	for _, c := range cs {
+		if err := r.Add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func toolNames(t *testing.T, cs *sdk.ClientSession) []string {
+	t.Helper()
+	var names []string
+	for tool, err := range cs.Tools(t.Context(), nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, tool.Name)
+	}
+	return names
+}
+
+func TestListAndCall(t *testing.T) {
+	r := calls.NewRouter(nil)
+	ro := echoCall("echo")
+	ro.ReadOnly = true
+	ro.Title = "Echo"
+	mustAdd(t, r, ro)
+	cs := mcptest.Connect(t, r, nil)
+
+	init := cs.InitializeResult()
+	if init.Capabilities.Tools == nil || !init.Capabilities.Tools.ListChanged {
+		t.Errorf("tools capability = %+v, want listChanged", init.Capabilities.Tools)
+	}
+	lt, err := cs.ListTools(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lt.Tools) != 1 {
+		t.Fatalf("tools = %d, want 1", len(lt.Tools))
+	}
+	tool := lt.Tools[0]
+	if tool.Name != "echo" || tool.Title != "Echo" || tool.Description != "Echo the text back." {
+		t.Errorf("tool = %+v", tool)
+	}
+	if tool.Annotations == nil || !tool.Annotations.ReadOnlyHint {
+		t.Errorf("annotations = %+v, want readOnlyHint", tool.Annotations)
+	}
+	schema, _ := json.Marshal(tool.InputSchema)
+	if !strings.Contains(string(schema), `"required":["text"]`) {
+		t.Errorf("schema = %s", schema)
+	}
+
+	res, text := mcptest.CallText(t, cs, "echo", map[string]any{"text": "hello"})
+	if res.IsError || text != "hello" {
+		t.Errorf("echo = %q (isError %v), want hello", text, res.IsError)
+	}
+	res, text = mcptest.CallText(t, cs, "echo", map[string]any{"text": "x", "extra": 1})
+	if !res.IsError || !strings.Contains(text, "unknown field") {
+		t.Errorf("bad args = %q (isError %v), want a tool error naming the unknown field", text, res.IsError)
+	}
+}
+
+func TestResultContent(t *testing.T) {
+	png := []byte("\x89PNG\r\n\x1a\nfake")
+	r := calls.NewRouter(nil)
+	mustAdd(t, r,
+		call("image", func(context.Context, *calls.Request) (*calls.Result, error) {
+			return &calls.Result{
+				Content: []calls.Content{
+					{Type: calls.ContentText, Text: "a picture"},
+					{Type: calls.ContentImage, Data: png, MIMEType: "image/png"},
+				},
+				Structured: map[string]any{"width": 1},
+			}, nil
+		}),
+		call("fail", func(context.Context, *calls.Request) (*calls.Result, error) {
+			return calls.Errorf("exit status 2"), nil
+		}),
+		call("goerr", func(context.Context, *calls.Request) (*calls.Result, error) {
+			return nil, errors.New("cannot reach the backend")
+		}),
+		call("binary", func(context.Context, *calls.Request) (*calls.Result, error) {
+			return &calls.Result{Content: []calls.Content{{Type: calls.ContentText, Text: "a\xffb"}}}, nil
+		}),
+	)
+	cs := mcptest.Connect(t, r, nil)
+
+	res, _ := mcptest.CallText(t, cs, "image", nil)
+	if res.IsError || len(res.Content) != 2 {
+		t.Fatalf("image result = %+v", res)
+	}
+	img, ok := res.Content[1].(*sdk.ImageContent)
+	if !ok || string(img.Data) != string(png) || img.MIMEType != "image/png" {
+		t.Errorf("image content = %#v", res.Content[1])
+	}
+	if m, ok := res.StructuredContent.(map[string]any); !ok || m["width"] != 1.0 {
+		t.Errorf("structured = %#v", res.StructuredContent)
+	}
+
+	res, text := mcptest.CallText(t, cs, "fail", nil)
+	if !res.IsError || text != "exit status 2" {
+		t.Errorf("fail = %q (isError %v)", text, res.IsError)
+	}
+
+	_, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "goerr"})
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the backend") {
+		t.Errorf("go error = %v, want a protocol error carrying the message", err)
+	}
+
+	_, text = mcptest.CallText(t, cs, "binary", nil)
+	if text != "a\uFFFDb" {
+		t.Errorf("binary = %q, want invalid UTF-8 replaced", text)
+	}
+}
+
+func TestPanicBecomesToolError(t *testing.T) {
+	r := calls.NewRouter(nil)
+	mustAdd(t, r, call("boom", func(context.Context, *calls.Request) (*calls.Result, error) {
+		panic("kaboom")
+	}), echoCall("echo"))
+	cs := mcptest.Connect(t, r, nil)
+	res, text := mcptest.CallText(t, cs, "boom", nil)
+	if !res.IsError || !strings.Contains(text, "kaboom") {
+		t.Errorf("panic = %q (isError %v), want a tool error", text, res.IsError)
+	}
+	if _, text := mcptest.CallText(t, cs, "echo", map[string]any{"text": "still here"}); text != "still here" {
+		t.Errorf("after a panic echo = %q", text)
+	}
+}
+
+// TestListChanged checks that adding and removing a call reaches a connected
+// client, and that a call removed while the model still knows it answers a
+// tool error that says to list the tools again.
+func TestListChanged(t *testing.T) {
+	r := calls.NewRouter(nil)
+	mustAdd(t, r, echoCall("echo"))
+	changed := make(chan struct{}, 10)
+	cs := mcptest.Connect(t, r, &sdk.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) { changed <- struct{}{} },
+	})
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no notifications/tools/list_changed after %s", what)
+		}
+	}
+	mustAdd(t, r, echoCall("echo2"))
+	wait("add")
+	if got := toolNames(t, cs); strings.Join(got, ",") != "echo,echo2" {
+		t.Errorf("after add tools = %v", got)
+	}
+	r.Remove("echo")
+	wait("remove")
+	if got := toolNames(t, cs); strings.Join(got, ",") != "echo2" {
+		t.Errorf("after remove tools = %v", got)
+	}
+	_, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}})
+	if err == nil || !strings.Contains(err.Error(), "echo") {
+		t.Errorf("removed tool: err = %v, want an unknown-tool error", err)
+	}
+}
+
+// TestUnknownCallAdapter covers the race the SDK cannot see: the tool was
+// still listed when the call arrived but the router no longer has it.
+func TestUnknownCallAdapter(t *testing.T) {
+	// A router with a middleware that removes the call from the router
+	// before the handler runs reproduces "listed, then gone".
+	var r *calls.Router
+	r = calls.NewRouter(nil)
+	mustAdd(t, r, echoCall("echo"))
+	srv := mcp.NewServer(r, nil)
+	t.Cleanup(srv.Close)
+	st, ct := sdk.NewInMemoryTransports()
+	ss, err := srv.SDK().Connect(t.Context(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	// Intercept tools/call on the server: drop the call from the router
+	// just before the adapter's handler runs.
+	srv.SDK().AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
+		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+			if method == "tools/call" {
+				r.Remove("echo")
+			}
+			return next(ctx, method, req)
+		}
+	})
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "t"}, nil).Connect(t.Context(), ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}})
+	if err != nil {
+		// The SDK may already have dropped the tool: then it answers
+		// the protocol error itself, which is also right.
+		if !strings.Contains(err.Error(), "unknown tool") {
+			t.Fatalf("err = %v", err)
+		}
+		return
+	}
+	if !res.IsError || !strings.Contains(mcptest.TextOf(res), "tools/list") {
+		t.Errorf("result = %q (isError %v), want a tool error telling to list tools again", mcptest.TextOf(res), res.IsError)
+	}
+}
+
+func TestProgressAndLogging(t *testing.T) {
+	r := calls.NewRouter(nil)
+	mustAdd(t, r, call("work", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		for i := 1; i <= 3; i++ {
+			req.Progress.Report(ctx, float64(i), 3, fmt.Sprintf("step %d", i))
+		}
+		req.Progress.Report(ctx, 2, 3, "backwards") // dropped: progress must increase
+		req.Logger.InfoContext(ctx, "working hard", "step", 3)
+		req.Logger.DebugContext(ctx, "too detailed")
+		return calls.Text("done"), nil
+	}))
+	var (
+		mu       sync.Mutex
+		progress []string
+		logs     []string
+	)
+	cs := mcptest.Connect(t, r, &sdk.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *sdk.ProgressNotificationClientRequest) {
+			mu.Lock()
+			progress = append(progress, fmt.Sprintf("%v/%v %s", req.Params.Progress, req.Params.Total, req.Params.Message))
+			mu.Unlock()
+		},
+		LoggingMessageHandler: func(_ context.Context, req *sdk.LoggingMessageRequest) {
+			mu.Lock()
+			b, _ := json.Marshal(req.Params.Data)
+			logs = append(logs, fmt.Sprintf("%s %s %s", req.Params.Level, req.Params.Logger, b))
+			mu.Unlock()
+		},
+	})
+	// The 2026-07-28 protocol carries the wanted log level on each request.
+	meta := sdk.Meta{sdk.MetaKeyLogLevel: "info"}
+	// Without a progress token: no progress.
+	if _, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "work", Arguments: map[string]any{}, Meta: meta}); err != nil {
+		t.Fatal(err)
+	}
+	p := &sdk.CallToolParams{Name: "work", Arguments: map[string]any{}, Meta: meta}
+	p.SetProgressToken("tok-1")
+	if _, err := cs.CallTool(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	// Notifications are sent before the reply on the same connection, but
+	// delivered to handlers asynchronously.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		np, nl := len(progress), len(logs)
+		mu.Unlock()
+		if np >= 3 && nl >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "1/3 step 1,2/3 step 2,3/3 step 3"; strings.Join(progress, ",") != want {
+		t.Errorf("progress = %q, want %q", progress, want)
+	}
+	if len(logs) != 2 {
+		t.Fatalf("logs = %q, want 2 info records", logs)
+	}
+	for _, l := range logs {
+		if !strings.HasPrefix(l, "info work ") || !strings.Contains(l, `"msg":"working hard"`) || !strings.Contains(l, `"step":3`) {
+			t.Errorf("log = %q", l)
+		}
+	}
+}
+
+func TestCancellation(t *testing.T) {
+	r := calls.NewRouter(nil)
+	started := make(chan struct{})
+	stopped := make(chan error, 1)
+	mustAdd(t, r, call("hang", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		close(started)
+		<-ctx.Done()
+		stopped <- ctx.Err()
+		return nil, ctx.Err()
+	}))
+	cs := mcptest.Connect(t, r, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "hang"})
+		errc <- err
+	}()
+	<-started
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("client err = %v, want context.Canceled", err)
+	}
+	select {
+	case err := <-stopped:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("handler ctx err = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler's context was not cancelled by notifications/cancelled")
+	}
+}
+
+// TestSessionLifecycle checks that a call sees one calls.Session per MCP
+// session, and that it closes when the client goes away.
+func TestSessionLifecycle(t *testing.T) {
+	r := calls.NewRouter(nil)
+	seen := make(chan *calls.Session, 10)
+	closed := make(chan string, 10)
+	mustAdd(t, r, call("who", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		req.Session.OnClose(func() { closed <- req.Session.ID() })
+		seen <- req.Session
+		return calls.Text(req.Session.ID()), nil
+	}))
+	srv := mcp.NewServer(r, nil)
+	t.Cleanup(srv.Close)
+	connect := func() *sdk.ClientSession {
+		st, ct := sdk.NewInMemoryTransports()
+		if _, err := srv.SDK().Connect(t.Context(), st, nil); err != nil {
+			t.Fatal(err)
+		}
+		cs, err := sdk.NewClient(&sdk.Implementation{Name: "t"}, nil).Connect(t.Context(), ct, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs
+	}
+	a, b := connect(), connect()
+	mcptest.CallText(t, a, "who", nil)
+	mcptest.CallText(t, a, "who", nil)
+	mcptest.CallText(t, b, "who", nil)
+	s1, s2, s3 := <-seen, <-seen, <-seen
+	if s1 != s2 {
+		t.Error("two calls on one MCP session got different calls.Sessions")
+	}
+	if s1 == s3 {
+		t.Error("two MCP sessions share a calls.Session")
+	}
+	a.Close()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("calls.Session not closed when its MCP session ended")
+	}
+	if s3.Closed() {
+		t.Error("closing one session closed another")
+	}
+	b.Close()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("second calls.Session not closed")
+	}
+}
+
+// TestCloseCancelsCalls checks that Server.Close cancels running calls and
+// waits for them.
+func TestCloseCancelsCalls(t *testing.T) {
+	r := calls.NewRouter(nil)
+	started := make(chan struct{})
+	var finished atomic.Bool
+	mustAdd(t, r, call("hang", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		close(started)
+		<-ctx.Done()
+		time.Sleep(20 * time.Millisecond)
+		finished.Store(true)
+		return nil, ctx.Err()
+	}))
+	srv := mcp.NewServer(r, nil)
+	st, ct := sdk.NewInMemoryTransports()
+	if _, err := srv.SDK().Connect(t.Context(), st, nil); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "t"}, nil).Connect(t.Context(), ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	go cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "hang"})
+	<-started
+	srv.Close()
+	if !finished.Load() {
+		t.Error("Close returned before the running call finished")
+	}
+}
+
+// TestMirrorSurvivesBadTool feeds the adapter a call the SDK panics on
+// (an x-mcp-header annotation with an invalid header name, which
+// calls.Validate accepts). The server must log it, leave it out and keep
+// serving the rest.
+func TestMirrorSurvivesBadTool(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil))
+	r := calls.NewRouter(nil)
+	srv := mcp.NewServer(r, &mcp.ServerOptions{Logger: log})
+	defer srv.Close()
+	bad := call("bad", func(context.Context, *calls.Request) (*calls.Result, error) { return calls.Text(""), nil })
+	bad.InputSchema = json.RawMessage(`{"type":"object","properties":{"a":{"type":"string","x-mcp-header":"bad header"}}}`)
+	mustAdd(t, r, bad, echoCall("echo"))
+	st, ct := sdk.NewInMemoryTransports()
+	if _, err := srv.SDK().Connect(t.Context(), st, nil); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "t"}, nil).Connect(t.Context(), ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if names := toolNames(t, cs); strings.Join(names, ",") != "echo" {
+		t.Errorf("tools = %v, want only echo", names)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(buf.String(), "tool not served") || !strings.Contains(buf.String(), "call=bad") {
+		t.Errorf("log = %q, want the rejected tool named", buf.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
