@@ -1,0 +1,617 @@
+// Package agent owns the model-agnostic tool-calling loop: it sends a
+// conversation and the live set of calls to a chat model, runs every tool
+// call the model asks for (in parallel when there are several), feeds the
+// results back, and repeats until the model answers or a step limit is
+// reached.
+//
+// The model is anything that implements [Model]; the tools are anything that
+// lists and invokes calls, such as a [calls.Router] that an MCP client keeps
+// in step with remote servers. The package knows nothing about HTTP, MCP or
+// terminals.
+//
+// A tool failure never stops a turn: invalid JSON arguments, an unknown tool
+// name, a denied approval or a call that could not be made all go back to the
+// model as tool errors, so that it can recover. Only a model error, a
+// cancelled context or the step limit end a turn early.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// Tools is what the agent needs from a set of calls. *calls.Router
+// implements it.
+type Tools interface {
+	List() []calls.Call
+	Call(ctx context.Context, name string, req *calls.Request) (*calls.Result, error)
+}
+
+var _ Tools = (*calls.Router)(nil)
+
+// ErrMaxSteps is returned by Ask when the model was still calling tools
+// after Options.MaxSteps steps.
+var ErrMaxSteps = errors.New("agent: step limit reached without a final answer")
+
+// Defaults used where Options leaves a field zero.
+const (
+	DefaultMaxSteps       = 10
+	DefaultMaxResultBytes = 32 << 10
+)
+
+// Options configures an Agent. The zero value is usable.
+type Options struct {
+	// Model is the model name sent with each request. Empty means the
+	// Model implementation's default.
+	Model string
+	// System is a system prompt put before the conversation. Empty means
+	// none.
+	System string
+	// MaxSteps bounds the model calls of one turn. Zero means
+	// DefaultMaxSteps; negative means no limit.
+	MaxSteps int
+	// MaxParallel bounds how many tool calls of one step run at once. Zero
+	// or negative means all of them.
+	MaxParallel int
+	// MaxResultBytes caps the text of one tool result fed back to the
+	// model; the rest is cut with a note. Zero means DefaultMaxResultBytes;
+	// negative means no cap.
+	MaxResultBytes int
+	// ExtractTextCalls makes the agent look for tool calls that the model
+	// wrote as JSON text instead of making structured calls (see
+	// ExtractToolCalls), and run them.
+	ExtractTextCalls bool
+	// Approve, when set, is asked before each tool call, one at a time and
+	// in order. Returning false denies the call (the model is told so); an
+	// error ends the turn.
+	Approve func(ctx context.Context, call ToolCall) (bool, error)
+	// OnEvent, when set, receives what the agent does as it happens. Calls
+	// are serialised: OnEvent is never called concurrently.
+	OnEvent func(Event)
+	// Session is passed with every tool call. Nil means one the agent
+	// makes.
+	Session *calls.Session
+	// Logger receives debug records. Nil discards.
+	Logger *slog.Logger
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// The kinds of Event.
+const (
+	// EventModelStart: a model call begins (Step).
+	EventModelStart EventKind = iota + 1
+	// EventReasoning: thinking text streamed in (Text).
+	EventReasoning
+	// EventContent: answer text streamed in (Text). Text that turns out to
+	// be a tool call written as text is not reported.
+	EventContent
+	// EventModelDone: the model call ended (Usage, Duration, Err).
+	EventModelDone
+	// EventToolStart: a tool call begins (Call).
+	EventToolStart
+	// EventToolDone: a tool call ended (Record).
+	EventToolDone
+)
+
+// Event is one thing the agent did.
+type Event struct {
+	Kind     EventKind
+	Step     int
+	Text     string
+	Call     *ToolCall
+	Record   *CallRecord
+	Usage    Usage
+	Duration time.Duration
+	Err      error
+}
+
+// CallRecord is one tool call of a turn and how it went.
+type CallRecord struct {
+	Step      int
+	ID        string
+	Name      string
+	Arguments string
+	// Result is the text fed back to the model.
+	Result  string
+	IsError bool
+	// Denied is set when Approve said no.
+	Denied bool
+	// FromText is set when the call was found in the model's text rather
+	// than made as a structured call.
+	FromText bool
+	Duration time.Duration
+}
+
+// Turn is the outcome of one Ask.
+type Turn struct {
+	// Answer is the final answer, or the last text the model wrote when
+	// the turn ended early.
+	Answer    string
+	Reasoning string
+	// Steps counts the model calls.
+	Steps    int
+	Calls    []CallRecord
+	Usage    Usage
+	Duration time.Duration
+}
+
+// Agent holds a conversation with a model that can call tools. Ask runs one
+// turn at a time; the other methods are safe to call concurrently with it.
+type Agent struct {
+	model Model
+	tools Tools
+	opts  Options
+	log   *slog.Logger
+	sess  *calls.Session
+
+	turnMu sync.Mutex // one Ask at a time
+	evMu   sync.Mutex // serialises OnEvent
+
+	mu      sync.Mutex
+	name    string
+	history []Message
+}
+
+// New returns an agent that talks to m and calls tools from t. A nil opts
+// means the defaults; t may be nil for a model without tools.
+func New(m Model, t Tools, opts *Options) *Agent {
+	a := &Agent{model: m, tools: t}
+	if opts != nil {
+		a.opts = *opts
+	}
+	if a.opts.MaxSteps == 0 {
+		a.opts.MaxSteps = DefaultMaxSteps
+	}
+	if a.opts.MaxResultBytes == 0 {
+		a.opts.MaxResultBytes = DefaultMaxResultBytes
+	}
+	a.log = a.opts.Logger
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	a.sess = a.opts.Session
+	if a.sess == nil {
+		a.sess = calls.NewSession("")
+	}
+	a.name = a.opts.Model
+	return a
+}
+
+// Model returns the model name sent with requests.
+func (a *Agent) Model() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.name
+}
+
+// SetModel changes the model used from the next step on.
+func (a *Agent) SetModel(name string) {
+	a.mu.Lock()
+	a.name = name
+	a.mu.Unlock()
+}
+
+// History returns a copy of the conversation so far, without the system
+// prompt.
+func (a *Agent) History() []Message {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.history)
+}
+
+// Reset forgets the conversation; the system prompt stays.
+func (a *Agent) Reset() {
+	a.mu.Lock()
+	a.history = nil
+	a.mu.Unlock()
+}
+
+// Tools returns the tools as the model is told about them, sorted by name.
+func (a *Agent) Tools() []Tool {
+	if a.tools == nil {
+		return nil
+	}
+	cs := a.tools.List()
+	out := make([]Tool, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, Tool{Name: c.Name, Description: c.Description, Parameters: c.InputSchema})
+	}
+	slices.SortFunc(out, func(x, y Tool) int { return strings.Compare(x.Name, y.Name) })
+	return out
+}
+
+func (a *Agent) emit(e Event) {
+	if a.opts.OnEvent == nil {
+		return
+	}
+	a.evMu.Lock()
+	defer a.evMu.Unlock()
+	a.opts.OnEvent(e)
+}
+
+// Ask adds prompt to the conversation as a user message and runs the loop
+// until the model answers. The returned Turn is never nil; on error it
+// holds what was done before the error.
+//
+// When the turn fails (the model failed, ctx was cancelled, Approve
+// failed), the conversation is left as it was before Ask, so the user may
+// ask again. When the step limit stops it (ErrMaxSteps), the conversation
+// keeps every step, so that a later Ask can continue from there.
+func (a *Agent) Ask(ctx context.Context, prompt string) (*Turn, error) {
+	a.turnMu.Lock()
+	defer a.turnMu.Unlock()
+
+	start := time.Now()
+	turn := &Turn{}
+	a.mu.Lock()
+	saved := len(a.history)
+	a.history = append(a.history, Message{Role: RoleUser, Content: prompt})
+	a.mu.Unlock()
+
+	err := a.loop(ctx, turn)
+	turn.Duration = time.Since(start)
+	if err != nil && !errors.Is(err, ErrMaxSteps) {
+		a.mu.Lock()
+		a.history = a.history[:saved:saved]
+		a.mu.Unlock()
+	}
+	return turn, err
+}
+
+func (a *Agent) loop(ctx context.Context, turn *Turn) error {
+	for step := 1; ; step++ {
+		if a.opts.MaxSteps > 0 && step > a.opts.MaxSteps {
+			return fmt.Errorf("%w (%d steps); raise the step limit or ask the model to continue", ErrMaxSteps, a.opts.MaxSteps)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		turn.Steps = step
+		msg, fromText, err := a.step(ctx, step, turn)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.history = append(a.history, msg)
+		a.mu.Unlock()
+		turn.Answer = msg.Content
+		if msg.Reasoning != "" {
+			if turn.Reasoning != "" {
+				turn.Reasoning += "\n"
+			}
+			turn.Reasoning += msg.Reasoning
+		}
+		if len(msg.ToolCalls) == 0 {
+			return nil
+		}
+		recs, err := a.runCalls(ctx, step, msg.ToolCalls, fromText)
+		turn.Calls = append(turn.Calls, recs...)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		for _, r := range recs {
+			a.history = append(a.history, Message{Role: RoleTool, Content: r.Result, ToolCallID: r.ID, ToolName: r.Name})
+		}
+		a.mu.Unlock()
+	}
+}
+
+// step makes one model call and returns the assistant message, with tool
+// calls found in its text when extraction is on.
+func (a *Agent) step(ctx context.Context, step int, turn *Turn) (Message, bool, error) {
+	tools := a.Tools()
+	a.mu.Lock()
+	req := &Request{Model: a.name}
+	if a.opts.System != "" {
+		req.Messages = append(req.Messages, Message{Role: RoleSystem, Content: a.opts.System})
+	}
+	req.Messages = append(req.Messages, a.history...)
+	a.mu.Unlock()
+	req.Tools = tools
+
+	gate := &contentGate{hold: a.opts.ExtractTextCalls && len(tools) > 0, emit: func(s string) {
+		a.emit(Event{Kind: EventContent, Step: step, Text: s})
+	}}
+	onDelta := func(d Delta) {
+		if d.Reasoning != "" {
+			a.emit(Event{Kind: EventReasoning, Step: step, Text: d.Reasoning})
+		}
+		if d.Content != "" {
+			gate.write(d.Content)
+		}
+	}
+
+	a.emit(Event{Kind: EventModelStart, Step: step})
+	t0 := time.Now()
+	reply, err := a.model.Complete(ctx, req, onDelta)
+	if err == nil && reply == nil {
+		err = errors.New("model returned no reply")
+	}
+	var usage Usage
+	if reply != nil {
+		usage = reply.Usage
+	}
+	turn.Usage = turn.Usage.Add(usage)
+	a.emit(Event{Kind: EventModelDone, Step: step, Usage: usage, Duration: time.Since(t0), Err: err})
+	if err != nil {
+		if ctx.Err() != nil {
+			return Message{}, false, ctx.Err()
+		}
+		return Message{}, false, fmt.Errorf("agent: model: %w", err)
+	}
+
+	msg := reply.Message
+	msg.Role = RoleAssistant
+	fromText := false
+	if gate.hold && len(msg.ToolCalls) == 0 {
+		known := map[string]bool{}
+		for _, t := range tools {
+			known[t.Name] = true
+		}
+		found, spans := findToolCalls(msg.Content, func(n string) bool { return known[n] })
+		if len(found) > 0 {
+			msg.ToolCalls = found
+			rest := removeSpans(msg.Content, spans)
+			gate.finish(rest)
+			msg.Content = strings.TrimSpace(rest)
+			fromText = true
+			a.log.Debug("tool calls found in text", "step", step, "calls", len(found))
+		}
+	}
+	if !fromText {
+		gate.finish(msg.Content)
+	}
+	for i := range msg.ToolCalls {
+		if msg.ToolCalls[i].ID == "" {
+			msg.ToolCalls[i].ID = "call_" + strings.ToLower(rand.Text()[:12])
+		}
+	}
+	return msg, fromText, nil
+}
+
+// runCalls checks, approves and runs the calls of one step, in parallel,
+// and returns their records in the order of calls.
+func (a *Agent) runCalls(ctx context.Context, step int, tcs []ToolCall, fromText bool) ([]CallRecord, error) {
+	recs := make([]CallRecord, len(tcs))
+	args := make([]json.RawMessage, len(tcs))
+	run := make([]bool, len(tcs))
+	known := map[string]bool{}
+	var names []string
+	if a.tools != nil {
+		for _, c := range a.tools.List() {
+			known[c.Name] = true
+			names = append(names, c.Name)
+		}
+	}
+	slices.Sort(names)
+	for i, tc := range tcs {
+		recs[i] = CallRecord{Step: step, ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments, FromText: fromText}
+		if !known[tc.Name] {
+			avail := strings.Join(names, ", ")
+			if avail == "" {
+				avail = "none"
+			}
+			recs[i].IsError = true
+			recs[i].Result = fmt.Sprintf("error: unknown tool %q; the available tools are: %s", tc.Name, avail)
+			continue
+		}
+		raw, err := NormalizeArguments(tc.Arguments)
+		if err != nil {
+			recs[i].IsError = true
+			recs[i].Result = fmt.Sprintf("error: invalid arguments for %s: %v. Call it again with the arguments as one JSON object that matches its input schema.", tc.Name, err)
+			continue
+		}
+		args[i] = raw
+		if a.opts.Approve != nil {
+			ok, err := a.opts.Approve(ctx, tc)
+			if err != nil {
+				return recs[:0], err
+			}
+			if !ok {
+				recs[i].Denied = true
+				recs[i].IsError = true
+				recs[i].Result = fmt.Sprintf("error: the user did not allow this call to %s. Do not retry it; answer without it or ask the user.", tc.Name)
+				continue
+			}
+		}
+		run[i] = true
+	}
+	for i := range recs {
+		if !run[i] {
+			a.emit(Event{Kind: EventToolStart, Step: step, Call: &tcs[i]})
+			a.emit(Event{Kind: EventToolDone, Step: step, Record: &recs[i]})
+		}
+	}
+
+	limit := a.opts.MaxParallel
+	if limit <= 0 {
+		limit = len(tcs)
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := range tcs {
+		if !run[i] {
+			continue
+		}
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				recs[i].IsError, recs[i].Result = true, "error: cancelled"
+				return
+			}
+			defer func() { <-sem }()
+			a.emit(Event{Kind: EventToolStart, Step: step, Call: &tcs[i]})
+			t0 := time.Now()
+			res, err := a.tools.Call(ctx, tcs[i].Name, &calls.Request{Arguments: args[i], Session: a.sess})
+			recs[i].Duration = time.Since(t0)
+			switch {
+			case err != nil:
+				recs[i].IsError = true
+				recs[i].Result = fmt.Sprintf("error: the call to %s could not be made: %v", tcs[i].Name, err)
+			default:
+				recs[i].IsError = res.IsError
+				recs[i].Result = a.resultText(res)
+			}
+			a.emit(Event{Kind: EventToolDone, Step: step, Record: &recs[i]})
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return recs, err
+	}
+	return recs, nil
+}
+
+// resultText renders a tool result for the model.
+func (a *Agent) resultText(res *calls.Result) string {
+	var b strings.Builder
+	if res.IsError {
+		b.WriteString("error: ")
+	}
+	for i, c := range res.Content {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		switch c.Type {
+		case calls.ContentText:
+			b.WriteString(c.Text)
+		default:
+			fmt.Fprintf(&b, "[%s content: %s, %d bytes]", c.Type, c.MIMEType, len(c.Data))
+		}
+	}
+	if len(res.Content) == 0 && res.Structured != nil {
+		if j, err := json.Marshal(res.Structured); err == nil {
+			b.Write(j)
+		}
+	}
+	s := b.String()
+	if strings.TrimSpace(s) == "" || s == "error: " {
+		s += "(no output)"
+	}
+	if max := a.opts.MaxResultBytes; max > 0 && len(s) > max {
+		cut := max
+		for cut > 0 && !utf8Start(s[cut]) {
+			cut--
+		}
+		s = fmt.Sprintf("%s\n[output cut: %d of %d bytes shown]", s[:cut], cut, len(s))
+	}
+	return s
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+
+// NormalizeArguments turns the arguments a model wrote into one JSON
+// object: empty text becomes {}, and an object encoded once more as a JSON
+// string (a habit of some models) is decoded. Anything else that is not a
+// JSON object is an error that says what was wrong.
+func NormalizeArguments(s string) (json.RawMessage, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "null" {
+		return json.RawMessage("{}"), nil
+	}
+	if !json.Valid([]byte(s)) {
+		var v any
+		err := json.Unmarshal([]byte(s), &v)
+		return nil, fmt.Errorf("not valid JSON (%v)", err)
+	}
+	if s[0] == '"' {
+		var inner string
+		if err := json.Unmarshal([]byte(s), &inner); err == nil {
+			inner = strings.TrimSpace(inner)
+			if strings.HasPrefix(inner, "{") && json.Valid([]byte(inner)) {
+				return json.RawMessage(inner), nil
+			}
+		}
+	}
+	if s[0] != '{' {
+		return nil, errors.New("a JSON object is needed, not " + jsonKind(s[0]))
+	}
+	return json.RawMessage(s), nil
+}
+
+func jsonKind(c byte) string {
+	switch c {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// contentGate passes streamed answer text on, except text that may be a
+// tool call written as text: from the first character that could start one,
+// it holds the text back until the reply is complete.
+type contentGate struct {
+	hold    bool
+	emit    func(string)
+	all     strings.Builder
+	emitted int
+	held    bool
+}
+
+func (g *contentGate) write(s string) {
+	g.all.WriteString(s)
+	if !g.hold {
+		g.emit(s)
+		g.emitted = g.all.Len()
+		return
+	}
+	if g.held {
+		return
+	}
+	pending := g.all.String()[g.emitted:]
+	i := strings.IndexAny(pending, "{[<`")
+	if i < 0 {
+		g.emit(pending)
+		g.emitted += len(pending)
+		return
+	}
+	if i > 0 {
+		g.emit(pending[:i])
+		g.emitted += i
+	}
+	g.held = true
+}
+
+// finish emits what is left of the reply once tool calls (if any) are
+// removed from it; final is the reply's content without them.
+func (g *contentGate) finish(final string) {
+	if !g.hold {
+		if g.all.Len() == 0 && final != "" {
+			g.emit(final) // the model did not stream
+		}
+		return
+	}
+	shown := g.all.String()[:g.emitted]
+	var rest string
+	if strings.HasPrefix(final, shown) {
+		rest = final[len(shown):]
+	} else if g.emitted == 0 {
+		rest = final
+	}
+	if g.held {
+		rest = strings.TrimRight(rest, " \t\r\n")
+	}
+	if rest != "" {
+		g.emit(rest)
+	}
+}
