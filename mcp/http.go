@@ -1,0 +1,374 @@
+package mcp
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Defaults used where HTTPOptions leaves a field zero.
+const (
+	DefaultPath               = "/mcp"
+	DefaultSessionIdleTimeout = 30 * time.Minute
+	DefaultMaxBodyBytes       = 4 << 20
+)
+
+// HTTPOptions configures Server.HTTPHandler. A nil *HTTPOptions means the
+// defaults: the MCP endpoint at /mcp, no token (so loopback only, see
+// CheckListen), no foreign origins, stateful sessions closed after 30
+// minutes idle, 4 MiB request bodies.
+type HTTPOptions struct {
+	// Path is where the MCP endpoint is served. Empty means DefaultPath.
+	Path string
+	// Token, when set, must arrive on every MCP request as
+	// "Authorization: Bearer <Token>"; anything else gets 401. Empty means
+	// no authentication, which is only safe on a loopback address.
+	Token string
+	// AllowedOrigins lists the browser origins (such as
+	// "https://app.example.com") allowed to call the endpoint; they also
+	// get CORS headers. A request without an Origin header (any non-browser
+	// client) and a same-origin request pass; any other Origin gets 403.
+	AllowedOrigins []string
+	// AllowedHosts lists the Host header values (host names, with or
+	// without a port) accepted, against DNS rebinding. Empty means: on a
+	// connection to a loopback address, only loopback names (localhost,
+	// 127.0.0.1, [::1]); on any other address, any host.
+	AllowedHosts []string
+	// Stateless serves every request with a fresh session, so that several
+	// replicas can sit behind a load balancer without sticky sessions.
+	// Server-to-client requests are not possible then, and a per-session
+	// sandbox workspace lasts one request.
+	Stateless bool
+	// SessionIdleTimeout closes a stateful session that has seen no request
+	// for that long. Zero means DefaultSessionIdleTimeout; negative means
+	// never.
+	SessionIdleTimeout time.Duration
+	// MaxBodyBytes caps a request body; a larger one gets 413. Zero or
+	// negative means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Backends, when set, reports the state of the model servers for
+	// /readyz. Nil reports none.
+	Backends func() []BackendStatus
+	// Logger receives one record per rejected request. Nil discards.
+	Logger *slog.Logger
+}
+
+// BackendStatus is one model server's state as /readyz shows it.
+type BackendStatus struct {
+	// URL names the server; user information in it is not shown.
+	URL    string `json:"url"`
+	Up     bool   `json:"up"`
+	Models int    `json:"models"`
+	Err    string `json:"error,omitempty"`
+}
+
+// HTTPHandler returns the streamable HTTP handler of s with its security
+// layer, plus /healthz and /readyz. Every request passes, in order:
+//
+//  1. the Host check (DNS rebinding): 403;
+//  2. the Origin check: 403 (allowed origins also get CORS answers);
+//  3. on the MCP endpoint, the bearer token: 401 with WWW-Authenticate;
+//  4. the body limit: 413.
+//
+// /healthz (liveness) and /readyz (the router holds calls; the backends'
+// state) need no token and show no secrets. Any other path is 404.
+func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
+	var o HTTPOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Path == "" {
+		o.Path = DefaultPath
+	}
+	if !strings.HasPrefix(o.Path, "/") || o.Path == "/healthz" || o.Path == "/readyz" {
+		return nil, fmt.Errorf("mcp: http path %q must start with / and not be /healthz or /readyz", o.Path)
+	}
+	if o.SessionIdleTimeout == 0 {
+		o.SessionIdleTimeout = DefaultSessionIdleTimeout
+	}
+	if o.SessionIdleTimeout < 0 {
+		o.SessionIdleTimeout = 0 // the SDK's "never"
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	origins := map[string]bool{}
+	for _, raw := range o.AllowedOrigins {
+		origin, err := normalizeOrigin(raw)
+		if err != nil {
+			return nil, fmt.Errorf("mcp: allowed origin %q: %w", raw, err)
+		}
+		origins[origin] = true
+	}
+	hosts := make([]string, 0, len(o.AllowedHosts))
+	for _, h := range o.AllowedHosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h == "" {
+			return nil, fmt.Errorf("mcp: allowed host is empty")
+		}
+		hosts = append(hosts, h)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	mcpHandler := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s.sdk }, &sdk.StreamableHTTPOptions{
+		Stateless:                    o.Stateless,
+		SessionTimeout:               o.SessionIdleTimeout,
+		MaxRequestBodyBytes:          o.MaxBodyBytes,
+		PropagateRequestCancellation: true,
+		// Our Host check below does the same job and also honours
+		// AllowedHosts (a reverse proxy on loopback).
+		DisableLocalhostProtection: true,
+		Logger:                     slog.New(sdkLogHandler{log.Handler()}),
+	})
+	h := &httpHandler{
+		s:       s,
+		o:       o,
+		origins: origins,
+		hosts:   hosts,
+		log:     log,
+		mcp:     mcpHandler,
+	}
+	if o.Token != "" {
+		sum := sha256.Sum256([]byte(o.Token))
+		h.tokenSum = sum[:]
+	}
+	return h, nil
+}
+
+type httpHandler struct {
+	s        *Server
+	o        HTTPOptions
+	origins  map[string]bool
+	hosts    []string
+	tokenSum []byte
+	log      *slog.Logger
+	mcp      http.Handler
+}
+
+func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.hostAllowed(r) {
+		h.reject(w, r, http.StatusForbidden, fmt.Sprintf("Forbidden: Host %q is not allowed (DNS rebinding protection); connect to 127.0.0.1 or localhost, or add the host to --allowed-host", r.Host))
+		return
+	}
+	origin := r.Header.Get("Origin")
+	if !h.originAllowed(r, origin) {
+		h.reject(w, r, http.StatusForbidden, fmt.Sprintf("Forbidden: Origin %q is not allowed; add it to --allowed-origin to let that web page call this server", origin))
+		return
+	}
+	switch r.URL.Path {
+	case "/healthz":
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	case "/readyz":
+		h.ready(w)
+		return
+	case h.o.Path:
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if origin != "" && h.origins[origin] {
+		setCORS(w, origin)
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	if h.tokenSum != nil && !h.authorized(r) {
+		desc := "a bearer token is required"
+		challenge := `Bearer realm="membrane"`
+		if r.Header.Get("Authorization") != "" {
+			desc = "the bearer token is not valid"
+			challenge += `, error="invalid_token", error_description="` + desc + `"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+		h.reject(w, r, http.StatusUnauthorized, "Unauthorized: "+desc+` (send "Authorization: Bearer <token>" with the server's --token)`)
+		return
+	}
+	if r.ContentLength > h.o.MaxBodyBytes {
+		h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request Entity Too Large: the body is %d bytes, the limit is %d (--max-body)", r.ContentLength, h.o.MaxBodyBytes))
+		return
+	}
+	if r.Body != nil {
+		// The SDK answers 413 itself when a body without a length
+		// goes over.
+		r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
+	}
+	h.mcp.ServeHTTP(w, r)
+}
+
+func (h *httpHandler) reject(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	h.log.Warn("http request rejected", "status", code, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
+	http.Error(w, msg, code)
+}
+
+// hostAllowed is the DNS-rebinding check.
+func (h *httpHandler) hostAllowed(r *http.Request) bool {
+	host := strings.ToLower(r.Host)
+	if len(h.hosts) > 0 {
+		name := hostOnly(host)
+		for _, a := range h.hosts {
+			if a == host || a == name {
+				return true
+			}
+		}
+		return false
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok || local == nil || !isLoopbackAddr(local.String()) {
+		return true
+	}
+	return isLoopbackHost(hostOnly(host))
+}
+
+// originAllowed lets through requests from non-browser clients (no Origin),
+// same-origin requests, and the allowed origins.
+func (h *httpHandler) originAllowed(r *http.Request, origin string) bool {
+	if origin == "" {
+		// A browser that sends Sec-Fetch-Site but no Origin is making a
+		// same-origin or user-initiated request, or a cross-site one we
+		// cannot vouch for.
+		switch r.Header.Get("Sec-Fetch-Site") {
+		case "", "same-origin", "none":
+			return true
+		}
+		return false
+	}
+	if h.origins[origin] {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false // includes "null"
+	}
+	return strings.EqualFold(u.Host, r.Host)
+}
+
+func (h *httpHandler) authorized(r *http.Request) bool {
+	v := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	// Comparing digests keeps the time independent of the token's length
+	// as well as its content.
+	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(sum[:], h.tokenSum) == 1
+}
+
+func (h *httpHandler) ready(w http.ResponseWriter) {
+	type readiness struct {
+		Status   string          `json:"status"`
+		Tools    int             `json:"tools"`
+		Backends []BackendStatus `json:"backends"`
+	}
+	rd := readiness{Status: "ready", Tools: h.s.router.Len(), Backends: []BackendStatus{}}
+	if h.o.Backends != nil {
+		for _, b := range h.o.Backends() {
+			b.URL = redactURL(b.URL)
+			rd.Backends = append(rd.Backends, b)
+		}
+	}
+	code := http.StatusOK
+	h.s.mu.Lock()
+	closed := h.s.closed
+	h.s.mu.Unlock()
+	switch {
+	case closed:
+		rd.Status, code = "shutting down", http.StatusServiceUnavailable
+	case rd.Tools == 0:
+		rd.Status, code = "no tools loaded", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, rd)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func setCORS(w http.ResponseWriter, origin string) {
+	hd := w.Header()
+	hd.Set("Access-Control-Allow-Origin", origin)
+	hd.Add("Vary", "Origin")
+	hd.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+	hd.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-Id")
+	hd.Set("Access-Control-Expose-Headers", "Mcp-Session-Id, WWW-Authenticate")
+	hd.Set("Access-Control-Max-Age", "600")
+}
+
+// normalizeOrigin checks that raw is scheme://host[:port] and returns it in
+// the form browsers send.
+func normalizeOrigin(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "", err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("want scheme://host[:port], such as https://app.example.com")
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.Fragment = ""
+	return u.String()
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isLoopbackAddr(addr string) bool {
+	return isLoopbackHost(hostOnly(addr))
+}
+
+// CheckListen reports whether serving on addr (host:port) with this token is
+// safe: an address other than loopback (127.0.0.0/8, ::1, localhost) needs a
+// token, since anyone who can reach it could run code in the sandbox.
+func CheckListen(addr, token string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: want host:port, such as 127.0.0.1:8765", addr)
+	}
+	if token != "" || isLoopbackHost(strings.ToLower(host)) {
+		return nil
+	}
+	shown := host
+	if shown == "" {
+		shown = "every interface"
+	}
+	return fmt.Errorf("refusing to serve on %s (%s) without a token: anyone who can reach it could run commands in the sandbox; "+
+		"set --token, MEMBRANE_TOKEN or --token-file, or listen on 127.0.0.1", addr, shown)
+}
