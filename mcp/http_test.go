@@ -384,4 +384,3 @@ func TestHTTPCancel(t *testing.T) {
 		t.Fatal("cancelling over HTTP did not cancel the handler")
 	}
 }
-
