@@ -1,0 +1,391 @@
+package ollama
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ollama/ollama/api"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// Progress pacing: at most one token report per progressEvery, and a
+// heartbeat every progressHeartbeat while the model loads or the call
+// waits, so that clients with a fixed timeout (often 60 s) keep waiting.
+const (
+	progressEvery     = 200 * time.Millisecond
+	progressHeartbeat = 5 * time.Second
+	progressTail      = 160 // characters of partial text in a progress message
+)
+
+// chatCall is the call for a chat tool: a model's own (spec nil) or a
+// logical tool bound to it.
+func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
+	flags := schemaFlags{
+		vision: mod.has(capVision),
+		think:  mod.has(capThinking),
+		system: spec == nil || spec.System == "",
+		numCtx: mod.ContextLength,
+	}
+	var desc strings.Builder
+	if spec != nil && spec.Description != "" {
+		fmt.Fprintf(&desc, "%s (runs the local model %s: %s.)", spec.Description, mod.Name, mod.summary())
+	} else {
+		fmt.Fprintf(&desc, "Chat with the local model %s (%s).", mod.Name, mod.summary())
+	}
+	desc.WriteString(" Give a prompt, or messages for a conversation")
+	if flags.system {
+		desc.WriteString(", an optional system prompt")
+	}
+	desc.WriteString(", options such as temperature, and format for JSON output (\"json\" or a JSON schema). Returns the model's answer.")
+	if flags.vision {
+		desc.WriteString(" It sees images: pass them in images, as base64 or as paths in the session workspace.")
+	}
+	if flags.think {
+		desc.WriteString(" Set think to have it reason first; the reasoning comes back separately.")
+	}
+	key := modelKey(mod.Name)
+	return calls.Call{
+		Name:        name,
+		Title:       "Chat: " + mod.Name,
+		Description: desc.String(),
+		InputSchema: chatSchema(flags),
+		Kind:        calls.KindModel,
+		Group:       Group,
+		Timeout:     m.cfg.CallTimeout,
+		Concurrency: -1, // the model's gate queues instead
+		ReadOnly:    true,
+		Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+			a, err := decodeChat(req.Arguments, false, spec != nil && spec.System != "")
+			if err != nil {
+				return calls.Errorf("%v", err), nil
+			}
+			mod, ok := m.lookup(key)
+			if !ok {
+				return calls.Errorf("model %s is gone: no host has it any more; call ollama_models for the current list", name), nil
+			}
+			return m.runChat(ctx, req, mod, spec, a)
+		}),
+	}
+}
+
+// runChat checks a decoded chat request against mod, then streams it from
+// the least busy host that has the model.
+func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, spec *ToolSpec, a *chatArgs) (*calls.Result, error) {
+	if !mod.canChat() {
+		return calls.Errorf("%s is not a chat model (capabilities: %s); use ollama_embed for embedding models", mod.Name, strings.Join(mod.Capabilities, ", ")), nil
+	}
+	creq, err := m.buildChat(req, mod, spec, a)
+	if err != nil {
+		return calls.Errorf("%v", err), nil
+	}
+	release, busy, err := m.acquire(ctx, req, mod)
+	if busy != nil || err != nil {
+		return busy, err
+	}
+	defer release()
+
+	var tried []*host
+	for {
+		h := mod.pickHost(tried)
+		if h == nil {
+			if len(tried) == 0 {
+				return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, strings.Join(mod.hostNames(), ", ")), nil
+			}
+			return calls.Errorf("every host with %s failed to answer; try again shortly", mod.Name), nil
+		}
+		res, retry, err := m.chatOn(ctx, req, h, mod, creq)
+		if !retry {
+			return res, err
+		}
+		tried = append(tried, h)
+	}
+}
+
+// buildChat turns checked arguments into an Ollama chat request.
+func (m *Models) buildChat(req *calls.Request, mod *model, spec *ToolSpec, a *chatArgs) (*api.ChatRequest, error) {
+	vision := mod.has(capVision)
+	if !vision && len(a.Images) > 0 {
+		return nil, fmt.Errorf("%s does not take images (it has no vision capability); drop \"images\" or choose a vision model", mod.Name)
+	}
+	if len(a.Think) > 0 && !mod.has(capThinking) {
+		return nil, fmt.Errorf("%s is not a thinking model; drop \"think\"", mod.Name)
+	}
+	var opts map[string]any
+	if spec != nil && len(spec.Options) > 0 {
+		o, err := checkOptions(spec.Options, mod)
+		if err != nil {
+			return nil, fmt.Errorf("the configured options of this tool are wrong: %v", err)
+		}
+		opts = o
+	}
+	caller, err := checkOptions(a.Options, mod)
+	if err != nil {
+		return nil, fmt.Errorf("invalid arguments: %v", err)
+	}
+	if len(caller) > 0 && opts == nil {
+		opts = map[string]any{}
+	}
+	for k, v := range caller {
+		opts[k] = v
+	}
+
+	ws := req.Session.Workspace()
+	var size int64
+	images := 0
+	load := func(where string, list []string) ([]api.ImageData, error) {
+		var out []api.ImageData
+		for i, s := range list {
+			if images++; images > maxImages {
+				return nil, fmt.Errorf("too many images: at most %d per call", maxImages)
+			}
+			b, err := loadImage(ws, s)
+			if err != nil {
+				return nil, fmt.Errorf("%s[%d] %v", where, i, err)
+			}
+			size += int64(len(b))
+			out = append(out, b)
+		}
+		return out, nil
+	}
+
+	system := a.System
+	if spec != nil && spec.System != "" {
+		system = spec.System
+	}
+	var msgs []api.Message
+	if system != "" {
+		msgs = append(msgs, api.Message{Role: "system", Content: system})
+		size += int64(len(system))
+	}
+	for i, msg := range a.Messages {
+		if len(msg.Images) > 0 && !vision {
+			return nil, fmt.Errorf("%s does not take images (it has no vision capability)", mod.Name)
+		}
+		imgs, err := load(fmt.Sprintf("messages[%d].images", i), msg.Images)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, api.Message{Role: msg.Role, Content: msg.Content, Images: imgs})
+		size += int64(len(msg.Content))
+	}
+	if a.Prompt != "" {
+		msgs = append(msgs, api.Message{Role: "user", Content: a.Prompt})
+		size += int64(len(a.Prompt))
+	}
+	if len(a.Images) > 0 {
+		imgs, err := load("images", a.Images)
+		if err != nil {
+			return nil, err
+		}
+		last := -1
+		for i := range msgs {
+			if msgs[i].Role == "user" {
+				last = i
+			}
+		}
+		if last < 0 {
+			return nil, errors.New("images need a user message to go with: give a prompt")
+		}
+		msgs[last].Images = append(msgs[last].Images, imgs...)
+	}
+	if m.cfg.MaxPromptBytes > 0 && size > m.cfg.MaxPromptBytes {
+		return nil, fmt.Errorf("the input is %d bytes, more than the limit of %d; shorten it or send fewer images", size, m.cfg.MaxPromptBytes)
+	}
+	creq := &api.ChatRequest{Model: mod.Name, Messages: msgs, Options: opts}
+	if len(a.Format) > 0 {
+		creq.Format = a.Format
+	}
+	if len(a.Think) > 0 {
+		creq.Think, _ = parseThink(a.Think)
+	}
+	return creq, nil
+}
+
+// chatStream is the state of one streamed answer.
+type chatStream struct {
+	mu        sync.Mutex
+	content   strings.Builder
+	thinking  strings.Builder
+	tokens    int
+	done      bool
+	final     api.ChatResponse
+	truncated bool
+	lastSent  time.Time
+}
+
+// chatOn streams creq from h. retry reports that h could not be reached
+// before anything came back, so another host may be tried.
+func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *model, creq *api.ChatRequest) (res *calls.Result, retry bool, err error) {
+	h.inflight.Add(1)
+	defer h.inflight.Add(-1)
+
+	st := &chatStream{}
+	total := 0.0
+	if n, ok := number(creq.Options["num_predict"]); ok && n > 0 {
+		total = n
+	}
+	start := time.Now()
+
+	// A heartbeat while the model loads and until the first token.
+	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
+	go func() {
+		t := time.NewTicker(progressHeartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-hbCtx.Done():
+				return
+			case <-t.C:
+				st.mu.Lock()
+				n := st.tokens
+				st.mu.Unlock()
+				if n == 0 {
+					req.Progress.Report(ctx, 0, total, fmt.Sprintf("%s on %s: loading, %s so far", mod.Name, h.name, time.Since(start).Round(time.Second)))
+				}
+			}
+		}
+	}()
+
+	limit := m.cfg.MaxResponseBytes
+	err = h.client.Chat(ctx, creq, func(r api.ChatResponse) error {
+		st.mu.Lock()
+		st.content.WriteString(r.Message.Content)
+		st.thinking.WriteString(r.Message.Thinking)
+		if r.Message.Content != "" || r.Message.Thinking != "" {
+			st.tokens++
+		}
+		if r.Done {
+			st.done = true
+			st.final = r
+		}
+		n := st.tokens
+		over := limit > 0 && int64(st.content.Len()+st.thinking.Len()) > limit
+		report := n > 0 && !r.Done && (n == 1 || time.Since(st.lastSent) >= progressEvery)
+		var msg string
+		if report {
+			st.lastSent = time.Now()
+			msg = fmt.Sprintf("%d tokens: %s", n, tail(st.content.String(), st.thinking.String()))
+		}
+		if over {
+			st.truncated = true
+		}
+		st.mu.Unlock()
+		if report {
+			req.Progress.Report(ctx, float64(n), total, msg)
+		}
+		if over {
+			return errResponseCap
+		}
+		return nil
+	})
+	stopHB()
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		if errors.Is(ctxErr, context.DeadlineExceeded) && st.tokens > 0 {
+			r := calls.Errorf("timeout: %s did not finish within the time limit; %d tokens came back before it stopped:\n%s", mod.Name, st.tokens, st.content.String())
+			return r, false, nil
+		}
+		return nil, false, fmt.Errorf("ollama: chat %s: %w", mod.Name, ctxErr)
+	}
+	if err == nil && !st.done {
+		err = errCutStream
+	}
+	if err != nil && !errors.Is(err, errResponseCap) {
+		if unreachable(err) && st.tokens == 0 && !errors.Is(err, errCutStream) {
+			h.markDown(err)
+			m.kickRefresh()
+			m.log.Warn("ollama host unreachable during a call", "host", h.name, "model", mod.Name, "err", err)
+			return nil, true, nil
+		}
+		if unreachable(err) {
+			m.kickRefresh()
+		}
+		var se api.StatusError
+		if errors.As(err, &se) && se.StatusCode == 404 {
+			m.kickRefresh()
+		}
+		text := explain(err, mod.Name, h.name, mod.ContextLength)
+		if st.tokens > 0 {
+			text += fmt.Sprintf("\n%d tokens came back before it failed:\n%s", st.tokens, st.content.String())
+		}
+		r := calls.Errorf("%s", text)
+		r.Structured = map[string]any{"model": mod.Name, "host": h.name, "error": text, "tokens": st.tokens}
+		return r, false, nil
+	}
+	return m.chatResult(mod, h, creq, st), false, nil
+}
+
+// chatResult is the result of a finished (or capped) answer.
+func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chatStream) *calls.Result {
+	answer := st.content.String()
+	out := map[string]any{
+		"model":       mod.Name,
+		"host":        h.name,
+		"answer":      calls.ValidUTF8(answer),
+		"done_reason": st.final.DoneReason,
+	}
+	if st.final.EvalCount > 0 {
+		out["eval_count"] = st.final.EvalCount
+		out["prompt_eval_count"] = st.final.PromptEvalCount
+		out["total_duration_ms"] = st.final.TotalDuration.Milliseconds()
+	}
+	var notes []string
+	if st.truncated {
+		out["truncated"] = true
+		out["done_reason"] = "response_limit"
+		notes = append(notes, fmt.Sprintf("[truncated: the answer passed the limit of %d bytes and generation was stopped]", m.cfg.MaxResponseBytes))
+	}
+	numCtx := mod.ContextLength
+	if n, ok := number(creq.Options["num_ctx"]); ok {
+		numCtx = int(n)
+	}
+	if numCtx > 0 && st.final.PromptEvalCount >= numCtx {
+		notes = append(notes, fmt.Sprintf("[warning: the input filled the whole context window of %d tokens, so Ollama may have cut its beginning; shorten it or raise options.num_ctx]", numCtx))
+		out["context_full"] = true
+	}
+	if st.final.DoneReason == "length" {
+		notes = append(notes, "[note: generation stopped at the token limit (num_predict or the context window)]")
+	}
+	res := &calls.Result{Structured: out}
+	res.Content = append(res.Content, calls.Content{Type: calls.ContentText, Text: calls.ValidUTF8(answer)})
+	if th := st.thinking.String(); th != "" {
+		out["thinking"] = calls.ValidUTF8(th)
+		res.Content = append(res.Content, calls.Content{Type: calls.ContentText, Text: "Reasoning:\n" + calls.ValidUTF8(th)})
+	}
+	for _, n := range notes {
+		res.Content = append(res.Content, calls.Content{Type: calls.ContentText, Text: n})
+	}
+	if len(creq.Format) > 0 {
+		var v any
+		if json.Unmarshal([]byte(answer), &v) != nil && !st.truncated {
+			res.Content = append(res.Content, calls.Content{Type: calls.ContentText, Text: "[warning: a JSON answer was asked for, but this is not valid JSON]"})
+		}
+	}
+	return res
+}
+
+// tail is the end of the partial answer for a progress message.
+func tail(content, thinking string) string {
+	s := content
+	if s == "" && thinking != "" {
+		s = "(thinking) " + thinking
+	}
+	if len(s) > progressTail {
+		i := len(s) - progressTail
+		for i < len(s) && !utf8.RuneStart(s[i]) {
+			i++
+		}
+		s = "…" + s[i:]
+	}
+	return calls.ValidUTF8(strings.ReplaceAll(s, "\n", " "))
+}

@@ -1,0 +1,165 @@
+package ollama
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults used where Config leaves a field zero.
+const (
+	DefaultRefreshInterval  = 15 * time.Second
+	DefaultCallTimeout      = 5 * time.Minute
+	DefaultModelConcurrency = 2
+	DefaultMaxPromptBytes   = 8 << 20
+	DefaultMaxResponseBytes = 1 << 20
+)
+
+// ToolSpec is a logical tool: a name of the user's choosing bound to one
+// model, with its own description, system prompt and default options. It is
+// registered only while its model exists on some host.
+type ToolSpec struct {
+	// Tool is the tool name; it must match calls.NamePattern.
+	Tool string `json:"tool" yaml:"tool"`
+	// Model is the Ollama model the tool runs, such as "qwen3:0.6b". A name
+	// without a tag means ":latest".
+	Model string `json:"model" yaml:"model"`
+	// Description tells clients what the tool is for. Empty means one is
+	// made from the model's details.
+	Description string `json:"description,omitempty" yaml:"description,omitempty"`
+	// System is the system prompt every call starts with. When set, callers
+	// cannot pass their own.
+	System string `json:"system,omitempty" yaml:"system,omitempty"`
+	// Options are Ollama model options (temperature, num_ctx, ...) applied
+	// to every call; a caller's options override them key by key.
+	Options map[string]any `json:"options,omitempty" yaml:"options,omitempty"`
+}
+
+// Config configures Models. The zero value is usable: it talks to the host
+// OLLAMA_HOST names (or 127.0.0.1:11434) with the defaults above.
+type Config struct {
+	// Hosts are the Ollama servers to serve models from, in order of
+	// preference. An empty list, or an "" entry, means the host OLLAMA_HOST
+	// names, with Ollama's own rules: "" is http://127.0.0.1:11434, a bare
+	// host gets port 11434, "http://h" means port 80.
+	Hosts []string
+	// RefreshInterval is how often the model list is read again. Zero means
+	// DefaultRefreshInterval. While a host is down it is retried at least
+	// every 5 seconds.
+	RefreshInterval time.Duration
+	// CallTimeout bounds one model call, queueing and model loading
+	// included. Zero means DefaultCallTimeout.
+	CallTimeout time.Duration
+	// ModelConcurrency is how many calls may run against one model at once
+	// (all of its tools together). Later calls wait their turn, with
+	// progress notifications, until their deadline. Zero means
+	// DefaultModelConcurrency; negative means no limit.
+	ModelConcurrency int
+	// MaxPromptBytes caps the text and images of one call. Zero means
+	// DefaultMaxPromptBytes; negative means no limit.
+	MaxPromptBytes int64
+	// MaxResponseBytes caps the text one chat call returns: generation
+	// stops there and the answer is marked truncated. Zero means
+	// DefaultMaxResponseBytes; negative means no limit.
+	MaxResponseBytes int64
+	// Tools are logical tools (see ToolSpec). SetTools replaces them.
+	Tools []ToolSpec
+}
+
+func (c *Config) withDefaults() {
+	if c.RefreshInterval <= 0 {
+		c.RefreshInterval = DefaultRefreshInterval
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = DefaultCallTimeout
+	}
+	if c.ModelConcurrency == 0 {
+		c.ModelConcurrency = DefaultModelConcurrency
+	}
+	if c.MaxPromptBytes == 0 {
+		c.MaxPromptBytes = DefaultMaxPromptBytes
+	}
+	if c.MaxResponseBytes == 0 {
+		c.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+}
+
+// ParseHost turns a host as OLLAMA_HOST accepts it into a base URL, with
+// Ollama's rules: "" is http://127.0.0.1:11434, "h" and "h:p" are http with
+// port 11434 when none is given, "http://h" is port 80, "https://h" port 443,
+// and a path is kept. An "" argument reads OLLAMA_HOST.
+func ParseHost(s string) (*url.URL, error) {
+	if strings.TrimSpace(s) == "" {
+		s = os.Getenv("OLLAMA_HOST")
+	}
+	s = strings.Trim(strings.TrimSpace(s), `"'`)
+	defaultPort := "11434"
+	scheme, hostport, ok := strings.Cut(s, "://")
+	switch {
+	case !ok:
+		scheme, hostport = "http", s
+		if s == "ollama.com" {
+			scheme, hostport = "https", "ollama.com:443"
+		}
+	case scheme == "http":
+		defaultPort = "80"
+	case scheme == "https":
+		defaultPort = "443"
+	default:
+		return nil, fmt.Errorf("ollama host %q: scheme must be http or https", s)
+	}
+	hostport, path, _ := strings.Cut(hostport, "/")
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = "127.0.0.1", defaultPort
+		if ip := net.ParseIP(strings.Trim(hostport, "[]")); ip != nil {
+			host = ip.String()
+		} else if hostport != "" {
+			host = hostport
+		}
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return nil, fmt.Errorf("ollama host %q: port %q is not a number from 1 to 65535", s, port)
+	}
+	if strings.ContainsAny(host, " \t\r\n/?#@") {
+		return nil, fmt.Errorf("ollama host %q: %q is not a host name", s, host)
+	}
+	u := &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}
+	if path = strings.Trim(path, "/"); path != "" {
+		u.Path = "/" + path
+	}
+	return u, nil
+}
+
+// parseHosts resolves cfg.Hosts into distinct base URLs, in order.
+func parseHosts(hosts []string) ([]*url.URL, error) {
+	if len(hosts) == 0 {
+		hosts = []string{""}
+	}
+	var (
+		out  []*url.URL
+		seen = map[string]bool{}
+		errs []error
+	)
+	for _, h := range hosts {
+		u, err := ParseHost(h)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[u.String()] {
+			continue
+		}
+		seen[u.String()] = true
+		out = append(out, u)
+	}
+	return out, errors.Join(errs...)
+}

@@ -1,0 +1,79 @@
+package ollama
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// Diagnose checks each host as `membrane doctor` reports it: whether it
+// answers, its Ollama version, and what models it would serve. hosts are as
+// in Config.Hosts (none means OLLAMA_HOST's default).
+func Diagnose(ctx context.Context, hosts []string) []calls.Check {
+	urls, err := parseHosts(hosts)
+	var out []calls.Check
+	if err != nil {
+		out = append(out, calls.Check{Name: "ollama hosts", Status: calls.StatusFail, Detail: err.Error(),
+			Fix: "give hosts as host:port or http://host:port in --ollama-host, MEMBRANE_OLLAMA_HOSTS or OLLAMA_HOST"})
+	}
+	hc := newHTTPClient()
+	defer hc.CloseIdleConnections()
+	for _, u := range urls {
+		h := newHost(u, hc)
+		name := "ollama " + h.name
+		version, verr := h.client.Version(ctx)
+		tags, lerr := h.list(ctx)
+		if lerr != nil {
+			out = append(out, calls.Check{Name: name, Status: calls.StatusFail,
+				Detail: "cannot list models: " + describeHostErr(lerr),
+				Fix:    "start Ollama (`ollama serve`), or point membrane at it with --ollama-host / MEMBRANE_OLLAMA_HOSTS / OLLAMA_HOST; membrane still serves sh and python_run meanwhile"})
+			continue
+		}
+		if verr != nil {
+			version = "unknown"
+		}
+		if len(tags) == 0 {
+			out = append(out, calls.Check{Name: name, Status: calls.StatusWarn,
+				Detail: fmt.Sprintf("Ollama %s answers but has no models", version),
+				Fix:    "pull one, e.g. `ollama pull qwen3:0.6b`; membrane picks it up within the refresh interval"})
+			continue
+		}
+		var chat, embed, other []string
+		for _, t := range tags {
+			caps := t.Capabilities
+			if len(caps) == 0 {
+				if d, err := h.show(ctx, t.Name); err == nil {
+					caps = d.Capabilities
+				}
+			}
+			switch {
+			case contains(caps, capCompletion):
+				chat = append(chat, t.Name)
+			case contains(caps, capEmbedding):
+				embed = append(embed, t.Name)
+			default:
+				other = append(other, t.Name)
+			}
+		}
+		detail := fmt.Sprintf("Ollama %s: %d models (%d chat, %d embedding)", version, len(tags), len(chat), len(embed))
+		c := calls.Check{Name: name, Status: calls.StatusOK, Detail: detail}
+		if len(other) > 0 {
+			c.Status = calls.StatusWarn
+			c.Detail += "; no capabilities known for " + strings.Join(other, ", ")
+			c.Fix = "those models are not served; check `ollama show MODEL` works for them"
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

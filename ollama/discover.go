@@ -1,0 +1,309 @@
+package ollama
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ollama/ollama/api"
+)
+
+// Capability names as Ollama reports them.
+const (
+	capCompletion = "completion"
+	capEmbedding  = "embedding"
+	capVision     = "vision"
+	capThinking   = "thinking"
+	capTools      = "tools"
+	capInsert     = "insert"
+)
+
+// listTimeout bounds one /api/tags or /api/show request during discovery,
+// so that a hung host cannot stall the refresh of the others.
+const listTimeout = 10 * time.Second
+
+// maxTagsBytes caps the /api/tags body read from a host.
+const maxTagsBytes = 64 << 20
+
+// HostStatus is what a refresh last saw of one Ollama host.
+type HostStatus struct {
+	// URL is the host's base URL, with any password redacted.
+	URL string `json:"url"`
+	// Up reports whether the last listing succeeded.
+	Up bool `json:"up"`
+	// Models is how many models the host listed.
+	Models int `json:"models"`
+	// Err says why the host is down; empty when it is up.
+	Err string `json:"err,omitempty"`
+}
+
+// host is one Ollama server.
+type host struct {
+	base   *url.URL
+	name   string // base with the password redacted, for logs and descriptions
+	client *api.Client
+	http   *http.Client
+
+	inflight atomic.Int64 // calls running on this host, for least-busy routing
+
+	mu     sync.Mutex
+	up     bool
+	err    string
+	tags   []tagModel // as of the last successful listing
+	listed bool       // a listing was ever attempted
+}
+
+func newHost(base *url.URL, hc *http.Client) *host {
+	return &host{base: base, name: base.Redacted(), client: api.NewClient(base, hc), http: hc}
+}
+
+func (h *host) status() HostStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := HostStatus{URL: h.name, Up: h.up, Models: len(h.tags), Err: h.err}
+	if !h.listed {
+		st.Err = "not contacted yet"
+	}
+	return st
+}
+
+func (h *host) isUp() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.up
+}
+
+// markDown records that a call could not reach the host; the next refresh
+// decides again.
+func (h *host) markDown(err error) {
+	h.mu.Lock()
+	h.up = false
+	h.err = err.Error()
+	h.mu.Unlock()
+}
+
+// tagModel is one /api/tags entry. Newer Ollama versions add capabilities,
+// which api.ListModelResponse (v0.17.4) does not carry, so the listing is
+// decoded here.
+type tagModel struct {
+	Name         string           `json:"name"`
+	Model        string           `json:"model"`
+	Digest       string           `json:"digest"`
+	Size         int64            `json:"size"`
+	Details      api.ModelDetails `json:"details"`
+	Capabilities []string         `json:"capabilities,omitempty"`
+}
+
+// parseTags decodes an /api/tags body. Entries with no usable name are
+// dropped.
+func parseTags(body []byte) ([]tagModel, error) {
+	var resp struct {
+		Models []tagModel `json:"models"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return nil, fmt.Errorf("malformed /api/tags reply: %w", err)
+	}
+	out := resp.Models[:0]
+	for _, t := range resp.Models {
+		if t.Name == "" {
+			t.Name = t.Model
+		}
+		if !validModelName(t.Name) {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// validModelName reports whether a name a host listed is one membrane will
+// serve: printable, no spaces, not absurdly long.
+func validModelName(s string) bool {
+	if s == "" || len(s) > 512 {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || r == '"' || r == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// list reads the host's models.
+func (h *host) list(ctx context.Context) ([]tagModel, error) {
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base.JoinPath("/api/tags").String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := h.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTagsBytes))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var se api.StatusError
+		_ = json.Unmarshal(body, &se)
+		se.StatusCode, se.Status = resp.StatusCode, resp.Status
+		return nil, se
+	}
+	return parseTags(body)
+}
+
+// modelDetails is what membrane knows of one model from /api/show.
+type modelDetails struct {
+	Capabilities    []string
+	ContextLength   int
+	EmbeddingLength int
+	Arch            string
+}
+
+// show reads a model's details from /api/show.
+func (h *host) show(ctx context.Context, name string) (*modelDetails, error) {
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
+	resp, err := h.client.Show(ctx, &api.ShowRequest{Model: name})
+	if err != nil {
+		return nil, err
+	}
+	return detailsFromShow(resp), nil
+}
+
+func detailsFromShow(resp *api.ShowResponse) *modelDetails {
+	d := &modelDetails{}
+	for _, c := range resp.Capabilities {
+		d.Capabilities = append(d.Capabilities, string(c))
+	}
+	d.Arch, _ = resp.ModelInfo["general.architecture"].(string)
+	if d.Arch != "" {
+		d.ContextLength = intOf(resp.ModelInfo[d.Arch+".context_length"])
+		d.EmbeddingLength = intOf(resp.ModelInfo[d.Arch+".embedding_length"])
+	}
+	if len(d.Capabilities) == 0 {
+		// Servers older than capabilities in /api/show: an embedding model
+		// is one with a pooling type, anything else completes text.
+		if _, ok := resp.ModelInfo[d.Arch+".pooling_type"]; ok && d.Arch != "" {
+			d.Capabilities = []string{capEmbedding}
+		} else {
+			d.Capabilities = []string{capCompletion}
+		}
+	}
+	if d.ContextLength == 0 {
+		// Some architectures nest their keys differently; take any
+		// "*.context_length" there is.
+		for k, v := range resp.ModelInfo {
+			if strings.HasSuffix(k, ".context_length") {
+				d.ContextLength = max(d.ContextLength, intOf(v))
+			}
+		}
+	}
+	return d
+}
+
+func intOf(v any) int {
+	switch n := v.(type) {
+	case float64:
+		if n > 0 && n < 1<<40 {
+			return int(n)
+		}
+	case int:
+		return n
+	case int64:
+		return int(n)
+	case json.Number:
+		i, _ := n.Int64()
+		return int(i)
+	}
+	return 0
+}
+
+// model is one model as membrane serves it: merged over every host that has
+// it. It is immutable once built; a refresh builds new ones.
+type model struct {
+	Name            string // as the first host listed it, e.g. "qwen3:0.6b"
+	Digest          string
+	Family          string
+	ParameterSize   string
+	Quantization    string
+	Format          string
+	Size            int64
+	ContextLength   int
+	EmbeddingLength int
+	Capabilities    []string
+	hosts           []*host // hosts that have it, in configuration order
+}
+
+func (m *model) has(c string) bool { return slices.Contains(m.Capabilities, c) }
+
+func (m *model) canChat() bool  { return m.has(capCompletion) }
+func (m *model) canEmbed() bool { return m.has(capEmbedding) }
+
+// hostNames lists the hosts that have the model.
+func (m *model) hostNames() []string {
+	out := make([]string, len(m.hosts))
+	for i, h := range m.hosts {
+		out[i] = h.name
+	}
+	return out
+}
+
+// summary is one line of facts about the model for descriptions.
+func (m *model) summary() string {
+	var parts []string
+	if m.Family != "" {
+		parts = append(parts, "family "+m.Family)
+	}
+	if m.ParameterSize != "" {
+		parts = append(parts, m.ParameterSize+" parameters")
+	}
+	if m.Quantization != "" {
+		parts = append(parts, "quantization "+m.Quantization)
+	}
+	if m.ContextLength > 0 {
+		parts = append(parts, fmt.Sprintf("context %d tokens", m.ContextLength))
+	}
+	if m.EmbeddingLength > 0 && m.canEmbed() {
+		parts = append(parts, fmt.Sprintf("%d dimensions", m.EmbeddingLength))
+	}
+	if len(m.Capabilities) > 0 {
+		parts = append(parts, "capabilities "+strings.Join(m.Capabilities, ", "))
+	}
+	hosts := m.hostNames()
+	if len(hosts) == 1 {
+		parts = append(parts, "on "+hosts[0])
+	} else {
+		parts = append(parts, "on "+strings.Join(hosts, " and "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// pickHost returns the up host that has m and is running the fewest calls,
+// skipping those in tried; ties go to the earlier host in the configuration.
+func (m *model) pickHost(tried []*host) *host {
+	var best *host
+	var load int64
+	for _, h := range m.hosts {
+		if slices.Contains(tried, h) || !h.isUp() {
+			continue
+		}
+		if n := h.inflight.Load(); best == nil || n < load {
+			best, load = h, n
+		}
+	}
+	return best
+}

@@ -1,0 +1,139 @@
+package ollama
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Limits on the images of one call.
+const (
+	maxImages     = 16
+	maxImageBytes = 20 << 20
+)
+
+// loadImage turns one images entry into image bytes. An entry is a data:
+// URI, plain base64 of an image, or the path of a file inside workspace (the
+// session's sandbox directory). A path may not leave the workspace, by ".."
+// or by a symbolic link. The error is worded for the model that sent it.
+func loadImage(workspace, s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, errors.New("is empty")
+	}
+	if rest, ok := strings.CutPrefix(s, "data:"); ok {
+		meta, data, ok := strings.Cut(rest, ",")
+		if !ok || !strings.HasSuffix(meta, ";base64") {
+			return nil, errors.New("is a data: URI but not a base64 one (want data:image/png;base64,...)")
+		}
+		b, err := decodeBase64(data)
+		if err != nil {
+			return nil, fmt.Errorf("has bad base64 data: %v", err)
+		}
+		return checkImage(b)
+	}
+	if looksBase64(s) {
+		if b, err := decodeBase64(s); err == nil {
+			if _, err := checkImage(b); err == nil {
+				return b, nil
+			}
+		}
+	}
+	return readWorkspaceImage(workspace, s)
+}
+
+// looksBase64 reports whether s could be base64 image data rather than a
+// file name: long enough and made only of base64 characters.
+func looksBase64(s string) bool {
+	if len(s) < 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
+			c == '+' || c == '/' || c == '=' || c == '-' || c == '_' || c == '\n' || c == '\r') {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == ' ' {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > maxImageBytes*4/3+4 {
+		return nil, fmt.Errorf("more than %d MiB", maxImageBytes>>20)
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("not valid base64")
+}
+
+// readWorkspaceImage reads a file under workspace through os.Root, which
+// refuses any path that resolves outside it.
+func readWorkspaceImage(workspace, p string) ([]byte, error) {
+	if workspace == "" {
+		return nil, errors.New("is not base64 image data, and this session has no workspace to read a file from (run a sandbox tool first, or send the image as base64)")
+	}
+	rel := p
+	if filepath.IsAbs(p) {
+		r, err := filepath.Rel(workspace, p)
+		if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+			return nil, fmt.Errorf("is a path outside the session workspace %s; give a path inside it", workspace)
+		}
+		rel = r
+	}
+	root, err := os.OpenRoot(workspace)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the session workspace: %v", err)
+	}
+	defer root.Close()
+	f, err := root.Open(filepath.Clean(rel))
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
+			return nil, errors.New("is a path outside the session workspace; give a path inside it")
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("is neither base64 image data nor a file in the session workspace (%q not found)", p)
+		}
+		return nil, fmt.Errorf("cannot be read: %v", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%q is not a regular file", p)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxImageBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot be read: %v", err)
+	}
+	return checkImage(b)
+}
+
+// checkImage accepts the image formats Ollama's vision models read.
+func checkImage(b []byte) ([]byte, error) {
+	if len(b) > maxImageBytes {
+		return nil, fmt.Errorf("is larger than %d MiB", maxImageBytes>>20)
+	}
+	switch {
+	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")),
+		bytes.HasPrefix(b, []byte{0xff, 0xd8, 0xff}),
+		bytes.HasPrefix(b, []byte("GIF87a")), bytes.HasPrefix(b, []byte("GIF89a")),
+		len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP",
+		bytes.HasPrefix(b, []byte("BM")):
+		return b, nil
+	}
+	return nil, errors.New("is not a PNG, JPEG, GIF, WebP or BMP image")
+}

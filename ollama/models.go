@@ -1,0 +1,501 @@
+// Package ollama serves the models of one or more Ollama servers as calls.
+//
+// Every model becomes tools of its own, named after it and described with its
+// real name and details: a completion model gets chat_<model> (which also
+// takes images when the model has vision), an embedding model gets
+// embed_<model>. Logical tools from the configuration bind a name of the
+// user's choosing to a model with a fixed system prompt and options. Three
+// generic tools, ollama_models, ollama_chat and ollama_embed, stay put for
+// clients that cache the tool list.
+//
+// [Models] keeps that set live: it reads every host's model list on an
+// interval and on demand, asks /api/show for capabilities and context length
+// once per model digest, and hands the whole set to the router with one
+// [calls.Router.Sync], so that a refresh is one diff and one list_changed.
+// A host going down takes its models with it; its return brings them back.
+// No Ollama at all is a normal state: the generic tools stay and say so.
+//
+// Model calls stream from Ollama, report progress as tokens arrive, stop the
+// upstream request the moment the caller cancels, queue per model, and go to
+// the least busy host that has the model.
+package ollama
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// Group is the router group that holds every call this package registers.
+const Group = "ollama"
+
+// downRetry is how often a host that is down is tried again, at most.
+const downRetry = 5 * time.Second
+
+// showParallel bounds concurrent /api/show requests during a refresh.
+const showParallel = 8
+
+// Models discovers the models of the configured Ollama hosts and keeps their
+// calls registered in a router. It is safe for concurrent use.
+type Models struct {
+	cfg    Config
+	router *calls.Router
+	log    *slog.Logger
+	hosts  []*host
+	kick   chan struct{}
+
+	refreshMu sync.Mutex // one refresh at a time
+
+	mu     sync.RWMutex
+	models map[string]*model        // by modelKey
+	specs  []ToolSpec               // logical tools
+	shows  map[string]*modelDetails // /api/show facts by digest
+	gates  map[string]*gate         // per-model queues by modelKey
+	tools  map[string]toolTarget    // reverse map: tool name -> what it runs
+
+	syncMu sync.Mutex // builds and hands over one set of calls at a time
+}
+
+// toolTarget is what one registered tool runs.
+type toolTarget struct {
+	Kind  string // "chat", "embed", or "generic"
+	Model string // model key; "" for generic tools
+	Spec  *ToolSpec
+}
+
+// New returns Models for cfg, with the generic tools already registered in
+// r. It does not contact any host: Run and Refresh do. It fails only for a
+// configuration error, such as a malformed host.
+func New(cfg Config, r *calls.Router, log *slog.Logger) (*Models, error) {
+	if r == nil {
+		return nil, errors.New("ollama: nil router")
+	}
+	cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	urls, err := parseHosts(cfg.Hosts)
+	if err != nil {
+		return nil, fmt.Errorf("ollama: %w", err)
+	}
+	if err := validateSpecs(cfg.Tools); err != nil {
+		return nil, fmt.Errorf("ollama: %w", err)
+	}
+	hc := newHTTPClient()
+	m := &Models{
+		cfg:    cfg,
+		router: r,
+		log:    log,
+		kick:   make(chan struct{}, 1),
+		models: map[string]*model{},
+		specs:  slices.Clone(cfg.Tools),
+		shows:  map[string]*modelDetails{},
+		gates:  map[string]*gate{},
+	}
+	for _, u := range urls {
+		m.hosts = append(m.hosts, newHost(u, hc))
+	}
+	m.sync()
+	return m, nil
+}
+
+// newHTTPClient is the client every host shares: quick to give up on a dead
+// address, patient with a model that takes minutes to answer (the call's
+// context bounds that), and keeping enough idle connections for parallel
+// calls.
+func newHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.MaxIdleConns = 100
+	t.MaxIdleConnsPerHost = 32
+	t.Proxy = nil // Ollama is local or on a LAN; HTTP_PROXY must not capture it
+	return &http.Client{Transport: t}
+}
+
+// Run refreshes the model list now and then every RefreshInterval (more
+// often while a host is down), and whenever a call finds a host gone, until
+// ctx is done. It returns nil then; it never fails because a host is down.
+func (m *Models) Run(ctx context.Context) error {
+	for {
+		if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
+			m.log.Debug("ollama refresh", "err", err)
+		}
+		wait := m.cfg.RefreshInterval
+		if m.anyDown() {
+			wait = min(wait, downRetry)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		case <-m.kick:
+			t.Stop()
+		}
+	}
+}
+
+// kickRefresh asks Run for a refresh soon, without waiting.
+func (m *Models) kickRefresh() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Models) anyDown() bool {
+	for _, h := range m.hosts {
+		if !h.isUp() {
+			return true
+		}
+	}
+	return false
+}
+
+// Hosts reports what the last refresh saw of each host, in configuration
+// order.
+func (m *Models) Hosts() []HostStatus {
+	out := make([]HostStatus, len(m.hosts))
+	for i, h := range m.hosts {
+		out[i] = h.status()
+	}
+	return out
+}
+
+// SetTools replaces the logical tools (after the configuration file
+// changed) and registers those whose model exists. Invalid entries are
+// logged and skipped.
+func (m *Models) SetTools(specs []ToolSpec) {
+	if err := validateSpecs(specs); err != nil {
+		m.log.Warn("ollama tools", "err", err)
+	}
+	m.mu.Lock()
+	m.specs = slices.Clone(specs)
+	m.mu.Unlock()
+	m.sync()
+}
+
+// validateSpecs checks logical tool entries: a valid, unique name that does
+// not take a generated tool's prefix, and a model.
+func validateSpecs(specs []ToolSpec) error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, s := range specs {
+		switch {
+		case !calls.NamePattern.MatchString(s.Tool):
+			errs = append(errs, fmt.Errorf("tools[%d]: tool name %q must match %s", i, s.Tool, calls.NamePattern))
+		case isGeneric(s.Tool):
+			errs = append(errs, fmt.Errorf("tools[%d]: %q is a built-in tool name; choose another", i, s.Tool))
+		case seen[s.Tool]:
+			errs = append(errs, fmt.Errorf("tools[%d]: tool %q is defined twice", i, s.Tool))
+		case strings.TrimSpace(s.Model) == "":
+			errs = append(errs, fmt.Errorf("tools[%d] (%s): model is empty", i, s.Tool))
+		case !validModelName(s.Model):
+			errs = append(errs, fmt.Errorf("tools[%d] (%s): model %q is not a valid model name", i, s.Tool, s.Model))
+		}
+		seen[s.Tool] = true
+		if _, err := checkOptions(s.Options, nil); err != nil {
+			errs = append(errs, fmt.Errorf("tools[%d] (%s): %w", i, s.Tool, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Refresh reads every host's model list now, updates the registered calls,
+// and returns when they are in the router. The error joins the hosts that
+// could not be listed; the calls are updated either way.
+func (m *Models) Refresh(ctx context.Context) error {
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(m.hosts))
+	for i, h := range m.hosts {
+		wg.Go(func() { errs[i] = m.listHost(ctx, h) })
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	m.showMissing(ctx)
+
+	// Merge the hosts' listings into one model per name.
+	models := map[string]*model{}
+	used := map[string]bool{}
+	m.mu.RLock()
+	for _, h := range m.hosts {
+		h.mu.Lock()
+		tags, up := h.tags, h.up
+		h.mu.Unlock()
+		if !up {
+			continue
+		}
+		for _, t := range tags {
+			d := m.shows[showKey(h, t)]
+			caps := t.Capabilities
+			if d != nil && len(caps) == 0 {
+				caps = d.Capabilities
+			}
+			if len(caps) == 0 {
+				continue // neither the listing nor /api/show said what it can do
+			}
+			used[showKey(h, t)] = true
+			key := modelKey(t.Name)
+			if mod, ok := models[key]; ok {
+				if !slices.Contains(mod.hosts, h) {
+					mod.hosts = append(mod.hosts, h)
+				}
+				continue
+			}
+			mod := &model{
+				Name: t.Name, Digest: t.Digest, Size: t.Size,
+				Family: t.Details.Family, ParameterSize: t.Details.ParameterSize,
+				Quantization: t.Details.QuantizationLevel, Format: t.Details.Format,
+				Capabilities: slices.Clone(caps), hosts: []*host{h},
+			}
+			if d != nil {
+				mod.ContextLength, mod.EmbeddingLength = d.ContextLength, d.EmbeddingLength
+			}
+			models[key] = mod
+		}
+	}
+	m.mu.RUnlock()
+
+	m.mu.Lock()
+	old := m.models
+	m.models = models
+	for k := range m.shows {
+		if !used[k] {
+			delete(m.shows, k)
+		}
+	}
+	m.mu.Unlock()
+	m.logModelChanges(old, models)
+	m.sync()
+	return errors.Join(errs...)
+}
+
+// listHost reads one host's listing and records the outcome on the host.
+func (m *Models) listHost(ctx context.Context, h *host) error {
+	tags, err := h.list(ctx)
+	h.mu.Lock()
+	wasUp, first := h.up, !h.listed
+	h.listed = true
+	if err != nil {
+		h.up, h.err, h.tags = false, describeHostErr(err), nil
+	} else {
+		h.up, h.err, h.tags = true, "", tags
+	}
+	h.mu.Unlock()
+	switch {
+	case err != nil && (wasUp || first):
+		m.log.Warn("ollama host down", "host", h.name, "err", describeHostErr(err))
+	case err == nil && !wasUp:
+		m.log.Info("ollama host up", "host", h.name, "models", len(tags))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.name, err)
+	}
+	return nil
+}
+
+// showKey is the cache key of a listed model's /api/show facts: its digest,
+// which names its exact content, or the host and name when a host sent
+// none.
+func showKey(h *host, t tagModel) string {
+	if t.Digest != "" {
+		return t.Digest
+	}
+	return h.name + "|" + t.Name
+}
+
+// showMissing asks /api/show about every listed model whose digest is not
+// cached yet, a few at a time.
+func (m *Models) showMissing(ctx context.Context) {
+	type job struct {
+		h   *host
+		t   tagModel
+		key string
+	}
+	var jobs []job
+	queued := map[string]bool{}
+	m.mu.RLock()
+	for _, h := range m.hosts {
+		h.mu.Lock()
+		tags := h.tags
+		h.mu.Unlock()
+		for _, t := range tags {
+			k := showKey(h, t)
+			if _, ok := m.shows[k]; ok || queued[k] {
+				continue
+			}
+			queued[k] = true
+			jobs = append(jobs, job{h, t, k})
+		}
+	}
+	m.mu.RUnlock()
+	if len(jobs) == 0 {
+		return
+	}
+	sem := make(chan struct{}, showParallel)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			d, err := j.h.show(ctx, j.t.Name)
+			if err != nil {
+				if ctx.Err() == nil {
+					m.log.Warn("ollama show", "host", j.h.name, "model", j.t.Name, "err", err)
+				}
+				return
+			}
+			m.mu.Lock()
+			m.shows[j.key] = d
+			m.mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
+
+func (m *Models) logModelChanges(old, cur map[string]*model) {
+	for k, mod := range cur {
+		if _, ok := old[k]; !ok {
+			m.log.Info("ollama model added", "model", mod.Name, "hosts", strings.Join(mod.hostNames(), ","), "capabilities", strings.Join(mod.Capabilities, ","))
+		}
+	}
+	for k, mod := range old {
+		if _, ok := cur[k]; !ok {
+			m.log.Info("ollama model removed", "model", mod.Name)
+		}
+	}
+}
+
+// lookup returns the live model for a key.
+func (m *Models) lookup(key string) (*model, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	mod, ok := m.models[key]
+	return mod, ok
+}
+
+// snapshot returns the live models sorted by name.
+func (m *Models) snapshot() []*model {
+	m.mu.RLock()
+	out := make([]*model, 0, len(m.models))
+	for _, mod := range m.models {
+		out = append(out, mod)
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *model) int { return strings.Compare(modelKey(a.Name), modelKey(b.Name)) })
+	return out
+}
+
+// ToolModel returns the model a registered tool runs, by the tool's name:
+// the reverse of the naming. ok is false for a name this package does not
+// own or a generic tool.
+func (m *Models) ToolModel(tool string) (model string, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	t, ok := m.tools[tool]
+	if !ok || t.Model == "" {
+		return "", false
+	}
+	if mod, ok := m.models[t.Model]; ok {
+		return mod.Name, true
+	}
+	return "", false
+}
+
+// sync builds the calls for the current models and logical tools and makes
+// them the router's "ollama" group, in one change.
+func (m *Models) sync() {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
+	mods := m.snapshot()
+	m.mu.RLock()
+	specs := slices.Clone(m.specs)
+	m.mu.RUnlock()
+
+	var chatModels, embedModels []string
+	for _, mod := range mods {
+		if mod.canChat() {
+			chatModels = append(chatModels, mod.Name)
+		}
+		if mod.canEmbed() {
+			embedModels = append(embedModels, mod.Name)
+		}
+	}
+	chatNames := assignNames(prefixChat, chatModels)
+	embedNames := assignNames(prefixEmbed, embedModels)
+
+	var cs []calls.Call
+	targets := map[string]toolTarget{}
+	add := func(c calls.Call, t toolTarget) {
+		if _, taken := targets[c.Name]; taken {
+			m.log.Warn("ollama tool name taken; skipping", "tool", c.Name, "model", t.Model)
+			return
+		}
+		targets[c.Name] = t
+		cs = append(cs, c)
+	}
+	for _, c := range m.genericCalls() {
+		add(c, toolTarget{Kind: "generic"})
+	}
+	for _, mod := range mods {
+		key := modelKey(mod.Name)
+		if mod.canChat() {
+			add(m.chatCall(chatNames[mod.Name], mod, nil), toolTarget{Kind: "chat", Model: key})
+		}
+		if mod.canEmbed() {
+			add(m.embedCall(embedNames[mod.Name], mod, nil), toolTarget{Kind: "embed", Model: key})
+		}
+	}
+	for i := range specs {
+		s := &specs[i]
+		if !calls.NamePattern.MatchString(s.Tool) || isGeneric(s.Tool) {
+			continue
+		}
+		key := modelKey(s.Model)
+		var mod *model
+		for _, x := range mods {
+			if modelKey(x.Name) == key {
+				mod = x
+			}
+		}
+		if mod == nil {
+			continue // registered once the model appears
+		}
+		if _, taken := targets[s.Tool]; taken {
+			m.log.Warn("ollama logical tool name taken by a model tool; skipping", "tool", s.Tool)
+			continue
+		}
+		switch {
+		case mod.canChat():
+			add(m.chatCall(s.Tool, mod, s), toolTarget{Kind: "chat", Model: key, Spec: s})
+		case mod.canEmbed():
+			add(m.embedCall(s.Tool, mod, s), toolTarget{Kind: "embed", Model: key, Spec: s})
+		}
+	}
+
+	m.mu.Lock()
+	m.tools = targets
+	m.mu.Unlock()
+	ch, err := m.router.Sync(Group, cs)
+	if err != nil {
+		m.log.Warn("ollama sync", "err", err)
+	}
+	if !ch.Empty() {
+		m.log.Debug("ollama tools changed", "added", len(ch.Added), "removed", len(ch.Removed))
+	}
+}

@@ -1,0 +1,156 @@
+package ollama
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// schemaFlags says which optional chat fields a tool's schema offers.
+type schemaFlags struct {
+	generic bool // a "model" argument (ollama_chat, ollama_embed)
+	vision  bool // images
+	think   bool // think
+	system  bool // a caller's system prompt
+	numCtx  int  // the context length bounding num_ctx; 0 unknown
+}
+
+func imagesSchema() map[string]any {
+	return map[string]any{
+		"type": "array",
+		"description": "Images for the model to look at. Each is base64 data (optionally a data: URI) " +
+			"or the path of a file in this session's workspace (the sandbox's working directory), such as \"plot.png\".",
+		"items":    map[string]any{"type": "string"},
+		"maxItems": maxImages,
+	}
+}
+
+func optionsSchema(numCtx int) map[string]any {
+	props := map[string]any{}
+	for k, o := range chatOptions {
+		p := map[string]any{"description": o.doc}
+		switch o.kind {
+		case optNumber:
+			p["type"] = "number"
+			p["minimum"], p["maximum"] = o.min, o.max
+		case optInteger:
+			p["type"] = "integer"
+			p["minimum"], p["maximum"] = o.min, o.max
+		case optStrings:
+			p["type"] = "array"
+			p["items"] = map[string]any{"type": "string"}
+		}
+		props[k] = p
+	}
+	if numCtx > 0 {
+		props["num_ctx"].(map[string]any)["maximum"] = numCtx
+	}
+	return map[string]any{
+		"type":                 "object",
+		"description":          "Ollama model options.",
+		"properties":           props,
+		"additionalProperties": false,
+	}
+}
+
+// chatSchema is the JSON Schema of a chat tool's arguments.
+func chatSchema(f schemaFlags) json.RawMessage {
+	msgProps := map[string]any{
+		"role":    map[string]any{"type": "string", "enum": roles},
+		"content": map[string]any{"type": "string"},
+	}
+	if f.vision {
+		msgProps["images"] = imagesSchema()
+	}
+	props := map[string]any{
+		"prompt": map[string]any{
+			"type":        "string",
+			"description": "The user's message. Give this, or messages, or both (the prompt then comes last).",
+		},
+		"messages": map[string]any{
+			"type":        "array",
+			"description": "A conversation so far, oldest first.",
+			"items": map[string]any{
+				"type":                 "object",
+				"properties":           msgProps,
+				"required":             []string{"role", "content"},
+				"additionalProperties": false,
+			},
+		},
+		"format": map[string]any{
+			"description": "Structured output: \"json\" for any JSON, or a JSON Schema object the answer must match.",
+			"anyOf": []any{
+				map[string]any{"type": "string", "enum": []string{"json"}},
+				map[string]any{"type": "object"},
+			},
+		},
+		"options": optionsSchema(f.numCtx),
+	}
+	if f.system {
+		props["system"] = map[string]any{"type": "string", "description": "A system prompt that sets the model's role and rules."}
+	}
+	if f.vision {
+		props["images"] = imagesSchema()
+	}
+	if f.think {
+		props["think"] = map[string]any{
+			"description": "Let the model reason before answering: true, false, or an effort \"low\", \"medium\", \"high\" where the model supports it. The reasoning comes back apart from the answer.",
+			"anyOf": []any{
+				map[string]any{"type": "boolean"},
+				map[string]any{"type": "string", "enum": []string{"low", "medium", "high"}},
+			},
+		}
+	}
+	s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	if f.generic {
+		props["model"] = map[string]any{"type": "string", "description": "The model to run, exactly as ollama_models lists it (e.g. \"qwen3:0.6b\")."}
+		props["images"] = imagesSchema()
+		props["think"] = map[string]any{
+			"description": "For thinking models: true, false, \"low\", \"medium\" or \"high\".",
+			"anyOf": []any{
+				map[string]any{"type": "boolean"},
+				map[string]any{"type": "string", "enum": []string{"low", "medium", "high"}},
+			},
+		}
+		s["required"] = []string{"model"}
+	}
+	return mustJSON(s)
+}
+
+// embedSchema is the JSON Schema of an embed tool's arguments.
+func embedSchema(generic bool, dims int) json.RawMessage {
+	what := "The text to embed, or an array of texts (one vector each)."
+	if dims > 0 {
+		what = fmt.Sprintf("The text to embed, or an array of texts; each gets one vector of %d numbers.", dims)
+	}
+	props := map[string]any{
+		"input": map[string]any{
+			"description": what,
+			"anyOf": []any{
+				map[string]any{"type": "string", "minLength": 1},
+				map[string]any{"type": "array", "items": map[string]any{"type": "string", "minLength": 1}, "minItems": 1, "maxItems": maxEmbedInputs},
+			},
+		},
+		"summary": map[string]any{
+			"type":        "boolean",
+			"description": "Return a compact summary of each vector (dimensions, norm, first values) instead of the full vectors.",
+		},
+		"truncate": map[string]any{
+			"type":        "boolean",
+			"description": "Cut inputs longer than the model's context instead of failing (Ollama's default is true).",
+		},
+	}
+	required := []string{"input"}
+	if generic {
+		props["model"] = map[string]any{"type": "string", "description": "The embedding model to run, exactly as ollama_models lists it."}
+		required = append(required, "model")
+	}
+	return mustJSON(map[string]any{"type": "object", "properties": props, "required": required, "additionalProperties": false})
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only static maps reach here
+	}
+	return b
+}
