@@ -94,9 +94,11 @@ func explain(err error, modelName, hostName string, ctxLen int) string {
 		return fmt.Sprintf("Ollama on %s cannot be reached (%s); membrane will pick the model up again when the host is back", hostName, describeHostErr(err))
 	}
 	low := strings.ToLower(err.Error())
-	if strings.Contains(low, "invalid character") || strings.Contains(low, "unexpected end of json") || strings.Contains(low, "cannot unmarshal") {
+	// api.Client returns a line it cannot parse as the error text itself.
+	if t := strings.TrimSpace(err.Error()); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") ||
+		strings.Contains(low, "invalid character") || strings.Contains(low, "unexpected end of json") || strings.Contains(low, "cannot unmarshal") {
 		return fmt.Sprintf("Ollama on %s sent a malformed reply (%v); try again, and check the host's Ollama version", hostName, err)
 	}
-	// An {"error": ...} line in the middle of a stream.
-	return fmt.Sprintf("Ollama on %s reported an error from %s: %v", hostName, modelName, err)
+	// An {"error": ...} line in the middle of a stream, or a stray line.
+	return fmt.Sprintf("Ollama on %s failed during the answer of %s: %v", hostName, modelName, err)
 }

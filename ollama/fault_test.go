@@ -1,0 +1,341 @@
+package ollama
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ollama/ollama/api"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+func newModels(t testing.TB, cfg Config) (*Models, *calls.Router) {
+	t.Helper()
+	r := calls.NewRouter(nil)
+	m, err := New(cfg, r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, r
+}
+
+func call(t testing.TB, r *calls.Router, name string, args any) *calls.Result {
+	t.Helper()
+	return callCtx(t, t.Context(), r, name, args)
+}
+
+func callCtx(t testing.TB, ctx context.Context, r *calls.Router, name string, args any) *calls.Result {
+	t.Helper()
+	raw, _ := json.Marshal(args)
+	res, err := r.Call(ctx, name, &calls.Request{Arguments: raw})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return res
+}
+
+func names(r *calls.Router) []string {
+	var out []string
+	for _, c := range r.List() {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func TestNoHostStillServesGenericTools(t *testing.T) {
+	// A port nothing listens on.
+	m, r := newModels(t, Config{Hosts: []string{"127.0.0.1:1"}})
+	if err := m.Refresh(t.Context()); err == nil {
+		t.Fatal("Refresh of a dead host returned no error")
+	}
+	got := strings.Join(names(r), " ")
+	if got != "ollama_chat ollama_embed ollama_models" {
+		t.Fatalf("tools = %s", got)
+	}
+	st := m.Hosts()
+	if len(st) != 1 || st[0].Up || !strings.Contains(st[0].Err, "refused") {
+		t.Fatalf("Hosts() = %+v", st)
+	}
+	res := call(t, r, ToolChat, map[string]any{"model": "qwen3", "prompt": "hi"})
+	if !res.IsError || !strings.Contains(res.TextOf(), "no Ollama host is reachable") {
+		t.Fatalf("ollama_chat with no host: %s", res.TextOf())
+	}
+	res = call(t, r, ToolModels, nil)
+	if res.IsError || !strings.Contains(res.TextOf(), "No Ollama host is reachable") {
+		t.Fatalf("ollama_models with no host: %s", res.TextOf())
+	}
+	// Run returns when its context ends, not before, and never fails.
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestCapabilitiesFromTags(t *testing.T) {
+	// Newer Ollama lists capabilities in /api/tags; /api/show is still
+	// asked once per digest for the context length.
+	f := newFake(t, chatModelFake("a:1b"), embedModelFake("e:latest", 4))
+	f.capsInTags = true
+	m, r := newModels(t, Config{Hosts: []string{f.URL}})
+	for range 3 {
+		if err := m.Refresh(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.shows.Load(); n != 2 {
+		t.Errorf("/api/show asked %d times over three refreshes, want 2 (cached by digest)", n)
+	}
+	c, ok := r.Lookup("chat_a_1b")
+	if !ok {
+		t.Fatalf("no chat_a_1b in %v", names(r))
+	}
+	if !strings.Contains(c.Description, "a:1b") || !strings.Contains(c.Description, "context 2048 tokens") {
+		t.Errorf("description lacks the model's details: %s", c.Description)
+	}
+	if _, ok := r.Lookup("embed_e"); !ok {
+		t.Fatalf("no embed_e in %v", names(r))
+	}
+	// A new digest for the same name is asked about again.
+	ms := []fakeModel{chatModelFake("a:1b"), embedModelFake("e:latest", 4)}
+	ms[0].Digest = "sha256:new"
+	ms[0].CtxLen = 4096
+	f.setModels(ms...)
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.shows.Load(); n != 3 {
+		t.Errorf("/api/show asked %d times after a digest change, want 3", n)
+	}
+	c, _ = r.Lookup("chat_a_1b")
+	if !strings.Contains(c.Description, "context 4096 tokens") {
+		t.Errorf("description not updated: %s", c.Description)
+	}
+}
+
+func TestChatHangTimesOutAndClosesUpstream(t *testing.T) {
+	f := newFake(t, chatModelFake("slow:latest"))
+	closed := make(chan struct{})
+	f.setChat(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // the client went away
+		close(closed)
+	})
+	m, r := newModels(t, Config{Hosts: []string{f.URL}, CallTimeout: 300 * time.Millisecond})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	res := call(t, r, "chat_slow", map[string]any{"prompt": "hi"})
+	if !res.IsError || !strings.Contains(res.TextOf(), "timeout") {
+		t.Fatalf("hung chat: IsError=%v %q", res.IsError, res.TextOf())
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream request was not closed after the timeout")
+	}
+}
+
+func TestChatStreamFaults(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		want    []string
+	}{
+		{"malformed line", rawLines(`{"message":{"content":"Hel"}}`, `{this is not json`), []string{"malformed reply"}},
+		{"error mid-stream", rawLines(`{"message":{"role":"assistant","content":"Hel"}}`, `{"error":"llama runner process has terminated: signal: killed"}`),
+			[]string{"llama runner process has terminated", "1 tokens came back", "Hel"}},
+		{"cut stream", rawLines(`{"message":{"role":"assistant","content":"Hel"}}`, `{"message":{"role":"assistant","content":"lo"}}`),
+			[]string{"stopped in the middle", "Hello"}},
+		{"model not found", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"error":"model 'x' not found"}`))
+		}, []string{"no longer on", "ollama_models"}},
+		{"context too long", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":"input length exceeds the context length"}`))
+		}, []string{"too long", "context window of 2048 tokens"}},
+		{"fails to load", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write([]byte(`{"error":"model requires more system memory (7.1 GiB) than is available (2.0 GiB)"}`))
+		}, []string{"failed to load", "more system memory"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t, chatModelFake("m:latest"))
+			f.setChat(tt.handler)
+			m, r := newModels(t, Config{Hosts: []string{f.URL}})
+			if err := m.Refresh(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			res := call(t, r, "chat_m", map[string]any{"prompt": "hi"})
+			if !res.IsError {
+				t.Fatalf("not a tool error: %s", res.TextOf())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(res.TextOf(), w) {
+					t.Errorf("error %q lacks %q", res.TextOf(), w)
+				}
+			}
+		})
+	}
+}
+
+func TestChatResponseCap(t *testing.T) {
+	f := newFake(t, chatModelFake("m:latest"))
+	var stopped sync.WaitGroup
+	stopped.Add(1)
+	f.setChat(func(w http.ResponseWriter, r *http.Request) {
+		defer stopped.Done()
+		enc := json.NewEncoder(w)
+		for i := 0; i < 10000; i++ {
+			if enc.Encode(api.ChatResponse{Message: api.Message{Content: "0123456789"}}) != nil || r.Context().Err() != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+		t.Error("the stream was not cut at the response limit")
+	})
+	m, r := newModels(t, Config{Hosts: []string{f.URL}, MaxResponseBytes: 100})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	res := call(t, r, "chat_m", map[string]any{"prompt": "hi"})
+	if res.IsError || !strings.Contains(res.TextOf(), "[truncated") {
+		t.Fatalf("capped answer: IsError=%v %q", res.IsError, res.TextOf())
+	}
+	if got := len(res.Content[0].Text); got > 110 {
+		t.Errorf("answer is %d bytes, cap 100", got)
+	}
+	stopped.Wait()
+}
+
+func TestPromptCap(t *testing.T) {
+	f := newFake(t, chatModelFake("m:latest"))
+	m, r := newModels(t, Config{Hosts: []string{f.URL}, MaxPromptBytes: 10})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	res := call(t, r, "chat_m", map[string]any{"prompt": "this prompt is longer than ten bytes"})
+	if !res.IsError || !strings.Contains(res.TextOf(), "more than the limit of 10") {
+		t.Fatalf("over-long prompt: %q", res.TextOf())
+	}
+	if f.chats.Load() != 0 {
+		t.Error("an over-long prompt reached Ollama")
+	}
+}
+
+func TestGenericRejectsUnknownModels(t *testing.T) {
+	f := newFake(t, chatModelFake("m:latest"), embedModelFake("e:latest", 4))
+	m, r := newModels(t, Config{Hosts: []string{f.URL}})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"../x", "http://evil.example/x", "m; rm -rf /", "M:LATEST2", "e"} {
+		res := call(t, r, ToolChat, map[string]any{"model": name, "prompt": "hi"})
+		if !res.IsError {
+			t.Errorf("ollama_chat accepted model %q: %s", name, res.TextOf())
+		}
+	}
+	if f.chats.Load() != 0 {
+		t.Fatal("an unknown model name reached Ollama")
+	}
+	res := call(t, r, ToolChat, map[string]any{"model": "../x", "prompt": "hi"})
+	if !strings.Contains(res.TextOf(), "m:latest") {
+		t.Errorf("unknown-model error does not list the models: %s", res.TextOf())
+	}
+	// Case and an implied tag are the same model.
+	res = call(t, r, ToolChat, map[string]any{"model": "M", "prompt": "hi"})
+	if res.IsError || res.Content[0].Text != "Hello world" {
+		t.Fatalf("ollama_chat M: %s", res.TextOf())
+	}
+	res = call(t, r, ToolEmbed, map[string]any{"model": "e", "input": []string{"a", "b"}})
+	if res.IsError || !strings.Contains(res.TextOf(), `"dimensions":4`) {
+		t.Fatalf("ollama_embed: %s", res.TextOf())
+	}
+	res = call(t, r, ToolEmbed, map[string]any{"model": "m", "input": "a"})
+	if !res.IsError || !strings.Contains(res.TextOf(), "not an embedding model") {
+		t.Fatalf("ollama_embed on a chat model: %s", res.TextOf())
+	}
+}
+
+func TestHostFailoverBeforeFirstToken(t *testing.T) {
+	dead := newFake(t, chatModelFake("m:latest"))
+	live := newFake(t, chatModelFake("m:latest"))
+	m, r := newModels(t, Config{Hosts: []string{dead.URL, live.URL}})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := r.Lookup("chat_m")
+	if !strings.Contains(c.Description, dead.URL) || !strings.Contains(c.Description, live.URL) {
+		t.Fatalf("description does not name both hosts: %s", c.Description)
+	}
+	dead.Close() // gone between the refresh and the call
+	res := call(t, r, "chat_m", map[string]any{"prompt": "hi"})
+	if res.IsError || res.Content[0].Text != "Hello world" {
+		t.Fatalf("call did not fail over: %s", res.TextOf())
+	}
+	if live.chats.Load() != 1 {
+		t.Fatalf("live host served %d chats", live.chats.Load())
+	}
+	if st := m.Hosts(); st[0].Up {
+		t.Errorf("the dead host is still marked up: %+v", st)
+	}
+}
+
+func TestModelGateQueues(t *testing.T) {
+	f := newFake(t, chatModelFake("m:latest"))
+	release := make(chan struct{})
+	var mu sync.Mutex
+	cur, most := 0, 0
+	f.setChat(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		cur++
+		most = max(most, cur)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		cur--
+		mu.Unlock()
+		answer("ok")(w, r)
+	})
+	m, r := newModels(t, Config{Hosts: []string{f.URL}, ModelConcurrency: 1})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	results := make([]*calls.Result, 3)
+	for i := range 3 {
+		tool := "chat_m"
+		args := map[string]any{"prompt": "hi"}
+		if i == 2 {
+			tool, args["model"] = ToolChat, "m" // the generic tool shares the model's queue
+		}
+		wg.Go(func() { results[i] = call(t, r, tool, args) })
+	}
+	time.Sleep(200 * time.Millisecond) // let all three reach the gate
+	close(release)
+	wg.Wait()
+	for i, res := range results {
+		if res.IsError {
+			t.Errorf("call %d: %s", i, res.TextOf())
+		}
+	}
+	if most != 1 {
+		t.Errorf("%d calls ran against the model at once, limit 1", most)
+	}
+}
+
+func TestExplainUnknownError(t *testing.T) {
+	msg := explain(errors.New("boom"), "m", "http://h", 0)
+	if !strings.Contains(msg, "boom") {
+		t.Error(msg)
+	}
+}
