@@ -1,0 +1,153 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// Diagnose checks what the sandbox needs under cfg and explains each
+// finding for `membrane doctor`: the mode, bubblewrap and whether it can
+// create a sandbox here (it runs one), prlimit, the Python interpreter, the
+// uid sandboxes run as, the network setting, the workspace and whether
+// membrane runs in a container.
+func Diagnose(ctx context.Context, cfg Config) []calls.Check {
+	var out []calls.Check
+	add := func(name string, st calls.Status, detail, fix string) {
+		out = append(out, calls.Check{Name: name, Status: st, Detail: detail, Fix: fix})
+	}
+	ncfg, err := cfg.normalize()
+	if err != nil {
+		add("sandbox config", calls.StatusFail, err.Error(), "correct the sandbox flag or setting named above")
+		return out
+	}
+	container := inContainer()
+	s, err := New(cfg, nil)
+	if err != nil {
+		add("sandbox", calls.StatusFail, err.Error(), "correct the setting named above")
+		return out
+	}
+	defer s.Close()
+
+	switch ncfg.Mode {
+	case ModeRlimit:
+		add("sandbox mode", calls.StatusWarn,
+			"rlimit: sh and python_run run with limits (time, CPU, memory, processes, file size, output) but without namespaces: "+
+				"the code sees the host's files, processes and network, and results say so",
+			"install bubblewrap and drop --sandbox=rlimit, unless a container or VM around membrane is the boundary")
+	default:
+		add("sandbox mode", calls.StatusOK, "bwrap: each call runs in its own bubblewrap sandbox", "")
+	}
+
+	switch {
+	case s.bwrapErr != nil && ncfg.Mode == ModeBwrap:
+		add("bubblewrap", calls.StatusFail, s.bwrapErr.Error(), fixBwrapMissing)
+	case s.bwrapErr != nil:
+		add("bubblewrap", calls.StatusWarn, s.bwrapErr.Error()+" (not needed in rlimit mode)", "install bubblewrap for real isolation")
+	default:
+		ver, _ := runOutput(ctx, s.bwrap, "--version")
+		detail := fmt.Sprintf("%s (%s)", s.bwrap, strings.TrimSpace(ver))
+		if !s.bwrapFeat.disableUserns {
+			add("bubblewrap", calls.StatusWarn, detail+": older than 0.8, so sandboxed code may create nested user namespaces (the seccomp filter still denies unshare and mount)",
+				"install bubblewrap 0.8 or newer")
+		} else {
+			add("bubblewrap", calls.StatusOK, detail, "")
+		}
+		if !s.bwrapFeat.size {
+			add("sandbox /tmp", calls.StatusWarn, "this bubblewrap cannot cap the size of /tmp (--size needs 0.7)", "install bubblewrap 0.7 or newer")
+		}
+	}
+	if s.prlimitErr != nil {
+		add("prlimit", calls.StatusFail, s.prlimitErr.Error(), fixPrlimit)
+	} else {
+		add("prlimit", calls.StatusOK, s.prlimit+" sets the rlimits inside each sandbox", "")
+	}
+
+	if ncfg.Mode == ModeBwrap && s.bwrapErr == nil && s.prlimitErr == nil {
+		if err := s.probe(ctx); err != nil {
+			fix := fixNamespaces
+			if container {
+				fix = "membrane runs in a container that does not let it create namespaces. " + containerFix
+			}
+			add("sandbox namespaces", calls.StatusFail, "bubblewrap could not create a sandbox: "+err.Error(), fix)
+		} else {
+			add("sandbox namespaces", calls.StatusOK, "a test sandbox started and ran /bin/true ("+s.isolation().Summary+")", "")
+		}
+	}
+
+	if s.python != "" {
+		add("python", calls.StatusOK, s.python+" (resolved once at start; python_run passes code as a file)", "")
+	} else {
+		add("python", calls.StatusWarn, "python_run will fail: "+s.pythonErr.Error(), "install python3, or pass --python /path/to/python3")
+	}
+
+	if os.Geteuid() == 0 {
+		add("sandbox uid", calls.StatusOK, fmt.Sprintf("membrane runs as root, so sandboxes run as host uid %d: the kernel does not apply the process limit to uid 0", s.uid), "")
+	} else {
+		add("sandbox uid", calls.StatusOK, fmt.Sprintf("sandboxes run as membrane's uid %d, inside their own user namespace", s.uid), "")
+	}
+
+	if ncfg.Network {
+		st := calls.StatusWarn
+		add("sandbox network", st, "--sandbox-network is on: sandboxed code can reach the network, including services on this host such as Ollama's unauthenticated API",
+			"turn --sandbox-network off unless the tools need pip or curl")
+	} else if ncfg.Mode == ModeBwrap {
+		add("sandbox network", calls.StatusOK, "off: each sandbox has only a loopback interface of its own", "")
+	}
+
+	if ncfg.Workspace != "" {
+		add("sandbox workspace", calls.StatusOK, fmt.Sprintf("%s is bound at %s and shared by every session", s.cfg.Workspace, WorkspaceDir), "")
+	} else {
+		add("sandbox workspace", calls.StatusOK, "a fresh directory per MCP session, removed when the session ends", "")
+	}
+
+	add("sandbox limits", calls.StatusOK, fmt.Sprintf("timeout %s (max %s), CPU %d s, memory %s, processes %d, file size %s, open files %d, output %s per stream, /tmp %s, %d concurrent calls per tool",
+		ncfg.Timeout, ncfg.MaxTimeout, ncfg.CPUSeconds, bytesText(ncfg.MemoryBytes), ncfg.Procs, bytesText(ncfg.FileSizeBytes),
+		ncfg.OpenFiles, bytesText(ncfg.OutputBytes), bytesText(ncfg.TmpBytes), ncfg.Concurrency), "")
+
+	if container {
+		st, detail := calls.StatusOK, "membrane runs in a container"
+		if ncfg.Mode == ModeRlimit {
+			st, detail = calls.StatusWarn, "membrane runs in a container in rlimit mode: the container is the only boundary between sandboxed code and whatever the container can reach"
+		}
+		add("container", st, detail, containerFix)
+	}
+	return out
+}
+
+// containerFix says what a container needs for bubblewrap sandboxes.
+const containerFix = "To use bubblewrap in Docker or Compose, relax the defaults that forbid creating namespaces and mounting /proc: " +
+	"security_opt: [seccomp=unconfined, apparmor=unconfined, systempaths=unconfined] (docker run --security-opt ...); " +
+	"no extra capabilities and no --privileged are needed. Otherwise run membrane with --sandbox=rlimit and treat the container as the boundary " +
+	"(read-only root filesystem, no secrets mounted, network as narrow as the tools allow)."
+
+func inContainer() bool {
+	for _, p := range []string{"/.dockerenv", "/run/.containerenv"} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	b, _ := os.ReadFile("/proc/1/cgroup")
+	return strings.Contains(string(b), "docker") || strings.Contains(string(b), "kubepods") || strings.Contains(string(b), "containerd")
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func runOutput(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,81 @@
+// Package sandbox runs untrusted code for models: the sh and python_run
+// calls, each process isolated, limited, timed and cleaned up.
+//
+// # What a call gets
+//
+// sh runs {cmd, timeout_s?, stdin?} as /bin/sh -c CMD. python_run runs
+// {code, timeout_s?, stdin?} with a real Python interpreter resolved once by
+// New (symlinks followed, pyenv-style shims skipped); the code reaches the
+// interpreter as a read-only file, never through a shell or an argument.
+// A result holds the exit code, stdout and stderr (each capped at
+// Config.OutputBytes with a visible marker, always valid UTF-8), the
+// duration, whether the run timed out or was killed, and the isolation
+// achieved, as text and as structured content. A non-zero exit, a timeout
+// or a sandbox that cannot start is a tool error (calls.Result.IsError),
+// never a Go error.
+//
+// # Isolation (ModeBwrap, the default)
+//
+// Every call runs in a fresh bubblewrap sandbox with its own user, pid,
+// network, ipc, uts, cgroup and mount namespaces. Inside: uid 1000 with no
+// capabilities and no_new_privs; only a loopback network (unless
+// Config.Network); /usr and the other system directories read-only; a
+// handful of /etc files (no membrane config, synthetic passwd and group);
+// no host home, no /root, no host processes; a size-capped private /tmp, a
+// minimal /dev, a fresh /proc; a clean fixed environment; fds 0-2 only; a
+// seccomp filter that denies io_uring, ptrace, mount, unshare, keyctl, bpf
+// and similar; nested user namespaces disabled (bwrap 0.8+). The sandbox
+// dies with membrane (--die-with-parent plus Pdeathsig) and starts a new
+// terminal session, so it cannot reach membrane's stdio or terminal.
+//
+// Limits are rlimits set by util-linux prlimit inside the sandbox's own
+// user namespace, just before the command starts: CPU seconds, address
+// space, file size, open files and processes. Setting them there, and not on
+// bwrap, matters: RLIMIT_NPROC is counted per user namespace, so the cap
+// holds one call's processes without counting the rest of the user's. The
+// kernel never applies RLIMIT_NPROC to host uid 0, even inside a user
+// namespace, so when membrane runs as root the sandbox runs as host uid
+// 65534 (or as the owner of a non-root Config.Workspace). A wall-clock
+// timer kills the whole process tree; so do a cancelled context, the end of
+// the MCP session, and Close.
+//
+// # Workspaces
+//
+// Each calls.Session gets its own directory, made on its first call and
+// bound at /workspace; sh and python_run share it, and it is removed when
+// the session closes (after its running processes are killed). A
+// Config.Workspace is bound instead and shared by every session, never
+// removed. Symlinks and hard links cannot lead out of it: inside the sandbox
+// they resolve in the sandbox's own mount namespace (where the system is
+// read-only and the host's files are absent), and membrane's own cleanup
+// never follows a link.
+//
+// # ModeRlimit
+//
+// Where bubblewrap is missing or cannot create namespaces, sh and python_run
+// return a tool error that says to install bubblewrap or to run with
+// --sandbox=rlimit. There is no silent fallback. In ModeRlimit processes run
+// with the same rlimits, timeout and output caps, a clean environment and
+// the workspace as their directory, but see the host's files, processes and
+// network; every result says so. Processes are killed by process group, so a
+// child that calls setsid may outlive its call: use rlimit mode only where
+// something else, such as a container, is the boundary.
+//
+// # Containers
+//
+// Docker's defaults forbid what bubblewrap needs: its seccomp profile denies
+// unshare and clone with namespace flags, AppArmor's docker-default profile
+// denies mount, and the masked /proc paths make mounting a fresh /proc
+// fail. A container that should run bubblewrap sandboxes needs
+//
+//	security_opt:
+//	  - seccomp=unconfined
+//	  - apparmor=unconfined
+//	  - systempaths=unconfined
+//
+// (docker run --security-opt ...), and neither --privileged nor extra
+// capabilities. The host kernel must allow unprivileged user namespaces.
+// Without those options, run membrane with --sandbox=rlimit and treat the
+// container as the boundary: results and `membrane doctor` then report
+// rlimit isolation. Diagnose detects a container and says the same.
+package sandbox

@@ -1,0 +1,151 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+const pythonName = "python_run"
+
+// callGrace is added to MaxTimeout for the router's own deadline, so that
+// the sandbox's timeout, which says what happened, always fires first.
+const callGrace = 10 * time.Second
+
+var pythonSchema = json.RawMessage(`{
+  "type": "object",
+  "properties": {
+    "code": {"type": "string", "minLength": 1, "description": "A Python 3 program, run as a script file in the workspace directory. Print what you want to see."},
+    "timeout_s": {"type": "number", "exclusiveMinimum": 0, "description": "Wall-clock limit in seconds; the whole process tree is killed when it passes."},
+    "stdin": {"type": "string", "description": "Text given to the program on standard input; empty input when left out."}
+  },
+  "required": ["code"],
+  "additionalProperties": false
+}`)
+
+type pythonArgs struct {
+	Code string `json:"code"`
+	runArgs
+}
+
+// decodePythonArgs decodes and checks python_run's arguments strictly.
+func decodePythonArgs(raw json.RawMessage) (pythonArgs, error) {
+	var a pythonArgs
+	if err := calls.DecodeArgs(raw, &a); err != nil {
+		return a, err
+	}
+	if strings.TrimSpace(a.Code) == "" {
+		return a, errors.New("code is required and must not be blank")
+	}
+	return a, nil
+}
+
+// scriptPath is where python_run's code appears in a bubblewrap sandbox.
+const scriptPath = runDir + "/main.py"
+
+func (s *Sandbox) pythonCall() calls.Call {
+	return calls.Call{
+		Name:  pythonName,
+		Title: "Run Python code in a sandbox",
+		Description: fmt.Sprintf("Run a Python 3 program in an isolated sandbox and return its exit code, stdout and stderr. "+
+			"The working directory %s is private to this session and lasts across its calls (sh and python_run share it); "+
+			"only the standard library and the system's installed packages are available. %s. Default timeout %s, at most %s.",
+			WorkspaceDir, s.networkSentence(), s.cfg.Timeout, s.cfg.MaxTimeout),
+		InputSchema: pythonSchema,
+		Kind:        calls.KindTool,
+		Group:       "sandbox",
+		Timeout:     s.cfg.MaxTimeout + callGrace,
+		Concurrency: s.cfg.Concurrency,
+		Destructive: true,
+		Handler:     calls.HandlerFunc(s.handlePython),
+	}
+}
+
+func (s *Sandbox) handlePython(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+	a, err := decodePythonArgs(req.Arguments)
+	if err != nil {
+		return argError(req, err), nil
+	}
+	if s.python == "" {
+		return calls.Errorf("python_run unavailable: %v. Fix: install Python 3 (Debian/Ubuntu: apt-get install python3) or start membrane with --python /path/to/python3.", s.pythonErr), nil
+	}
+	// The code travels as a file, never through a shell or an argument.
+	return s.execute(ctx, req, a.runArgs, &job{
+		argv:  []string{s.python, scriptPath},
+		files: map[string][]byte{scriptPath: []byte(a.Code)},
+	})
+}
+
+// findPython returns the first real python3 binary: on PATH (skipping shims
+// such as pyenv's, which are scripts that cost tens of milliseconds a start
+// and live in the user's home), then in the usual system places.
+func findPython() (string, error) {
+	var cands []string
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if dir != "" {
+			cands = append(cands, filepath.Join(dir, "python3"))
+		}
+	}
+	cands = append(cands, "/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
+	var skipped []string
+	for _, c := range cands {
+		real, err := resolvePython(c)
+		if err == nil {
+			return real, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			skipped = append(skipped, err.Error())
+		}
+	}
+	if len(skipped) > 0 {
+		return "", fmt.Errorf("no python3 binary found (skipped: %s)", strings.Join(skipped, "; "))
+	}
+	return "", errors.New("no python3 found on PATH or in /usr/bin, /usr/local/bin")
+}
+
+// resolvePython follows path (a name looked up on PATH, or a path) through
+// its symlinks to a binary and checks that it is a real executable (ELF),
+// not a shim script.
+func resolvePython(path string) (string, error) {
+	if !strings.Contains(path, "/") {
+		p, err := exec.LookPath(path)
+		if err != nil {
+			return "", err
+		}
+		path = p
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", err
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("%s is not an executable file", real)
+	}
+	f, err := os.Open(real)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	if _, err := f.Read(head); err != nil || !bytes.Equal(head, []byte("\x7fELF")) {
+		return "", fmt.Errorf("%s is a script (a shim such as pyenv's?), not an interpreter binary; give its real path, e.g. from `pyenv which python3`", real)
+	}
+	return real, nil
+}

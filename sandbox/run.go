@@ -1,0 +1,401 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// job is one process to run in the sandbox.
+type job struct {
+	// argv is the command as the sandbox sees it, before the rlimits
+	// wrapper.
+	argv  []string
+	stdin *string
+	// files are written into the sandbox before it starts, read-only, keyed
+	// by their path inside a bubblewrap sandbox (under /run/membrane). In
+	// rlimit mode they go to a private directory instead, and argv entries
+	// equal to a key are rewritten to the real path.
+	files   map[string][]byte
+	timeout time.Duration
+	ws      *workspace
+	sess    *calls.Session
+}
+
+// outcome is what became of a job.
+type outcome struct {
+	exitCode       int
+	signal         syscall.Signal // non-zero when the process died of a signal
+	stdout, stderr capture
+	dur            time.Duration
+	timedOut       bool // our timeout fired and we killed it
+	cancelled      bool // the caller gave up (client cancel, disconnect, shutdown)
+	setupErr       string
+}
+
+// process is a running job, registered so that Close and the end of its
+// session can kill it.
+type process struct {
+	sess *calls.Session
+	done chan struct{}
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	killed bool
+}
+
+// kill sends SIGKILL to the process group of the outer process. In bwrap
+// mode its death takes the whole pid namespace with it (die-with-parent,
+// then the kernel kills every process of a namespace whose init is gone).
+func (p *process) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.killed = true
+	if p.cmd != nil && p.cmd.Process != nil {
+		pid := p.cmd.Process.Pid
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// run runs j to completion, timeout or cancellation. An error means the
+// process could not be started at all.
+func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
+	p := &process{sess: j.sess, done: make(chan struct{})}
+	defer close(p.done)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errClosed
+	}
+	s.running[p] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, p)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+
+	var (
+		cmd     *exec.Cmd
+		cleanup []func()
+	)
+	defer func() {
+		for _, f := range cleanup {
+			f()
+		}
+	}()
+	limits, err := s.limitArgs()
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Mode == ModeBwrap {
+		var extra []*os.File
+		args, extra, err := s.bwrapArgs(j)
+		for _, f := range extra {
+			cleanup = append(cleanup, func() { f.Close() })
+		}
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--")
+		args = append(args, limits...)
+		args = append(args, j.argv...)
+		cmd = exec.Command(s.bwrap, args...)
+		cmd.ExtraFiles = extra
+		cmd.Env = []string{}
+		// bwrap itself must be able to enter the workspace's parent.
+		cmd.Dir = "/"
+	} else {
+		scratch, err := os.MkdirTemp(filepath.Join(s.root, "run"), "r-")
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: make scratch dir: %w", err)
+		}
+		cleanup = append(cleanup, func() { removeTree(scratch) })
+		if s.cred != nil {
+			if err := os.Chown(scratch, s.uid, s.gid); err != nil {
+				return nil, fmt.Errorf("sandbox: make scratch dir: %w", err)
+			}
+		}
+		argv := append([]string(nil), j.argv...)
+		for inside, data := range j.files {
+			real := filepath.Join(scratch, filepath.Base(inside))
+			if err := os.WriteFile(real, data, 0o444); err != nil {
+				return nil, fmt.Errorf("sandbox: write %s: %w", inside, err)
+			}
+			for i, a := range argv {
+				if a == inside {
+					argv[i] = real
+				}
+			}
+		}
+		tmp := filepath.Join(scratch, "tmp")
+		if err := os.Mkdir(tmp, 0o700); err != nil {
+			return nil, fmt.Errorf("sandbox: make scratch dir: %w", err)
+		}
+		if s.cred != nil {
+			_ = os.Chown(tmp, s.uid, s.gid)
+		}
+		all := append(append([]string{}, limits...), argv...)
+		cmd = exec.Command(all[0], all[1:]...)
+		cmd.Dir = j.ws.dir
+		cmd.Env = sandboxEnv(j.ws.dir, tmp)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid:    true,
+		Pdeathsig:  syscall.SIGKILL,
+		Credential: s.cred,
+	}
+	if j.stdin != nil {
+		cmd.Stdin = strings.NewReader(*j.stdin)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	// Our own timer, not the context, so that a timeout can be told from a
+	// cancellation.
+	cmd.WaitDelay = time.Second
+
+	o := &outcome{}
+	o.stdout.limit, o.stderr.limit = s.cfg.OutputBytes, s.cfg.OutputBytes
+
+	p.mu.Lock()
+	if p.killed {
+		p.mu.Unlock()
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		return nil, errClosed
+	}
+	p.cmd = cmd
+	markInheritedCloexec()
+	start := time.Now()
+	err = cmd.Start()
+	p.mu.Unlock()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("sandbox: start %s: %w", cmd.Path, err)
+	}
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() { defer readers.Done(); o.stdout.readFrom(outR) }()
+	go func() { defer readers.Done(); o.stderr.readFrom(errR) }()
+
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	timer := time.NewTimer(j.timeout)
+	defer timer.Stop()
+	select {
+	case err = <-waitErr:
+	case <-timer.C:
+		o.timedOut = true
+		p.kill()
+		err = <-waitErr
+	case <-ctx.Done():
+		o.cancelled = true
+		p.kill()
+		err = <-waitErr
+	}
+	o.dur = time.Since(start)
+	// Anything left in the process group (rlimit mode) goes too.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	readersDone := make(chan struct{})
+	go func() { readers.Wait(); close(readersDone) }()
+	select {
+	case <-readersDone:
+	case <-time.After(time.Second):
+		// A process outside our reach (rlimit mode: one that left the
+		// process group) still holds the pipes. Stop reading.
+		outR.Close()
+		errR.Close()
+		<-readersDone
+	}
+	outR.Close()
+	errR.Close()
+
+	p.mu.Lock()
+	killed := p.killed
+	p.mu.Unlock()
+	if killed && !o.timedOut {
+		o.cancelled = true
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+	case errors.Is(err, exec.ErrWaitDelay):
+	default:
+		return nil, fmt.Errorf("sandbox: wait: %w", err)
+	}
+	if ps := cmd.ProcessState; ps != nil {
+		o.exitCode = ps.ExitCode()
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			o.signal = ws.Signal()
+			o.exitCode = 128 + int(o.signal)
+		}
+	}
+	if !o.timedOut && !o.cancelled && s.cfg.Mode == ModeBwrap && o.exitCode == 1 && len(o.stdout.buf) == 0 &&
+		strings.HasPrefix(string(o.stderr.buf), "bwrap: ") {
+		o.setupErr = strings.TrimSpace(string(o.stderr.buf))
+	}
+	return o, nil
+}
+
+// limitArgs is the prlimit command line that sets every rlimit just before
+// the command starts: inside the sandbox's own user namespace, where
+// RLIMIT_NPROC counts only that sandbox's processes.
+func (s *Sandbox) limitArgs() ([]string, error) {
+	if s.prlimitErr != nil {
+		return nil, s.prlimitErr
+	}
+	nproc := s.cfg.Procs
+	if s.cfg.Mode == ModeRlimit {
+		// No user namespace: the kernel counts every process of the uid,
+		// so the cap is what the uid runs now plus the call's share.
+		nproc += countProcs(s.uid)
+	}
+	return []string{
+		s.prlimit,
+		"--cpu=" + strconv.Itoa(s.cfg.CPUSeconds),
+		"--as=" + strconv.FormatInt(s.cfg.MemoryBytes, 10),
+		"--fsize=" + strconv.FormatInt(s.cfg.FileSizeBytes, 10),
+		"--nofile=" + strconv.Itoa(s.cfg.OpenFiles),
+		"--nproc=" + strconv.Itoa(nproc),
+		"--core=0",
+		"--",
+	}, nil
+}
+
+// countProcs counts the processes (thread groups) whose real uid is uid.
+func countProcs(uid int) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+e.Name(), &st) == nil && int(st.Uid) == uid {
+			n++
+		}
+	}
+	return n
+}
+
+// sandboxEnv is the whole environment of a sandboxed process: nothing of
+// membrane's own.
+func sandboxEnv(home, tmp string) []string {
+	return []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + home,
+		"TMPDIR=" + tmp,
+		"LANG=C.UTF-8",
+		"USER=sandbox",
+		"LOGNAME=sandbox",
+		"SHELL=/bin/sh",
+		"TERM=dumb",
+		"PYTHONDONTWRITEBYTECODE=1",
+		"PYTHONUNBUFFERED=1",
+	}
+}
+
+// capture keeps the first limit bytes of a stream and counts the rest. Past
+// a generous multiple of the limit it stops reading and closes the pipe, so
+// that a flood ends (EPIPE or SIGPIPE) instead of burning CPU until the
+// timeout.
+type capture struct {
+	limit int64
+	buf   []byte
+	total int64
+	// cut is set when the pipe was closed before the writer finished.
+	cut bool
+}
+
+func (c *capture) readFrom(r io.ReadCloser) {
+	discardAfter := max(8*c.limit, 8<<20)
+	b := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(b)
+		if n > 0 {
+			if room := c.limit - int64(len(c.buf)); room > 0 {
+				c.buf = append(c.buf, b[:min(int64(n), room)]...)
+			}
+			c.total += int64(n)
+			if c.total > discardAfter {
+				c.cut = true
+				r.Close()
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (c *capture) truncated() bool { return c.total > int64(len(c.buf)) }
+
+// text returns the captured output as valid UTF-8, with a marker when it was
+// truncated.
+func (c *capture) text(name string) string {
+	s := calls.ValidUTF8(string(c.buf))
+	if c.truncated() {
+		more := "of " + strconv.FormatInt(c.total, 10)
+		if c.cut {
+			more = "of more than " + strconv.FormatInt(c.total, 10) + " (the pipe was closed to stop the flood)"
+		}
+		s += fmt.Sprintf("\n[membrane: %s truncated: showing the first %d bytes %s; write large output to a file in %s instead]", name, len(c.buf), more, WorkspaceDir)
+	}
+	return s
+}
+
+// markInheritedCloexec sets close-on-exec on every descriptor above 2, so
+// that a sandboxed process inherits only 0-2 (and the ExtraFiles bwrap reads
+// and closes). Go opens its own files close-on-exec, but descriptors
+// membrane inherited from whoever started it (a shell, a supervisor) are
+// not, and bwrap passes on whatever it gets.
+func markInheritedCloexec() {
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return
+	}
+	// Kernels before 5.11.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+}

@@ -1,0 +1,296 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// Inside a bubblewrap sandbox the process runs as this uid and gid, with
+// the home and working directory WorkspaceDir.
+const (
+	SandboxUID   = 1000
+	SandboxGID   = 1000
+	WorkspaceDir = "/workspace"
+)
+
+// RootRunAsUID is the host uid (and gid) sandboxed processes run as when
+// membrane itself runs as root and the workspace does not belong to another
+// unprivileged user. The kernel does not apply RLIMIT_NPROC to host uid 0,
+// even inside a user namespace, so a sandbox running as root could
+// fork-bomb the host; 65534 ("nobody") exists on every distribution and is
+// mapped in user-namespaced containers.
+const RootRunAsUID = 65534
+
+// Sandbox runs the sh and python_run calls. It is safe for concurrent use.
+type Sandbox struct {
+	cfg Config
+	log *slog.Logger
+
+	bwrap      string // path of bwrap; "" when missing
+	bwrapErr   error  // why bwrap mode cannot run (missing, too old)
+	bwrapFeat  bwrapFeatures
+	prlimit    string
+	prlimitErr error
+	python     string // the real interpreter; "" when none was found
+	pythonErr  error
+	extraBinds []string // host dirs bound read-only at the same path (a Python prefix outside /usr)
+
+	root    string // private dir: synthetic /etc files, per-session workspaces, rlimit-mode scratch
+	cred    *syscall.Credential
+	uid     int // host uid the sandbox runs as
+	gid     int
+	seccomp []byte
+
+	mu         sync.Mutex
+	closed     bool
+	workspaces map[*calls.Session]*workspace
+	running    map[*process]struct{}
+	wg         sync.WaitGroup // running processes
+}
+
+// New checks cfg, finds bwrap, prlimit and a Python interpreter, and
+// returns a Sandbox. It does not fail because bubblewrap is missing or
+// cannot create namespaces: the calls then return a tool error that says
+// how to fix it, and Diagnose explains the same. A nil log discards.
+func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sandbox{
+		cfg:        cfg,
+		log:        log,
+		workspaces: map[*calls.Session]*workspace{},
+		running:    map[*process]struct{}{},
+		uid:        os.Geteuid(),
+		gid:        os.Getegid(),
+	}
+	if cfg.Workspace != "" {
+		ws, err := filepath.Abs(cfg.Workspace)
+		if err == nil {
+			ws, err = filepath.EvalSymlinks(ws)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: workspace %s: %v", ErrConfig, cfg.Workspace, err)
+		}
+		fi, err := os.Stat(ws)
+		if err != nil {
+			return nil, fmt.Errorf("%w: workspace: %v", ErrConfig, err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("%w: workspace %s is not a directory", ErrConfig, ws)
+		}
+		s.cfg.Workspace = ws
+	}
+	if os.Geteuid() == 0 {
+		// Run as an unprivileged host uid, so that RLIMIT_NPROC holds and a
+		// sandbox escape lands as nobody rather than root.
+		s.uid, s.gid = RootRunAsUID, RootRunAsUID
+		if s.cfg.Workspace != "" {
+			if st, ok := statOwner(s.cfg.Workspace); ok && st.Uid != 0 {
+				s.uid, s.gid = int(st.Uid), int(st.Gid)
+			}
+			if err := reachable(s.cfg.Workspace, s.uid, s.gid, true); err != nil {
+				return nil, fmt.Errorf("%w: workspace %s: %v. membrane runs as root, so sandboxes run as the unprivileged uid %d: "+
+					"give that uid the directory (chown -R %d:%d %s), pick a directory an unprivileged user owns, or run membrane as a non-root user",
+					ErrConfig, s.cfg.Workspace, err, s.uid, s.uid, s.gid, s.cfg.Workspace)
+			}
+		}
+		s.cred = &syscall.Credential{Uid: uint32(s.uid), Gid: uint32(s.gid), Groups: []uint32{}}
+	}
+
+	s.bwrap, s.bwrapFeat, s.bwrapErr = findBwrap()
+	s.prlimit, s.prlimitErr = findPrlimit()
+	if cfg.Python != "" {
+		s.python, s.pythonErr = resolvePython(cfg.Python)
+		if s.pythonErr != nil {
+			return nil, fmt.Errorf("%w: python %s: %v", ErrConfig, cfg.Python, s.pythonErr)
+		}
+	} else {
+		s.python, s.pythonErr = findPython()
+	}
+	if s.python != "" && !underSystemDirs(s.python) {
+		// An interpreter outside /usr (pyenv, a venv's base): bind its
+		// installation prefix read-only at the same path.
+		s.extraBinds = append(s.extraBinds, filepath.Dir(filepath.Dir(s.python)))
+	}
+	if s.prlimit != "" && !underSystemDirs(s.prlimit) {
+		s.extraBinds = append(s.extraBinds, filepath.Dir(s.prlimit))
+	}
+	s.seccomp = seccompProgram()
+
+	if err := s.makeRoot(); err != nil {
+		return nil, err
+	}
+	if cfg.Mode == ModeBwrap && s.bwrapErr == nil && s.prlimitErr == nil {
+		if err := s.probe(context.Background()); err != nil {
+			log.Warn("sandbox: bubblewrap cannot create a sandbox here; sh and python_run will fail until this is fixed", "err", err)
+		}
+	}
+	if s.pythonErr != nil {
+		log.Warn("sandbox: no Python interpreter; python_run will fail", "err", s.pythonErr)
+	}
+	log.Debug("sandbox ready", "mode", cfg.Mode, "bwrap", s.bwrap, "python", s.python, "uid", s.uid, "network", cfg.Network)
+	return s, nil
+}
+
+// makeRoot creates the private directory: traversable (not listable) by the
+// uid sandboxes run as, holding the synthetic passwd and group files.
+func (s *Sandbox) makeRoot() error {
+	root, err := os.MkdirTemp("", "membrane-sandbox-")
+	if err != nil {
+		return fmt.Errorf("sandbox: make private dir: %w", err)
+	}
+	s.root = root
+	if err := os.Chmod(root, 0o711); err != nil {
+		os.RemoveAll(root)
+		return fmt.Errorf("sandbox: make private dir: %w", err)
+	}
+	etc := filepath.Join(root, "etc")
+	passwd := fmt.Sprintf("root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:%d:%d:sandbox:%s:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+		SandboxUID, SandboxGID, WorkspaceDir)
+	group := fmt.Sprintf("root:x:0:\nsandbox:x:%d:\nnogroup:x:65534:\n", SandboxGID)
+	err = errors.Join(
+		os.Mkdir(etc, 0o755),
+		os.WriteFile(filepath.Join(etc, "passwd"), []byte(passwd), 0o644),
+		os.WriteFile(filepath.Join(etc, "group"), []byte(group), 0o644),
+		os.Mkdir(filepath.Join(root, "ws"), 0o711),
+		os.Mkdir(filepath.Join(root, "run"), 0o711),
+	)
+	if err != nil {
+		os.RemoveAll(root)
+		return fmt.Errorf("sandbox: make private dir: %w", err)
+	}
+	return nil
+}
+
+// Calls returns the sh and python_run calls, in the group "sandbox".
+func (s *Sandbox) Calls() []calls.Call {
+	return []calls.Call{s.shCall(), s.pythonCall()}
+}
+
+// Close kills every process still running, waits for them, and removes the
+// per-session workspaces and every temporary directory. Calls made after
+// Close return a tool error. Closing twice does nothing.
+func (s *Sandbox) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for p := range s.running {
+		p.kill()
+	}
+	wss := s.workspaces
+	s.workspaces = map[*calls.Session]*workspace{}
+	s.mu.Unlock()
+	s.wg.Wait()
+	var errs []error
+	for _, ws := range wss {
+		if ws.owned {
+			errs = append(errs, removeTree(ws.dir))
+		}
+	}
+	errs = append(errs, removeTree(s.root))
+	return errors.Join(errs...)
+}
+
+// Mode returns the isolation mode in use.
+func (s *Sandbox) Mode() Mode { return s.cfg.Mode }
+
+// Python returns the interpreter python_run runs, or "" when none was
+// found.
+func (s *Sandbox) Python() string { return s.python }
+
+// unavailable returns the tool error for a sandbox that cannot run at all,
+// or nil when it can.
+func (s *Sandbox) unavailable() *calls.Result {
+	if s.cfg.Mode == ModeBwrap && s.bwrapErr != nil {
+		return calls.Errorf("sandbox unavailable: %v.\n%s", s.bwrapErr, fixBwrapMissing)
+	}
+	if s.prlimitErr != nil {
+		return calls.Errorf("sandbox unavailable: %v.\n%s", s.prlimitErr, fixPrlimit)
+	}
+	return nil
+}
+
+const (
+	fixBwrapMissing = "Fix: install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; Alpine: apk add bubblewrap), " +
+		"or start membrane with --sandbox=rlimit to accept weaker isolation (limits and timeouts only, no namespaces). `membrane doctor` explains more."
+	fixNamespaces = "Fix: let unprivileged users create user namespaces (sysctl user.max_user_namespaces=15000; on Debian kernels also kernel.unprivileged_userns_clone=1; " +
+		"on Ubuntu 23.10+ kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap). " +
+		"In a container, run it with --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined " +
+		"(compose: security_opt), or start membrane with --sandbox=rlimit and let the container be the boundary. `membrane doctor` explains more."
+	fixPrlimit = "Fix: install util-linux, which provides prlimit (Debian/Ubuntu: apt-get install util-linux; Alpine: apk add util-linux). `membrane doctor` explains more."
+)
+
+// findBwrap looks for bwrap on PATH, then in /usr/bin, and reads which
+// options it knows.
+func findBwrap() (string, bwrapFeatures, error) {
+	path, err := exec.LookPath("bwrap")
+	if err != nil {
+		if _, serr := os.Stat("/usr/bin/bwrap"); serr == nil {
+			path, err = "/usr/bin/bwrap", nil
+		}
+	}
+	if err != nil {
+		return "", bwrapFeatures{}, errors.New("bubblewrap (bwrap) is not installed or not on PATH")
+	}
+	out, _ := exec.Command(path, "--help").CombinedOutput()
+	f := bwrapFeatures{
+		disableUserns: strings.Contains(string(out), "--disable-userns"),
+		size:          strings.Contains(string(out), "--size"),
+	}
+	if !strings.Contains(string(out), "--die-with-parent") || !strings.Contains(string(out), "--unshare-cgroup") {
+		return path, f, fmt.Errorf("bubblewrap at %s is too old (it lacks --die-with-parent or --unshare-cgroup): install bubblewrap 0.4 or newer, 0.8 or newer for --disable-userns", path)
+	}
+	return path, f, nil
+}
+
+// findPrlimit looks for util-linux's prlimit, which sets the rlimits inside
+// the sandbox just before the command starts.
+func findPrlimit() (string, error) {
+	path, err := exec.LookPath("prlimit")
+	if err != nil {
+		for _, p := range []string{"/usr/bin/prlimit", "/bin/prlimit"} {
+			if _, serr := os.Stat(p); serr == nil {
+				path, err = p, nil
+				break
+			}
+		}
+	}
+	if err != nil {
+		return "", errors.New("prlimit (from util-linux) is not installed or not on PATH; the sandbox needs it to apply its limits")
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	return path, nil
+}
+
+// systemDirs are bound read-only (or recreated as the same symlinks) in
+// every bubblewrap sandbox.
+var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+
+func underSystemDirs(path string) bool {
+	for _, d := range systemDirs {
+		if path == d || strings.HasPrefix(path, d+"/") {
+			return true
+		}
+	}
+	return false
+}

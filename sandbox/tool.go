@@ -1,0 +1,202 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// runArgs are the arguments sh and python_run share.
+type runArgs struct {
+	TimeoutS *float64 `json:"timeout_s,omitempty"`
+	Stdin    *string  `json:"stdin,omitempty"`
+}
+
+// timeout returns the call's wall-clock limit and, when the request asked for
+// more than MaxTimeout, a note saying it was clamped.
+func (s *Sandbox) timeout(a runArgs) (time.Duration, string, error) {
+	if a.TimeoutS == nil {
+		return s.cfg.Timeout, "", nil
+	}
+	t := *a.TimeoutS
+	if math.IsNaN(t) || t <= 0 {
+		return 0, "", fmt.Errorf("timeout_s must be a positive number of seconds (got %v); leave it out for the default of %s", t, s.cfg.Timeout)
+	}
+	if t >= s.cfg.MaxTimeout.Seconds() {
+		if t > s.cfg.MaxTimeout.Seconds() {
+			return s.cfg.MaxTimeout, fmt.Sprintf("timeout_s %v was clamped to the maximum, %s", t, s.cfg.MaxTimeout), nil
+		}
+		return s.cfg.MaxTimeout, "", nil
+	}
+	return max(time.Duration(t*float64(time.Second)), time.Millisecond), "", nil
+}
+
+// execute is the common path of sh and python_run once the arguments are
+// decoded: find the session's workspace, run, and describe the outcome.
+func (s *Sandbox) execute(ctx context.Context, req *calls.Request, a runArgs, j *job) (*calls.Result, error) {
+	if r := s.unavailable(); r != nil {
+		return r, nil
+	}
+	timeout, note, err := s.timeout(a)
+	if err != nil {
+		return argError(req, err), nil
+	}
+	ws, err := s.workspaceFor(req.Session)
+	if err != nil {
+		if errors.Is(err, errClosed) || errors.Is(err, errSessionClosed) {
+			return calls.Errorf("%s: not run: %v", req.Call.Name, err), nil
+		}
+		return nil, err
+	}
+	j.timeout, j.stdin, j.ws, j.sess = timeout, a.Stdin, ws, req.Session
+	o, err := s.run(ctx, j)
+	if errors.Is(err, errClosed) {
+		return calls.Errorf("%s: not run: %v", req.Call.Name, err), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.log.Debug("sandbox run", "call", req.Call.Name, "session", req.Session.ID(), "exit_code", o.exitCode,
+		"dur", o.dur, "timed_out", o.timedOut, "cancelled", o.cancelled)
+	return s.result(o, timeout, note), nil
+}
+
+// argError is the tool error for bad arguments: what was wrong and what the
+// call expects.
+func argError(req *calls.Request, err error) *calls.Result {
+	usage := "{\"cmd\": string, \"timeout_s\"?: number, \"stdin\"?: string}"
+	if req.Call.Name == pythonName {
+		usage = "{\"code\": string, \"timeout_s\"?: number, \"stdin\"?: string}"
+	}
+	return calls.Errorf("%s: %v. It takes %s.", req.Call.Name, err, usage)
+}
+
+// Isolation describes how a call was isolated. It is part of every result.
+type Isolation struct {
+	// Mode is "bwrap" or "rlimit".
+	Mode Mode `json:"mode"`
+	// Namespaces lists the Linux namespaces the process had of its own.
+	Namespaces []string `json:"namespaces"`
+	// Network is "none" (loopback only) or "host".
+	Network string `json:"network"`
+	// Seccomp says whether the syscall filter was loaded.
+	Seccomp bool `json:"seccomp"`
+	// Summary says the same in a sentence.
+	Summary string `json:"summary"`
+}
+
+// isolation describes what the Sandbox's configuration achieves.
+func (s *Sandbox) isolation() Isolation {
+	if s.cfg.Mode == ModeRlimit {
+		return Isolation{
+			Mode:       ModeRlimit,
+			Namespaces: []string{},
+			Network:    "host",
+			Summary: "rlimit only (weak): no namespaces, so the code can read the host's files, see its processes and use its network; " +
+				"the time, CPU, memory, process, file-size and output limits apply",
+		}
+	}
+	iso := Isolation{
+		Mode:       ModeBwrap,
+		Namespaces: []string{"user", "pid", "ipc", "uts", "cgroup", "mount"},
+		Network:    "none",
+		Seccomp:    len(s.seccomp) > 0,
+	}
+	if s.cfg.Network {
+		iso.Network = "host"
+	} else {
+		iso.Namespaces = append(iso.Namespaces, "net")
+	}
+	var b strings.Builder
+	b.WriteString("bubblewrap: own user, pid, ipc, uts, cgroup and mount namespaces")
+	if s.cfg.Network {
+		b.WriteString("; host network (--sandbox-network)")
+	} else {
+		b.WriteString("; no network (loopback only)")
+	}
+	b.WriteString("; read-only system, private /tmp and /dev, writable " + WorkspaceDir)
+	fmt.Fprintf(&b, "; unprivileged uid %d, no new privileges", SandboxUID)
+	if iso.Seccomp {
+		b.WriteString(", seccomp filter")
+	}
+	iso.Summary = b.String()
+	return iso
+}
+
+// result turns an outcome into the call's result: a text the model reads and
+// the same as structured content.
+func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.Result {
+	iso := s.isolation()
+	if o.setupErr != "" {
+		r := calls.Errorf("sandbox could not start: %s\n%s", o.setupErr, fixNamespaces)
+		r.Structured = map[string]any{"setup_error": o.setupErr, "isolation": iso}
+		return r
+	}
+	stdout, stderr := o.stdout.text("stdout"), o.stderr.text("stderr")
+	var status string
+	switch {
+	case o.timedOut:
+		status = fmt.Sprintf("timed out after %s; the whole process tree was killed", timeout)
+	case o.cancelled:
+		status = "cancelled; the whole process tree was killed"
+	case o.signal != 0:
+		status = fmt.Sprintf("killed by signal %d (%s)", o.signal, signalName(o.signal))
+	case o.exitCode > 128 && o.exitCode < 160:
+		status = fmt.Sprintf("exit code %d (killed by %s)", o.exitCode, signalName(syscallSignal(o.exitCode-128)))
+	default:
+		status = fmt.Sprintf("exit code %d", o.exitCode)
+	}
+	var b strings.Builder
+	b.WriteString(status)
+	if o.exitCode == 137 && !o.timedOut && !o.cancelled {
+		b.WriteString(" (perhaps a memory, process or CPU limit)")
+	}
+	b.WriteString("\n")
+	if note != "" {
+		b.WriteString("note: " + note + "\n")
+	}
+	if stdout != "" {
+		b.WriteString("stdout:\n" + stdout)
+		if !strings.HasSuffix(stdout, "\n") {
+			b.WriteString("\n")
+		}
+	}
+	if stderr != "" {
+		b.WriteString("stderr:\n" + stderr)
+		if !strings.HasSuffix(stderr, "\n") {
+			b.WriteString("\n")
+		}
+	}
+	if stdout == "" && stderr == "" {
+		b.WriteString("(no output)\n")
+	}
+	fmt.Fprintf(&b, "duration: %s; isolation: %s", o.dur.Round(time.Millisecond), iso.Summary)
+	r := calls.Text(b.String())
+	r.IsError = o.exitCode != 0 || o.timedOut || o.cancelled
+	sig := ""
+	if o.signal != 0 {
+		sig = signalName(o.signal)
+	}
+	r.Structured = map[string]any{
+		"exit_code":        o.exitCode,
+		"stdout":           stdout,
+		"stderr":           stderr,
+		"stdout_bytes":     o.stdout.total,
+		"stderr_bytes":     o.stderr.total,
+		"stdout_truncated": o.stdout.truncated(),
+		"stderr_truncated": o.stderr.truncated(),
+		"duration_ms":      o.dur.Milliseconds(),
+		"timeout_s":        timeout.Seconds(),
+		"timed_out":        o.timedOut,
+		"killed":           o.timedOut || o.cancelled || o.signal != 0,
+		"cancelled":        o.cancelled,
+		"signal":           sig,
+		"isolation":        iso,
+	}
+	return r
+}

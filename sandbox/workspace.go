@@ -1,0 +1,171 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// workspace is the directory one session's calls share.
+type workspace struct {
+	dir   string
+	owned bool // made by us, removed when the session ends
+}
+
+// errSessionClosed is returned by workspaceFor for a session that has ended.
+var errSessionClosed = errors.New("the session has ended")
+
+// errClosed is returned when the Sandbox has been closed.
+var errClosed = errors.New("the sandbox has shut down")
+
+// workspaceFor returns the session's workspace, making it on first use. A
+// made directory is removed when the session closes, after the session's
+// running processes have been killed.
+func (s *Sandbox) workspaceFor(sess *calls.Session) (*workspace, error) {
+	ws, fresh, err := s.workspaceLocked(sess)
+	if fresh {
+		// On a session that closed meanwhile, OnClose runs the cleanup at
+		// once, so it must be called without s.mu held.
+		sess.OnClose(func() { s.endSession(sess) })
+	}
+	return ws, err
+}
+
+func (s *Sandbox) workspaceLocked(sess *calls.Session) (_ *workspace, fresh bool, _ error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false, errClosed
+	}
+	if ws, ok := s.workspaces[sess]; ok {
+		return ws, false, nil
+	}
+	if sess.Closed() {
+		return nil, false, errSessionClosed
+	}
+	ws := &workspace{dir: s.cfg.Workspace}
+	if ws.dir == "" {
+		dir, err := os.MkdirTemp(filepath.Join(s.root, "ws"), "s-")
+		if err != nil {
+			return nil, false, fmt.Errorf("sandbox: make workspace: %w", err)
+		}
+		if err := os.Chmod(dir, 0o700); err != nil {
+			os.Remove(dir)
+			return nil, false, fmt.Errorf("sandbox: make workspace: %w", err)
+		}
+		if s.cred != nil {
+			if err := os.Lchown(dir, s.uid, s.gid); err != nil {
+				os.Remove(dir)
+				return nil, false, fmt.Errorf("sandbox: make workspace: %w", err)
+			}
+		}
+		ws.dir, ws.owned = dir, true
+	}
+	s.workspaces[sess] = ws
+	sess.SetWorkspace(ws.dir)
+	return ws, true, nil
+}
+
+// endSession kills the session's running processes, waits for them, and
+// removes its workspace if we made it.
+func (s *Sandbox) endSession(sess *calls.Session) {
+	s.mu.Lock()
+	ws, ok := s.workspaces[sess]
+	delete(s.workspaces, sess)
+	var ps []*process
+	for p := range s.running {
+		if p.sess == sess {
+			p.kill()
+			ps = append(ps, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range ps {
+		<-p.done
+	}
+	if ok && ws.owned {
+		if err := removeTree(ws.dir); err != nil {
+			s.log.Warn("sandbox: remove workspace", "session", sess.ID(), "dir", ws.dir, "err", err)
+		}
+	}
+}
+
+// removeTree removes dir and everything under it, even directories a
+// sandboxed process made unwritable. It never follows a symbolic link: a
+// directory is opened with O_NOFOLLOW before its mode is changed, so a link
+// planted in the workspace cannot redirect a chmod to a host file.
+func removeTree(dir string) error {
+	if err := os.RemoveAll(dir); err == nil {
+		return nil
+	}
+	// WalkDir calls the function on a directory before reading it, so the
+	// chmod comes first.
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if d != nil && d.IsDir() {
+			if fd, oerr := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); oerr == nil {
+				_ = unix.Fchmod(fd, 0o700)
+				unix.Close(fd)
+			}
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+func statOwner(path string) (*syscall.Stat_t, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return st, ok
+}
+
+// reachable reports whether uid:gid (with no supplementary groups) can
+// traverse every directory on the way to dir and, if write is set, write
+// into dir itself.
+func reachable(dir string, uid, gid int, write bool) error {
+	parts := strings.Split(strings.TrimPrefix(filepath.Clean(dir), "/"), "/")
+	path := "/"
+	for i := 0; i <= len(parts); i++ {
+		if i > 0 {
+			path = filepath.Join(path, parts[i-1])
+		}
+		st, ok := statOwner(path)
+		if !ok {
+			return fmt.Errorf("cannot stat %s", path)
+		}
+		need := uint32(1) // x
+		if i == len(parts) && write {
+			need = 3 // wx
+		}
+		var have uint32
+		switch {
+		case int(st.Uid) == uid:
+			have = (st.Mode >> 6) & 7
+		case int(st.Gid) == gid:
+			have = (st.Mode >> 3) & 7
+		default:
+			have = st.Mode & 7
+		}
+		if have&need != need {
+			what := "enter"
+			if need == 3 {
+				what = "write into"
+			}
+			return fmt.Errorf("uid %d cannot %s %s (mode %o, owner %d:%d)", uid, what, path, st.Mode&0o777, st.Uid, st.Gid)
+		}
+		if parts[0] == "" {
+			break
+		}
+	}
+	return nil
+}
