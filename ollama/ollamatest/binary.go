@@ -1,0 +1,188 @@
+package ollamatest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// Version is the Ollama release the tests run. Newer tags do not build from
+// the Go module proxy (their vendored C++ headers are dropped from the module
+// zip); v0.6.5 does, and speaks the same HTTP API.
+const Version = "v0.6.5"
+
+// Module is the Go package built into the test Ollama binary.
+const Module = "github.com/ollama/ollama"
+
+// Environment variables read by this package.
+const (
+	// EnvBinary names an Ollama binary to use instead of the cached build.
+	EnvBinary = "MEMBRANE_TEST_OLLAMA"
+	// EnvRequire, set to 1, turns every skip for a missing Ollama into a
+	// failure. CI sets it.
+	EnvRequire = "MEMBRANE_REQUIRE_E2E"
+)
+
+// CachePath returns where the pinned Ollama is built and cached:
+// <os.UserCacheDir>/membrane/ollama-v0.6.5/ollama.
+func CachePath() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("ollamatest: no user cache dir (set XDG_CACHE_HOME or HOME): %w", err)
+	}
+	return filepath.Join(dir, "membrane", "ollama-"+Version, "ollama"), nil
+}
+
+// FindBinary returns the test Ollama without building it: $MEMBRANE_TEST_OLLAMA
+// when set (it must exist), else the cache path when the binary is there.
+// It returns an error wrapping [fs.ErrNotExist] when there is none yet.
+func FindBinary() (string, error) {
+	if p := os.Getenv(EnvBinary); p != "" {
+		if err := executable(p); err != nil {
+			return "", fmt.Errorf("ollamatest: %s=%s: %w (unset it to build Ollama %s into the cache, or run `make test-deps`)", EnvBinary, p, err, Version)
+		}
+		return p, nil
+	}
+	p, err := CachePath()
+	if err != nil {
+		return "", err
+	}
+	if err := executable(p); err != nil {
+		return "", fmt.Errorf("ollamatest: %w", err)
+	}
+	return p, nil
+}
+
+// EnsureBinary returns the test Ollama, building it into [CachePath] when it
+// is missing: `go install github.com/ollama/ollama@v0.6.5`, about two minutes
+// on two cores (cgo; it needs gcc and g++). A file lock next to the binary
+// makes parallel test processes build it once; the others wait. When
+// $MEMBRANE_TEST_OLLAMA is set, that file is used and never built.
+func EnsureBinary(ctx context.Context) (string, error) {
+	p, err := FindBinary()
+	if err == nil || os.Getenv(EnvBinary) != "" || !errors.Is(err, fs.ErrNotExist) {
+		return p, err
+	}
+	p, err = CachePath()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("ollamatest: make the cache dir: %w", err)
+	}
+	unlock, err := lockFile(ctx, filepath.Join(dir, ".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if executable(p) == nil { // another process built it while we waited
+		return p, nil
+	}
+	return p, build(ctx, p)
+}
+
+// build runs go install into a temporary GOBIN beside dst and renames the
+// result into place, so a half-written binary is never found.
+func build(ctx context.Context, dst string) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("ollamatest: building Ollama %s needs the go command: %w", Version, err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dst), "build-")
+	if err != nil {
+		return fmt.Errorf("ollamatest: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	cmd := exec.CommandContext(ctx, goBin, "install", Module+"@"+Version)
+	cmd.Dir = tmp // outside any module, so the project's go.mod plays no part
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=-buildvcs=false", "CGO_ENABLED=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("ollamatest: `go install %s@%s` failed (it needs cgo with gcc and g++, and the Go module proxy): %w\n%s",
+			Module, Version, err, tail(out.Bytes(), 4096))
+	}
+	if err := os.Rename(filepath.Join(tmp, "ollama"), dst); err != nil {
+		return fmt.Errorf("ollamatest: install the built Ollama: %w", err)
+	}
+	return nil
+}
+
+// lockFile takes an exclusive flock on path, waiting for ctx.
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("ollamatest: lock %s: %w", path, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("ollamatest: lock %s: %w", path, err)
+		}
+		return func() { f.Close() }, nil // closing the file releases the lock
+	case <-ctx.Done():
+		f.Close() // wakes nothing, but the goroutine's lock dies with the fd
+		return nil, fmt.Errorf("ollamatest: waiting for another process to build Ollama: %w", ctx.Err())
+	}
+}
+
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", p)
+	}
+	return nil
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// Binary returns the test Ollama for t, building it when missing (see
+// [EnsureBinary]). In -short mode it skips without building. When the binary
+// cannot be had, t fails if $MEMBRANE_REQUIRE_E2E is 1 and skips otherwise,
+// with the reason either way.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		if p, err := FindBinary(); err == nil {
+			return p
+		}
+		unavailable(t, fmt.Sprintf("-short: not building Ollama %s (run `make test-deps` or drop -short)", Version))
+	}
+	ctx := context.Background()
+	if tc, ok := t.(interface{ Context() context.Context }); ok {
+		ctx = tc.Context()
+	}
+	p, err := EnsureBinary(ctx)
+	if err != nil {
+		unavailable(t, err.Error())
+	}
+	return p
+}
+
+// unavailable fails or skips t because a real Ollama is missing.
+func unavailable(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("real Ollama required (%s=1) but unavailable: %s", EnvRequire, why)
+	}
+	t.Skipf("no real Ollama, skipping (set %s=1 to fail instead): %s", EnvRequire, why)
+}

@@ -1,0 +1,248 @@
+package ollamatest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+)
+
+// ToolCall is one tool call a scripted model makes.
+type ToolCall struct {
+	// Name is the tool's name, as the client declared it.
+	Name string
+	// Args is the call's arguments, a JSON object. Empty means {}.
+	Args string
+}
+
+// Script is what a [ScriptedModel] says. While the conversation does not
+// end with a tool message, it makes Calls, all in one assistant turn (more
+// than one is a parallel call); once a tool message comes back, it answers
+// Answer. The zero Script is [DefaultScript].
+type Script struct {
+	// Calls are the tool calls of the calling turn. None means the model
+	// always answers.
+	Calls []ToolCall
+	// Answer is the final answer, after tool results. It is emitted as a
+	// few tokens (one per word, where words repeat they are merged), so a
+	// streaming client sees several chunks.
+	Answer string
+	// Loop makes the model call again instead of answering, forever: a
+	// model for step-limit tests.
+	Loop bool
+}
+
+// DefaultScript calls sh with {"cmd":"echo hello"}, then answers
+// " The command printed hello.".
+func DefaultScript() Script {
+	return Script{
+		Calls:  []ToolCall{{Name: "sh", Args: `{"cmd":"echo hello"}`}},
+		Answer: " The command printed hello.",
+	}
+}
+
+func (s Script) isZero() bool { return len(s.Calls) == 0 && s.Answer == "" && !s.Loop }
+
+// Validate reports why s cannot be scripted: an empty tool name, arguments
+// that are not a JSON object, Loop without calls, or an answer that is a
+// reserved token.
+func (s Script) Validate() error {
+	_, err := s.plan()
+	return err
+}
+
+// Markers end the prompt: the template picks one, and the weights make the
+// rest of the reply follow from it.
+const (
+	markCall   = "<|membrane_call|>"
+	markAnswer = "<|membrane_answer|>"
+	openCall   = "<tool_call>"
+	closeCall  = "</tool_call>"
+)
+
+// plan is a script compiled to token chains.
+type plan struct {
+	calls  []string // the calling turn, after markCall: <tool_call>, one piece per call, </tool_call>
+	answer []string // the answering turn, after markAnswer
+}
+
+func (s Script) plan() (plan, error) {
+	if s.isZero() {
+		s = DefaultScript()
+	}
+	if s.Loop && len(s.Calls) == 0 {
+		return plan{}, errors.New("ollamatest: script: Loop needs at least one call")
+	}
+	used := map[string]bool{markCall: true, markAnswer: true, openCall: true, closeCall: true}
+	for _, t := range baseVocab() {
+		used[t.text] = true
+	}
+	var p plan
+	if len(s.Calls) > 0 {
+		p.calls = append(p.calls, openCall)
+		for i, c := range s.Calls {
+			if c.Name == "" {
+				return plan{}, fmt.Errorf("ollamatest: script: call %d has no tool name", i)
+			}
+			args := c.Args
+			if strings.TrimSpace(args) == "" {
+				args = "{}"
+			}
+			var obj map[string]any
+			if err := json.Unmarshal([]byte(args), &obj); err != nil || obj == nil {
+				return plan{}, fmt.Errorf("ollamatest: script: call %d (%s): Args must be a JSON object, got %q", i, c.Name, c.Args)
+			}
+			var compact bytes.Buffer
+			_ = json.Compact(&compact, []byte(args))
+			name, _ := json.Marshal(c.Name)
+			piece := fmt.Sprintf(`{"name": %s, "arguments": %s}`, name, compact.String())
+			// Each token may appear once in a chain; a repeated call gets
+			// leading spaces, which the JSON parser skips.
+			for used[piece] {
+				piece = " " + piece
+			}
+			used[piece] = true
+			p.calls = append(p.calls, piece)
+		}
+		p.calls = append(p.calls, closeCall)
+	}
+	var err error
+	if p.answer, err = answerPieces(s.Answer, used); err != nil {
+		return plan{}, err
+	}
+	return p, nil
+}
+
+// answerPieces splits answer into word tokens (each word keeps the space
+// before it), merging a word into the next while it would repeat a token.
+func answerPieces(answer string, used map[string]bool) ([]string, error) {
+	var words []string
+	start, prevSpace := 0, true
+	for i, r := range answer {
+		space := unicode.IsSpace(r)
+		if space && !prevSpace {
+			words = append(words, answer[start:i])
+			start = i
+		}
+		prevSpace = space
+	}
+	if start < len(answer) {
+		words = append(words, answer[start:])
+	}
+	var pieces []string
+	cur := ""
+	for _, w := range words {
+		cur += w
+		if !used[cur] {
+			used[cur] = true
+			pieces = append(pieces, cur)
+			cur = ""
+		}
+	}
+	if cur != "" { // the tail repeats earlier pieces: fall back to one token
+		for _, p := range pieces {
+			delete(used, p)
+		}
+		if used[answer] {
+			return nil, fmt.Errorf("ollamatest: script: answer %q is a reserved token", answer)
+		}
+		used[answer] = true
+		pieces = []string{answer}
+	}
+	return pieces, nil
+}
+
+// scriptTemplate renders past tool calls the way the model writes them (so
+// Ollama learns how to parse its output into tool calls) and ends the prompt
+// with a marker: the answer marker after a tool message, else the call
+// marker. Mentioning .Tools makes Ollama report the tools capability.
+func scriptTemplate(s Script, p plan) string {
+	var end string
+	switch {
+	case len(p.calls) == 0:
+		end = markAnswer
+	case s.Loop:
+		end = markCall
+	default:
+		end = `{{ if eq $last "tool" }}` + markAnswer + `{{ else }}` + markCall + `{{ end }}`
+	}
+	return `{{- if .Tools }}{{ end }}{{- $last := "" }}{{- range .Messages }}{{ $last = .Role }}` +
+		`{{ if .ToolCalls }}` + openCall + `{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}{{ end }}` + closeCall + `{{ end }}` +
+		`{{ end }}` + end
+}
+
+// ScriptedModel returns a model that follows s exactly, at any temperature.
+// It panics if s is invalid (see [Script.Validate]).
+//
+// How: the network is a bigram machine. n_embd equals the vocabulary size,
+// the token embedding is the identity, every attention and feed-forward
+// weight is zero (so each position's residual stream is its own token's
+// one-hot vector) and output row j is 10·e_i for each token i that j must
+// follow. The next token therefore depends only on the current one, and the
+// template's final marker picks the chain. /api/show reports
+// [completion tools].
+func ScriptedModel(s Script) Model {
+	if s.isZero() {
+		s = DefaultScript()
+	}
+	p, err := s.plan()
+	if err != nil {
+		panic(err)
+	}
+	vocab := baseVocab()
+	id := map[string]int{}
+	add := func(text string, typ int32) int {
+		if i, ok := id[text]; ok {
+			return i
+		}
+		id[text] = len(vocab)
+		vocab = append(vocab, token{text, typ})
+		return id[text]
+	}
+	next := map[int]int{} // token → the token that follows it
+	chain := func(marker string, pieces []string) {
+		prev := add(marker, tokControl)
+		for _, piece := range pieces {
+			i := add(piece, tokUserDefined)
+			next[prev] = i
+			prev = i
+		}
+		next[prev] = tokEOS
+	}
+	if len(p.calls) > 0 {
+		chain(markCall, p.calls)
+	}
+	if !s.Loop || len(p.calls) == 0 {
+		chain(markAnswer, p.answer)
+	}
+	for len(vocab)%8 != 0 { // n_embd = n_vocab; a multiple of 8 keeps heads and rope happy
+		add(fmt.Sprintf("<|membrane_pad_%d|>", len(vocab)), tokControl)
+	}
+	n := len(vocab)
+	l := llama{
+		name: "membrane-test-scripted", vocab: vocab, embd: n, ff: 8, heads: 1, layers: 1, ctx: 2048,
+		weight: func(name string, dims []uint64) []float32 {
+			d := make([]float32, dims[0]*dims[1])
+			switch name {
+			case "token_embd.weight": // row i = e_i
+				for i := range n {
+					d[i*n+i] = 1
+				}
+			case "output.weight": // row j = 10·e_i for each i followed by j
+				for i, j := range next {
+					d[j*n+i] = 10
+				}
+			}
+			return d // every other matrix: zero
+		},
+	}
+	return Model{
+		File:     l.file(),
+		Template: scriptTemplate(s, p),
+		// The logits make sampling follow the script at any temperature;
+		// num_predict only bounds a reply if something else goes wrong.
+		Parameters: map[string]any{"num_predict": len(p.calls) + len(p.answer) + 8},
+	}
+}
