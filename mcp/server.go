@@ -25,6 +25,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -59,8 +60,17 @@ type Server struct {
 
 	mu       sync.Mutex
 	closed   bool
-	sessions map[*sdk.ServerSession]*calls.Session
+	sessions map[*sdk.ServerSession]*session
 	calls    sync.WaitGroup // running tool calls
+}
+
+// session is what the adapter keeps per MCP session.
+type session struct {
+	cs *calls.Session
+	// ctx is cancelled when the session ends, which cancels its calls
+	// even when the transport cannot tell them.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // NewServer returns a Server that mirrors r: every call in r is a tool, and
@@ -84,7 +94,7 @@ func NewServer(r *calls.Router, opts *ServerOptions) *Server {
 	s := &Server{
 		router:   r,
 		log:      log,
-		sessions: map[*sdk.ServerSession]*calls.Session{},
+		sessions: map[*sdk.ServerSession]*session{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.sdk = sdk.NewServer(&sdk.Implementation{Name: o.Name, Version: o.Version}, &sdk.ServerOptions{
@@ -107,13 +117,19 @@ func NewServer(r *calls.Router, opts *ServerOptions) *Server {
 // package does not wrap. Adding tools to it directly bypasses the router.
 func (s *Server) SDK() *sdk.Server { return s.sdk }
 
+// runCloseGrace is how long Run waits for a session to close after its
+// context is done. A transport blocked reading a stream that cannot be
+// interrupted (a blocking stdin) may never report closed; the caller is
+// ending anyway.
+const runCloseGrace = 2 * time.Second
+
 // Run serves one session over t (for example &sdk.StdioTransport{}) until
 // the client disconnects or ctx is done. A client that closes the stream
 // (end of input on stdio) is a clean end: Run returns nil. When ctx is done,
-// Run closes the session, which cancels its running calls, and returns nil
-// as well: the caller asked for the end.
+// Run cancels the session's running calls, closes it and returns nil as
+// well: the caller asked for the end.
 func (s *Server) Run(ctx context.Context, t sdk.Transport) error {
-	ss, err := s.sdk.Connect(ctx, t, nil)
+	ss, err := s.sdk.Connect(context.WithoutCancel(ctx), t, nil)
 	if err != nil {
 		return fmt.Errorf("mcp: connect: %w", err)
 	}
@@ -121,8 +137,16 @@ func (s *Server) Run(ctx context.Context, t sdk.Transport) error {
 	go func() { done <- ss.Wait() }()
 	select {
 	case <-ctx.Done():
-		ss.Close()
-		<-done
+		s.mu.Lock()
+		if st := s.sessions[ss]; st != nil {
+			st.cancel()
+		}
+		s.mu.Unlock()
+		go ss.Close()
+		select {
+		case <-done:
+		case <-time.After(runCloseGrace):
+		}
 		return nil
 	case err := <-done:
 		if err != nil && !isClosedErr(err) {
@@ -151,10 +175,11 @@ func (s *Server) Close() {
 	s.calls.Wait()
 	s.mu.Lock()
 	sessions := s.sessions
-	s.sessions = map[*sdk.ServerSession]*calls.Session{}
+	s.sessions = map[*sdk.ServerSession]*session{}
 	s.mu.Unlock()
-	for _, cs := range sessions {
-		cs.Close()
+	for _, st := range sessions {
+		st.cancel()
+		st.cs.Close()
 	}
 }
 
@@ -209,17 +234,19 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 	if err != nil {
 		return nil, err
 	}
-	s.calls.Add(1)
 	defer s.calls.Done()
-	// Close cancels every running call, whatever the transport does.
+	// Close, and the end of the session, cancel every running call,
+	// whatever the transport does.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
+	stop2 := context.AfterFunc(sess.ctx, cancel)
+	defer stop2()
 
 	res, err := s.router.Call(ctx, name, &calls.Request{
 		Arguments: req.Params.Arguments,
-		Session:   sess,
+		Session:   sess.cs,
 		Progress:  progressFor(req),
 		Logger:    slog.New(sdk.NewLoggingHandler(req.Session, &sdk.LoggingHandlerOptions{LoggerName: name})),
 	})
@@ -234,33 +261,36 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 	return resultOf(res), nil
 }
 
-// session returns the calls.Session of ss, making it on first use. It is
-// closed when ss ends.
-func (s *Server) session(ss *sdk.ServerSession) (*calls.Session, error) {
+// session returns the adapter's state of ss, making it on first use, and
+// counts one more running call. The calls.Session is closed when ss ends.
+func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, errors.New("mcp: server is shutting down")
 	}
-	if cs, ok := s.sessions[ss]; ok {
-		return cs, nil
+	s.calls.Add(1)
+	if st, ok := s.sessions[ss]; ok {
+		return st, nil
 	}
-	cs := calls.NewSession(ss.ID())
-	s.sessions[ss] = cs
-	s.log.Debug("session opened", "session", cs.ID())
+	st := &session{cs: calls.NewSession(ss.ID())}
+	st.ctx, st.cancel = context.WithCancel(context.Background())
+	s.sessions[ss] = st
+	s.log.Debug("session opened", "session", st.cs.ID())
 	go func() {
 		_ = ss.Wait()
+		st.cancel()
 		s.mu.Lock()
-		if s.sessions[ss] == cs {
+		if s.sessions[ss] == st {
 			delete(s.sessions, ss)
 		}
 		s.mu.Unlock()
-		// Its calls have been cancelled with the connection; closing
-		// the session releases what they kept (the sandbox workspace).
-		cs.Close()
-		s.log.Debug("session closed", "session", cs.ID())
+		// Closing the session releases what its calls kept (the
+		// sandbox workspace).
+		st.cs.Close()
+		s.log.Debug("session closed", "session", st.cs.ID())
 	}()
-	return cs, nil
+	return st, nil
 }
 
 // progressFor returns a Progress that sends notifications/progress to the

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/mcp"
+	"github.com/membrane-mcp/membrane/ollama"
+	"github.com/membrane-mcp/membrane/sandbox"
+)
+
+// runDoctor prints what membrane would find and what to do about each
+// problem, and returns 1 when something is broken.
+func runDoctor(ctx context.Context, cfg *Config, w io.Writer) int {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	fmt.Fprintf(w, "membrane %s doctor\n\n", versionString())
+	var checks []calls.Check
+	if cfg.File != "" {
+		checks = append(checks, calls.Check{Name: "config file", Status: calls.StatusOK, Detail: cfg.File + " reads without errors"})
+	}
+	checks = append(checks, sandbox.Diagnose(ctx, cfg.sandboxConfig())...)
+	checks = append(checks, ollama.Diagnose(ctx, cfg.Ollama.Hosts)...)
+	if cfg.HTTP.Addr != "" {
+		c := calls.Check{Name: "http", Status: calls.StatusOK, Detail: "would serve http://" + cfg.HTTP.Addr + mcp.DefaultPath}
+		if err := mcp.CheckListen(cfg.HTTP.Addr, cfg.HTTP.Token); err != nil {
+			c.Status, c.Detail, c.Fix = calls.StatusFail, err.Error(), "set a token, or listen on 127.0.0.1"
+		} else if cfg.HTTP.Token == "" {
+			c.Detail += " without a token (loopback only)"
+		} else {
+			c.Detail += " with a bearer token"
+		}
+		checks = append(checks, c)
+	}
+	return printChecks(w, checks)
+}
+
+// printChecks writes one block per check and returns the exit code: 1 when
+// any check failed.
+func printChecks(w io.Writer, checks []calls.Check) int {
+	width := 0
+	for _, c := range checks {
+		width = max(width, len(c.Name))
+	}
+	var fails, warns int
+	for _, c := range checks {
+		mark := "ok  "
+		switch c.Status {
+		case calls.StatusWarn:
+			mark = "warn"
+			warns++
+		case calls.StatusFail:
+			mark = "FAIL"
+			fails++
+		}
+		fmt.Fprintf(w, "%s  %-*s  %s\n", mark, width, c.Name, oneLine(c.Detail))
+		if c.Fix != "" && c.Status != calls.StatusOK {
+			fmt.Fprintf(w, "      %-*s  fix: %s\n", width, "", oneLine(c.Fix))
+		}
+	}
+	fmt.Fprintln(w)
+	switch {
+	case fails > 0:
+		fmt.Fprintf(w, "%d problem(s) to fix, %d warning(s).\n", fails, warns)
+		return 1
+	case warns > 0:
+		fmt.Fprintf(w, "Ready, with %d warning(s).\n", warns)
+	default:
+		fmt.Fprintln(w, "Ready.")
+	}
+	return 0
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

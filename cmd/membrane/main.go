@@ -1,0 +1,260 @@
+// Command membrane is an MCP server: it serves every model its Ollama
+// servers hold as MCP tools, plus the sandboxed sh and python_run tools,
+// over stdio (the default, what Claude Desktop launches) or streamable HTTP
+// (--http ADDR). `membrane doctor` checks the set-up; `membrane --help`
+// lists every setting.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+	"golang.org/x/term"
+
+	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/mcp"
+	"github.com/membrane-mcp/membrane/ollama"
+	"github.com/membrane-mcp/membrane/sandbox"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3";
+// otherwise the module version or VCS revision is used.
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return "dev-" + rev
+}
+
+// run is main without the exit; it returns the exit code.
+func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	name := "membrane"
+	doctor := len(args) > 0 && args[0] == "doctor"
+	if doctor {
+		args = args[1:]
+		name = "membrane doctor"
+	}
+	cfg, _, err := loadConfig(name, args, getenv, stdout)
+	switch {
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errVersion):
+		fmt.Fprintf(stdout, "membrane %s\n", versionString())
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "membrane: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr, getenv)
+	if doctor {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runDoctor(ctx, cfg, stdout)
+	}
+	if err := serve(cfg, log, stdin, stdout); err != nil {
+		log.Error("membrane stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newLogger builds the one handler of the process: tint on stderr, with
+// colour only on a terminal and without NO_COLOR, or JSON.
+func newLogger(cfg *Config, w io.Writer, getenv func(string) string) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	}
+	color := false
+	if f, ok := w.(*os.File); ok {
+		color = term.IsTerminal(int(f.Fd()))
+	}
+	if getenv("NO_COLOR") != "" {
+		color = false
+	}
+	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !color}))
+}
+
+// serve runs membrane until stdin ends (stdio), a signal arrives, or the
+// listener fails.
+func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	router := calls.NewRouter(&calls.RouterOptions{Logger: log})
+	box, err := sandbox.New(cfg.sandboxConfig(), log.With("component", "sandbox"))
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	defer func() {
+		if err := box.Close(); err != nil {
+			log.Warn("sandbox close", "err", err)
+		}
+	}()
+	if _, err := router.Sync("sandbox", box.Calls()); err != nil {
+		return fmt.Errorf("sandbox calls: %w", err)
+	}
+	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
+	if err != nil {
+		return fmt.Errorf("ollama: %w", err)
+	}
+
+	srv := mcp.NewServer(router, &mcp.ServerOptions{
+		Name:         "membrane",
+		Version:      versionString(),
+		Instructions: instructions,
+		Logger:       log.With("component", "mcp"),
+	})
+
+	var bg sync.WaitGroup
+	bgCtx, bgCancel := context.WithCancel(context.Background())
+	defer func() {
+		bgCancel()
+		bg.Wait()
+	}()
+	bg.Go(func() { _ = models.Run(bgCtx) })
+	if cfg.File != "" {
+		bg.Go(func() { watchConfig(bgCtx, cfg.File, cfg.Ollama.Tools, models, log, 2*time.Second) })
+	}
+
+	var serveErr error
+	if cfg.HTTP.Addr == "" {
+		log.Info("membrane serving MCP on stdio", "version", versionString(), "sandbox", cfg.Sandbox.Mode)
+		serveErr = srv.Run(ctx, &mcp.StdioTransport{In: stdin, Out: stdout})
+	} else {
+		serveErr = serveHTTP(ctx, cfg, srv, models, log)
+	}
+	if ctx.Err() != nil {
+		log.Info("shutting down: cancelling running calls", "timeout", cfg.ShutdownTimeout.String())
+	}
+	stop() // a second signal kills at once
+	shutdown(srv, time.Duration(cfg.ShutdownTimeout), log)
+	return serveErr
+}
+
+// shutdown cancels running calls and waits for them, at most d.
+func shutdown(srv *mcp.Server, d time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		srv.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		log.Warn("calls still running after the shutdown timeout; stopping anyway", "timeout", d.String())
+	}
+}
+
+func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, log *slog.Logger) error {
+	h, err := srv.HTTPHandler(&mcp.HTTPOptions{
+		Token:              cfg.HTTP.Token,
+		AllowedOrigins:     cfg.HTTP.AllowedOrigins,
+		AllowedHosts:       cfg.HTTP.AllowedHosts,
+		Stateless:          cfg.HTTP.Stateless,
+		SessionIdleTimeout: idle(cfg.HTTP.SessionIdleTimeout),
+		MaxBodyBytes:       int64(cfg.HTTP.MaxBody),
+		Backends: func() []mcp.BackendStatus {
+			var out []mcp.BackendStatus
+			for _, h := range models.Hosts() {
+				out = append(out, mcp.BackendStatus{URL: h.URL, Up: h.Up, Models: h.Models, Err: h.Err})
+			}
+			return out
+		},
+		Logger: log.With("component", "http"),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("--http %s: %w", cfg.HTTP.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	auth := "none (loopback only)"
+	if cfg.HTTP.Token != "" {
+		auth = "bearer token"
+	}
+	log.Info("membrane serving MCP over HTTP", "url", "http://"+ln.Addr().String()+mcp.DefaultPath,
+		"version", versionString(), "auth", auth, "stateless", cfg.HTTP.Stateless, "sandbox", cfg.Sandbox.Mode)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	// Stop accepting and close idle connections; sessions (and their
+	// open SSE streams) end when srv closes, which shutdown does next.
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+	defer cancel()
+	go srv.Close()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func idle(d Duration) time.Duration {
+	if d == 0 {
+		return -1 // never
+	}
+	return time.Duration(d)
+}
+
+const instructions = `membrane serves local models and a sandbox as tools.
+- sh runs a shell command and python_run runs Python code in an isolated sandbox with no network; files in /workspace persist for this session.
+- Model tools (named after Ollama models) answer prompts, embed text, or describe images with a local model.
+The tool list changes as models are added or removed: list the tools again when told it changed, or when a tool is reported unknown.`

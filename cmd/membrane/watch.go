@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"reflect"
+	"time"
+
+	"github.com/membrane-mcp/membrane/ollama"
+)
+
+// toolSetter is the part of ollama.Models the watcher needs.
+type toolSetter interface {
+	SetTools(specs []ollama.ToolSpec)
+}
+
+// watchConfig polls path every interval and, when its modification time or
+// size changes, reads it again and hands the ollama tools to m. A file that
+// no longer reads or checks is logged and ignored: the tools in use stay.
+// It returns when ctx is done.
+func watchConfig(ctx context.Context, path string, current []ollama.ToolSpec, m toolSetter, log *slog.Logger, interval time.Duration) {
+	stamp := func() (time.Time, int64, bool) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return time.Time{}, 0, false
+		}
+		return fi.ModTime(), fi.Size(), true
+	}
+	lastMod, lastSize, _ := stamp()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		mod, size, ok := stamp()
+		if !ok || (mod.Equal(lastMod) && size == lastSize) {
+			continue
+		}
+		lastMod, lastSize = mod, size
+		cfg := defaults()
+		if err := readConfigFile(path, &cfg); err != nil {
+			log.Error("config file changed but cannot be used; keeping the tools in use", "file", path, "err", err)
+			continue
+		}
+		if err := checkToolSpecs(cfg.Ollama.Tools); err != nil {
+			log.Error("config file changed but its ollama.tools are wrong; keeping the tools in use", "file", path, "err", err)
+			continue
+		}
+		if reflect.DeepEqual(cfg.Ollama.Tools, current) {
+			log.Info("config file changed; only ollama.tools are reloaded, restart membrane for other settings", "file", path)
+			continue
+		}
+		current = cfg.Ollama.Tools
+		m.SetTools(current)
+		log.Info("config file reloaded", "file", path, "tools", len(current))
+	}
+}
