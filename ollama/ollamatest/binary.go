@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Version is the Ollama release the tests run. Newer tags do not build from
@@ -116,24 +117,29 @@ func build(ctx context.Context, dst string) error {
 	return nil
 }
 
-// lockFile takes an exclusive flock on path, waiting for ctx.
+// lockFile takes an exclusive flock on path, polling until it is free or
+// ctx is done (no goroutine is left blocked in flock).
 func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("ollamatest: lock %s: %w", path, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
-	select {
-	case err := <-done:
-		if err != nil {
+	fd := int(f.Fd())
+	for {
+		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing the file releases the lock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			f.Close()
 			return nil, fmt.Errorf("ollamatest: lock %s: %w", path, err)
 		}
-		return func() { f.Close() }, nil // closing the file releases the lock
-	case <-ctx.Done():
-		f.Close() // wakes nothing, but the goroutine's lock dies with the fd
-		return nil, fmt.Errorf("ollamatest: waiting for another process to build Ollama: %w", ctx.Err())
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("ollamatest: waiting for another process to build Ollama: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 

@@ -134,6 +134,11 @@ func (s *Server) Delete(t testing.TB, name string) {
 	}
 }
 
+// The builders set num_thread to 1: these models are far too small to gain
+// from threads, and on a busy machine ggml's threads spin-wait on each
+// other. Measured on 2 shared cores under load: a scripted reply took 500 ms
+// with 2 threads, 55 ms with 1.
+
 // Token types of a llama (SentencePiece) vocabulary, as GGUF stores them.
 const (
 	tokNormal      int32 = 1 // "▁" stands for a space
@@ -263,7 +268,7 @@ const chatTemplate = `{{ if .System }}{{ .System }}
 // cancellation tests need. /api/show reports [completion].
 func ChatModel() Model {
 	l := llama{name: "membrane-test-chat", vocab: baseVocab(), embd: 32, ff: 64, heads: 2, layers: 1, ctx: 2048, weight: random}
-	return Model{File: l.file(), Template: chatTemplate, Parameters: map[string]any{"num_predict": 24}}
+	return Model{File: l.file(), Template: chatTemplate, Parameters: map[string]any{"num_predict": 24, "num_thread": 1}}
 }
 
 // EmbedModel returns a tiny llama embedding model whose vectors have dim
@@ -276,7 +281,7 @@ func EmbedModel(dim int) Model {
 	l := llama{name: "membrane-test-embed", vocab: baseVocab(), embd: dim, ff: 16, heads: 1, layers: 1, ctx: 2048, weight: random}
 	f := l.file()
 	f.Set("llama.pooling_type", uint32(1))
-	return Model{File: f}
+	return Model{File: f, Parameters: map[string]any{"num_thread": 1}}
 }
 
 // VisionModel returns a chat model that reports [completion vision] in

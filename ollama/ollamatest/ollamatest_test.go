@@ -167,3 +167,214 @@ func lens(v [][]float32) []int {
 	}
 	return n
 }
+
+// chatStream sends a streamed /api/chat request and returns every chunk.
+func chatStream(t *testing.T, srv *ollamatest.Server, model string, msgs []api.Message, tools ...api.Tool) []api.ChatResponse {
+	t.Helper()
+	var chunks []api.ChatResponse
+	err := srv.Client().Chat(t.Context(), &api.ChatRequest{Model: model, Messages: msgs, Tools: tools},
+		func(r api.ChatResponse) error { chunks = append(chunks, r); return nil })
+	if err != nil {
+		t.Fatalf("chat %s: %v", model, err)
+	}
+	return chunks
+}
+
+func callsOf(t *testing.T, tcs []api.ToolCall) []string {
+	t.Helper()
+	var out []string
+	for _, tc := range tcs {
+		out = append(out, tc.Function.Name+" "+argsJSON(t, tc))
+	}
+	return out
+}
+
+func TestScripts(t *testing.T) {
+	srv := ollamatest.Start(t)
+	tests := []struct {
+		name   string
+		script ollamatest.Script
+		calls  []string // want, in the calling turn
+		answer string   // want, after a tool message
+	}{
+		{
+			name: "parallel",
+			script: ollamatest.Script{
+				Calls: []ollamatest.ToolCall{
+					{Name: "sh", Args: `{"cmd":"ls"}`},
+					{Name: "python_run", Args: `{"code":"print(2+2)", "timeout": 5}`},
+				},
+				Answer: " Both ran.",
+			},
+			calls:  []string{`sh {"cmd":"ls"}`, `python_run {"code":"print(2+2)","timeout":5}`},
+			answer: " Both ran.",
+		},
+		{
+			name: "same call twice",
+			script: ollamatest.Script{
+				Calls:  []ollamatest.ToolCall{{Name: "sh", Args: `{"cmd":"date"}`}, {Name: "sh", Args: `{"cmd":"date"}`}},
+				Answer: "twice",
+			},
+			calls:  []string{`sh {"cmd":"date"}`, `sh {"cmd":"date"}`},
+			answer: "twice",
+		},
+		{
+			name: "nested args, unicode, no args",
+			script: ollamatest.Script{
+				Calls: []ollamatest.ToolCall{
+					{Name: "qwen2.5:0.5b", Args: `{"prompt":"héllo \"wörld\" <b>&","options":{"temperature":0,"stop":["a","b"]}}`},
+					{Name: "ping"},
+				},
+				Answer: "the the the end. the end.",
+			},
+			calls: []string{
+				`qwen2.5:0.5b {"options":{"stop":["a","b"],"temperature":0},"prompt":"héllo \"wörld\" \u003cb\u003e\u0026"}`,
+				`ping {}`,
+			},
+			answer: "the the the end. the end.",
+		},
+		{
+			name:   "multi-line answer",
+			script: ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "sh", Args: `{"cmd":"true"}`}}, Answer: "line one\nline two\n\n  indented"},
+			calls:  []string{`sh {"cmd":"true"}`},
+			answer: "line one\nline two\n\n  indented",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := strings.ReplaceAll(strings.ReplaceAll(tt.name, " ", "-"), ",", "")
+			srv.Create(t, name, ollamatest.ScriptedModel(tt.script))
+			user := api.Message{Role: "user", Content: "go"}
+
+			msg := chat(t, srv, name, []api.Message{user}, shTool)
+			if got := callsOf(t, msg.ToolCalls); !slices.Equal(got, tt.calls) {
+				t.Errorf("calls = %q, want %q", got, tt.calls)
+			}
+			// Streamed, v0.6.5 sends each call in its own chunk.
+			var streamed []api.ToolCall
+			for _, c := range chatStream(t, srv, name, []api.Message{user}, shTool) {
+				streamed = append(streamed, c.Message.ToolCalls...)
+			}
+			if got := callsOf(t, streamed); !slices.Equal(got, tt.calls) {
+				t.Errorf("streamed calls = %q, want %q", got, tt.calls)
+			}
+
+			msgs := []api.Message{user, msg}
+			for range msg.ToolCalls {
+				msgs = append(msgs, api.Message{Role: "tool", Content: "ok"})
+			}
+			if final := chat(t, srv, name, msgs, shTool); final.Content != tt.answer || len(final.ToolCalls) != 0 {
+				t.Errorf("final = %q %v, want %q", final.Content, final.ToolCalls, tt.answer)
+			}
+		})
+	}
+}
+
+func TestScriptStreamsAnswerInPieces(t *testing.T) {
+	srv := ollamatest.Start(t)
+	srv.Create(t, "scripted", ollamatest.ScriptedModel(ollamatest.Script{}))
+	msgs := []api.Message{
+		{Role: "user", Content: "hi"},
+		{Role: "assistant", ToolCalls: []api.ToolCall{{Function: api.ToolCallFunction{Name: "sh", Arguments: api.ToolCallFunctionArguments{}}}}},
+		{Role: "tool", Content: "hello"},
+	}
+	// Without tools in the request: with tools, v0.6.5 holds content back
+	// until the reply is done, to look for tool calls in it.
+	var text []string
+	for _, c := range chatStream(t, srv, "scripted", msgs) {
+		if c.Message.Content != "" {
+			text = append(text, c.Message.Content)
+		}
+	}
+	if want := []string{" The", " command", " printed", " hello."}; !slices.Equal(text, want) {
+		t.Errorf("streamed content = %q, want %q", text, want)
+	}
+}
+
+func TestScriptLoopAndAnswerOnly(t *testing.T) {
+	srv := ollamatest.Start(t)
+	srv.Create(t, "loop", ollamatest.ScriptedModel(ollamatest.Script{
+		Calls: []ollamatest.ToolCall{{Name: "sh", Args: `{"cmd":"sleep 1"}`}},
+		Loop:  true,
+	}))
+	srv.Create(t, "answer", ollamatest.ScriptedModel(ollamatest.Script{Answer: "Just an answer."}))
+
+	msgs := []api.Message{{Role: "user", Content: "go"}}
+	for step := range 4 {
+		msg := chat(t, srv, "loop", msgs, shTool)
+		if got := callsOf(t, msg.ToolCalls); !slices.Equal(got, []string{`sh {"cmd":"sleep 1"}`}) {
+			t.Fatalf("step %d: calls = %q, want the same call again", step, got)
+		}
+		msgs = append(msgs, msg, api.Message{Role: "tool", Content: "done"})
+	}
+
+	for _, msgs := range [][]api.Message{
+		{{Role: "user", Content: "go"}},
+		{{Role: "user", Content: "go"}, {Role: "tool", Content: "x"}},
+	} {
+		if msg := chat(t, srv, "answer", msgs, shTool); msg.Content != "Just an answer." || len(msg.ToolCalls) != 0 {
+			t.Errorf("answer-only model said %q %v", msg.Content, msg.ToolCalls)
+		}
+	}
+}
+
+func TestOpenAIFinalAnswer(t *testing.T) {
+	srv := ollamatest.Start(t)
+	srv.Create(t, "scripted", ollamatest.ScriptedModel(ollamatest.Script{}))
+	body := `{"model":"scripted","messages":[{"role":"user","content":"hi"},
+		{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"sh","arguments":"{\"cmd\":\"echo hello\"}"}}]},
+		{"role":"tool","tool_call_id":"call_1","content":"hello\n"}],
+		"tools":[{"type":"function","function":{"name":"sh","parameters":{"type":"object"}}}]}`
+	resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out struct {
+		Choices []struct {
+			FinishReason string `json:"finish_reason"`
+			Message      struct{ Content string }
+		}
+	}
+	if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 1 {
+		t.Fatalf("status %d, body %s: %v", resp.StatusCode, b, err)
+	}
+	if c := out.Choices[0]; c.FinishReason != "stop" || c.Message.Content != " The command printed hello." {
+		t.Errorf("reply %s, want finish_reason stop and the scripted answer", b)
+	}
+}
+
+func TestChatAndVisionModelsAnswer(t *testing.T) {
+	srv := ollamatest.Start(t)
+	srv.Create(t, "chat", ollamatest.ChatModel())
+	srv.Create(t, "vision", ollamatest.VisionModel())
+	for _, name := range []string{"chat", "vision"} {
+		var chunks int
+		var final api.ChatResponse
+		err := srv.Client().Chat(t.Context(), &api.ChatRequest{Model: name, Messages: []api.Message{{Role: "user", Content: "Say something."}}},
+			func(r api.ChatResponse) error { chunks++; final = r; return nil })
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !final.Done || final.EvalCount == 0 || chunks < 2 {
+			t.Errorf("%s: %d chunks, final %+v; want a streamed reply of several tokens", name, chunks, final)
+		}
+	}
+}
+
+func TestDelete(t *testing.T) {
+	srv := ollamatest.Start(t)
+	srv.Create(t, "gone", ollamatest.ChatModel())
+	srv.Delete(t, "gone")
+	list, err := srv.Client().List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Models) != 0 {
+		t.Errorf("after Delete /api/tags lists %v", list.Models)
+	}
+	if err := srv.DeleteModel(t.Context(), "gone"); err == nil {
+		t.Error("deleting a missing model did not fail")
+	}
+}

@@ -141,15 +141,20 @@ func answerPieces(answer string, used map[string]bool) ([]string, error) {
 			cur = ""
 		}
 	}
-	if cur != "" { // the tail repeats earlier pieces: fall back to one token
-		for _, p := range pieces {
-			delete(used, p)
-		}
-		if used[answer] {
+	// The tail repeats earlier pieces: merge it backwards until it is new.
+	for cur != "" {
+		if len(pieces) == 0 {
 			return nil, fmt.Errorf("ollamatest: script: answer %q is a reserved token", answer)
 		}
-		used[answer] = true
-		pieces = []string{answer}
+		last := pieces[len(pieces)-1]
+		pieces = pieces[:len(pieces)-1]
+		delete(used, last)
+		cur = last + cur
+		if !used[cur] {
+			used[cur] = true
+			pieces = append(pieces, cur)
+			cur = ""
+		}
 	}
 	return pieces, nil
 }
@@ -243,6 +248,6 @@ func ScriptedModel(s Script) Model {
 		Template: scriptTemplate(s, p),
 		// The logits make sampling follow the script at any temperature;
 		// num_predict only bounds a reply if something else goes wrong.
-		Parameters: map[string]any{"num_predict": len(p.calls) + len(p.answer) + 8},
+		Parameters: map[string]any{"num_predict": len(p.calls) + len(p.answer) + 8, "num_thread": 1},
 	}
 }
