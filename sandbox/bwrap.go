@@ -95,10 +95,16 @@ func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, error) {
 		"--proc", "/proc",
 		"--dev", "/dev",
 	)
-	if s.bwrapFeat.size {
-		a = append(a, "--size", strconv.FormatInt(s.cfg.TmpBytes, 10))
+	// Every writable tmpfs is size-capped, and the rest of the tree (bwrap's
+	// own root tmpfs and /dev) is remounted read-only below: memory a
+	// sandbox can fill is bounded.
+	for _, d := range []string{"/tmp", "/dev/shm"} {
+		if s.bwrapFeat.size {
+			a = append(a, "--size", strconv.FormatInt(s.cfg.TmpBytes, 10))
+		}
+		a = append(a, "--tmpfs", d)
 	}
-	a = append(a, "--tmpfs", "/tmp")
+	a = append(a, "--remount-ro", "/dev")
 	a = append(a, "--dir", "/run", "--dir", runDir)
 	for _, name := range slices.Sorted(maps.Keys(j.files)) {
 		f, err := memfd("membrane-file", j.files[name])
@@ -110,6 +116,7 @@ func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, error) {
 	a = append(a,
 		"--bind", j.ws.dir, WorkspaceDir,
 		"--chdir", WorkspaceDir,
+		"--remount-ro", "/",
 	)
 	if len(s.seccomp) > 0 {
 		f, err := memfd("membrane-seccomp", s.seccomp)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -150,7 +151,8 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 // makeRoot creates the private directory: traversable (not listable) by the
 // uid sandboxes run as, holding the synthetic passwd and group files.
 func (s *Sandbox) makeRoot() error {
-	root, err := os.MkdirTemp("", "membrane-sandbox-")
+	sweepStale()
+	root, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", rootPrefix, os.Getpid()))
 	if err != nil {
 		return fmt.Errorf("sandbox: make private dir: %w", err)
 	}
@@ -293,4 +295,37 @@ func underSystemDirs(path string) bool {
 		}
 	}
 	return false
+}
+
+// rootPrefix names the private directories in os.TempDir; the pid of the
+// membrane that made one follows it.
+const rootPrefix = "membrane-sandbox-"
+
+// sweepStale removes private directories left by a membrane that was killed
+// (SIGKILL leaves no chance to clean up): those whose pid is gone, or now
+// belongs to a process that is not a membrane sandbox owner of the same uid.
+func sweepStale() {
+	ents, err := os.ReadDir(os.TempDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), rootPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM) {
+			continue // alive
+		}
+		dir := filepath.Join(os.TempDir(), e.Name())
+		if st, ok := statOwner(dir); !ok || int(st.Uid) != os.Geteuid() {
+			continue
+		}
+		_ = removeTree(dir)
+	}
 }

@@ -1,0 +1,223 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
+)
+
+// requireBwrap skips the test when bubblewrap cannot run here, or fails it
+// when MEMBRANE_REQUIRE_E2E=1 (as CI sets).
+func requireBwrap(t testing.TB) {
+	t.Helper()
+	why := ""
+	if _, _, err := findBwrap(); err != nil {
+		why = err.Error()
+	} else if _, err := findPrlimit(); err != nil {
+		why = err.Error()
+	} else if out, err := exec.Command("bwrap", "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/", "true").CombinedOutput(); err != nil {
+		why = fmt.Sprintf("bwrap cannot create namespaces here: %v: %s", err, out)
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("MEMBRANE_REQUIRE_E2E") == "1" {
+		t.Fatalf("MEMBRANE_REQUIRE_E2E=1 but %s (install bubblewrap: apt-get install bubblewrap)", why)
+	}
+	t.Skipf("needs bubblewrap: %s (set MEMBRANE_REQUIRE_E2E=1 to make this a failure)", why)
+}
+
+// testConfig is DefaultConfig with limits small enough that the attack
+// tests end fast.
+func testConfig() Config {
+	c := DefaultConfig()
+	c.Timeout = 20 * time.Second
+	c.MaxTimeout = 60 * time.Second
+	c.Procs = 64
+	c.MemoryBytes = 512 << 20
+	c.FileSizeBytes = 8 << 20
+	c.TmpBytes = 8 << 20
+	c.OutputBytes = 64 << 10
+	return c
+}
+
+// newTestSandbox returns a Sandbox for the test, closed (and checked to
+// leave no process and no directory behind) by t.Cleanup.
+func newTestSandbox(t testing.TB, mut func(*Config)) *Sandbox {
+	t.Helper()
+	requireBwrap(t)
+	cfg := testConfig()
+	if mut != nil {
+		mut(&cfg)
+	}
+	s, err := New(cfg, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		root := s.root
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if _, err := os.Stat(root); !os.IsNotExist(err) {
+			t.Errorf("Close left %s behind (stat: %v)", root, err)
+		}
+		if d := descendants(); len(d) > 0 {
+			t.Errorf("processes left behind after Close: %v", d)
+		}
+	})
+	return s
+}
+
+// connect serves s's calls through the real MCP adapter and returns a client
+// session.
+func connect(t testing.TB, s *Sandbox) *sdk.ClientSession {
+	t.Helper()
+	r := calls.NewRouter(nil)
+	for _, c := range s.Calls() {
+		if err := r.Add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mcptest.Connect(t, r, nil)
+}
+
+// ran is one tool call's result as a client sees it.
+type ran struct {
+	res  *sdk.CallToolResult
+	text string
+	st   map[string]any
+}
+
+func (r ran) stdout() string { s, _ := r.st["stdout"].(string); return s }
+func (r ran) stderr() string { s, _ := r.st["stderr"].(string); return s }
+func (r ran) exit() int {
+	f, ok := r.st["exit_code"].(float64)
+	if !ok {
+		return -1
+	}
+	return int(f)
+}
+func (r ran) flag(name string) bool { b, _ := r.st[name].(bool); return b }
+
+func call(t testing.TB, cs *sdk.ClientSession, tool string, args map[string]any) ran {
+	t.Helper()
+	res, text := mcptest.CallText(t, cs, tool, args)
+	st, _ := res.StructuredContent.(map[string]any)
+	return ran{res: res, text: text, st: st}
+}
+
+func sh(t testing.TB, cs *sdk.ClientSession, cmd string) ran {
+	t.Helper()
+	return call(t, cs, "sh", map[string]any{"cmd": cmd})
+}
+
+func py(t testing.TB, cs *sdk.ClientSession, code string) ran {
+	t.Helper()
+	return call(t, cs, "python_run", map[string]any{"code": code})
+}
+
+// ok fails the test unless r succeeded, and returns its stdout.
+func ok(t testing.TB, r ran) string {
+	t.Helper()
+	if r.res.IsError || r.exit() != 0 {
+		t.Fatalf("want success, got IsError=%v:\n%s", r.res.IsError, r.text)
+	}
+	return r.stdout()
+}
+
+// failed fails the test unless r is a tool error with a non-zero exit.
+func failed(t testing.TB, r ran) {
+	t.Helper()
+	if !r.res.IsError || r.exit() == 0 {
+		t.Fatalf("want a failure, got IsError=%v:\n%s", r.res.IsError, r.text)
+	}
+}
+
+// descendants lists the live or zombie processes below this test process,
+// as "pid comm state".
+func descendants() []string {
+	parent := map[int]int{}
+	info := map[int]string{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		j := bytes.IndexByte(b, '(')
+		if i < 0 || j < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		parent[pid] = ppid
+		info[pid] = fmt.Sprintf("%d %s %s", pid, b[j+1:i], f[0])
+	}
+	me := os.Getpid()
+	var out []string
+	for pid := range parent {
+		for p, n := parent[pid], 0; p > 1 && n < 64; p, n = parent[p], n+1 {
+			if p == me {
+				out = append(out, info[pid])
+				break
+			}
+		}
+	}
+	return out
+}
+
+// waitNoDescendants waits a little for processes being reaped to go, then
+// returns what is left.
+func waitNoDescendants() []string {
+	var d []string
+	for range 50 {
+		if d = descendants(); len(d) == 0 {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return d
+}
+
+// hostProcsNamed lists host processes whose command line contains marker.
+func hostProcsNamed(marker string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(b, []byte(marker)) {
+			out = append(out, e.Name()+" "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
+}
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
