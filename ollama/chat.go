@@ -85,6 +85,7 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 	if err != nil {
 		return calls.Errorf("%v", err), nil
 	}
+	req = monotonic(req)
 	release, busy, err := m.acquire(ctx, req, mod)
 	if busy != nil || err != nil {
 		return busy, err

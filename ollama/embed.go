@@ -63,6 +63,7 @@ func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a
 	if m.cfg.MaxPromptBytes > 0 && size > m.cfg.MaxPromptBytes {
 		return calls.Errorf("the input is %d bytes, more than the limit of %d; split it over several calls", size, m.cfg.MaxPromptBytes), nil
 	}
+	req = monotonic(req)
 	release, busy, err := m.acquire(ctx, req, mod)
 	if busy != nil || err != nil {
 		return busy, err

@@ -3,6 +3,7 @@ package ollama
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
@@ -74,4 +75,30 @@ func (m *Models) acquire(ctx context.Context, req *calls.Request, mod *model) (r
 			req.Progress.Report(ctx, 0, 0, fmt.Sprintf("waiting for %s for %s", mod.Name, time.Since(start).Round(time.Second)))
 		}
 	}
+}
+
+// monotonic wraps a request's Progress so that every report carries a
+// larger progress value than the one before, as MCP requires: a heartbeat
+// at the same token count goes out as a hair more. Messages carry the real
+// counts.
+func monotonic(req *calls.Request) *calls.Request {
+	var (
+		mu   sync.Mutex
+		last = -1.0
+	)
+	inner := req.Progress
+	cp := *req
+	cp.Progress = calls.ProgressFunc(func(ctx context.Context, progress, total float64, message string) {
+		mu.Lock()
+		if progress <= last {
+			progress = last + 0.001
+		}
+		if total > 0 && progress > total {
+			total = 0 // the estimate was wrong; report no total rather than a lie
+		}
+		last = progress
+		inner.Report(ctx, progress, total, message) // under mu, so reports stay in order
+		mu.Unlock()
+	})
+	return &cp
 }
