@@ -1,10 +1,13 @@
 package mcp
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -206,7 +210,140 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// goes over.
 		r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
 	}
-	h.mcp.ServeHTTP(w, r)
+	if !h.o.Stateless && r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" {
+		if ok := h.checkSessionless(w, r); !ok {
+			return
+		}
+	}
+	ew := &errorWriter{ResponseWriter: w}
+	h.mcp.ServeHTTP(ew, r)
+	ew.finish()
+}
+
+// checkSessionless answers 400 to a stateful POST without a session that
+// is not an initialize: the spec's "session required", as a JSON-RPC error
+// (the SDK would run it in a throwaway session, or answer an error without
+// a code). Requests of the sessionless 2026-07-28 protocol pass through.
+func (h *httpHandler) checkSessionless(w http.ResponseWriter, r *http.Request) bool {
+	if v := r.Header.Get("Mcp-Protocol-Version"); v >= "2026-07-28" {
+		return true
+	}
+	body, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("request body exceeds %d bytes (--max-body)", mbe.Limit))
+			return false
+		}
+		writeRPCError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "cannot read the request body: "+err.Error())
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var req struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Meta   struct {
+			Meta map[string]any `json:"_meta"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &req) != nil || len(req.ID) == 0 {
+		return true // the SDK answers malformed input and notifications
+	}
+	if _, newProto := req.Meta.Meta["io.modelcontextprotocol/protocolVersion"]; newProto {
+		return true
+	}
+	switch req.Method {
+	case "initialize", "ping", "server/discover":
+		return true
+	}
+	writeRPCError(w, http.StatusBadRequest, idFromRaw(req.ID), jsonrpc.CodeInvalidRequest,
+		fmt.Sprintf("%q needs a session: send initialize first, then the Mcp-Session-Id header it returns", req.Method))
+	return false
+}
+
+func idFromRaw(raw json.RawMessage) *jsonrpc.ID {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return nil
+	}
+	id, err := jsonrpc.MakeID(v)
+	if err != nil {
+		return nil
+	}
+	return &id
+}
+
+// writeRPCError answers an HTTP error whose body is a JSON-RPC error.
+func writeRPCError(w http.ResponseWriter, status int, id *jsonrpc.ID, code int64, msg string) {
+	resp := map[string]any{"jsonrpc": "2.0", "id": nil, "error": map[string]any{"code": code, "message": msg}}
+	if id != nil {
+		resp["id"] = id.Raw()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Del("Content-Length")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// errorWriter turns the SDK's plain-text HTTP errors on the MCP endpoint
+// into JSON-RPC error bodies (id null), keeping the status, so that a client
+// reading JSON gets a code and a message. Everything else passes through.
+type errorWriter struct {
+	http.ResponseWriter
+	status int
+	buf    bytes.Buffer
+	wrote  bool
+}
+
+func (e *errorWriter) WriteHeader(code int) {
+	if e.wrote || e.status != 0 {
+		return
+	}
+	if code >= 400 && strings.HasPrefix(e.Header().Get("Content-Type"), "text/plain") {
+		e.status = code
+		return
+	}
+	e.wrote = true
+	e.ResponseWriter.WriteHeader(code)
+}
+
+func (e *errorWriter) Write(p []byte) (int, error) {
+	if e.status != 0 {
+		return e.buf.Write(p)
+	}
+	e.wrote = true
+	return e.ResponseWriter.Write(p)
+}
+
+func (e *errorWriter) Flush() {
+	if e.status != 0 {
+		return
+	}
+	if f, ok := e.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (e *errorWriter) Unwrap() http.ResponseWriter { return e.ResponseWriter }
+
+func (e *errorWriter) finish() {
+	if e.status == 0 {
+		return
+	}
+	msg := strings.TrimSpace(e.buf.String())
+	code := int64(jsonrpc.CodeInvalidRequest)
+	switch {
+	case strings.Contains(msg, "not handled") || strings.Contains(msg, "method not found"):
+		code = jsonrpc.CodeMethodNotFound
+	case strings.Contains(msg, "invalid character") || strings.Contains(msg, "unexpected end of JSON") || strings.Contains(msg, "malformed"):
+		code = jsonrpc.CodeParseError
+	case e.status == http.StatusNotFound:
+		code = -32001 // session not found: initialize again
+	case e.status >= 500:
+		code = jsonrpc.CodeInternalError
+	}
+	writeRPCError(e.ResponseWriter, e.status, nil, code, msg)
 }
 
 func (h *httpHandler) reject(w http.ResponseWriter, r *http.Request, code int, msg string) {

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/membrane-mcp/membrane/calls"
@@ -256,7 +257,8 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 		return toolError(fmt.Sprintf("unknown tool %q: it is no longer available. List the tools again (tools/list) and use one that exists.", name)), nil
 	}
 	if err != nil {
-		return nil, err
+		// The call could not be made: a protocol error, with a code.
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf("%s: %v", name, err)}
 	}
 	return resultOf(res), nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -151,9 +152,6 @@ func idOf(line []byte) *jsonrpc.ID {
 	if json.Unmarshal(probe.ID, &v) != nil {
 		return nil
 	}
-	if f, ok := v.(float64); ok {
-		v = int64(f)
-	}
 	id, err := jsonrpc.MakeID(v)
 	if err != nil {
 		return nil
@@ -223,6 +221,9 @@ func (c *stdioConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 
 // Write implements sdk.Connection.
 func (c *stdioConn) Write(ctx context.Context, m jsonrpc.Message) error {
+	if r, ok := m.(*jsonrpc.Response); ok {
+		fixErrorCode(r)
+	}
 	data, err := jsonrpc.EncodeMessage(m)
 	if err != nil {
 		return fmt.Errorf("mcp: encode: %w", err)
@@ -244,3 +245,25 @@ func (c *stdioConn) Close() error {
 
 // SessionID implements sdk.Connection: stdio has one session and no id.
 func (c *stdioConn) SessionID() string { return "" }
+
+// fixErrorCode gives an error response a JSON-RPC code when the SDK left it
+// at 0 (it does for a request sent before initialize).
+func fixErrorCode(r *jsonrpc.Response) {
+	if r.Error == nil {
+		return
+	}
+	var we *jsonrpc.Error
+	if !errors.As(r.Error, &we) {
+		we = &jsonrpc.Error{Message: r.Error.Error()}
+	}
+	if we.Code != 0 {
+		return
+	}
+	fixed := *we
+	fixed.Code = jsonrpc.CodeInternalError
+	if strings.Contains(we.Message, "during session initialization") {
+		fixed.Code = jsonrpc.CodeInvalidRequest
+		fixed.Message += "; send initialize first"
+	}
+	r.Error = &fixed
+}
