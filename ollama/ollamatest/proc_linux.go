@@ -8,10 +8,11 @@ import (
 	"syscall"
 )
 
-// sysProcAttr puts `ollama serve` in a new process group (its runners join
-// it) and kills it if the test process dies without cleaning up.
+// sysProcAttr puts the server's shell in a new process group (the server
+// and its runners join it) and sends the shell SIGTERM if the test process
+// dies without cleaning up; the shell then kills the group.
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
 
 // groupAlive counts the live (not zombie) processes in process group pgid.

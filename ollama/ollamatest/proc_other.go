@@ -4,7 +4,8 @@ package ollamatest
 
 import "syscall"
 
-// sysProcAttr puts `ollama serve` in a new process group; its runners join it.
+// sysProcAttr puts the server's shell in a new process group; the server
+// and its runners join it.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }

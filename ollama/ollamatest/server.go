@@ -164,7 +164,19 @@ func (s *Server) start(ctx context.Context) error {
 	if s.proc != nil {
 		return errors.New("ollamatest: server already running")
 	}
-	cmd := exec.Command(s.bin, "serve")
+	// A shell leads the process group. When the server exits on its own, or
+	// when the shell gets SIGTERM (sent by the kernel if this process dies,
+	// see sysProcAttr), it SIGKILLs the whole group, runners included; on
+	// SIGTERM it also removes the temporary directory. So not even a test
+	// binary killed by -timeout leaves an Ollama or its files behind.
+	ownDir := ""
+	if s.ownDir {
+		ownDir = s.dir
+	}
+	const script = `trap 'kill -KILL 0' EXIT
+trap 'trap - EXIT; [ -n "$1" ] && rm -rf -- "$1"; kill -KILL 0' TERM
+"$0" serve & wait`
+	cmd := exec.Command("/bin/sh", "-c", script, s.bin, ownDir)
 	cmd.Env = append(append([]string(nil), s.env...), "OLLAMA_HOST="+s.Host)
 	cmd.Dir = s.dir
 	cmd.SysProcAttr = sysProcAttr()

@@ -1,13 +1,17 @@
 package ollamatest
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ollama/ollama/api"
 )
@@ -157,3 +161,54 @@ func TestLockFileExcludes(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestOrphanHelper is the child of TestNothingLeftWhenTestProcessDies.
+func TestOrphanHelper(t *testing.T) {
+	if os.Getenv("OLLAMATEST_ORPHAN_CHILD") != "1" {
+		t.Skip("runs only as the child of TestNothingLeftWhenTestProcessDies")
+	}
+	s := Start(t)
+	loadModel(t, s)
+	fmt.Printf("pgid=%d dir=%s\n", s.pgid(), s.dir)
+	select {} // killed by the parent
+}
+
+func TestNothingLeftWhenTestProcessDies(t *testing.T) {
+	Binary(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOrphanHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), "OLLAMATEST_ORPHAN_CHILD=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	pgid, dir := 0, ""
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if _, err := fmt.Sscanf(sc.Text(), "pgid=%d dir=%s", &pgid, &dir); err == nil {
+			break
+		}
+	}
+	if pgid == 0 {
+		cmd.Wait()
+		t.Fatal("the child test never reported its server")
+	}
+	if n := groupAlive(pgid); n < 2 {
+		t.Fatalf("%d processes in the child's server group, want at least the server and a runner", n)
+	}
+	cmd.Process.Kill() // no cleanup runs: as with a test killed by -timeout
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for groupAlive(pgid) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d processes of the dead test's Ollama survived", groupAlive(pgid))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the dead test's Ollama dir %s is still there (%v)", dir, err)
+	}
+}
