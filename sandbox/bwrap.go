@@ -38,14 +38,15 @@ var etcFiles = []string{
 const runDir = "/run/membrane"
 
 // bwrapArgs returns the bwrap options for j, up to but not including "--",
-// and the files to pass as fds 3, 4, ... (the caller closes them).
-func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, error) {
+// the files to pass as fds 3, 4, ... (the caller closes them), and the read
+// end of the pipe on which bwrap reports the pid of the sandbox's init.
+func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, *os.File, error) {
 	var files []*os.File
-	fail := func(err error) ([]string, []*os.File, error) {
+	fail := func(err error) ([]string, []*os.File, *os.File, error) {
 		for _, f := range files {
 			f.Close()
 		}
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	fd := func(f *os.File) string {
 		files = append(files, f)
@@ -125,7 +126,12 @@ func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, error) {
 		}
 		a = append(a, "--seccomp", fd(f))
 	}
-	return a, files, nil
+	infoR, infoW, err := os.Pipe()
+	if err != nil {
+		return fail(fmt.Errorf("sandbox: pipe: %w", err))
+	}
+	a = append(a, "--info-fd", fd(infoW))
+	return a, files, infoR, nil
 }
 
 // memfd returns a sealed-size in-memory file holding data, positioned at

@@ -200,8 +200,11 @@ func waitNoDescendants() []string {
 	return d
 }
 
-// hostProcsNamed lists host processes whose command line contains marker.
-func hostProcsNamed(marker string) []string {
+// sleepers lists host processes running exactly `sleep marker`: a unique
+// marker tells a test's sleeps from everything else on the machine (the
+// shell and bwrap command lines that mention the marker do not match).
+func sleepers(marker string) []string {
+	want := []byte("sleep\x00" + marker + "\x00")
 	var out []string
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -209,8 +212,8 @@ func hostProcsNamed(marker string) []string {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(b, []byte(marker)) {
-			out = append(out, e.Name()+" "+strings.ReplaceAll(string(b), "\x00", " "))
+		if err == nil && (bytes.Equal(b, want) || bytes.HasSuffix(b, append([]byte("/"), want...))) {
+			out = append(out, e.Name())
 		}
 	}
 	return out

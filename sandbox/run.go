@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +56,10 @@ type process struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	killed bool
+	// initFD is a pidfd of the sandbox's init (pid 1 of its pid
+	// namespace), or -1. When that process has exited, so has every
+	// process of the sandbox.
+	initFD int
 }
 
 // kill sends SIGKILL to the process group of the outer process. In bwrap
@@ -64,6 +69,9 @@ func (p *process) kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.killed = true
+	if p.initFD >= 0 {
+		_ = unix.PidfdSendSignal(p.initFD, unix.SIGKILL, nil, 0)
+	}
 	if p.cmd != nil && p.cmd.Process != nil {
 		pid := p.cmd.Process.Pid
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
@@ -71,10 +79,53 @@ func (p *process) kill() {
 	}
 }
 
+// watchInit reads bwrap's info JSON from r and keeps a pidfd of the
+// sandbox's init. It returns when r reaches end of file.
+func (p *process) watchInit(r *os.File) {
+	defer r.Close()
+	var info struct {
+		ChildPID int `json:"child-pid"`
+	}
+	if err := json.NewDecoder(r).Decode(&info); err == nil && info.ChildPID > 0 {
+		fd, err := unix.PidfdOpen(info.ChildPID, 0)
+		if err == nil {
+			p.mu.Lock()
+			p.initFD = fd
+			if p.killed {
+				_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			}
+			p.mu.Unlock()
+		}
+	}
+	_, _ = io.Copy(io.Discard, r)
+}
+
+// waitInit waits until the sandbox's init, and so every process of the
+// sandbox, has exited: a killed bwrap takes its sandbox down a moment
+// after it dies itself, and a call must not return before that.
+func (p *process) waitInit() {
+	p.mu.Lock()
+	fd := p.initFD
+	p.initFD = -1
+	p.mu.Unlock()
+	if fd < 0 {
+		return
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := unix.Poll(fds, 1000)
+		if n > 0 || (err != nil && err != unix.EINTR) {
+			return
+		}
+	}
+}
+
 // run runs j to completion, timeout or cancellation. An error means the
 // process could not be started at all.
 func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
-	p := &process{sess: j.sess, done: make(chan struct{})}
+	p := &process{sess: j.sess, done: make(chan struct{}), initFD: -1}
 	defer close(p.done)
 	s.mu.Lock()
 	if s.closed {
@@ -104,9 +155,13 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	var infoR *os.File
 	if s.cfg.Mode == ModeBwrap {
-		var extra []*os.File
-		args, extra, err := s.bwrapArgs(j)
+		var (
+			args  []string
+			extra []*os.File
+		)
+		args, extra, infoR, err = s.bwrapArgs(j)
 		for _, f := range extra {
 			cleanup = append(cleanup, func() { f.Close() })
 		}
@@ -198,10 +253,22 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	p.mu.Unlock()
 	outW.Close()
 	errW.Close()
+	for _, f := range cmd.ExtraFiles {
+		f.Close() // bwrap has its copies
+	}
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		if infoR != nil {
+			infoR.Close()
+		}
 		return nil, fmt.Errorf("sandbox: start %s: %w", cmd.Path, err)
+	}
+	infoDone := make(chan struct{})
+	if infoR != nil {
+		go func() { defer close(infoDone); p.watchInit(infoR) }()
+	} else {
+		close(infoDone)
 	}
 	var readers sync.WaitGroup
 	readers.Add(2)
@@ -224,6 +291,15 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 		err = <-waitErr
 	}
 	o.dur = time.Since(start)
+	// bwrap is gone, so the info pipe ends (bwrap never hands it to the
+	// sandboxed command); then make sure the sandbox itself is gone.
+	select {
+	case <-infoDone:
+	case <-time.After(time.Second):
+		infoR.Close()
+		<-infoDone
+	}
+	p.waitInit()
 	// Anything left in the process group (rlimit mode) goes too.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	readersDone := make(chan struct{})

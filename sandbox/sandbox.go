@@ -240,13 +240,20 @@ const (
 	fixPrlimit = "Fix: install util-linux, which provides prlimit (Debian/Ubuntu: apt-get install util-linux; Alpine: apk add util-linux). `membrane doctor` explains more."
 )
 
-// findBwrap looks for bwrap on PATH, then in /usr/bin, and reads which
+// bwrapFallbacks are tried when bwrap is not on PATH (a service started
+// with a bare PATH).
+var bwrapFallbacks = []string{"/usr/bin/bwrap"}
+
+// findBwrap looks for bwrap on PATH, then in bwrapFallbacks, and reads which
 // options it knows.
 func findBwrap() (string, bwrapFeatures, error) {
 	path, err := exec.LookPath("bwrap")
 	if err != nil {
-		if _, serr := os.Stat("/usr/bin/bwrap"); serr == nil {
-			path, err = "/usr/bin/bwrap", nil
+		for _, p := range bwrapFallbacks {
+			if _, serr := os.Stat(p); serr == nil {
+				path, err = p, nil
+				break
+			}
 		}
 	}
 	if err != nil {

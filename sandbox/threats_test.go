@@ -474,12 +474,12 @@ print("getpid", libc.syscall(39) > 0)
 		if out := ok(t, r); strings.TrimSpace(out) != "2" {
 			t.Fatalf("background processes should run during the call: %q", out)
 		}
-		if left := hostProcsNamed("sleep " + marker); len(left) > 0 {
+		if left := sleepers(marker); len(left) > 0 {
 			t.Fatalf("daemons survived the call: %v", left)
 		}
 		// And after a timeout too.
 		call(t, cs, "sh", map[string]any{"cmd": `setsid nohup sleep ` + marker + ` >/dev/null 2>&1 & sleep 60`, "timeout_s": 0.5})
-		if left := hostProcsNamed("sleep " + marker); len(left) > 0 {
+		if left := sleepers(marker); len(left) > 0 {
 			t.Fatalf("daemons survived a timeout: %v", left)
 		}
 		clean(t)

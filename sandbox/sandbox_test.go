@@ -1,0 +1,557 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+func TestTimeout(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	cs := connect(t, s)
+	r := call(t, cs, "sh", map[string]any{"cmd": "echo started; sleep 30", "timeout_s": 0.3})
+	if !r.res.IsError || !r.flag("timed_out") || !r.flag("killed") {
+		t.Fatalf("want a timed-out tool error:\n%s", r.text)
+	}
+	if r.stdout() != "started\n" {
+		t.Errorf("output before the timeout should be kept, got %q", r.stdout())
+	}
+	if ts, _ := r.st["timeout_s"].(float64); ts != 0.3 {
+		t.Errorf("timeout_s = %v, want 0.3", r.st["timeout_s"])
+	}
+	// Asking for more than MaxTimeout is clamped, and the result says so.
+	r = call(t, cs, "sh", map[string]any{"cmd": "true", "timeout_s": 1e6})
+	ok(t, r)
+	if ts, _ := r.st["timeout_s"].(float64); ts != testConfig().MaxTimeout.Seconds() || !strings.Contains(r.text, "clamped") {
+		t.Errorf("want timeout clamped to %v, got %v:\n%s", testConfig().MaxTimeout.Seconds(), r.st["timeout_s"], r.text)
+	}
+	// The default applies when none is asked for.
+	r = sh(t, cs, "true")
+	if ts, _ := r.st["timeout_s"].(float64); ts != testConfig().Timeout.Seconds() {
+		t.Errorf("default timeout_s = %v", r.st["timeout_s"])
+	}
+}
+
+func TestCancelMidRun(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	cs := connect(t, s)
+	marker := strconv.Itoa(700000 + os.Getpid()%99999)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "sh", Arguments: map[string]any{"cmd": "sleep " + marker + " & sleep " + marker + "; wait"}})
+		done <- err
+	}()
+	waitFor(t, func() bool { return len(sleepers(marker)) == 2 })
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a cancelled call should not return a result")
+	}
+	// The server kills the tree when it sees notifications/cancelled.
+	waitFor(t, func() bool { return len(sleepers(marker)) == 0 })
+	if d := waitNoDescendants(); len(d) > 0 {
+		t.Fatalf("processes left after cancel: %v", d)
+	}
+	// Allow: the session still works.
+	if out := ok(t, sh(t, cs, "echo next")); out != "next\n" {
+		t.Fatalf("%q", out)
+	}
+}
+
+func TestParallelCalls(t *testing.T) {
+	const n = 6
+	s := newTestSandbox(t, func(c *Config) { c.Concurrency = n })
+	cs := connect(t, s)
+	var wg sync.WaitGroup
+	outs := make([]ran, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tool, arg := "sh", map[string]any{"cmd": fmt.Sprintf("sleep 0.3; echo %d > f%d; cat f%d", i, i, i)}
+			if i%2 == 1 {
+				tool, arg = "python_run", map[string]any{"code": fmt.Sprintf("import time; time.sleep(0.3); print(%d)", i)}
+			}
+			outs[i] = call(t, cs, tool, arg)
+		}()
+	}
+	wg.Wait()
+	for i, r := range outs {
+		if out := ok(t, r); out != fmt.Sprintf("%d\n", i) {
+			t.Errorf("call %d: %q", i, out)
+		}
+	}
+	if d := waitNoDescendants(); len(d) > 0 {
+		t.Fatalf("left behind: %v", d)
+	}
+}
+
+func TestBusy(t *testing.T) {
+	s := newTestSandbox(t, func(c *Config) { c.Concurrency = 1 })
+	cs := connect(t, s)
+	marker := strconv.Itoa(600000 + os.Getpid()%99999)
+	done := make(chan ran, 1)
+	go func() { done <- sh(t, cs, "sleep 0."+marker) }()
+	waitFor(t, func() bool { return len(sleepers("0."+marker)) == 1 })
+	r := sh(t, cs, "echo second")
+	if !r.res.IsError || !strings.Contains(r.text, "busy") {
+		t.Fatalf("a call over Concurrency should get a busy error:\n%s", r.text)
+	}
+	ok(t, <-done)
+	// Allow: once the first is done, the next runs.
+	ok(t, sh(t, cs, "echo third"))
+}
+
+func TestWorkspaceLifetime(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	r := calls.NewRouter(nil)
+	for _, c := range s.Calls() {
+		r.Add(c)
+	}
+	sess := calls.NewSession("")
+	do := func(sess *calls.Session, tool, args string) *calls.Result {
+		t.Helper()
+		res, err := r.Call(t.Context(), tool, &calls.Request{Arguments: json.RawMessage(args), Session: sess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := do(sess, "sh", `{"cmd":"echo kept > note"}`); res.IsError {
+		t.Fatal(res.TextOf())
+	}
+	// Lasts across calls and tools.
+	res := do(sess, "python_run", `{"code":"print(open('note').read().strip())"}`)
+	if res.IsError || !strings.Contains(res.TextOf(), "stdout:\nkept\n") {
+		t.Fatalf("python_run should read what sh wrote:\n%s", res.TextOf())
+	}
+	dir := sess.Workspace()
+	if dir == "" {
+		t.Fatal("the session's workspace was not recorded")
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "note")); err != nil || string(b) != "kept\n" {
+		t.Fatalf("host workspace: %q, %v", b, err)
+	}
+	// Another session does not see it.
+	other := calls.NewSession("")
+	if res := do(other, "sh", `{"cmd":"cat note"}`); !res.IsError {
+		t.Fatalf("another session read the file:\n%s", res.TextOf())
+	}
+	other.Close()
+	// Make it hard to remove: a read-only directory and a link out.
+	do(sess, "sh", `{"cmd":"mkdir -p ro/deep && touch ro/deep/f && chmod 0 ro/deep ro && ln -s /etc/passwd link"}`)
+	sess.Close()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("workspace %s still there after the session closed (%v)", dir, err)
+	}
+	if _, err := os.Stat("/etc/passwd"); err != nil {
+		t.Fatal(err)
+	}
+	// A call on a closed session is refused, not run.
+	if res := do(sess, "sh", `{"cmd":"true"}`); !res.IsError || !strings.Contains(res.TextOf(), "session has ended") {
+		t.Fatalf("call on a closed session:\n%s", res.TextOf())
+	}
+}
+
+func TestWorkspaceGoneAfterMCPSession(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	cs := connect(t, s)
+	ok(t, sh(t, cs, "echo x > f"))
+	s.mu.Lock()
+	var dir string
+	for _, ws := range s.workspaces {
+		dir = ws.dir
+	}
+	s.mu.Unlock()
+	if dir == "" {
+		t.Fatal("no workspace recorded")
+	}
+	cs.Close()
+	waitFor(t, func() bool { _, err := os.Stat(dir); return os.IsNotExist(err) })
+}
+
+func TestSessionEndKillsItsCalls(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	r := calls.NewRouter(nil)
+	for _, c := range s.Calls() {
+		r.Add(c)
+	}
+	sess := calls.NewSession("")
+	marker := strconv.Itoa(500000 + os.Getpid()%99999)
+	done := make(chan *calls.Result, 1)
+	go func() {
+		res, _ := r.Call(context.Background(), "sh", &calls.Request{Arguments: json.RawMessage(`{"cmd":"sleep ` + marker + `"}`), Session: sess})
+		done <- res
+	}()
+	waitFor(t, func() bool { return len(sleepers(marker)) == 1 })
+	sess.Close()
+	res := <-done
+	if !res.IsError || !strings.Contains(res.TextOf(), "cancelled") {
+		t.Fatalf("want a cancelled result:\n%s", res.TextOf())
+	}
+	if left := sleepers(marker); len(left) > 0 {
+		t.Fatal(left)
+	}
+}
+
+func TestCloseKillsEverything(t *testing.T) {
+	requireBwrap(t)
+	s, err := New(testConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := calls.NewRouter(nil)
+	for _, c := range s.Calls() {
+		r.Add(c)
+	}
+	marker := strconv.Itoa(400000 + os.Getpid()%99999)
+	done := make(chan *calls.Result, 1)
+	go func() {
+		res, _ := r.Call(context.Background(), "sh", &calls.Request{Arguments: json.RawMessage(`{"cmd":"setsid sleep ` + marker + ` & sleep ` + marker + `"}`)})
+		done <- res
+	}()
+	waitFor(t, func() bool { return len(sleepers(marker)) == 2 })
+	root := s.root
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-done; !res.IsError {
+		t.Fatalf("a call running at Close should fail:\n%s", res.TextOf())
+	}
+	if left := sleepers(marker); len(left) > 0 {
+		t.Fatal(left)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Fatalf("%s left behind", root)
+	}
+	res, err := r.Call(context.Background(), "sh", &calls.Request{Arguments: json.RawMessage(`{"cmd":"true"}`)})
+	if err != nil || !res.IsError || !strings.Contains(res.TextOf(), "shut down") {
+		t.Fatalf("call after Close: %v %s", err, res.TextOf())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestStdinAndExitCode(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	cs := connect(t, s)
+	r := call(t, cs, "sh", map[string]any{"cmd": "tr a-z A-Z", "stdin": "hello\n"})
+	if out := ok(t, r); out != "HELLO\n" {
+		t.Fatalf("%q", out)
+	}
+	r = call(t, cs, "python_run", map[string]any{"code": "import sys; print(sys.stdin.read()[::-1])", "stdin": "abc"})
+	if out := ok(t, r); out != "cba\n" {
+		t.Fatalf("%q", out)
+	}
+	r = sh(t, cs, "echo oops >&2; exit 7")
+	failed(t, r)
+	if r.exit() != 7 || r.stderr() != "oops\n" || !strings.Contains(r.text, "exit code 7") {
+		t.Fatalf("exit 7:\n%s", r.text)
+	}
+	r = py(t, cs, "raise SystemExit(3)")
+	if r.exit() != 3 {
+		t.Fatalf("python exit 3:\n%s", r.text)
+	}
+	// Without stdin, the process reads end-of-file at once.
+	if out := ok(t, sh(t, cs, "cat; echo eof")); out != "eof\n" {
+		t.Fatalf("%q", out)
+	}
+	// The isolation is in every result, as text and as structured content.
+	iso, _ := r.st["isolation"].(map[string]any)
+	if iso["mode"] != "bwrap" || iso["network"] != "none" || iso["seccomp"] != true {
+		t.Fatalf("isolation: %v", iso)
+	}
+	if !strings.Contains(r.text, "isolation: bubblewrap") {
+		t.Fatalf("no isolation in the text:\n%s", r.text)
+	}
+}
+
+func TestArgumentErrors(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	r := calls.NewRouter(nil)
+	for _, c := range s.Calls() {
+		r.Add(c)
+	}
+	for _, tc := range []struct{ tool, args, want string }{
+		{"sh", `{}`, "cmd is required"},
+		{"sh", `{"cmd":"  "}`, "cmd is required"},
+		{"sh", `{"cmd":"true","extra":1}`, `unknown field "extra"`},
+		{"sh", `{"cmd":1}`, "cannot unmarshal number"},
+		{"sh", `{"cmd":"true","timeout_s":0}`, "timeout_s must be a positive"},
+		{"sh", `{"cmd":"true","timeout_s":-1}`, "timeout_s must be a positive"},
+		{"sh", `{"cmd":"true","timeout_s":"5"}`, "cannot unmarshal string"},
+		{"sh", `{"cmd":"a\u0000b"}`, "NUL"},
+		{"sh", `{"cmd":"true"} {}`, "trailing data"},
+		{"python_run", `{"cmd":"print(1)"}`, `unknown field "cmd"`},
+		{"python_run", `{"code":""}`, "code is required"},
+	} {
+		res, err := r.Call(t.Context(), tc.tool, &calls.Request{Arguments: json.RawMessage(tc.args)})
+		if err != nil {
+			t.Fatalf("%s %s: Go error %v", tc.tool, tc.args, err)
+		}
+		if !res.IsError || !strings.Contains(res.TextOf(), tc.want) || !strings.Contains(res.TextOf(), "It takes {") {
+			t.Errorf("%s %s: want a tool error with %q and the usage, got:\n%s", tc.tool, tc.args, tc.want, res.TextOf())
+		}
+	}
+}
+
+func TestBwrapMissing(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	old := bwrapFallbacks
+	bwrapFallbacks = nil
+	t.Cleanup(func() { bwrapFallbacks = old })
+	if _, err := findPrlimit(); err != nil {
+		t.Skip(err)
+	}
+	s, err := New(testConfig(), nil)
+	if err != nil {
+		t.Fatalf("New must not fail because bwrap is missing: %v", err)
+	}
+	defer s.Close()
+	r := calls.NewRouter(nil)
+	for _, c := range s.Calls() {
+		r.Add(c)
+	}
+	res, err := r.Call(t.Context(), "sh", &calls.Request{Arguments: json.RawMessage(`{"cmd":"echo never"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := res.TextOf()
+	if !res.IsError || !strings.Contains(text, "bubblewrap") || !strings.Contains(text, "apt-get install bubblewrap") || !strings.Contains(text, "--sandbox=rlimit") {
+		t.Fatalf("want a tool error saying how to fix it:\n%s", text)
+	}
+	var fail bool
+	for _, c := range Diagnose(t.Context(), testConfig()) {
+		if c.Name == "bubblewrap" && c.Status == calls.StatusFail && strings.Contains(c.Fix, "--sandbox=rlimit") {
+			fail = true
+		}
+	}
+	if !fail {
+		t.Fatal("Diagnose should fail the bubblewrap check")
+	}
+}
+
+// TestNamespacesUnavailable uses a bwrap that fails the way bubblewrap
+// fails where user namespaces are forbidden (a Docker container with the
+// default seccomp profile): the only fault here a real bwrap cannot show on
+// this machine.
+func TestNamespacesUnavailable(t *testing.T) {
+	requireBwrap(t)
+	real, _, _ := findBwrap()
+	dir := t.TempDir()
+	script := fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = --help ]; then exec %s --help; fi\n"+
+		"echo 'bwrap: No permissions to create new namespace, likely because the kernel does not allow non-privileged user namespaces.' >&2\nexit 1\n", real)
+	if err := os.WriteFile(filepath.Join(dir, "bwrap"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	s := newTestSandbox(t, nil)
+	cs := connect(t, s)
+	r := sh(t, cs, "echo never")
+	if !r.res.IsError || !strings.Contains(r.text, "sandbox could not start: bwrap: No permissions") ||
+		!strings.Contains(r.text, "--sandbox=rlimit") || !strings.Contains(r.text, "seccomp=unconfined") {
+		t.Fatalf("want a clear setup error:\n%s", r.text)
+	}
+	var fail bool
+	for _, c := range Diagnose(t.Context(), testConfig()) {
+		if c.Name == "sandbox namespaces" && c.Status == calls.StatusFail {
+			fail = true
+		}
+	}
+	if !fail {
+		t.Fatal("Diagnose should fail the namespaces check")
+	}
+}
+
+func TestRlimitMode(t *testing.T) {
+	requireBwrap(t) // for prlimit and a comparable machine
+	s := newTestSandbox(t, func(c *Config) { c.Mode = ModeRlimit; c.Procs = 32 })
+	cs := connect(t, s)
+	r := sh(t, cs, "ulimit -n; ulimit -v; echo hi > f; cat f; pwd")
+	out := ok(t, r)
+	lines := strings.Split(out, "\n")
+	if lines[0] != "256" || lines[1] != strconv.Itoa(512<<10) || lines[2] != "hi" {
+		t.Fatalf("limits in rlimit mode: %q", out)
+	}
+	iso, _ := r.st["isolation"].(map[string]any)
+	if iso["mode"] != "rlimit" || !strings.Contains(r.text, "rlimit only (weak)") {
+		t.Fatalf("results must say rlimit:\n%s", r.text)
+	}
+	// Timeout and output caps hold.
+	tr := call(t, cs, "sh", map[string]any{"cmd": "sleep 30", "timeout_s": 0.3})
+	if !tr.flag("timed_out") {
+		t.Fatalf("%s", tr.text)
+	}
+	if fr := sh(t, cs, "yes"); !fr.flag("stdout_truncated") {
+		t.Fatalf("flood not capped:\n%.200s", fr.text)
+	}
+	// The environment is still clean.
+	t.Setenv("MEMBRANE_TEST_SECRET", "x")
+	if out := ok(t, sh(t, cs, "env")); strings.Contains(out, "MEMBRANE_TEST_SECRET") {
+		t.Fatal("environment leaked in rlimit mode")
+	}
+	if os.Geteuid() == 0 {
+		// As root the process runs as an unprivileged uid, so the process
+		// cap holds even without a user namespace.
+		if out := ok(t, sh(t, cs, "id -u")); out != strconv.Itoa(RootRunAsUID)+"\n" {
+			t.Fatalf("rlimit mode as root should run as %d, got %q", RootRunAsUID, out)
+		}
+		fb := call(t, cs, "sh", map[string]any{"cmd": `f(){ f|f & }; f; sleep 2`, "timeout_s": 30})
+		if fb.flag("timed_out") {
+			t.Fatalf("fork bomb not capped in rlimit mode:\n%s", fb.text)
+		}
+		if d := waitNoDescendants(); len(d) > 0 {
+			t.Fatalf("fork bomb left %d processes", len(d))
+		}
+	}
+}
+
+func TestUserWorkspace(t *testing.T) {
+	requireBwrap(t)
+	// Not t.TempDir: its parent is private to root, and the sandbox's uid
+	// must reach the directory.
+	dir, err := os.MkdirTemp("", "membrane-user-ws-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if os.Geteuid() == 0 {
+		// Root-owned: refused with a fix, since the sandbox runs as 65534.
+		_, err := New(Config{Workspace: dir}, nil)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "chown") {
+			t.Fatalf("want a config error that says to chown, got %v", err)
+		}
+		if err := os.Chown(dir, RootRunAsUID, RootRunAsUID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "input.txt"), []byte("from host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "ws-link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSandbox(t, func(c *Config) { c.Workspace = link })
+	a, b := connect(t, s), connect(t, s)
+	if out := ok(t, sh(t, a, "cat input.txt; echo from-a > shared.txt")); out != "from host\n" {
+		t.Fatalf("%q", out)
+	}
+	if out := ok(t, sh(t, b, "cat shared.txt")); out != "from-a\n" {
+		t.Fatalf("a user workspace is shared by sessions: %q", out)
+	}
+	a.Close()
+	b.Close()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(dir, "shared.txt")); err != nil {
+		t.Fatalf("a user workspace must outlive sessions: %v", err)
+	}
+}
+
+func TestPythonResolution(t *testing.T) {
+	p, err := findPython()
+	if err != nil {
+		t.Skip(err)
+	}
+	if got, err := resolvePython(p); err != nil || got != p {
+		t.Fatalf("resolvePython(%s) = %s, %v", p, got, err)
+	}
+	if strings.Contains(p, "shims") {
+		t.Fatalf("resolved to a shim: %s", p)
+	}
+	// A shim script is refused with a way out.
+	shim := filepath.Join(t.TempDir(), "python3")
+	os.WriteFile(shim, []byte("#!/bin/sh\nexec "+p+" \"$@\"\n"), 0o755)
+	if _, err := resolvePython(shim); err == nil || !strings.Contains(err.Error(), "shim") {
+		t.Fatalf("a shim should be refused: %v", err)
+	}
+	if _, err := New(Config{Python: shim}, nil); !errors.Is(err, ErrConfig) {
+		t.Fatalf("New with a shim: %v", err)
+	}
+	// PATH order is respected, shims skipped.
+	t.Setenv("PATH", filepath.Dir(shim)+":"+os.Getenv("PATH"))
+	if got, _ := findPython(); got != p {
+		t.Fatalf("findPython with a shim first on PATH = %s, want %s", got, p)
+	}
+	if _, err := exec.LookPath("pyenv"); err == nil {
+		t.Logf("pyenv present; resolved %s", p)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Mode: "docker"}, `mode "docker"`},
+		{Config{Timeout: -1}, "Timeout"},
+		{Config{Timeout: time.Hour, MaxTimeout: time.Minute}, "longer than MaxTimeout"},
+		{Config{OpenFiles: 3}, "OpenFiles"},
+		{Config{Procs: 1}, "Procs"},
+		{Config{MemoryBytes: 1 << 20}, "MemoryBytes"},
+		{Config{Workspace: "/nonexistent/dir"}, "workspace"},
+	} {
+		_, err := New(tc.cfg, nil)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want ErrConfig mentioning %q", tc.cfg, err, tc.want)
+		}
+	}
+	c, err := Config{}.normalize()
+	if err != nil || c != DefaultConfig() {
+		t.Fatalf("Config{} should normalize to DefaultConfig: %+v %v", c, err)
+	}
+}
+
+func TestDiagnose(t *testing.T) {
+	requireBwrap(t)
+	checks := Diagnose(t.Context(), testConfig())
+	seen := map[string]calls.Check{}
+	for _, c := range checks {
+		seen[c.Name] = c
+		if c.Status != calls.StatusOK && c.Fix == "" {
+			t.Errorf("%s is %s with no fix", c.Name, c.Status)
+		}
+	}
+	for _, name := range []string{"sandbox mode", "bubblewrap", "prlimit", "sandbox namespaces", "python", "sandbox uid", "sandbox network", "sandbox limits"} {
+		c, ok := seen[name]
+		if !ok {
+			t.Errorf("no %q check", name)
+			continue
+		}
+		if c.Status == calls.StatusFail {
+			t.Errorf("%s failed: %s", name, c.Detail)
+		}
+	}
+	// rlimit mode is a warning, with the reason.
+	for _, c := range Diagnose(t.Context(), Config{Mode: ModeRlimit}) {
+		if c.Name == "sandbox mode" && c.Status != calls.StatusWarn {
+			t.Errorf("rlimit mode should warn: %+v", c)
+		}
+	}
+}
+
+// waitFor polls cond for up to 10 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("condition not met within 10s")
+}
