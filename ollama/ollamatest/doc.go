@@ -32,8 +32,12 @@
 //		// " The command printed hello.".
 //	}
 //
-// Script.Loop makes the model call again after every tool result instead
-// of answering, for step-limit tests. [Server.Kill] and [Server.Restart]
+// Script.Then adds further calling turns, each made after the previous
+// turn's tool results (a multi-step exchange); Script.Loop makes the model
+// call again after every tool result instead of answering, for step-limit
+// tests. Arguments must be JSON objects; a script with a nested object that
+// itself has "name" and "arguments" keys would be parsed by Ollama as an
+// extra call. [Server.Kill] and [Server.Restart]
 // (same port, same models) serve fault tests.
 //
 // Tests that need the server fail when $MEMBRANE_REQUIRE_E2E is 1 and the

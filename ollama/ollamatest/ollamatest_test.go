@@ -378,3 +378,38 @@ func TestDelete(t *testing.T) {
 		t.Error("deleting a missing model did not fail")
 	}
 }
+
+func TestScriptSteps(t *testing.T) {
+	srv := ollamatest.Start(t)
+	srv.Create(t, "steps", ollamatest.ScriptedModel(ollamatest.Script{
+		Calls: []ollamatest.ToolCall{{Name: "sh", Args: `{"cmd":"ls"}`}},
+		Then: [][]ollamatest.ToolCall{
+			{{Name: "python_run", Args: `{"code":"print(1)"}`}},
+			{{Name: "sh", Args: `{"cmd":"ls"}`}, {Name: "sh", Args: `{"cmd":"pwd"}`}},
+		},
+		Answer: " Done in three steps.",
+	}))
+	want := [][]string{
+		{`sh {"cmd":"ls"}`},
+		{`python_run {"code":"print(1)"}`},
+		{`sh {"cmd":"ls"}`, `sh {"cmd":"pwd"}`},
+	}
+	msgs := []api.Message{{Role: "user", Content: "go"}}
+	for round := range 2 { // a second user message starts over
+		for step, calls := range want {
+			msg := chat(t, srv, "steps", msgs, shTool)
+			if got := callsOf(t, msg.ToolCalls); !slices.Equal(got, calls) {
+				t.Fatalf("round %d step %d: calls = %q, want %q", round, step, got, calls)
+			}
+			msgs = append(msgs, msg)
+			for range msg.ToolCalls {
+				msgs = append(msgs, api.Message{Role: "tool", Content: "ok"})
+			}
+		}
+		final := chat(t, srv, "steps", msgs, shTool)
+		if final.Content != " Done in three steps." || len(final.ToolCalls) != 0 {
+			t.Fatalf("round %d: final = %q %v", round, final.Content, final.ToolCalls)
+		}
+		msgs = append(msgs, final, api.Message{Role: "user", Content: "again"})
+	}
+}

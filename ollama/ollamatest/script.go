@@ -19,18 +19,23 @@ type ToolCall struct {
 
 // Script is what a [ScriptedModel] says. While the conversation does not
 // end with a tool message, it makes Calls, all in one assistant turn (more
-// than one is a parallel call); once a tool message comes back, it answers
-// Answer. The zero Script is [DefaultScript].
+// than one is a parallel call); once the tool messages come back, it makes
+// the next turn of Then, if any, and after the last turn's results it
+// answers Answer. The zero Script is [DefaultScript].
 type Script struct {
-	// Calls are the tool calls of the calling turn. None means the model
-	// always answers.
+	// Calls are the tool calls of the first calling turn. None means the
+	// model always answers.
 	Calls []ToolCall
+	// Then are further calling turns, each made after the tool results of
+	// the turn before: a multi-step exchange. Turns are counted from the
+	// last user message.
+	Then [][]ToolCall
 	// Answer is the final answer, after tool results. It is emitted as a
 	// few tokens (one per word, where words repeat they are merged), so a
 	// streaming client sees several chunks.
 	Answer string
-	// Loop makes the model call again instead of answering, forever: a
-	// model for step-limit tests.
+	// Loop makes the model make Calls again instead of answering, forever:
+	// a model for step-limit tests. It cannot be combined with Then.
 	Loop bool
 }
 
@@ -43,11 +48,13 @@ func DefaultScript() Script {
 	}
 }
 
-func (s Script) isZero() bool { return len(s.Calls) == 0 && s.Answer == "" && !s.Loop }
+func (s Script) isZero() bool {
+	return len(s.Calls) == 0 && len(s.Then) == 0 && s.Answer == "" && !s.Loop
+}
 
 // Validate reports why s cannot be scripted: an empty tool name, arguments
-// that are not a JSON object, Loop without calls, or an answer that is a
-// reserved token.
+// that are not a JSON object, an empty turn in Then, Then without Calls,
+// Loop without Calls or with Then, or an answer that is a reserved token.
 func (s Script) Validate() error {
 	_, err := s.plan()
 	return err
@@ -64,27 +71,50 @@ const (
 
 // plan is a script compiled to token chains.
 type plan struct {
-	calls  []string // the calling turn, after markCall: <tool_call>, one piece per call, </tool_call>
-	answer []string // the answering turn, after markAnswer
+	turns  [][]string // calling turn i follows callMarker(i); turn 0 is wrapped in <tool_call>…</tool_call>
+	answer []string   // the answering turn, after markAnswer
+}
+
+// callMarker is the marker that starts calling turn i.
+func callMarker(i int) string {
+	if i == 0 {
+		return markCall
+	}
+	return fmt.Sprintf("<|membrane_call_%d|>", i)
 }
 
 func (s Script) plan() (plan, error) {
 	if s.isZero() {
 		s = DefaultScript()
 	}
-	if s.Loop && len(s.Calls) == 0 {
+	switch {
+	case s.Loop && len(s.Calls) == 0:
 		return plan{}, errors.New("ollamatest: script: Loop needs at least one call")
+	case s.Loop && len(s.Then) > 0:
+		return plan{}, errors.New("ollamatest: script: Loop cannot be combined with Then")
+	case len(s.Then) > 0 && len(s.Calls) == 0:
+		return plan{}, errors.New("ollamatest: script: Then needs Calls, the first turn")
 	}
-	used := map[string]bool{markCall: true, markAnswer: true, openCall: true, closeCall: true}
+	used := map[string]bool{markAnswer: true, openCall: true, closeCall: true}
+	for i := range 1 + len(s.Then) {
+		used[callMarker(i)] = true
+	}
 	for _, t := range baseVocab() {
 		used[t.text] = true
 	}
 	var p plan
+	turns := s.Then
 	if len(s.Calls) > 0 {
-		p.calls = append(p.calls, openCall)
-		for i, c := range s.Calls {
+		turns = append([][]ToolCall{s.Calls}, s.Then...)
+	}
+	for ti, turn := range turns {
+		if len(turn) == 0 {
+			return plan{}, fmt.Errorf("ollamatest: script: turn %d has no calls", ti)
+		}
+		var pieces []string
+		for i, c := range turn {
 			if c.Name == "" {
-				return plan{}, fmt.Errorf("ollamatest: script: call %d has no tool name", i)
+				return plan{}, fmt.Errorf("ollamatest: script: turn %d call %d has no tool name", ti, i)
 			}
 			args := c.Args
 			if strings.TrimSpace(args) == "" {
@@ -92,7 +122,7 @@ func (s Script) plan() (plan, error) {
 			}
 			var obj map[string]any
 			if err := json.Unmarshal([]byte(args), &obj); err != nil || obj == nil {
-				return plan{}, fmt.Errorf("ollamatest: script: call %d (%s): Args must be a JSON object, got %q", i, c.Name, c.Args)
+				return plan{}, fmt.Errorf("ollamatest: script: turn %d call %d (%s): Args must be a JSON object, got %q", ti, i, c.Name, c.Args)
 			}
 			var compact bytes.Buffer
 			_ = json.Compact(&compact, []byte(args))
@@ -104,9 +134,12 @@ func (s Script) plan() (plan, error) {
 				piece = " " + piece
 			}
 			used[piece] = true
-			p.calls = append(p.calls, piece)
+			pieces = append(pieces, piece)
 		}
-		p.calls = append(p.calls, closeCall)
+		if ti == 0 {
+			pieces = append(append([]string{openCall}, pieces...), closeCall)
+		}
+		p.turns = append(p.turns, pieces)
 	}
 	var err error
 	if p.answer, err = answerPieces(s.Answer, used); err != nil {
@@ -161,21 +194,40 @@ func answerPieces(answer string, used map[string]bool) ([]string, error) {
 
 // scriptTemplate renders past tool calls the way the model writes them (so
 // Ollama learns how to parse its output into tool calls) and ends the prompt
-// with a marker: the answer marker after a tool message, else the call
-// marker. Mentioning .Tools makes Ollama report the tools capability.
+// with a marker. $step counts the calling turns since the last user message;
+// after a tool message the marker of the next turn, or the answer marker,
+// ends the prompt, and otherwise the first turn's. Mentioning .Tools makes
+// Ollama report the tools capability.
 func scriptTemplate(s Script, p plan) string {
-	var end string
-	switch {
-	case len(p.calls) == 0:
-		end = markAnswer
-	case s.Loop:
-		end = markCall
-	default:
-		end = `{{ if eq $last "tool" }}` + markAnswer + `{{ else }}` + markCall + `{{ end }}`
+	var b strings.Builder
+	b.WriteString(`{{- if .Tools }}{{ end }}{{- $last := "" }}{{- $step := "0" }}{{- range .Messages }}{{ $last = .Role }}`)
+	b.WriteString(`{{- if eq .Role "user" }}{{ $step = "0" }}{{ end }}`)
+	b.WriteString(`{{- if .ToolCalls }}` + openCall + `{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}{{ end }}` + closeCall)
+	for i := range p.turns {
+		if i == 0 {
+			b.WriteString(`{{- if `)
+		} else {
+			b.WriteString(`{{- else if `)
+		}
+		fmt.Fprintf(&b, `eq $step "%d" }}{{ $step = "%d" }}`, i, i+1)
 	}
-	return `{{- if .Tools }}{{ end }}{{- $last := "" }}{{- range .Messages }}{{ $last = .Role }}` +
-		`{{ if .ToolCalls }}` + openCall + `{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}{{ end }}` + closeCall + `{{ end }}` +
-		`{{ end }}` + end
+	if len(p.turns) > 0 {
+		b.WriteString(`{{- end }}`)
+	}
+	b.WriteString(`{{- end }}{{- end }}`)
+	switch {
+	case len(p.turns) == 0:
+		b.WriteString(markAnswer)
+	case s.Loop:
+		b.WriteString(markCall)
+	default:
+		b.WriteString(`{{- if ne $last "tool" }}` + markCall)
+		for i := 1; i < len(p.turns); i++ {
+			fmt.Fprintf(&b, `{{- else if eq $step "%d" }}%s`, i, callMarker(i))
+		}
+		b.WriteString(`{{- else }}` + markAnswer + `{{- end }}`)
+	}
+	return b.String()
 }
 
 // ScriptedModel returns a model that follows s exactly, at any temperature.
@@ -216,10 +268,10 @@ func ScriptedModel(s Script) Model {
 		}
 		next[prev] = tokEOS
 	}
-	if len(p.calls) > 0 {
-		chain(markCall, p.calls)
+	for i, turn := range p.turns {
+		chain(callMarker(i), turn)
 	}
-	if !s.Loop || len(p.calls) == 0 {
+	if !s.Loop || len(p.turns) == 0 {
 		chain(markAnswer, p.answer)
 	}
 	for len(vocab)%8 != 0 { // n_embd = n_vocab; a multiple of 8 keeps heads and rope happy
@@ -248,6 +300,15 @@ func ScriptedModel(s Script) Model {
 		Template: scriptTemplate(s, p),
 		// The logits make sampling follow the script at any temperature;
 		// num_predict only bounds a reply if something else goes wrong.
-		Parameters: map[string]any{"num_predict": len(p.calls) + len(p.answer) + 8, "num_thread": 1},
+		Parameters: map[string]any{"num_predict": maxLen(p) + 8, "num_thread": 1},
 	}
+}
+
+// maxLen is the number of tokens of the longest reply of p.
+func maxLen(p plan) int {
+	n := len(p.answer)
+	for _, t := range p.turns {
+		n = max(n, len(t))
+	}
+	return n
 }

@@ -21,6 +21,11 @@ func TestScriptValidate(t *testing.T) {
 		{"null args", Script{Calls: []ToolCall{{Name: "sh", Args: `null`}}}, "JSON object"},
 		{"loop without calls", Script{Loop: true}, "Loop needs"},
 		{"reserved answer", Script{Calls: []ToolCall{{Name: "a"}}, Answer: "</s>"}, "reserved"},
+		{"steps", Script{Calls: []ToolCall{{Name: "a"}}, Then: [][]ToolCall{{{Name: "a"}}, {{Name: "b"}, {Name: "a"}}}}, ""},
+		{"then without calls", Script{Then: [][]ToolCall{{{Name: "a"}}}}, "Then needs Calls"},
+		{"empty turn", Script{Calls: []ToolCall{{Name: "a"}}, Then: [][]ToolCall{{}}}, "turn 1 has no calls"},
+		{"bad call in a later turn", Script{Calls: []ToolCall{{Name: "a"}}, Then: [][]ToolCall{{{Name: "b", Args: "1"}}}}, "turn 1 call 0 (b)"},
+		{"loop with then", Script{Calls: []ToolCall{{Name: "a"}}, Then: [][]ToolCall{{{Name: "a"}}}, Loop: true}, "Loop cannot"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
