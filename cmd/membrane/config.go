@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -438,38 +439,77 @@ func decodeConfig(data []byte, cfg *Config) error {
 		return fmt.Errorf("%d bytes is too large for a config file (limit %d)", len(data), maxConfigBytes)
 	}
 	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
-		return decodeJSONConfig(trimmed, cfg)
+		// JSON is YAML, but for tabs: valid JSON has tabs only between
+		// tokens (a tab in a string must be escaped), so they can become
+		// spaces. Going through YAML keeps line numbers and field names in
+		// the errors.
+		data = bytes.ReplaceAll(data, []byte("\t"), []byte(" "))
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file sets nothing
 		}
 		return cleanYAMLError(err)
 	}
-	var extra any
+	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return errors.New("more than one YAML document; keep the settings in one")
+	}
+	// Decode again strictly: an unknown key is an error, so that a
+	// typo does not silently leave a default in place.
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nameKeys(&doc, cleanYAMLError(err))
 	}
 	return nil
 }
 
-func decodeJSONConfig(data []byte, cfg *Config) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(cfg); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			line := 1 + bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n"))
-			return fmt.Errorf("line %d: %v", line, err)
+// nameKeys adds the setting's dotted name (sandbox.memory) to each "line
+// N:" of err, found in doc.
+func nameKeys(doc *yaml.Node, err error) error {
+	paths := map[int]string{}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if prefix != "" {
+					p = prefix + "." + k.Value
+				}
+				if _, ok := paths[v.Line]; !ok || v.Kind == yaml.ScalarNode {
+					paths[v.Line] = p
+				}
+				if _, ok := paths[k.Line]; !ok {
+					paths[k.Line] = p
+				}
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", prefix, i))
+			}
 		}
-		return fmt.Errorf("%v", strings.ReplaceAll(err.Error(), "main.", ""))
 	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON object")
+	walk(doc, "")
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		var n int
+		if _, e := fmt.Sscanf(strings.TrimSpace(l), "line %d:", &n); e == nil {
+			if p, ok := paths[n]; ok {
+				lines[i] = strings.Replace(l, fmt.Sprintf("line %d:", n), fmt.Sprintf("line %d: %s:", n, p), 1)
+			}
+		}
 	}
-	return nil
+	return errors.New(strings.Join(lines, "\n"))
 }
 
 func cleanYAMLError(err error) error {
@@ -617,7 +657,7 @@ type Duration time.Duration
 func (d *Duration) UnmarshalText(b []byte) error {
 	s := strings.TrimSpace(string(b))
 	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		if n < 0 || n > 1e9 {
+		if !(n >= 0) || n > 1e9 {
 			return fmt.Errorf("%q seconds is out of range", s)
 		}
 		*d = Duration(n * float64(time.Second))
@@ -681,7 +721,7 @@ func (s *ByteSize) UnmarshalText(b []byte) error {
 		}
 	}
 	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 || num == "" {
+	if err != nil || !(f >= 0) || math.IsInf(f, 0) || num == "" {
 		return fmt.Errorf("%q is not a size such as 1048576, 512KiB, 64MiB or 1GiB", string(b))
 	}
 	v := f * float64(mult)

@@ -27,7 +27,13 @@ func watchConfig(ctx context.Context, path string, current []ollama.ToolSpec, m 
 		}
 		return fi.ModTime(), fi.Size(), true
 	}
-	lastMod, lastSize, _ := stamp()
+	// The first look always reads the file: it may have changed between
+	// the start-up read and now.
+	var (
+		lastMod  time.Time
+		lastSize int64 = -1
+		first          = true
+	)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -51,9 +57,14 @@ func watchConfig(ctx context.Context, path string, current []ollama.ToolSpec, m 
 			continue
 		}
 		if reflect.DeepEqual(cfg.Ollama.Tools, current) {
+			if first {
+				first = false
+				continue
+			}
 			log.Info("config file changed; only ollama.tools are reloaded, restart membrane for other settings", "file", path)
 			continue
 		}
+		first = false
 		current = cfg.Ollama.Tools
 		m.SetTools(current)
 		log.Info("config file reloaded", "file", path, "tools", len(current))
