@@ -1,0 +1,455 @@
+package mcp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// ClientOptions configures Connect. A nil *ClientOptions means the
+// defaults.
+type ClientOptions struct {
+	// Name names the remote server in logs, in errors and in its router
+	// group ("mcp:" + Name). Empty means "server".
+	Name string
+	// Prefix, when true, registers each remote tool as NAME__TOOL, so that
+	// the tools of several servers cannot collide. Names are always
+	// sanitised to calls.NamePattern (letters, digits, '_' and '-', at
+	// most 64 characters), with a short hash where that changes or cuts
+	// them.
+	Prefix bool
+	// CallTimeout bounds each remote call. Zero means the router's default.
+	CallTimeout time.Duration
+	// ClientName and ClientVersion are announced to the server. Empty means
+	// "membrane-orchestrator" and "dev".
+	ClientName, ClientVersion string
+	// OnToolsChanged, when set, is called after the tool list was
+	// refreshed because the server said it changed.
+	OnToolsChanged func(calls.Change)
+	// Logger receives the client's records and the server's log messages.
+	// Nil discards.
+	Logger *slog.Logger
+}
+
+// Client holds one connection to a remote MCP server and keeps the
+// server's tools registered as calls in a router, following
+// notifications/tools/list_changed. Calling one of those calls calls the
+// remote tool: arguments pass through verbatim, cancelling the context
+// sends notifications/cancelled, progress notifications reach the
+// request's Progress, and the result comes back as a calls.Result (a
+// remote tool error stays a tool error).
+type Client struct {
+	name   string
+	group  string
+	opts   ClientOptions
+	router *calls.Router
+	log    *slog.Logger
+	cs     *sdk.ClientSession
+
+	mu      sync.Mutex
+	remote  map[string]string // local name -> remote name
+	closed  bool
+	refresh chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	progress sync.Map // token string -> calls.Progress
+	nextTok  atomic.Int64
+}
+
+// Connect connects to the MCP server at the other end of t, registers its
+// tools in r and keeps them in step until Close. It fails if the server
+// cannot be reached or initialised, or if its tools cannot be listed.
+func Connect(ctx context.Context, t sdk.Transport, r *calls.Router, opts *ClientOptions) (*Client, error) {
+	c := &Client{router: r, remote: map[string]string{}, refresh: make(chan struct{}, 1), done: make(chan struct{})}
+	if opts != nil {
+		c.opts = *opts
+	}
+	c.name = c.opts.Name
+	if c.name == "" {
+		c.name = "server"
+	}
+	c.group = "mcp:" + c.name
+	c.log = c.opts.Logger
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.log = c.log.With("server", c.name)
+	impl := &sdk.Implementation{Name: c.opts.ClientName, Version: c.opts.ClientVersion}
+	if impl.Name == "" {
+		impl.Name = "membrane-orchestrator"
+	}
+	if impl.Version == "" {
+		impl.Version = "dev"
+	}
+	client := sdk.NewClient(impl, &sdk.ClientOptions{
+		Capabilities: &sdk.ClientCapabilities{},
+		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) {
+			select {
+			case c.refresh <- struct{}{}:
+			default:
+			}
+		},
+		ProgressNotificationHandler: func(ctx context.Context, req *sdk.ProgressNotificationClientRequest) {
+			tok := fmt.Sprint(req.Params.ProgressToken)
+			if p, ok := c.progress.Load(tok); ok {
+				p.(calls.Progress).Report(ctx, req.Params.Progress, req.Params.Total, req.Params.Message)
+			}
+		},
+		LoggingMessageHandler: func(ctx context.Context, req *sdk.LoggingMessageRequest) {
+			c.log.Log(ctx, levelOf(req.Params.Level), "server log", "logger", req.Params.Logger, "data", req.Params.Data)
+		},
+	})
+	cs, err := client.Connect(ctx, t, nil)
+	if err != nil {
+		return nil, fmt.Errorf("mcp: connect to %s: %w", c.name, err)
+	}
+	c.cs = cs
+	if _, err := c.Refresh(ctx); err != nil {
+		cs.Close()
+		return nil, err
+	}
+	c.wg.Add(2)
+	go c.watch()
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-c.done:
+		case <-c.waitSession():
+			c.log.Warn("server session ended; its tools are gone")
+			c.router.Sync(c.group, nil)
+		}
+	}()
+	return c, nil
+}
+
+func (c *Client) waitSession() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { c.cs.Wait(); close(ch) }()
+	return ch
+}
+
+// watch refreshes the tools whenever the server says they changed.
+func (c *Client) watch() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.refresh:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ch, err := c.Refresh(ctx)
+		cancel()
+		if err != nil {
+			c.log.Warn("refresh tools after list_changed", "err", err)
+			continue
+		}
+		if !ch.Empty() && c.opts.OnToolsChanged != nil {
+			c.opts.OnToolsChanged(ch)
+		}
+	}
+}
+
+// Name returns the server's name.
+func (c *Client) Name() string { return c.name }
+
+// Session returns the underlying go-sdk session.
+func (c *Client) Session() *sdk.ClientSession { return c.cs }
+
+// RemoteName returns the server's own name for the local call name.
+func (c *Client) RemoteName(local string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.remote[local]
+	return n, ok
+}
+
+// Refresh lists the server's tools again and makes the router's calls for
+// this server match them.
+func (c *Client) Refresh(ctx context.Context) (calls.Change, error) {
+	var tools []*sdk.Tool
+	for tool, err := range c.cs.Tools(ctx, nil) {
+		if err != nil {
+			return calls.Change{}, fmt.Errorf("mcp: list tools of %s: %w", c.name, err)
+		}
+		tools = append(tools, tool)
+	}
+	names := LocalNames(c.name, c.opts.Prefix, toolNames(tools))
+	remote := map[string]string{}
+	var cs []calls.Call
+	for _, tool := range tools {
+		local := names[tool.Name]
+		call, err := c.callOf(tool, local)
+		if err != nil {
+			c.log.Warn("skipping tool", "tool", tool.Name, "err", err)
+			continue
+		}
+		remote[local] = tool.Name
+		cs = append(cs, call)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return calls.Change{}, errors.New("mcp: client closed")
+	}
+	c.remote = remote
+	ch, err := c.router.Sync(c.group, cs)
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Warn("some tools were not registered", "err", err)
+	}
+	c.log.Debug("tools listed", "tools", len(cs), "added", len(ch.Added), "removed", len(ch.Removed))
+	return ch, nil
+}
+
+func toolNames(ts []*sdk.Tool) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Name
+	}
+	return out
+}
+
+func (c *Client) callOf(t *sdk.Tool, local string) (calls.Call, error) {
+	schema, err := objectSchema(t.InputSchema)
+	if err != nil {
+		return calls.Call{}, err
+	}
+	desc := t.Description
+	if desc == "" {
+		desc = t.Title
+	}
+	call := calls.Call{
+		Name:        local,
+		Title:       t.Title,
+		Description: desc,
+		InputSchema: schema,
+		Kind:        calls.KindTool,
+		Timeout:     c.opts.CallTimeout,
+		Concurrency: -1, // the server applies its own limits
+		Handler:     c.handler(t.Name),
+	}
+	if a := t.Annotations; a != nil {
+		call.ReadOnly = a.ReadOnlyHint
+		call.Destructive = a.DestructiveHint != nil && *a.DestructiveHint
+		if call.Title == "" {
+			call.Title = a.Title
+		}
+	}
+	return call, nil
+}
+
+// objectSchema returns the tool's input schema as JSON, with "type":
+// "object" added when the server left it out.
+func objectSchema(s any) (json.RawMessage, error) {
+	if s == nil {
+		return json.RawMessage(`{"type":"object"}`), nil
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("input schema: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("input schema is not a JSON object")
+	}
+	switch m["type"] {
+	case "object":
+		return b, nil
+	case nil:
+		m["type"] = "object"
+		return json.Marshal(m)
+	}
+	return nil, fmt.Errorf("input schema has type %v, want object", m["type"])
+}
+
+func (c *Client) handler(remote string) calls.Handler {
+	return calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		args := req.Arguments
+		if len(args) == 0 {
+			args = json.RawMessage("{}")
+		}
+		params := &sdk.CallToolParams{Name: remote, Arguments: args}
+		if req.Progress != nil {
+			tok := c.name + "-" + strconv.FormatInt(c.nextTok.Add(1), 10)
+			params.SetProgressToken(tok)
+			c.progress.Store(tok, req.Progress)
+			defer c.progress.Delete(tok)
+		}
+		res, err := c.cs.CallTool(ctx, params)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("mcp: %s: call %s: %w", c.name, remote, err)
+		}
+		return resultFrom(res), nil
+	})
+}
+
+// resultFrom turns an MCP tool result into a calls.Result. Content the
+// calls domain has no type for (audio, resources) becomes text that says
+// what it was.
+func resultFrom(r *sdk.CallToolResult) *calls.Result {
+	out := &calls.Result{IsError: r.IsError, Structured: r.StructuredContent}
+	for _, c := range r.Content {
+		switch c := c.(type) {
+		case *sdk.TextContent:
+			out.Content = append(out.Content, calls.Content{Type: calls.ContentText, Text: calls.ValidUTF8(c.Text)})
+		case *sdk.ImageContent:
+			out.Content = append(out.Content, calls.Content{Type: calls.ContentImage, Data: c.Data, MIMEType: c.MIMEType})
+		case *sdk.AudioContent:
+			out.Content = append(out.Content, calls.Content{Type: calls.ContentText, Text: fmt.Sprintf("[audio: %s, %d bytes]", c.MIMEType, len(c.Data))})
+		case *sdk.ResourceLink:
+			out.Content = append(out.Content, calls.Content{Type: calls.ContentText, Text: fmt.Sprintf("[resource %s: %s]", c.Name, c.URI)})
+		case *sdk.EmbeddedResource:
+			if c.Resource == nil {
+				continue
+			}
+			text := c.Resource.Text
+			if text == "" {
+				text = fmt.Sprintf("[resource %s: %s, %d bytes]", c.Resource.URI, c.Resource.MIMEType, len(c.Resource.Blob))
+			}
+			out.Content = append(out.Content, calls.Content{Type: calls.ContentText, Text: calls.ValidUTF8(text)})
+		}
+	}
+	return out
+}
+
+// Close removes the server's tools from the router and closes the session
+// (for a launched server: closes its stdin, then SIGTERM, then SIGKILL).
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.done)
+	c.router.Sync(c.group, nil)
+	c.mu.Unlock()
+	err := c.cs.Close()
+	c.wg.Wait()
+	if err != nil && !isClosedErr(err) {
+		return fmt.Errorf("mcp: close %s: %w", c.name, err)
+	}
+	return nil
+}
+
+// Wait blocks until the session with the server ends.
+func (c *Client) Wait() error { return c.cs.Wait() }
+
+// LocalNames maps a server's tool names to names that match
+// calls.NamePattern and are unique among them: "SERVER__TOOL" when prefix is
+// set, else the tool's own name. A name with characters outside
+// [A-Za-z0-9_-] has them replaced by '_'; one longer than 64 characters is
+// cut and ends in a hash of the whole, as does any name that would clash.
+func LocalNames(server string, prefix bool, tools []string) map[string]string {
+	out := make(map[string]string, len(tools))
+	used := map[string]bool{}
+	// Names that need no change are placed first, so that a renamed tool
+	// never takes a name another tool has as is.
+	want := func(t string) string {
+		if prefix {
+			return sanitizeName(server) + "__" + t
+		}
+		return t
+	}
+	for _, t := range tools {
+		if n := want(t); calls.NamePattern.MatchString(n) && !used[n] {
+			out[t] = n
+			used[n] = true
+		}
+	}
+	for _, t := range tools {
+		if _, ok := out[t]; ok {
+			continue
+		}
+		n := sanitizeName(want(t))
+		if len(n) > 64 || used[n] || !calls.NamePattern.MatchString(n) {
+			h := sha256.Sum256([]byte(server + "\x00" + t))
+			suffix := "_" + hex.EncodeToString(h[:4])
+			n = n[:min(len(n), 64-len(suffix))] + suffix
+		}
+		out[t] = n
+		used[n] = true
+	}
+	return out
+}
+
+func sanitizeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
+}
+
+func levelOf(l sdk.LoggingLevel) slog.Level {
+	switch l {
+	case "debug":
+		return slog.LevelDebug
+	case "info", "notice":
+		return slog.LevelInfo
+	case "warning":
+		return slog.LevelWarn
+	}
+	return slog.LevelError
+}
+
+// HeaderTransport adds fixed headers (such as Authorization) to every
+// request it sends through Base (nil means http.DefaultTransport).
+type HeaderTransport struct {
+	Header http.Header
+	Base   http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper.
+func (h *HeaderTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	maps.Copy(r.Header, h.Header)
+	base := h.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return base.RoundTrip(r)
+}
+
+// HTTPTransport returns a streamable HTTP client transport for url that
+// sends token (when not empty) as a bearer token and the given headers on
+// every request.
+func HTTPTransport(url, token string, headers map[string]string) sdk.Transport {
+	h := http.Header{}
+	for k, v := range headers {
+		h.Set(k, v)
+	}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+strings.TrimSpace(token))
+	}
+	t := &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1}
+	if len(h) > 0 {
+		t.HTTPClient = &http.Client{Transport: &HeaderTransport{Header: h}}
+	}
+	return t
+}
