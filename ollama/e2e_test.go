@@ -490,3 +490,26 @@ func TestE2ETwoHostsOverlap(t *testing.T) {
 		t.Fatalf("shared model on B: %v %s", err, textOf(res))
 	}
 }
+
+func TestE2EDiagnose(t *testing.T) {
+	full := ollamatest.Start(t)
+	full.Create(t, "scripted:latest", scripted())
+	full.Create(t, "embedder:latest", ollamatest.EmbedModel(16))
+	empty := ollamatest.Start(t)
+	checks := ollama.Diagnose(t.Context(), []string{full.Host, empty.URL, "127.0.0.1:1"})
+	if len(checks) != 3 {
+		t.Fatalf("%d checks for 3 hosts: %+v", len(checks), checks)
+	}
+	if c := checks[0]; c.Status != calls.StatusOK || !strings.Contains(c.Detail, "2 models (1 chat, 1 embedding)") {
+		t.Errorf("host with models: %+v", c)
+	}
+	if c := checks[1]; c.Status != calls.StatusWarn || !strings.Contains(c.Fix, "ollama pull") {
+		t.Errorf("empty host: %+v", c)
+	}
+	if c := checks[2]; c.Status != calls.StatusFail || !strings.Contains(c.Detail, "refused") || !strings.Contains(c.Fix, "OLLAMA_HOST") {
+		t.Errorf("dead host: %+v", c)
+	}
+	if c := ollama.Diagnose(t.Context(), []string{"ftp://x"}); len(c) != 1 || c[0].Status != calls.StatusFail {
+		t.Errorf("bad host: %+v", c)
+	}
+}

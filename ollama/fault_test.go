@@ -2,9 +2,12 @@ package ollama
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -337,5 +340,133 @@ func TestExplainUnknownError(t *testing.T) {
 	msg := explain(errors.New("boom"), "m", "http://h", 0)
 	if !strings.Contains(msg, "boom") {
 		t.Error(msg)
+	}
+}
+
+func TestVisionImagesFormatAndOptionsReachOllama(t *testing.T) {
+	// VisionModel in ollamatest has no projector, so a real Ollama cannot
+	// run an image; check here what membrane sends.
+	vis := chatModelFake("eyes:latest")
+	vis.Caps = []string{"completion", "vision"}
+	f := newFake(t, vis)
+	got := make(chan api.ChatRequest, 1)
+	f.setChat(func(w http.ResponseWriter, r *http.Request) {
+		var req api.ChatRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			t.Error(err)
+		}
+		got <- req
+		answer(`{"ok":true}`)(w, r)
+	})
+	m, r := newModels(t, Config{Hosts: []string{f.URL}, Tools: []ToolSpec{{Tool: "describer", Model: "eyes", System: "Describe images.", Options: map[string]any{"temperature": 0.1, "seed": 3}}}})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ws := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ws, "plot.png"), pngBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sess := calls.NewSession("")
+	sess.SetWorkspace(ws)
+	args, _ := json.Marshal(map[string]any{
+		"prompt": "What is this?", "images": []string{"plot.png", base64.StdEncoding.EncodeToString(pngBytes)},
+		"format": map[string]any{"type": "object"}, "options": map[string]any{"seed": 9},
+	})
+	res, err := r.Call(t.Context(), "describer", &calls.Request{Arguments: args, Session: sess})
+	if err != nil || res.IsError {
+		t.Fatalf("vision call: %v %s", err, res.TextOf())
+	}
+	req := <-got
+	if req.Model != "eyes:latest" || len(req.Messages) != 2 || req.Messages[0].Role != "system" || req.Messages[0].Content != "Describe images." {
+		t.Fatalf("messages: %+v", req.Messages)
+	}
+	if imgs := req.Messages[1].Images; len(imgs) != 2 || string(imgs[0]) != string(pngBytes) || string(imgs[1]) != string(pngBytes) {
+		t.Errorf("images did not reach Ollama intact: %d", len(imgs))
+	}
+	if string(req.Format) != `{"type":"object"}` {
+		t.Errorf("format = %s", req.Format)
+	}
+	if req.Options["temperature"] != 0.1 || req.Options["seed"] != float64(9) {
+		t.Errorf("options = %v (configured temperature kept, caller's seed wins)", req.Options)
+	}
+	if res.Content[0].Text != `{"ok":true}` {
+		t.Errorf("answer %q", res.Content[0].Text)
+	}
+
+	// The same image path out of the workspace is refused before Ollama.
+	args, _ = json.Marshal(map[string]any{"prompt": "x", "images": []string{"../../etc/passwd"}})
+	res, _ = r.Call(t.Context(), "describer", &calls.Request{Arguments: args, Session: sess})
+	if !res.IsError || !strings.Contains(res.TextOf(), "images[0]") {
+		t.Errorf("escaping path: %s", res.TextOf())
+	}
+	if c, _ := r.Lookup("chat_eyes"); !strings.Contains(string(c.InputSchema), `"images"`) {
+		t.Error("the vision model's own tool takes no images")
+	}
+}
+
+func TestSetToolsReload(t *testing.T) {
+	f := newFake(t, chatModelFake("coder:7b"), embedModelFake("nomic:latest", 4))
+	m, r := newModels(t, Config{Hosts: []string{f.URL}})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var changes []calls.Change
+	var mu sync.Mutex
+	cancel := r.Subscribe(func(c calls.Change) {
+		mu.Lock()
+		changes = append(changes, c)
+		mu.Unlock()
+	})
+	defer cancel()
+	mu.Lock()
+	changes = nil // the initial snapshot
+	mu.Unlock()
+
+	m.SetTools([]ToolSpec{
+		{Tool: "code_assistant", Model: "coder:7b", Description: "Writes code."},
+		{Tool: "embedding_model", Model: "NOMIC"},
+		{Tool: "later", Model: "not-yet"},
+		{Tool: "bad name!", Model: "coder:7b"},
+		{Tool: "ollama_chat", Model: "coder:7b"},
+	})
+	mu.Lock()
+	if len(changes) != 1 {
+		t.Errorf("SetTools made %d changes, want one", len(changes))
+	}
+	mu.Unlock()
+	ca, ok := r.Lookup("code_assistant")
+	if !ok || !strings.HasPrefix(ca.Description, "Writes code.") || !strings.Contains(ca.Description, "coder:7b") {
+		t.Fatalf("code_assistant: %v %q", ok, ca.Description)
+	}
+	if _, ok := r.Lookup("embedding_model"); !ok {
+		t.Fatal("embedding_model not registered")
+	}
+	if _, ok := r.Lookup("later"); ok {
+		t.Fatal("a logical tool without its model was registered")
+	}
+	if c, _ := r.Lookup(ToolChat); !strings.Contains(c.Description, "any local Ollama model") {
+		t.Fatal("a logical tool replaced a generic one")
+	}
+	// Its model appears: so does the tool. It goes: so does the tool.
+	f.setModels(chatModelFake("coder:7b"), embedModelFake("nomic:latest", 4), chatModelFake("not-yet:latest"))
+	m.Refresh(t.Context())
+	if _, ok := r.Lookup("later"); !ok {
+		t.Fatal("logical tool did not appear with its model")
+	}
+	f.setModels(embedModelFake("nomic:latest", 4))
+	m.Refresh(t.Context())
+	for _, gone := range []string{"later", "code_assistant", "chat_coder_7b"} {
+		if _, ok := r.Lookup(gone); ok {
+			t.Errorf("%s still registered after its model went", gone)
+		}
+	}
+	res := call(t, r, "embedding_model", map[string]any{"input": "x", "summary": true})
+	if res.IsError || !strings.Contains(res.TextOf(), `"norm"`) {
+		t.Errorf("embedding_model: %s", res.TextOf())
+	}
+	// Removing the specs removes the tools.
+	m.SetTools(nil)
+	if _, ok := r.Lookup("embedding_model"); ok {
+		t.Error("embedding_model still registered after SetTools(nil)")
 	}
 }

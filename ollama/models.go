@@ -51,6 +51,7 @@ type Models struct {
 	router *calls.Router
 	log    *slog.Logger
 	hosts  []*host
+	http   *http.Client
 	kick   chan struct{}
 
 	refreshMu sync.Mutex // one refresh at a time
@@ -93,6 +94,7 @@ func New(cfg Config, r *calls.Router, log *slog.Logger) (*Models, error) {
 	hc := newHTTPClient()
 	m := &Models{
 		cfg:    cfg,
+		http:   hc,
 		router: r,
 		log:    log,
 		kick:   make(chan struct{}, 1),
@@ -125,6 +127,7 @@ func newHTTPClient() *http.Client {
 // often while a host is down), and whenever a call finds a host gone, until
 // ctx is done. It returns nil then; it never fails because a host is down.
 func (m *Models) Run(ctx context.Context) error {
+	defer m.http.CloseIdleConnections()
 	for {
 		if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
 			m.log.Debug("ollama refresh", "err", err)
