@@ -1,0 +1,181 @@
+package sandbox
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
+)
+
+// stdioArgs start membrane with the test limits and no reachable Ollama.
+var stdioArgs = []string{"--procs", "64", "--output-limit", "64KiB", "--tmp-size", "8MiB", "--file-size", "8MiB", "--memory", "512MiB"}
+
+var stdioEnv = []string{"OLLAMA_HOST=127.0.0.1:9", "MEMBRANE_LOG_LEVEL=warn"}
+
+func connectStdio(t *testing.T) (*sdk.ClientSession, string) {
+	t.Helper()
+	requireBwrap(t)
+	bin := mcptest.BuildBinary(t, "./cmd/membrane")
+	return mcptest.ConnectStdio(t, bin, stdioArgs, stdioEnv, nil), bin
+}
+
+// TestStdio runs a subset of the threat checklist against the real binary
+// over stdio, the transport Claude Desktop uses, where a byte of stray
+// output on stdout would break the protocol.
+func TestStdio(t *testing.T) {
+	cs, _ := connectStdio(t)
+	if out := ok(t, sh(t, cs, "echo hello")); out != "hello\n" {
+		t.Fatalf("%q", out)
+	}
+	if out := ok(t, py(t, cs, "print(6*7)")); out != "42\n" {
+		t.Fatalf("%q", out)
+	}
+	t.Run("egress", func(t *testing.T) {
+		out := ok(t, py(t, cs, `
+import socket
+try:
+    socket.create_connection(("1.1.1.1", 80), timeout=3); print("BREACH")
+except OSError as e:
+    print("denied", e.errno)
+`))
+		if !strings.HasPrefix(out, "denied") {
+			t.Fatal(out)
+		}
+	})
+	t.Run("write outside", func(t *testing.T) {
+		out := ok(t, sh(t, cs, `(echo x > /etc/x) 2>&1; echo ok > /workspace/f && cat /workspace/f`))
+		if !strings.Contains(out, "Read-only") || !strings.HasSuffix(out, "ok\n") {
+			t.Fatal(out)
+		}
+	})
+	t.Run("stdio pollution", func(t *testing.T) {
+		// Writes to the terminal, to every fd, and a fake JSON-RPC message:
+		// none may reach the protocol stream.
+		r := sh(t, cs, `(echo '{"jsonrpc":"2.0","id":99,"result":{}}' > /dev/tty) 2>/dev/null; for fd in 3 4 5 6 7 8 9; do (echo junk >&$fd) 2>/dev/null; done; echo '{"jsonrpc":"2.0","method":"x"}'; printf '\000\377\n'`)
+		out := ok(t, r)
+		if !strings.HasPrefix(out, `{"jsonrpc":"2.0","method":"x"}`) {
+			t.Fatalf("stdout not captured: %q", out)
+		}
+		// The stream is intact: the next call works.
+		if out := ok(t, sh(t, cs, "echo still-fine")); out != "still-fine\n" {
+			t.Fatalf("%q", out)
+		}
+	})
+	t.Run("binary and flood", func(t *testing.T) {
+		r := sh(t, cs, `head -c 300000000 /dev/urandom`)
+		if !r.flag("stdout_truncated") || r.flag("timed_out") {
+			t.Fatalf("%.300s", r.text)
+		}
+		if n := len(r.stdout()); n > 3*64<<10 {
+			t.Fatalf("%d bytes returned", n)
+		}
+	})
+	t.Run("fork bomb", func(t *testing.T) {
+		r := call(t, cs, "sh", map[string]any{"cmd": `f(){ f|f & }; f; sleep 1`, "timeout_s": 30})
+		if r.flag("timed_out") {
+			t.Fatalf("%s", r.text)
+		}
+		// Only membrane itself is left below us.
+		if d := waitOnlyMembrane(); len(d) > 0 {
+			t.Fatalf("left behind: %d, e.g. %v", len(d), d[:min(5, len(d))])
+		}
+	})
+	t.Run("orphans", func(t *testing.T) {
+		marker := strconv.Itoa(300000 + os.Getpid()%99999)
+		ok(t, sh(t, cs, `setsid nohup sleep `+marker+` >/dev/null 2>&1 & echo started`))
+		if left := sleepers(marker); len(left) > 0 {
+			t.Fatal(left)
+		}
+	})
+}
+
+// TestStdioServerCrash is row 25 of the checklist: kill -9 the server in
+// the middle of a call. The sandbox dies with it (die-with-parent and
+// Pdeathsig), no mount is left on the host, and the private directory it
+// could not remove is swept by the next membrane to start.
+func TestStdioServerCrash(t *testing.T) {
+	mounts := mountCount(t)
+	cs, bin := connectStdio(t)
+	marker := strconv.Itoa(200000 + os.Getpid()%99999)
+	done := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "sh", Arguments: map[string]any{"cmd": "setsid sleep " + marker + " & sleep " + marker}})
+		done <- err
+	}()
+	waitFor(t, func() bool { return len(sleepers(marker)) == 2 })
+	pid := childRunning(t, bin)
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-*", rootPrefix, pid)))
+	if len(dirs) != 1 {
+		t.Fatalf("want membrane's private dir, found %v", dirs)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the call should fail when the server dies")
+	}
+	waitFor(t, func() bool { return len(sleepers(marker)) == 0 })
+	cs.Close() // reaps the server
+	if n := mountCount(t); n != mounts {
+		t.Errorf("host mount table changed: %d entries, was %d", n, mounts)
+	}
+	// The next membrane (here an in-process sandbox) sweeps the dead one's
+	// directory.
+	s, err := New(testConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(dirs[0]); !os.IsNotExist(err) {
+		t.Fatalf("%s survived the sweep", dirs[0])
+	}
+}
+
+// childRunning returns the pid of this test's child process running bin.
+func childRunning(t *testing.T, bin string) int {
+	t.Helper()
+	for _, d := range descendants() {
+		pid, _ := strconv.Atoi(strings.Fields(d)[0])
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == bin {
+			return pid
+		}
+	}
+	t.Fatalf("no child running %s", bin)
+	return 0
+}
+
+// waitOnlyMembrane waits until the only processes below the test are the
+// membrane servers it started, and returns the others.
+func waitOnlyMembrane() []string {
+	var left []string
+	for range 100 {
+		left = left[:0]
+		for _, d := range descendants() {
+			if f := strings.Fields(d); len(f) > 1 && !strings.Contains(f[1], "membrane") {
+				left = append(left, d)
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		syscall.Nanosleep(&syscall.Timespec{Nsec: 20e6}, nil)
+	}
+	return left
+}
+
+func mountCount(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte("\n"))
+}
