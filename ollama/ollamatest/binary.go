@@ -24,7 +24,8 @@ const Module = "github.com/ollama/ollama"
 
 // Environment variables read by this package.
 const (
-	// EnvBinary names an Ollama binary to use instead of the cached build.
+	// EnvBinary is where the test Ollama is, or is to be built, instead of
+	// the cache path. The Makefile sets it to the same cache path.
 	EnvBinary = "MEMBRANE_TEST_OLLAMA"
 	// EnvRequire, set to 1, turns every skip for a missing Ollama into a
 	// failure. CI sets it.
@@ -41,43 +42,46 @@ func CachePath() (string, error) {
 	return filepath.Join(dir, "membrane", "ollama-"+Version, "ollama"), nil
 }
 
-// FindBinary returns the test Ollama without building it: $MEMBRANE_TEST_OLLAMA
-// when set (it must exist), else the cache path when the binary is there.
-// It returns an error wrapping [fs.ErrNotExist] when there is none yet.
-func FindBinary() (string, error) {
+// Path returns where the test Ollama is, or is to be built:
+// $MEMBRANE_TEST_OLLAMA when set, else [CachePath].
+func Path() (string, error) {
 	if p := os.Getenv(EnvBinary); p != "" {
-		if err := executable(p); err != nil {
-			return "", fmt.Errorf("ollamatest: %s=%s: %w (unset it to build Ollama %s into the cache, or run `make test-deps`)", EnvBinary, p, err, Version)
-		}
 		return p, nil
 	}
-	p, err := CachePath()
+	return CachePath()
+}
+
+// FindBinary returns the test Ollama at [Path] without building it. Its
+// error wraps [fs.ErrNotExist] when there is none yet.
+func FindBinary() (string, error) {
+	p, err := Path()
 	if err != nil {
 		return "", err
 	}
 	if err := executable(p); err != nil {
-		return "", fmt.Errorf("ollamatest: %w", err)
+		if os.Getenv(EnvBinary) != "" {
+			return "", fmt.Errorf("ollamatest: %s=%s: %w (run `make test-deps` to build Ollama %s there, or unset it to use the cache)", EnvBinary, p, err, Version)
+		}
+		return "", fmt.Errorf("ollamatest: %w (run `make test-deps` to build Ollama %s)", err, Version)
 	}
 	return p, nil
 }
 
-// EnsureBinary returns the test Ollama, building it into [CachePath] when it
+// EnsureBinary returns the test Ollama at [Path], building it there when it
 // is missing: `go install github.com/ollama/ollama@v0.6.5`, about two minutes
 // on two cores (cgo; it needs gcc and g++). A file lock next to the binary
-// makes parallel test processes build it once; the others wait. When
-// $MEMBRANE_TEST_OLLAMA is set, that file is used and never built.
+// makes parallel test processes build it once; the others wait.
 func EnsureBinary(ctx context.Context) (string, error) {
 	p, err := FindBinary()
-	if err == nil || os.Getenv(EnvBinary) != "" || !errors.Is(err, fs.ErrNotExist) {
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return p, err
 	}
-	p, err = CachePath()
-	if err != nil {
+	if p, err = Path(); err != nil {
 		return "", err
 	}
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("ollamatest: make the cache dir: %w", err)
+		return "", fmt.Errorf("ollamatest: make the directory for the test Ollama: %w", err)
 	}
 	unlock, err := lockFile(ctx, filepath.Join(dir, ".lock"))
 	if err != nil {
@@ -111,7 +115,7 @@ func build(ctx context.Context, dst string) error {
 		return fmt.Errorf("ollamatest: `go install %s@%s` failed (it needs cgo with gcc and g++, and the Go module proxy): %w\n%s",
 			Module, Version, err, tail(out.Bytes(), 4096))
 	}
-	if err := os.Rename(filepath.Join(tmp, "ollama"), dst); err != nil {
+	if err := os.Rename(filepath.Join(tmp, filepath.Base(Module)), dst); err != nil {
 		return fmt.Errorf("ollamatest: install the built Ollama: %w", err)
 	}
 	return nil

@@ -70,3 +70,19 @@ func TestEnsureBinaryBuildFails(t *testing.T) {
 		t.Errorf("a failed build left a binary behind (%v)", err)
 	}
 }
+
+func TestEnsureBinaryBuildsAtEnvPath(t *testing.T) {
+	_, calls := fakeGo(t, "printf '#!/bin/sh\\n' > \"$GOBIN/ollama\"\nchmod +x \"$GOBIN/ollama\"\n")
+	want := filepath.Join(t.TempDir(), "sub", "ollama-test")
+	t.Setenv(EnvBinary, want)
+	got, err := EnsureBinary(t.Context())
+	if err != nil || got != want {
+		t.Fatalf("EnsureBinary = %q, %v; want %q", got, err, want)
+	}
+	if err := executable(want); err != nil {
+		t.Error(err)
+	}
+	if b, _ := os.ReadFile(calls); strings.Count(string(b), "install") != 1 {
+		t.Errorf("go ran as %q, want one install", b)
+	}
+}

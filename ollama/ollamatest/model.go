@@ -78,7 +78,7 @@ func (s *Server) CreateModel(ctx context.Context, name string, m Model) error {
 // Ollama reads manifests from disk on each request.
 func (s *Server) visionAsModel(digest string) error {
 	const projector, model = "application/vnd.ollama.image.projector", "application/vnd.ollama.image.model"
-	root := filepath.Join(s.Models, "manifests")
+	root := filepath.Join(s.ModelsDir, "manifests")
 	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -49,8 +49,8 @@ type Server struct {
 	URL string
 	// Host is 127.0.0.1:PORT, the form OLLAMA_HOST takes.
 	Host string
-	// Models is the model store directory (OLLAMA_MODELS).
-	Models string
+	// ModelsDir is the model store directory (OLLAMA_MODELS).
+	ModelsDir string
 
 	bin     string
 	dir     string
@@ -59,6 +59,7 @@ type Server struct {
 	timeout time.Duration
 	log     *slog.Logger
 	logs    *ring
+	http    *http.Transport // this server's connections only, closed by Stop
 	client  *api.Client
 
 	mu   sync.Mutex
@@ -89,6 +90,7 @@ func StartServer(ctx context.Context, opts *Options) (*Server, error) {
 		timeout: opts.ReadyTimeout,
 		log:     opts.Logger,
 		logs:    &ring{max: 64 << 10},
+		http:    &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second},
 	}
 	if s.timeout == 0 {
 		s.timeout = 30 * time.Second
@@ -109,9 +111,9 @@ func StartServer(ctx context.Context, opts *Options) (*Server, error) {
 		}
 		s.dir, s.ownDir = d, true
 	}
-	s.Models = filepath.Join(s.dir, "models")
+	s.ModelsDir = filepath.Join(s.dir, "models")
 	home := filepath.Join(s.dir, "home")
-	for _, d := range []string{s.Models, home} {
+	for _, d := range []string{s.ModelsDir, home} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			s.cleanDir()
 			return nil, fmt.Errorf("ollamatest: %w", err)
@@ -122,7 +124,7 @@ func StartServer(ctx context.Context, opts *Options) (*Server, error) {
 			s.env = append(s.env, kv)
 		}
 	}
-	s.env = append(s.env, "HOME="+home, "OLLAMA_MODELS="+s.Models, "OLLAMA_NOPRUNE=1")
+	s.env = append(s.env, "HOME="+home, "OLLAMA_MODELS="+s.ModelsDir, "OLLAMA_NOPRUNE=1")
 	s.env = append(s.env, opts.Env...)
 
 	// The port comes from the kernel, but another process may take it between
@@ -144,7 +146,7 @@ func StartServer(ctx context.Context, opts *Options) (*Server, error) {
 		return nil, err
 	}
 	u, _ := url.Parse(s.URL)
-	s.client = api.NewClient(u, &http.Client{})
+	s.client = api.NewClient(u, &http.Client{Transport: s.http})
 	return s, nil
 }
 
@@ -218,7 +220,7 @@ func (s *Server) copyLogs(r io.Reader) {
 func (s *Server) waitReady(ctx context.Context, p *process) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	c := &http.Client{Timeout: time.Second}
+	c := &http.Client{Transport: s.http, Timeout: time.Second}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -270,6 +272,7 @@ func (s *Server) killLocked() error {
 	s.proc = nil
 	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
 	<-p.done
+	s.http.CloseIdleConnections()
 	// Runners are the server's children in its group; once the server is
 	// gone they are orphans. Wait until no live process is left in the group.
 	deadline := time.Now().Add(5 * time.Second)

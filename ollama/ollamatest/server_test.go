@@ -3,7 +3,9 @@ package ollamatest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ollama/ollama/api"
+	"go.uber.org/goleak"
 )
 
 func (s *Server) pgid() int {
@@ -38,6 +41,7 @@ func loadModel(t *testing.T, s *Server) {
 }
 
 func TestStopLeavesNothingBehind(t *testing.T) {
+	before := goleak.IgnoreCurrent()
 	s := Start(t)
 	loadModel(t, s)
 	pgid := s.pgid()
@@ -57,6 +61,7 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
+	goleak.VerifyNone(t, before) // log copier, waiter, HTTP connections: all gone
 }
 
 func TestKillRestart(t *testing.T) {
@@ -96,15 +101,15 @@ func TestEnvironmentIsClean(t *testing.T) {
 	t.Setenv("OLLAMA_MODELS", "/nonexistent/models")
 	t.Setenv("OLLAMA_ORIGINS", "http://evil.example")
 	s := StartWith(t, &Options{Env: []string{"OLLAMA_KEEP_ALIVE=0"}})
-	if !strings.HasPrefix(s.Models, s.dir) {
-		t.Errorf("model store %s is not in the server's own dir %s", s.Models, s.dir)
+	if !strings.HasPrefix(s.ModelsDir, s.dir) {
+		t.Errorf("model store %s is not in the server's own dir %s", s.ModelsDir, s.dir)
 	}
 	b, err := os.ReadFile("/proc/" + itoa(s.pgid()) + "/environ")
 	if err != nil {
 		t.Skipf("cannot read the server's environment: %v", err)
 	}
 	env := strings.Split(string(b), "\x00")
-	for _, want := range []string{"OLLAMA_HOST=" + s.Host, "OLLAMA_MODELS=" + s.Models, "OLLAMA_KEEP_ALIVE=0", "OLLAMA_NOPRUNE=1"} {
+	for _, want := range []string{"OLLAMA_HOST=" + s.Host, "OLLAMA_MODELS=" + s.ModelsDir, "OLLAMA_KEEP_ALIVE=0", "OLLAMA_NOPRUNE=1"} {
 		if !slices.Contains(env, want) {
 			t.Errorf("server environment lacks %s", want)
 		}
@@ -131,13 +136,16 @@ func TestStartFailsClearly(t *testing.T) {
 func TestFindBinaryEnv(t *testing.T) {
 	t.Setenv(EnvBinary, "/nonexistent/ollama")
 	_, err := FindBinary()
-	if err == nil || !strings.Contains(err.Error(), EnvBinary) || !strings.Contains(err.Error(), "make test-deps") {
+	if err == nil || !strings.Contains(err.Error(), EnvBinary) || !strings.Contains(err.Error(), "make test-deps") || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("error = %v, want one naming %s and the fix", err, EnvBinary)
 	}
 	dir := t.TempDir()
 	t.Setenv(EnvBinary, dir)
 	if _, err := FindBinary(); err == nil || !strings.Contains(err.Error(), "not an executable") {
 		t.Errorf("a directory: error = %v", err)
+	}
+	if _, err := EnsureBinary(t.Context()); err == nil || !strings.Contains(err.Error(), "not an executable") {
+		t.Errorf("EnsureBinary on a directory: error = %v, want no build", err)
 	}
 }
 
