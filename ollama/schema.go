@@ -3,6 +3,7 @@ package ollama
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 )
 
 // schemaFlags says which optional chat fields a tool's schema offers.
@@ -52,8 +53,27 @@ func optionsSchema(numCtx int) map[string]any {
 	}
 }
 
+// schemas caches built schemas: they depend only on a few flags, and a
+// refresh with hundreds of models would otherwise rebuild the same bytes
+// for each. Callers must not modify the returned bytes.
+var schemas sync.Map // schemaFlags or embedKey -> json.RawMessage
+
+type embedKey struct {
+	generic bool
+	dims    int
+}
+
 // chatSchema is the JSON Schema of a chat tool's arguments.
 func chatSchema(f schemaFlags) json.RawMessage {
+	if s, ok := schemas.Load(f); ok {
+		return s.(json.RawMessage)
+	}
+	s := buildChatSchema(f)
+	schemas.Store(f, s)
+	return s
+}
+
+func buildChatSchema(f schemaFlags) json.RawMessage {
 	msgProps := map[string]any{
 		"role":    map[string]any{"type": "string", "enum": roles},
 		"content": map[string]any{"type": "string"},
@@ -118,6 +138,16 @@ func chatSchema(f schemaFlags) json.RawMessage {
 
 // embedSchema is the JSON Schema of an embed tool's arguments.
 func embedSchema(generic bool, dims int) json.RawMessage {
+	k := embedKey{generic, dims}
+	if s, ok := schemas.Load(k); ok {
+		return s.(json.RawMessage)
+	}
+	s := buildEmbedSchema(generic, dims)
+	schemas.Store(k, s)
+	return s
+}
+
+func buildEmbedSchema(generic bool, dims int) json.RawMessage {
 	what := "The text to embed, or an array of texts (one vector each)."
 	if dims > 0 {
 		what = fmt.Sprintf("The text to embed, or an array of texts; each gets one vector of %d numbers.", dims)

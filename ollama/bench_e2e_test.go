@@ -1,0 +1,90 @@
+package ollama_test
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ollama/ollama/api"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
+	"github.com/membrane-mcp/membrane/ollama"
+	"github.com/membrane-mcp/membrane/ollama/ollamatest"
+)
+
+// BenchmarkChatOverhead sends the same chat to the same real model two
+// ways in each iteration, straight to Ollama with its own Go client and
+// through membrane (MCP client, server adapter, router, chat tool, Ollama),
+// and reports the ratio of their median times and the median difference.
+// router_µs is the same call made on the router without MCP, to tell the
+// adapter's share from this package's.
+func BenchmarkChatOverhead(b *testing.B) {
+	srv := ollamatest.Start(b)
+	srv.Create(b, "scripted:latest", scripted())
+	r := calls.NewRouter(nil)
+	m, err := ollama.New(ollama.Config{Hosts: []string{srv.Host}}, r, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Refresh(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	cs := mcptest.Connect(b, r, nil)
+	direct := srv.Client()
+	prompt := "What did the command print?"
+	viaDirect := func() {
+		var got string
+		err := direct.Chat(b.Context(), &api.ChatRequest{Model: "scripted:latest", Messages: []api.Message{{Role: "user", Content: prompt}}},
+			func(r api.ChatResponse) error { got += r.Message.Content; return nil })
+		if err != nil || got != scriptAnswer {
+			b.Fatalf("direct: %v %q", err, got)
+		}
+	}
+	viaMembrane := func() {
+		res, err := cs.CallTool(b.Context(), &sdk.CallToolParams{Name: "chat_scripted", Arguments: map[string]any{"prompt": prompt}})
+		if err != nil || res.IsError || firstText(res) != scriptAnswer {
+			b.Fatalf("membrane: %v %v", err, res)
+		}
+	}
+	args, _ := json.Marshal(map[string]any{"prompt": prompt})
+	viaRouter := func() {
+		res, err := r.Call(b.Context(), "chat_scripted", &calls.Request{Arguments: args})
+		if err != nil || res.IsError || res.Content[0].Text != scriptAnswer {
+			b.Fatalf("router: %v %v", err, res)
+		}
+	}
+	viaDirect() // load the model
+	viaMembrane()
+
+	ways := []func(){viaDirect, viaRouter, viaMembrane}
+	times := make([][]time.Duration, len(ways))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		// Rotate the order, so that no way always meets a warmer cache.
+		for j := range ways {
+			k := (i + j) % len(ways)
+			t0 := time.Now()
+			ways[k]()
+			times[k] = append(times[k], time.Since(t0))
+		}
+	}
+	b.StopTimer()
+	md, mr, mm := median(times[0]), median(times[1]), median(times[2])
+	b.ReportMetric(float64(md.Microseconds()), "direct_µs")
+	b.ReportMetric(float64(mr.Microseconds()), "router_µs")
+	b.ReportMetric(float64(mm.Microseconds()), "membrane_µs")
+	b.ReportMetric(float64(mm)/float64(md), "ratio")
+	b.ReportMetric(float64((mm - md).Microseconds()), "overhead_µs")
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
