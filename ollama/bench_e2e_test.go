@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ollama/ollama/api"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/ollama/ollama/api"
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
