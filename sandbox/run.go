@@ -168,10 +168,21 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 		if err != nil {
 			return nil, err
 		}
-		args = append(args, "--")
-		args = append(args, limits...)
-		args = append(args, j.argv...)
-		cmd = exec.Command(s.bwrap, args...)
+		// The options travel through an fd, not argv, so that the sandbox's
+		// /proc/1/cmdline shows the command and no host paths.
+		af, err := memfd("membrane-bwrap-args", []byte(strings.Join(args, "\x00")+"\x00"))
+		if err != nil {
+			for _, f := range extra {
+				f.Close()
+			}
+			return nil, err
+		}
+		extra = append(extra, af)
+		cleanup = append(cleanup, func() { af.Close() })
+		argv := []string{"--args", strconv.Itoa(2 + len(extra)), "--"}
+		argv = append(argv, limits...)
+		argv = append(argv, j.argv...)
+		cmd = exec.Command(s.bwrap, argv...)
 		cmd.ExtraFiles = extra
 		cmd.Env = []string{}
 		// bwrap itself must be able to enter the workspace's parent.

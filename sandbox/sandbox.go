@@ -123,6 +123,16 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 	} else {
 		s.python, s.pythonErr = findPython()
 	}
+	if s.python != "" && s.cred != nil {
+		if err := reachable(filepath.Dir(s.python), s.uid, s.gid, false); err != nil {
+			err = fmt.Errorf("%s is out of reach of uid %d, which sandboxes run as because membrane runs as root: %v; "+
+				"use an interpreter outside root's home (such as /usr/bin/python3)", s.python, s.uid, err)
+			if cfg.Python != "" {
+				return nil, fmt.Errorf("%w: python: %v", ErrConfig, err)
+			}
+			s.python, s.pythonErr = "", err
+		}
+	}
 	if s.python != "" && !underSystemDirs(s.python) {
 		// An interpreter outside /usr (pyenv, a venv's base): bind its
 		// installation prefix read-only at the same path.

@@ -555,3 +555,41 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met within 10s")
 }
+
+func TestLongCommand(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	cs := connect(t, s)
+	// Over the kernel's 128 KiB limit for one exec argument.
+	cmd := "x=0\n" + strings.Repeat("x=$((x+1))\n", 20000) + "echo $x"
+	if out := ok(t, sh(t, cs, cmd)); out != "20000\n" {
+		t.Fatalf("%q", out)
+	}
+	// The sandbox's init shows no host path.
+	if out := ok(t, sh(t, cs, `tr '\0' ' ' </proc/1/cmdline`)); strings.Contains(out, s.root) || strings.Contains(out, "--bind") {
+		t.Fatalf("host paths visible in /proc/1/cmdline: %s", out)
+	}
+}
+
+func TestPythonOutOfReachAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs sandboxes as another uid")
+	}
+	p, err := findPython()
+	if err != nil {
+		t.Skip(err)
+	}
+	dir, err := os.MkdirTemp("", "membrane-private-py-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o700)
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o755)
+	b, _ := os.ReadFile(p)
+	os.WriteFile(filepath.Join(bin, "python3"), b, 0o755)
+	_, err = New(Config{Python: filepath.Join(bin, "python3")}, nil)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "out of reach") {
+		t.Fatalf("want a config error, got %v", err)
+	}
+}

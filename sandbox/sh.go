@@ -66,8 +66,19 @@ func (s *Sandbox) handleSh(ctx context.Context, req *calls.Request) (*calls.Resu
 	if err != nil {
 		return argError(req, err), nil
 	}
-	return s.execute(ctx, req, a.runArgs, &job{argv: []string{"/bin/sh", "-c", a.Cmd}})
+	j := &job{argv: []string{"/bin/sh", "-c", a.Cmd}}
+	if len(a.Cmd) > maxArgBytes {
+		// Past what one exec argument may hold (128 KiB on Linux): the
+		// same shell reads it from a file instead.
+		j = &job{argv: []string{"/bin/sh", shScriptPath}, files: map[string][]byte{shScriptPath: []byte(a.Cmd)}}
+	}
+	return s.execute(ctx, req, a.runArgs, j)
 }
+
+const (
+	maxArgBytes  = 64 << 10
+	shScriptPath = runDir + "/cmd.sh"
+)
 
 func (s *Sandbox) networkSentence() string {
 	switch {
