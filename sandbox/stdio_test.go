@@ -3,7 +3,10 @@ package sandbox
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -178,4 +181,66 @@ func mountCount(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return bytes.Count(b, []byte("\n"))
+}
+
+// TestHTTP runs a subset of the checklist against the real binary over
+// streamable HTTP, the other transport: two clients, each with its own
+// session and workspace.
+func TestHTTP(t *testing.T) {
+	requireBwrap(t)
+	bin := mcptest.BuildBinary(t, "./cmd/membrane")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, append([]string{"--http", addr}, stdioArgs...)...)
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), stdioEnv...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("membrane stderr:\n%s", stderr.String())
+		}
+	})
+	waitFor(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	a := mcptest.ConnectHTTP(t, "http://"+addr+"/mcp", "", nil)
+	b := mcptest.ConnectHTTP(t, "http://"+addr+"/mcp", "", nil)
+	t.Setenv("MEMBRANE_TEST_SECRET", "x")
+	out := ok(t, sh(t, a, `echo mine > f; ls /proc/self/fd | wc -l; env | grep -c MEMBRANE || true; (echo x > /etc/x) 2>&1; true`))
+	if out != "4\n0\n/bin/sh: 1: cannot create /etc/x: Read-only file system\n" {
+		t.Fatalf("%q", out)
+	}
+	if out := ok(t, sh(t, b, `ls f 2>&1 || true`)); !strings.Contains(out, "No such file") {
+		t.Fatalf("session b saw session a's workspace: %q", out)
+	}
+	if out := ok(t, py(t, a, `print(open("f").read().strip())`)); out != "mine\n" {
+		t.Fatalf("%q", out)
+	}
+	r := py(t, b, `
+import socket
+try:
+    socket.create_connection(("127.0.0.1", `+strings.Split(addr, ":")[1]+`), timeout=3); print("BREACH")
+except OSError as e:
+    print("denied")
+`)
+	if out := ok(t, r); out != "denied\n" {
+		t.Fatalf("the sandbox reached membrane's own HTTP port: %q", out)
+	}
+	if r := sh(t, a, `printf '\377'`); !strings.Contains(r.stdout(), "\uFFFD") {
+		t.Fatalf("%q", r.stdout())
+	}
 }
