@@ -164,6 +164,11 @@ func (c *Client) Complete(ctx context.Context, req *agent.Request, onDelta func(
 		split    = thinkSplitter{on: c.opts.ThinkTags}
 	)
 	out := func(text string, reasoning bool) {
+		// Whitespace before the first visible character of either stream
+		// is dropped (a template's leading space, the gap after </think>).
+		if reasoning && thinking.Len() == 0 || !reasoning && content.Len() == 0 {
+			text = strings.TrimLeft(text, " \t\r\n")
+		}
 		if text == "" {
 			return
 		}

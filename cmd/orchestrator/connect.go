@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/mcp"
+)
+
+// server is one MCP server to connect to.
+type server struct {
+	name      string
+	transport sdk.Transport
+	where     string // for messages: a command line or a URL
+}
+
+// findMembrane returns the membrane binary to launch: the one named, else
+// the one next to this program's executable, else the one on PATH.
+func findMembrane(named string) (string, error) {
+	if named != "" {
+		p, err := exec.LookPath(named)
+		if err != nil {
+			return "", fmt.Errorf("--membrane %s: %w", named, err)
+		}
+		return p, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		if self, err := filepath.EvalSymlinks(self); err == nil {
+			p := filepath.Join(filepath.Dir(self), "membrane")
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+				return p, nil
+			}
+		}
+	}
+	if p, err := exec.LookPath("membrane"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("cannot find the membrane binary next to this program or on PATH: " +
+		"build it (`make build` puts it in bin/), pass --membrane PATH, or reach a running one with --server-url")
+}
+
+// servers lists the servers the configuration asks for.
+func (c *Config) servers(serverLog io.Writer) ([]server, error) {
+	var out []server
+	switch {
+	case c.ServerURL != "":
+		out = append(out, server{name: "membrane", transport: mcp.HTTPTransport(c.ServerURL, c.Token, nil), where: c.ServerURL})
+	case !c.NoMembrane:
+		bin, err := findMembrane(c.Membrane)
+		if err != nil {
+			return nil, err
+		}
+		var args []string
+		if c.ConfigFile != "" {
+			args = append(args, "--config", c.ConfigFile)
+		}
+		args = append(args, c.ServerArgs...)
+		cmd := exec.Command(bin, args...)
+		cmd.Env = childEnv(os.Environ(), c.Verbose, serverLog != os.Stderr)
+		cmd.Stderr = serverLog
+		out = append(out, server{name: "membrane", transport: mcp.CommandTransport(cmd), where: strings.Join(append([]string{bin}, args...), " ")})
+	}
+	if c.MCPConfig != "" {
+		cfgs, err := mcp.LoadServers(c.MCPConfig)
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, 0, len(cfgs))
+		for n := range cfgs {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			if slices.ContainsFunc(out, func(s server) bool { return s.name == n }) {
+				return nil, fmt.Errorf("--mcp-config %s: server name %q is taken by the bundled membrane; rename it", c.MCPConfig, n)
+			}
+			sc := cfgs[n]
+			where := sc.URL
+			if where == "" {
+				where = strings.Join(append([]string{sc.Command}, sc.Args...), " ")
+			}
+			out = append(out, server{name: n, transport: sc.Transport(serverLog), where: where})
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no MCP servers to connect to")
+	}
+	return out, nil
+}
+
+// childEnv is the environment of a launched membrane: ours, quieter logs
+// unless asked otherwise, no colour when its stderr goes to a file, and
+// never the settings that would make it serve HTTP instead of stdio.
+func childEnv(env []string, verbose, toFile bool) []string {
+	out := make([]string, 0, len(env)+2)
+	hasLevel := false
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "MEMBRANE_HTTP", "MEMBRANE_TOKEN", "MEMBRANE_TOKEN_FILE":
+			continue
+		case "MEMBRANE_LOG_LEVEL":
+			hasLevel = true
+		}
+		out = append(out, kv)
+	}
+	if !hasLevel {
+		level := "warn"
+		if verbose {
+			level = "debug"
+		}
+		out = append(out, "MEMBRANE_LOG_LEVEL="+level)
+	}
+	if toFile {
+		out = append(out, "NO_COLOR=1")
+	}
+	return out
+}
+
+// connectAll connects to every server and registers its tools in r. With
+// more than one server, tool names are prefixed with the server's name. On
+// error, the servers already connected are closed.
+func connectAll(ctx context.Context, servers []server, r *calls.Router, callTimeout time.Duration, log *slog.Logger, onChange func(string, calls.Change)) ([]*mcp.Client, error) {
+	var clients []*mcp.Client
+	prefix := len(servers) > 1
+	for _, s := range servers {
+		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		c, err := mcp.Connect(cctx, s.transport, r, &mcp.ClientOptions{
+			Name:        s.name,
+			Prefix:      prefix,
+			CallTimeout: callTimeout,
+			ClientName:  "membrane-orchestrator",
+			Logger:      log,
+			OnToolsChanged: func(ch calls.Change) {
+				if onChange != nil {
+					onChange(s.name, ch)
+				}
+			},
+		})
+		cancel()
+		if err != nil {
+			for _, c := range clients {
+				c.Close()
+			}
+			return nil, fmt.Errorf("server %s (%s): %w", s.name, s.where, err)
+		}
+		clients = append(clients, c)
+	}
+	return clients, nil
+}

@@ -1,0 +1,449 @@
+// Command orchestrator is membrane's bundled MCP client: it launches
+// membrane over stdio (or reaches it over streamable HTTP, plus any servers
+// of a Claude-Desktop-style config file) and drives a reasoning model
+// through an OpenAI-compatible chat API (Ollama's /v1 by default) in a
+// tool-calling loop. `orchestrator -e "question"` answers once; without -e
+// it is an interactive session. `orchestrator --help` lists every setting.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+	"golang.org/x/term"
+
+	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/ollama/openaicompat"
+)
+
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func isTerminal(f any) bool {
+	if f, ok := f.(*os.File); ok {
+		return term.IsTerminal(int(f.Fd()))
+	}
+	return false
+}
+
+// run is main without the exit; it returns the exit code: 0 answered, 1
+// failed, 2 bad usage, 130 interrupted.
+func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	switch {
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errVersion):
+		fmt.Fprintf(stdout, "orchestrator %s\n", versionString())
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
+		return 2
+	}
+
+	errTTY := isTerminal(stderr)
+	color := errTTY && !cfg.NoColor
+	level := slog.LevelWarn
+	if cfg.Verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(tint.NewTextHandler(stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !color}))
+
+	oneShot := cfg.Exec != ""
+	inFile, _ := stdin.(*os.File)
+	interactive := inFile != nil && isTerminal(inFile)
+	if cfg.Exec == "-" {
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			fmt.Fprintf(stderr, "orchestrator: read the question from stdin: %v\n", err)
+			return 2
+		}
+		cfg.Exec = strings.TrimSpace(string(b))
+		interactive = false
+		if cfg.Exec == "" {
+			fmt.Fprintln(stderr, "orchestrator: -e -: stdin held no question")
+			return 2
+		}
+	}
+
+	// SIGTERM ends everything; SIGINT ends a one-shot run, and only the
+	// running turn in the REPL.
+	root, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+
+	u := newUI(stdout, stderr, color, errTTY && isTerminal(stdout), cfg.HideReasoning, cfg.JSON)
+
+	var serverLog io.Writer = stderr
+	if cfg.ServerLog != "" {
+		f, err := os.OpenFile(cfg.ServerLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			fmt.Fprintf(stderr, "orchestrator: --server-log: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		serverLog = f
+	}
+	servers, err := cfg.servers(serverLog)
+	if err != nil {
+		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
+		return 1
+	}
+
+	router := calls.NewRouter(&calls.RouterOptions{Logger: log, DefaultConcurrency: -1})
+	connectCtx, cancelConnect := signal.NotifyContext(root, os.Interrupt)
+	clients, err := connectAll(connectCtx, servers, router, cfg.CallTimeout, log, func(server string, ch calls.Change) {
+		if oneShot && !cfg.Verbose {
+			return
+		}
+		var parts []string
+		for _, c := range ch.Added {
+			parts = append(parts, "+"+c.Name)
+		}
+		for _, n := range ch.Removed {
+			parts = append(parts, "-"+n)
+		}
+		u.note("%s", u.style(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " ")), dim))
+	})
+	cancelConnect()
+	if err != nil {
+		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
+		return 1
+	}
+	defer func() {
+		for _, c := range clients {
+			if err := c.Close(); err != nil {
+				log.Warn("close server", "server", c.Name(), "err", err)
+			}
+		}
+	}()
+
+	model := openaicompat.New(&openaicompat.Options{
+		BaseURL:         cfg.BaseURL,
+		APIKey:          cfg.APIKey,
+		Temperature:     cfg.Temperature,
+		ReasoningEffort: cfg.ReasoningEffort,
+		ThinkTags:       true,
+		Logger:          log,
+	})
+	if cfg.Model == "" {
+		mctx, cancel := context.WithTimeout(root, 30*time.Second)
+		cfg.Model, err = defaultModel(mctx, model)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(stderr, "orchestrator: %v\n", err)
+			return 1
+		}
+	}
+
+	// Input for the REPL and for approval prompts.
+	var lines, prompts lineReader
+	if interactive {
+		hist := cfg.History
+		if hist == "" {
+			hist = historyPath(getenv)
+		}
+		var h term.History
+		if hist != "off" && !oneShot {
+			h = loadHistory(hist)
+		}
+		lines = newConsole(inFile, stdout, h)
+		prompts = newConsole(inFile, stderr, nil)
+	} else if !oneShot {
+		lines = newPipeReader(stdin)
+	}
+	appr := newApprover(cfg.Approve, interactive, cfg.Yes, prompts, u)
+
+	opts := &agent.Options{
+		Model:            cfg.Model,
+		System:           cfg.System,
+		MaxSteps:         cfg.MaxSteps,
+		MaxParallel:      cfg.Parallel,
+		ExtractTextCalls: cfg.extractText(),
+		OnEvent:          u.event,
+		Logger:           log,
+	}
+	if len(cfg.Approve) > 0 {
+		opts.Approve = appr.approve
+	}
+	ag := agent.New(model, router, opts)
+	log.Debug("ready", "model", cfg.Model, "endpoint", model.BaseURL(), "tools", router.Len(), "extract_text_calls", opts.ExtractTextCalls)
+
+	s := &session{cfg: cfg, ag: ag, model: model, router: router, ui: u, stdout: stdout, stderr: stderr}
+	if oneShot {
+		return s.oneShot(root, cfg.Exec)
+	}
+	return s.repl(root, lines, interactive)
+}
+
+// defaultModel picks the endpoint's model when it serves exactly one.
+func defaultModel(ctx context.Context, m *openaicompat.Client) (string, error) {
+	names, err := m.Models(ctx)
+	if err != nil {
+		return "", fmt.Errorf("no --model given, and listing the models failed: %w", err)
+	}
+	switch len(names) {
+	case 0:
+		return "", fmt.Errorf("no --model given, and %s serves no models: pull one (such as `ollama pull qwen3`) and pass --model", m.BaseURL())
+	case 1:
+		return names[0], nil
+	}
+	shown := names
+	if len(shown) > 12 {
+		shown = append(shown[:12:12], "…")
+	}
+	return "", fmt.Errorf("no --model given, and %s serves %d models: pass --model NAME (or set MEMBRANE_MODEL); they are: %s", m.BaseURL(), len(names), strings.Join(shown, ", "))
+}
+
+// session runs turns and shows them.
+type session struct {
+	cfg    *Config
+	ag     *agent.Agent
+	model  *openaicompat.Client
+	router *calls.Router
+	ui     *ui
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func (s *session) ask(ctx context.Context, q string) (*agent.Turn, error) {
+	if s.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, s.cfg.Timeout, fmt.Errorf("no answer within --timeout %s", s.cfg.Timeout))
+		defer cancel()
+	}
+	turn, err := s.ag.Ask(ctx, q)
+	if err != nil && ctx.Err() != nil && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), context.Canceled) {
+		err = context.Cause(ctx)
+	}
+	s.ui.endTurn(turn, err)
+	if s.cfg.JSON {
+		s.printJSON(q, turn, err)
+	}
+	return turn, err
+}
+
+func (s *session) oneShot(root context.Context, q string) int {
+	ctx, stop := signal.NotifyContext(root, os.Interrupt)
+	defer stop()
+	_, err := s.ask(ctx, q)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, context.Canceled) && root.Err() == nil:
+		return 130
+	}
+	if !s.cfg.JSON {
+		fmt.Fprintf(s.stderr, "orchestrator: %v\n", err)
+	}
+	return 1
+}
+
+func (s *session) repl(root context.Context, in lineReader, interactive bool) int {
+	var (
+		mu         sync.Mutex
+		cancelTurn context.CancelFunc
+	)
+	ctx, cancel := context.WithCancel(root)
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt)
+	defer signal.Stop(sigs)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sigs:
+			}
+			mu.Lock()
+			if cancelTurn != nil {
+				cancelTurn()
+			} else if !interactive {
+				cancel() // idle and no terminal: Ctrl-C ends the session
+			}
+			mu.Unlock()
+		}
+	}()
+
+	if interactive {
+		s.ui.note("%s", s.ui.style(fmt.Sprintf("model %s · %d tools · /help for commands · Ctrl-D to leave", s.ag.Model(), s.router.Len()), dim))
+	}
+	for {
+		line, err := in.readLine(ctx, "› ")
+		switch {
+		case errors.Is(err, errInterrupt):
+			continue
+		case errors.Is(err, io.EOF):
+			if interactive {
+				fmt.Fprintln(s.stdout)
+			}
+			return 0
+		case ctx.Err() != nil:
+			if root.Err() != nil {
+				return 0 // SIGTERM
+			}
+			return 130
+		case err != nil:
+			fmt.Fprintf(s.stderr, "orchestrator: read input: %v\n", err)
+			return 1
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "/") {
+			if s.command(ctx, line) {
+				return 0
+			}
+			continue
+		}
+		turnCtx, cancelT := context.WithCancel(ctx)
+		mu.Lock()
+		cancelTurn = cancelT
+		mu.Unlock()
+		_, err = s.ask(turnCtx, line)
+		mu.Lock()
+		cancelTurn = nil
+		mu.Unlock()
+		interrupted := turnCtx.Err() != nil && ctx.Err() == nil
+		cancelT()
+		switch {
+		case err == nil:
+		case interrupted && errors.Is(err, context.Canceled):
+			s.ui.note("%s", s.ui.style("cancelled; the conversation is as it was before this question", dim))
+		case !s.cfg.JSON:
+			s.ui.note("error: %v", err)
+		}
+		if root.Err() != nil {
+			return 0
+		}
+	}
+}
+
+// command runs a /command and reports whether the session should end.
+func (s *session) command(ctx context.Context, line string) bool {
+	name, arg, _ := strings.Cut(line, " ")
+	arg = strings.TrimSpace(arg)
+	switch name {
+	case "/exit", "/quit", "/q":
+		return true
+	case "/clear", "/reset":
+		s.ag.Reset()
+		s.ui.note("conversation cleared")
+	case "/tools":
+		tools := s.ag.Tools()
+		if len(tools) == 0 {
+			s.ui.note("no tools")
+		}
+		var b strings.Builder
+		for _, t := range tools {
+			fmt.Fprintf(&b, "  %s  %s\n", s.ui.style(t.Name, bold), s.ui.style(firstLine(t.Description, 90), dim))
+		}
+		io.WriteString(s.stdout, b.String())
+	case "/model":
+		if arg == "" {
+			mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			names, err := s.model.Models(mctx)
+			cancel()
+			msg := "model: " + s.ag.Model()
+			if err == nil {
+				msg += "\navailable: " + strings.Join(names, ", ")
+			}
+			s.ui.note("%s", msg)
+			return false
+		}
+		s.ag.SetModel(arg)
+		s.ui.note("model: %s", arg)
+	case "/help", "/?":
+		fmt.Fprint(s.stdout, `  /tools         list the tools the model can call
+  /model [NAME]  show or change the model
+  /clear         forget the conversation
+  /exit          leave (or Ctrl-D)
+  Ctrl-C cancels the running question and its tool calls.
+`)
+	default:
+		s.ui.note("unknown command %s: try /help", name)
+	}
+	return false
+}
+
+type jsonCall struct {
+	Step       int             `json:"step"`
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	Arguments  json.RawMessage `json:"arguments"`
+	Result     string          `json:"result"`
+	IsError    bool            `json:"is_error"`
+	Denied     bool            `json:"denied,omitempty"`
+	FromText   bool            `json:"from_text,omitempty"`
+	DurationMS float64         `json:"duration_ms"`
+}
+
+type jsonTurn struct {
+	Question        string     `json:"question"`
+	Answer          string     `json:"answer"`
+	Reasoning       string     `json:"reasoning,omitempty"`
+	Model           string     `json:"model"`
+	Steps           int        `json:"steps"`
+	ToolCalls       []jsonCall `json:"tool_calls"`
+	Usage           jsonUsage  `json:"usage"`
+	DurationMS      float64    `json:"duration_ms"`
+	Error           string     `json:"error,omitempty"`
+	MaxStepsReached bool       `json:"max_steps_reached,omitempty"`
+}
+
+type jsonUsage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (s *session) printJSON(q string, t *agent.Turn, err error) {
+	out := jsonTurn{Question: q, Model: s.ag.Model(), ToolCalls: []jsonCall{}}
+	if t != nil {
+		out.Answer, out.Reasoning, out.Steps = t.Answer, t.Reasoning, t.Steps
+		out.Usage = jsonUsage{t.Usage.PromptTokens, t.Usage.CompletionTokens}
+		out.DurationMS = ms(t.Duration)
+		for _, c := range t.Calls {
+			args := json.RawMessage(c.Arguments)
+			if !json.Valid(args) {
+				args, _ = json.Marshal(c.Arguments)
+			}
+			out.ToolCalls = append(out.ToolCalls, jsonCall{Step: c.Step, ID: c.ID, Name: c.Name, Arguments: args, Result: c.Result,
+				IsError: c.IsError, Denied: c.Denied, FromText: c.FromText, DurationMS: ms(c.Duration)})
+		}
+	}
+	if err != nil {
+		out.Error = err.Error()
+		out.MaxStepsReached = errors.Is(err, agent.ErrMaxSteps)
+	}
+	b, _ := json.Marshal(out)
+	fmt.Fprintf(s.stdout, "%s\n", b)
+}
