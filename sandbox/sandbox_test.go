@@ -15,6 +15,7 @@ import (
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/goleak"
 
 	"github.com/membrane-mcp/membrane/calls"
 )
@@ -592,4 +593,48 @@ func TestPythonOutOfReachAsRoot(t *testing.T) {
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "out of reach") {
 		t.Fatalf("want a config error, got %v", err)
 	}
+}
+
+// TestNoLeaks runs calls that finish, fail, time out and get cancelled, then
+// closes the sandbox, and checks that no goroutine, process or descriptor
+// is left.
+func TestNoLeaks(t *testing.T) {
+	requireBwrap(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	fds := openFDs(t)
+	s, err := New(testConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := calls.NewRouter(nil)
+	for _, c := range s.Calls() {
+		r.Add(c)
+	}
+	sess := calls.NewSession("")
+	for _, args := range []string{`{"cmd":"echo ok"}`, `{"cmd":"exit 3"}`, `{"cmd":"sleep 10","timeout_s":0.2}`, `{"cmd":"yes"}`} {
+		if _, err := r.Call(t.Context(), "sh", &calls.Request{Arguments: json.RawMessage(args), Session: sess}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	r.Call(ctx, "python_run", &calls.Request{Arguments: json.RawMessage(`{"code":"import time; time.sleep(10)"}`), Session: sess})
+	cancel()
+	sess.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := waitNoDescendants(); len(d) > 0 {
+		t.Fatalf("processes left: %v", d)
+	}
+	if now := openFDs(t); now > fds {
+		t.Fatalf("%d descriptors open after Close, %d before", now, fds)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
