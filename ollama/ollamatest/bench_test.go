@@ -101,3 +101,40 @@ func BenchmarkScriptedChat(b *testing.B) {
 	}
 	b.ReportMetric(float64(total/time.Duration(b.N))/float64(time.Millisecond), "ms/op")
 }
+
+// BenchmarkColdChat measures a reply from a model that is not loaded: the
+// runner starts, loads the scripted model, answers, and is unloaded again
+// (keep_alive 0). This is the cost of the first call of a test.
+func BenchmarkColdChat(b *testing.B) {
+	srv := ollamatest.Start(b)
+	srv.Create(b, "scripted", ollamatest.ScriptedModel(ollamatest.Script{}))
+	stream := false
+	req := &api.ChatRequest{Model: "scripted", Stream: &stream, Tools: []api.Tool{shTool},
+		KeepAlive: &api.Duration{Duration: 0}, Messages: []api.Message{{Role: "user", Content: "go"}}}
+	var total time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		err := srv.Client().Chat(b.Context(), req, func(r api.ChatResponse) error {
+			if len(r.Message.ToolCalls) != 1 {
+				return fmt.Errorf("reply %+v has no tool call", r.Message)
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(t0)
+		// Wait for the unload, so the next iteration starts cold.
+		for {
+			ps, err := srv.Client().ListRunning(b.Context())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(ps.Models) == 0 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	b.ReportMetric(float64(total/time.Duration(b.N))/float64(time.Millisecond), "ms/op")
+}
