@@ -2,6 +2,7 @@ package ollamatest_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -411,5 +412,57 @@ func TestScriptSteps(t *testing.T) {
 			t.Fatalf("round %d: final = %q %v", round, final.Content, final.ToolCalls)
 		}
 		msgs = append(msgs, final, api.Message{Role: "user", Content: "again"})
+	}
+}
+
+// TestOpenAIStreamedParallelCalls pins what an OpenAI client sees from
+// v0.6.5 when streaming a parallel call: each call in its own chunk with
+// its own index, then a chunk with finish_reason tool_calls.
+func TestOpenAIStreamedParallelCalls(t *testing.T) {
+	srv := ollamatest.Start(t)
+	srv.Create(t, "parallel", ollamatest.ScriptedModel(ollamatest.Script{
+		Calls:  []ollamatest.ToolCall{{Name: "sh", Args: `{"cmd":"ls"}`}, {Name: "python_run", Args: `{"code":"1"}`}},
+		Answer: "ok",
+	}))
+	body := `{"model":"parallel","stream":true,"messages":[{"role":"user","content":"hi"}],
+		"tools":[{"type":"function","function":{"name":"sh","parameters":{"type":"object"}}}]}`
+	resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var calls []string
+	finish := ""
+	for line := range strings.Lines(string(b)) {
+		data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var chunk struct {
+			Choices []struct {
+				FinishReason *string `json:"finish_reason"`
+				Delta        struct {
+					ToolCalls []struct {
+						Index    int
+						Function struct{ Name, Arguments string }
+					} `json:"tool_calls"`
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(data), &chunk); err != nil {
+			t.Fatalf("chunk %q: %v", data, err)
+		}
+		for _, c := range chunk.Choices {
+			for _, tc := range c.Delta.ToolCalls {
+				calls = append(calls, fmt.Sprintf("%d %s %s", tc.Index, tc.Function.Name, tc.Function.Arguments))
+			}
+			if c.FinishReason != nil {
+				finish = *c.FinishReason
+			}
+		}
+	}
+	if want := []string{`0 sh {"cmd":"ls"}`, `1 python_run {"code":"1"}`}; !slices.Equal(calls, want) || finish != "tool_calls" {
+		t.Errorf("streamed calls %q, finish %q; want %q and tool_calls\n%s", calls, finish, want, b)
 	}
 }
