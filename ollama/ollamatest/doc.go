@@ -46,6 +46,14 @@
 // ([StartServer], [Server.CreateModel], [Server.KillServer], …) return
 // errors, for programs such as a demo.
 //
-// v0.6.5 reports capabilities only in /api/show (newer releases also put
-// them in /api/tags).
+// What v0.6.5 does that newer releases may not (code under test must cope
+// with both): capabilities are only in /api/show, not /api/tags; a streamed
+// /api/chat with tools holds content back until the reply is done and sends
+// each parsed tool call in its own chunk (over /v1, with indexes 0, 1, …,
+// then finish_reason "tool_calls"); without tools, content streams token by
+// token.
+//
+// Costs, measured on 2 busy cores (go test -bench . ./ollama/ollamatest):
+// a server starts in under 0.1 s, a model is created in about 20 ms, a
+// scripted reply takes about 15 ms once loaded and about 0.3 s cold.
 package ollamatest

@@ -31,6 +31,10 @@ type Model struct {
 	// System is the default system prompt. Empty means none.
 	System string
 	// Parameters are the model's default options (num_predict, stop, …).
+	// The builders set num_thread to 1: these models are far too small to
+	// gain from threads, and on a busy machine ggml threads spin-wait on
+	// each other (a scripted reply took 500 ms with 2 threads on 2 loaded
+	// cores, 55 ms with 1).
 	Parameters map[string]any
 }
 
@@ -133,11 +137,6 @@ func (s *Server) Delete(t testing.TB, name string) {
 		t.Fatal(err)
 	}
 }
-
-// The builders set num_thread to 1: these models are far too small to gain
-// from threads, and on a busy machine ggml's threads spin-wait on each
-// other. Measured on 2 shared cores under load: a scripted reply took 500 ms
-// with 2 threads, 55 ms with 1.
 
 // Token types of a llama (SentencePiece) vocabulary, as GGUF stores them.
 const (
