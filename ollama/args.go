@@ -139,6 +139,7 @@ type chatArgs struct {
 	Format   json.RawMessage `json:"format,omitempty"`
 	Think    json.RawMessage `json:"think,omitempty"`
 	Options  map[string]any  `json:"options,omitempty"`
+	Truncate *bool           `json:"truncate,omitempty"`
 }
 
 type chatMessage struct {

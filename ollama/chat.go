@@ -199,7 +199,11 @@ func (m *Models) buildChat(req *calls.Request, mod *model, spec *ToolSpec, a *ch
 	if m.cfg.MaxPromptBytes > 0 && size > m.cfg.MaxPromptBytes {
 		return nil, fmt.Errorf("the input is %d bytes, more than the limit of %d; shorten it or send fewer images", size, m.cfg.MaxPromptBytes)
 	}
-	creq := &api.ChatRequest{Model: mod.Name, Messages: msgs, Options: opts}
+	// Ask Ollama to fail rather than silently drop the start of the input
+	// (servers before the truncate field ignore it and truncate anyway;
+	// chatResult warns when it looks like they did).
+	truncate := a.Truncate != nil && *a.Truncate
+	creq := &api.ChatRequest{Model: mod.Name, Messages: msgs, Options: opts, Truncate: &truncate}
 	if len(a.Format) > 0 {
 		creq.Format = a.Format
 	}
@@ -346,12 +350,8 @@ func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chat
 		out["done_reason"] = "response_limit"
 		notes = append(notes, fmt.Sprintf("[truncated: the answer passed the limit of %d bytes and generation was stopped]", m.cfg.MaxResponseBytes))
 	}
-	numCtx := mod.ContextLength
-	if n, ok := number(creq.Options["num_ctx"]); ok {
-		numCtx = int(n)
-	}
-	if numCtx > 0 && st.final.PromptEvalCount >= numCtx {
-		notes = append(notes, fmt.Sprintf("[warning: the input filled the whole context window of %d tokens, so Ollama may have cut its beginning; shorten it or raise options.num_ctx]", numCtx))
+	if cut, why := looksTruncated(creq, st.final.PromptEvalCount, mod.ContextLength); cut && !(creq.Truncate != nil && *creq.Truncate) {
+		notes = append(notes, "[warning: "+why+", so Ollama probably cut the beginning of the input; shorten it, or raise options.num_ctx (up to the model's context length)]")
 		out["context_full"] = true
 	}
 	if st.final.DoneReason == "length" {
@@ -373,6 +373,36 @@ func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chat
 		}
 	}
 	return res
+}
+
+// looksTruncated guesses whether a server that does not know the truncate
+// field cut the input. Such a server reports a cut prompt as exactly the
+// window it kept, so the prompt filled the window: the num_ctx the caller
+// set, the model's context length, or with neither, one of the window
+// sizes Ollama versions use by default. Or whole messages were dropped:
+// the prompt was counted as far fewer tokens than its text could make (no
+// tokenizer packs more than 8 bytes of text into a token on average).
+func looksTruncated(creq *api.ChatRequest, promptTokens, modelCtx int) (bool, string) {
+	if promptTokens <= 0 {
+		return false, ""
+	}
+	n, explicit := number(creq.Options["num_ctx"])
+	switch {
+	case explicit && promptTokens >= int(n):
+		return true, fmt.Sprintf("the input filled the whole context window of %d tokens", int(n))
+	case modelCtx > 0 && promptTokens >= modelCtx:
+		return true, fmt.Sprintf("the input filled the model's whole context window of %d tokens", modelCtx)
+	case !explicit && (promptTokens == 2048 || promptTokens == 4096 || promptTokens == 8192):
+		return true, fmt.Sprintf("the input filled Ollama's default context window of %d tokens", promptTokens)
+	}
+	var text int
+	for _, msg := range creq.Messages {
+		text += len(msg.Content)
+	}
+	if text > 8*promptTokens+4096 {
+		return true, fmt.Sprintf("the %d bytes of input were read as only %d tokens", text, promptTokens)
+	}
+	return false, ""
 }
 
 // tail is the end of the partial answer for a progress message.

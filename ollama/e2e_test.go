@@ -513,3 +513,37 @@ func TestE2EDiagnose(t *testing.T) {
 		t.Errorf("bad host: %+v", c)
 	}
 }
+
+func TestE2EModelFailsToLoadAndContextOverflow(t *testing.T) {
+	srv := ollamatest.Start(t)
+	broken := ollamatest.ChatModel()
+	broken.File.Set("llama.embedding_length", uint32(64)) // the tensors say 32: llama.cpp refuses it
+	srv.Create(t, "broken:latest", broken)
+	srv.Create(t, "gibberish:latest", ollamatest.ChatModel())
+	h := start(t, ollama.Config{Hosts: []string{srv.Host}})
+	h.waitTools(t, "both models", has("chat_broken", "chat_gibberish"))
+
+	res, err := h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "chat_broken", Arguments: map[string]any{"prompt": "hi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if txt := textOf(res); !res.IsError || !strings.Contains(txt, "broken:latest failed to load") || !strings.Contains(txt, "use another model") {
+		t.Errorf("a model that cannot load: IsError=%v %q", res.IsError, txt)
+	}
+
+	// Ollama v0.6.5 cuts an input longer than the window without saying so;
+	// membrane says so. A short input gets no warning.
+	for _, tt := range []struct {
+		prompt string
+		warn   bool
+	}{{"hi", false}, {strings.Repeat("word ", 1000), true}} {
+		res, err = h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "chat_gibberish", Arguments: map[string]any{"prompt": tt.prompt, "options": map[string]any{"num_predict": 2}}})
+		if err != nil || res.IsError {
+			t.Fatalf("chat: %v %s", err, textOf(res))
+		}
+		full, _ := res.StructuredContent.(map[string]any)["context_full"].(bool)
+		if full != tt.warn || strings.Contains(textOf(res), "context window of 2048 tokens") != tt.warn {
+			t.Errorf("prompt of %d bytes: context_full=%v, text %q", len(tt.prompt), full, textOf(res))
+		}
+	}
+}

@@ -74,9 +74,11 @@ func explain(err error, modelName, hostName string, ctxLen int) string {
 			return fmt.Sprintf("the input is too long for %s's context window (%s); shorten it, or send fewer messages", modelName, msg)
 		case strings.Contains(low, "does not support") || strings.Contains(low, "not support"):
 			return fmt.Sprintf("%s cannot do that: %s", modelName, msg)
-		case strings.Contains(low, "memory") || strings.Contains(low, "load") || strings.Contains(low, "runner") ||
-			strings.Contains(low, "terminated") || strings.Contains(low, "llama"):
+		case strings.Contains(low, "memory"):
 			return fmt.Sprintf("model %s failed to load on %s: %s; try a smaller model, or again once other models are unloaded", modelName, hostName, msg)
+		case strings.Contains(low, "load") || strings.Contains(low, "runner") ||
+			strings.Contains(low, "terminated") || strings.Contains(low, "llama"):
+			return fmt.Sprintf("model %s failed to load on %s: %s; the model file may be damaged or need a newer Ollama (`ollama run %s` on that host shows the same); use another model", modelName, hostName, msg, modelName)
 		case se.StatusCode == http.StatusBadRequest:
 			return fmt.Sprintf("Ollama rejected the request to %s: %s", modelName, msg)
 		case se.StatusCode == http.StatusTooManyRequests || se.StatusCode == http.StatusServiceUnavailable:

@@ -470,3 +470,50 @@ func TestSetToolsReload(t *testing.T) {
 		t.Error("embedding_model still registered after SetTools(nil)")
 	}
 }
+
+func TestThinkingAndTruncate(t *testing.T) {
+	// Ollama v0.6.5 has no thinking models; newer ones stream the
+	// reasoning in message.thinking.
+	th := chatModelFake("thinker:latest")
+	th.Caps = []string{"completion", "thinking"}
+	f := newFake(t, th, chatModelFake("plain:latest"))
+	got := make(chan api.ChatRequest, 4)
+	f.setChat(func(w http.ResponseWriter, r *http.Request) {
+		var req api.ChatRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		got <- req
+		rawLines(`{"message":{"role":"assistant","thinking":"Let me see."}}`,
+			`{"message":{"role":"assistant","content":"42"}}`,
+			`{"done":true,"done_reason":"stop"}`)(w, r)
+	})
+	m, r := newModels(t, Config{Hosts: []string{f.URL}})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := r.Lookup("chat_thinker")
+	if !strings.Contains(string(c.InputSchema), `"think"`) {
+		t.Error("a thinking model's tool does not offer think")
+	}
+	if c, _ := r.Lookup("chat_plain"); strings.Contains(string(c.InputSchema), `"think"`) {
+		t.Error("a plain model's tool offers think")
+	}
+	res := call(t, r, "chat_thinker", map[string]any{"prompt": "?", "think": "high"})
+	if res.IsError || res.Content[0].Text != "42" || !strings.Contains(res.TextOf(), "Reasoning:\nLet me see.") {
+		t.Fatalf("thinking answer: %q", res.TextOf())
+	}
+	req := <-got
+	if req.Think == nil || req.Think.Value != "high" {
+		t.Errorf("think = %+v", req.Think)
+	}
+	if req.Truncate == nil || *req.Truncate {
+		t.Errorf("truncate = %v, want false by default", req.Truncate)
+	}
+	res = call(t, r, "chat_thinker", map[string]any{"prompt": "?", "truncate": true})
+	if req := <-got; res.IsError || req.Truncate == nil || !*req.Truncate {
+		t.Errorf("truncate true not passed on: %v %s", req.Truncate, res.TextOf())
+	}
+	res = call(t, r, ToolChat, map[string]any{"model": "plain", "prompt": "?", "think": true})
+	if !res.IsError || !strings.Contains(res.TextOf(), "not a thinking model") {
+		t.Errorf("think on a plain model: %s", res.TextOf())
+	}
+}

@@ -104,6 +104,11 @@ func buildChatSchema(f schemaFlags) json.RawMessage {
 			},
 		},
 		"options": optionsSchema(f.numCtx),
+		"truncate": map[string]any{
+			"type": "boolean",
+			"description": "When the input is longer than the model's context window: false (the default) fails with an error that says so; " +
+				"true lets Ollama drop the oldest messages to make it fit.",
+		},
 	}
 	if f.system {
 		props["system"] = map[string]any{"type": "string", "description": "A system prompt that sets the model's role and rules."}
