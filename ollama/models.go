@@ -188,8 +188,12 @@ func (m *Models) SetTools(specs []ToolSpec) {
 	m.sync()
 }
 
-// validateSpecs checks logical tool entries: a valid, unique name that does
-// not take a generated tool's prefix, and a model.
+// ValidateTools checks logical tool entries as New and SetTools do: a
+// valid, unique name that is not a built-in tool's, a valid model name, and
+// options Ollama knows with values of the right type. The error names each
+// bad entry by index and tool.
+func ValidateTools(specs []ToolSpec) error { return validateSpecs(specs) }
+
 func validateSpecs(specs []ToolSpec) error {
 	var errs []error
 	seen := map[string]bool{}
