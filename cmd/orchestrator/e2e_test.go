@@ -547,4 +547,3 @@ func TestE2EREPLFromAPipe(t *testing.T) {
 		t.Errorf("%d JSON lines, want 2:\n%s", n, out)
 	}
 }
-
