@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/membrane-mcp/membrane/calls"
 )
@@ -297,4 +300,39 @@ func FuzzParseTags(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestToolSpecTimeout(t *testing.T) {
+	var fromYAML []ToolSpec
+	if err := yaml.Unmarshal([]byte("- tool: slow\n  model: big:70b\n  timeout: 20m\n"), &fromYAML); err != nil {
+		t.Fatal(err)
+	}
+	var fromJSON []ToolSpec
+	if err := json.Unmarshal([]byte(`[{"tool":"slow","model":"big:70b","timeout":"20m"}]`), &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	for _, specs := range [][]ToolSpec{fromYAML, fromJSON} {
+		if len(specs) != 1 || time.Duration(specs[0].Timeout) != 20*time.Minute {
+			t.Fatalf("decoded %+v", specs)
+		}
+	}
+	if err := json.Unmarshal([]byte(`[{"tool":"x","model":"m","timeout":"soon"}]`), &fromJSON); err == nil || !strings.Contains(err.Error(), "duration such as") {
+		t.Errorf("bad timeout: %v", err)
+	}
+	b, _ := json.Marshal(fromYAML[0])
+	if !strings.Contains(string(b), `"timeout":"20m0s"`) {
+		t.Errorf("marshalled %s", b)
+	}
+
+	f := newFake(t, chatModelFake("big:70b"))
+	m, r := newModels(t, Config{Hosts: []string{f.URL}, CallTimeout: time.Minute, Tools: fromYAML})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := r.Lookup("slow"); c.Timeout != 20*time.Minute {
+		t.Errorf("slow's timeout = %v", c.Timeout)
+	}
+	if c, _ := r.Lookup("chat_big_70b"); c.Timeout != time.Minute {
+		t.Errorf("chat_big_70b's timeout = %v", c.Timeout)
+	}
 }

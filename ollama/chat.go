@@ -58,7 +58,7 @@ func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
 		InputSchema: chatSchema(flags),
 		Kind:        calls.KindModel,
 		Group:       Group,
-		Timeout:     m.cfg.CallTimeout,
+		Timeout:     m.timeoutFor(spec),
 		Concurrency: -1, // the model's gate queues instead
 		ReadOnly:    true,
 		Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {

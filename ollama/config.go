@@ -38,7 +38,31 @@ type ToolSpec struct {
 	// Options are Ollama model options (temperature, num_ctx, ...) applied
 	// to every call; a caller's options override them key by key.
 	Options map[string]any `json:"options,omitempty" yaml:"options,omitempty"`
+	// Timeout bounds one call of this tool, as a Go duration ("90s",
+	// "10m"); a slow, large model may need more than CallTimeout. Zero
+	// means Config.CallTimeout.
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
 }
+
+// Duration is a time.Duration written as text ("90s", "2m30s") in JSON
+// and YAML configuration files.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration such as "90s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("timeout %q: want a duration such as 90s or 10m", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("timeout %q must not be negative", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as time.Duration.String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // Config configures Models. The zero value is usable: it talks to the host
 // OLLAMA_HOST names (or 127.0.0.1:11434) with the defaults above.

@@ -34,7 +34,7 @@ func (m *Models) embedCall(name string, mod *model, spec *ToolSpec) calls.Call {
 		InputSchema: embedSchema(false, mod.EmbeddingLength),
 		Kind:        calls.KindModel,
 		Group:       Group,
-		Timeout:     m.cfg.CallTimeout,
+		Timeout:     m.timeoutFor(spec),
 		Concurrency: -1,
 		ReadOnly:    true,
 		Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {

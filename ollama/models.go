@@ -388,6 +388,14 @@ func (m *Models) logModelChanges(old, cur map[string]*model) {
 	}
 }
 
+// timeoutFor is the time limit of a tool: its spec's, or CallTimeout.
+func (m *Models) timeoutFor(spec *ToolSpec) time.Duration {
+	if spec != nil && spec.Timeout > 0 {
+		return time.Duration(spec.Timeout)
+	}
+	return m.cfg.CallTimeout
+}
+
 // lookup returns the live model for a key.
 func (m *Models) lookup(key string) (*model, bool) {
 	m.mu.RLock()
