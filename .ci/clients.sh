@@ -71,5 +71,5 @@ export MEMBRANE_CLIENTS=1
 export MEMBRANE_NPM_CLIENTS="$dir"
 export MEMBRANE_BIN="$root/bin/membrane"
 export NO_COLOR=1
-echo "clients: node $(node --version), membrane $("$MEMBRANE_BIN" --version 2>/dev/null || echo '?')" >&2
+echo "clients: node $(node --version), $("$MEMBRANE_BIN" --version 2>/dev/null || echo "membrane ?")" >&2
 go test -count=1 -timeout 20m -run '^TestClients' "$@" ./examples/

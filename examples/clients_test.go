@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -136,17 +137,13 @@ func TestClientsOpenAIAgentsJS(t *testing.T) {
 	t.Run("stdio", func(t *testing.T) {
 		env := nodeEnv(dir, "OLLAMA_HOST="+ollama.Host, "AGENT_MODEL=scripted", "MEMBRANE_BIN="+membraneBinary(t))
 		r := runClient(t, dir, env, 3*time.Minute, "node", script, "stdio")
-		if r.Exit != 0 || !strings.Contains(r.Stdout, answer) {
-			t.Fatalf("exit %d, want 0 and %q in the output\nstdout:\n%s\nstderr:\n%s", r.Exit, answer, r.Stdout, r.Stderr)
-		}
+		checkAgentRun(t, r, answer)
 	})
 	t.Run("http", func(t *testing.T) {
 		mb := startMembraneHTTP(t, []string{"OLLAMA_HOST=" + ollama.Host}, "agents-js-token")
 		env := nodeEnv(dir, "OLLAMA_HOST="+ollama.Host, "AGENT_MODEL=scripted", "MEMBRANE_URL="+mb.URL, "MEMBRANE_TOKEN="+mb.Token)
 		r := runClient(t, dir, env, 3*time.Minute, "node", script, "http")
-		if r.Exit != 0 || !strings.Contains(r.Stdout, answer) {
-			t.Fatalf("exit %d, want 0 and %q in the output\nstdout:\n%s\nstderr:\n%s", r.Exit, answer, r.Stdout, r.Stderr)
-		}
+		checkAgentRun(t, r, answer)
 	})
 	t.Run("http wrong token", func(t *testing.T) {
 		mb := startMembraneHTTP(t, []string{"OLLAMA_HOST=" + ollama.Host}, "agents-js-token")
@@ -158,11 +155,29 @@ func TestClientsOpenAIAgentsJS(t *testing.T) {
 	})
 }
 
+// checkAgentRun checks a run of agent.mjs: it exited 0, printed the
+// scripted answer, and on its way called membrane's sh, which ran echo for
+// real (the script logs each tool call and output on stderr).
+func checkAgentRun(t *testing.T, r result, answer string) {
+	t.Helper()
+	ok := r.Exit == 0 && strings.Contains(r.Stdout, answer) &&
+		strings.Contains(r.Stderr, `tool call: sh {"cmd":"echo hello"}`) &&
+		regexp.MustCompile(`(?m)^tool output: .*stdout:\\nhello\\n`).MatchString(r.Stderr)
+	if !ok {
+		t.Fatalf("exit %d; want 0, an sh call whose stdout is hello, and %q on stdout\nstdout:\n%s\nstderr:\n%s", r.Exit, answer, r.Stdout, r.Stderr)
+	}
+}
+
 // inspector runs the MCP Inspector CLI against target (a command line for
 // stdio, or a URL).
 func inspector(t *testing.T, dir string, extraEnv []string, target []string, args ...string) result {
 	t.Helper()
-	env := nodeEnv(dir, append([]string{"MCP_CATALOG_PATH=" + filepath.Join(t.TempDir(), "mcp.json")}, extraEnv...)...)
+	if !slices.Contains(target, "--config") {
+		// Keep the CLI's writable catalog out of $HOME. (With --config the
+		// CLI reads that file only and refuses a catalog.)
+		extraEnv = append(extraEnv, "MCP_CATALOG_PATH="+filepath.Join(t.TempDir(), "mcp.json"))
+	}
+	env := nodeEnv(dir, extraEnv...)
 	all := append(append([]string{"--cli"}, target...), args...)
 	return runClient(t, dir, env, 2*time.Minute, "mcp-inspector", all...)
 }

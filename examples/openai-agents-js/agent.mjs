@@ -82,6 +82,15 @@ try {
     model: new OpenAIChatCompletionsModel(client, process.env.AGENT_MODEL || 'qwen3:8b'),
   });
   const result = await run(agent, question, { maxTurns: 8 });
+  // What the agent did, on stderr; the answer alone on stdout.
+  for (const item of result.newItems) {
+    if (item.type === 'tool_call_item') {
+      console.error(`tool call: ${item.rawItem.name} ${item.rawItem.arguments ?? ''}`);
+    } else if (item.type === 'tool_call_output_item') {
+      const out = typeof item.output === 'string' ? item.output : JSON.stringify(item.output);
+      console.error(`tool output: ${out.length > 500 ? out.slice(0, 500) + '…' : out}`);
+    }
+  }
   console.log(result.finalOutput);
 } finally {
   await server.close();
