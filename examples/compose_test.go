@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 // loadCompose loads the repository's compose.yaml with compose-spec's own
@@ -271,5 +274,77 @@ func TestComposeHealthcheckCommand(t *testing.T) {
 	}
 	if err := run(freePort(t)); err == nil {
 		t.Errorf("healthcheck passed against a port nobody serves")
+	}
+}
+
+// serviceEnv is what a compose service's process sees: the service's
+// environment (env files merged in by the loader), with the compose
+// network's host names replaced by this test's loopback addresses. PATH
+// and HOME come from the test, as the image would provide its own.
+func serviceEnv(s types.ServiceConfig, hosts map[string]string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range s.Environment {
+		if v == nil {
+			continue
+		}
+		val := *v
+		for from, to := range hosts {
+			val = strings.ReplaceAll(val, from, to)
+		}
+		env = append(env, k+"="+val)
+	}
+	return env
+}
+
+// TestComposeServicesRun runs the membrane and orchestrator services the
+// way compose.yaml configures them (command, entrypoint, environment, the
+// token from the env file), as local processes: no Docker engine here. Only
+// the compose network's names are swapped for loopback addresses: ollama is
+// a real test Ollama with the scripted model, and membrane listens on
+// 0.0.0.0 as in the container, so it needs its token. The orchestrator must
+// reach membrane over HTTP with that token and finish with the scripted
+// answer.
+func TestComposeServicesRun(t *testing.T) {
+	needBwrap(t)
+	env := append(tokenEnvFile(t), "MEMBRANE_MODEL=scripted")
+	p, err := loadCompose(t, filepath.Join(repoRoot(t), "compose.yaml"), env, "orchestrator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ollama := scriptedOllama(t)
+
+	m := p.Services["membrane"]
+	hosts := map[string]string{"http://ollama:11434": ollama.URL}
+	srv := startMembrane(t, func(port string) []string {
+		args := slices.Clone([]string(m.Command))
+		for i := range args {
+			args[i] = strings.Replace(args[i], "0.0.0.0:8765", "0.0.0.0:"+port, 1)
+		}
+		return args
+	}, serviceEnv(m, hosts))
+
+	// Without the token the endpoint refuses; with it, it serves.
+	resp, err := http.Post(srv.URL, "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST /mcp without the token: %d, want 401", resp.StatusCode)
+	}
+
+	o := p.Services["orchestrator"]
+	if len(o.Entrypoint) != 1 || o.Entrypoint[0] != "orchestrator" {
+		t.Fatalf("orchestrator entrypoint = %q", o.Entrypoint)
+	}
+	hosts["membrane:8765"] = "127.0.0.1:" + srv.Port
+	orch := exec.CommandContext(t.Context(), mcptest.BuildBinary(t, "./cmd/orchestrator"), "-e", "Run echo hello and tell me what it printed.")
+	orch.Env = serviceEnv(o, hosts)
+	out, err := orch.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "The command printed hello.") {
+		t.Fatalf("orchestrator as compose runs it: %v\n%s\nmembrane log:\n%s", err, out, srv.Log.String())
+	}
+	if !strings.Contains(srv.Log.String(), "call=sh") {
+		t.Errorf("membrane's log shows no sh call:\n%s", srv.Log.String())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -108,26 +109,36 @@ type membraneHTTP struct {
 	Port  string
 	URL   string // http://127.0.0.1:PORT/mcp
 	Token string // "" when it runs without one
+	Log   *syncBuffer
 }
 
 // startMembraneHTTP runs `membrane --http 127.0.0.1:PORT` with env added to
 // the test's environment (and MEMBRANE_TOKEN=token when token is set), waits
 // for /healthz, and stops it with SIGTERM at cleanup. Its log goes to the
-// test log.
+// test log when the test fails.
 func startMembraneHTTP(t testing.TB, env []string, token string) *membraneHTTP {
+	t.Helper()
+	if token != "" {
+		env = append(slices.Clone(env), "MEMBRANE_TOKEN="+token)
+	}
+	srv := startMembrane(t, func(port string) []string { return []string{"--http", "127.0.0.1:" + port} }, append(os.Environ(), env...))
+	srv.Token = token
+	return srv
+}
+
+// startMembrane runs membrane with the arguments argsFor gives for a free
+// port and exactly env as its environment (NO_COLOR=1 added), waits for
+// http://127.0.0.1:PORT/healthz, and stops it with SIGTERM at cleanup.
+func startMembrane(t testing.TB, argsFor func(port string) []string, env []string) *membraneHTTP {
 	t.Helper()
 	bin := membraneBinary(t)
 	var lastErr error
 	for range 3 { // the port may be taken between freePort and the bind
 		port := freePort(t)
-		cmd := exec.Command(bin, "--http", "127.0.0.1:"+port)
-		cmd.Env = append(os.Environ(), "NO_COLOR=1")
-		if token != "" {
-			cmd.Env = append(cmd.Env, "MEMBRANE_TOKEN="+token)
-		}
-		cmd.Env = append(cmd.Env, env...)
-		var stderr syncBuffer
-		cmd.Stderr = &stderr
+		cmd := exec.Command(bin, argsFor(port)...)
+		cmd.Env = append(slices.Clone(env), "NO_COLOR=1")
+		stderr := &syncBuffer{}
+		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start membrane: %v", err)
 		}
@@ -142,10 +153,10 @@ func startMembraneHTTP(t testing.TB, env []string, token string) *membraneHTTP {
 				<-exited
 			}
 		}
-		srv := &membraneHTTP{Port: port, URL: "http://127.0.0.1:" + port + "/mcp", Token: token}
+		srv := &membraneHTTP{Port: port, URL: "http://127.0.0.1:" + port + "/mcp", Log: stderr}
 		if err := waitHealthy(t.Context(), "http://127.0.0.1:"+port+"/healthz", exited); err != nil {
 			stop()
-			lastErr = fmt.Errorf("%v\nmembrane stderr:\n%s", err, stderr.String())
+			lastErr = fmt.Errorf("%v\nmembrane %q stderr:\n%s", err, cmd.Args[1:], stderr.String())
 			if strings.Contains(stderr.String(), "address already in use") {
 				continue
 			}
@@ -154,12 +165,12 @@ func startMembraneHTTP(t testing.TB, env []string, token string) *membraneHTTP {
 		t.Cleanup(func() {
 			stop()
 			if t.Failed() {
-				t.Logf("membrane (HTTP) stderr:\n%s", stderr.String())
+				t.Logf("membrane %q stderr:\n%s", cmd.Args[1:], stderr.String())
 			}
 		})
 		return srv
 	}
-	t.Fatalf("membrane --http did not come up: %v", lastErr)
+	t.Fatalf("membrane did not come up: %v", lastErr)
 	return nil
 }
 
