@@ -21,10 +21,10 @@ type bwrapFeatures struct {
 	size          bool // 0.7: a size cap on --tmpfs
 }
 
-// etcFiles are the entries of the host's /etc a sandbox sees, read-only, when
-// they exist: what the dynamic loader, name resolution, TLS and Python need.
-// passwd and group are synthetic (see makeRoot). Everything else in /etc,
-// membrane's own config included, is absent.
+// etcFiles are the entries of the host's /etc a sandbox sees (a copy, see
+// etcSnapshot), when they exist: what the dynamic loader, name resolution,
+// TLS and Python need. passwd and group are synthetic. Everything else in
+// /etc, membrane's own config included, is absent.
 var etcFiles = []string{
 	"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "host.conf", "hosts",
 	"resolv.conf", "gai.conf", "services", "protocols", "localtime", "timezone",
@@ -86,13 +86,12 @@ func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, *os.File, error) {
 	for _, d := range s.extraBinds {
 		a = append(a, "--ro-bind", d, d)
 	}
-	a = append(a, "--dir", "/etc")
-	for _, name := range etcFiles {
-		a = append(a, "--ro-bind-try", "/etc/"+name, "/etc/"+name)
+	etc, err := s.etc.current()
+	if err != nil {
+		return fail(err)
 	}
 	a = append(a,
-		"--ro-bind", filepath.Join(s.root, "etc", "passwd"), "/etc/passwd",
-		"--ro-bind", filepath.Join(s.root, "etc", "group"), "/etc/group",
+		"--ro-bind", etc, "/etc",
 		"--proc", "/proc",
 		"--dev", "/dev",
 	)

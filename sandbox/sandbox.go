@@ -46,7 +46,8 @@ type Sandbox struct {
 	pythonErr  error
 	extraBinds []string // host dirs bound read-only at the same path (a Python prefix outside /usr)
 
-	root    string // private dir: synthetic /etc files, per-session workspaces, rlimit-mode scratch
+	root    string // private dir: the sandbox's /etc, per-session workspaces, rlimit-mode scratch
+	etc     *etcSnapshot
 	cred    *syscall.Credential
 	uid     int // host uid the sandbox runs as
 	gid     int
@@ -158,8 +159,9 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 	return s, nil
 }
 
-// makeRoot creates the private directory: traversable (not listable) by the
-// uid sandboxes run as, holding the synthetic passwd and group files.
+// makeRoot creates the private directory, traversable (not listable) by the
+// uid sandboxes run as: the sandbox's /etc, per-session workspaces and
+// scratch space.
 func (s *Sandbox) makeRoot() error {
 	sweepStale()
 	root, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", rootPrefix, os.Getpid()))
@@ -171,20 +173,21 @@ func (s *Sandbox) makeRoot() error {
 		os.RemoveAll(root)
 		return fmt.Errorf("sandbox: make private dir: %w", err)
 	}
-	etc := filepath.Join(root, "etc")
 	passwd := fmt.Sprintf("root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:%d:%d:sandbox:%s:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
 		SandboxUID, SandboxGID, WorkspaceDir)
 	group := fmt.Sprintf("root:x:0:\nsandbox:x:%d:\nnogroup:x:65534:\n", SandboxGID)
 	err = errors.Join(
-		os.Mkdir(etc, 0o755),
-		os.WriteFile(filepath.Join(etc, "passwd"), []byte(passwd), 0o644),
-		os.WriteFile(filepath.Join(etc, "group"), []byte(group), 0o644),
 		os.Mkdir(filepath.Join(root, "ws"), 0o711),
 		os.Mkdir(filepath.Join(root, "run"), 0o711),
 	)
 	if err != nil {
 		os.RemoveAll(root)
 		return fmt.Errorf("sandbox: make private dir: %w", err)
+	}
+	s.etc = &etcSnapshot{src: "/etc", root: root, passwd: []byte(passwd), group: []byte(group)}
+	if _, err := s.etc.current(); err != nil {
+		os.RemoveAll(root)
+		return err
 	}
 	return nil
 }
