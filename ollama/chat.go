@@ -92,20 +92,23 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 	}
 	defer release()
 
-	var tried []*host
+	var (
+		tried []*host
+		last  *calls.Result
+	)
 	for {
 		h := mod.pickHost(tried)
 		if h == nil {
-			if len(tried) == 0 {
-				return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, strings.Join(mod.hostNames(), ", ")), nil
+			if last != nil {
+				return last, nil
 			}
-			return calls.Errorf("every host with %s failed to answer; try again shortly", mod.Name), nil
+			return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, mod.downReasons()), nil
 		}
 		res, retry, err := m.chatOn(ctx, req, h, mod, creq)
 		if !retry {
 			return res, err
 		}
-		tried = append(tried, h)
+		tried, last = append(tried, h), res
 	}
 }
 
@@ -297,7 +300,11 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 	defer st.mu.Unlock()
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		if errors.Is(ctxErr, context.DeadlineExceeded) && st.tokens > 0 {
-			r := calls.Errorf("timeout: %s did not finish within the time limit; %d tokens came back before it stopped:\n%s", mod.Name, st.tokens, st.content.String())
+			limit := "its time limit"
+			if req.Call != nil && req.Call.Timeout > 0 {
+				limit = req.Call.Timeout.String()
+			}
+			r := calls.Errorf("timeout: %s did not finish within %s; %d tokens came back before it stopped:\n%s", mod.Name, limit, st.tokens, st.content.String())
 			return r, false, nil
 		}
 		return nil, false, fmt.Errorf("ollama: chat %s: %w", mod.Name, ctxErr)
@@ -310,7 +317,7 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 			h.markDown(err)
 			m.kickRefresh()
 			m.log.Warn("ollama host unreachable during a call", "host", h.name, "model", mod.Name, "err", err)
-			return nil, true, nil
+			return calls.Errorf("%s", explain(err, mod.Name, h.name, mod.ContextLength)), true, nil
 		}
 		if unreachable(err) {
 			m.kickRefresh()

@@ -86,7 +86,7 @@ func (h *host) isUp() bool {
 func (h *host) markDown(err error) {
 	h.mu.Lock()
 	h.up = false
-	h.err = err.Error()
+	h.err = describeHostErr(err)
 	h.mu.Unlock()
 }
 
@@ -288,6 +288,19 @@ func (m *model) summary() string {
 		parts = append(parts, "on "+hosts[0])
 	} else {
 		parts = append(parts, "on "+strings.Join(hosts, " and "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// downReasons says, host by host, why none of mod's hosts can take a call.
+func (m *model) downReasons() string {
+	var parts []string
+	for _, h := range m.hosts {
+		st := h.status()
+		if st.Err == "" {
+			st.Err = "down"
+		}
+		parts = append(parts, st.URL+": "+st.Err)
 	}
 	return strings.Join(parts, "; ")
 }

@@ -71,14 +71,17 @@ func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a
 	defer release()
 
 	ereq := &api.EmbedRequest{Model: mod.Name, Input: inputs, Truncate: a.Truncate}
-	var tried []*host
+	var (
+		tried []*host
+		last  string
+	)
 	for {
 		h := mod.pickHost(tried)
 		if h == nil {
-			if len(tried) == 0 {
-				return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, strings.Join(mod.hostNames(), ", ")), nil
+			if last != "" {
+				return calls.Errorf("%s", last), nil
 			}
-			return calls.Errorf("every host with %s failed to answer; try again shortly", mod.Name), nil
+			return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, mod.downReasons()), nil
 		}
 		req.Progress.Report(ctx, 0, float64(len(inputs)), fmt.Sprintf("embedding %d inputs with %s on %s", len(inputs), mod.Name, h.name))
 		h.inflight.Add(1)
@@ -92,7 +95,7 @@ func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a
 			if unreachable(err) && !errors.As(err, &se) {
 				h.markDown(err)
 				m.kickRefresh()
-				tried = append(tried, h)
+				tried, last = append(tried, h), explain(err, mod.Name, h.name, mod.ContextLength)
 				continue
 			}
 			if errors.As(err, &se) && se.StatusCode == 404 {

@@ -45,6 +45,8 @@ func describeHostErr(err error) string {
 		return "connection refused (is `ollama serve` running?)"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "no answer within " + listTimeout.String()
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return "the connection was closed (did Ollama stop or restart?)"
 	}
 	var se api.StatusError
 	if errors.As(err, &se) {

@@ -517,3 +517,95 @@ func TestThinkingAndTruncate(t *testing.T) {
 		t.Errorf("think on a plain model: %s", res.TextOf())
 	}
 }
+
+func TestGateScalesWithHostsAndSurvivesCancel(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan string, 8)
+	blocking := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			started <- name
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+			answer("ok")(w, r)
+		}
+	}
+	a := newFake(t, chatModelFake("m:latest"))
+	b := newFake(t, chatModelFake("m:latest"))
+	a.setChat(blocking("a"))
+	b.setChat(blocking("b"))
+	m, r := newModels(t, Config{Hosts: []string{a.URL, b.URL}, ModelConcurrency: 1})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if res := call(t, r, "chat_m", map[string]any{"prompt": "hi"}); res.IsError {
+				t.Errorf("call: %s", res.TextOf())
+			}
+		})
+	}
+	// Limit 1 per host, two hosts: both calls run at once, one on each.
+	got := map[string]bool{<-started: true, <-started: true}
+	if !got["a"] || !got["b"] {
+		t.Fatalf("calls ran on %v", got)
+	}
+	// A third call waits; cancelled while waiting, it gives back nothing
+	// it did not have.
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	raw, _ := json.Marshal(map[string]any{"prompt": "hi"})
+	res, err := r.Call(ctx, "chat_m", &calls.Request{Arguments: raw})
+	if err == nil && !res.IsError {
+		t.Fatalf("a call past the limit ran: %s", res.TextOf())
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("queued call: %v", err)
+	}
+	select {
+	case h := <-started:
+		t.Fatalf("a queued call ran on %s past the limit", h)
+	default:
+	}
+	close(release)
+	wg.Wait()
+	// The slots all came back: two more calls run.
+	for range 2 {
+		if res := call(t, r, "chat_m", map[string]any{"prompt": "hi"}); res.IsError {
+			t.Fatalf("after cancel: %s", res.TextOf())
+		}
+	}
+	g := m.gateFor("m:latest")
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.running != 0 || len(g.waiters) != 0 {
+		t.Errorf("gate left with %d running, %d waiting", g.running, len(g.waiters))
+	}
+}
+
+func TestAllHostsGoneSaysWhy(t *testing.T) {
+	f := newFake(t, chatModelFake("m:latest"), embedModelFake("e:latest", 4))
+	m, r := newModels(t, Config{Hosts: []string{f.URL}})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f.Close() // gone before the next refresh noticed
+	for _, c := range []struct {
+		tool string
+		args map[string]any
+	}{{"chat_m", map[string]any{"prompt": "hi"}}, {"embed_e", map[string]any{"input": "hi"}}} {
+		res := call(t, r, c.tool, c.args)
+		// Refused, or EOF on a kept-alive connection the server closed.
+		if txt := res.TextOf(); !res.IsError || !strings.Contains(txt, "refused") && !strings.Contains(txt, "connection was closed") {
+			t.Errorf("%s with its only host gone: %s", c.tool, res.TextOf())
+		}
+	}
+	// The next refresh takes the models' tools away.
+	m.Refresh(t.Context())
+	if _, ok := r.Lookup("chat_m"); ok {
+		t.Error("chat_m still registered with its host down")
+	}
+}

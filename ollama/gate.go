@@ -3,6 +3,7 @@ package ollama
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,15 +15,14 @@ import (
 const maxQueuePerSlot = 16
 
 // gate limits how many calls run against one model at once, over all of
-// its tools and hosts, so that parallel agents do not make Ollama load and
-// unload it over and over. Calls beyond the limit wait in turn.
+// its tools, so that parallel agents do not make Ollama load and unload it
+// over and over. The limit is ModelConcurrency per up host that has the
+// model, so a model on three hosts runs three times as many calls. Calls
+// beyond it wait in turn, first come first served.
 type gate struct {
-	slots   chan struct{}
-	waiting chan struct{} // a token per waiting call, to bound the queue
-}
-
-func newGate(n int) *gate {
-	return &gate{slots: make(chan struct{}, n), waiting: make(chan struct{}, n*maxQueuePerSlot)}
+	mu      sync.Mutex
+	running int
+	waiters []chan struct{} // closed when the waiter is handed a slot
 }
 
 // gateFor returns the model's gate, or nil when concurrency is unlimited.
@@ -34,42 +34,79 @@ func (m *Models) gateFor(key string) *gate {
 	defer m.mu.Unlock()
 	g, ok := m.gates[key]
 	if !ok {
-		g = newGate(m.cfg.ModelConcurrency)
+		g = &gate{}
 		m.gates[key] = g
 	}
 	return g
 }
 
+// limit is how many calls may run against mod now.
+func (m *Models) limit(mod *model) int {
+	up := 0
+	for _, h := range mod.hosts {
+		if h.isUp() {
+			up++
+		}
+	}
+	return m.cfg.ModelConcurrency * max(up, 1)
+}
+
 // acquire takes a slot for mod, waiting (and telling the client so through
-// progress) while the model is busy. A nil result with a nil error means
-// proceed; a result means the call is turned away.
+// progress) while the model is busy. It returns a result instead when the
+// queue is full, and an error when ctx ends first.
 func (m *Models) acquire(ctx context.Context, req *calls.Request, mod *model) (release func(), busy *calls.Result, err error) {
 	g := m.gateFor(modelKey(mod.Name))
 	if g == nil {
 		return func() {}, nil, nil
 	}
-	select {
-	case g.slots <- struct{}{}:
-		return func() { <-g.slots }, nil, nil
-	default:
+	limit := m.limit(mod)
+	release = func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if len(g.waiters) > 0 && g.running <= m.limit(mod) {
+			// Hand the slot straight to the next in line.
+			close(g.waiters[0])
+			g.waiters = g.waiters[1:]
+			return
+		}
+		g.running--
 	}
-	select {
-	case g.waiting <- struct{}{}:
-	default:
-		res := calls.Errorf("busy: %d calls are already waiting for %s; try again later", cap(g.waiting), mod.Name)
+	g.mu.Lock()
+	if g.running < limit && len(g.waiters) == 0 {
+		g.running++
+		g.mu.Unlock()
+		return release, nil, nil
+	}
+	if len(g.waiters) >= limit*maxQueuePerSlot {
+		g.mu.Unlock()
+		res := calls.Errorf("busy: %d calls are already waiting for %s; try again later", len(g.waiters), mod.Name)
 		res.Structured = map[string]any{"busy": true}
 		return nil, res, nil
 	}
-	defer func() { <-g.waiting }()
+	turn := make(chan struct{})
+	g.waiters = append(g.waiters, turn)
+	ahead := len(g.waiters) - 1
+	running := g.running
+	g.mu.Unlock()
+
 	start := time.Now()
 	tick := time.NewTicker(progressHeartbeat)
 	defer tick.Stop()
-	req.Progress.Report(ctx, 0, 0, fmt.Sprintf("waiting for %s: %d calls running, %d waiting", mod.Name, len(g.slots), len(g.waiting)))
+	req.Progress.Report(ctx, 0, 0, fmt.Sprintf("waiting for %s: %d calls running, %d ahead in line", mod.Name, running, ahead))
 	for {
 		select {
-		case g.slots <- struct{}{}:
-			return func() { <-g.slots }, nil, nil
+		case <-turn:
+			return release, nil, nil
 		case <-ctx.Done():
+			g.mu.Lock()
+			if i := slices.Index(g.waiters, turn); i >= 0 {
+				g.waiters = slices.Delete(g.waiters, i, i+1)
+				g.mu.Unlock()
+			} else {
+				// Handed a slot as ctx ended: pass it on.
+				g.mu.Unlock()
+				release()
+			}
 			return nil, nil, fmt.Errorf("ollama: waiting for %s: %w", mod.Name, ctx.Err())
 		case <-tick.C:
 			req.Progress.Report(ctx, 0, 0, fmt.Sprintf("waiting for %s for %s", mod.Name, time.Since(start).Round(time.Second)))
