@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,29 +152,29 @@ func resultText(res *sdk.CallToolResult) string {
 	return b.String()
 }
 
-var goClientBin = struct {
+var goClientBin struct {
+	once sync.Once
 	path string
 	err  error
-	done bool
-}{}
+}
 
 // buildGoClient builds examples/go-client once per test process.
 func buildGoClient(t *testing.T) string {
 	t.Helper()
-	if !goClientBin.done {
-		goClientBin.done = true
+	root := repoRoot(t)
+	goClientBin.once.Do(func() {
 		dir, err := os.MkdirTemp("", "membrane-go-client")
-		if err == nil {
-			goClientBin.path = filepath.Join(dir, "go-client")
-			cmd := exec.Command("go", "build", "-o", goClientBin.path, "./examples/go-client")
-			cmd.Dir = repoRoot(t)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				goClientBin.err = errors.New(string(out))
-			}
-		} else {
+		if err != nil {
 			goClientBin.err = err
+			return
 		}
-	}
+		goClientBin.path = filepath.Join(dir, "go-client")
+		cmd := exec.Command("go", "build", "-o", goClientBin.path, "./examples/go-client")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			goClientBin.err = errors.New(string(out))
+		}
+	})
 	if goClientBin.err != nil {
 		t.Fatalf("go build ./examples/go-client: %v", goClientBin.err)
 	}
