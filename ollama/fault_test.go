@@ -609,3 +609,33 @@ func TestAllHostsGoneSaysWhy(t *testing.T) {
 		t.Error("chat_m still registered with its host down")
 	}
 }
+
+func TestModelsToolRefreshesOnDemand(t *testing.T) {
+	f := newFake(t, chatModelFake("a:latest"))
+	m, r := newModels(t, Config{Hosts: []string{f.URL}, RefreshInterval: time.Hour})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f.setModels(chatModelFake("a:latest"), embedModelFake("b:latest", 4))
+	res := call(t, r, ToolModels, nil)
+	if strings.Contains(res.TextOf(), `"b:latest"`) {
+		t.Fatal("listed a model before any refresh")
+	}
+	res = call(t, r, ToolModels, map[string]any{"refresh": true})
+	if res.IsError || !strings.Contains(res.TextOf(), `"b:latest"`) || !strings.Contains(res.TextOf(), `"embed_b"`) {
+		t.Fatalf("after refresh: %s", res.TextOf())
+	}
+	if _, ok := r.Lookup("embed_b"); !ok {
+		t.Fatal("refresh through ollama_models did not register embed_b")
+	}
+	var out struct {
+		Models []modelEntry `json:"models"`
+		Hosts  []HostStatus `json:"hosts"`
+	}
+	if err := json.Unmarshal([]byte(res.TextOf()), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Models) != 2 || len(out.Hosts) != 1 || !out.Hosts[0].Up || out.Hosts[0].Models != 2 || out.Models[1].Hosts[0] != f.URL {
+		t.Errorf("ollama_models: %+v", out)
+	}
+}

@@ -118,8 +118,7 @@ func newHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.MaxIdleConns = 100
-	t.MaxIdleConnsPerHost = 32
-	t.Proxy = nil // Ollama is local or on a LAN; HTTP_PROXY must not capture it
+	t.MaxIdleConnsPerHost = 32 // HTTP_PROXY still applies, except to loopback hosts
 	return &http.Client{Transport: t}
 }
 
