@@ -20,7 +20,10 @@
 // network, ipc, uts, cgroup and mount namespaces. Inside: uid 1000 with no
 // capabilities and no_new_privs; only a loopback network (unless
 // Config.Network); /usr and the other system directories read-only; a
-// handful of /etc files (no membrane config, synthetic passwd and group);
+// copy of a handful of world-readable /etc entries (loader cache, name
+// resolution, TLS roots, Python's config; rebuilt within 5 s of a change on
+// the host), with a synthetic passwd and group and nothing else of /etc, so
+// no membrane config;
 // no host home, no /root, no host processes; a size-capped private /tmp, a
 // minimal /dev, a fresh /proc; a clean fixed environment; fds 0-2 only; a
 // seccomp filter that denies io_uring, ptrace, mount, unshare, keyctl, bpf
@@ -31,8 +34,13 @@
 // Limits are rlimits set by util-linux prlimit inside the sandbox's own
 // user namespace, just before the command starts: CPU seconds, address
 // space, file size, open files and processes. Setting them there, and not on
-// bwrap, matters: RLIMIT_NPROC is counted per user namespace, so the cap
-// holds one call's processes without counting the rest of the user's. The
+// bwrap, matters: the kernel checks RLIMIT_NPROC against the count of the
+// uid's processes in the task's own user namespace, and checks the parent
+// namespaces against the limit the namespace was created under. Set inside,
+// the cap holds one call's processes whatever else the user runs (measured:
+// with 100 processes of the user running, a sandbox capped at 64 still
+// starts 40); set on bwrap, the user's other processes count against it and
+// bwrap cannot even create its namespace. The
 // kernel never applies RLIMIT_NPROC to host uid 0, even inside a user
 // namespace, so when membrane runs as root the sandbox runs as host uid
 // 65534 (or as the owner of a non-root Config.Workspace). A wall-clock
