@@ -133,7 +133,7 @@ func (s *Sandbox) isolation() Isolation {
 func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.Result {
 	iso := s.isolation()
 	if o.setupErr != "" {
-		r := calls.Errorf("sandbox could not start: %s\n%s", o.setupErr, fixNamespaces)
+		r := calls.Errorf("sandbox could not start: %s\n%s", o.setupErr, setupFix(o.setupErr))
 		r.Structured = map[string]any{"setup_error": o.setupErr, "isolation": iso}
 		return r
 	}
@@ -199,4 +199,16 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 		"isolation":        iso,
 	}
 	return r
+}
+
+// setupFix says what to do about bwrap's own error message.
+func setupFix(msg string) string {
+	m := strings.ToLower(msg)
+	for _, k := range []string{"namespace", "uid map", "setting up uid", "operation not permitted", "permission denied", "mount proc", "proc on"} {
+		if strings.Contains(m, k) {
+			return fixNamespaces
+		}
+	}
+	return "Fix: see bubblewrap's message above; `membrane doctor` starts the same sandbox and explains what it needs. " +
+		"To accept weaker isolation meanwhile, start membrane with --sandbox=rlimit."
 }
