@@ -1,6 +1,7 @@
 package mcp_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -383,4 +384,60 @@ func TestHTTPCancel(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("cancelling over HTTP did not cancel the handler")
 	}
+}
+
+// FuzzHTTPBody posts arbitrary bodies, with and without a session, to the
+// MCP endpoint: no panic, no 5xx, and every error body is JSON.
+func FuzzHTTPBody(f *testing.F) {
+	for _, s := range []string{
+		initBody, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`,
+		`[]`, `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, `{`, `null`, `{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":{"a":1},"method":"x"}`, `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
+	} {
+		f.Add([]byte(s), false)
+	}
+	r := routerWithEchoF(f)
+	srv := mcp.NewServer(r, nil)
+	f.Cleanup(srv.Close)
+	h, err := srv.HTTPHandler(&mcp.HTTPOptions{MaxBodyBytes: 1 << 16})
+	if err != nil {
+		f.Fatal(err)
+	}
+	// One real session to send requests in.
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(initBody))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	h.ServeHTTP(rec, req)
+	sid := rec.Header().Get("Mcp-Session-Id")
+	if sid == "" {
+		f.Fatalf("no session: %d %s", rec.Code, rec.Body)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, withSession bool) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/mcp", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if withSession {
+			req.Header.Set("Mcp-Session-Id", sid)
+			req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.ServeHTTP(rec, req.WithContext(ctx))
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
+		}
+		if rec.Code >= 400 && rec.Code != http.StatusMethodNotAllowed && !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("status %d with a body that is not JSON: %q", rec.Code, rec.Body)
+		}
+	})
+}
+
+func routerWithEchoF(f *testing.F) *calls.Router {
+	r := calls.NewRouter(nil)
+	if err := r.Add(echoCall("echo")); err != nil {
+		f.Fatal(err)
+	}
+	return r
 }

@@ -1,0 +1,137 @@
+package mcp_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/mcp"
+)
+
+// connectStdio serves r over mcp.StdioTransport on pipes and connects a
+// go-sdk client to the other ends.
+func connectStdio(t *testing.T, r *calls.Router, opts *sdk.ClientOptions) *sdk.ClientSession {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	srv := mcp.NewServer(r, nil)
+	done := make(chan error, 1)
+	go func() {
+		done <- srv.Run(context.Background(), &mcp.StdioTransport{In: inR, Out: outW})
+		outW.Close()
+	}()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "t", Version: "1"}, opts).
+		Connect(t.Context(), &sdk.IOTransport{Reader: outR, Writer: inW}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cs.Close()
+		inW.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		srv.Close()
+	})
+	return cs
+}
+
+func TestStdioListChanged(t *testing.T) {
+	r := routerWithEcho(t)
+	changed := make(chan struct{}, 10)
+	cs := connectStdio(t, r, &sdk.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) { changed <- struct{}{} },
+	})
+	if _, text := callEcho(t, cs, "over stdio"); text != "over stdio" {
+		t.Errorf("echo = %q", text)
+	}
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no list_changed over stdio after %s", what)
+		}
+	}
+	mustAdd(t, r, echoCall("echo2"))
+	wait("add")
+	if got := toolNames(t, cs); strings.Join(got, ",") != "echo,echo2" {
+		t.Errorf("after add: %v", got)
+	}
+	r.Remove("echo2")
+	wait("remove")
+	if got := toolNames(t, cs); strings.Join(got, ",") != "echo" {
+		t.Errorf("after remove: %v", got)
+	}
+}
+
+func callEcho(t *testing.T, cs *sdk.ClientSession, text string) (*sdk.CallToolResult, string) {
+	t.Helper()
+	res, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{"text": text}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(*sdk.TextContent); ok {
+			parts = append(parts, tc.Text)
+		}
+	}
+	return res, strings.Join(parts, "\n")
+}
+
+// FuzzStdioTransport feeds arbitrary input to the stdio transport: it must
+// never panic, every line it writes back must be a JSON-RPC error object,
+// and it must report the end of input.
+func FuzzStdioTransport(f *testing.F) {
+	for _, s := range []string{
+		"", "\n", "garbage\n", "[]\n", "{}\n", `{"jsonrpc":"2.0","id":1,"method":"ping"}` + "\n",
+		`{"jsonrpc":"2.0","id":"x","result":{}}` + "\n", `{"jsonrpc":"2.0","id":1,"method":` + "\n",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"p\xffing\"}\r\n", `{"jsonrpc":"2.0","id":[1],"method":"x"}`,
+		strings.Repeat("x", 300) + "\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out bytes.Buffer
+		tr := &mcp.StdioTransport{In: bytes.NewReader(data), Out: &out, MaxMessageBytes: 256}
+		conn, err := tr.Connect(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for {
+			if _, err := conn.Read(ctx); err != nil {
+				if ctx.Err() != nil {
+					t.Fatal("the transport never reported the end of input")
+				}
+				break
+			}
+		}
+		conn.Close()
+		sc := bufio.NewScanner(&out)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var m struct {
+				JSONRPC string          `json:"jsonrpc"`
+				ID      json.RawMessage `json:"id"`
+				Error   *struct {
+					Code    int    `json:"code"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil || m.JSONRPC != "2.0" || m.Error == nil || m.Error.Code == 0 || len(m.ID) == 0 {
+				t.Fatalf("wrote %q, want a JSON-RPC error", sc.Bytes())
+			}
+		}
+	})
+}
