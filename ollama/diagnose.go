@@ -23,7 +23,6 @@ func Diagnose(ctx context.Context, hosts []string) []calls.Check {
 	for _, u := range urls {
 		h := newHost(u, hc)
 		name := "ollama " + h.name
-		version, verr := h.client.Version(ctx)
 		tags, lerr := h.list(ctx)
 		if lerr != nil {
 			out = append(out, calls.Check{Name: name, Status: calls.StatusFail,
@@ -31,8 +30,9 @@ func Diagnose(ctx context.Context, hosts []string) []calls.Check {
 				Fix:    "start Ollama (`ollama serve`), or point membrane at it with --ollama-host / MEMBRANE_OLLAMA_HOSTS / OLLAMA_HOST; membrane still serves sh and python_run meanwhile"})
 			continue
 		}
+		version, verr := h.client.Version(ctx)
 		if verr != nil {
-			version = "unknown"
+			version = "(version unknown)"
 		}
 		if len(tags) == 0 {
 			out = append(out, calls.Check{Name: name, Status: calls.StatusWarn,
