@@ -273,7 +273,7 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 		if infoR != nil {
 			infoR.Close()
 		}
-		return nil, fmt.Errorf("sandbox: start %s: %w", cmd.Path, err)
+		return nil, &startError{fmt.Errorf("start %s: %w", cmd.Path, err)}
 	}
 	infoDone := make(chan struct{})
 	if infoR != nil {
@@ -486,3 +486,10 @@ func markInheritedCloexec() {
 		}
 	}
 }
+
+// startError is a process that could not be started at all (a missing or
+// unreachable binary): a tool error that says so, not a protocol error.
+type startError struct{ err error }
+
+func (e *startError) Error() string { return e.err.Error() }
+func (e *startError) Unwrap() error { return e.err }

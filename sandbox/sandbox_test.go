@@ -353,14 +353,23 @@ func TestBwrapMissing(t *testing.T) {
 func TestNamespacesUnavailable(t *testing.T) {
 	requireBwrap(t)
 	real, _, _ := findBwrap()
-	dir := t.TempDir()
+	dir, err := os.MkdirTemp("", "membrane-fake-bwrap-") // reachable by uid 65534
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
 	script := fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = --help ]; then exec %s --help; fi\n"+
 		"echo 'bwrap: No permissions to create new namespace, likely because the kernel does not allow non-privileged user namespaces.' >&2\nexit 1\n", real)
 	if err := os.WriteFile(filepath.Join(dir, "bwrap"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
-	s := newTestSandbox(t, nil)
+	s, err := New(testConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	cs := connect(t, s)
 	r := sh(t, cs, "echo never")
 	if !r.res.IsError || !strings.Contains(r.text, "sandbox could not start: bwrap: No permissions") ||

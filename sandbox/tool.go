@@ -58,6 +58,9 @@ func (s *Sandbox) execute(ctx context.Context, req *calls.Request, a runArgs, j 
 	if errors.Is(err, errClosed) {
 		return calls.Errorf("%s: not run: %v", req.Call.Name, err), nil
 	}
+	if se := (*startError)(nil); errors.As(err, &se) {
+		return calls.Errorf("sandbox could not start: %v.\n%s", se, setupFix(se.Error())), nil
+	}
 	if err != nil {
 		return nil, err
 	}
