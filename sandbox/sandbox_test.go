@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 func TestTimeout(t *testing.T) {
@@ -646,4 +647,45 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+func TestProgress(t *testing.T) {
+	old := progressEvery
+	progressEvery = 100 * time.Millisecond
+	t.Cleanup(func() { progressEvery = old })
+	s := newTestSandbox(t, nil)
+	r := calls.NewRouter(nil)
+	for _, c := range s.Calls() {
+		r.Add(c)
+	}
+	var (
+		mu  sync.Mutex
+		got []float64
+		tot float64
+		msg string
+	)
+	cs := mcptest.Connect(t, r, &sdk.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *sdk.ProgressNotificationClientRequest) {
+			mu.Lock()
+			got = append(got, req.Params.Progress)
+			tot, msg = req.Params.Total, req.Params.Message
+			mu.Unlock()
+		},
+	})
+	p := &sdk.CallToolParams{Name: "sh", Arguments: map[string]any{"cmd": "sleep 0.6", "timeout_s": 5}}
+	p.SetProgressToken("tok")
+	if _, err := cs.CallTool(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("progress not increasing: %v", got)
+		}
+	}
+	if tot != 5 || !strings.Contains(msg, "sh running for") {
+		t.Fatalf("total %v, message %q", tot, msg)
+	}
 }

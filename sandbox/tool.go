@@ -54,7 +54,9 @@ func (s *Sandbox) execute(ctx context.Context, req *calls.Request, a runArgs, j 
 		return nil, err
 	}
 	j.timeout, j.stdin, j.ws, j.sess = timeout, a.Stdin, ws, req.Session
+	stop := s.reportProgress(ctx, req, timeout)
 	o, err := s.run(ctx, j)
+	stop()
 	if errors.Is(err, errClosed) {
 		return calls.Errorf("%s: not run: %v", req.Call.Name, err), nil
 	}
@@ -214,4 +216,34 @@ func setupFix(msg string) string {
 	}
 	return "Fix: see bubblewrap's message above; `membrane doctor` starts the same sandbox and explains what it needs. " +
 		"To accept weaker isolation meanwhile, start membrane with --sandbox=rlimit."
+}
+
+// progressEvery is how often a running call reports progress to a client
+// that asked for it (some clients reset their request timeout on each).
+var progressEvery = 5 * time.Second
+
+// reportProgress reports the time a call has been running, against its
+// timeout, until the returned function is called.
+func (s *Sandbox) reportProgress(ctx context.Context, req *calls.Request, timeout time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(progressEvery)
+		defer tick.Stop()
+		start := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				el := time.Since(start)
+				req.Progress.Report(ctx, el.Seconds(), timeout.Seconds(),
+					fmt.Sprintf("%s running for %s of at most %s", req.Call.Name, el.Round(100*time.Millisecond), timeout))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
