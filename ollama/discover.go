@@ -57,8 +57,9 @@ type host struct {
 	mu     sync.Mutex
 	up     bool
 	err    string
-	tags   []tagModel // as of the last successful listing
+	tags   []tagModel // as of the last successful listing, until downAfter failures
 	listed bool       // a listing was ever attempted
+	fails  int        // listings failed in a row
 }
 
 func newHost(base *url.URL, hc *http.Client) *host {
@@ -68,7 +69,10 @@ func newHost(base *url.URL, hc *http.Client) *host {
 func (h *host) status() HostStatus {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := HostStatus{URL: h.name, Up: h.up, Models: len(h.tags), Err: h.err}
+	st := HostStatus{URL: h.name, Up: h.up, Err: h.err}
+	if h.up {
+		st.Models = len(h.tags)
+	}
 	if !h.listed {
 		st.Err = "not contacted yet"
 	}

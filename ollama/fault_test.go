@@ -603,10 +603,19 @@ func TestAllHostsGoneSaysWhy(t *testing.T) {
 			t.Errorf("%s with its only host gone: %s", c.tool, res.TextOf())
 		}
 	}
-	// The next refresh takes the models' tools away.
+	// The tools stay through one failed listing (marked unavailable), and
+	// go with the second.
+	m.Refresh(t.Context())
+	if _, ok := r.Lookup("chat_m"); !ok {
+		t.Error("chat_m gone after a single failed listing")
+	}
+	res := call(t, r, "chat_m", map[string]any{"prompt": "hi"})
+	if !res.IsError || !strings.Contains(res.TextOf(), "no host that is up") {
+		t.Errorf("call while the host is down: %s", res.TextOf())
+	}
 	m.Refresh(t.Context())
 	if _, ok := r.Lookup("chat_m"); ok {
-		t.Error("chat_m still registered with its host down")
+		t.Error("chat_m still registered after two failed listings")
 	}
 }
 
@@ -635,7 +644,7 @@ func TestModelsToolRefreshesOnDemand(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.TextOf()), &out); err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Models) != 2 || len(out.Hosts) != 1 || !out.Hosts[0].Up || out.Hosts[0].Models != 2 || out.Models[1].Hosts[0] != f.URL {
+	if len(out.Models) != 2 || len(out.Hosts) != 1 || !out.Hosts[0].Up || out.Hosts[0].Models != 2 || out.Models[1].Hosts[0] != f.URL || !out.Models[0].Available {
 		t.Errorf("ollama_models: %+v", out)
 	}
 }

@@ -163,6 +163,8 @@ type modelEntry struct {
 	ContextLength int      `json:"context_length,omitempty"`
 	Dimensions    int      `json:"embedding_dimensions,omitempty"`
 	Hosts         []string `json:"hosts"`
+	// Available is false while every host that has the model is down.
+	Available bool `json:"available"`
 }
 
 func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.Result, error) {
@@ -198,6 +200,7 @@ func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.R
 			Name: mod.Name, Tools: tools, Capabilities: mod.Capabilities,
 			Family: mod.Family, ParameterSize: mod.ParameterSize, Quantization: mod.Quantization,
 			ContextLength: mod.ContextLength, Dimensions: mod.EmbeddingLength, Hosts: mod.hostNames(),
+			Available: mod.pickHost(nil) != nil,
 		})
 	}
 	out := map[string]any{"models": entries, "hosts": m.Hosts()}

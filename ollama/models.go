@@ -41,6 +41,13 @@ const Group = "ollama"
 // downRetry is how often a host that is down is tried again, at most.
 const downRetry = 5 * time.Second
 
+// downAfter is how many listings in a row a host must fail before its
+// models are taken off the tool list. Until then they stay, marked
+// unavailable (calls go to other hosts, or fail saying why), so that one
+// slow answer or a quick Ollama restart does not make every client re-list
+// its tools twice.
+const downAfter = 2
+
 // showParallel bounds concurrent /api/show requests during a refresh.
 const showParallel = 8
 
@@ -241,11 +248,8 @@ func (m *Models) Refresh(ctx context.Context) error {
 	m.mu.RLock()
 	for _, h := range m.hosts {
 		h.mu.Lock()
-		tags, up := h.tags, h.up
+		tags := h.tags // a down host's models stay for downAfter listings, unroutable
 		h.mu.Unlock()
-		if !up {
-			continue
-		}
 		for _, t := range tags {
 			d := m.shows[showKey(h, t)]
 			caps := t.Capabilities
@@ -298,9 +302,12 @@ func (m *Models) listHost(ctx context.Context, h *host) error {
 	wasUp, first := h.up, !h.listed
 	h.listed = true
 	if err != nil {
-		h.up, h.err, h.tags = false, describeHostErr(err), nil
+		h.up, h.err = false, describeHostErr(err)
+		if h.fails++; h.fails >= downAfter {
+			h.tags = nil
+		}
 	} else {
-		h.up, h.err, h.tags = true, "", tags
+		h.up, h.err, h.tags, h.fails = true, "", tags, 0
 	}
 	h.mu.Unlock()
 	switch {
