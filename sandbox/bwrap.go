@@ -86,6 +86,13 @@ func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, *os.File, error) {
 	for _, d := range s.extraBinds {
 		a = append(a, "--ro-bind", d, d)
 	}
+	for _, h := range s.hide {
+		if h.dir {
+			a = append(a, "--tmpfs", h.path, "--remount-ro", h.path)
+		} else {
+			a = append(a, "--ro-bind", "/dev/null", h.path)
+		}
+	}
 	etc, err := s.etc.current()
 	if err != nil {
 		return fail(err)

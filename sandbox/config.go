@@ -55,6 +55,11 @@ type Config struct {
 	// skipped), then /usr/bin/python3 and /usr/local/bin/python3. It is
 	// resolved once, in New.
 	Python string
+	// Hide lists host paths that must not be visible in a sandbox even when
+	// they lie under a directory it sees read-only (such as a config or
+	// token file under /usr/local/etc): each is masked by an empty file or
+	// directory. Paths outside what a sandbox sees are invisible anyway.
+	Hide []string
 
 	// Timeout is the wall-clock limit of a call that does not ask for one.
 	// Zero means DefaultTimeout.

@@ -45,6 +45,7 @@ type Sandbox struct {
 	python     string // the real interpreter; "" when none was found
 	pythonErr  error
 	extraBinds []string // host dirs bound read-only at the same path (a Python prefix outside /usr)
+	hide       []hidden
 
 	root    string // private dir: the sandbox's /etc, per-session workspaces, rlimit-mode scratch
 	etc     *etcSnapshot
@@ -141,6 +142,27 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 	}
 	if s.prlimit != "" && !underSystemDirs(s.prlimit) {
 		s.extraBinds = append(s.extraBinds, filepath.Dir(s.prlimit))
+	}
+	for _, h := range cfg.Hide {
+		p, err := filepath.Abs(h)
+		if err == nil {
+			p, err = filepath.EvalSymlinks(p)
+		}
+		if err != nil {
+			continue // absent: nothing to hide
+		}
+		visible := underSystemDirs(p)
+		for _, d := range s.extraBinds {
+			visible = visible || p == d || strings.HasPrefix(p, d+"/")
+		}
+		if !visible {
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		s.hide = append(s.hide, hidden{path: p, dir: fi.IsDir()})
 	}
 	s.seccomp = seccompProgram()
 
@@ -348,4 +370,10 @@ func sweepStale() {
 		}
 		_ = removeTree(dir)
 	}
+}
+
+// hidden is a host path masked in every sandbox.
+type hidden struct {
+	path string
+	dir  bool
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -522,7 +523,7 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 	c, err := Config{}.normalize()
-	if err != nil || c != DefaultConfig() {
+	if err != nil || !reflect.DeepEqual(c, DefaultConfig()) {
 		t.Fatalf("Config{} should normalize to DefaultConfig: %+v %v", c, err)
 	}
 }
@@ -687,5 +688,33 @@ func TestProgress(t *testing.T) {
 	}
 	if tot != 5 || !strings.Contains(msg, "sh running for") {
 		t.Fatalf("total %v, message %q", tot, msg)
+	}
+}
+
+func TestHide(t *testing.T) {
+	requireBwrap(t)
+	// A config file and a token directory under /usr, which sandboxes see.
+	dir, err := os.MkdirTemp("/usr/local", "membrane-test-hide-")
+	if err != nil {
+		t.Skip("cannot write under /usr/local:", err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	conf := filepath.Join(dir, "membrane.yaml")
+	os.WriteFile(conf, []byte("token: SECRET"), 0o644)
+	tokens := filepath.Join(dir, "tokens")
+	os.Mkdir(tokens, 0o755)
+	os.WriteFile(filepath.Join(tokens, "t"), []byte("SECRET"), 0o644)
+	os.WriteFile(filepath.Join(dir, "other"), []byte("visible"), 0o644)
+
+	s := newTestSandbox(t, func(c *Config) { c.Hide = []string{conf, tokens, "/nonexistent", filepath.Join(t.TempDir(), "x")} })
+	cs := connect(t, s)
+	out := ok(t, sh(t, cs, fmt.Sprintf(`cat %s %s/t 2>&1; ls %s | wc -l; cat %s/other`, conf, tokens, tokens, dir)))
+	if strings.Contains(out, "SECRET") {
+		t.Fatalf("hidden files visible:\n%s", out)
+	}
+	// Allow: the rest of the directory is still there.
+	if !strings.HasSuffix(out, "0\nvisible") {
+		t.Fatalf("%q", out)
 	}
 }
