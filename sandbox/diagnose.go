@@ -121,7 +121,7 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 
 // containerFix says what a container needs for bubblewrap sandboxes.
 const containerFix = "To use bubblewrap in Docker or Compose, relax the defaults that forbid creating namespaces and mounting /proc: " +
-	"security_opt: [seccomp=unconfined, apparmor=unconfined, systempaths=unconfined] (docker run --security-opt ...); " +
+	"security_opt: [seccomp=unconfined, apparmor=unconfined, systempaths=unconfined] (docker run --security-opt ...; Podman: unmask=ALL, and label=type:spc_t under SELinux); " +
 	"no extra capabilities and no --privileged are needed. Otherwise run membrane with --sandbox=rlimit and treat the container as the boundary " +
 	"(read-only root filesystem, no secrets mounted, network as narrow as the tools allow)."
 

@@ -73,16 +73,21 @@
 //
 // Docker's defaults forbid what bubblewrap needs: its seccomp profile denies
 // unshare and clone with namespace flags, AppArmor's docker-default profile
-// denies mount, and the masked /proc paths make mounting a fresh /proc
-// fail. A container that should run bubblewrap sandboxes needs
+// denies mount, and the container's masked /proc paths make the kernel
+// refuse a fresh /proc ("Can't mount proc on /newroot/proc: Operation not
+// permitted"; dmesg: "VFS: Mount too revealing"). A container that should
+// run bubblewrap sandboxes needs
 //
 //	security_opt:
 //	  - seccomp=unconfined
 //	  - apparmor=unconfined
 //	  - systempaths=unconfined
 //
-// (docker run --security-opt ...), and neither --privileged nor extra
-// capabilities. The host kernel must allow unprivileged user namespaces.
+// (docker run --security-opt ...; Podman: --security-opt unmask=ALL instead
+// of systempaths, and label=type:spc_t on SELinux hosts), and neither
+// --privileged nor extra capabilities. The host kernel must allow
+// unprivileged user namespaces (Ubuntu 23.10+:
+// kernel.apparmor_restrict_unprivileged_userns=0 or a bwrap profile).
 // Without those options, run membrane with --sandbox=rlimit and treat the
 // container as the boundary: results and `membrane doctor` then report
 // rlimit isolation. Diagnose detects a container and says the same.
