@@ -348,3 +348,39 @@ func TestComposeServicesRun(t *testing.T) {
 		t.Errorf("membrane's log shows no sh call:\n%s", srv.Log.String())
 	}
 }
+
+// TestComposeGPUBlock uncomments the NVIDIA reservation of the ollama
+// service, as a user on a GPU box would, and checks that the result loads
+// and asks for NVIDIA GPUs.
+func TestComposeGPUBlock(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(repoRoot(t), "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(src), "\n")
+	start := slices.Index(lines, "    # deploy:")
+	if start < 0 {
+		t.Fatal(`compose.yaml has no commented "    # deploy:" block under ollama`)
+	}
+	end := start
+	for end < len(lines) && strings.HasPrefix(lines[end], "    # ") {
+		lines[end] = "    " + strings.TrimPrefix(lines[end], "    # ")
+		end++
+	}
+	f := filepath.Join(t.TempDir(), "compose.yaml")
+	if err := os.WriteFile(f, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadCompose(t, f, tokenEnvFile(t))
+	if err != nil {
+		t.Fatalf("compose.yaml with the GPU block uncommented does not load: %v", err)
+	}
+	d := p.Services["ollama"].Deploy
+	if d == nil || d.Resources.Reservations == nil || len(d.Resources.Reservations.Devices) != 1 {
+		t.Fatalf("ollama deploy = %+v, want one device reservation", d)
+	}
+	dev := d.Resources.Reservations.Devices[0]
+	if dev.Driver != "nvidia" || !slices.Contains(dev.Capabilities, "gpu") || dev.Count != -1 {
+		t.Errorf("device reservation = %+v, want driver nvidia, capabilities [gpu], count all (-1)", dev)
+	}
+}
