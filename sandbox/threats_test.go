@@ -152,7 +152,7 @@ for p in ["/var/run/docker.sock", "/run/docker.sock", %q]:
 	})
 
 	t.Run("04 write outside workspace", func(t *testing.T) {
-		hostTmp := filepath.Join(os.TempDir(), fmt.Sprintf("membrane-breach-%d", os.Getpid()))
+		hostTmp := fmt.Sprintf("/tmp/membrane-breach-%d", os.Getpid())
 		defer os.Remove(hostTmp)
 		r := sh(t, cs, `for f in /etc/membrane-x /usr/x /x /root/.bashrc /dev/x /proc/x; do if echo x >"$f"; then echo "BREACH $f"; fi; done 2>&1; echo x > `+hostTmp+` && echo wrote-private-tmp`)
 		out := ok(t, r)

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -110,8 +111,11 @@ func removeTree(dir string) error {
 	// chmod comes first.
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if d != nil && d.IsDir() {
-			if fd, oerr := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); oerr == nil {
-				_ = unix.Fchmod(fd, 0o700)
+			// O_PATH opens even a mode-000 directory; O_NOFOLLOW refuses a
+			// link; the chmod then goes through the descriptor's magic link,
+			// which names exactly the directory opened.
+			if fd, oerr := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); oerr == nil {
+				_ = unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), 0o700)
 				unix.Close(fd)
 			}
 		}
