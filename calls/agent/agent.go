@@ -459,6 +459,9 @@ func (a *Agent) runCalls(ctx context.Context, step int, tcs []ToolCall, fromText
 			res, err := a.tools.Call(ctx, tcs[i].Name, &calls.Request{Arguments: args[i], Session: a.sess})
 			recs[i].Duration = time.Since(t0)
 			switch {
+			case err != nil && ctx.Err() != nil:
+				recs[i].IsError = true
+				recs[i].Result = "error: cancelled"
 			case err != nil:
 				recs[i].IsError = true
 				recs[i].Result = fmt.Sprintf("error: the call to %s could not be made: %v", tcs[i].Name, err)

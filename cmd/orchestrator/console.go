@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,22 +31,49 @@ type lineReader interface {
 // a file), Tab to complete a /command. Between lines the terminal is in its
 // normal mode, so that Ctrl-C during a turn is a signal.
 type console struct {
-	fd    int
-	t     *term.Terminal
-	ctrlC atomic.Bool
+	fd      int
+	t       *term.Terminal
+	ctrlC   atomic.Bool
+	reading atomic.Bool
 }
 
-type ctrlCReader struct {
-	r    io.Reader
-	flag *atomic.Bool
-}
-
-func (c ctrlCReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if bytes.IndexByte(p[:n], 3) >= 0 {
-		c.flag.Store(true)
+// promptWriter returns a writer that prints above the prompt while a line
+// is being read, else nil.
+func (c *console) promptWriter() io.Writer {
+	if c.reading.Load() {
+		return c.t
 	}
-	return n, err
+	return nil
+}
+
+// ctrlCReader turns Ctrl-C into "end of line, erase the line, Enter" and
+// raises a flag: x/term would return io.EOF with the line still in its
+// buffer and the rest of the input dropped.
+type ctrlCReader struct {
+	r       io.Reader
+	flag    *atomic.Bool
+	pending []byte
+}
+
+func (c *ctrlCReader) Read(p []byte) (int, error) {
+	if len(c.pending) == 0 {
+		buf := make([]byte, len(p))
+		n, err := c.r.Read(buf)
+		if n == 0 {
+			return 0, err
+		}
+		for _, b := range buf[:n] {
+			if b == 3 {
+				c.flag.Store(true)
+				c.pending = append(c.pending, 5, 21, '\r') // ^E ^U Enter
+				continue
+			}
+			c.pending = append(c.pending, b)
+		}
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
 }
 
 func newConsole(in *os.File, out io.Writer, history term.History) *console {
@@ -55,7 +81,7 @@ func newConsole(in *os.File, out io.Writer, history term.History) *console {
 	c.t = term.NewTerminal(struct {
 		io.Reader
 		io.Writer
-	}{ctrlCReader{in, &c.ctrlC}, out}, "")
+	}{&ctrlCReader{r: in, flag: &c.ctrlC}, out}, "")
 	if history != nil {
 		c.t.History = history
 	}
@@ -64,8 +90,12 @@ func newConsole(in *os.File, out io.Writer, history term.History) *console {
 }
 
 func (c *console) readLine(ctx context.Context, prompt string) (string, error) {
-	if w, h, err := term.GetSize(c.fd); err == nil {
+	// A terminal that reports no size (a fresh pseudo-terminal) would make
+	// every character wrap.
+	if w, h, err := term.GetSize(c.fd); err == nil && w >= 20 {
 		c.t.SetSize(w, h)
+	} else {
+		c.t.SetSize(80, 24)
 	}
 	old, err := term.MakeRaw(c.fd)
 	if err != nil {
@@ -74,8 +104,10 @@ func (c *console) readLine(ctx context.Context, prompt string) (string, error) {
 	defer term.Restore(c.fd, old)
 	c.t.SetPrompt(prompt)
 	c.ctrlC.Store(false)
+	c.reading.Store(true)
 	line, err := c.t.ReadLine()
-	if errors.Is(err, io.EOF) && c.ctrlC.Load() {
+	c.reading.Store(false)
+	if c.ctrlC.Load() {
 		return "", errInterrupt
 	}
 	if errors.Is(err, term.ErrPasteIndicator) {

@@ -462,7 +462,9 @@ func TestE2ECancelKillsRunningTool(t *testing.T) {
 
 	// The session still works: commands and another question.
 	fmt.Fprintln(stdin, "/tools")
-	until(t, "/tools to list sh", func() bool { return strings.Contains(stdout.String(), "sh  Run a command") })
+	until(t, "/tools to list sh", func() bool {
+		return strings.Contains(stdout.String(), "  sh ") && strings.Contains(stdout.String(), "Run a command")
+	})
 	fmt.Fprintln(stdin, "/exit")
 	select {
 	case err := <-exited:
@@ -491,11 +493,16 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// until polls ok. The limit only keeps a broken build from hanging the
+// test run; nothing is measured against it.
 func until(t *testing.T, what string, ok func() bool) {
 	t.Helper()
+	giveUp := time.After(20 * time.Second)
 	for !ok() {
 		select {
 		case <-t.Context().Done():
+			t.Fatalf("gave up waiting for %s", what)
+		case <-giveUp:
 			t.Fatalf("gave up waiting for %s", what)
 		case <-time.After(20 * time.Millisecond):
 		}

@@ -115,7 +115,12 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return 1
 	}
 
-	router := calls.NewRouter(&calls.RouterOptions{Logger: log, DefaultConcurrency: -1})
+	// The router's per-call records repeat the tool lines; only -v shows them.
+	var routerLog *slog.Logger
+	if cfg.Verbose {
+		routerLog = log
+	}
+	router := calls.NewRouter(&calls.RouterOptions{Logger: routerLog, DefaultConcurrency: -1})
 	connectCtx, cancelConnect := signal.NotifyContext(root, os.Interrupt)
 	clients, err := connectAll(connectCtx, servers, router, cfg.CallTimeout, log, func(server string, ch calls.Change) {
 		if oneShot && !cfg.Verbose {
@@ -172,7 +177,9 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		if hist != "off" && !oneShot {
 			h = loadHistory(hist)
 		}
-		lines = newConsole(inFile, stdout, h)
+		con := newConsole(inFile, stdout, h)
+		u.atPrompt = con.promptWriter
+		lines = con
 		prompts = newConsole(inFile, stderr, nil)
 	} else if !oneShot {
 		lines = newPipeReader(stdin)
@@ -284,6 +291,9 @@ func (s *session) repl(root context.Context, in lineReader, interactive bool) in
 			mu.Lock()
 			if cancelTurn != nil {
 				cancelTurn()
+				if interactive {
+					s.ui.note("") // end the line the terminal echoed ^C on
+				}
 			} else if !interactive {
 				cancel() // idle and no terminal: Ctrl-C ends the session
 			}
@@ -361,9 +371,14 @@ func (s *session) command(ctx context.Context, line string) bool {
 		if len(tools) == 0 {
 			s.ui.note("no tools")
 		}
+		width := 0
+		for _, t := range tools {
+			width = max(width, len(t.Name))
+		}
 		var b strings.Builder
 		for _, t := range tools {
-			fmt.Fprintf(&b, "  %s  %s\n", s.ui.style(t.Name, bold), s.ui.style(firstLine(t.Description, 90), dim))
+			pad := strings.Repeat(" ", width-len(t.Name))
+			fmt.Fprintf(&b, "  %s%s  %s\n", s.ui.style(t.Name, bold), pad, s.ui.style(firstLine(t.Description, 90), dim))
 		}
 		io.WriteString(s.stdout, b.String())
 	case "/model":

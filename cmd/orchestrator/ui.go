@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -31,6 +33,9 @@ type ui struct {
 	lastNL      bool // the answer so far ends in a newline
 	running     map[string]time.Time
 	spin        *spinner
+	// atPrompt, when set, returns the line editor's writer while it shows
+	// a prompt, else nil.
+	atPrompt func() io.Writer
 }
 
 func newUI(out, errw io.Writer, color, shared, hideReasoning, quiet bool) *ui {
@@ -158,19 +163,29 @@ func (u *ui) endTurn(t *agent.Turn, err error) {
 		parts = append(parts, fmt.Sprintf("%d+%d tokens", t.Usage.PromptTokens, t.Usage.CompletionTokens))
 	}
 	line := "─ " + strings.Join(parts, " · ")
-	if err != nil {
+	switch {
+	case errors.Is(err, context.Canceled):
+		line += " · cancelled"
+	case err != nil:
 		line += " · " + u.style("stopped: "+err.Error(), red)
 	}
 	fmt.Fprintln(u.errw, u.style(line, dim))
 }
 
-// note prints a line of the orchestrator's own on errw.
+// note prints a line of the orchestrator's own on errw, or through the
+// line editor while it shows a prompt (which then redraws the prompt).
 func (u *ui) note(format string, a ...any) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.stopSpinner()
 	u.endLine()
-	fmt.Fprintln(u.errw, fmt.Sprintf(format, a...))
+	w := u.errw
+	if u.atPrompt != nil {
+		if pw := u.atPrompt(); pw != nil {
+			w = pw
+		}
+	}
+	fmt.Fprintln(w, fmt.Sprintf(format, a...))
 }
 
 // pause stops the spinner while something else (an approval prompt) uses

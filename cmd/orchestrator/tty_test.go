@@ -1,0 +1,137 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/membrane-mcp/membrane/ollama/ollamatest"
+)
+
+// openPTY returns the controller side of a new pseudo-terminal and the path
+// of its other side.
+func openPTY(t *testing.T) (*os.File, string) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, fmt.Sprintf("/dev/pts/%d", n)
+}
+
+// startOnTTY runs the orchestrator with a terminal as stdin, stdout and
+// stderr, as its controlling terminal, the way a shell would.
+func startOnTTY(t *testing.T, c *chain, args ...string) (*os.File, *syncBuffer, chan error) {
+	t.Helper()
+	m, slavePath := openPTY(t)
+	slave, err := os.OpenFile(slavePath, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	cmd := exec.Command(c.orch, args...)
+	cmd.Env = append(c.env(t), "TERM=xterm")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := m.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		m.Close()
+		if t.Failed() || os.Getenv("SHOW_TTY") != "" {
+			t.Logf("terminal:\n%q", out.String())
+		}
+	})
+	return m, out, exited
+}
+
+func TestTTYSession(t *testing.T) {
+	c := newChain(t, ollamatest.Script{})
+	c.ollama.Create(t, "sleeper", ollamatest.ScriptedModel(ollamatest.Script{
+		Calls: []ollamatest.ToolCall{{Name: "sh", Args: `{"cmd":"sleep 4343.5"}`}}, Answer: " Slept."}))
+	tty, out, exited := startOnTTY(t, c, c.args("--approve", "sh")...)
+	send := func(s string) {
+		if _, err := tty.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := func(s string) func() bool { return func() bool { return strings.Contains(out.String(), s) } }
+
+	until(t, "the prompt", seen("› "))
+	until(t, "the banner", seen("model scripted · "))
+
+	// Ctrl-C at the prompt clears the line; the session stays.
+	send("half a question\x03")
+	send("/to\t\r") // Tab completes /tools
+	until(t, "/tools output", func() bool { return regexp.MustCompile(`\n  sh +Run a command`).MatchString(out.String()) })
+
+	// A question whose tool needs approval: asked on the terminal.
+	send("say hello\r")
+	until(t, "the approval prompt", seen(`allow sh {"cmd":"echo hello"}? [y]es [n]o [a]lways: `))
+	send("y\r")
+	until(t, "the answer", seen("The command printed hello."))
+	until(t, "the summary", seen("2 steps · 1 tool call"))
+	until(t, "a colour code (a terminal without NO_COLOR)", func() bool { return strings.Contains(out.String(), "\x1b[") })
+
+	// Ctrl-C during a turn is SIGINT from the terminal: the turn and its
+	// sleep end, the session does not.
+	send("/model sleeper\r")
+	until(t, "the model switch", seen("model: sleeper"))
+	send("sleep now\r")
+	until(t, "the approval prompt", seen(`allow sh {"cmd":"sleep 4343.5"}?`))
+	send("a\r")
+	until(t, "the sleep to start", func() bool { return len(procsWith("sleep", "4343.5")) > 0 })
+	send("\x03")
+	until(t, "the sleep to be killed", func() bool { return len(procsWith("sleep", "4343.5")) == 0 })
+	until(t, "the cancel note", seen("cancelled; the conversation is as it was"))
+	select {
+	case err := <-exited:
+		t.Fatalf("Ctrl-C ended the session: %v", err)
+	default:
+	}
+
+	// History: the up arrow brings back the last question.
+	send("\x1b[A")
+	until(t, "the recalled line", func() bool { return strings.Count(out.String(), "sleep now") >= 2 })
+	send("\x15") // Ctrl-U: clear the line
+
+	// Ctrl-D leaves.
+	send("\x04")
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	case <-t.Context().Done():
+		t.Fatal("Ctrl-D did not end the session")
+	}
+}
