@@ -1,0 +1,177 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseConfig(t *testing.T) {
+	cfg, err := parseConfig([]string{"--model", "flag-model", "--max-steps", "3", "--approve", "sh, python_run", "--approve", "x",
+		"--server-arg", "--sandbox=rlimit", "--server-arg", "--timeout=5s", "--timeout", "90s", "--temperature", "0.2", "what", "is", "up"},
+		envOf(map[string]string{"MEMBRANE_MODEL": "env-model", "MEMBRANE_SYSTEM": "be brief", "NO_COLOR": "1"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Model != "flag-model" || cfg.System != "be brief" || cfg.MaxSteps != 3 || cfg.Exec != "what is up" || !cfg.NoColor ||
+		cfg.Timeout != 90*time.Second || *cfg.Temperature != 0.2 {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	if !slices.Equal(cfg.Approve, []string{"sh", "python_run", "x"}) || !slices.Equal(cfg.ServerArgs, []string{"--sandbox=rlimit", "--timeout=5s"}) {
+		t.Errorf("approve %v, server args %v", cfg.Approve, cfg.ServerArgs)
+	}
+
+	cfg, err = parseConfig(nil, envOf(map[string]string{"MEMBRANE_MAX_STEPS": "0", "OPENAI_API_KEY": "sk-x"}), io.Discard)
+	if err != nil || cfg.MaxSteps != -1 || cfg.APIKey != "" {
+		t.Errorf("max-steps 0 means no limit, and the OpenAI key is not sent to the default Ollama endpoint: %+v, %v", cfg, err)
+	}
+	cfg, err = parseConfig([]string{"--base-url", "https://api.openai.com/v1"}, envOf(map[string]string{"OPENAI_API_KEY": "sk-x"}), io.Discard)
+	if err != nil || cfg.APIKey != "sk-x" || cfg.extractText() {
+		t.Errorf("a --base-url endpoint gets OPENAI_API_KEY and no text extraction by default: %+v, %v", cfg, err)
+	}
+
+	tok := filepath.Join(t.TempDir(), "tok")
+	os.WriteFile(tok, []byte("  secret\n"), 0o600)
+	cfg, err = parseConfig([]string{"--server-url", "http://127.0.0.1:8765/mcp", "--token-file", tok}, envOf(nil), io.Discard)
+	if err != nil || cfg.Token != "secret" {
+		t.Errorf("token file: %+v, %v", cfg, err)
+	}
+}
+
+func TestParseConfigErrorsNameTheFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--max-steps", "-1"}, nil, `--max-steps: "-1" is not a whole number`},
+		{nil, map[string]string{"MEMBRANE_MAX_STEPS": "many"}, `--max-steps: "many"`},
+		{[]string{"--parallel", "0"}, nil, "--parallel"},
+		{[]string{"--temperature", "hot"}, nil, "--temperature"},
+		{[]string{"--reasoning-effort", "max"}, nil, "--reasoning-effort"},
+		{[]string{"--timeout", "soon"}, nil, "--timeout: \"soon\" is not a duration"},
+		{[]string{"--call-timeout", "-1s"}, nil, "--call-timeout"},
+		{[]string{"--extract-text-calls", "maybe"}, nil, "--extract-text-calls"},
+		{[]string{"--base-url", "localhost:11434"}, nil, "--base-url / OPENAI_BASE_URL"},
+		{[]string{"--server-url", "ftp://x"}, nil, "--server-url / MEMBRANE_SERVER_URL"},
+		{[]string{"--server-url", "http://h/mcp", "--no-membrane", "--mcp-config", "f"}, nil, "--no-membrane: cannot be combined"},
+		{[]string{"--no-membrane"}, nil, "--no-membrane: needs --mcp-config"},
+		{[]string{"--token-file", "/nonexistent/tok"}, nil, "--token-file"},
+		{[]string{"-e", "q", "more"}, nil, "either with -e or as arguments"},
+		{[]string{"--bogus"}, nil, "flag provided but not defined: -bogus"},
+	}
+	for _, tt := range tests {
+		_, err := parseConfig(tt.args, envOf(tt.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("parseConfig(%q, %v) = %v, want %q", tt.args, tt.env, err, tt.want)
+		}
+	}
+	if _, err := parseConfig([]string{"--help"}, envOf(nil), io.Discard); !errors.Is(err, errHelp) {
+		t.Errorf("--help: %v", err)
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	var out, errb strings.Builder
+	if code := run([]string{"--max-steps", "x"}, envOf(nil), nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "orchestrator: --max-steps") {
+		t.Errorf("bad flag: exit %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"--membrane", "/nonexistent/membrane", "-e", "q"}, envOf(nil), nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "--membrane /nonexistent/membrane") {
+		t.Errorf("missing membrane: exit %d, stderr %q", code, errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"--version"}, envOf(nil), nil, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "orchestrator ") {
+		t.Errorf("--version: exit %d, %q", code, out.String())
+	}
+}
+
+func TestExtractTextDefault(t *testing.T) {
+	t.Setenv("OLLAMA_HOST", "10.0.0.5:9999")
+	yes, no := true, false
+	for _, tt := range []struct {
+		cfg  Config
+		want bool
+	}{
+		{Config{}, true},
+		{Config{BaseURL: "http://gpu-box:11434/v1"}, true},
+		{Config{BaseURL: "http://10.0.0.5:9999/v1"}, true},
+		{Config{BaseURL: "https://api.openai.com/v1"}, false},
+		{Config{BaseURL: "https://api.openai.com/v1", ExtractText: &yes}, true},
+		{Config{ExtractText: &no}, false},
+	} {
+		if got := tt.cfg.extractText(); got != tt.want {
+			t.Errorf("%+v: %v, want %v", tt.cfg, got, tt.want)
+		}
+	}
+}
+
+func TestChildEnv(t *testing.T) {
+	got := childEnv([]string{"PATH=/bin", "MEMBRANE_HTTP=:8080", "MEMBRANE_TOKEN=t", "HOME=/h"}, false, true)
+	want := []string{"PATH=/bin", "HOME=/h", "MEMBRANE_LOG_LEVEL=warn", "NO_COLOR=1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("childEnv = %v, want %v", got, want)
+	}
+	got = childEnv([]string{"MEMBRANE_LOG_LEVEL=info"}, true, false)
+	if !slices.Equal(got, []string{"MEMBRANE_LOG_LEVEL=info"}) {
+		t.Errorf("a level the user set is kept: %v", got)
+	}
+}
+
+func TestApproverNeeds(t *testing.T) {
+	a := newApprover([]string{"sh"}, false, false, nil, nil)
+	for name, want := range map[string]bool{"sh": true, "membrane__sh": true, "python_run": false, "sh2": false} {
+		if a.needs(name) != want {
+			t.Errorf("needs(%q) = %v", name, !want)
+		}
+	}
+	if !newApprover([]string{"*"}, false, false, nil, nil).needs("anything") {
+		t.Error("* covers every tool")
+	}
+}
+
+func TestCompleteCommand(t *testing.T) {
+	if l, p, ok := completeCommand("/to", 3, '\t'); !ok || l != "/tools " || p != 7 {
+		t.Errorf("/to → %q %d %v", l, p, ok)
+	}
+	if _, _, ok := completeCommand("/", 1, '\t'); ok {
+		t.Error("an ambiguous prefix completed")
+	}
+	if _, _, ok := completeCommand("hello", 5, '\t'); ok {
+		t.Error("completed a question")
+	}
+}
+
+func TestFileHistory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "h")
+	h := loadHistory(path)
+	h.Add("first")
+	h.Add("second")
+	h.Add("second") // repeats are kept once
+	h.Add("  ")
+	h = loadHistory(path)
+	if h.Len() != 2 || h.At(0) != "second" || h.At(1) != "first" {
+		t.Errorf("history = %v", h.lines)
+	}
+}
+
+func TestPreview(t *testing.T) {
+	if got := preview("exit code 0\nstdout:\nhello\n\n", 80); got != "exit code 0 ↵ stdout: ↵ hello" {
+		t.Errorf("preview = %q", got)
+	}
+	if got := shortArgs(`{"cmd": "` + strings.Repeat("x", 100) + `"}`); len([]rune(got)) != 60 || !strings.HasSuffix(got, "…") {
+		t.Errorf("shortArgs = %q", got)
+	}
+	if got := shortArgs("{}"); got != "" {
+		t.Errorf("shortArgs({}) = %q", got)
+	}
+}
