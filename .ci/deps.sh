@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Installs what membrane needs on a Debian machine: bubblewrap for the sandbox.
-# As root it installs with apt-get; otherwise it says what to run.
+# Installs what membrane's sandbox needs on a Debian/Ubuntu machine:
+# bubblewrap (the isolation), util-linux (prlimit sets the limits inside each
+# sandbox) and python3 (python_run). As root it installs them with apt-get;
+# otherwise it says what to run. With "runtime" a missing piece is a warning
+# (membrane still starts and explains it); without, it is an error.
 set -euo pipefail
-if command -v bwrap >/dev/null 2>&1; then
-  exit 0
-fi
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+[ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || missing+=(python3)
+[ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing bubblewrap (the sandbox for sh and python_run)" >&2
+  echo "installing ${missing[*]} (the sandbox of sh and python_run)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq bubblewrap >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
   exit 0
 fi
-echo "bubblewrap is missing: install it (Debian/Ubuntu: sudo apt-get install bubblewrap)," >&2
-echo "or run membrane with --sandbox=rlimit to accept weaker isolation." >&2
+echo "missing: ${missing[*]}: install with: sudo apt-get install ${missing[*]}" >&2
+echo "(or run membrane with --sandbox=rlimit to accept weaker isolation)" >&2
 [ "${1:-}" = runtime ] && exit 0
 exit 1
