@@ -12,7 +12,7 @@ import (
 // Bounds on the work ExtractToolCalls does on untrusted model output.
 const (
 	maxExtractBytes = 1 << 20 // longer text is not searched
-	maxBareTries    = 64      // JSON decodes attempted at bare '{' or '['
+	maxBareFailures = 16      // failed JSON decodes at a bare '{' or '[' before giving up
 )
 
 // ExtractToolCalls finds tool calls that a model wrote as text instead of
@@ -152,8 +152,8 @@ func findToolCalls(text string, known func(string) bool) ([]ToolCall, []span) {
 	}
 
 	// Bare JSON values anywhere else.
-	tries := 0
-	for i := 0; i < len(text) && tries < maxBareTries; i++ {
+	failures := 0
+	for i := 0; i < len(text) && failures < maxBareFailures; i++ {
 		c := text[i]
 		if c != '{' && c != '[' || covered(i) {
 			continue
@@ -161,9 +161,9 @@ func findToolCalls(text string, known func(string) bool) ([]ToolCall, []span) {
 		if !startsLikeCall(text[i+1:]) {
 			continue
 		}
-		tries++
 		v, n, ok := decodeOne(text[i:])
 		if !ok {
+			failures++
 			continue
 		}
 		if cs := callsFrom(v, known); len(cs) > 0 {
