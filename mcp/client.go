@@ -41,8 +41,9 @@ type ClientOptions struct {
 	// OnToolsChanged, when set, is called after the tool list was
 	// refreshed because the server said it changed.
 	OnToolsChanged func(calls.Change)
-	// Logger receives the client's records and the server's log messages.
-	// Nil discards.
+	// Logger receives the client's records. Nil discards. (A launched
+	// server's own logs go to its stderr; MCP logging notifications are
+	// deprecated and not requested.)
 	Logger *slog.Logger
 }
 
@@ -110,9 +111,6 @@ func Connect(ctx context.Context, t sdk.Transport, r *calls.Router, opts *Client
 			if p, ok := c.progress.Load(tok); ok {
 				p.(calls.Progress).Report(ctx, req.Params.Progress, req.Params.Total, req.Params.Message)
 			}
-		},
-		LoggingMessageHandler: func(ctx context.Context, req *sdk.LoggingMessageRequest) {
-			c.log.Log(ctx, levelOf(req.Params.Level), "server log", "logger", req.Params.Logger, "data", req.Params.Data)
 		},
 	})
 	cs, err := client.Connect(ctx, t, nil)
@@ -404,18 +402,6 @@ func sanitizeName(s string) string {
 		return "_"
 	}
 	return string(b)
-}
-
-func levelOf(l sdk.LoggingLevel) slog.Level {
-	switch l {
-	case "debug":
-		return slog.LevelDebug
-	case "info", "notice":
-		return slog.LevelInfo
-	case "warning":
-		return slog.LevelWarn
-	}
-	return slog.LevelError
 }
 
 // HeaderTransport adds fixed headers (such as Authorization) to every
