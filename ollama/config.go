@@ -80,9 +80,11 @@ type Config struct {
 	// included. Zero means DefaultCallTimeout.
 	CallTimeout time.Duration
 	// ModelConcurrency is how many calls may run against one model at once
-	// (all of its tools together). Later calls wait their turn, with
-	// progress notifications, until their deadline. Zero means
-	// DefaultModelConcurrency; negative means no limit.
+	// (all of its tools together), per up host that has the model. Later
+	// calls wait their turn, first come first served, with progress
+	// notifications, until their deadline; past 16 waiting per slot they
+	// are turned away as busy. Zero means DefaultModelConcurrency; negative
+	// means no limit.
 	ModelConcurrency int
 	// MaxPromptBytes caps the text and images of one call. Zero means
 	// DefaultMaxPromptBytes; negative means no limit.

@@ -12,12 +12,17 @@
 // interval and on demand, asks /api/show for capabilities and context length
 // once per model digest, and hands the whole set to the router with one
 // [calls.Router.Sync], so that a refresh is one diff and one list_changed.
-// A host going down takes its models with it; its return brings them back.
-// No Ollama at all is a normal state: the generic tools stay and say so.
+// A host going down takes its models with it (after a second failed listing
+// in a row; until then they stay, marked unavailable); its return brings
+// them back. No Ollama at all is a normal state: the generic tools stay and
+// say so.
 //
 // Model calls stream from Ollama, report progress as tokens arrive, stop the
 // upstream request the moment the caller cancels, queue per model, and go to
-// the least busy host that has the model.
+// the least busy host that has the model. Failures the calling model can act
+// on (an unknown or removed model, one that fails to load, an input too long
+// for its context, a host that went away) come back as tool errors that say
+// what happened and what to do.
 package ollama
 
 import (
@@ -82,7 +87,8 @@ type toolTarget struct {
 
 // New returns Models for cfg, with the generic tools already registered in
 // r. It does not contact any host: Run and Refresh do. It fails only for a
-// configuration error, such as a malformed host.
+// configuration error: a malformed host, or a logical tool ValidateTools
+// refuses.
 func New(cfg Config, r *calls.Router, log *slog.Logger) (*Models, error) {
 	if r == nil {
 		return nil, errors.New("ollama: nil router")
