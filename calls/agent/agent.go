@@ -103,6 +103,9 @@ const (
 	EventToolStart
 	// EventToolDone: a tool call ended (Record).
 	EventToolDone
+	// EventToolProgress: a running tool call reported progress (Call,
+	// Text, Progress, Total).
+	EventToolProgress
 )
 
 // Event is one thing the agent did.
@@ -115,6 +118,9 @@ type Event struct {
 	Usage    Usage
 	Duration time.Duration
 	Err      error
+	// Progress and Total are a tool's progress report; Total is 0 when
+	// unknown.
+	Progress, Total float64
 }
 
 // CallRecord is one tool call of a turn and how it went.
@@ -456,7 +462,10 @@ func (a *Agent) runCalls(ctx context.Context, step int, tcs []ToolCall, fromText
 			defer func() { <-sem }()
 			a.emit(Event{Kind: EventToolStart, Step: step, Call: &tcs[i]})
 			t0 := time.Now()
-			res, err := a.tools.Call(ctx, tcs[i].Name, &calls.Request{Arguments: args[i], Session: a.sess})
+			progress := calls.ProgressFunc(func(_ context.Context, p, total float64, msg string) {
+				a.emit(Event{Kind: EventToolProgress, Step: step, Call: &tcs[i], Text: msg, Progress: p, Total: total})
+			})
+			res, err := a.tools.Call(ctx, tcs[i].Name, &calls.Request{Arguments: args[i], Session: a.sess, Progress: progress})
 			recs[i].Duration = time.Since(t0)
 			switch {
 			case err != nil && ctx.Err() != nil:

@@ -479,3 +479,25 @@ func TestSetModel(t *testing.T) {
 		t.Errorf("second request carries %d messages, want 3", len(m.requests()[1].Messages))
 	}
 }
+
+func TestToolProgressEvents(t *testing.T) {
+	r := calls.NewRouter(nil)
+	add(t, r, tool("work", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		req.Progress.Report(ctx, 1, 2, "half")
+		req.Progress.Report(ctx, 2, 2, "done")
+		return calls.Text("ok"), nil
+	}))
+	m := &fakeModel{steps: []func(*agent.Request) (*agent.Reply, error){callTools(agent.ToolCall{ID: "w", Name: "work"}), answer("ok")}}
+	var got []string
+	a := agent.New(m, r, &agent.Options{OnEvent: func(e agent.Event) {
+		if e.Kind == agent.EventToolProgress {
+			got = append(got, fmt.Sprintf("%s %v/%v %s", e.Call.ID, e.Progress, e.Total, e.Text))
+		}
+	}})
+	if _, err := a.Ask(t.Context(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[w 1/2 half w 2/2 done]" {
+		t.Errorf("progress events = %v", got)
+	}
+}

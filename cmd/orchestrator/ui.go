@@ -92,6 +92,17 @@ func (u *ui) event(e agent.Event) {
 		u.endLine()
 		u.running[e.Call.ID] = time.Now()
 		u.startSpinner(toolLabel(e.Call.Name, e.Call.Arguments))
+	case agent.EventToolProgress:
+		if len(u.running) == 1 && u.spin != nil {
+			label := toolLabel(e.Call.Name, e.Call.Arguments)
+			switch {
+			case e.Total > 0:
+				label += fmt.Sprintf(" · %.0f%%", 100*e.Progress/e.Total)
+			case e.Text != "":
+				label += " · " + cut(e.Text, 40)
+			}
+			u.spin.setLabel(label)
+		}
 	case agent.EventToolDone:
 		delete(u.running, e.Record.ID)
 		u.stopSpinner()
@@ -220,10 +231,14 @@ type spinner struct {
 	mu    *sync.Mutex
 	done  chan struct{}
 	ended chan struct{}
+	label string // guarded by mu
 }
 
+// setLabel changes the text shown; the caller holds the lock.
+func (s *spinner) setLabel(l string) { s.label = l }
+
 func startSpinner(w io.Writer, mu *sync.Mutex, label string) *spinner {
-	s := &spinner{w: w, mu: mu, done: make(chan struct{}), ended: make(chan struct{})}
+	s := &spinner{w: w, mu: mu, done: make(chan struct{}), ended: make(chan struct{}), label: label}
 	start := time.Now()
 	frames := []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
 	go func() {
@@ -245,7 +260,7 @@ func startSpinner(w io.Writer, mu *sync.Mutex, label string) *spinner {
 				return
 			default:
 			}
-			fmt.Fprintf(s.w, "\r\x1b[K%s%s %s %s%s", dim, frames[i%len(frames)], label, fmtDur(time.Since(start)), reset)
+			fmt.Fprintf(s.w, "\r\x1b[K%s%s %s %s%s", dim, frames[i%len(frames)], s.label, fmtDur(time.Since(start)), reset)
 			s.mu.Unlock()
 		}
 	}()

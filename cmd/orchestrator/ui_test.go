@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/membrane-mcp/membrane/calls/agent"
+)
+
+func TestUIPlain(t *testing.T) {
+	var out, errw strings.Builder
+	u := newUI(&out, &errw, false, false, false, false)
+	call := &agent.ToolCall{ID: "1", Name: "sh", Arguments: `{"cmd": "echo hi"}`}
+	for _, e := range []agent.Event{
+		{Kind: agent.EventModelStart, Step: 1},
+		{Kind: agent.EventReasoning, Text: "I should run it."},
+		{Kind: agent.EventModelDone},
+		{Kind: agent.EventToolStart, Call: call},
+		{Kind: agent.EventToolProgress, Call: call, Progress: 1, Total: 2},
+		{Kind: agent.EventToolDone, Record: &agent.CallRecord{ID: "1", Name: "sh", Arguments: call.Arguments, Result: "exit code 0\nstdout:\nhi\n", Duration: 1500 * time.Millisecond}},
+		{Kind: agent.EventModelStart, Step: 2},
+		{Kind: agent.EventContent, Text: "It printed "},
+		{Kind: agent.EventContent, Text: "hi."},
+		{Kind: agent.EventModelDone},
+	} {
+		u.event(e)
+	}
+	u.endTurn(&agent.Turn{Steps: 2, Calls: make([]agent.CallRecord, 1), Duration: 2 * time.Second, Usage: agent.Usage{PromptTokens: 7, CompletionTokens: 3}}, nil)
+	if out.String() != "It printed hi.\n" {
+		t.Errorf("stdout = %q", out.String())
+	}
+	want := "I should run it.\n" +
+		`  ✓ sh {"cmd": "echo hi"} · 1.5s → exit code 0 ↵ stdout: ↵ hi` + "\n" +
+		"─ 2 steps · 1 tool call · 2.0s · 7+3 tokens\n"
+	if errw.String() != want {
+		t.Errorf("stderr =\n%q\nwant\n%q", errw.String(), want)
+	}
+
+	errw.Reset()
+	u.endTurn(&agent.Turn{Steps: 3}, errors.New("agent: step limit reached"))
+	if !strings.Contains(errw.String(), "─ 3 steps · 0 tool calls · 0µs · stopped: agent: step limit reached") {
+		t.Errorf("summary = %q", errw.String())
+	}
+}
+
+func TestUIHiddenReasoningAndJSON(t *testing.T) {
+	var out, errw strings.Builder
+	u := newUI(&out, &errw, false, false, true, true)
+	u.event(agent.Event{Kind: agent.EventReasoning, Text: "secret plan"})
+	u.event(agent.Event{Kind: agent.EventContent, Text: "answer"})
+	u.endTurn(nil, nil)
+	if out.Len() != 0 || strings.Contains(errw.String(), "secret") {
+		t.Errorf("stdout %q, stderr %q", out.String(), errw.String())
+	}
+}
+
+func TestUISpinnerOnATerminal(t *testing.T) {
+	var out, errw syncBuffer
+	u := newUI(&out, &errw, true, true, false, false)
+	call := &agent.ToolCall{ID: "1", Name: "sh", Arguments: `{"cmd":"sleep 1"}`}
+	u.event(agent.Event{Kind: agent.EventToolStart, Call: call})
+	u.mu.Lock()
+	spin := u.spin
+	u.mu.Unlock()
+	if spin == nil {
+		t.Fatal("no spinner while a tool runs on a terminal")
+	}
+	until(t, "a spinner frame", func() bool { return strings.Contains(errw.String(), "sh {\"cmd\":\"sleep 1\"}") })
+	u.event(agent.Event{Kind: agent.EventToolProgress, Call: call, Progress: 1, Total: 4})
+	until(t, "the progress in the spinner", func() bool { return strings.Contains(errw.String(), "· 25%") })
+	u.event(agent.Event{Kind: agent.EventToolDone, Record: &agent.CallRecord{ID: "1", Name: "sh", Arguments: call.Arguments, IsError: true, Result: "error: exit code 1"}})
+	<-spin.ended // the spinner's goroutine is gone
+	s := errw.String()
+	if !strings.HasSuffix(s, "\r\x1b[K  \x1b[31m✗\x1b[0m \x1b[1msh\x1b[0m {\"cmd\":\"sleep 1\"}\x1b[2m · 0µs\x1b[0m\x1b[2m → error: exit code 1\x1b[0m\n") {
+		t.Errorf("the spinner line was not cleared before the tool line: %q", s[max(0, len(s)-200):])
+	}
+}
