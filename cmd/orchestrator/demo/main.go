@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/membrane-mcp/membrane/ollama/ollamatest"
 )
 
@@ -45,7 +47,11 @@ func main() {
 }
 
 func step(format string, a ...any) {
-	fmt.Fprintf(os.Stderr, "\n\x1b[1m▸ %s\x1b[0m\n", fmt.Sprintf(format, a...))
+	line := "▸ " + fmt.Sprintf(format, a...)
+	if term.IsTerminal(int(os.Stderr.Fd())) && os.Getenv("NO_COLOR") == "" {
+		line = "\x1b[1m" + line + "\x1b[0m"
+	}
+	fmt.Fprintf(os.Stderr, "\n%s\n", line)
 }
 
 func run(ctx context.Context) error {
@@ -89,8 +95,8 @@ func run(ctx context.Context) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("orchestrator: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "\ndemo done in %s. Try it yourself: %s --model %s --base-url %s/v1 (while this Ollama runs), or against your own Ollama with --model qwen3.\n",
-		time.Since(start).Round(100*time.Millisecond), orch, modelName, srv.URL)
+	fmt.Fprintf(os.Stderr, "\ndemo done in %s. With your own Ollama and a model that can call tools:\n  %s --model qwen3            # a session; /help inside\n  %s --model qwen3 -e \"...\"   # one question\n",
+		time.Since(start).Round(100*time.Millisecond), orch, orch)
 	return nil
 }
 
