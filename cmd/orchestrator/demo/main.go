@@ -40,7 +40,7 @@ var script = ollamatest.Script{
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx); err != nil {
+	if err := run(ctx, ""); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		os.Exit(1)
 	}
@@ -54,7 +54,9 @@ func step(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "\n%s\n", line)
 }
 
-func run(ctx context.Context) error {
+// run runs the demo; orch names the orchestrator binary to use, or "" to
+// find or build one.
+func run(ctx context.Context, orch string) error {
 	start := time.Now()
 	step("1/4 the test Ollama (%s, pinned; no model downloads)", ollamatest.Version)
 	bin, err := ollamatest.FindBinary()
@@ -78,9 +80,10 @@ func run(ctx context.Context) error {
 	}
 
 	step("3/4 the binaries")
-	orch, err := binaries(ctx)
-	if err != nil {
-		return err
+	if orch == "" {
+		if orch, err = binaries(ctx); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(os.Stderr, "  %s (launches membrane next to it over stdio)\n", orch)
 
