@@ -29,21 +29,20 @@ const (
 var chatOptions = map[string]struct {
 	kind     optionKind
 	min, max float64
-	doc      string
 }{
-	"temperature":       {optNumber, 0, 100, "sampling temperature; 0 is most deterministic"},
-	"top_p":             {optNumber, 0, 1, "nucleus sampling probability mass"},
-	"top_k":             {optInteger, 0, 1e6, "sample from the k most likely tokens"},
-	"min_p":             {optNumber, 0, 1, "minimum token probability relative to the most likely"},
-	"typical_p":         {optNumber, 0, 1, "locally typical sampling"},
-	"seed":              {optInteger, math.MinInt32, math.MaxInt32, "random seed, for repeatable answers"},
-	"num_predict":       {optInteger, -2, 1 << 30, "most tokens to generate (-1 no limit, -2 fill the context)"},
-	"num_ctx":           {optInteger, 1, 1 << 30, "context window in tokens"},
-	"stop":              {optStrings, 0, 0, "stop generating at any of these strings"},
-	"repeat_penalty":    {optNumber, 0, 100, "penalty for repeated tokens"},
-	"repeat_last_n":     {optInteger, -1, 1 << 30, "how far back repeat_penalty looks"},
-	"presence_penalty":  {optNumber, -100, 100, "penalty for tokens already present"},
-	"frequency_penalty": {optNumber, -100, 100, "penalty by token frequency"},
+	"temperature":       {optNumber, 0, 100},
+	"top_p":             {optNumber, 0, 1},
+	"top_k":             {optInteger, 0, 1e6},
+	"min_p":             {optNumber, 0, 1},
+	"typical_p":         {optNumber, 0, 1},
+	"seed":              {optInteger, math.MinInt32, math.MaxInt32},
+	"num_predict":       {optInteger, -2, 1 << 30},
+	"num_ctx":           {optInteger, 1, 1 << 30},
+	"stop":              {optStrings, 0, 0},
+	"repeat_penalty":    {optNumber, 0, 100},
+	"repeat_last_n":     {optInteger, -1, 1 << 30},
+	"presence_penalty":  {optNumber, -100, 100},
+	"frequency_penalty": {optNumber, -100, 100},
 }
 
 // checkOptions validates caller or configured options. mod, when known,

@@ -25,25 +25,31 @@ func imagesSchema() map[string]any {
 	}
 }
 
+// optionsSchema lists the options a chat tool takes. It stays terse (a
+// client may list hundreds of these tools, and a model reads every byte):
+// types only, with words and bounds where they are not obvious. checkOptions
+// enforces the full bounds with errors that say what was wrong.
 func optionsSchema(numCtx int) map[string]any {
 	props := map[string]any{}
 	for k, o := range chatOptions {
-		p := map[string]any{"description": o.doc}
+		p := map[string]any{}
 		switch o.kind {
 		case optNumber:
 			p["type"] = "number"
-			p["minimum"], p["maximum"] = o.min, o.max
 		case optInteger:
 			p["type"] = "integer"
-			p["minimum"], p["maximum"] = o.min, o.max
 		case optStrings:
 			p["type"] = "array"
 			p["items"] = map[string]any{"type": "string"}
 		}
 		props[k] = p
 	}
+	props["num_predict"].(map[string]any)["description"] = "most tokens to generate; -1 no limit"
+	nc := props["num_ctx"].(map[string]any)
+	nc["description"] = "context window in tokens"
+	nc["minimum"] = 1
 	if numCtx > 0 {
-		props["num_ctx"].(map[string]any)["maximum"] = numCtx
+		nc["maximum"] = numCtx
 	}
 	return map[string]any{
 		"type":                 "object",
@@ -84,7 +90,7 @@ func buildChatSchema(f schemaFlags) json.RawMessage {
 	props := map[string]any{
 		"prompt": map[string]any{
 			"type":        "string",
-			"description": "The user's message. Give this, or messages, or both (the prompt then comes last).",
+			"description": "The user's message. Give this, messages, or both (the prompt then comes last).",
 		},
 		"messages": map[string]any{
 			"type":        "array",
@@ -106,8 +112,7 @@ func buildChatSchema(f schemaFlags) json.RawMessage {
 		"options": optionsSchema(f.numCtx),
 		"truncate": map[string]any{
 			"type": "boolean",
-			"description": "When the input is longer than the model's context window: false (the default) fails with an error that says so; " +
-				"true lets Ollama drop the oldest messages to make it fit.",
+			"description": "If the input overflows the context window: false (default) fails saying so; true drops the oldest messages.",
 		},
 	}
 	if f.system {
