@@ -111,7 +111,7 @@ func buildChatSchema(f schemaFlags) json.RawMessage {
 		},
 		"options": optionsSchema(f.numCtx),
 		"truncate": map[string]any{
-			"type": "boolean",
+			"type":        "boolean",
 			"description": "If the input overflows the context window: false (default) fails saying so; true drops the oldest messages.",
 		},
 	}
