@@ -19,10 +19,12 @@ import (
 // heartbeat every progressHeartbeat while the model loads or the call
 // waits, so that clients with a fixed timeout (often 60 s) keep waiting.
 const (
-	progressEvery     = 200 * time.Millisecond
-	progressHeartbeat = 5 * time.Second
-	progressTail      = 160 // characters of partial text in a progress message
+	progressEvery = 200 * time.Millisecond
+	progressTail  = 160 // characters of partial text in a progress message
 )
+
+// progressHeartbeat is a variable so that tests can shorten it.
+var progressHeartbeat = 5 * time.Second
 
 // chatCall is the call for a chat tool: a model's own (spec nil) or a
 // logical tool bound to it.

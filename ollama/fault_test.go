@@ -648,3 +648,61 @@ func TestModelsToolRefreshesOnDemand(t *testing.T) {
 		t.Errorf("ollama_models: %+v", out)
 	}
 }
+
+func TestProgressWhileLoadingAndQueued(t *testing.T) {
+	defer func(d time.Duration) { progressHeartbeat = d }(progressHeartbeat)
+	progressHeartbeat = 30 * time.Millisecond
+	f := newFake(t, chatModelFake("m:latest"))
+	f.setChat(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(200 * time.Millisecond) // the model loads
+		answer("a", "b", "c")(w, r)
+	})
+	m, r := newModels(t, Config{Hosts: []string{f.URL}, ModelConcurrency: 1})
+	if err := m.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	type report struct {
+		p   float64
+		msg string
+	}
+	var mu sync.Mutex
+	got := map[int][]report{}
+	run := func(i int) {
+		raw, _ := json.Marshal(map[string]any{"prompt": "hi"})
+		res, err := r.Call(t.Context(), "chat_m", &calls.Request{Arguments: raw,
+			Progress: calls.ProgressFunc(func(_ context.Context, p, _ float64, msg string) {
+				mu.Lock()
+				got[i] = append(got[i], report{p, msg})
+				mu.Unlock()
+			})})
+		if err != nil || res.IsError {
+			t.Errorf("call %d: %v %s", i, err, res.TextOf())
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { run(0) })
+	time.Sleep(50 * time.Millisecond)
+	wg.Go(func() { run(1) })
+	wg.Wait()
+	has := func(i int, s string) bool {
+		for _, r := range got[i] {
+			if strings.Contains(r.msg, s) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(0, "loading") || !has(0, "1 tokens: a") {
+		t.Errorf("first call's progress: %+v", got[0])
+	}
+	if !has(1, "waiting for m:latest") {
+		t.Errorf("queued call's progress: %+v", got[1])
+	}
+	for i, rs := range got {
+		for j := 1; j < len(rs); j++ {
+			if rs[j].p <= rs[j-1].p {
+				t.Errorf("call %d: progress went from %v to %v", i, rs[j-1].p, rs[j].p)
+			}
+		}
+	}
+}
