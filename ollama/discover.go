@@ -39,7 +39,7 @@ type HostStatus struct {
 	URL string `json:"url"`
 	// Up reports whether the last listing succeeded.
 	Up bool `json:"up"`
-	// Models is how many models the host listed.
+	// Models is how many models the host listed; 0 while it is down.
 	Models int `json:"models"`
 	// Err says why the host is down; empty when it is up.
 	Err string `json:"err,omitempty"`
