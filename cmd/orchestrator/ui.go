@@ -177,8 +177,10 @@ func (u *ui) endTurn(t *agent.Turn, err error) {
 	switch {
 	case errors.Is(err, context.Canceled):
 		line += " · cancelled"
+	case errors.Is(err, agent.ErrMaxSteps):
+		line += " · " + u.style("step limit reached", red)
 	case err != nil:
-		line += " · " + u.style("stopped: "+err.Error(), red)
+		line += " · " + u.style("failed", red) // the error follows on its own line
 	}
 	fmt.Fprintln(u.errw, u.style(line, dim))
 }

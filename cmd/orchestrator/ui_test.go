@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -39,8 +39,8 @@ func TestUIPlain(t *testing.T) {
 	}
 
 	errw.Reset()
-	u.endTurn(&agent.Turn{Steps: 3}, errors.New("agent: step limit reached"))
-	if !strings.Contains(errw.String(), "─ 3 steps · 0 tool calls · 0µs · stopped: agent: step limit reached") {
+	u.endTurn(&agent.Turn{Steps: 3}, fmt.Errorf("%w (3 steps)", agent.ErrMaxSteps))
+	if !strings.Contains(errw.String(), "─ 3 steps · 0 tool calls · 0µs · step limit reached") {
 		t.Errorf("summary = %q", errw.String())
 	}
 }
