@@ -1,13 +1,18 @@
 package ollama
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ollama/ollama/api"
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
@@ -102,4 +107,62 @@ func rssKiB() int {
 		}
 	}
 	return 0
+}
+
+// BenchmarkCallOverheadFake isolates this package's own cost per chat call:
+// the same request to an NDJSON fake that answers at once, straight through
+// api.Client and through the router and chat tool (argument checks, queue,
+// host choice, streaming, result). The fake has no model to hide behind, so
+// the difference is what membrane adds before MCP.
+func BenchmarkCallOverheadFake(b *testing.B) {
+	f := newFake(b, chatModelFake("m:latest"))
+	m, r := newModels(b, Config{Hosts: []string{f.URL}})
+	if err := m.Refresh(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	direct := api.NewClient(mustURL(b, f.URL), newHTTPClient())
+	args, _ := json.Marshal(map[string]any{"prompt": "hi"})
+	ways := []func(){
+		func() {
+			var got string
+			err := direct.Chat(b.Context(), &api.ChatRequest{Model: "m:latest", Messages: []api.Message{{Role: "user", Content: "hi"}}},
+				func(r api.ChatResponse) error { got += r.Message.Content; return nil })
+			if err != nil || got != "Hello world" {
+				b.Fatal(err, got)
+			}
+		},
+		func() {
+			res, err := r.Call(b.Context(), "chat_m", &calls.Request{Arguments: args})
+			if err != nil || res.IsError {
+				b.Fatal(err, res.TextOf())
+			}
+		},
+	}
+	times := make([][]time.Duration, 2)
+	for i := 0; b.Loop(); i++ {
+		for j := range ways {
+			k := (i + j) % 2
+			t0 := time.Now()
+			ways[k]()
+			times[k] = append(times[k], time.Since(t0))
+		}
+	}
+	d, v := medianOf(times[0]), medianOf(times[1])
+	b.ReportMetric(float64(d.Microseconds()), "direct_µs")
+	b.ReportMetric(float64(v.Microseconds()), "router_µs")
+	b.ReportMetric(float64((v - d).Microseconds()), "overhead_µs")
+}
+
+func medianOf(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func mustURL(tb testing.TB, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
 }
