@@ -108,6 +108,17 @@ func (h *harness) waitTools(t *testing.T, what string, ok func(map[string]*sdk.T
 	}
 }
 
+// ready returns the tool list once it satisfies ok: at once if it already
+// does (the first refresh may finish before the client connects, and then
+// no list_changed is due), else after the list_changed that makes it so.
+func (h *harness) ready(t *testing.T, what string, ok func(map[string]*sdk.Tool) bool) map[string]*sdk.Tool {
+	t.Helper()
+	if tools := h.tools(t); ok(tools) {
+		return tools
+	}
+	return h.waitTools(t, what, ok)
+}
+
 func mapsKeys(m map[string]*sdk.Tool) func(func(string) bool) {
 	return func(yield func(string) bool) {
 		for k := range m {
@@ -180,7 +191,7 @@ func TestE2EDiscoveryNamingAndLiveSet(t *testing.T) {
 	srv.Create(t, "hf.co/Org/Vision.Tiny:Q8_0", ollamatest.VisionModel())
 
 	h := start(t, ollama.Config{Hosts: []string{srv.Host}})
-	tools := h.waitTools(t, "the three models", has("chat_scripted", "embed_embedder_v1", "chat_hf_co_org_vision_tiny_q8_0"))
+	tools := h.ready(t, "the three models", has("chat_scripted", "embed_embedder_v1", "chat_hf_co_org_vision_tiny_q8_0"))
 
 	chat := tools["chat_scripted"]
 	if !strings.Contains(chat.Description, "scripted:latest") || !strings.Contains(chat.Description, srv.URL) ||
@@ -232,7 +243,7 @@ func TestE2EChatEmbedAndProgress(t *testing.T) {
 		{Tool: "vectors", Model: "embedder"},
 		{Tool: "absent", Model: "nothing-here"},
 	}})
-	tools := h.waitTools(t, "chat, embed and logical tools", has("chat_scripted", "embed_embedder", "helper", "vectors"))
+	tools := h.ready(t, "chat, embed and logical tools", has("chat_scripted", "embed_embedder", "helper", "vectors"))
 	if tools["absent"] != nil {
 		t.Error("a logical tool whose model does not exist was registered")
 	}
@@ -384,7 +395,7 @@ func TestE2ECancelClosesUpstream(t *testing.T) {
 	srv.Create(t, "gibberish:latest", ollamatest.ChatModel())
 	up := newUpstream(t, srv.URL)
 	h := start(t, ollama.Config{Hosts: []string{up.URL}})
-	h.waitTools(t, "chat_gibberish", has("chat_gibberish"))
+	h.ready(t, "chat_gibberish", has("chat_gibberish"))
 
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
@@ -413,7 +424,7 @@ func TestE2EKillMidStreamAndRecover(t *testing.T) {
 	srv := ollamatest.Start(t)
 	srv.Create(t, "gibberish:latest", ollamatest.ChatModel())
 	h := start(t, ollama.Config{Hosts: []string{srv.Host}})
-	h.waitTools(t, "chat_gibberish", has("chat_gibberish"))
+	h.ready(t, "chat_gibberish", has("chat_gibberish"))
 
 	resc := make(chan *sdk.CallToolResult, 1)
 	go func() {
@@ -454,7 +465,7 @@ func TestE2ETwoHostsOverlap(t *testing.T) {
 	b.Create(t, "only-b:latest", ollamatest.EmbedModel(32))
 	pa, pb := newUpstream(t, a.URL), newUpstream(t, b.URL)
 	h := start(t, ollama.Config{Hosts: []string{pa.URL, pb.URL}})
-	tools := h.waitTools(t, "models of both hosts", has("chat_only_a", "chat_shared", "embed_only_b"))
+	tools := h.ready(t, "models of both hosts", has("chat_only_a", "chat_shared", "embed_only_b"))
 	if d := tools["chat_shared"].Description; !strings.Contains(d, pa.URL) || !strings.Contains(d, pb.URL) {
 		t.Errorf("shared model's description does not name both hosts: %s", d)
 	}
@@ -521,7 +532,7 @@ func TestE2EModelFailsToLoadAndContextOverflow(t *testing.T) {
 	srv.Create(t, "broken:latest", broken)
 	srv.Create(t, "gibberish:latest", ollamatest.ChatModel())
 	h := start(t, ollama.Config{Hosts: []string{srv.Host}})
-	h.waitTools(t, "both models", has("chat_broken", "chat_gibberish"))
+	h.ready(t, "both models", has("chat_broken", "chat_gibberish"))
 
 	res, err := h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "chat_broken", Arguments: map[string]any{"prompt": "hi"}})
 	if err != nil {
