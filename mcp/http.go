@@ -425,6 +425,8 @@ func (h *httpHandler) ready(w http.ResponseWriter) {
 	switch {
 	case closed:
 		rd.Status, code = "shutting down", http.StatusServiceUnavailable
+	case !h.s.isReady():
+		rd.Status, code = "starting", http.StatusServiceUnavailable
 	case rd.Tools == 0:
 		rd.Status, code = "no tools loaded", http.StatusServiceUnavailable
 	}

@@ -44,6 +44,12 @@ type ServerOptions struct {
 	// Logger receives the adapter's own records (sessions opening and
 	// closing, tools that could not be mirrored). Nil discards.
 	Logger *slog.Logger
+	// Ready, when set, holds tools/list and tools/call until it is closed
+	// (or the request is cancelled), while initialize and ping answer at
+	// once: a client connects fast and sees the complete tool list once the
+	// slow parts have registered their calls. Nil means ready from the
+	// start.
+	Ready <-chan struct{}
 }
 
 // Server serves a calls.Router over MCP. Create one with NewServer; it is
@@ -54,6 +60,8 @@ type Server struct {
 	sdk    *sdk.Server
 	log    *slog.Logger
 	unsub  func()
+
+	ready <-chan struct{} // nil: always ready
 
 	// ctx is cancelled by Close, which cancels every running call.
 	ctx    context.Context
@@ -110,8 +118,42 @@ func NewServer(r *calls.Router, opts *ServerOptions) *Server {
 			Logging: &sdk.LoggingCapabilities{},
 		},
 	})
+	if o.Ready != nil {
+		s.ready = o.Ready
+		s.sdk.AddReceivingMiddleware(s.waitReady)
+	}
 	s.unsub = r.Subscribe(s.mirror)
 	return s
+}
+
+// waitReady holds the tool methods until the server is ready.
+func (s *Server) waitReady(next sdk.MethodHandler) sdk.MethodHandler {
+	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		switch method {
+		case "tools/list", "tools/call":
+			select {
+			case <-s.ready:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-s.ctx.Done():
+				return nil, errors.New("mcp: server is shutting down")
+			}
+		}
+		return next(ctx, method, req)
+	}
+}
+
+// isReady reports whether ServerOptions.Ready has been closed.
+func (s *Server) isReady() bool {
+	if s.ready == nil {
+		return true
+	}
+	select {
+	case <-s.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // SDK returns the underlying go-sdk server, for transports and options this

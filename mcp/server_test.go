@@ -479,3 +479,49 @@ func TestMirrorSurvivesBadTool(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestReadyGate checks that initialize answers before Ready is closed while
+// tools/list waits for it, and that /readyz says "starting" meanwhile.
+func TestReadyGate(t *testing.T) {
+	r := routerWithEcho(t)
+	ready := make(chan struct{})
+	srv := mcp.NewServer(r, &mcp.ServerOptions{Ready: ready})
+	t.Cleanup(srv.Close)
+	st, ct := sdk.NewInMemoryTransports()
+	if _, err := srv.SDK().Connect(t.Context(), st, nil); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "t"}, nil).Connect(t.Context(), ct, nil)
+	if err != nil {
+		t.Fatalf("initialize before ready: %v", err)
+	}
+	defer cs.Close()
+	listed := make(chan []string, 1)
+	go func() {
+		lt, err := cs.ListTools(context.Background(), nil)
+		if err != nil {
+			listed <- []string{"error: " + err.Error()}
+			return
+		}
+		var names []string
+		for _, tool := range lt.Tools {
+			names = append(names, tool.Name)
+		}
+		listed <- names
+	}()
+	select {
+	case got := <-listed:
+		t.Fatalf("tools/list answered before ready: %v", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+	mustAdd(t, r, echoCall("late"))
+	close(ready)
+	select {
+	case got := <-listed:
+		if strings.Join(got, ",") != "echo,late" {
+			t.Errorf("tools after ready = %v", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("tools/list still held after ready")
+	}
+}

@@ -47,11 +47,26 @@ func skipOrFail(t *testing.T, why string) {
 // depend on whatever listens on 11434.
 var noOllama = []string{"--ollama-host", "127.0.0.1:1"}
 
+// privateTmp returns a TMPDIR for one membrane process. When the tests run
+// as root, sandboxes run as an unprivileged uid that must be able to reach
+// the sandbox's directories in it, so it and its parent are made
+// traversable.
+func privateTmp(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // launch starts the binary over stdio with a private TMPDIR and returns the
 // session and the command.
 func launch(t *testing.T, bin string, args []string, opts *sdk.ClientOptions) (*sdk.ClientSession, *exec.Cmd, string) {
 	t.Helper()
-	tmp := t.TempDir()
+	tmp := privateTmp(t)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+tmp)
 	var stderr syncBuffer
@@ -221,7 +236,7 @@ func TestSignalShutdown(t *testing.T) {
 func TestStdioAbuseBinary(t *testing.T) {
 	bin := binary(t)
 	cmd := exec.Command(bin, noOllama...)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+t.TempDir())
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+privateTmp(t))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -295,7 +310,7 @@ func TestStdioAbuseBinary(t *testing.T) {
 }
 
 // freeAddr returns a loopback address nobody listens on.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -311,7 +326,7 @@ func startHTTP(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *sy
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, append([]string{"--http", addr}, args...)...)
-	tmp := t.TempDir()
+	tmp := privateTmp(t)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+tmp)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
@@ -364,15 +379,30 @@ func TestHTTPEndToEnd(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("no token: %d %v", resp.StatusCode, resp.Header)
 	}
-	// /readyz: ready, Ollama down, no secrets.
-	resp, err = http.Get(base + "/readyz")
-	if err != nil {
-		t.Fatal(err)
+	// /readyz: "starting" (503) until the sandbox is in, then ready with
+	// Ollama down, and no secrets either way.
+	var body []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), token) {
+			t.Fatalf("/readyz shows the token: %s", body)
+		}
+		if resp.StatusCode == 200 {
+			break
+		}
+		if resp.StatusCode != 503 || !strings.Contains(string(body), "starting") || time.Now().After(deadline) {
+			t.Fatalf("/readyz: %d %s", resp.StatusCode, body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `"up":false`) || strings.Contains(string(body), token) {
-		t.Errorf("/readyz: %d %s", resp.StatusCode, body)
+	if !strings.Contains(string(body), `"up":false`) || !strings.Contains(string(body), `"status":"ready"`) {
+		t.Errorf("/readyz: %s", body)
 	}
 
 	cs := mcptest.ConnectHTTP(t, base+"/mcp", token, nil)

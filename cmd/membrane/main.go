@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -126,29 +127,55 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) err
 	defer stop()
 
 	router := calls.NewRouter(&calls.RouterOptions{Logger: log})
-	box, err := sandbox.New(cfg.sandboxConfig(), log.With("component", "sandbox"))
-	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	defer func() {
-		if err := box.Close(); err != nil {
-			log.Warn("sandbox close", "err", err)
-		}
-	}()
-	if _, err := router.Sync("sandbox", box.Calls()); err != nil {
-		return fmt.Errorf("sandbox calls: %w", err)
-	}
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
 	if err != nil {
 		return fmt.Errorf("ollama: %w", err)
 	}
 
+	// The sandbox takes a while to set up (it prepares the private root
+	// every sandbox sees). Clients get their initialize reply at once;
+	// tools/list and tools/call wait until sh and python_run are in.
+	ready := make(chan struct{})
 	srv := mcp.NewServer(router, &mcp.ServerOptions{
 		Name:         "membrane",
 		Version:      versionString(),
 		Instructions: instructions,
 		Logger:       log.With("component", "mcp"),
+		Ready:        ready,
 	})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		box     *sandbox.Sandbox
+		boxErr  atomic.Pointer[error]
+		boxDone = make(chan struct{})
+	)
+	go func() {
+		defer close(boxDone)
+		fail := func(err error) {
+			boxErr.Store(&err)
+			cancel()
+		}
+		b, err := sandbox.New(cfg.sandboxConfig(), log.With("component", "sandbox"))
+		if err != nil {
+			fail(fmt.Errorf("sandbox: %w", err))
+			return
+		}
+		box = b
+		if _, err := router.Sync("sandbox", b.Calls()); err != nil {
+			fail(fmt.Errorf("sandbox calls: %w", err))
+			return
+		}
+		close(ready)
+	}()
+	defer func() {
+		<-boxDone
+		if box != nil {
+			if err := box.Close(); err != nil {
+				log.Warn("sandbox close", "err", err)
+			}
+		}
+	}()
 
 	var bg sync.WaitGroup
 	bgCtx, bgCancel := context.WithCancel(context.Background())
@@ -168,7 +195,9 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) err
 	} else {
 		serveErr = serveHTTP(ctx, cfg, srv, models, log)
 	}
-	if ctx.Err() != nil {
+	if err := boxErr.Load(); err != nil {
+		serveErr = *err // the sandbox could not start
+	} else if ctx.Err() != nil {
 		log.Info("shutting down: cancelling running calls", "timeout", cfg.ShutdownTimeout.String())
 	}
 	stop() // a second signal kills at once

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
+)
+
+// The benchmarks run the real binary and divide by a baseline measured in
+// the same run: a bare go-sdk server with one no-op tool (testdata/sdkserver)
+// and, for round trips, the go-sdk in-memory transport. membrane's no-op is
+// sh with an unknown argument: decoded, refused and answered as a tool error
+// without starting a process, the same shape as the baseline's tool.
+
+// The tool names of the no-op calls. Params are made afresh for each call:
+// the SDK client writes the session's protocol version into their _meta, so
+// params reused on another session carry the wrong one.
+const (
+	membraneNoop = "sh"
+	sdkNoop      = "noop"
+)
+
+func benchBinaries(b *testing.B) (membrane, baseline string) {
+	return mcptest.BuildBinary(b, "./cmd/membrane"), mcptest.BuildBinary(b, "./cmd/membrane/testdata/sdkserver")
+}
+
+func connectCmd(b *testing.B, bin string, args ...string) *sdk.ClientSession {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn")
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "bench"}, nil).Connect(context.Background(), &sdk.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+func inMemoryBaseline(b *testing.B) *sdk.ClientSession {
+	s := sdk.NewServer(&sdk.Implementation{Name: "bare", Version: "1"}, nil)
+	s.AddTool(&sdk.Tool{Name: "noop", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: "ok"}}}, nil
+		})
+	st, ct := sdk.NewInMemoryTransports()
+	ss, err := s.Connect(context.Background(), st, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "b"}, nil).Connect(context.Background(), ct, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cs.Close(); ss.Wait() })
+	return cs
+}
+
+func perCall(b *testing.B, cs *sdk.ClientSession, tool string, n int) time.Duration {
+	start := time.Now()
+	for range n {
+		res, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: tool, Arguments: map[string]any{"nope": 1}})
+		if err != nil || !res.IsError {
+			b.Fatalf("no-op call: %v %v", res, err)
+		}
+	}
+	return time.Since(start) / time.Duration(n)
+}
+
+// BenchmarkRoundTrip is one no-op tool call through membrane over stdio
+// and over HTTP. x_inmem divides by the go-sdk in-memory call, x_bare by a
+// bare go-sdk server on the same transport.
+func BenchmarkRoundTrip(b *testing.B) {
+	bin, base := benchBinaries(b)
+	for _, tr := range []string{"stdio", "http"} {
+		b.Run(tr, func(b *testing.B) {
+			var cs, bare *sdk.ClientSession
+			if tr == "stdio" {
+				cs = connectCmd(b, bin, noOllama...)
+				bare = connectCmd(b, base)
+			} else {
+				_, url := benchHTTP(b, bin, noOllama...)
+				cs = mcptest.ConnectHTTP(b, url, "", nil)
+				_, burl := benchHTTP(b, base)
+				bare = mcptest.ConnectHTTP(b, burl, "", nil)
+
+			}
+			inmem := inMemoryBaseline(b)
+			n := max(b.N, 200)
+			perCall(b, cs, membraneNoop, 50)
+			perCall(b, bare, sdkNoop, 50)
+			perCall(b, inmem, sdkNoop, 50)
+			b.ResetTimer()
+			m := perCall(b, cs, membraneNoop, b.N)
+			b.StopTimer()
+			bb := perCall(b, bare, sdkNoop, n)
+			im := perCall(b, inmem, sdkNoop, n)
+			b.ReportMetric(float64(m.Nanoseconds())/1e3, "µs/call")
+			b.ReportMetric(float64(m)/float64(im), "x_inmem")
+			b.ReportMetric(float64(m)/float64(bb), "x_bare")
+		})
+	}
+}
+
+// benchHTTP starts bin --http on a free port and returns the process and
+// its MCP URL.
+func benchHTTP(b *testing.B, bin string, args ...string) (*exec.Cmd, string) {
+	ln := freeAddr(b)
+	cmd := exec.Command(bin, append([]string{"--http", ln}, args...)...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + ln + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s never came up", bin)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cmd, "http://" + ln + "/mcp"
+}
+
+// load is a raw streamable-HTTP client pool: workers sessions, each sending
+// its share of total requests as fast as answers come back.
+type loadResult struct {
+	reqs    int
+	errors  int64
+	elapsed time.Duration
+	lat     []time.Duration
+}
+
+func (r loadResult) rps() float64 { return float64(r.reqs) / r.elapsed.Seconds() }
+
+func (r loadResult) p99() time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	slices.Sort(r.lat)
+	return r.lat[(len(r.lat)*99)/100]
+}
+
+func runLoad(b *testing.B, url string, workers, total int, body string) loadResult {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers * 2, MaxConnsPerHost: workers * 2}}
+	defer client.CloseIdleConnections()
+	post := func(sid, body string) (string, []byte, error) {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+			req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", nil, err
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", nil, err
+		}
+		if resp.StatusCode/100 != 2 {
+			return "", nil, fmt.Errorf("status %d: %s", resp.StatusCode, data)
+		}
+		return resp.Header.Get("Mcp-Session-Id"), data, nil
+	}
+	sids := make([]string, workers)
+	for i := range sids {
+		sid, _, err := post("", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"load","version":"1"}}}`)
+		if err != nil || sid == "" {
+			b.Fatalf("initialize: %v", err)
+		}
+		if _, _, err := post(sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); err != nil {
+			b.Fatal(err)
+		}
+		sids[i] = sid
+	}
+	var (
+		next   atomic.Int64
+		errs   atomic.Int64
+		mu     sync.Mutex
+		lat    = make([]time.Duration, 0, total)
+		wg     sync.WaitGroup
+		start  = time.Now()
+		reqTpl = []byte(body)
+	)
+	for w := range workers {
+		wg.Go(func() {
+			local := make([]time.Duration, 0, total/workers+1)
+			for next.Add(1) <= int64(total) {
+				t0 := time.Now()
+				_, data, err := post(sids[w], string(reqTpl))
+				local = append(local, time.Since(t0))
+				if err != nil || !bytes.Contains(data, []byte(`"result"`)) {
+					errs.Add(1)
+				}
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return loadResult{reqs: total, errors: errs.Load(), elapsed: time.Since(start), lat: lat}
+}
+
+// BenchmarkHTTPLoad drives membrane over HTTP with 50 concurrent sessions,
+// for tools/list and a no-op call, and the bare go-sdk server the same way:
+// req/s, p99 and errors for membrane, and its throughput as a share of the
+// baseline's (x_bare_rps).
+func BenchmarkHTTPLoad(b *testing.B) {
+	bin, base := benchBinaries(b)
+	_, url := benchHTTP(b, bin, noOllama...)
+	_, burl := benchHTTP(b, base)
+	const workers = 50
+	for _, tc := range []struct{ name, body, baseBody string }{
+		{"tools_list", `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`},
+		{"noop_call", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"sh","arguments":{"nope":1}}}`,
+			`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"noop","arguments":{"nope":1}}}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			total := max(b.N, 2000)
+			runLoad(b, url, workers, 200, tc.body) // warm up
+			b.ResetTimer()
+			m := runLoad(b, url, workers, total, tc.body)
+			b.StopTimer()
+			bb := runLoad(b, burl, workers, total, tc.baseBody)
+			b.ReportMetric(m.rps(), "req/s")
+			b.ReportMetric(float64(m.p99().Microseconds())/1e3, "p99_ms")
+			b.ReportMetric(float64(m.errors), "errors")
+			b.ReportMetric(bb.rps(), "bare_req/s")
+			b.ReportMetric(m.rps()/bb.rps(), "x_bare_rps")
+		})
+	}
+}
+
+// startToInit launches bin over stdio, sends initialize and returns the
+// time to the reply and the process (still running).
+func startToInit(b *testing.B, bin string, args ...string) (time.Duration, *exec.Cmd, io.WriteCloser) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	io.WriteString(stdin, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`+"\n")
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	d := time.Since(start)
+	if err != nil || !strings.Contains(line, `"result"`) {
+		b.Fatalf("initialize: %q %v", line, err)
+	}
+	return d, cmd, stdin
+}
+
+func rssMB(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkStartup measures process start to the initialize reply over
+// stdio with no Ollama reachable, and the idle RSS after it, for membrane
+// and the bare go-sdk server.
+func BenchmarkStartup(b *testing.B) {
+	bin, base := benchBinaries(b)
+	measure := func(bin string, args ...string) (time.Duration, float64) {
+		var total time.Duration
+		var rss float64
+		n := max(b.N, 5)
+		for i := range n {
+			d, cmd, stdin := startToInit(b, bin, args...)
+			total += d
+			if i == n-1 {
+				time.Sleep(300 * time.Millisecond) // idle
+				rss = rssMB(cmd.Process.Pid)
+			}
+			stdin.Close()
+			cmd.Wait()
+		}
+		return total / time.Duration(n), rss
+	}
+	measure(bin, noOllama...) // warm the page cache
+	b.ResetTimer()
+	m, mrss := measure(bin, noOllama...)
+	b.StopTimer()
+	bb, brss := measure(base)
+	b.ReportMetric(float64(m.Microseconds())/1e3, "ms_to_init")
+	b.ReportMetric(float64(m)/float64(bb), "x_bare")
+	b.ReportMetric(mrss, "idle_rss_MB")
+	b.ReportMetric(brss, "bare_rss_MB")
+}
