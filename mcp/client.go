@@ -41,6 +41,10 @@ type ClientOptions struct {
 	// OnToolsChanged, when set, is called after the tool list was
 	// refreshed because the server said it changed.
 	OnToolsChanged func(calls.Change)
+	// OnSessionEnd, when set, is called if the session ends without Close
+	// (the server exited or the connection broke); the server's tools have
+	// been removed from the router by then.
+	OnSessionEnd func(err error)
 	// Logger receives the client's records. Nil discards. (A launched
 	// server's own logs go to its stderr; MCP logging notifications are
 	// deprecated and not requested.)
@@ -128,17 +132,28 @@ func Connect(ctx context.Context, t sdk.Transport, r *calls.Router, opts *Client
 		defer c.wg.Done()
 		select {
 		case <-c.done:
-		case <-c.waitSession():
-			c.log.Warn("server session ended; its tools are gone")
-			c.router.Sync(c.group, nil)
+		case err := <-c.waitSession():
+			c.mu.Lock()
+			closing := c.closed
+			if !closing {
+				c.router.Sync(c.group, nil)
+			}
+			c.mu.Unlock()
+			if closing {
+				return
+			}
+			c.log.Warn("server session ended; its tools are gone", "err", err)
+			if c.opts.OnSessionEnd != nil {
+				c.opts.OnSessionEnd(err)
+			}
 		}
 	}()
 	return c, nil
 }
 
-func (c *Client) waitSession() <-chan struct{} {
-	ch := make(chan struct{})
-	go func() { c.cs.Wait(); close(ch) }()
+func (c *Client) waitSession() <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- c.cs.Wait() }()
 	return ch
 }
 

@@ -11,9 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -149,40 +147,33 @@ func TestClientCancelReachesTheServer(t *testing.T) {
 	}
 }
 
+// Progress notifications reach the local request's Progress. The remote
+// tool waits for each report to arrive before sending the next, since
+// notifications that trail a call's result are not delivered.
 func TestClientProgress(t *testing.T) {
 	remote := calls.NewRouter(nil)
+	seen := make(chan struct{})
 	if err := remote.Add(remoteTool("work", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		for i := 1; i <= 3; i++ {
 			req.Progress.Report(ctx, float64(i), 3, fmt.Sprintf("step %d", i))
+			select {
+			case <-seen:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 		return calls.Text("done"), nil
 	})); err != nil {
 		t.Fatal(err)
 	}
 	_, local := serve(t, remote, nil)
-	var mu sync.Mutex
 	var got []string
 	res, err := local.Call(t.Context(), "work", &calls.Request{Progress: calls.ProgressFunc(func(_ context.Context, p, total float64, msg string) {
-		mu.Lock()
 		got = append(got, fmt.Sprintf("%v/%v %s", p, total, msg))
-		mu.Unlock()
+		seen <- struct{}{}
 	})})
 	if err != nil || res.TextOf() != "done" {
 		t.Fatalf("work = %+v, %v", res, err)
-	}
-	// Notifications may trail the result a little; wait for them.
-	for {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n == 3 {
-			break
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("progress seen: %v", got)
-		case <-time.After(10 * time.Millisecond):
-		}
 	}
 	if fmt.Sprint(got) != "[1/3 step 1 2/3 step 2 3/3 step 3]" {
 		t.Errorf("progress = %v", got)
@@ -377,4 +368,39 @@ func FuzzParseServers(f *testing.F) {
 			_ = sc.Transport(nil)
 		}
 	})
+}
+
+// When the server goes away, its tools leave the router and the owner is
+// told; calls made after that fail as unknown calls, not hang.
+func TestClientServerGone(t *testing.T) {
+	remote := calls.NewRouter(nil)
+	if err := remote.Add(remoteTool("echo", func(context.Context, *calls.Request) (*calls.Result, error) { return calls.Text(""), nil })); err != nil {
+		t.Fatal(err)
+	}
+	srv := mcp.NewServer(remote, nil)
+	defer srv.Close()
+	st, ct := sdk.NewInMemoryTransports()
+	ss, err := srv.SDK().Connect(t.Context(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := calls.NewRouter(nil)
+	ended := make(chan error, 1)
+	c, err := mcp.Connect(t.Context(), ct, local, &mcp.ClientOptions{Name: "gone", OnSessionEnd: func(err error) { ended <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ss.Close()
+	select {
+	case <-ended:
+	case <-t.Context().Done():
+		t.Fatal("OnSessionEnd was not called")
+	}
+	if n := local.Len(); n != 0 {
+		t.Errorf("%d tools left after the server went away", n)
+	}
+	if _, err := local.Call(t.Context(), "echo", nil); !errors.Is(err, calls.ErrUnknownCall) {
+		t.Errorf("call after the end: %v", err)
+	}
 }

@@ -132,7 +132,7 @@ func childEnv(env []string, verbose, toFile bool) []string {
 // connectAll connects to every server and registers its tools in r. With
 // more than one server, tool names are prefixed with the server's name. On
 // error, the servers already connected are closed.
-func connectAll(ctx context.Context, servers []server, r *calls.Router, callTimeout time.Duration, log *slog.Logger, onChange func(string, calls.Change)) ([]*mcp.Client, error) {
+func connectAll(ctx context.Context, servers []server, r *calls.Router, callTimeout time.Duration, log *slog.Logger, onChange func(string, calls.Change), onEnd func(string, error)) ([]*mcp.Client, error) {
 	var clients []*mcp.Client
 	prefix := len(servers) > 1
 	for _, s := range servers {
@@ -146,6 +146,11 @@ func connectAll(ctx context.Context, servers []server, r *calls.Router, callTime
 			OnToolsChanged: func(ch calls.Change) {
 				if onChange != nil {
 					onChange(s.name, ch)
+				}
+			},
+			OnSessionEnd: func(err error) {
+				if onEnd != nil {
+					onEnd(s.name, err)
 				}
 			},
 		})

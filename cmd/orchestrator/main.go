@@ -134,6 +134,12 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			parts = append(parts, "-"+n)
 		}
 		u.note("%s", u.style(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " ")), dim))
+	}, func(server string, err error) {
+		msg := fmt.Sprintf("server %s ended", server)
+		if err != nil {
+			msg += fmt.Sprintf(" (%v)", err)
+		}
+		u.note("%s", u.style(msg+"; its tools are gone until the orchestrator is restarted", red))
 	})
 	cancelConnect()
 	if err != nil {
