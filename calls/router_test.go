@@ -238,9 +238,8 @@ func TestPanicBecomesToolError(t *testing.T) {
 	}), nil))
 	r := calls.NewRouter(&calls.RouterOptions{Logger: log})
 	r.Add(newCall("boom", func(context.Context, *calls.Request) (*calls.Result, error) {
-		var m map[string]int
-		m["x"] = 1 // nil map write
-		return nil, nil
+		var list []string
+		return nil, errors.New(list[len(list)]) // index out of range
 	}))
 	res, err := r.Call(t.Context(), "boom", nil)
 	if err != nil || !res.IsError || !strings.Contains(res.TextOf(), "still running") {

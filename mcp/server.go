@@ -114,7 +114,8 @@ func NewServer(r *calls.Router, opts *ServerOptions) *Server {
 		// Declared up front: the set of tools changes while sessions are
 		// connected, and a server with no tools yet must still say so.
 		Capabilities: &sdk.ServerCapabilities{
-			Tools:   &sdk.ToolCapabilities{ListChanged: true},
+			Tools: &sdk.ToolCapabilities{ListChanged: true},
+			//lint:ignore SA1019 logging to the client is still served to clients of 2025-11-25 and before, and through _meta on 2026-07-28.
 			Logging: &sdk.LoggingCapabilities{},
 		},
 	})
@@ -291,7 +292,7 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 		Arguments: req.Params.Arguments,
 		Session:   sess.cs,
 		Progress:  progressFor(req),
-		Logger:    slog.New(sdk.NewLoggingHandler(req.Session, &sdk.LoggingHandlerOptions{LoggerName: name})),
+		Logger:    clientLogger(req.Session, name),
 	})
 	if errors.Is(err, calls.ErrUnknownCall) {
 		// Removed between the client's tools/list and this call: data the
@@ -417,4 +418,12 @@ func isClosedErr(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) ||
 		errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) ||
 		errors.Is(err, syscall.EPIPE)
+}
+
+// clientLogger returns a logger whose records go to the client as
+// notifications/message, at the level the client asked for (none unless it
+// asked).
+func clientLogger(ss *sdk.ServerSession, name string) *slog.Logger {
+	//lint:ignore SA1019 the feature is deprecated from protocol 2026-07-28 but still served.
+	return slog.New(sdk.NewLoggingHandler(ss, &sdk.LoggingHandlerOptions{LoggerName: name}))
 }

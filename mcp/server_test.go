@@ -215,10 +215,9 @@ func TestListChanged(t *testing.T) {
 // TestUnknownCallAdapter covers the race the SDK cannot see: the tool was
 // still listed when the call arrived but the router no longer has it.
 func TestUnknownCallAdapter(t *testing.T) {
-	// A router with a middleware that removes the call from the router
-	// before the handler runs reproduces "listed, then gone".
-	var r *calls.Router
-	r = calls.NewRouter(nil)
+	// A server middleware that removes the call from the router before
+	// the handler runs reproduces "listed, then gone".
+	r := calls.NewRouter(nil)
 	mustAdd(t, r, echoCall("echo"))
 	srv := mcp.NewServer(r, nil)
 	t.Cleanup(srv.Close)
@@ -279,6 +278,7 @@ func TestProgressAndLogging(t *testing.T) {
 			progress = append(progress, fmt.Sprintf("%v/%v %s", req.Params.Progress, req.Params.Total, req.Params.Message))
 			mu.Unlock()
 		},
+		//lint:ignore SA1019 client logging is what this test checks; deprecated only from 2026-07-28.
 		LoggingMessageHandler: func(_ context.Context, req *sdk.LoggingMessageRequest) {
 			mu.Lock()
 			b, _ := json.Marshal(req.Params.Data)
@@ -287,7 +287,7 @@ func TestProgressAndLogging(t *testing.T) {
 		},
 	})
 	// The 2026-07-28 protocol carries the wanted log level on each request.
-	meta := sdk.Meta{sdk.MetaKeyLogLevel: "info"}
+	meta := sdk.Meta{sdk.MetaKeyLogLevel: "info"} //lint:ignore SA1019 see above
 	// Without a progress token: no progress.
 	if _, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "work", Arguments: map[string]any{}, Meta: meta}); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,85 @@
+package mcptest_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"testing"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/mcp"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
+)
+
+func echoRouter(t *testing.T) *calls.Router {
+	r := calls.NewRouter(nil)
+	err := r.Add(calls.Call{
+		Name: "echo", Description: "echo", Kind: calls.KindTool,
+		InputSchema: json.RawMessage(`{"type":"object"}`),
+		Handler: calls.HandlerFunc(func(_ context.Context, req *calls.Request) (*calls.Result, error) {
+			var in struct{ Text string }
+			if err := json.Unmarshal(req.Arguments, &in); err != nil {
+				return calls.Errorf("%v", err), nil
+			}
+			return calls.Text(in.Text), nil
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestConnectAndCallText(t *testing.T) {
+	cs := mcptest.Connect(t, echoRouter(t), nil)
+	res, text := mcptest.CallText(t, cs, "echo", map[string]any{"Text": "hi"})
+	if res.IsError || text != "hi" {
+		t.Errorf("CallText = %q, %v", text, res.IsError)
+	}
+}
+
+func TestConnectHTTPWithToken(t *testing.T) {
+	srv := mcp.NewServer(echoRouter(t), nil)
+	h, err := srv.HTTPHandler(&mcp.HTTPOptions{Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	defer srv.Close()
+	cs := mcptest.ConnectHTTP(t, ts.URL+"/mcp", "tok", nil)
+	if _, text := mcptest.CallText(t, cs, "echo", map[string]any{"Text": "http"}); text != "http" {
+		t.Errorf("over HTTP: %q", text)
+	}
+}
+
+func TestBuildBinaryAndConnectStdio(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := mcptest.BuildBinary(t, "./cmd/membrane")
+	if again := mcptest.BuildBinary(t, "./cmd/membrane"); again != bin {
+		t.Errorf("second build path %q != %q", again, bin)
+	}
+	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("binary %s: %v", bin, err)
+	}
+	cs := mcptest.ConnectStdio(t, bin, []string{"--ollama-host", "127.0.0.1:1"}, nil, &sdk.ClientOptions{})
+	if cs.InitializeResult().ServerInfo.Name != "membrane" {
+		t.Errorf("server = %+v", cs.InitializeResult().ServerInfo)
+	}
+	var names []string
+	for tool, err := range cs.Tools(t.Context(), nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, tool.Name)
+	}
+	if !slices.Contains(names, "sh") {
+		t.Errorf("tools = %v", names)
+	}
+}
