@@ -35,6 +35,19 @@ type console struct {
 	t       *term.Terminal
 	ctrlC   atomic.Bool
 	reading atomic.Bool
+
+	mu    sync.Mutex
+	saved *term.State // the terminal's normal mode while a line is read
+}
+
+// restore puts the terminal back in its normal mode if a line is being
+// read, for a program that must exit while ReadLine blocks.
+func (c *console) restore() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.saved != nil {
+		term.Restore(c.fd, c.saved)
+	}
 }
 
 // promptWriter returns a writer that prints above the prompt while a line
@@ -101,7 +114,15 @@ func (c *console) readLine(ctx context.Context, prompt string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("terminal: %w", err)
 	}
-	defer term.Restore(c.fd, old)
+	c.mu.Lock()
+	c.saved = old
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.saved = nil
+		term.Restore(c.fd, old)
+		c.mu.Unlock()
+	}()
 	c.t.SetPrompt(prompt)
 	c.ctrlC.Store(false)
 	c.reading.Store(true)

@@ -307,6 +307,19 @@ func (s *session) repl(root context.Context, in lineReader, interactive bool) in
 		}
 	}()
 
+	if con, ok := in.(*console); ok {
+		// SIGTERM while a line is read at the terminal: ReadLine cannot be
+		// interrupted, so put the terminal back and leave. A launched
+		// membrane gets SIGTERM from the kernel when we are gone.
+		go func() {
+			<-root.Done()
+			if con.reading.Load() {
+				con.restore()
+				fmt.Fprintln(s.stderr)
+				os.Exit(143)
+			}
+		}()
+	}
 	if interactive {
 		s.ui.note("%s", s.ui.style(fmt.Sprintf("model %s · %d tools · /help for commands · Ctrl-D to leave", s.ag.Model(), s.router.Len()), dim))
 	}

@@ -38,6 +38,12 @@ func openPTY(t *testing.T) (*os.File, string) {
 // stderr, as its controlling terminal, the way a shell would.
 func startOnTTY(t *testing.T, c *chain, args ...string) (*os.File, *syncBuffer, chan error) {
 	t.Helper()
+	m, out, exited, _ := startOnTTYPid(t, c, args...)
+	return m, out, exited
+}
+
+func startOnTTYPid(t *testing.T, c *chain, args ...string) (*os.File, *syncBuffer, chan error, int) {
+	t.Helper()
 	m, slavePath := openPTY(t)
 	slave, err := os.OpenFile(slavePath, os.O_RDWR, 0)
 	if err != nil {
@@ -71,7 +77,7 @@ func startOnTTY(t *testing.T, c *chain, args ...string) (*os.File, *syncBuffer, 
 			t.Logf("terminal:\n%q", out.String())
 		}
 	})
-	return m, out, exited
+	return m, out, exited, cmd.Process.Pid
 }
 
 func TestTTYSession(t *testing.T) {
@@ -133,5 +139,29 @@ func TestTTYSession(t *testing.T) {
 		}
 	case <-t.Context().Done():
 		t.Fatal("Ctrl-D did not end the session")
+	}
+}
+
+// SIGTERM ends a session idle at the prompt, and the terminal is left in
+// its normal mode.
+func TestTTYTerminate(t *testing.T) {
+	c := newChain(t, ollamatest.Script{})
+	tty, out, exited, pid := startOnTTYPid(t, c, c.args()...)
+	_ = tty
+	until(t, "the prompt", func() bool { return strings.Contains(out.String(), "› ") })
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-t.Context().Done():
+		t.Fatal("SIGTERM did not end the session")
+	}
+	st, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Lflag&unix.ICANON == 0 || st.Lflag&unix.ECHO == 0 {
+		t.Errorf("the terminal was left in raw mode: lflag %#x", st.Lflag)
 	}
 }
