@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +29,7 @@ func directRun(b *testing.B, s *Sandbox, ws string, argv []string, files map[str
 	cmd.ExtraFiles = extra
 	cmd.Env = []string{}
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: s.cred}
+	cmd.SysProcAttr = sysProcAttr(s.cred)
 	err = cmd.Run()
 	for _, f := range extra {
 		f.Close()

@@ -38,7 +38,7 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 		add("sandbox mode", calls.StatusWarn,
 			"rlimit: sh and python_run run with limits (time, CPU, memory, processes, file size, output) but without namespaces: "+
 				"the code sees the host's files, processes and network, and results say so",
-			"install bubblewrap and drop --sandbox=rlimit, unless a container or VM around membrane is the boundary")
+			fixRlimitWeak)
 	default:
 		add("sandbox mode", calls.StatusOK, "bwrap: each call runs in its own bubblewrap sandbox", "")
 	}
@@ -47,7 +47,7 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 	case s.bwrapErr != nil && ncfg.Mode == ModeBwrap:
 		add("bubblewrap", calls.StatusFail, s.bwrapErr.Error(), fixBwrapMissing)
 	case s.bwrapErr != nil:
-		add("bubblewrap", calls.StatusWarn, s.bwrapErr.Error()+" (not needed in rlimit mode)", "install bubblewrap for real isolation")
+		add("bubblewrap", calls.StatusWarn, s.bwrapErr.Error()+" (not needed in rlimit mode)", fixBwrapForIsolation)
 	default:
 		ver, _ := runOutput(ctx, s.bwrap, "--version")
 		detail := fmt.Sprintf("%s (%s)", s.bwrap, strings.TrimSpace(ver))
@@ -61,9 +61,15 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 			add("sandbox /tmp", calls.StatusWarn, "this bubblewrap cannot cap the size of /tmp (--size needs 0.7)", "install bubblewrap 0.7 or newer")
 		}
 	}
-	if s.prlimitErr != nil {
+	switch {
+	case errBwrapUnsupported != nil && s.bwrapErr == errBwrapUnsupported && ncfg.Mode == ModeBwrap:
+		// prlimit would only matter inside a bubblewrap sandbox.
+	case s.prlimitErr != nil:
 		add("prlimit", calls.StatusFail, s.prlimitErr.Error(), fixPrlimit)
-	} else {
+	case s.selfExe != "":
+		add("prlimit", calls.StatusOK, "no util-linux prlimit here, so membrane sets the rlimits itself: "+
+			"setrlimit(2) in each call's process, just before the command starts", "")
+	default:
 		add("prlimit", calls.StatusOK, s.prlimit+" sets the rlimits inside each sandbox", "")
 	}
 
@@ -88,7 +94,11 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 	if os.Geteuid() == 0 {
 		add("sandbox uid", calls.StatusOK, fmt.Sprintf("membrane runs as root, so sandboxes run as host uid %d: the kernel does not apply the process limit to uid 0", s.uid), "")
 	} else {
-		add("sandbox uid", calls.StatusOK, fmt.Sprintf("sandboxes run as membrane's uid %d, inside their own user namespace", s.uid), "")
+		where := "inside their own user namespace"
+		if ncfg.Mode == ModeRlimit {
+			where = "with no user namespace (rlimit mode)"
+		}
+		add("sandbox uid", calls.StatusOK, fmt.Sprintf("sandboxes run as membrane's uid %d, %s", s.uid, where), "")
 	}
 
 	if ncfg.Network {

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,9 +94,12 @@ func findPython() (string, error) {
 			cands = append(cands, filepath.Join(dir, "python3"))
 		}
 	}
-	cands = append(cands, "/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
+	cands = append(cands, pythonFallbacks...)
 	var skipped []string
 	for _, c := range cands {
+		if pythonStub(c) {
+			continue
+		}
 		real, err := resolvePython(c)
 		if err == nil {
 			return real, nil
@@ -113,8 +115,8 @@ func findPython() (string, error) {
 }
 
 // resolvePython follows path (a name looked up on PATH, or a path) through
-// its symlinks to a binary and checks that it is a real executable (ELF),
-// not a shim script.
+// its symlinks to a binary and checks that it is a real executable (ELF;
+// Mach-O on macOS), not a shim script.
 func resolvePython(path string) (string, error) {
 	if !strings.Contains(path, "/") {
 		p, err := exec.LookPath(path)
@@ -144,7 +146,7 @@ func resolvePython(path string) (string, error) {
 	}
 	defer f.Close()
 	head := make([]byte, 4)
-	if _, err := f.Read(head); err != nil || !bytes.Equal(head, []byte("\x7fELF")) {
+	if _, err := f.Read(head); err != nil || !executableMagic(head) {
 		return "", fmt.Errorf("%s is a script (a shim such as pyenv's?), not an interpreter binary; give its real path, e.g. from `pyenv which python3`", real)
 	}
 	return real, nil

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/membrane-mcp/membrane/calls"
 )
@@ -69,56 +66,11 @@ func (p *process) kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.killed = true
-	if p.initFD >= 0 {
-		_ = unix.PidfdSendSignal(p.initFD, unix.SIGKILL, nil, 0)
-	}
+	p.killInit()
 	if p.cmd != nil && p.cmd.Process != nil {
 		pid := p.cmd.Process.Pid
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
-
-// watchInit reads bwrap's info JSON from r and keeps a pidfd of the
-// sandbox's init. It returns when r reaches end of file.
-func (p *process) watchInit(r *os.File) {
-	defer r.Close()
-	var info struct {
-		ChildPID int `json:"child-pid"`
-	}
-	if err := json.NewDecoder(r).Decode(&info); err == nil && info.ChildPID > 0 {
-		fd, err := unix.PidfdOpen(info.ChildPID, 0)
-		if err == nil {
-			p.mu.Lock()
-			p.initFD = fd
-			if p.killed {
-				_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
-			}
-			p.mu.Unlock()
-		}
-	}
-	_, _ = io.Copy(io.Discard, r)
-}
-
-// waitInit waits until the sandbox's init, and so every process of the
-// sandbox, has exited: a killed bwrap takes its sandbox down a moment
-// after it dies itself, and a call must not return before that.
-func (p *process) waitInit() {
-	p.mu.Lock()
-	fd := p.initFD
-	p.initFD = -1
-	p.mu.Unlock()
-	if fd < 0 {
-		return
-	}
-	defer unix.Close(fd)
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		n, err := unix.Poll(fds, 1000)
-		if n > 0 || (err != nil && err != unix.EINTR) {
-			return
-		}
 	}
 }
 
@@ -157,36 +109,12 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	}
 	var infoR *os.File
 	if s.cfg.Mode == ModeBwrap {
-		var (
-			args  []string
-			extra []*os.File
-		)
-		args, extra, infoR, err = s.bwrapArgs(j)
-		for _, f := range extra {
-			cleanup = append(cleanup, func() { f.Close() })
-		}
+		var closers []func()
+		cmd, closers, infoR, err = s.bwrapCommand(j, limits)
+		cleanup = append(cleanup, closers...)
 		if err != nil {
 			return nil, err
 		}
-		// The options travel through an fd, not argv, so that the sandbox's
-		// /proc/1/cmdline shows the command and no host paths.
-		af, err := memfd("membrane-bwrap-args", []byte(strings.Join(args, "\x00")+"\x00"))
-		if err != nil {
-			for _, f := range extra {
-				f.Close()
-			}
-			return nil, err
-		}
-		extra = append(extra, af)
-		cleanup = append(cleanup, func() { af.Close() })
-		argv := []string{"--args", strconv.Itoa(2 + len(extra)), "--"}
-		argv = append(argv, limits...)
-		argv = append(argv, j.argv...)
-		cmd = exec.Command(s.bwrap, argv...)
-		cmd.ExtraFiles = extra
-		cmd.Env = []string{}
-		// bwrap itself must be able to enter the workspace's parent.
-		cmd.Dir = "/"
 	} else {
 		scratch, err := os.MkdirTemp(filepath.Join(s.root, "run"), "r-")
 		if err != nil {
@@ -222,11 +150,11 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 		cmd.Dir = j.ws.dir
 		cmd.Env = sandboxEnv(j.ws.dir, tmp)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid:    true,
-		Pdeathsig:  syscall.SIGKILL,
-		Credential: s.cred,
+	cred := s.cred
+	if s.selfExe != "" {
+		cred = nil // the limits helper drops to s.cred itself, once the limits are set
 	}
+	cmd.SysProcAttr = sysProcAttr(cred)
 	if j.stdin != nil {
 		cmd.Stdin = strings.NewReader(*j.stdin)
 	}
@@ -357,7 +285,8 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 
 // limitArgs is the prlimit command line that sets every rlimit just before
 // the command starts: inside the sandbox's own user namespace, where
-// RLIMIT_NPROC counts only that sandbox's processes.
+// RLIMIT_NPROC counts only that sandbox's processes. In rlimit mode without
+// prlimit it is membrane's own limits helper instead.
 func (s *Sandbox) limitArgs() ([]string, error) {
 	if s.prlimitErr != nil {
 		return nil, s.prlimitErr
@@ -367,6 +296,9 @@ func (s *Sandbox) limitArgs() ([]string, error) {
 		// No user namespace: the kernel counts every process of the uid,
 		// so the cap is what the uid runs now plus the call's share.
 		nproc += countProcs(s.uid)
+	}
+	if s.selfExe != "" {
+		return selfLimitArgs(s.selfExe, s.cfg.CPUSeconds, s.cfg.MemoryBytes, s.cfg.FileSizeBytes, s.cfg.OpenFiles, nproc, s.cred), nil
 	}
 	return []string{
 		s.prlimit,
@@ -380,30 +312,11 @@ func (s *Sandbox) limitArgs() ([]string, error) {
 	}, nil
 }
 
-// countProcs counts the processes (thread groups) whose real uid is uid.
-func countProcs(uid int) int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Stat("/proc/"+e.Name(), &st) == nil && int(st.Uid) == uid {
-			n++
-		}
-	}
-	return n
-}
-
 // sandboxEnv is the whole environment of a sandboxed process: nothing of
 // membrane's own.
 func sandboxEnv(home, tmp string) []string {
 	return []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"PATH=" + sandboxPATH,
 		"HOME=" + home,
 		"TMPDIR=" + tmp,
 		"LANG=C.UTF-8",
@@ -464,27 +377,6 @@ func (c *capture) text(name string) string {
 		s += fmt.Sprintf("\n[membrane: %s truncated: showing the first %d bytes %s; write large output to a file in %s instead]", name, len(c.buf), more, WorkspaceDir)
 	}
 	return s
-}
-
-// markInheritedCloexec sets close-on-exec on every descriptor above 2, so
-// that a sandboxed process inherits only 0-2 (and the ExtraFiles bwrap reads
-// and closes). Go opens its own files close-on-exec, but descriptors
-// membrane inherited from whoever started it (a shell, a supervisor) are
-// not, and bwrap passes on whatever it gets.
-func markInheritedCloexec() {
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
-		return
-	}
-	// Kernels before 5.11.
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			unix.CloseOnExec(fd)
-		}
-	}
 }
 
 // startError is a process that could not be started at all (a missing or

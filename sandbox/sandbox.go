@@ -42,6 +42,10 @@ type Sandbox struct {
 	bwrapFeat  bwrapFeatures
 	prlimit    string
 	prlimitErr error
+	// selfExe is membrane's own executable, which sets the rlimits itself
+	// (see limitsHelperArg) in ModeRlimit where prlimit is missing; "" when
+	// prlimit does it.
+	selfExe    string
 	python     string // the real interpreter; "" when none was found
 	pythonErr  error
 	extraBinds []string // host dirs bound read-only at the same path (a Python prefix outside /usr)
@@ -117,6 +121,15 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 
 	s.bwrap, s.bwrapFeat, s.bwrapErr = findBwrap()
 	s.prlimit, s.prlimitErr = findPrlimit()
+	if cfg.Mode == ModeRlimit && s.prlimitErr != nil {
+		// No prlimit (macOS, or a Linux without util-linux): with no
+		// namespace to enter first, membrane can set the limits itself.
+		if exe, err := os.Executable(); err == nil {
+			s.prlimit, s.selfExe, s.prlimitErr = "", exe, nil
+		} else {
+			s.prlimitErr = fmt.Errorf("%v, and membrane cannot find its own executable to set the limits itself: %v", s.prlimitErr, err)
+		}
+	}
 	if cfg.Python != "" {
 		s.python, s.pythonErr = resolvePython(cfg.Python)
 		if s.pythonErr != nil {
@@ -266,8 +279,6 @@ func (s *Sandbox) unavailable() *calls.Result {
 }
 
 const (
-	fixBwrapMissing = "Fix: install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; Alpine: apk add bubblewrap), " +
-		"or start membrane with --sandbox=rlimit to accept weaker isolation (limits and timeouts only, no namespaces). `membrane doctor` explains more."
 	fixNamespaces = "Fix: let unprivileged users create user namespaces (sysctl user.max_user_namespaces=15000; on Debian kernels also kernel.unprivileged_userns_clone=1; " +
 		"on Ubuntu 23.10+ kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap). " +
 		"In a container, run it with --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined " +
@@ -275,42 +286,15 @@ const (
 	fixPrlimit = "Fix: install util-linux, which provides prlimit (Debian/Ubuntu: apt-get install util-linux; Alpine: apk add util-linux). `membrane doctor` explains more."
 )
 
-// bwrapFallbacks are tried when bwrap is not on PATH (a service started
-// with a bare PATH).
-var bwrapFallbacks = []string{"/usr/bin/bwrap"}
-
-// findBwrap looks for bwrap on PATH, then in bwrapFallbacks, and reads which
-// options it knows.
-func findBwrap() (string, bwrapFeatures, error) {
-	path, err := exec.LookPath("bwrap")
-	if err != nil {
-		for _, p := range bwrapFallbacks {
-			if _, serr := os.Stat(p); serr == nil {
-				path, err = p, nil
-				break
-			}
-		}
-	}
-	if err != nil {
-		return "", bwrapFeatures{}, errors.New("bubblewrap (bwrap) is not installed or not on PATH")
-	}
-	out, _ := exec.Command(path, "--help").CombinedOutput()
-	f := bwrapFeatures{
-		disableUserns: strings.Contains(string(out), "--disable-userns"),
-		size:          strings.Contains(string(out), "--size"),
-	}
-	if !strings.Contains(string(out), "--die-with-parent") || !strings.Contains(string(out), "--unshare-cgroup") {
-		return path, f, fmt.Errorf("bubblewrap at %s is too old (it lacks --die-with-parent or --unshare-cgroup): install bubblewrap 0.4 or newer, 0.8 or newer for --disable-userns", path)
-	}
-	return path, f, nil
-}
+// prlimitFallbacks are tried when prlimit is not on PATH.
+var prlimitFallbacks = []string{"/usr/bin/prlimit", "/bin/prlimit"}
 
 // findPrlimit looks for util-linux's prlimit, which sets the rlimits inside
 // the sandbox just before the command starts.
 func findPrlimit() (string, error) {
 	path, err := exec.LookPath("prlimit")
 	if err != nil {
-		for _, p := range []string{"/usr/bin/prlimit", "/bin/prlimit"} {
+		for _, p := range prlimitFallbacks {
 			if _, serr := os.Stat(p); serr == nil {
 				path, err = p, nil
 				break

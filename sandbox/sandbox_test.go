@@ -392,6 +392,74 @@ func TestNamespacesUnavailable(t *testing.T) {
 func TestRlimitMode(t *testing.T) {
 	requireBwrap(t) // for prlimit and a comparable machine
 	s := newTestSandbox(t, func(c *Config) { c.Mode = ModeRlimit; c.Procs = 32 })
+	if s.prlimit == "" || s.selfExe != "" {
+		t.Fatalf("rlimit mode with prlimit installed must use it: prlimit %q, helper %q", s.prlimit, s.selfExe)
+	}
+	checkRlimitMode(t, s)
+}
+
+// TestRlimitModeWithoutPrlimit runs rlimit mode where prlimit is missing,
+// as on macOS: membrane's own limits helper sets the rlimits. It is the
+// code path macOS runs, exercised here on Linux.
+func TestRlimitModeWithoutPrlimit(t *testing.T) {
+	s := newTestSandbox(t, func(c *Config) {
+		hidePrlimit(t) // after newTestSandbox's own check for prlimit
+		c.Mode = ModeRlimit
+		c.Procs = 32
+	})
+	if s.selfExe == "" || s.prlimit != "" {
+		t.Fatalf("rlimit mode without prlimit must use the limits helper: prlimit %q, helper %q", s.prlimit, s.selfExe)
+	}
+	checkRlimitMode(t, s)
+	cs := connect(t, s)
+	// Every limit holds, in the units the config gives (bytes, seconds,
+	// counts), and the hard limits too, so the code cannot raise them.
+	out := ok(t, sh(t, cs, `ulimit -t; ulimit -f; ulimit -c; ulimit -Hn; ulimit -Hv; (ulimit -n 512) 2>/dev/null && echo raised || echo capped`))
+	want := fmt.Sprintf("%d\n%d\n0\n256\n%d\ncapped\n", testConfig().CPUSeconds, (8<<20)/512, 512<<10)
+	if out != want {
+		t.Fatalf("limits set by the helper:\n got %q\nwant %q", out, want)
+	}
+	// The process cap counts the uid's processes plus the call's share.
+	nproc := ok(t, py(t, cs, "import resource; s, h = resource.getrlimit(resource.RLIMIT_NPROC); print(s == h, s >= 32)"))
+	if nproc != "True True\n" {
+		t.Fatalf("RLIMIT_NPROC: soft == hard, at least Procs: %q", nproc)
+	}
+	// The file-size cap stops a large write.
+	if r := sh(t, cs, `head -c 9000000 /dev/zero > big; echo exit=$?; ls -l big | awk '{print $5}'`); !strings.Contains(r.text, "exit=1") && !strings.Contains(r.text, "exit=153") {
+		t.Fatalf("file-size cap did not hold:\n%s", r.text)
+	}
+	// Memory: an allocation past the cap fails.
+	mr := py(t, cs, "try:\n    b = bytearray(600 << 20)\n    print('allocated')\nexcept MemoryError:\n    print('denied')")
+	if out := ok(t, mr); out != "denied\n" {
+		t.Fatalf("memory cap did not hold: %q", out)
+	}
+	// A missing command is a clear error, not a hang.
+	if r := call(t, cs, "sh", map[string]any{"cmd": "exec /nonexistent/x"}); !r.res.IsError {
+		t.Fatalf("want a tool error:\n%s", r.text)
+	}
+	// Diagnose says who sets the limits.
+	var found bool
+	for _, c := range Diagnose(t.Context(), Config{Mode: ModeRlimit}) {
+		if c.Name == "prlimit" && c.Status == calls.StatusOK && strings.Contains(c.Detail, "membrane sets the rlimits itself") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("Diagnose should say membrane sets the rlimits itself")
+	}
+}
+
+// hidePrlimit makes findPrlimit fail for the rest of the test.
+func hidePrlimit(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("PATH", dir)
+	old := prlimitFallbacks
+	prlimitFallbacks = nil
+	t.Cleanup(func() { prlimitFallbacks = old })
+}
+
+func checkRlimitMode(t *testing.T, s *Sandbox) {
+	t.Helper()
 	cs := connect(t, s)
 	r := sh(t, cs, "ulimit -n; ulimit -v; echo hi > f; cat f; pwd")
 	out := ok(t, r)

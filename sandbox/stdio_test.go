@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -169,7 +170,7 @@ func waitOnlyMembrane() []string {
 		if len(left) == 0 {
 			return nil
 		}
-		syscall.Nanosleep(&syscall.Timespec{Nsec: 20e6}, nil)
+		time.Sleep(20 * time.Millisecond)
 	}
 	return left
 }

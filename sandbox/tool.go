@@ -103,7 +103,7 @@ func (s *Sandbox) isolation() Isolation {
 			Namespaces: []string{},
 			Network:    "host",
 			Summary: "rlimit only (weak): no namespaces, so the code can read the host's files, see its processes and use its network; " +
-				"the time, CPU, memory, process, file-size and output limits apply",
+				"the time, CPU, memory, process, file-size and output limits apply" + rlimitCaveat,
 		}
 	}
 	iso := Isolation{

@@ -6,11 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/membrane-mcp/membrane/calls"
 )
@@ -111,13 +108,7 @@ func removeTree(dir string) error {
 	// chmod comes first.
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if d != nil && d.IsDir() {
-			// O_PATH opens even a mode-000 directory; O_NOFOLLOW refuses a
-			// link; the chmod then goes through the descriptor's magic link,
-			// which names exactly the directory opened.
-			if fd, oerr := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); oerr == nil {
-				_ = unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), 0o700)
-				unix.Close(fd)
-			}
+			chmodDirNoFollow(path, 0o700)
 		}
 		return nil
 	})
@@ -154,11 +145,11 @@ func reachable(dir string, uid, gid int, write bool) error {
 		var have uint32
 		switch {
 		case int(st.Uid) == uid:
-			have = (st.Mode >> 6) & 7
+			have = (uint32(st.Mode) >> 6) & 7
 		case int(st.Gid) == gid:
-			have = (st.Mode >> 3) & 7
+			have = (uint32(st.Mode) >> 3) & 7
 		default:
-			have = st.Mode & 7
+			have = uint32(st.Mode) & 7
 		}
 		if have&need != need {
 			what := "enter"

@@ -1,0 +1,235 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// findBwrap looks for bwrap on PATH, then in bwrapFallbacks, and reads which
+// options it knows.
+func findBwrap() (string, bwrapFeatures, error) {
+	path, err := exec.LookPath("bwrap")
+	if err != nil {
+		for _, p := range bwrapFallbacks {
+			if _, serr := os.Stat(p); serr == nil {
+				path, err = p, nil
+				break
+			}
+		}
+	}
+	if err != nil {
+		return "", bwrapFeatures{}, errors.New("bubblewrap (bwrap) is not installed or not on PATH")
+	}
+	out, _ := exec.Command(path, "--help").CombinedOutput()
+	f := bwrapFeatures{
+		disableUserns: strings.Contains(string(out), "--disable-userns"),
+		size:          strings.Contains(string(out), "--size"),
+	}
+	if !strings.Contains(string(out), "--die-with-parent") || !strings.Contains(string(out), "--unshare-cgroup") {
+		return path, f, fmt.Errorf("bubblewrap at %s is too old (it lacks --die-with-parent or --unshare-cgroup): install bubblewrap 0.4 or newer, 0.8 or newer for --disable-userns", path)
+	}
+	return path, f, nil
+}
+
+// bwrapArgs returns the bwrap options for j, up to but not including "--",
+// the files to pass as fds 3, 4, ... (the caller closes them), and the read
+// end of the pipe on which bwrap reports the pid of the sandbox's init.
+func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, *os.File, error) {
+	var files []*os.File
+	fail := func(err error) ([]string, []*os.File, *os.File, error) {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, nil, nil, err
+	}
+	fd := func(f *os.File) string {
+		files = append(files, f)
+		return strconv.Itoa(2 + len(files))
+	}
+	a := []string{
+		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup",
+	}
+	if !s.cfg.Network {
+		a = append(a, "--unshare-net")
+	}
+	if s.bwrapFeat.disableUserns {
+		a = append(a, "--disable-userns")
+	}
+	a = append(a,
+		"--die-with-parent", "--new-session", "--clearenv",
+		"--uid", strconv.Itoa(SandboxUID), "--gid", strconv.Itoa(SandboxGID),
+		"--hostname", "sandbox",
+	)
+	for _, kv := range sandboxEnv(WorkspaceDir, "/tmp") {
+		k, v, _ := strings.Cut(kv, "=")
+		a = append(a, "--setenv", k, v)
+	}
+	for _, d := range systemDirs {
+		fi, err := os.Lstat(d)
+		switch {
+		case err != nil:
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(d)
+			if err == nil {
+				a = append(a, "--symlink", target, d)
+			}
+		case fi.IsDir():
+			a = append(a, "--ro-bind", d, d)
+		}
+	}
+	for _, d := range s.extraBinds {
+		a = append(a, "--ro-bind", d, d)
+	}
+	for _, h := range s.hide {
+		if h.dir {
+			a = append(a, "--tmpfs", h.path, "--remount-ro", h.path)
+		} else {
+			a = append(a, "--ro-bind", "/dev/null", h.path)
+		}
+	}
+	etc, err := s.etc.current()
+	if err != nil {
+		return fail(err)
+	}
+	a = append(a,
+		"--ro-bind", etc, "/etc",
+		"--proc", "/proc",
+		"--dev", "/dev",
+	)
+	// Every writable tmpfs is size-capped, and the rest of the tree (bwrap's
+	// own root tmpfs and /dev) is remounted read-only below: memory a
+	// sandbox can fill is bounded.
+	for _, d := range []string{"/tmp", "/dev/shm"} {
+		if s.bwrapFeat.size {
+			a = append(a, "--size", strconv.FormatInt(s.cfg.TmpBytes, 10))
+		}
+		a = append(a, "--tmpfs", d)
+	}
+	a = append(a, "--remount-ro", "/dev")
+	a = append(a, "--dir", "/run", "--dir", runDir)
+	for _, name := range slices.Sorted(maps.Keys(j.files)) {
+		f, err := memfd("membrane-file", j.files[name])
+		if err != nil {
+			return fail(err)
+		}
+		a = append(a, "--ro-bind-data", fd(f), name)
+	}
+	a = append(a,
+		"--bind", j.ws.dir, WorkspaceDir,
+		"--chdir", WorkspaceDir,
+		"--remount-ro", "/",
+	)
+	if len(s.seccomp) > 0 {
+		f, err := memfd("membrane-seccomp", s.seccomp)
+		if err != nil {
+			return fail(err)
+		}
+		a = append(a, "--seccomp", fd(f))
+	}
+	infoR, infoW, err := os.Pipe()
+	if err != nil {
+		return fail(fmt.Errorf("sandbox: pipe: %w", err))
+	}
+	a = append(a, "--info-fd", fd(infoW))
+	return a, files, infoR, nil
+}
+
+// bwrapCommand returns the bwrap command that runs j with the rlimits
+// wrapper limits in front of its argv, the closers of the files handed to
+// bwrap (for after the run), and the read end of bwrap's info pipe.
+func (s *Sandbox) bwrapCommand(j *job, limits []string) (*exec.Cmd, []func(), *os.File, error) {
+	var closers []func()
+	args, extra, infoR, err := s.bwrapArgs(j)
+	for _, f := range extra {
+		closers = append(closers, func() { f.Close() })
+	}
+	if err != nil {
+		return nil, closers, nil, err
+	}
+	// The options travel through an fd, not argv, so that the sandbox's
+	// /proc/1/cmdline shows the command and no host paths.
+	af, err := memfd("membrane-bwrap-args", []byte(strings.Join(args, "\x00")+"\x00"))
+	if err != nil {
+		for _, f := range extra {
+			f.Close()
+		}
+		infoR.Close()
+		return nil, closers, nil, err
+	}
+	extra = append(extra, af)
+	closers = append(closers, func() { af.Close() })
+	argv := []string{"--args", strconv.Itoa(2 + len(extra)), "--"}
+	argv = append(argv, limits...)
+	argv = append(argv, j.argv...)
+	cmd := exec.Command(s.bwrap, argv...)
+	cmd.ExtraFiles = extra
+	cmd.Env = []string{}
+	// bwrap itself must be able to enter the workspace's parent.
+	cmd.Dir = "/"
+	return cmd, closers, infoR, nil
+}
+
+// memfd returns a sealed-size in-memory file holding data, positioned at
+// its start, for bwrap to read from an fd.
+func memfd(name string, data []byte) (*os.File, error) {
+	n, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: memfd: %w", err)
+	}
+	f := os.NewFile(uintptr(n), name)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sandbox: memfd: %w", err)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sandbox: memfd: %w", err)
+	}
+	return f, nil
+}
+
+// probe runs `true` in a sandbox exactly as a call would, and reports why
+// it failed, if it did.
+func (s *Sandbox) probe(ctx context.Context) error {
+	if s.bwrapErr != nil {
+		return s.bwrapErr
+	}
+	dir, err := os.MkdirTemp(filepath.Join(s.root, "run"), "probe-")
+	if err != nil {
+		return err
+	}
+	defer removeTree(dir)
+	if s.cred != nil {
+		if err := os.Chown(dir, s.uid, s.gid); err != nil {
+			return err
+		}
+	}
+	o, err := s.run(ctx, &job{
+		argv:    []string{"/bin/true"},
+		timeout: 10 * time.Second,
+		ws:      &workspace{dir: dir},
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.setupErr != "":
+		return errors.New(o.setupErr)
+	case o.exitCode != 0:
+		return fmt.Errorf("a sandboxed /bin/true exited with %d: %s", o.exitCode, strings.TrimSpace(string(o.stderr.buf)))
+	}
+	return nil
+}

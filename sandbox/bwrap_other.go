@@ -1,0 +1,38 @@
+//go:build !linux
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"runtime"
+)
+
+// errBwrapLinuxOnly is why ModeBwrap cannot run outside Linux: bubblewrap
+// is built on Linux namespaces.
+var errBwrapLinuxOnly = errors.New("bubblewrap isolation (--sandbox=bwrap, the default) needs Linux namespaces, and this is " + osName())
+
+func osName() string {
+	if runtime.GOOS == "darwin" {
+		return "macOS"
+	}
+	return runtime.GOOS
+}
+
+// errBwrapUnsupported is findBwrap's error where bubblewrap cannot exist at
+// all.
+var errBwrapUnsupported = errBwrapLinuxOnly
+
+func findBwrap() (string, bwrapFeatures, error) { return "", bwrapFeatures{}, errBwrapLinuxOnly }
+
+func (s *Sandbox) bwrapArgs(*job) ([]string, []*os.File, *os.File, error) {
+	return nil, nil, nil, errBwrapLinuxOnly
+}
+
+func (s *Sandbox) bwrapCommand(*job, []string) (*exec.Cmd, []func(), *os.File, error) {
+	return nil, nil, nil, errBwrapLinuxOnly
+}
+
+func (s *Sandbox) probe(context.Context) error { return errBwrapLinuxOnly }
