@@ -69,6 +69,26 @@
 // child that calls setsid may outlive its call: use rlimit mode only where
 // something else, such as a container, is the boundary.
 //
+// Where util-linux prlimit is missing, rlimit mode sets the limits itself:
+// membrane runs its own executable with a private first argument
+// (limitsHelperArg), which calls setrlimit(2), drops to the sandbox uid when
+// membrane is root, and execs the command.
+//
+// # macOS and other systems
+//
+// bubblewrap is Linux-only. Elsewhere the package builds (the Linux-only
+// parts live in _linux.go files, with portable versions in _other.go), the
+// default bwrap mode answers every call with a tool error that says to run
+// with --sandbox=rlimit or to run membrane in a Linux VM or container, and
+// Diagnose says the same. rlimit mode works there as on Linux, with the
+// limits helper above, and with two gaps its results name: macOS does not
+// enforce RLIMIT_AS, so the memory limit does not hold there; and there is
+// no parent-death signal, so a call's processes die at its timeout, its
+// cancellation, the end of its session and a normal shutdown, but not when
+// membrane itself is killed with SIGKILL. python_run accepts Mach-O
+// interpreters, prefers Homebrew's, and skips /usr/bin/python3 on a Mac
+// without developer tools (there it only offers to install them).
+//
 // # Containers
 //
 // Docker's defaults forbid what bubblewrap needs: its seccomp profile denies
