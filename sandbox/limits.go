@@ -134,20 +134,35 @@ func limitsHelper(args []string) int {
 }
 
 // setLimit sets both the soft and the hard limit of res to n, as prlimit
-// does. A non-root process cannot raise a hard limit, so a value above the
-// current one is lowered to it. syscall.Setrlimit, not unix's, so that the
-// Go runtime does not restore its own RLIMIT_NOFILE at the exec.
+// does. A process without CAP_SYS_RESOURCE (any non-root user, and root in
+// most containers) cannot raise a hard limit, so a value above the current
+// one falls back to it. syscall.Setrlimit, not unix's, so that the Go
+// runtime does not restore its own RLIMIT_NOFILE at the exec.
 func setLimit(res int, n uint64) error {
-	var cur syscall.Rlimit
-	if err := syscall.Getrlimit(res, &cur); err == nil && os.Geteuid() != 0 && n > uint64(cur.Max) {
-		n = uint64(cur.Max)
+	set := func(n uint64) error {
+		var l syscall.Rlimit
+		setRlim(&l.Cur, n)
+		setRlim(&l.Max, n)
+		return syscall.Setrlimit(res, &l)
 	}
-	var l syscall.Rlimit
-	setRlim(&l.Cur, n)
-	setRlim(&l.Max, n)
-	return syscall.Setrlimit(res, &l)
+	err := set(n)
+	var cur syscall.Rlimit
+	if err != nil && syscall.Getrlimit(res, &cur) == nil && n > uint64(cur.Max) {
+		err = set(uint64(cur.Max))
+	}
+	return err
 }
 
 // setRlim stores n in an rlimit field, which is int64 on FreeBSD and uint64
 // elsewhere.
 func setRlim[T int64 | uint64](p *T, n uint64) { *p = T(n) }
+
+// rlimitCaveatFor is what the isolation summary of rlimit mode adds on goos
+// (other than Linux): the limits that do not hold there.
+func rlimitCaveatFor(goos string) string {
+	s := "; a call's processes are killed at its end, but not if membrane itself is killed (no parent-death signal outside Linux)"
+	if goos == "darwin" {
+		s = "; macOS does not enforce the memory limit" + s
+	}
+	return s
+}

@@ -3,7 +3,7 @@
 package sandbox
 
 import (
-	"encoding/binary"
+	"bytes"
 	"os"
 	"os/exec"
 	"runtime"
@@ -105,16 +105,9 @@ func pythonStub(path string) bool {
 }
 
 // executableMagic reports whether a file starting with head is a binary:
-// ELF, or Mach-O (32- or 64-bit, either byte order, or universal).
+// ELF or Mach-O.
 func executableMagic(head []byte) bool {
-	if len(head) < 4 {
-		return false
-	}
-	switch binary.BigEndian.Uint32(head) {
-	case 0x7f454c46, 0xfeedface, 0xfeedfacf, 0xcefaedfe, 0xcffaedfe, 0xcafebabe:
-		return true
-	}
-	return false
+	return bytes.Equal(head, []byte("\x7fELF")) || machOMagic(head)
 }
 
 // Fixes and caveats that differ between Linux and the rest.
@@ -126,11 +119,3 @@ var (
 	fixRlimitWeak        = "run membrane in a Linux VM or container with bubblewrap for real isolation, unless something around membrane is the boundary"
 	rlimitCaveat         = rlimitCaveatFor(runtime.GOOS)
 )
-
-func rlimitCaveatFor(goos string) string {
-	s := "; a call's processes are killed at its end, but not if membrane itself is killed (no parent-death signal outside Linux)"
-	if goos == "darwin" {
-		s = "; macOS does not enforce the memory limit" + s
-	}
-	return s
-}

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,4 +151,17 @@ func resolvePython(path string) (string, error) {
 		return "", fmt.Errorf("%s is a script (a shim such as pyenv's?), not an interpreter binary; give its real path, e.g. from `pyenv which python3`", real)
 	}
 	return real, nil
+}
+
+// machOMagic reports whether head starts a Mach-O binary: 32- or 64-bit,
+// either byte order, or universal.
+func machOMagic(head []byte) bool {
+	if len(head) < 4 {
+		return false
+	}
+	switch binary.BigEndian.Uint32(head) {
+	case 0xfeedface, 0xfeedfacf, 0xcefaedfe, 0xcffaedfe, 0xcafebabe:
+		return true
+	}
+	return false
 }
