@@ -136,6 +136,9 @@ var errBwrapUnsupported error
 // sandboxPATH is the PATH of every sandboxed process.
 const sandboxPATH = "/usr/local/bin:/usr/bin:/bin"
 
+// sandboxLANG is the LANG of every sandboxed process.
+const sandboxLANG = "C.UTF-8"
+
 // pythonFallbacks are where findPython looks after PATH.
 var pythonFallbacks = []string{"/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"}
 

@@ -85,6 +85,10 @@ var sandboxPATH = map[bool]string{
 	false: "/usr/local/bin:/usr/bin:/bin",
 }[runtime.GOOS == "darwin"]
 
+// sandboxLANG is the LANG of every sandboxed process: macOS has no
+// C.UTF-8 locale, and tools such as perl complain about one they lack.
+var sandboxLANG = map[bool]string{true: "en_US.UTF-8", false: "C.UTF-8"}[runtime.GOOS == "darwin"]
+
 // pythonFallbacks are where findPython looks after PATH: Homebrew's
 // (Apple silicon, then Intel), then the system's.
 var pythonFallbacks = []string{"/opt/homebrew/bin/python3", "/usr/local/bin/python3", "/usr/bin/python3", "/bin/python3"}

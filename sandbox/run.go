@@ -319,7 +319,7 @@ func sandboxEnv(home, tmp string) []string {
 		"PATH=" + sandboxPATH,
 		"HOME=" + home,
 		"TMPDIR=" + tmp,
-		"LANG=C.UTF-8",
+		"LANG=" + sandboxLANG,
 		"USER=sandbox",
 		"LOGNAME=sandbox",
 		"SHELL=/bin/sh",
