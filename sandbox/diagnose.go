@@ -40,7 +40,11 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 				"the code sees the host's files, processes and network, and results say so",
 			fixRlimitWeak)
 	default:
-		add("sandbox mode", calls.StatusOK, "bwrap: each call runs in its own bubblewrap sandbox", "")
+		if errBwrapUnsupported != nil {
+			add("sandbox mode", calls.StatusFail, "bwrap (the default): "+errBwrapUnsupported.Error()+", so sh and python_run will fail", fixBwrapMissing)
+		} else {
+			add("sandbox mode", calls.StatusOK, "bwrap: each call runs in its own bubblewrap sandbox", "")
+		}
 	}
 
 	switch {
