@@ -20,8 +20,8 @@ GOTEST_FLAGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-build: ## build bin/membrane and bin/orchestrator
-	$(GO) build -o $(BIN)/ ./cmd/...
+build: ## build bin/membrane, bin/orchestrator and the load driver bin/membrane-load
+	$(GO) build -o $(BIN)/ ./cmd/membrane ./cmd/orchestrator ./cmd/membrane-load
 
 run: build deps ## serve MCP over HTTP on $(ADDR) with whatever Ollama is found
 	./$(BIN)/membrane --http $(ADDR)

@@ -138,7 +138,21 @@ func (c *Config) sandboxConfig() sandbox.Config {
 		Procs:         s.Procs,
 		OpenFiles:     s.OpenFiles,
 		Concurrency:   s.Concurrency,
+		// membrane's own secrets stay out of every sandbox, even where
+		// they sit under a directory sandboxes see (/usr/local/etc, say).
+		Hide: nonEmpty(c.File, c.HTTP.TokenFile),
 	}
+}
+
+// nonEmpty returns the arguments that are not "".
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (c *Config) ollamaConfig() ollama.Config {
@@ -584,7 +598,7 @@ func (c *Config) finish() error {
 	}
 	for _, h := range c.Ollama.Hosts {
 		if _, err := ollama.ParseHost(h); err != nil {
-			bad("--ollama-host / MEMBRANE_OLLAMA_HOST", "%v", err)
+			bad("--ollama-host / MEMBRANE_OLLAMA_HOSTS", "%v", err)
 		}
 	}
 	if err := checkToolSpecs(c.Ollama.Tools); err != nil {

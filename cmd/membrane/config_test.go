@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -364,4 +365,33 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// The config file and the token file hold membrane's secrets: the sandbox
+// must be told to hide them.
+func TestSandboxHidesSecrets(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "membrane.yaml")
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(file, []byte("log: {level: warn}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(token, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := loadConfig("membrane", []string{"--config", file, "--token-file", token}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.sandboxConfig().Hide
+	if !slices.Contains(got, file) || !slices.Contains(got, token) {
+		t.Errorf("sandbox Hide = %q, want both %q and %q", got, file, token)
+	}
+	cfg, _, err = loadConfig("membrane", nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.sandboxConfig().Hide; len(got) != 0 {
+		t.Errorf("with no config or token file, Hide = %q, want none", got)
+	}
 }

@@ -16,7 +16,10 @@ type toolSetter interface {
 }
 
 // watchConfig polls path every interval and, when its modification time or
-// size changes, reads it again and hands the ollama tools to m. A file that
+// size changes, reads it again and hands the ollama tools to m. A change is
+// read only once the file has held still for one interval: an editor that
+// truncates and then writes would otherwise be caught half way, and an
+// empty file would drop every logical tool until the next poll. A file that
 // no longer reads or checks is logged and ignored: the tools in use stay.
 // It returns when ctx is done.
 func watchConfig(ctx context.Context, path string, current []ollama.ToolSpec, m toolSetter, log *slog.Logger, interval time.Duration) {
@@ -33,6 +36,10 @@ func watchConfig(ctx context.Context, path string, current []ollama.ToolSpec, m 
 		lastMod  time.Time
 		lastSize int64 = -1
 		first          = true
+		// The stamp seen at the previous tick, when it differed from the
+		// last one read: the file is read when a tick sees it again.
+		pendMod  time.Time
+		pendSize int64 = -1
 	)
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -44,6 +51,10 @@ func watchConfig(ctx context.Context, path string, current []ollama.ToolSpec, m 
 		}
 		mod, size, ok := stamp()
 		if !ok || (mod.Equal(lastMod) && size == lastSize) {
+			continue
+		}
+		if !first && (!mod.Equal(pendMod) || size != pendSize) {
+			pendMod, pendSize = mod, size // still changing, perhaps
 			continue
 		}
 		lastMod, lastSize = mod, size
