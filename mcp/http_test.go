@@ -300,31 +300,7 @@ func TestHTTPOptionsErrors(t *testing.T) {
 func TestHTTPListChanged(t *testing.T) {
 	r := routerWithEcho(t)
 	_, url := serveHTTP(t, r, nil)
-	changed := make(chan struct{}, 10)
-	cs := mcptest.ConnectHTTP(t, url+"/mcp", "", &sdk.ClientOptions{
-		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) { changed <- struct{}{} },
-	})
-	if got := toolNames(t, cs); strings.Join(got, ",") != "echo" {
-		t.Fatalf("tools = %v", got)
-	}
-	wait := func(what string) {
-		t.Helper()
-		select {
-		case <-changed:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no list_changed over HTTP after %s", what)
-		}
-	}
-	mustAdd(t, r, echoCall("echo2"))
-	wait("add")
-	if got := toolNames(t, cs); strings.Join(got, ",") != "echo,echo2" {
-		t.Errorf("after add: %v", got)
-	}
-	r.Remove("echo")
-	wait("remove")
-	if got := toolNames(t, cs); strings.Join(got, ",") != "echo2" {
-		t.Errorf("after remove: %v", got)
-	}
+	checkListChanged(t, r, "HTTP", func(o *sdk.ClientOptions) *sdk.ClientSession { return mcptest.ConnectHTTP(t, url+"/mcp", "", o) })
 }
 
 func TestHTTPStateless(t *testing.T) {

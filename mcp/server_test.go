@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,7 @@ func toolNames(t *testing.T, cs *sdk.ClientSession) []string {
 		}
 		names = append(names, tool.Name)
 	}
+	slices.Sort(names)
 	return names
 }
 
@@ -184,32 +186,44 @@ func TestPanicBecomesToolError(t *testing.T) {
 func TestListChanged(t *testing.T) {
 	r := calls.NewRouter(nil)
 	mustAdd(t, r, echoCall("echo"))
+	cs := checkListChanged(t, r, "in-memory", func(o *sdk.ClientOptions) *sdk.ClientSession { return mcptest.Connect(t, r, o) })
+	r.Remove("echo")
+	_, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}})
+	if err == nil || !strings.Contains(err.Error(), "echo") {
+		t.Errorf("removed tool: err = %v, want an unknown-tool error", err)
+	}
+}
+
+// checkListChanged connects a client through connect, then adds a call to r
+// and removes it again. Each change must reach the client as
+// notifications/tools/list_changed and show in its next tools/list. It
+// returns the session for further checks.
+func checkListChanged(t *testing.T, r *calls.Router, transport string, connect func(*sdk.ClientOptions) *sdk.ClientSession) *sdk.ClientSession {
+	t.Helper()
 	changed := make(chan struct{}, 10)
-	cs := mcptest.Connect(t, r, &sdk.ClientOptions{
+	cs := connect(&sdk.ClientOptions{
 		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) { changed <- struct{}{} },
 	})
+	before := toolNames(t, cs)
 	wait := func(what string) {
 		t.Helper()
 		select {
 		case <-changed:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("no notifications/tools/list_changed after %s", what)
+			t.Fatalf("no list_changed over %s after %s", transport, what)
 		}
 	}
-	mustAdd(t, r, echoCall("echo2"))
+	mustAdd(t, r, echoCall("added_later"))
 	wait("add")
-	if got := toolNames(t, cs); strings.Join(got, ",") != "echo,echo2" {
-		t.Errorf("after add tools = %v", got)
+	if got := toolNames(t, cs); len(got) != len(before)+1 || !slices.Contains(got, "added_later") {
+		t.Errorf("%s: after add tools = %v, want %v plus added_later", transport, got, before)
 	}
-	r.Remove("echo")
+	r.Remove("added_later")
 	wait("remove")
-	if got := toolNames(t, cs); strings.Join(got, ",") != "echo2" {
-		t.Errorf("after remove tools = %v", got)
+	if got := toolNames(t, cs); !slices.Equal(got, before) {
+		t.Errorf("%s: after remove tools = %v, want %v", transport, got, before)
 	}
-	_, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}})
-	if err == nil || !strings.Contains(err.Error(), "echo") {
-		t.Errorf("removed tool: err = %v, want an unknown-tool error", err)
-	}
+	return cs
 }
 
 // TestUnknownCallAdapter covers the race the SDK cannot see: the tool was

@@ -46,30 +46,9 @@ func connectStdio(t *testing.T, r *calls.Router, opts *sdk.ClientOptions) *sdk.C
 
 func TestStdioListChanged(t *testing.T) {
 	r := routerWithEcho(t)
-	changed := make(chan struct{}, 10)
-	cs := connectStdio(t, r, &sdk.ClientOptions{
-		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) { changed <- struct{}{} },
-	})
+	cs := checkListChanged(t, r, "stdio", func(o *sdk.ClientOptions) *sdk.ClientSession { return connectStdio(t, r, o) })
 	if _, text := callEcho(t, cs, "over stdio"); text != "over stdio" {
 		t.Errorf("echo = %q", text)
-	}
-	wait := func(what string) {
-		t.Helper()
-		select {
-		case <-changed:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no list_changed over stdio after %s", what)
-		}
-	}
-	mustAdd(t, r, echoCall("echo2"))
-	wait("add")
-	if got := toolNames(t, cs); strings.Join(got, ",") != "echo,echo2" {
-		t.Errorf("after add: %v", got)
-	}
-	r.Remove("echo2")
-	wait("remove")
-	if got := toolNames(t, cs); strings.Join(got, ",") != "echo" {
-		t.Errorf("after remove: %v", got)
 	}
 }
 
