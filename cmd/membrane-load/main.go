@@ -7,21 +7,18 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/membrane-mcp/membrane/mcp/mcpload"
 )
 
 func main() {
@@ -54,6 +51,9 @@ func run(target, token string, conc, total int, method, tool, args string, timeo
 	if conc < 1 || total < conc {
 		return errors.New("-c must be at least 1 and -n at least -c")
 	}
+	if timeout <= 0 {
+		return errors.New("-timeout must be positive")
+	}
 	var body []byte
 	switch method {
 	case "tools/list", "ping":
@@ -67,103 +67,19 @@ func run(target, token string, conc, total int, method, tool, args string, timeo
 	default:
 		return fmt.Errorf("-method %q: use tools/list, tools/call or ping", method)
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conc * 2, MaxConnsPerHost: conc * 2}}
-	post := func(sid string, body []byte) (string, []byte, error) {
-		req, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		if sid != "" {
-			req.Header.Set("Mcp-Session-Id", sid)
-			req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return "", nil, err
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return "", nil, err
-		}
-		if resp.StatusCode/100 != 2 {
-			return "", data, fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(data))
-		}
-		return resp.Header.Get("Mcp-Session-Id"), data, nil
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	res, err := mcpload.Run(ctx, mcpload.Options{URL: target, Token: token, Sessions: conc, Requests: total, Body: body})
+	if err != nil {
+		return err
 	}
-	sids := make([]string, conc)
-	for i := range sids {
-		sid, _, err := post("", []byte(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"membrane-load","version":"1"}}}`))
-		if err != nil {
-			return fmt.Errorf("initialize: %v", err)
-		}
-		if _, _, err := post(sid, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)); err != nil {
-			return fmt.Errorf("initialized: %v", err)
-		}
-		sids[i] = sid
-	}
-	defer func() {
-		for _, sid := range sids {
-			if sid == "" {
-				continue
-			}
-			req, _ := http.NewRequest(http.MethodDelete, target, nil)
-			req.Header.Set("Mcp-Session-Id", sid)
-			if token != "" {
-				req.Header.Set("Authorization", "Bearer "+token)
-			}
-			if resp, err := client.Do(req); err == nil {
-				resp.Body.Close()
-			}
-		}
-	}()
-	var (
-		next     atomic.Int64
-		errs     atomic.Int64
-		firstErr atomic.Value
-		mu       sync.Mutex
-		lat      = make([]time.Duration, 0, total)
-		wg       sync.WaitGroup
-		stop     = time.Now().Add(timeout)
-		start    = time.Now()
-	)
-	for w := range conc {
-		wg.Go(func() {
-			var local []time.Duration
-			for next.Add(1) <= int64(total) && time.Now().Before(stop) {
-				t0 := time.Now()
-				_, data, err := post(sids[w], body)
-				local = append(local, time.Since(t0))
-				if err == nil && !bytes.Contains(data, []byte(`"result"`)) {
-					err = fmt.Errorf("no result: %.200s", data)
-				}
-				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(lat)
-	pct := func(p int) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[min(len(lat)-1, len(lat)*p/100)]
-	}
-	fmt.Printf("%s %s: %d requests from %d sessions in %s\n", method, target, len(lat), conc, elapsed.Round(time.Millisecond))
-	fmt.Printf("  %.0f req/s   p50 %s   p90 %s   p99 %s   max %s\n", float64(len(lat))/elapsed.Seconds(),
-		pct(50).Round(time.Microsecond), pct(90).Round(time.Microsecond), pct(99).Round(time.Microsecond), pct(100).Round(time.Microsecond))
-	fmt.Printf("  errors: %d\n", errs.Load())
-	if e := firstErr.Load(); e != nil {
-		fmt.Printf("  first error: %s\n", e)
+	fmt.Printf("%s %s: %d requests from %d sessions in %s\n", method, target, res.Requests, conc, res.Elapsed.Round(time.Millisecond))
+	fmt.Printf("  %.0f req/s   p50 %s   p90 %s   p99 %s   max %s\n", res.RPS(),
+		res.Percentile(50).Round(time.Microsecond), res.Percentile(90).Round(time.Microsecond),
+		res.Percentile(99).Round(time.Microsecond), res.Percentile(100).Round(time.Microsecond))
+	fmt.Printf("  errors: %d\n", res.Errors)
+	if res.FirstError != "" {
+		fmt.Printf("  first error: %s\n", res.FirstError)
 		return errors.New("some requests failed")
 	}
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,16 +9,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/membrane-mcp/membrane/mcp/mcpload"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
@@ -142,88 +139,13 @@ func benchHTTP(b *testing.B, bin string, args ...string) (*exec.Cmd, string) {
 	return cmd, "http://" + ln + "/mcp"
 }
 
-// load is a raw streamable-HTTP client pool: workers sessions, each sending
-// its share of total requests as fast as answers come back.
-type loadResult struct {
-	reqs    int
-	errors  int64
-	elapsed time.Duration
-	lat     []time.Duration
-}
-
-func (r loadResult) rps() float64 { return float64(r.reqs) / r.elapsed.Seconds() }
-
-func (r loadResult) p99() time.Duration {
-	if len(r.lat) == 0 {
-		return 0
+// runLoad sends total requests of body to url from workers sessions.
+func runLoad(b *testing.B, url string, workers, total int, body string) *mcpload.Result {
+	res, err := mcpload.Run(b.Context(), mcpload.Options{URL: url, Sessions: workers, Requests: total, Body: []byte(body)})
+	if err != nil {
+		b.Fatal(err)
 	}
-	slices.Sort(r.lat)
-	return r.lat[(len(r.lat)*99)/100]
-}
-
-func runLoad(b *testing.B, url string, workers, total int, body string) loadResult {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers * 2, MaxConnsPerHost: workers * 2}}
-	defer client.CloseIdleConnections()
-	post := func(sid, body string) (string, []byte, error) {
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		if sid != "" {
-			req.Header.Set("Mcp-Session-Id", sid)
-			req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return "", nil, err
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return "", nil, err
-		}
-		if resp.StatusCode/100 != 2 {
-			return "", nil, fmt.Errorf("status %d: %s", resp.StatusCode, data)
-		}
-		return resp.Header.Get("Mcp-Session-Id"), data, nil
-	}
-	sids := make([]string, workers)
-	for i := range sids {
-		sid, _, err := post("", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"load","version":"1"}}}`)
-		if err != nil || sid == "" {
-			b.Fatalf("initialize: %v", err)
-		}
-		if _, _, err := post(sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); err != nil {
-			b.Fatal(err)
-		}
-		sids[i] = sid
-	}
-	var (
-		next   atomic.Int64
-		errs   atomic.Int64
-		mu     sync.Mutex
-		lat    = make([]time.Duration, 0, total)
-		wg     sync.WaitGroup
-		start  = time.Now()
-		reqTpl = []byte(body)
-	)
-	for w := range workers {
-		wg.Go(func() {
-			local := make([]time.Duration, 0, total/workers+1)
-			for next.Add(1) <= int64(total) {
-				t0 := time.Now()
-				_, data, err := post(sids[w], string(reqTpl))
-				local = append(local, time.Since(t0))
-				if err != nil || !bytes.Contains(data, []byte(`"result"`)) {
-					errs.Add(1)
-				}
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return loadResult{reqs: total, errors: errs.Load(), elapsed: time.Since(start), lat: lat}
+	return res
 }
 
 // BenchmarkHTTPLoad drives membrane over HTTP with 50 concurrent sessions,
@@ -247,11 +169,11 @@ func BenchmarkHTTPLoad(b *testing.B) {
 			m := runLoad(b, url, workers, total, tc.body)
 			b.StopTimer()
 			bb := runLoad(b, burl, workers, total, tc.baseBody)
-			b.ReportMetric(m.rps(), "req/s")
-			b.ReportMetric(float64(m.p99().Microseconds())/1e3, "p99_ms")
-			b.ReportMetric(float64(m.errors), "errors")
-			b.ReportMetric(bb.rps(), "bare_req/s")
-			b.ReportMetric(m.rps()/bb.rps(), "x_bare_rps")
+			b.ReportMetric(m.RPS(), "req/s")
+			b.ReportMetric(float64(m.Percentile(99).Microseconds())/1e3, "p99_ms")
+			b.ReportMetric(float64(m.Errors), "errors")
+			b.ReportMetric(bb.RPS(), "bare_req/s")
+			b.ReportMetric(m.RPS()/bb.RPS(), "x_bare_rps")
 		})
 	}
 }
