@@ -318,7 +318,7 @@ func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 	if st, ok := s.sessions[ss]; ok {
 		return st, nil
 	}
-	st := &session{cs: calls.NewSession(ss.ID())}
+	st := &session{cs: s.router.OpenSession(ss.ID(), clientName(ss))}
 	st.ctx, st.cancel = context.WithCancel(context.Background())
 	s.sessions[ss] = st
 	s.log.Debug("session opened", "session", st.cs.ID())
@@ -336,6 +336,15 @@ func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 		s.log.Debug("session closed", "session", st.cs.ID())
 	}()
 	return st, nil
+}
+
+// clientName is the name the client announced, or "" when it sent none
+// (the sessionless protocol has no initialize).
+func clientName(ss *sdk.ServerSession) string {
+	if p := ss.InitializeParams(); p != nil && p.ClientInfo != nil {
+		return p.ClientInfo.Name
+	}
+	return ""
 }
 
 // progressFor returns a Progress that sends notifications/progress to the
