@@ -39,7 +39,8 @@ type outcome struct {
 	signal         syscall.Signal // non-zero when the process died of a signal
 	stdout, stderr capture
 	dur            time.Duration
-	timedOut       bool // our timeout fired and we killed it
+	started        time.Duration // from the run request to the process running
+	timedOut       bool          // our timeout fired and we killed it
 	cancelled      bool // the caller gave up (client cancel, disconnect, shutdown)
 	setupErr       string
 }
@@ -77,6 +78,7 @@ func (p *process) kill() {
 // run runs j to completion, timeout or cancellation. An error means the
 // process could not be started at all.
 func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
+	begin := time.Now()
 	p := &process{sess: j.sess, done: make(chan struct{}), initFD: -1}
 	defer close(p.done)
 	s.mu.Lock()
@@ -189,6 +191,7 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	markInheritedCloexec()
 	start := time.Now()
 	err = cmd.Start()
+	o.started = time.Since(begin)
 	p.mu.Unlock()
 	outW.Close()
 	errW.Close()

@@ -203,6 +203,16 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 		"signal":           sig,
 		"isolation":        iso,
 	}
+	r.Info = &calls.Info{Run: &calls.RunInfo{
+		ExitCode: o.exitCode, Signal: sig, Isolation: string(iso.Mode),
+		StdoutBytes: o.stdout.total, StderrBytes: o.stderr.total, Start: o.started,
+	}}
+	switch {
+	case o.timedOut:
+		r.Outcome, r.Info.Run.Killed = calls.OutcomeTimeout, "timeout"
+	case o.cancelled:
+		r.Outcome, r.Info.Run.Killed = calls.OutcomeCancelled, "cancel"
+	}
 	return r
 }
 
