@@ -41,7 +41,7 @@ type outcome struct {
 	dur            time.Duration
 	started        time.Duration // from the run request to the process running
 	timedOut       bool          // our timeout fired and we killed it
-	cancelled      bool // the caller gave up (client cancel, disconnect, shutdown)
+	cancelled      bool          // the caller gave up (client cancel, disconnect, shutdown)
 	setupErr       string
 }
 
