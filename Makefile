@@ -54,8 +54,8 @@ demo: build test-deps ## the whole chain on a fresh machine: scripted model -> o
 deps: ## what `make run` needs: bubblewrap for the sandbox (installed when root)
 	@./.ci/deps.sh runtime
 
-test-deps: ## what the tests need: bubblewrap and the pinned test Ollama
-	@./.ci/deps.sh runtime
+test-deps: ## what the tests need: bubblewrap, prometheus and the pinned test Ollama
+	@./.ci/deps.sh test
 	@$(MAKE) --no-print-directory $(TEST_OLLAMA)
 
 $(TEST_OLLAMA):

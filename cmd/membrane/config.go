@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/ledger"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
 	"github.com/membrane-mcp/membrane/sandbox"
@@ -35,6 +37,7 @@ type Config struct {
 	Log     LogConfig     `json:"log" yaml:"log"`
 	Sandbox SandboxConfig `json:"sandbox" yaml:"sandbox"`
 	Ollama  OllamaConfig  `json:"ollama" yaml:"ollama"`
+	Observe ObserveConfig `json:"observe" yaml:"observe"`
 	// ShutdownTimeout bounds how long running calls get to finish after
 	// SIGINT or SIGTERM.
 	ShutdownTimeout Duration `json:"shutdown_timeout" yaml:"shutdown_timeout"`
@@ -50,6 +53,17 @@ type HTTPConfig struct {
 	Stateless          bool     `json:"stateless" yaml:"stateless"`
 	SessionIdleTimeout Duration `json:"session_idle_timeout" yaml:"session_idle_timeout"`
 	MaxBody            ByteSize `json:"max_body" yaml:"max_body"`
+}
+
+// ObserveConfig says where membrane records and exports its calls.
+type ObserveConfig struct {
+	// AuditLog is the JSONL audit ledger's file, "-" for stderr, "" for
+	// none.
+	AuditLog string `json:"audit_log" yaml:"audit_log"`
+	// AuditLogMaxSize is the size past which the ledger file is rotated.
+	AuditLogMaxSize ByteSize `json:"audit_log_max_size" yaml:"audit_log_max_size"`
+	// MetricsAddr, when set, serves /metrics on a listener of its own.
+	MetricsAddr string `json:"metrics_addr" yaml:"metrics_addr"`
 }
 
 // LogConfig says how membrane logs (always to stderr).
@@ -116,6 +130,7 @@ func defaults() Config {
 			MaxPrompt:        ollama.DefaultMaxPromptBytes,
 			MaxResponse:      ollama.DefaultMaxResponseBytes,
 		},
+		Observe:         ObserveConfig{AuditLogMaxSize: ledger.DefaultMaxFileBytes},
 		ShutdownTimeout: Duration(10 * time.Second),
 	}
 }
@@ -262,6 +277,12 @@ func settings() []setting {
 	out = append(out, mk("log-level", "`LEVEL` of the logs on stderr: debug, info, warn or error", f, g))
 	f, g = str(func(c *Config) *string { return &c.Log.Format })
 	out = append(out, mk("log-format", "`FORMAT` of the logs on stderr: text or json", f, g))
+	f, g = str(func(c *Config) *string { return &c.Observe.AuditLog })
+	out = append(out, mk("audit-log", "append one JSON line per call (secrets scrubbed) to `FILE`, or - for stderr; rotated by size", f, g))
+	f, g = size(func(c *Config) *ByteSize { return &c.Observe.AuditLogMaxSize })
+	out = append(out, mk("audit-log-max-size", "rotate the audit log past this `SIZE`, keeping 3 old files", f, g))
+	f, g = str(func(c *Config) *string { return &c.Observe.MetricsAddr })
+	out = append(out, mk("metrics-addr", "serve Prometheus /metrics on `ADDR` (host:port) of its own; with --http it is also at /metrics there, behind the token", f, g))
 	f, g = dur(func(c *Config) *Duration { return &c.ShutdownTimeout })
 	out = append(out, mk("shutdown-timeout", "how long running calls get to finish on SIGINT/SIGTERM (`DURATION`)", f, g))
 
@@ -629,6 +650,16 @@ func (c *Config) finish() error {
 	if c.HTTP.Addr != "" {
 		if err := mcp.CheckListen(c.HTTP.Addr, c.HTTP.Token); err != nil {
 			bad("--http / MEMBRANE_HTTP", "%v", err)
+		}
+	}
+	if a := c.Observe.MetricsAddr; a != "" {
+		host, _, err := net.SplitHostPort(a)
+		ip := net.ParseIP(host)
+		switch {
+		case err != nil:
+			bad("--metrics-addr / MEMBRANE_METRICS_ADDR", "%q is not host:port, such as 127.0.0.1:9464", a)
+		case c.HTTP.Token == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()):
+			bad("--metrics-addr / MEMBRANE_METRICS_ADDR", "refusing to serve metrics on %s without a token (they name every tool and model); set --token or listen on 127.0.0.1", a)
 		}
 	}
 	return errors.Join(errs...)

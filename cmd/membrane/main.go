@@ -123,7 +123,7 @@ func newLogger(cfg *Config, w io.Writer, getenv func(string) string) *slog.Logge
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationsInMS}))
 	}
 	color := false
 	if f, ok := w.(*os.File); ok {
@@ -141,11 +141,17 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) err
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	router := calls.NewRouter(&calls.RouterOptions{Logger: log})
+	obs, err := newObservers(cfg, log)
+	if err != nil {
+		return err
+	}
+	router := calls.NewRouter(&calls.RouterOptions{Logger: log, Observers: obs.routerObservers(), Redact: obs.scrub.String})
+	defer obs.close(router, log)
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
 	if err != nil {
 		return fmt.Errorf("ollama: %w", err)
 	}
+	obs.attach(router, models)
 
 	// The sandbox takes a while to set up (it prepares the private root
 	// every sandbox sees). Clients get their initialize reply at once;
@@ -199,6 +205,13 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) err
 		bg.Wait()
 	}()
 	bg.Go(func() { _ = models.Run(bgCtx) })
+	if cfg.Observe.MetricsAddr != "" {
+		bg.Go(func() {
+			if err := serveMetrics(bgCtx, cfg.Observe.MetricsAddr, cfg.HTTP.Token, obs.metrics.Handler(), log); err != nil {
+				log.Error("metrics listener stopped", "err", err)
+			}
+		})
+	}
 	if cfg.File != "" {
 		bg.Go(func() { watchConfig(bgCtx, cfg.File, cfg.Ollama.Tools, models, log, 2*time.Second) })
 	}
@@ -208,7 +221,7 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) err
 		log.Info("membrane serving MCP on stdio", "version", versionString(), "sandbox", cfg.Sandbox.Mode)
 		serveErr = srv.Run(ctx, &mcp.StdioTransport{In: stdin, Out: stdout})
 	} else {
-		serveErr = serveHTTP(ctx, cfg, srv, models, log)
+		serveErr = serveHTTP(ctx, cfg, srv, models, obs.metrics.Handler(), log)
 	}
 	if err := boxErr.Load(); err != nil {
 		serveErr = *err // the sandbox could not start
@@ -234,7 +247,7 @@ func shutdown(srv *mcp.Server, d time.Duration, log *slog.Logger) {
 	}
 }
 
-func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, log *slog.Logger) error {
+func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, metrics http.Handler, log *slog.Logger) error {
 	h, err := srv.HTTPHandler(&mcp.HTTPOptions{
 		Token:              cfg.HTTP.Token,
 		AllowedOrigins:     cfg.HTTP.AllowedOrigins,
@@ -249,7 +262,8 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 			}
 			return out
 		},
-		Logger: log.With("component", "http"),
+		Metrics: metrics,
+		Logger:  log.With("component", "http"),
 	})
 	if err != nil {
 		return err
