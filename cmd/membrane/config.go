@@ -64,6 +64,9 @@ type ObserveConfig struct {
 	AuditLogMaxSize ByteSize `json:"audit_log_max_size" yaml:"audit_log_max_size"`
 	// MetricsAddr, when set, serves /metrics on a listener of its own.
 	MetricsAddr string `json:"metrics_addr" yaml:"metrics_addr"`
+	// Store is the trace store's database file, "off" for none, "" for
+	// the default ($XDG_STATE_HOME/membrane/membrane.db).
+	Store string `json:"store" yaml:"store"`
 }
 
 // LogConfig says how membrane logs (always to stderr).
@@ -283,6 +286,8 @@ func settings() []setting {
 	out = append(out, mk("audit-log-max-size", "rotate the audit log past this `SIZE`, keeping 3 old files", f, g))
 	f, g = str(func(c *Config) *string { return &c.Observe.MetricsAddr })
 	out = append(out, mk("metrics-addr", "serve Prometheus /metrics on `ADDR` (host:port) of its own; with --http it is also at /metrics there, behind the token", f, g))
+	f, g = str(func(c *Config) *string { return &c.Observe.Store })
+	out = append(out, mk("store", "keep sessions and calls in the SQLite `FILE` that `membrane calls` reads, or off (default $XDG_STATE_HOME/membrane/membrane.db)", f, g))
 	f, g = dur(func(c *Config) *Duration { return &c.ShutdownTimeout })
 	out = append(out, mk("shutdown-timeout", "how long running calls get to finish on SIGINT/SIGTERM (`DURATION`)", f, g))
 

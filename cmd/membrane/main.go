@@ -88,6 +88,9 @@ func versionString() string {
 // run is main without the exit; it returns the exit code.
 func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	name := "membrane"
+	if len(args) > 0 && args[0] == "calls" {
+		return runCalls(args[1:], getenv, stdout, stderr)
+	}
 	doctor := len(args) > 0 && args[0] == "doctor"
 	if doctor {
 		args = args[1:]

@@ -17,6 +17,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls/ledger"
 	"github.com/membrane-mcp/membrane/calls/metrics"
 	"github.com/membrane-mcp/membrane/calls/scrub"
+	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/ollama"
 )
 
@@ -25,6 +26,7 @@ import (
 type observers struct {
 	scrub   *scrub.Scrubber
 	ledger  *ledger.Ledger // nil without --audit-log
+	store   *store.Store   // nil with --store off, or when it cannot open
 	metrics *metrics.Metrics
 }
 
@@ -48,15 +50,37 @@ func newObservers(cfg *Config, log *slog.Logger) (*observers, error) {
 		}
 		o.ledger = l
 	}
+	if cfg.Observe.Store != "off" {
+		path, err := storePath(cfg.Observe.Store, os.Getenv)
+		if err == nil {
+			o.store, err = store.Open(path, &store.Options{Scrubber: o.scrub, Logger: log.With("component", "store")})
+		}
+		if err != nil {
+			// Not fatal: membrane serves without its history.
+			log.Error("trace store off: calls are not kept for `membrane calls`; fix the path or its disk, or set --store off", "err", err)
+		}
+	}
 	return o, nil
+}
+
+// storePath is the trace store's file: flag, else the default.
+func storePath(flag string, getenv func(string) string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	return store.DefaultPath(getenv)
 }
 
 // routerObservers lists the observers the router starts with.
 func (o *observers) routerObservers() []calls.Observer {
-	if o.ledger == nil {
-		return nil
+	var out []calls.Observer
+	if o.ledger != nil {
+		out = append(out, o.ledger)
 	}
-	return []calls.Observer{o.ledger}
+	if o.store != nil {
+		out = append(out, o.store)
+	}
+	return out
 }
 
 // attach adds the metrics to router.
@@ -77,6 +101,11 @@ func (o *observers) close(router *calls.Router, log *slog.Logger) {
 	if o.ledger != nil {
 		if err := o.ledger.Close(); err != nil {
 			log.Warn("audit ledger close", "err", err)
+		}
+	}
+	if o.store != nil {
+		if err := o.store.Close(); err != nil {
+			log.Warn("trace store close", "err", err)
 		}
 	}
 }

@@ -33,7 +33,8 @@ func TestAuditLogEndToEnd(t *testing.T) {
 	bin := binary(t)
 	const token = "audit-e2e-token-5f0c1d2e3a4b"
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
-	cmd, base, stderr, exited := startHTTP(t, bin, append([]string{"--token", token, "--audit-log", audit, "--log-format", "json"}, noOllama...)...)
+	db := filepath.Join(t.TempDir(), "state", "membrane.db")
+	cmd, base, stderr, exited := startHTTP(t, bin, append([]string{"--token", token, "--audit-log", audit, "--store", db, "--log-format", "json"}, noOllama...)...)
 	cs := mcptest.ConnectHTTP(t, base+"/mcp", token, nil)
 	res, text := mcptest.CallText(t, cs, "sh", map[string]any{"cmd": "echo fine"})
 	sandboxWorks(t, res, text)
@@ -88,6 +89,51 @@ func TestAuditLogEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"outcome":"tool_error","reason":"exit code 3"`) || !strings.Contains(logs, `"dur_ms":`) {
 		t.Errorf("the JSON log lacks the outcome, reason or dur_ms:\n%s", logs)
+	}
+
+	// The trace store holds the same two calls; membrane calls reads it.
+	out, err := exec.Command(bin, "calls", "--store", db, "--json").Output()
+	if err != nil {
+		t.Fatalf("membrane calls: %v", err)
+	}
+	if n := strings.Count(string(out), "\n"); n != 2 {
+		t.Errorf("membrane calls --json printed %d calls, want 2:\n%s", n, out)
+	}
+	out, err = exec.Command(bin, "calls", "--store", db, "--outcome", "tool_error", "--json").Output()
+	var stored struct{ ID, Outcome, Reason string }
+	if err != nil || json.Unmarshal(out, &stored) != nil || stored.Reason != "exit code 3" {
+		t.Fatalf("membrane calls --outcome tool_error: %v %s", err, out)
+	}
+	out, err = exec.Command(bin, "calls", "--store", db, "show", stored.ID).Output()
+	if err != nil || !strings.Contains(string(out), "reason    exit code 3") || !strings.Contains(string(out), "[membrane: redacted private-key]") {
+		t.Errorf("membrane calls show: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "calls", "--store", db, "--outcome", "fine").CombinedOutput(); err == nil || !strings.Contains(string(out), "not ok, tool_error") {
+		t.Errorf("a bad filter: %v %s", err, out)
+	}
+	for _, p := range []string{db, db + "-wal"} {
+		raw, _ := os.ReadFile(p)
+		for _, secret := range []string{token, e2eAKIA, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"} {
+			if strings.Contains(string(raw), secret) {
+				t.Errorf("%s holds the secret %q", filepath.Base(p), secret)
+			}
+		}
+	}
+}
+
+// TestStoreUnwritable: a trace store path that cannot be made is a clear
+// log line, and membrane serves calls without it.
+func TestStoreUnwritable(t *testing.T) {
+	bin := binary(t)
+	_, base, stderr, _ := startHTTP(t, bin, append([]string{"--store", "/proc/membrane-no-such/membrane.db"}, noOllama...)...)
+	cs := mcptest.ConnectHTTP(t, base+"/mcp", "", nil)
+	res, text := mcptest.CallText(t, cs, "sh", map[string]any{"cmd": "echo still working"})
+	sandboxWorks(t, res, text)
+	if res.IsError || !strings.Contains(text, "still working") {
+		t.Errorf("sh without a store = %q", text)
+	}
+	if !strings.Contains(stderr.String(), "trace store off") {
+		t.Errorf("no log line about the store:\n%s", stderr.String())
 	}
 }
 
