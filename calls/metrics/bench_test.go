@@ -12,11 +12,12 @@ import (
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/ledger"
 	"github.com/membrane-mcp/membrane/calls/metrics"
+	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 // observedRouter is a router with one no-op call; with on, the audit ledger
-// (to a file) and the metrics observe it.
+// (to a file), the trace store and the metrics observe it.
 func observedRouter(b *testing.B, on bool) *calls.Router {
 	r := calls.NewRouter(nil)
 	if err := r.Add(calls.Call{
@@ -33,18 +34,23 @@ func observedRouter(b *testing.B, on bool) *calls.Router {
 		if err != nil {
 			b.Fatal(err)
 		}
+		st, err := store.Open(filepath.Join(b.TempDir(), "membrane.db"), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
 		r.Observe(l)
+		r.Observe(st)
 		r.Observe(metrics.New(r, nil))
-		b.Cleanup(func() { r.Close(); l.Close() })
+		b.Cleanup(func() { r.Close(); l.Close(); st.Close() })
 	}
 	return r
 }
 
-// BenchmarkObservedCall measures a no-op call with the audit ledger and the
-// metrics on against the same call with both off, in the same run,
+// BenchmarkObservedCall measures a no-op call with the audit ledger, the
+// trace store and the metrics on against the same call with both off, in the same run,
 // alternating in rounds so that both see the same machine. x_off is the
-// ratio (1.0: observing costs nothing); dropped counts ledger events lost
-// because the ledger fell behind.
+// ratio (1.0: observing costs nothing); dropped counts the events the
+// observers lost by falling behind.
 func BenchmarkObservedCall(b *testing.B) {
 	ways := map[string]func(b *testing.B, r *calls.Router) func(){
 		// The router alone: the tightest loop, the worst case for the ratio.

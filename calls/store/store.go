@@ -63,11 +63,25 @@ type Store struct {
 	log  *slog.Logger
 	run  string // this process's prefix of call IDs
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards everything below
+	tx      *sql.Tx    // the open batch, or nil
+	txRows  int
+	txStart time.Time
 	writes  int
 	failing bool
 	lost    uint64
+	closed  bool
+
+	stop chan struct{}
+	done sync.WaitGroup
 }
+
+// A batch is committed once it holds batchRows rows or is batchAge old:
+// one transaction per call would cost a commit each.
+const (
+	batchRows = 256
+	batchAge  = 200 * time.Millisecond
+)
 
 var _ calls.Observer = (*Store)(nil)
 
@@ -115,18 +129,96 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(1) // one writer; SQLite serialises anyway
+	db.SetMaxOpenConns(4) // one writer (the batch) and readers beside it
 	s.db = db
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
 	s.retain(context.Background())
+	s.stop = make(chan struct{})
+	s.done.Go(s.flusher)
 	return s, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// flusher commits a batch that has waited long enough.
+func (s *Store) flusher() {
+	t := time.NewTicker(batchAge)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			if s.tx != nil && time.Since(s.txStart) >= batchAge {
+				s.record(s.commit())
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// Flush commits what has been observed so far.
+func (s *Store) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.record(s.commit())
+}
+
+// Close commits the last batch and closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.record(s.commit())
+	s.mu.Unlock()
+	close(s.stop)
+	s.done.Wait()
+	return s.db.Close()
+}
+
+// exec runs one write in the open batch, starting one if needed, and
+// commits the batch when it is full or old. Called with mu held.
+func (s *Store) exec(ctx context.Context, q string, args ...any) error {
+	if s.closed {
+		return errors.New("store is closed")
+	}
+	if s.tx == nil {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		s.tx, s.txRows, s.txStart = tx, 0, time.Now()
+	}
+	if _, err := s.tx.ExecContext(ctx, q, args...); err != nil {
+		return err
+	}
+	s.txRows++
+	if s.txRows >= batchRows || time.Since(s.txStart) >= batchAge {
+		return s.commit()
+	}
+	return nil
+}
+
+// commit ends the open batch. A batch that cannot be committed is lost,
+// and its rows counted. Called with mu held.
+func (s *Store) commit() error {
+	if s.tx == nil {
+		return nil
+	}
+	tx, rows := s.tx, s.txRows
+	s.tx, s.txRows = nil, 0
+	if err := tx.Commit(); err != nil {
+		tx.Rollback()
+		s.lost += uint64(max(rows-1, 0)) // record counts the last one
+		return err
+	}
+	return nil
+}
 
 // ObserverName names the store in the router's observer statistics.
 func (s *Store) ObserverName() string { return "store" }
@@ -134,22 +226,24 @@ func (s *Store) ObserverName() string { return "store" }
 // Observe records one event.
 func (s *Store) Observe(e calls.Event) {
 	ctx := context.Background()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var err error
 	switch e.Type {
 	case calls.EventSessionOpened:
-		_, err = s.db.ExecContext(ctx, `INSERT OR IGNORE INTO sessions(id, client, opened_at) VALUES(?, ?, ?)`,
+		err = s.exec(ctx, `INSERT OR IGNORE INTO sessions(id, client, opened_at) VALUES(?, ?, ?)`,
 			e.Session, e.Client, e.Time.UnixMicro())
 	case calls.EventSessionClosed:
-		_, err = s.db.ExecContext(ctx, `UPDATE sessions SET closed_at = ? WHERE id = ?`, e.Time.UnixMicro(), e.Session)
+		err = s.exec(ctx, `UPDATE sessions SET closed_at = ? WHERE id = ?`, e.Time.UnixMicro(), e.Session)
 	case calls.EventCallProgress:
-		_, err = s.db.ExecContext(ctx, `INSERT INTO call_events(call_id, time, kind, progress, total, message) VALUES(?, ?, 'progress', ?, ?, ?)`,
+		err = s.exec(ctx, `INSERT INTO call_events(call_id, time, kind, progress, total, message) VALUES(?, ?, 'progress', ?, ?, ?)`,
 			s.callID(e.ID), e.Time.UnixMicro(), e.Progress, e.Total, s.scr.String(e.Message))
 	case calls.EventCallFinished:
 		err = s.insertCall(ctx, &e)
 	default:
 		return
 	}
-	s.done(err)
+	s.record(err)
 }
 
 func (s *Store) callID(id uint64) string { return fmt.Sprintf("%s-%d", s.run, id) }
@@ -167,11 +261,10 @@ func (s *Store) insertCall(ctx context.Context, e *calls.Event) error {
 		model, _ = json.Marshal(e.Info.Model)
 	}
 	start := e.Time.Add(-e.Duration)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO calls(id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model)
+	return s.exec(ctx, `INSERT INTO calls(id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.callID(e.ID), e.Session, e.Client, e.Call, e.Kind.String(), e.Group, start.UnixMicro(), e.Duration.Microseconds(),
 		e.Outcome.String(), s.scr.String(e.Reason), nullable(args), len(e.Arguments), e.ArgsDigest(), e.ResultBytes, nullable(run), nullable(model))
-	return err
 }
 
 func nullable(b []byte) any {
@@ -181,12 +274,16 @@ func nullable(b []byte) any {
 	return string(b)
 }
 
-// done logs a failed write (loudly the first time, then every thousandth)
-// and runs retention every thousand writes.
-func (s *Store) done(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// record logs a failed write (loudly the first time, then every
+// thousandth) and runs retention every thousand writes. Called with mu
+// held.
+func (s *Store) record(err error) {
 	if err != nil {
+		if s.tx != nil { // a failed row spoils its batch
+			s.tx.Rollback()
+			s.lost += uint64(s.txRows)
+			s.tx, s.txRows = nil, 0
+		}
 		s.lost++
 		if !s.failing || s.lost%1000 == 0 {
 			s.log.Error("trace store: cannot write; calls go on but are not stored until this is fixed",
@@ -200,7 +297,9 @@ func (s *Store) done(err error) {
 		s.log.Warn("trace store: writing again", "path", s.path, "lost_events", s.lost)
 	}
 	if s.writes++; s.writes%1000 == 0 {
-		s.retain(context.Background())
+		if err := s.commit(); err == nil {
+			s.retain(context.Background())
+		}
 	}
 }
 

@@ -109,6 +109,7 @@ func TestMixedWorkload(t *testing.T) {
 	r.Call(t.Context(), "qwen", &calls.Request{Session: b})
 	a.Close()
 	r.Close()
+	s.Flush()
 
 	count := func(filter string) int {
 		t.Helper()
@@ -214,6 +215,7 @@ func TestMigrationFromV1(t *testing.T) {
 	}
 	// The new columns work on the migrated database.
 	s.Observe(calls.Event{Type: calls.EventCallFinished, Time: time.Now(), ID: 1, Call: "sh", Kind: calls.KindTool, Client: "new", Outcome: calls.OutcomeOK})
+	s.Flush()
 	f, _ := ParseFilter("outcome=ok", time.Now())
 	if cs, err := s.Calls(t.Context(), f); err != nil || len(cs) != 1 || cs[0].Client != "new" {
 		t.Errorf("new call on the migrated database: %+v %v", cs, err)
@@ -243,6 +245,12 @@ func TestFullDatabase(t *testing.T) {
 	r.Add(tool("sh", func(context.Context, *calls.Request) (*calls.Result, error) { return calls.Text("ok"), nil }))
 	args := json.RawMessage(`{"cmd":"` + big + `"}`)
 	r.Call(t.Context(), "sh", &calls.Request{Arguments: args})
+	for r.ObserverStats()[0].Delivered < 3 { // the tool set change, the start and the end of the call
+		time.Sleep(time.Millisecond)
+	}
+	s.Flush()
+	s.db.SetMaxOpenConns(1) // the page limit is per connection: keep one
+	s.db.SetMaxIdleConns(1)
 	var pages int
 	s.db.QueryRow(`PRAGMA page_count`).Scan(&pages)
 	if _, err := s.db.Exec(`PRAGMA max_page_count = ` + itoa(pages)); err != nil {
@@ -254,6 +262,7 @@ func TestFullDatabase(t *testing.T) {
 		}
 	}
 	r.Close()
+	s.Flush()
 	if s.Lost() == 0 {
 		t.Error("no event counted as lost")
 	}
@@ -279,6 +288,7 @@ func TestRetentionByAge(t *testing.T) {
 	s, _ := openTemp(t, &Options{MaxAge: time.Hour})
 	s.Observe(calls.Event{Type: calls.EventCallFinished, Time: time.Now().Add(-2 * time.Hour), ID: 1, Call: "old", Kind: calls.KindTool, Outcome: calls.OutcomeOK})
 	s.Observe(calls.Event{Type: calls.EventCallFinished, Time: time.Now(), ID: 2, Call: "new", Kind: calls.KindTool, Outcome: calls.OutcomeOK})
+	s.Flush()
 	s.retain(t.Context())
 	cs, err := s.Calls(t.Context(), Filter{})
 	if err != nil || len(cs) != 1 || cs[0].Call != "new" {
@@ -317,6 +327,7 @@ func FuzzFilter(f *testing.F) {
 		}
 		s.Observe(calls.Event{Type: calls.EventCallFinished, Time: now.Add(-time.Duration(i) * time.Minute), ID: uint64(i + 1), Call: c.call, Kind: calls.KindTool, Session: c.session, Outcome: o})
 	}
+	s.Flush()
 	f.Fuzz(func(t *testing.T, text string) {
 		flt, err := ParseFilter(text, now)
 		if err != nil {
