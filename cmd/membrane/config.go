@@ -71,7 +71,7 @@ func define(name string, c *Config) *settings.Set {
 	s.String(&h.TokenFile, "", D{Flag: "token-file", Env: "MEMBRANE_TOKEN_FILE", Key: "http.token_file", Arg: "FILE",
 		Doc: "read the bearer token from FILE (surrounding whitespace ignored)"})
 	s.List(&h.AllowedOrigins, nil, D{Flag: "allowed-origin", Env: "MEMBRANE_ALLOWED_ORIGINS", Key: "http.allowed_origins", Arg: "ORIGIN",
-		Doc: "browser ORIGIN (https://host[:port]) allowed to call the HTTP endpoint; repeatable"}, httpURL("https://host[:port]"))
+		Doc: "browser ORIGIN (https://host[:port]) allowed to call the HTTP endpoint; repeatable"}, settings.HTTPURL("https://host[:port]"))
 	s.List(&h.AllowedHosts, nil, D{Flag: "allowed-host", Env: "MEMBRANE_ALLOWED_HOSTS", Key: "http.allowed_hosts", Arg: "HOST",
 		Doc: "HOST header value accepted (default: loopback names on a loopback address, any otherwise); repeatable"})
 	s.Bool(&h.Stateless, false, D{Flag: "stateless", Env: "MEMBRANE_STATELESS", Key: "http.stateless",
@@ -228,15 +228,6 @@ func noSpace(v string) error {
 		return errors.New("must not contain whitespace")
 	}
 	return nil
-}
-
-func httpURL(form string) settings.Check[string] {
-	return func(v string) error {
-		if !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
-			return fmt.Errorf("must look like %s", form)
-		}
-		return nil
-	}
 }
 
 func isDir(v string) error {

@@ -61,7 +61,7 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.String(&c.Model, "", D{Flag: "model", Env: "MEMBRANE_MODEL", Arg: "NAME", Doc: "NAME of the chat model (default: the endpoint's only model)"})
 	s.String(&c.BaseURL, "", D{Flag: "base-url", Env: "OPENAI_BASE_URL", Arg: "URL",
 		Doc: "OpenAI-compatible URL ending in /v1 (default: Ollama at OLLAMA_HOST, " + openaicompat.DefaultBaseURL() + "); the key comes from OPENAI_API_KEY"},
-		httpURL("http://127.0.0.1:11434/v1"))
+		settings.HTTPURL("http://127.0.0.1:11434/v1"))
 	s.String(&c.System, "", D{Flag: "system", Env: "MEMBRANE_SYSTEM", Arg: "PROMPT", Doc: "system PROMPT"})
 	s.Int(&r.maxSteps, 10, D{Flag: "max-steps", Env: "MEMBRANE_MAX_STEPS", Doc: "model calls per question before giving up (N; 0 = no limit)"}, settings.AtLeast(0))
 	s.Int(&c.Parallel, 0, D{Flag: "parallel", Doc: "tool calls of one step run at once (N; 0 = all, the default)"}, settings.AtLeast(0))
@@ -73,7 +73,7 @@ func define(c *Config, r *rawConfig) *settings.Set {
 
 	s.String(&c.ServerURL, "", D{Flag: "server-url", Env: "MEMBRANE_SERVER_URL", Arg: "URL",
 		Doc: "reach membrane over streamable HTTP at URL (such as http://127.0.0.1:8765/mcp) instead of launching it"},
-		httpURL("http://127.0.0.1:8765/mcp"))
+		settings.HTTPURL("http://127.0.0.1:8765/mcp"))
 	s.String(&c.Token, "", D{Flag: "token", Env: "MEMBRANE_TOKEN", Arg: "TOKEN", Doc: "bearer TOKEN for --server-url (prefer MEMBRANE_TOKEN or --token-file: flags show in ps)"})
 	s.String(&r.tokenFile, "", D{Flag: "token-file", Arg: "FILE", Doc: "read the bearer token for --server-url from FILE"})
 	s.String(&c.Membrane, "", D{Flag: "membrane", Env: "MEMBRANE_BIN", Arg: "PATH", Doc: "membrane binary to launch (PATH; default: next to this program, else on PATH)"})
@@ -180,17 +180,6 @@ func parseConfig(args []string, getenv func(string) string) (*Config, *settings.
 		return nil, s, s.Errorf("no-membrane", "needs --mcp-config: there would be no tools at all")
 	}
 	return &cfg, s, nil
-}
-
-// httpURL refuses what is not an http(s) URL with a host.
-func httpURL(example string) settings.Check[string] {
-	return func(v string) error {
-		u, err := url.Parse(v)
-		if v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
-			return fmt.Errorf("is not an http(s) URL such as %s", example)
-		}
-		return nil
-	}
 }
 
 // extractText says whether to run tool calls written as text: as set, else

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -312,6 +313,21 @@ func Between[T cmp.Ordered](lo, hi T) Check[T] {
 	return func(v T) error {
 		if v < lo || v > hi {
 			return fmt.Errorf("must be from %v to %v", lo, hi)
+		}
+		return nil
+	}
+}
+
+// HTTPURL refuses what is not an http or https URL with a host; "" (not
+// set) passes.
+func HTTPURL(example string) Check[string] {
+	return func(v string) error {
+		if v == "" {
+			return nil
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("is not an http(s) URL such as %s", example)
 		}
 		return nil
 	}
