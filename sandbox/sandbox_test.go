@@ -543,7 +543,7 @@ func TestUserWorkspace(t *testing.T) {
 }
 
 func TestPythonResolution(t *testing.T) {
-	p, err := findPython()
+	p, err := findPython(nil)
 	if err != nil {
 		t.Skip(err)
 	}
@@ -564,7 +564,7 @@ func TestPythonResolution(t *testing.T) {
 	}
 	// PATH order is respected, shims skipped.
 	t.Setenv("PATH", filepath.Dir(shim)+":"+os.Getenv("PATH"))
-	if got, _ := findPython(); got != p {
+	if got, _ := findPython(nil); got != p {
 		t.Fatalf("findPython with a shim first on PATH = %s, want %s", got, p)
 	}
 	if _, err := exec.LookPath("pyenv"); err == nil {
@@ -654,7 +654,7 @@ func TestPythonOutOfReachAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root runs sandboxes as another uid")
 	}
-	p, err := findPython()
+	p, err := findPython(nil)
 	if err != nil {
 		t.Skip(err)
 	}
@@ -671,6 +671,49 @@ func TestPythonOutOfReachAsRoot(t *testing.T) {
 	_, err = New(Config{Python: filepath.Join(bin, "python3")}, nil)
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "out of reach") {
 		t.Fatalf("want a config error, got %v", err)
+	}
+	// Found on PATH instead (a pyenv version directory first on PATH),
+	// the private interpreter is skipped and the system one used: a
+	// python_run that works, not one disabled.
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	s := newTestSandbox(t, nil)
+	if s.Python() == "" || strings.HasPrefix(s.Python(), dir) {
+		t.Fatalf("python with a private interpreter first on PATH: %q (%v)", s.Python(), s.pythonErr)
+	}
+	if out := ok(t, py(t, connect(t, s), "print(6*7)")); out != "42\n" {
+		t.Fatalf("python_run: %q", out)
+	}
+}
+
+// TestPythonUnderTmp checks that an interpreter whose installation lies
+// under /tmp is bound into the sandbox over its private /tmp, not hidden by
+// it.
+func TestPythonUnderTmp(t *testing.T) {
+	p, err := findPython(nil)
+	if err != nil {
+		t.Skip(err)
+	}
+	dir, err := os.MkdirTemp("/tmp", "membrane-tmp-py-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o755)
+	b, _ := os.ReadFile(p)
+	copyPy := filepath.Join(bin, "python3")
+	if err := os.WriteFile(copyPy, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSandbox(t, func(c *Config) { c.Python = copyPy })
+	r := py(t, connect(t, s), "import sys; print(sys.executable)")
+	if out := ok(t, r); strings.TrimSpace(out) != copyPy {
+		t.Fatalf("python_run with %s: %q\n%s", copyPy, out, r.text)
+	}
+	// Allow: the sandbox's own /tmp is still private and writable.
+	if out := ok(t, sh(t, connect(t, s), "echo x > /tmp/f && cat /tmp/f && ls "+dir+"/bin")); out != "x\npython3\n" {
+		t.Fatalf("%q", out)
 	}
 }
 
