@@ -584,6 +584,9 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Procs: 1}, "Procs"},
 		{Config{MemoryBytes: 1 << 20}, "MemoryBytes"},
 		{Config{Workspace: "/nonexistent/dir"}, "workspace"},
+		{Config{OutputBytes: 5 << 20}, "16 MiB"},
+		{Config{WorkspaceBytes: -1}, "WorkspaceBytes"},
+		{Config{WorkspaceFiles: -1}, "WorkspaceFiles"},
 	} {
 		_, err := New(tc.cfg, nil)
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
@@ -606,7 +609,7 @@ func TestDiagnose(t *testing.T) {
 			t.Errorf("%s is %s with no fix", c.Name, c.Status)
 		}
 	}
-	for _, name := range []string{"sandbox mode", "bubblewrap", "prlimit", "sandbox namespaces", "python", "sandbox uid", "sandbox network", "sandbox limits"} {
+	for _, name := range []string{"sandbox mode", "bubblewrap", "prlimit", "sandbox namespaces", "python", "sandbox uid", "sandbox network", "sandbox limits", "sandbox memory", "sandbox workspace quota"} {
 		c, ok := seen[name]
 		if !ok {
 			t.Errorf("no %q check", name)
@@ -614,6 +617,33 @@ func TestDiagnose(t *testing.T) {
 		}
 		if c.Status == calls.StatusFail {
 			t.Errorf("%s failed: %s", name, c.Detail)
+		}
+	}
+	// The memory check says which cap applies: a cgroup where membrane
+	// can make one, else RLIMIT_AS with memfds refused, else a warning.
+	mem := seen["sandbox memory"].Detail
+	s := newTestSandbox(t, nil)
+	switch s.MemoryCap() {
+	case MemoryCgroup1:
+		if !strings.Contains(mem, "cgroup v1 memory.limit_in_bytes") {
+			t.Errorf("sandbox memory: %q", mem)
+		}
+	case MemoryCgroup2:
+		if !strings.Contains(mem, "cgroup v2 memory.max") {
+			t.Errorf("sandbox memory: %q", mem)
+		}
+	}
+	nc := testConfig()
+	nc.NoCgroup = true
+	for _, c := range Diagnose(t.Context(), nc) {
+		if c.Name == "sandbox memory" && (c.Status != calls.StatusOK || !strings.Contains(c.Detail, "memfd_create and System V shared memory refused")) {
+			t.Errorf("without a cgroup: %+v", c)
+		}
+	}
+	nc.AllowMemfd = true
+	for _, c := range Diagnose(t.Context(), nc) {
+		if c.Name == "sandbox memory" && (c.Status != calls.StatusWarn || c.Fix == "") {
+			t.Errorf("memfds allowed without a cgroup should warn: %+v", c)
 		}
 	}
 	// rlimit mode is a warning, with the reason.
