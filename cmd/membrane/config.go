@@ -74,6 +74,12 @@ type SandboxConfig struct {
 	Procs       int      `json:"procs" yaml:"procs"`
 	OpenFiles   int      `json:"open_files" yaml:"open_files"`
 	Concurrency int      `json:"concurrency" yaml:"concurrency"`
+	// AllowMemfd, NoCgroup, WorkspaceQuota and WorkspaceFiles: see
+	// sandbox.Config.
+	AllowMemfd     bool     `json:"allow_memfd" yaml:"allow_memfd"`
+	NoCgroup       bool     `json:"no_cgroup" yaml:"no_cgroup"`
+	WorkspaceQuota ByteSize `json:"workspace_quota" yaml:"workspace_quota"`
+	WorkspaceFiles int      `json:"workspace_files" yaml:"workspace_files"`
 }
 
 // OllamaConfig mirrors ollama.Config with file-friendly types.
@@ -108,6 +114,9 @@ func defaults() Config {
 			Procs:       d.Procs,
 			OpenFiles:   d.OpenFiles,
 			Concurrency: d.Concurrency,
+
+			WorkspaceQuota: ByteSize(d.WorkspaceBytes),
+			WorkspaceFiles: d.WorkspaceFiles,
 		},
 		Ollama: OllamaConfig{
 			RefreshInterval:  Duration(ollama.DefaultRefreshInterval),
@@ -138,6 +147,11 @@ func (c *Config) sandboxConfig() sandbox.Config {
 		Procs:         s.Procs,
 		OpenFiles:     s.OpenFiles,
 		Concurrency:   s.Concurrency,
+
+		AllowMemfd:     s.AllowMemfd,
+		NoCgroup:       s.NoCgroup,
+		WorkspaceBytes: int64(s.WorkspaceQuota),
+		WorkspaceFiles: s.WorkspaceFiles,
 		// membrane's own secrets stay out of every sandbox, even where
 		// they sit under a directory sandboxes see (/usr/local/etc, say).
 		Hide: nonEmpty(c.File, c.HTTP.TokenFile),
@@ -280,11 +294,11 @@ func settings() []setting {
 	f, g = integer(func(c *Config) *int { return &c.Sandbox.CPUSeconds })
 	out = append(out, mk("cpu-seconds", "CPU time limit of each sandboxed process (`N` seconds)", f, g))
 	f, g = size(func(c *Config) *ByteSize { return &c.Sandbox.Memory })
-	out = append(out, mk("memory", "address-space limit of each sandboxed process (`SIZE`)", f, g))
+	out = append(out, mk("memory", "address-space limit of each sandboxed process, and memory cap of each call's cgroup (`SIZE`)", f, g))
 	f, g = size(func(c *Config) *ByteSize { return &c.Sandbox.FileSize })
 	out = append(out, mk("file-size", "largest file a sandboxed process may write (`SIZE`)", f, g))
 	f, g = size(func(c *Config) *ByteSize { return &c.Sandbox.Output })
-	out = append(out, mk("output-limit", "stdout and stderr kept per sandboxed call, each (`SIZE`)", f, g))
+	out = append(out, mk("output-limit", "stdout and stderr kept per sandboxed call, each, counted as encoded in JSON; at most 4MiB (`SIZE`)", f, g))
 	f, g = size(func(c *Config) *ByteSize { return &c.Sandbox.Tmp })
 	out = append(out, mk("tmp-size", "size of the sandbox's private /tmp (`SIZE`)", f, g))
 	f, g = integer(func(c *Config) *int { return &c.Sandbox.Procs })
@@ -293,6 +307,14 @@ func settings() []setting {
 	out = append(out, mk("open-files", "open files per sandboxed process (`N`)", f, g))
 	f, g = integer(func(c *Config) *int { return &c.Sandbox.Concurrency })
 	out = append(out, mk("concurrency", "calls of sh (and of python_run) running at once; more get a busy error (`N`)", f, g))
+	f, g = size(func(c *Config) *ByteSize { return &c.Sandbox.WorkspaceQuota })
+	out = append(out, mk("workspace-quota", "disk space a per-session workspace may take; a call that passes it is killed (`SIZE`)", f, g))
+	f, g = integer(func(c *Config) *int { return &c.Sandbox.WorkspaceFiles })
+	out = append(out, mk("workspace-files", "files and directories a per-session workspace may hold; a call that passes it is killed (`N`)", f, g))
+	f, g = boolean(func(c *Config) *bool { return &c.Sandbox.NoCgroup })
+	out = append(out, mkBool("sandbox-no-cgroup", "do not give each sandboxed call a cgroup capping its memory and tasks", f, g))
+	f, g = boolean(func(c *Config) *bool { return &c.Sandbox.AllowMemfd })
+	out = append(out, mkBool("sandbox-allow-memfd", "allow memfd_create and System V shared memory where no cgroup counts them (the memory cap then no longer holds)", f, g))
 
 	f, g = list(func(c *Config) *[]string { return &c.Ollama.Hosts })
 	out = append(out, mkList("ollama-host", "MEMBRANE_OLLAMA_HOSTS", "Ollama server (`HOST`: host:port or http(s)://host:port); repeatable (default: OLLAMA_HOST, else 127.0.0.1:11434)", f, g))
@@ -584,17 +606,22 @@ func (c *Config) finish() error {
 		bad("--session-idle-timeout / MEMBRANE_SESSION_IDLE_TIMEOUT", "must not be negative")
 	}
 	for name, v := range map[string]int{"--cpu-seconds / MEMBRANE_CPU_SECONDS": c.Sandbox.CPUSeconds, "--procs / MEMBRANE_PROCS": c.Sandbox.Procs,
-		"--open-files / MEMBRANE_OPEN_FILES": c.Sandbox.OpenFiles, "--concurrency / MEMBRANE_CONCURRENCY": c.Sandbox.Concurrency, "--model-concurrency / MEMBRANE_MODEL_CONCURRENCY": c.Ollama.ModelConcurrency} {
+		"--open-files / MEMBRANE_OPEN_FILES": c.Sandbox.OpenFiles, "--concurrency / MEMBRANE_CONCURRENCY": c.Sandbox.Concurrency,
+		"--workspace-files / MEMBRANE_WORKSPACE_FILES": c.Sandbox.WorkspaceFiles, "--model-concurrency / MEMBRANE_MODEL_CONCURRENCY": c.Ollama.ModelConcurrency} {
 		if v <= 0 {
 			bad(name, "must be at least 1")
 		}
 	}
 	for name, v := range map[string]ByteSize{"--max-body / MEMBRANE_MAX_BODY": c.HTTP.MaxBody, "--memory / MEMBRANE_MEMORY": c.Sandbox.Memory,
 		"--file-size / MEMBRANE_FILE_SIZE": c.Sandbox.FileSize, "--output-limit / MEMBRANE_OUTPUT_LIMIT": c.Sandbox.Output, "--tmp-size / MEMBRANE_TMP_SIZE": c.Sandbox.Tmp,
-		"--max-prompt / MEMBRANE_MAX_PROMPT": c.Ollama.MaxPrompt, "--max-response / MEMBRANE_MAX_RESPONSE": c.Ollama.MaxResponse} {
+		"--workspace-quota / MEMBRANE_WORKSPACE_QUOTA": c.Sandbox.WorkspaceQuota,
+		"--max-prompt / MEMBRANE_MAX_PROMPT":           c.Ollama.MaxPrompt, "--max-response / MEMBRANE_MAX_RESPONSE": c.Ollama.MaxResponse} {
 		if v <= 0 {
 			bad(name, "must be more than 0 bytes")
 		}
+	}
+	if c.Sandbox.Output > sandbox.MaxOutputBytes {
+		bad("--output-limit / MEMBRANE_OUTPUT_LIMIT", "%s is more than 4MiB: a larger result could pass the 16 MiB message limit of MCP clients", c.Sandbox.Output)
 	}
 	for _, h := range c.Ollama.Hosts {
 		if _, err := ollama.ParseHost(h); err != nil {
