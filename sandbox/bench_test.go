@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -266,40 +265,4 @@ func BenchmarkCgroupCost(b *testing.B) {
 	b.StopTimer()
 	report(b, bare, with, "no-cgroup", "cgroup")
 	b.ReportMetric(float64((with-bare).Nanoseconds())/float64(b.N), "cgroup-ns/call")
-}
-
-// BenchmarkCgroupSetup is the cgroup's own part of a call, measured
-// without a sandbox around it: make the cgroup with its limits, move a
-// process in (as the sandbox's init is moved), read its OOM count, move the
-// process out and remove the cgroup.
-func BenchmarkCgroupSetup(b *testing.B) {
-	cg, err := setupCgroups()
-	if err != nil {
-		b.Skipf("no cgroup here: %v", err)
-	}
-	defer cg.close()
-	p := exec.Command("sleep", "1000")
-	if err := p.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { p.Process.Kill(); p.Wait() }()
-	pid := strconv.Itoa(p.Process.Pid)
-	for range b.N {
-		cc, err := cg.newCall(512<<20, 68)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := cc.join(p.Process.Pid); err != nil {
-			b.Fatal(err)
-		}
-		cc.oomKills()
-		// Out again, to the base, so that the cgroup can go.
-		writeCgroupFile(cg.mem, "cgroup.procs", pid)
-		if cg.pids != "" {
-			writeCgroupFile(cg.pids, "cgroup.procs", pid)
-		}
-		if err := cc.remove(); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
