@@ -684,21 +684,9 @@ func TestPythonOutOfReachAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root runs sandboxes as another uid")
 	}
-	p, err := findPython(nil)
-	if err != nil {
-		t.Skip(err)
-	}
-	dir, err := os.MkdirTemp("", "membrane-private-py-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o700)
+	dir, _ := copyPython(t, os.TempDir(), "membrane-private-py-", 0o700)
 	bin := filepath.Join(dir, "bin")
-	os.Mkdir(bin, 0o755)
-	b, _ := os.ReadFile(p)
-	os.WriteFile(filepath.Join(bin, "python3"), b, 0o755)
-	_, err = New(Config{Python: filepath.Join(bin, "python3")}, nil)
+	_, err := New(Config{Python: filepath.Join(bin, "python3")}, nil)
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "out of reach") {
 		t.Fatalf("want a config error, got %v", err)
 	}
@@ -715,27 +703,39 @@ func TestPythonOutOfReachAsRoot(t *testing.T) {
 	}
 }
 
-// TestPythonUnderTmp checks that an interpreter whose installation lies
-// under /tmp is bound into the sandbox over its private /tmp, not hidden by
-// it.
-func TestPythonUnderTmp(t *testing.T) {
+// copyPython copies the system's interpreter to DIR/bin/python3, DIR a new
+// directory of the given mode under parent, removed when the test ends.
+func copyPython(t *testing.T, parent, prefix string, mode os.FileMode) (dir, python string) {
+	t.Helper()
 	p, err := findPython(nil)
 	if err != nil {
 		t.Skip(err)
 	}
-	dir, err := os.MkdirTemp("/tmp", "membrane-tmp-py-")
+	dir, err = os.MkdirTemp(parent, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "bin")
-	os.Mkdir(bin, 0o755)
-	b, _ := os.ReadFile(p)
-	copyPy := filepath.Join(bin, "python3")
-	if err := os.WriteFile(copyPy, b, 0o755); err != nil {
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, mode)
+	python = filepath.Join(dir, "bin", "python3")
+	b, err := os.ReadFile(p)
+	if err == nil {
+		err = os.Mkdir(filepath.Dir(python), 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(python, b, 0o755)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, python
+}
+
+// TestPythonUnderTmp checks that an interpreter whose installation lies
+// under /tmp is bound into the sandbox over its private /tmp, not hidden by
+// it.
+func TestPythonUnderTmp(t *testing.T) {
+	dir, copyPy := copyPython(t, "/tmp", "membrane-tmp-py-", 0o755)
 	s := newTestSandbox(t, func(c *Config) { c.Python = copyPy })
 	r := py(t, connect(t, s), "import sys; print(sys.executable)")
 	if out := ok(t, r); strings.TrimSpace(out) != copyPy {

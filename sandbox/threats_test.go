@@ -576,18 +576,22 @@ func fileHash(t *testing.T, path string) [32]byte {
 	return sha256.Sum256(b)
 }
 
-func selfRSS(t *testing.T) int64 {
+func selfRSS(t *testing.T) int64 { return procKB(t, "/proc/self/status", "VmRSS:") }
+
+// procKB reads the "key N kB" line of a /proc file, in bytes.
+func procKB(t *testing.T, file, key string) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, key); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return n << 10
 		}
 	}
+	t.Fatalf("no %s in %s", key, file)
 	return 0
 }
 
@@ -761,20 +765,7 @@ print(os.cpu_count() > 0, multiprocessing.cpu_count() > 0, len(os.listdir("/proc
 }
 
 // memAvailable reads the host's MemAvailable in bytes.
-func memAvailable(t *testing.T) int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "MemAvailable:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return n << 10
-		}
-	}
-	t.Fatal("no MemAvailable")
-	return 0
-}
+func memAvailable(t *testing.T) int64 { return procKB(t, "/proc/meminfo", "MemAvailable:") }
 
 // memfdBomb holds 2.5 GiB of memfd pages, 64 MiB at a time: memory
 // RLIMIT_AS does not count.
