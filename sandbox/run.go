@@ -127,7 +127,7 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 			// of the call's own RLIMIT_NPROC.
 			cg, err = s.cg.newCall(s.cfg.MemoryBytes, s.cfg.Procs+4)
 			if err != nil {
-				return nil, err
+				return nil, &startError{err}
 			}
 			cleanup = append(cleanup, func() { cg.remove() })
 			j.block = true
@@ -315,7 +315,7 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 		o.cancelled = true
 	}
 	if joinErr != nil {
-		return nil, fmt.Errorf("sandbox: put the call in its cgroup: %w", joinErr)
+		return nil, &startError{fmt.Errorf("sandbox: put the call in its cgroup: %w", joinErr)}
 	}
 	var ee *exec.ExitError
 	switch {
