@@ -62,8 +62,8 @@ var builds struct {
 // relative to the module root) once per test process and returns the path
 // of the binary. Later calls with the same pkg return the cached path.
 //
-// The binary goes to one fixed directory per checkout under os.TempDir
-// (membrane-mcptest-HASH), replaced atomically on each build, so that test
+// The binary goes to one fixed directory under os.TempDir
+// (membrane-mcptest), replaced atomically on each build, so that test
 // processes building at once never see a half-written file and repeated
 // runs do not pile up copies.
 func BuildBinary(t testing.TB, pkg string) string {
@@ -94,7 +94,7 @@ func build(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// One directory per checkout: worktrees of the same repository on one
+	// One directory per checkout: two worktrees testing at once on one
 	// machine must not run each other's binaries.
 	sum := sha256.Sum256([]byte(root))
 	dir := filepath.Join(os.TempDir(), "membrane-mcptest-"+hex.EncodeToString(sum[:6]))
