@@ -43,9 +43,9 @@ type outcome struct {
 	stdout, stderr capture
 	dur            time.Duration
 	started        time.Duration // from the run request to the process running
-	timedOut       bool // our timeout fired and we killed it
-	cancelled      bool // the caller gave up (client cancel, disconnect, shutdown)
-	oomKilled      bool // the kernel killed a process for passing the call's memory cap
+	timedOut       bool          // our timeout fired and we killed it
+	cancelled      bool          // the caller gave up (client cancel, disconnect, shutdown)
+	oomKilled      bool          // the kernel killed a process for passing the call's memory cap
 	// quota is set when the call was killed for passing the workspace
 	// quota, and says how.
 	quota string
