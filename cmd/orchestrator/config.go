@@ -110,7 +110,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	)
 	fs.StringVar(&cfg.Exec, "e", "", "answer `QUESTION` and exit (\"-\" reads it from stdin)")
 	fs.StringVar(&cfg.Model, "model", "", "`NAME` of the chat model (env MEMBRANE_MODEL; default: the endpoint's only model)")
-	fs.StringVar(&cfg.BaseURL, "base-url", "", "OpenAI-compatible `URL` ending in /v1 (env OPENAI_BASE_URL; default: Ollama at OLLAMA_HOST, "+openaicompat.DefaultBaseURL()+"); the key comes from OPENAI_API_KEY")
+	fs.StringVar(&cfg.BaseURL, "base-url", "", "OpenAI-compatible `URL` ending in /v1 (env OPENAI_BASE_URL; default: Ollama at OLLAMA_HOST, "+openaicompat.RedactURL(openaicompat.DefaultBaseURL())+"); the key comes from OPENAI_API_KEY")
 	fs.StringVar(&cfg.System, "system", "", "system `PROMPT` (env MEMBRANE_SYSTEM)")
 	fs.StringVar(&maxSteps, "max-steps", "", "model calls per question before giving up (`N`, env MEMBRANE_MAX_STEPS; default 10; 0 = no limit)")
 	fs.StringVar(&parallel, "parallel", "", "tool calls of one step run at once (`N`; default all)")
@@ -235,14 +235,14 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if cfg.BaseURL != "" {
 		u, err := url.Parse(cfg.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, bad("--base-url / OPENAI_BASE_URL", "%q is not an http(s) URL such as http://127.0.0.1:11434/v1", cfg.BaseURL)
+			return nil, bad("--base-url / OPENAI_BASE_URL", "%q is not an http(s) URL such as http://127.0.0.1:11434/v1", openaicompat.RedactURL(cfg.BaseURL))
 		}
 		cfg.APIKey = strings.TrimSpace(getenv("OPENAI_API_KEY"))
 	}
 	if cfg.ServerURL != "" {
 		u, err := url.Parse(cfg.ServerURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, bad("--server-url / MEMBRANE_SERVER_URL", "%q is not an http(s) URL such as http://127.0.0.1:8765/mcp", cfg.ServerURL)
+			return nil, bad("--server-url / MEMBRANE_SERVER_URL", "%q is not an http(s) URL such as http://127.0.0.1:8765/mcp", openaicompat.RedactURL(cfg.ServerURL))
 		}
 		if cfg.NoMembrane {
 			return nil, bad("--no-membrane", "cannot be combined with --server-url")
