@@ -60,7 +60,8 @@ type HTTPOptions struct {
 	// negative means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// MaxInitializeBytes caps the body of an initialize request, whose
-	// clientInfo and capabilities a session keeps for its life; a larger
+	// clientInfo and capabilities a session keeps for its life, and of
+	// any other request without a session to a stateful server; a larger
 	// one gets 413. Zero or negative means DefaultMaxInitializeBytes (or
 	// MaxBodyBytes, if smaller).
 	MaxInitializeBytes int64
@@ -305,11 +306,24 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 // returns the single JSON-RPC request or notification in the body, or
 // nil for anything else (the SDK answers malformed input).
 func (h *httpHandler) readPost(w http.ResponseWriter, r *http.Request) (*jsonrpc.Request, bool) {
+	// Without a session, a stateful server takes only initialize, ping
+	// and notifications, all small: such a body is held to
+	// MaxInitializeBytes before it is read, so that a flood of large ones
+	// costs next to nothing.
+	limit, what := h.o.MaxBodyBytes, "request body exceeds %d bytes (--max-body)"
+	if !h.o.Stateless && r.Header.Get("Mcp-Session-Id") == "" && !isNewProtocol(r) {
+		limit, what = h.o.MaxInitializeBytes, "a request without a session (initialize) is limited to %d bytes: a session keeps the client's clientInfo and capabilities, so send less"
+	}
+	if r.ContentLength > limit {
+		w.Header().Set("Connection", "close")
+		writeRPCError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf(what, limit))
+		return nil, false
+	}
 	rc := http.NewResponseController(w)
 	if h.o.BodyReadTimeout > 0 {
 		_ = rc.SetReadDeadline(time.Now().Add(h.o.BodyReadTimeout))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	r.Body.Close()
 	// The rest of the request's life (a long call, an SSE stream) has no
 	// read deadline: reading is how the server sees the client go away.
@@ -320,7 +334,7 @@ func (h *httpHandler) readPost(w http.ResponseWriter, r *http.Request) (*jsonrpc
 		w.Header().Set("Connection", "close")
 		switch {
 		case errors.As(err, &mbe):
-			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("request body exceeds %d bytes (--max-body)", mbe.Limit))
+			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf(what, mbe.Limit))
 		case errors.As(err, &ne) && ne.Timeout():
 			writeRPCError(w, http.StatusRequestTimeout, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("the request body did not arrive within %s", h.o.BodyReadTimeout))
 		default:

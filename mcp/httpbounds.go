@@ -18,9 +18,11 @@ const (
 	// DefaultMaxSessionsPerToken bounds the sessions one token (one
 	// identity; all unauthenticated clients share one) holds at once.
 	DefaultMaxSessionsPerToken = 128
-	// DefaultMaxInitializeBytes caps the body of an initialize request: a
-	// session keeps the client's clientInfo and capabilities for its life.
-	DefaultMaxInitializeBytes = 32 << 10
+	// DefaultMaxInitializeBytes caps the body of an initialize request
+	// (and of any request without a session): a session keeps the
+	// client's clientInfo and capabilities for its life, at about three
+	// times their size.
+	DefaultMaxInitializeBytes = 16 << 10
 	// DefaultBodyReadTimeout bounds the time to read one request body.
 	DefaultBodyReadTimeout = 30 * time.Second
 	// DefaultWriteStallTimeout bounds how long one write to a client may

@@ -50,6 +50,10 @@ type HTTPConfig struct {
 	Stateless          bool     `json:"stateless" yaml:"stateless"`
 	SessionIdleTimeout Duration `json:"session_idle_timeout" yaml:"session_idle_timeout"`
 	MaxBody            ByteSize `json:"max_body" yaml:"max_body"`
+	MaxSessions        int      `json:"max_sessions" yaml:"max_sessions"`
+	MaxSessionsToken   int      `json:"max_sessions_per_token" yaml:"max_sessions_per_token"`
+	IdleTimeout        Duration `json:"idle_timeout" yaml:"idle_timeout"`
+	MaxConns           int      `json:"max_conns" yaml:"max_conns"`
 }
 
 // LogConfig says how membrane logs (always to stderr).
@@ -94,6 +98,10 @@ func defaults() Config {
 		HTTP: HTTPConfig{
 			SessionIdleTimeout: Duration(30 * time.Minute),
 			MaxBody:            4 << 20,
+			MaxSessions:        mcp.DefaultMaxSessions,
+			MaxSessionsToken:   mcp.DefaultMaxSessionsPerToken,
+			IdleTimeout:        Duration(mcp.DefaultIdleTimeout),
+			MaxConns:           mcp.DefaultMaxConns,
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 		Sandbox: SandboxConfig{
@@ -257,6 +265,14 @@ func settings() []setting {
 	out = append(out, mk("session-idle-timeout", "close an HTTP session idle this long (`DURATION`; 0 = never)", f, g))
 	f, g = size(func(c *Config) *ByteSize { return &c.HTTP.MaxBody })
 	out = append(out, mk("max-body", "largest HTTP request body (`SIZE`, such as 4MiB); larger gets 413", f, g))
+	f, g = integer(func(c *Config) *int { return &c.HTTP.MaxSessions })
+	out = append(out, mk("max-sessions", "HTTP sessions open at once (`N`); an initialize past it gets 503", f, g))
+	f, g = integer(func(c *Config) *int { return &c.HTTP.MaxSessionsToken })
+	out = append(out, mk("max-sessions-per-token", "HTTP sessions one token holds at once (`N`); past it gets 429", f, g))
+	f, g = dur(func(c *Config) *Duration { return &c.HTTP.IdleTimeout })
+	out = append(out, mk("idle-timeout", "close a keep-alive HTTP connection idle this long (`DURATION`)", f, g))
+	f, g = integer(func(c *Config) *int { return &c.HTTP.MaxConns })
+	out = append(out, mk("max-conns", "HTTP connections served at once (`N`); more wait to be accepted", f, g))
 
 	f, g = str(func(c *Config) *string { return &c.Log.Level })
 	out = append(out, mk("log-level", "`LEVEL` of the logs on stderr: debug, info, warn or error", f, g))
@@ -577,6 +593,7 @@ func (c *Config) finish() error {
 	positive("--ollama-refresh / MEMBRANE_OLLAMA_REFRESH", c.Ollama.RefreshInterval)
 	positive("--ollama-timeout / MEMBRANE_OLLAMA_TIMEOUT", c.Ollama.CallTimeout)
 	positive("--shutdown-timeout / MEMBRANE_SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
+	positive("--idle-timeout / MEMBRANE_IDLE_TIMEOUT", c.HTTP.IdleTimeout)
 	if c.Sandbox.Timeout > c.Sandbox.MaxTimeout && c.Sandbox.MaxTimeout > 0 {
 		bad("--timeout / MEMBRANE_TIMEOUT", "%s is longer than --max-timeout %s", c.Sandbox.Timeout, c.Sandbox.MaxTimeout)
 	}
@@ -584,7 +601,9 @@ func (c *Config) finish() error {
 		bad("--session-idle-timeout / MEMBRANE_SESSION_IDLE_TIMEOUT", "must not be negative")
 	}
 	for name, v := range map[string]int{"--cpu-seconds / MEMBRANE_CPU_SECONDS": c.Sandbox.CPUSeconds, "--procs / MEMBRANE_PROCS": c.Sandbox.Procs,
-		"--open-files / MEMBRANE_OPEN_FILES": c.Sandbox.OpenFiles, "--concurrency / MEMBRANE_CONCURRENCY": c.Sandbox.Concurrency, "--model-concurrency / MEMBRANE_MODEL_CONCURRENCY": c.Ollama.ModelConcurrency} {
+		"--open-files / MEMBRANE_OPEN_FILES": c.Sandbox.OpenFiles, "--concurrency / MEMBRANE_CONCURRENCY": c.Sandbox.Concurrency, "--model-concurrency / MEMBRANE_MODEL_CONCURRENCY": c.Ollama.ModelConcurrency,
+		"--max-sessions / MEMBRANE_MAX_SESSIONS": c.HTTP.MaxSessions, "--max-sessions-per-token / MEMBRANE_MAX_SESSIONS_PER_TOKEN": c.HTTP.MaxSessionsToken,
+		"--max-conns / MEMBRANE_MAX_CONNS": c.HTTP.MaxConns} {
 		if v <= 0 {
 			bad(name, "must be at least 1")
 		}
