@@ -176,14 +176,12 @@ func TestHTTPCloseAfterReject(t *testing.T) {
 	const token = "close-token"
 	_, base := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{Token: token})
 	u, _ := neturl.Parse(base)
-	var open []net.Conn
 	for range 5 {
 		c, err := net.Dial("tcp", u.Host)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		open = append(open, c)
 		rawRequest(c, u.Host, "GET", "/mcp", "Connection: keep-alive")
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
@@ -259,15 +257,7 @@ func TestHTTPIdleConnClosed(t *testing.T) {
 	call := rawPost(t, "http://"+addr, hangCall, hdr)
 	wait(t, h.started, "the call started")
 	time.Sleep(10 * idle) // not an assertion: let the timeouts pass
-	close(h.release)
-	if reply := readReply(t, call); !strings.Contains(reply, "released") {
-		t.Errorf("a long call after the idle timeout: %s", reply)
-	}
-	select {
-	case <-h.cancelled:
-		t.Error("the idle timeout cancelled a running call")
-	default:
-	}
+	h.releaseAndRead(t, call, "a call that outlived the idle and write timeouts")
 }
 
 // TestHTTPSlowBody: a body that does not arrive within BodyReadTimeout

@@ -29,17 +29,40 @@ func newHang() *hang {
 	return &hang{started: make(chan struct{}, 16), cancelled: make(chan struct{}, 16), release: make(chan struct{})}
 }
 
+// run is the tool's body: it returns nil when released.
+func (h *hang) run(ctx context.Context) error {
+	h.started <- struct{}{}
+	select {
+	case <-ctx.Done():
+		h.cancelled <- struct{}{}
+		return ctx.Err()
+	case <-h.release:
+		return nil
+	}
+}
+
 func (h *hang) call() calls.Call {
 	return call("hang", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
-		h.started <- struct{}{}
-		select {
-		case <-ctx.Done():
-			h.cancelled <- struct{}{}
-			return nil, ctx.Err()
-		case <-h.release:
-			return calls.Text("released"), nil
+		if err := h.run(ctx); err != nil {
+			return nil, err
 		}
+		return calls.Text("released"), nil
 	})
+}
+
+// releaseAndRead lets the running calls end and checks that the one whose
+// response comes on c answers "released" and that none was cancelled.
+func (h *hang) releaseAndRead(t *testing.T, c net.Conn, what string) {
+	t.Helper()
+	close(h.release)
+	if reply := readReply(t, c); !strings.Contains(reply, "released") || strings.Contains(reply, `error`) {
+		t.Errorf("%s: %s", what, reply)
+	}
+	select {
+	case <-h.cancelled:
+		t.Errorf("%s: the call was cancelled", what)
+	default:
+	}
 }
 
 // wait waits for ch; the timeout only turns a hang into a failure.
@@ -142,16 +165,7 @@ func TestHTTPDisconnectCancels(t *testing.T) {
 			// Allow: the connection stays open; the call ends on its own.
 			c = rawPost(t, base, strings.Replace(body, `"id":7`, `"id":8`, 1), hdr)
 			wait(t, h.started, "the second call started")
-			close(h.release)
-			reply := readReply(t, c)
-			if !strings.Contains(reply, "released") || strings.Contains(reply, `"error"`) {
-				t.Errorf("call on an open connection: %s", reply)
-			}
-			select {
-			case <-h.cancelled:
-				t.Error("a call on an open connection was cancelled")
-			default:
-			}
+			h.releaseAndRead(t, c, "a call on an open connection")
 		})
 	}
 }
@@ -194,15 +208,7 @@ func TestHTTPGetStreamCloseKeepsCalls(t *testing.T) {
 	if resp := post(t, base+"/mcp", `{"jsonrpc":"2.0","id":99,"method":"ping"}`, hdr); resp.StatusCode != 200 {
 		t.Fatalf("ping after the GET stream closed: %d", resp.StatusCode)
 	}
-	close(h.release)
-	if reply := readReply(t, call); !strings.Contains(reply, "released") {
-		t.Errorf("call after the GET stream closed: %s", reply)
-	}
-	select {
-	case <-h.cancelled:
-		t.Error("closing the GET stream cancelled a call")
-	default:
-	}
+	h.releaseAndRead(t, call, "a call after its session's GET stream closed")
 }
 
 // TestSDKDisconnectContract pins the go-sdk behaviour that
@@ -215,14 +221,10 @@ func TestSDKDisconnectContract(t *testing.T) {
 	h := newHang()
 	srv := sdk.NewServer(&sdk.Implementation{Name: "bare", Version: "1"}, nil)
 	srv.AddTool(&sdk.Tool{Name: "hang", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, _ *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
-		h.started <- struct{}{}
-		select {
-		case <-ctx.Done():
-			h.cancelled <- struct{}{}
-			return nil, ctx.Err()
-		case <-h.release:
-			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "released"}}}, nil
+		if err := h.run(ctx); err != nil {
+			return nil, err
 		}
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "released"}}}, nil
 	})
 	t.Cleanup(func() {
 		for ss := range srv.Sessions() {
