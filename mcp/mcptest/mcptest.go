@@ -62,11 +62,10 @@ var builds struct {
 // relative to the module root) once per test process and returns the path
 // of the binary. Later calls with the same pkg return the cached path.
 //
-// The binary goes to one fixed directory per module checkout under
-// os.TempDir (membrane-mcptest/<hash of the module root>), replaced
-// atomically on each build, so that test processes building at once never
-// see a half-written file, two checkouts never run each other's binary,
-// and repeated runs do not pile up copies.
+// The binary goes to one fixed directory under os.TempDir
+// (membrane-mcptest), replaced atomically on each build, so that test
+// processes building at once never see a half-written file and repeated
+// runs do not pile up copies.
 func BuildBinary(t testing.TB, pkg string) string {
 	t.Helper()
 	builds.Lock()
@@ -95,10 +94,10 @@ func build(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// One directory per checkout: test processes of two worktrees must
-	// not run each other's binaries.
+	// One directory per checkout: two worktrees testing at once on one
+	// machine must not run each other's binaries.
 	sum := sha256.Sum256([]byte(root))
-	dir := filepath.Join(os.TempDir(), "membrane-mcptest", hex.EncodeToString(sum[:6]))
+	dir := filepath.Join(os.TempDir(), "membrane-mcptest-"+hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
