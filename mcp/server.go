@@ -7,8 +7,10 @@
 // invocation goes back through the router, with the client's progress token,
 // a logger that reaches the client, and a context that the client's
 // cancellation cancels. [Server.HTTPHandler] adds the HTTP security layer
-// (Host, Origin, bearer token and body-size checks) and health endpoints
-// around go-sdk's streamable HTTP transport.
+// (Host, Origin, bearer token and body-size checks, session bounds, and
+// cancellation when a client goes away) and health endpoints around
+// go-sdk's streamable HTTP transport; [NewHTTPServer] and [Listen] bound
+// its connections.
 //
 // The client side (client.go) turns a remote server's tools back into calls,
 // for the orchestrator.
@@ -71,6 +73,8 @@ type Server struct {
 	closed   bool
 	sessions map[*sdk.ServerSession]*session
 	calls    sync.WaitGroup // running tool calls
+
+	endWithRequestOnce sync.Once // see HTTPHandler
 }
 
 // session is what the adapter keeps per MCP session.

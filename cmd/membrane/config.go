@@ -32,6 +32,10 @@ type Config struct {
 		Stateless          bool
 		SessionIdleTimeout time.Duration
 		MaxBody            int64
+		MaxSessions        int
+		MaxSessionsToken   int
+		IdleTimeout        time.Duration
+		MaxConns           int
 	}
 	Log struct {
 		Level, Format string
@@ -80,6 +84,14 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "close an HTTP session idle this long (DURATION; 0 = never)"})
 	s.Size(&h.MaxBody, 4<<20, D{Flag: "max-body", Env: "MEMBRANE_MAX_BODY", Key: "http.max_body",
 		Doc: "largest HTTP request body (SIZE, such as 4MiB); larger gets 413"}, posSize)
+	s.Int(&h.MaxSessions, mcp.DefaultMaxSessions, D{Flag: "max-sessions", Env: "MEMBRANE_MAX_SESSIONS", Key: "http.max_sessions", Arg: "N",
+		Doc: "HTTP sessions open at once (N); an initialize past it gets 503"}, pos)
+	s.Int(&h.MaxSessionsToken, mcp.DefaultMaxSessionsPerToken, D{Flag: "max-sessions-per-token", Env: "MEMBRANE_MAX_SESSIONS_PER_TOKEN", Key: "http.max_sessions_per_token", Arg: "N",
+		Doc: "HTTP sessions one token holds at once (N); past it gets 429"}, pos)
+	s.Duration(&h.IdleTimeout, mcp.DefaultIdleTimeout, D{Flag: "idle-timeout", Env: "MEMBRANE_IDLE_TIMEOUT", Key: "http.idle_timeout",
+		Doc: "close a keep-alive HTTP connection idle this long (DURATION)"}, posDur)
+	s.Int(&h.MaxConns, mcp.DefaultMaxConns, D{Flag: "max-conns", Env: "MEMBRANE_MAX_CONNS", Key: "http.max_conns", Arg: "N",
+		Doc: "HTTP connections served at once (N); more wait to be accepted"}, pos)
 
 	s.String(&c.Log.Level, "info", D{Flag: "log-level", Env: "MEMBRANE_LOG_LEVEL", Key: "log.level", Arg: "LEVEL",
 		Doc: "LEVEL of the logs on stderr: debug, info, warn or error"}, settings.OneOf("debug", "info", "warn", "error"))
