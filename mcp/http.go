@@ -210,6 +210,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// goes over.
 		r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
 	}
+	if !h.checkIDs(w, r) {
+		return
+	}
 	if !h.o.Stateless && r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" {
 		if ok := h.checkSessionless(w, r); !ok {
 			return

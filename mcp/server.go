@@ -131,6 +131,7 @@ func NewServer(r *calls.Router, opts *ServerOptions) *Server {
 			Logging: &sdk.LoggingCapabilities{},
 		},
 	})
+	s.sdk.AddReceivingMiddleware(checkParams)
 	if o.Ready != nil {
 		s.ready = o.Ready
 		s.sdk.AddReceivingMiddleware(s.waitReady)
