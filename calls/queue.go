@@ -2,11 +2,16 @@ package calls
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 )
+
+// ErrSessionEnded is wrapped by the error of a call whose session ended
+// while it waited for a slot.
+var ErrSessionEnded = errors.New("the session ended")
 
 // DefaultQueueTimeout is how long a call waits for a slot when
 // RouterOptions.QueueTimeout is zero.
@@ -113,6 +118,11 @@ func DefaultShare(limit int) int {
 func (l *limiter) acquire(ctx context.Context, req *Request) (release func(), busy *Result, err error) {
 	s := req.Session
 	release = func() { l.release(s) }
+	select {
+	case <-s.Done():
+		return nil, nil, fmt.Errorf("calls: %s: %w", l.name, ErrSessionEnded)
+	default:
+	}
 	l.mu.Lock()
 	if l.running < l.limit && l.held[s] < l.share {
 		l.running++
@@ -165,6 +175,11 @@ func (l *limiter) acquire(ctx context.Context, req *Request) (release func(), bu
 				release()
 			}
 			return nil, nil, fmt.Errorf("calls: %s: while waiting for a slot: %w", l.name, context.Cause(ctx))
+		case <-s.Done():
+			if l.leave(w) {
+				release()
+			}
+			return nil, nil, fmt.Errorf("calls: %s: while waiting for a slot: %w", l.name, ErrSessionEnded)
 		}
 	}
 }
@@ -211,9 +226,25 @@ func (l *limiter) release(s *Session) {
 	l.dispatch()
 }
 
-// dispatch hands free slots to waiters in turn. It runs with mu held.
+// dispatch hands free slots to waiters in turn, skipping (and dropping)
+// those of sessions that ended. It runs with mu held.
 func (l *limiter) dispatch() {
 	moved := false
+	for i := 0; i < len(l.ring); {
+		s := l.ring[i]
+		select {
+		case <-s.Done():
+			// Their goroutines see Done too and return; leave finds
+			// them gone.
+			l.waiting -= len(l.lines[s])
+			delete(l.lines, s)
+			l.ring = slices.Delete(l.ring, i, i+1)
+			moved = true
+			continue
+		default:
+		}
+		i++
+	}
 	for l.running < l.limit && len(l.ring) > 0 {
 		i := l.next()
 		if i < 0 {

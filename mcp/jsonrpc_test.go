@@ -437,10 +437,13 @@ func FuzzStdioIDs(f *testing.F) {
 		conn.Close()
 
 		wantByID := map[string]int{}
+		mayByID := map[string]int{} // a line without a method may get an error with its id
 		wantNull := 0
 		for _, line := range strings.Split(input, "\n") {
 			id, valid, request := oracleID(line)
 			switch {
+			case !request && valid:
+				mayByID[id]++
 			case !request:
 			case valid:
 				wantByID[id]++
@@ -450,7 +453,8 @@ func FuzzStdioIDs(f *testing.F) {
 		}
 		gotByID := map[string]int{}
 		gotNull := 0
-		sc := bufio.NewScanner(&out)
+		written := out.String()
+		sc := bufio.NewScanner(strings.NewReader(written))
 		sc.Buffer(nil, 4<<20)
 		for sc.Scan() {
 			var m map[string]json.RawMessage
@@ -468,17 +472,17 @@ func FuzzStdioIDs(f *testing.F) {
 			gotByID[canonID(m["id"])]++
 		}
 		for id, n := range wantByID {
-			if gotByID[id] != n {
-				t.Errorf("id %s: %d answers, want %d\ninput %q\noutput %q", id, gotByID[id], n, input, out.String())
+			if got := gotByID[id]; got < n || got > n+mayByID[id] {
+				t.Errorf("id %s: %d answers, want %d\ninput %q\noutput %q", id, got, n, input, written)
 			}
 		}
 		for id, n := range gotByID {
-			if wantByID[id] == 0 {
-				t.Errorf("id %s answered %d times, never asked\ninput %q\noutput %q", id, n, input, out.String())
+			if wantByID[id]+mayByID[id] < n {
+				t.Errorf("id %s answered %d times, asked %d\ninput %q\noutput %q", id, n, wantByID[id], input, written)
 			}
 		}
 		if gotNull < wantNull {
-			t.Errorf("%d -32600 answers with id null, want at least %d\ninput %q\noutput %q", gotNull, wantNull, input, out.String())
+			t.Errorf("%d -32600 answers with id null, want at least %d\ninput %q\noutput %q", gotNull, wantNull, input, written)
 		}
 	})
 }
@@ -512,24 +516,25 @@ func oracleID(line string) (id string, valid, request bool) {
 	if folded {
 		return "", false, true
 	}
-	if !hasID || !hasMethod {
+	if !hasID {
 		return "", false, false
 	}
+	request = hasMethod
 	switch v := raw.(type) {
 	case string:
 		b, _ := json.Marshal(v)
-		return string(b), true, true
+		return string(b), true, request
 	case json.Number:
 		if !intID.MatchString(string(v)) {
-			return "", false, true
+			return "", false, request
 		}
 		n, err := strconv.ParseInt(string(v), 10, 64)
 		if err != nil || n > 1<<53-1 || n < -(1<<53-1) {
-			return "", false, true
+			return "", false, request
 		}
-		return strconv.FormatInt(n, 10), true, true
+		return strconv.FormatInt(n, 10), true, request
 	}
-	return "", false, true
+	return "", false, request
 }
 
 // canonID writes a raw answered id the way oracleID does.

@@ -337,6 +337,9 @@ func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 	s.log.Debug("session opened", "session", st.cs.ID())
 	go func() {
 		_ = ss.Wait()
+		// Its queued calls leave their queues before its running calls
+		// are cancelled and free their slots.
+		st.cs.End()
 		st.cancel()
 		s.mu.Lock()
 		if s.sessions[ss] == st {
