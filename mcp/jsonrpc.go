@@ -119,7 +119,7 @@ func (h *httpHandler) checkIDs(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // validLevels are the logging levels of MCP (RFC 5424 severities).
-var validLevels = map[sdk.LoggingLevel]bool{
+var validLevels = map[string]bool{
 	"debug": true, "info": true, "notice": true, "warning": true,
 	"error": true, "critical": true, "alert": true, "emergency": true,
 }
@@ -137,7 +137,7 @@ func checkParams(next sdk.MethodHandler) sdk.MethodHandler {
 		}
 		if method == "logging/setLevel" {
 			//lint:ignore SA1019 logging/setLevel is still served to clients of 2025-11-25 and before.
-			if r, ok := req.(*sdk.ServerRequest[*sdk.SetLoggingLevelParams]); ok && r.Params != nil && !validLevels[r.Params.Level] {
+			if r, ok := req.(*sdk.ServerRequest[*sdk.SetLoggingLevelParams]); ok && r.Params != nil && !validLevels[string(r.Params.Level)] {
 				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
 					Message: fmt.Sprintf("invalid params: logging level %q is not one of debug, info, notice, warning, error, critical, alert, emergency", r.Params.Level)}
 			}

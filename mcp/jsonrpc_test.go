@@ -151,6 +151,23 @@ func TestStdioDuplicateID(t *testing.T) {
 	}
 }
 
+// serveSDKStdio serves r over go-sdk's own stdio transport (not ours) on
+// pipes, and returns the server's input and output.
+func serveSDKStdio(t *testing.T, r *calls.Router) (io.WriteCloser, io.Reader) {
+	srv := mcp.NewServer(r, nil)
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	go func() {
+		_ = srv.Run(context.Background(), &sdk.IOTransport{Reader: inR, Writer: outW})
+		outW.Close()
+	}()
+	t.Cleanup(func() {
+		inW.Close()
+		srv.Close()
+	})
+	return inW, outR
+}
+
 // TestSDKDuplicateIDs pins what go-sdk v1.8.0 does with a reused id: over
 // its own stdio transport the second request gets no answer at all (which
 // mcp.StdioTransport works around); over streamable HTTP it answers 400
@@ -158,15 +175,7 @@ func TestStdioDuplicateID(t *testing.T) {
 func TestSDKDuplicateIDs(t *testing.T) {
 	t.Run("stdio", func(t *testing.T) {
 		r, started, release := blockingRouter(t)
-		srv := mcp.NewServer(r, nil)
-		inR, inW := io.Pipe()
-		outR, outW := io.Pipe()
-		go func() {
-			_ = srv.Run(context.Background(), &sdk.IOTransport{Reader: inR, Writer: outW})
-			outW.Close()
-		}()
-		defer srv.Close()
-		defer inW.Close()
+		inW, outR := serveSDKStdio(t, r)
 		lines := make(chan string, 10)
 		go func() {
 			sc := bufio.NewScanner(outR)
@@ -364,15 +373,7 @@ func (b *syncBuf) String() string {
 // session connected sends list_changed before any initialize.
 func TestSDKNotifiesBeforeInitialize(t *testing.T) {
 	r := routerWithEcho(t)
-	srv := mcp.NewServer(r, nil)
-	defer srv.Close()
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	go func() {
-		_ = srv.Run(context.Background(), &sdk.IOTransport{Reader: inR, Writer: outW})
-		outW.Close()
-	}()
-	defer inW.Close()
+	_, outR := serveSDKStdio(t, r)
 	got := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(outR).ReadString('\n')

@@ -212,10 +212,15 @@ func (c *stdioConn) admit(m jsonrpc.Message) (*jsonrpc.ID, int64, string) {
 func (c *stdioConn) open(p phase) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	_ = c.advanceLocked(p)
+}
+
+// advanceLocked is open with wmu held.
+func (c *stdioConn) advanceLocked(p phase) error {
 	c.mu.Lock()
 	if p <= c.phase {
 		c.mu.Unlock()
-		return
+		return nil
 	}
 	c.phase = p
 	var held [][]byte
@@ -224,10 +229,11 @@ func (c *stdioConn) open(p phase) {
 	}
 	c.mu.Unlock()
 	for _, data := range held {
-		if c.writeLocked(data) != nil {
-			return
+		if err := c.writeLocked(data); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 // badLine says how to answer a line that is not a message to pass on.
@@ -389,21 +395,7 @@ func (c *stdioConn) Write(ctx context.Context, m jsonrpc.Message) error {
 	if err := c.writeLocked(data); err != nil {
 		return err
 	}
-	if next != c.phase {
-		c.mu.Lock()
-		c.phase = next
-		var held [][]byte
-		if next == phaseReady {
-			held, c.held = c.held, nil
-		}
-		c.mu.Unlock()
-		for _, data := range held {
-			if err := c.writeLocked(data); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return c.advanceLocked(next)
 }
 
 // allowed reports whether the server may send req in the current phase. It
