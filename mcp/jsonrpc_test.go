@@ -83,13 +83,7 @@ func TestStdioStrictJSONRPC(t *testing.T) {
 }
 
 func TestHTTPStrictJSONRPC(t *testing.T) {
-	_, url := serveHTTP(t, routerWithEcho(t), nil)
-	url += "/mcp"
-	resp := post(t, url, initBody, nil)
-	sid := resp.Header.Get("Mcp-Session-Id")
-	readSSE(t, resp)
-	hdr := map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": "2025-11-25"}
-	post(t, url, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, hdr)
+	url, hdr := httpSession(t, routerWithEcho(t))
 	for _, tc := range strictCases {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := post(t, url, tc.line, hdr)
@@ -103,10 +97,24 @@ func TestHTTPStrictJSONRPC(t *testing.T) {
 		})
 	}
 	// A batch with one bad id is refused whole.
-	resp = post(t, url, `[{"jsonrpc":"2.0","id":60,"method":"ping"},{"jsonrpc":"2.0","id":6.5,"method":"ping"}]`, hdr)
+	resp := post(t, url, `[{"jsonrpc":"2.0","id":60,"method":"ping"},{"jsonrpc":"2.0","id":6.5,"method":"ping"}]`, hdr)
 	if m := readSSE(t, resp); errCode(m) != -32600 || m["id"] != nil {
 		t.Errorf("batch with a bad id: %d %v", resp.StatusCode, m)
 	}
+}
+
+// httpSession serves r over HTTP and opens an initialized session on it:
+// the endpoint and the headers of the session.
+func httpSession(t *testing.T, r *calls.Router) (string, map[string]string) {
+	t.Helper()
+	_, url := serveHTTP(t, r, nil)
+	url += "/mcp"
+	resp := post(t, url, initBody, nil)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	readSSE(t, resp)
+	hdr := map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": "2025-11-25"}
+	post(t, url, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, hdr)
+	return url, hdr
 }
 
 // blockingRouter has echo and "hold", which runs until release is closed.
@@ -208,13 +216,7 @@ func TestSDKDuplicateIDs(t *testing.T) {
 	})
 	t.Run("http", func(t *testing.T) {
 		r, started, release := blockingRouter(t)
-		_, url := serveHTTP(t, r, nil)
-		url += "/mcp"
-		resp := post(t, url, initBody, nil)
-		sid := resp.Header.Get("Mcp-Session-Id")
-		readSSE(t, resp)
-		hdr := map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": "2025-11-25"}
-		post(t, url, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, hdr)
+		url, hdr := httpSession(t, r)
 		first := make(chan map[string]any, 1)
 		go func() {
 			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"hold","arguments":{}}}`))
@@ -231,7 +233,7 @@ func TestSDKDuplicateIDs(t *testing.T) {
 			first <- readSSE(t, resp)
 		}()
 		<-started
-		resp = post(t, url, `{"jsonrpc":"2.0","id":7,"method":"ping"}`, hdr)
+		resp := post(t, url, `{"jsonrpc":"2.0","id":7,"method":"ping"}`, hdr)
 		if m := readSSE(t, resp); resp.StatusCode != 400 || errCode(m) != -32600 || m["id"] != 7.0 {
 			t.Errorf("go-sdk over HTTP answered a reused id with %d %v; want 400, -32600, id 7", resp.StatusCode, m)
 		}
