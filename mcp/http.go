@@ -343,6 +343,9 @@ func (h *httpHandler) readPost(w http.ResponseWriter, r *http.Request) (*jsonrpc
 		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if !checkIDs(w, body) {
+		return nil, false
+	}
 	sid := r.Header.Get("Mcp-Session-Id")
 	version := r.Header.Get("Mcp-Protocol-Version")
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) > 0 && t[0] == '[' && (sid == "" || version == "" || version >= "2025-06-18") {

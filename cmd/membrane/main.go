@@ -148,7 +148,7 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	router := calls.NewRouter(&calls.RouterOptions{Logger: log})
+	router := calls.NewRouter(&calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout})
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
 	if err != nil {
 		return fmt.Errorf("ollama: %w", err)
@@ -159,11 +159,12 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 	// tools/list and tools/call wait until sh and python_run are in.
 	ready := make(chan struct{})
 	srv := mcp.NewServer(router, &mcp.ServerOptions{
-		Name:         "membrane",
-		Version:      versionString(),
-		Instructions: instructions,
-		Logger:       log.With("component", "mcp"),
-		Ready:        ready,
+		Name:           "membrane",
+		Version:        versionString(),
+		Instructions:   instructions,
+		Logger:         log.With("component", "mcp"),
+		Ready:          ready,
+		MaxResultBytes: int(cfg.MaxResult),
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
