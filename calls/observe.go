@@ -312,6 +312,14 @@ func grade(ctx context.Context, res *Result, err error) Outcome {
 	case !res.IsError:
 		return OutcomeOK
 	}
+	switch res.Reason {
+	case ReasonBusy:
+		return OutcomeBusy
+	case ReasonTimeout:
+		return OutcomeTimeout
+	case ReasonPanic:
+		return OutcomeError
+	}
 	if m, ok := res.Structured.(map[string]any); ok && m["busy"] == true {
 		return OutcomeBusy
 	}

@@ -49,6 +49,7 @@ func TestEventOutcomes(t *testing.T) {
 		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
 		Observers:      []calls.Observer{rec},
 		DefaultTimeout: time.Hour,
+		QueueLength:    -1, // past the limit is busy at once
 		Redact:         func(s string) string { return strings.ReplaceAll(s, "hunter2", "[redacted]") },
 	})
 	release := make(chan struct{})

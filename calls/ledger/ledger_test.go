@@ -79,9 +79,10 @@ func TestMixedWorkload(t *testing.T) {
 	}
 	defer l.Close()
 	r := calls.NewRouter(&calls.RouterOptions{
-		Logger:    slog.New(slog.NewJSONHandler(&logs, nil)),
-		Observers: []calls.Observer{l},
-		Redact:    scr.String,
+		Logger:      slog.New(slog.NewJSONHandler(&logs, nil)),
+		Observers:   []calls.Observer{l},
+		Redact:      scr.String,
+		QueueLength: -1, // past the limit is busy at once
 	})
 	release := make(chan struct{})
 	running := make(chan struct{}, 1)

@@ -62,7 +62,7 @@ func openTemp(t *testing.T, opts *Options) (*Store, string) {
 func TestMixedWorkload(t *testing.T) {
 	scr := scrub.New(&scrub.Options{Secrets: []string{token}})
 	s, path := openTemp(t, &Options{Scrubber: scr})
-	r := calls.NewRouter(&calls.RouterOptions{Observers: []calls.Observer{s}, Redact: scr.String})
+	r := calls.NewRouter(&calls.RouterOptions{Observers: []calls.Observer{s}, Redact: scr.String, QueueLength: -1})
 	running := make(chan struct{}, 1)
 	r.Add(tool("sh", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		req.Progress.Report(ctx, 1, 2, "half")
