@@ -225,7 +225,7 @@ func TestEverySetting(t *testing.T) {
 		Good: map[string]string{
 			"config": filepath.Join(dir, "m.yaml"), "http": "127.0.0.1:0", "log-level": "debug", "log-format": "json",
 			"sandbox": "rlimit", "workspace": dir, "python": "/bin/sh", "allowed-origin": "https://app.example",
-			"ollama-host": "gpu-box:11434", "metrics-addr": "127.0.0.1:0", "ollama.tools": "[{tool: t, model: m, timeout: 30}]",
+			"ollama-host": "gpu-box:11434", "metrics-addr": "127.0.0.1:0", "ollama.tools": "[{tool: t, model: m, timeout: 30}]", "output-limit": "2MiB",
 		},
 		Bad: map[string]string{
 			"token": "has space", "allowed-origin": "app.example", "log-level": "loud", "log-format": "xml",
