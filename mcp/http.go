@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -37,6 +39,13 @@ type HTTPOptions struct {
 	// "Authorization: Bearer <Token>"; anything else gets 401. Empty means
 	// no authentication, which is only safe on a loopback address.
 	Token string
+	// Verify, when set, checks bearer tokens in place of Token: it
+	// returns the user a token belongs to (a name safe to log, never the
+	// token) or false for a token it does not know, taking the same time
+	// for every token. The user travels with each request to
+	// ServerOptions.Scope, and each stateful session is bound to the user
+	// that opened it: another token gets 403 on it.
+	Verify func(token string) (user string, ok bool)
 	// AllowedOrigins lists the browser origins (such as
 	// "https://app.example.com") allowed to call the endpoint; they also
 	// get CORS headers. A request without an Origin header (any non-browser
@@ -136,13 +145,24 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
 		DisableLocalhostProtection: true,
 		Logger:                     slog.New(sdkLogHandler{log.Handler()}),
 	})
+	var inner http.Handler = mcpHandler
+	if o.Verify != nil {
+		// The SDK reads the user from the token info this puts on the
+		// request: it binds sessions to it and hands it to every
+		// method. The token was checked already; this only carries
+		// the answer.
+		inner = auth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
+			user, _ := ctx.Value(verifiedUser{}).(string)
+			return &auth.TokenInfo{UserID: user}, nil
+		}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(mcpHandler)
+	}
 	h := &httpHandler{
 		s:       s,
 		o:       o,
 		origins: origins,
 		hosts:   hosts,
 		log:     log,
-		mcp:     mcpHandler,
+		mcp:     inner,
 	}
 	if o.Token != "" {
 		sum := sha256.Sum256([]byte(o.Token))
@@ -190,7 +210,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if h.tokenSum != nil && !h.authorized(r) {
+	if user, ok := h.authorized(r); !ok {
 		desc := "a bearer token is required"
 		challenge := `Bearer realm="membrane"`
 		if r.Header.Get("Authorization") != "" {
@@ -200,6 +220,8 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", challenge)
 		h.reject(w, r, http.StatusUnauthorized, "Unauthorized: "+desc+` (send "Authorization: Bearer <token>" with the server's --token)`)
 		return
+	} else if user != "" {
+		r = r.WithContext(context.WithValue(r.Context(), verifiedUser{}, user))
 	}
 	if r.ContentLength > h.o.MaxBodyBytes {
 		h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request Entity Too Large: the body is %d bytes, the limit is %d (--max-body)", r.ContentLength, h.o.MaxBodyBytes))
@@ -393,16 +415,28 @@ func (h *httpHandler) originAllowed(r *http.Request, origin string) bool {
 	return strings.EqualFold(u.Host, r.Host)
 }
 
-func (h *httpHandler) authorized(r *http.Request) bool {
+// verifiedUser is the context key of the user HTTPOptions.Verify named.
+type verifiedUser struct{}
+
+// authorized checks the request's bearer token, when one is required, and
+// returns the user it belongs to ("" for the single Token).
+func (h *httpHandler) authorized(r *http.Request) (user string, ok bool) {
+	if h.tokenSum == nil && h.o.Verify == nil {
+		return "", true
+	}
 	v := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(v, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	if h.o.Verify != nil {
+		return h.o.Verify(tok)
 	}
 	// Comparing digests keeps the time independent of the token's length
 	// as well as its content.
-	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	return subtle.ConstantTimeCompare(sum[:], h.tokenSum) == 1
+	sum := sha256.Sum256([]byte(tok))
+	return "", subtle.ConstantTimeCompare(sum[:], h.tokenSum) == 1
 }
 
 func (h *httpHandler) ready(w http.ResponseWriter) {
