@@ -18,9 +18,11 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
 	"github.com/membrane-mcp/membrane/sandbox"
+	"github.com/membrane-mcp/membrane/sandbox/httpget"
 )
 
 // Config is everything membrane can be told. It is filled, lowest
@@ -35,6 +37,8 @@ type Config struct {
 	Log     LogConfig     `json:"log" yaml:"log"`
 	Sandbox SandboxConfig `json:"sandbox" yaml:"sandbox"`
 	Ollama  OllamaConfig  `json:"ollama" yaml:"ollama"`
+	Policy  PolicyConfig  `json:"policy" yaml:"policy"`
+	HTTPGet HTTPGetConfig `json:"http_get" yaml:"http_get"`
 	// ShutdownTimeout bounds how long running calls get to finish after
 	// SIGINT or SIGTERM.
 	ShutdownTimeout Duration `json:"shutdown_timeout" yaml:"shutdown_timeout"`
@@ -50,6 +54,41 @@ type HTTPConfig struct {
 	Stateless          bool     `json:"stateless" yaml:"stateless"`
 	SessionIdleTimeout Duration `json:"session_idle_timeout" yaml:"session_idle_timeout"`
 	MaxBody            ByteSize `json:"max_body" yaml:"max_body"`
+	// TokensFile holds scoped tokens (calls/policy); watched.
+	TokensFile string `json:"tokens_file" yaml:"tokens_file"`
+}
+
+// PolicyConfig selects tools and limits calls.
+type PolicyConfig struct {
+	Tools        []string `json:"tools" yaml:"tools"`
+	ExcludeTools []string `json:"exclude_tools" yaml:"exclude_tools"`
+	// RateLimits are shared by every client. The flag form,
+	// GLOB=N/min[:BURST], gives each matching tool a bucket of its own.
+	RateLimits []RateLimit `json:"rate_limits" yaml:"rate_limits"`
+}
+
+// RateLimit is policy.Limit with file-friendly tags.
+type RateLimit struct {
+	Tools     string  `json:"tools" yaml:"tools"`
+	PerMinute float64 `json:"per_minute" yaml:"per_minute"`
+	Burst     int     `json:"burst" yaml:"burst"`
+	PerTool   bool    `json:"per_tool" yaml:"per_tool"`
+}
+
+// HTTPGetConfig configures the http_get tool; it is off while Allow is
+// empty.
+type HTTPGetConfig struct {
+	Allow   []string        `json:"allow" yaml:"allow"`
+	Headers []HTTPGetHeader `json:"headers" yaml:"headers"`
+	Timeout Duration        `json:"timeout" yaml:"timeout"`
+	MaxBody ByteSize        `json:"max_body" yaml:"max_body"`
+}
+
+// HTTPGetHeader is a header http_get sends to the URLs For names.
+type HTTPGetHeader struct {
+	For   string `json:"for" yaml:"for"`
+	Name  string `json:"name" yaml:"name"`
+	Value string `json:"value" yaml:"value"`
 }
 
 // LogConfig says how membrane logs (always to stderr).
@@ -116,8 +155,67 @@ func defaults() Config {
 			MaxPrompt:        ollama.DefaultMaxPromptBytes,
 			MaxResponse:      ollama.DefaultMaxResponseBytes,
 		},
+		HTTPGet: HTTPGetConfig{
+			Timeout: Duration(httpget.DefaultTimeout),
+			MaxBody: httpget.DefaultMaxBodyBytes,
+		},
 		ShutdownTimeout: Duration(10 * time.Second),
 	}
+}
+
+// limits returns the shared rate limits in the policy package's form.
+func (c *Config) limits() []policy.Limit {
+	var out []policy.Limit
+	for _, l := range c.Policy.RateLimits {
+		out = append(out, policy.Limit{Tools: l.Tools, PerMinute: l.PerMinute, Burst: l.Burst, PerTool: l.PerTool})
+	}
+	return out
+}
+
+// httpGetOptions returns http_get's options.
+func (c *Config) httpGetOptions() httpget.Options {
+	o := httpget.Options{
+		Allow:        slices.Clone(c.HTTPGet.Allow),
+		Timeout:      time.Duration(c.HTTPGet.Timeout),
+		MaxBodyBytes: int64(c.HTTPGet.MaxBody),
+	}
+	for _, h := range c.HTTPGet.Headers {
+		o.Headers = append(o.Headers, httpget.Header{For: h.For, Name: h.Name, Value: h.Value})
+	}
+	return o
+}
+
+// parseRateLimit reads the flag form of a shared limit: GLOB=N/min or
+// GLOB=N/min:BURST (also /s and /h), each matching tool its own bucket.
+func parseRateLimit(v string) (RateLimit, error) {
+	glob, spec, ok := strings.Cut(strings.TrimSpace(v), "=")
+	if !ok || glob == "" {
+		return RateLimit{}, fmt.Errorf("%q: want GLOB=N/min[:BURST], such as sh=10/min:3", v)
+	}
+	spec, burstStr, hasBurst := strings.Cut(spec, ":")
+	num, unit, _ := strings.Cut(spec, "/")
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || !(n > 0) {
+		return RateLimit{}, fmt.Errorf("%q: the rate %q is not a positive number", v, num)
+	}
+	switch unit {
+	case "s", "sec", "second":
+		n *= 60
+	case "m", "min", "minute", "":
+	case "h", "hour":
+		n /= 60
+	default:
+		return RateLimit{}, fmt.Errorf("%q: the unit %q is not s, min or h", v, unit)
+	}
+	l := RateLimit{Tools: glob, PerMinute: n, PerTool: true}
+	if hasBurst {
+		b, err := strconv.Atoi(burstStr)
+		if err != nil || b < 1 {
+			return RateLimit{}, fmt.Errorf("%q: the burst %q is not a whole number of 1 or more", v, burstStr)
+		}
+		l.Burst = b
+	}
+	return l, nil
 }
 
 // SandboxConfig returns the sandbox package's form.
@@ -140,7 +238,7 @@ func (c *Config) sandboxConfig() sandbox.Config {
 		Concurrency:   s.Concurrency,
 		// membrane's own secrets stay out of every sandbox, even where
 		// they sit under a directory sandboxes see (/usr/local/etc, say).
-		Hide: nonEmpty(c.File, c.HTTP.TokenFile),
+		Hide: nonEmpty(c.File, c.HTTP.TokenFile, c.HTTP.TokensFile),
 	}
 }
 
@@ -251,6 +349,8 @@ func settings() []setting {
 	out = append(out, mkList("allowed-origin", "MEMBRANE_ALLOWED_ORIGINS", "browser `ORIGIN` (https://host[:port]) allowed to call the HTTP endpoint; repeatable", f, g))
 	f, g = list(func(c *Config) *[]string { return &c.HTTP.AllowedHosts })
 	out = append(out, mkList("allowed-host", "MEMBRANE_ALLOWED_HOSTS", "`HOST` header value accepted (default: loopback names on a loopback address, any otherwise); repeatable", f, g))
+	f, g = str(func(c *Config) *string { return &c.HTTP.TokensFile })
+	out = append(out, mk("tokens-file", "scoped bearer tokens from `FILE` (JSON: names, tool globs, rate limits, caps); watched and reloaded whole", f, g))
 	f, g = boolean(func(c *Config) *bool { return &c.HTTP.Stateless })
 	out = append(out, mkBool("stateless", "HTTP without sessions, for several replicas behind a load balancer", f, g))
 	f, g = dur(func(c *Config) *Duration { return &c.HTTP.SessionIdleTimeout })
@@ -293,6 +393,26 @@ func settings() []setting {
 	out = append(out, mk("open-files", "open files per sandboxed process (`N`)", f, g))
 	f, g = integer(func(c *Config) *int { return &c.Sandbox.Concurrency })
 	out = append(out, mk("concurrency", "calls of sh (and of python_run) running at once; more get a busy error (`N`)", f, g))
+
+	f, g = list(func(c *Config) *[]string { return &c.Policy.Tools })
+	out = append(out, mkList("tools", "MEMBRANE_TOOLS", "serve only the tools matching `GLOB` (such as 'ollama_*'); repeatable (default: all)", f, g))
+	f, g = list(func(c *Config) *[]string { return &c.Policy.ExcludeTools })
+	out = append(out, mkList("exclude-tools", "MEMBRANE_EXCLUDE_TOOLS", "do not serve the tools matching `GLOB`; repeatable", f, g))
+	out = append(out, mkList("rate-limit", "MEMBRANE_RATE_LIMITS", "limit the calls to each tool matching a glob, over all clients (`GLOB=N/min[:BURST]`, such as sh=10/min:3); repeatable",
+		func(c *Config, v string) error {
+			l, err := parseRateLimit(v)
+			if err != nil {
+				return err
+			}
+			c.Policy.RateLimits = append(c.Policy.RateLimits, l)
+			return nil
+		}, func(c *Config) string { return "" }))
+	f, g = list(func(c *Config) *[]string { return &c.HTTPGet.Allow })
+	out = append(out, mkList("http-get-allow", "MEMBRANE_HTTP_GET_ALLOW", "turn on http_get for `PATTERN`: a host, *.domain, host:port, a URL prefix, or * (every public host); repeatable", f, g))
+	f, g = dur(func(c *Config) *Duration { return &c.HTTPGet.Timeout })
+	out = append(out, mk("http-get-timeout", "limit of one http_get fetch, redirects included (`DURATION`)", f, g))
+	f, g = size(func(c *Config) *ByteSize { return &c.HTTPGet.MaxBody })
+	out = append(out, mk("http-get-max-body", "largest body http_get reads; longer is cut (`SIZE`)", f, g))
 
 	f, g = list(func(c *Config) *[]string { return &c.Ollama.Hosts })
 	out = append(out, mkList("ollama-host", "MEMBRANE_OLLAMA_HOSTS", "Ollama server (`HOST`: host:port or http(s)://host:port); repeatable (default: OLLAMA_HOST, else 127.0.0.1:11434)", f, g))
@@ -424,6 +544,14 @@ func (c *Config) clearList(s *setting) {
 		c.HTTP.AllowedHosts = nil
 	case "ollama-host":
 		c.Ollama.Hosts = nil
+	case "tools":
+		c.Policy.Tools = nil
+	case "exclude-tools":
+		c.Policy.ExcludeTools = nil
+	case "rate-limit":
+		c.Policy.RateLimits = nil
+	case "http-get-allow":
+		c.HTTPGet.Allow = nil
 	}
 }
 
@@ -440,6 +568,9 @@ func readConfigFile(path string, cfg *Config) error {
 	// A relative token file is relative to the config file.
 	if cfg.HTTP.TokenFile != "" && !filepath.IsAbs(cfg.HTTP.TokenFile) {
 		cfg.HTTP.TokenFile = filepath.Join(filepath.Dir(path), cfg.HTTP.TokenFile)
+	}
+	if cfg.HTTP.TokensFile != "" && !filepath.IsAbs(cfg.HTTP.TokensFile) {
+		cfg.HTTP.TokensFile = filepath.Join(filepath.Dir(path), cfg.HTTP.TokensFile)
 	}
 	return nil
 }
@@ -626,8 +757,38 @@ func (c *Config) finish() error {
 			bad("--allowed-origin / MEMBRANE_ALLOWED_ORIGIN", "%q must look like https://host[:port]", o)
 		}
 	}
+	if _, err := policy.NewSelector(c.Policy.Tools, c.Policy.ExcludeTools); err != nil {
+		bad("--tools / --exclude-tools (MEMBRANE_TOOLS / MEMBRANE_EXCLUDE_TOOLS)", "%v", err)
+	}
+	if _, err := policy.New(policy.Options{Limits: c.limits()}); err != nil {
+		bad("--rate-limit / MEMBRANE_RATE_LIMITS", "%v", err)
+	}
+	if c.HTTP.TokensFile != "" {
+		if abs, err := filepath.Abs(c.HTTP.TokensFile); err == nil {
+			c.HTTP.TokensFile = abs
+		}
+		if _, err := policy.LoadTokens(c.HTTP.TokensFile); err != nil {
+			bad("--tokens-file / MEMBRANE_TOKENS_FILE", "%v", err)
+		}
+	}
+	if len(c.HTTPGet.Allow) > 0 {
+		if _, err := httpget.New(c.httpGetOptions()); err != nil {
+			bad("--http-get-allow / MEMBRANE_HTTP_GET_ALLOW", "%v", strings.TrimPrefix(err.Error(), "httpget: "))
+		}
+	} else if len(c.HTTPGet.Headers) > 0 {
+		bad("http_get.headers", "http_get is off: set --http-get-allow (http_get.allow) to name what it may fetch")
+	}
+	positive("--http-get-timeout / MEMBRANE_HTTP_GET_TIMEOUT", c.HTTPGet.Timeout)
+	if c.HTTPGet.MaxBody <= 0 {
+		bad("--http-get-max-body / MEMBRANE_HTTP_GET_MAX_BODY", "must be more than 0 bytes")
+	}
 	if c.HTTP.Addr != "" {
-		if err := mcp.CheckListen(c.HTTP.Addr, c.HTTP.Token); err != nil {
+		// Scoped tokens authenticate as well as the single token does.
+		auth := c.HTTP.Token
+		if auth == "" && c.HTTP.TokensFile != "" {
+			auth = "(tokens file)"
+		}
+		if err := mcp.CheckListen(c.HTTP.Addr, auth); err != nil {
 			bad("--http / MEMBRANE_HTTP", "%v", err)
 		}
 	}
