@@ -124,6 +124,7 @@ type OllamaConfig struct {
 	MaxPrompt        ByteSize          `json:"max_prompt" yaml:"max_prompt"`
 	MaxResponse      ByteSize          `json:"max_response" yaml:"max_response"`
 	Tools            []ollama.ToolSpec `json:"tools" yaml:"tools"`
+	ModelTools       string            `json:"model_tools" yaml:"model_tools"`
 }
 
 // defaults returns the configuration with nothing set.
@@ -154,6 +155,7 @@ func defaults() Config {
 			ModelConcurrency: ollama.DefaultModelConcurrency,
 			MaxPrompt:        ollama.DefaultMaxPromptBytes,
 			MaxResponse:      ollama.DefaultMaxResponseBytes,
+			ModelTools:       string(ollama.ModelToolsPerModel),
 		},
 		HTTPGet: HTTPGetConfig{
 			Timeout: Duration(httpget.DefaultTimeout),
@@ -263,6 +265,7 @@ func (c *Config) ollamaConfig() ollama.Config {
 		MaxPromptBytes:   int64(o.MaxPrompt),
 		MaxResponseBytes: int64(o.MaxResponse),
 		Tools:            slices.Clone(o.Tools),
+		ModelTools:       ollama.ModelTools(o.ModelTools),
 	}
 }
 
@@ -424,6 +427,8 @@ func settings() []setting {
 	out = append(out, mk("model-concurrency", "calls running at once against one model; later ones queue (`N`)", f, g))
 	f, g = size(func(c *Config) *ByteSize { return &c.Ollama.MaxPrompt })
 	out = append(out, mk("max-prompt", "largest prompt (text and images) of one model call (`SIZE`)", f, g))
+	f, g = str(func(c *Config) *string { return &c.Ollama.ModelTools })
+	out = append(out, mk("model-tools", "how models become tools: `per-model` (one each, plus the generic ones), generic (only ollama_chat, ollama_embed, ollama_models, with a model enum) or off", f, g))
 	f, g = size(func(c *Config) *ByteSize { return &c.Ollama.MaxResponse })
 	out = append(out, mk("max-response", "largest answer of one chat call; longer is cut (`SIZE`)", f, g))
 	return out
@@ -731,6 +736,9 @@ func (c *Config) finish() error {
 		if _, err := ollama.ParseHost(h); err != nil {
 			bad("--ollama-host / MEMBRANE_OLLAMA_HOSTS", "%v", err)
 		}
+	}
+	if _, err := ollama.ParseModelTools(c.Ollama.ModelTools); err != nil {
+		bad("--model-tools / MEMBRANE_MODEL_TOOLS", "%q is not per-model, generic or off", c.Ollama.ModelTools)
 	}
 	if err := checkToolSpecs(c.Ollama.Tools); err != nil {
 		bad("ollama.tools", "%v", err)
