@@ -143,7 +143,7 @@ func normalize(u *url.URL) (*target, error) {
 	case "":
 		return nil, errors.New("the URL has no scheme; write it in full, such as https://example.com/")
 	default:
-		return nil, fmt.Errorf("only http and https URLs can be fetched, not %s:", t.scheme)
+		return nil, fmt.Errorf("only http and https URLs can be fetched, not %s URLs", t.scheme)
 	}
 	if u.Opaque != "" || u.Host == "" {
 		return nil, errors.New("the URL has no host")

@@ -249,7 +249,7 @@ func TestSchemesAndUserInfo(t *testing.T) {
 		t.Fatal(err) // the allow control
 	}
 	for _, tc := range []struct{ url, want string }{
-		{"file:///etc/passwd", "only http and https URLs can be fetched, not file:"},
+		{"file:///etc/passwd", "only http and https URLs can be fetched, not file URLs"},
 		{"FILE://localhost/etc/passwd", "only http and https"},
 		{"gopher://public.test/", "only http and https"},
 		{"ftp://public.test/", "only http and https"},
