@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,26 +13,27 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 func TestPolicySettings(t *testing.T) {
 	tokens := writeFile(t, "tokens.json", `{"tokens":[{"name":"a","token":"a-token-0123456789ab"}]}`)
-	cfg, _, err := loadConfig("membrane", []string{
+	cfg, err := loadConfig("membrane", []string{
 		"--tools", "ollama_*", "--tools", "sh", "--exclude-tools", "ollama_embed*",
 		"--rate-limit", "sh=10/min:3", "--rate-limit", "ollama_*=2/s",
 		"--http-get-allow", "docs.python.org", "--tokens-file", tokens,
 		"--http", "0.0.0.0:8765", // a tokens file is authentication enough
-	}, env(map[string]string{"MEMBRANE_HTTP_GET_ALLOW": "ignored.example"}), &bytes.Buffer{})
+	}, env(map[string]string{"MEMBRANE_HTTP_GET_ALLOW": "ignored.example"}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(cfg.Policy.Tools, []string{"ollama_*", "sh"}) || !slices.Equal(cfg.Policy.ExcludeTools, []string{"ollama_embed*"}) {
 		t.Errorf("tools = %v / %v", cfg.Policy.Tools, cfg.Policy.ExcludeTools)
 	}
-	want := []RateLimit{{Tools: "sh", PerMinute: 10, Burst: 3, PerTool: true}, {Tools: "ollama_*", PerMinute: 120, PerTool: true}}
-	if !slices.Equal(cfg.Policy.RateLimits, want) {
-		t.Errorf("rate limits = %+v", cfg.Policy.RateLimits)
+	want := []policy.Limit{{Tools: "sh", PerMinute: 10, Burst: 3, PerTool: true}, {Tools: "ollama_*", PerMinute: 120, Burst: 1, PerTool: true}}
+	if got := cfg.limits(); !slices.Equal(got, want) {
+		t.Errorf("rate limits = %+v", got)
 	}
 	if !slices.Equal(cfg.HTTPGet.Allow, []string{"docs.python.org"}) {
 		t.Errorf("http_get allow = %v (the flag replaces the variable)", cfg.HTTPGet.Allow)
@@ -42,13 +42,13 @@ func TestPolicySettings(t *testing.T) {
 	file := writeFile(t, "m.yaml", `
 policy:
   exclude_tools: [python_run]
-  rate_limits: [{tools: "ollama_*", per_minute: 30, burst: 2}]
+  rate_limits: ["ollama_*=30/min:2"]
 http_get:
   allow: ["https://go.dev/doc/"]
   headers: [{for: go.dev, name: X-Key, value: v}]
   timeout: 5s
 `)
-	cfg, _, err = loadConfig("membrane", []string{"--config", file}, env(nil), &bytes.Buffer{})
+	cfg, err = loadConfig("membrane", []string{"--config", file}, env(nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,14 +75,14 @@ func TestPolicySettingErrors(t *testing.T) {
 		{[]string{"--http-get-allow", "example.com/path"}, "", "--http-get-allow"},
 		{[]string{"--http-get-allow", "https://10.0.0.1/"}, "", "private"},
 		{[]string{"--http-get-timeout", "0"}, "", "--http-get-timeout"},
-		{nil, "http_get:\n  headers: [{for: x.com, name: A, value: b}]\n", "http_get is off"},
-		{nil, "policy:\n  rate_limits: [{tools: sh}]\n", "per_minute"},
+		{nil, "policy:\n  rate_limits: [sh]\n", "GLOB=N/min"},
+		{nil, "http_get:\n  allow: [x.com]\n  headers: [{for: x.com, nmae: A}]\n", "nmae"},
 	} {
 		args := tc.args
 		if tc.file != "" {
 			args = append([]string{"--config", writeFile(t, "c.yaml", tc.file)}, args...)
 		}
-		_, _, err := loadConfig("membrane", args, env(nil), &bytes.Buffer{})
+		_, err := loadConfig("membrane", args, env(nil), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v %q: err = %v, want it to mention %q", tc.args, tc.file, err, tc.want)
 		}
