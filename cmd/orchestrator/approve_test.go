@@ -57,7 +57,7 @@ func TestApproverMatchesIdentity(t *testing.T) {
 	a := newApprover([]string{"sh"}, fleetTools, false, false, nil, newUI(&bytes.Buffer{}, &bytes.Buffer{}, false, false, false, false), nil)
 	for local, want := range map[string]bool{
 		"membrane__sh": true, "membrane__python_run": false,
-		"github_com_modelcon-1a2b__sh_0badf00d": true, // renamed, still sh
+		"github_com_modelcon-1a2b__sh_0badf00d": true,  // renamed, still sh
 		"a__b__sh":                              false, // a's b__sh is not sh
 		"a_b__sh":                               true,  // a__b's sh is
 		"not_a_tool":                            true,  // nobody's: always asked

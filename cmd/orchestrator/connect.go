@@ -143,4 +143,3 @@ func childEnv(env []string, verbose, toFile bool) []string {
 	}
 	return out
 }
-

@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
-
 )
 
 // errInterrupt is what reading a line returns when the user pressed Ctrl-C.
