@@ -211,13 +211,82 @@ func promptLines(t mcp.ToolInfo, args string, width int) []string {
 	return out
 }
 
-// prettyArgs indents JSON arguments; anything else is shown as it is.
+// prettyArgs indents JSON arguments for a person: keys in the order sent,
+// duplicates kept (a server may take either), numbers as written, and
+// strings with no HTML escaping (the model's "&&" is not shown as
+// "\u0026\u0026"). Anything that is not JSON is shown as it is.
 func prettyArgs(args string) string {
-	var b bytes.Buffer
-	if err := json.Indent(&b, []byte(args), "", "  "); err != nil {
+	dec := json.NewDecoder(strings.NewReader(args))
+	dec.UseNumber()
+	var b strings.Builder
+	tok, err := dec.Token()
+	if err == nil {
+		err = writeJSON(&b, dec, tok, "")
+	}
+	if err != nil {
+		return args
+	}
+	if _, err := dec.Token(); err != io.EOF {
 		return args
 	}
 	return b.String()
+}
+
+func writeJSON(b *strings.Builder, dec *json.Decoder, tok json.Token, indent string) error {
+	switch v := tok.(type) {
+	case json.Delim:
+		open, end := string(v), "}"
+		if v == '[' {
+			end = "]"
+		}
+		b.WriteString(open)
+		n := 0
+		for dec.More() {
+			if n > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("\n" + indent + "  ")
+			t, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			if v == '{' {
+				key, _ := t.(string)
+				b.WriteString(quoteJSON(key) + ": ")
+				if t, err = dec.Token(); err != nil {
+					return err
+				}
+			}
+			if err := writeJSON(b, dec, t, indent+"  "); err != nil {
+				return err
+			}
+			n++
+		}
+		if _, err := dec.Token(); err != nil {
+			return err
+		}
+		if n > 0 {
+			b.WriteString("\n" + indent)
+		}
+		b.WriteString(end)
+	case string:
+		b.WriteString(quoteJSON(v))
+	case json.Number:
+		b.WriteString(v.String())
+	case bool:
+		fmt.Fprint(b, v)
+	case nil:
+		b.WriteString("null")
+	}
+	return nil
+}
+
+func quoteJSON(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // wrap cuts s into pieces of at most width runes.

@@ -34,7 +34,7 @@ type fleet struct {
 
 	mu      sync.Mutex
 	clients map[string]*mcp.Client
-	cmds    map[string]*exec.Cmd
+	cmds    []*exec.Cmd // every server launched, reconnections too
 	closed  bool
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -51,7 +51,7 @@ func newFleet(servers []server, r *calls.Router, callTimeout time.Duration, log 
 		router: r, callTimeout: callTimeout, log: log,
 		prefix: len(servers) > 1, prefixes: mcp.ServerPrefixes(names),
 		say: func(string, bool) {}, backoff: defaultBackoff,
-		clients: map[string]*mcp.Client{}, cmds: map[string]*exec.Cmd{}, done: make(chan struct{}),
+		clients: map[string]*mcp.Client{}, done: make(chan struct{}),
 	}
 }
 
@@ -111,7 +111,7 @@ func (f *fleet) connect(ctx context.Context, s server) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if cmd != nil {
-		f.cmds[s.name] = cmd // started by now
+		f.cmds = append(f.cmds, cmd) // started by now
 	}
 	if f.closed {
 		go c.Close()
@@ -203,7 +203,9 @@ func (f *fleet) tools() []mcp.ToolInfo {
 }
 
 // close ends every session politely (stdin closed, then SIGTERM, then
-// SIGKILL for a launched server) and stops reconnecting.
+// SIGKILL for a launched server), stops reconnecting, and then kills what
+// is left of each launched server's process group (children it left
+// behind).
 func (f *fleet) close() {
 	f.mu.Lock()
 	if f.closed {
@@ -227,18 +229,19 @@ func (f *fleet) close() {
 	}
 	wg.Wait()
 	f.wg.Wait()
+	f.kill()
 }
 
 // kill sends SIGKILL to the process group of every launched server (each
-// has its own group), for a user who will not wait.
+// has its own group), for a user who will not wait, or to what is left of
+// it. (A group's ID is not reused while any member lives, so this never
+// reaches a stranger.)
 func (f *fleet) kill() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, cmd := range f.cmds {
 		if p := cmd.Process; p != nil {
-			if err := syscall.Kill(-p.Pid, syscall.SIGKILL); err != nil {
-				p.Kill()
-			}
+			syscall.Kill(-p.Pid, syscall.SIGKILL)
 		}
 	}
 }

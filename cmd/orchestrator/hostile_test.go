@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
 	"github.com/membrane-mcp/membrane/mcp"
@@ -57,14 +58,16 @@ func hostileChain(t *testing.T, s ollamatest.Script) *chain {
 	return newChain(t, s)
 }
 
-// noESC checks that nothing a terminal would act on is in s.
+// noESC checks that nothing a terminal would act on is in s: no byte
+// that is not UTF-8 (a raw C1), and no rune termsafe calls unsafe (ESC,
+// C0 and C1 controls, bidi controls), but newlines and tabs.
 func noESC(t *testing.T, where, s string) {
 	t.Helper()
-	if termsafe.String(s) != s && strings.ContainsAny(s, "\x1b\u009b\u202e\u2066") {
-		t.Errorf("%s holds raw escapes: %q", where, s)
-	}
-	if strings.ContainsAny(s, "\x1b\u009b\u202e\u2066\u2069") || strings.Contains(s, "\x9b") {
-		t.Errorf("%s holds raw escapes: %q", where, s)
+	for i, r := range s {
+		if r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD") || termsafe.Unsafe(r) {
+			t.Errorf("%s holds %U at %d: %q", where, r, i, s)
+			return
+		}
 	}
 }
 
@@ -78,7 +81,7 @@ func TestHostileEscapes(t *testing.T) {
 	}
 	noESC(t, "stdout", r.stdout)
 	noESC(t, "stderr", r.stderr)
-	if !strings.Contains(r.stderr, "ran: ls from evil␛]52;c;") || !strings.Contains(r.stderr, "<U+202E>") {
+	if !strings.Contains(r.stderr, "ran: ls from evil␛]52;c;") || !strings.Contains(r.stderr, "␛[2J") {
 		t.Errorf("the escapes were not shown visibly:\n%s", r.stderr)
 	}
 	// /tools shows descriptions made safe.
@@ -284,7 +287,8 @@ func TestHostileApprovalByIdentity(t *testing.T) {
 func TestHostileTurnTimeout(t *testing.T) {
 	c := hostileChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "hang", Args: `{}`}}, Answer: " Never."})
 	mark := filepath.Join(t.TempDir(), "started")
-	cfg := hostileConfig(t, hostileServer{name: "slow", mode: "ignoreterm", env: map[string]string{"HOSTILE_MARK": mark}})
+	secs := fmt.Sprintf("4344.%d", os.Getpid())
+	cfg := hostileConfig(t, hostileServer{name: "slow", mode: "ignoreterm", env: map[string]string{"HOSTILE_MARK": mark, "HOSTILE_SLEEP": secs}})
 	r := c.run(t, c.env(t), c.args("--no-membrane", "--mcp-config", cfg, "--timeout", "20s", "--json", "-e", "wait")...)
 	jt := decodeTurn(t, r.stdout)
 	if r.code != 1 || !strings.Contains(jt.Error, "--timeout 20s") {
@@ -292,6 +296,11 @@ func TestHostileTurnTimeout(t *testing.T) {
 	}
 	if len(jt.ToolCalls) != 1 || !strings.Contains(jt.ToolCalls[0].Result, "--timeout 20s") || strings.Contains(jt.ToolCalls[0].Result, "5m0s") {
 		t.Errorf("tool calls: %+v", jt.ToolCalls)
+	}
+	// The server ignored SIGTERM; what was left of its process group is
+	// gone too once the orchestrator has exited.
+	if n := len(procsWith("sleep", secs)); n != 0 {
+		t.Errorf("%d of the server's children outlived the orchestrator", n)
 	}
 }
 
@@ -338,7 +347,8 @@ func TestHostileReconnect(t *testing.T) {
 func TestHostileDoubleCtrlC(t *testing.T) {
 	c := hostileChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "hang", Args: `{}`}}, Answer: " Never."})
 	mark := filepath.Join(t.TempDir(), "started")
-	cfg := hostileConfig(t, hostileServer{name: "stubborn", mode: "ignoreterm", env: map[string]string{"HOSTILE_MARK": mark}})
+	secs := fmt.Sprintf("4343.%d", os.Getpid())
+	cfg := hostileConfig(t, hostileServer{name: "stubborn", mode: "ignoreterm", env: map[string]string{"HOSTILE_MARK": mark, "HOSTILE_SLEEP": secs}})
 	cmd := exec.CommandContext(t.Context(), c.orch, c.args("--no-membrane", "--mcp-config", cfg, "-e", "wait")...)
 	cmd.Env = c.env(t)
 	var errb syncBuffer
@@ -348,13 +358,13 @@ func TestHostileDoubleCtrlC(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	until(t, "the hanging call", func() bool { _, err := os.Stat(mark); return err == nil })
-	if len(procsWith("sleep", "4343.7")) == 0 {
+	if len(procsWith("sleep", secs)) == 0 {
 		t.Fatal("the server's child is not running")
 	}
 	cmd.Process.Signal(syscall.SIGINT)
 	until(t, "the turn to end", func() bool { return strings.Contains(errb.String(), "cancelled") })
 	// The server ignores SIGTERM and its stdin's end: it is still there.
-	if len(procsWith("sleep", "4343.7")) == 0 {
+	if len(procsWith("sleep", secs)) == 0 {
 		t.Fatal("the server went at the first Ctrl-C (the test proves nothing)")
 	}
 	cmd.Process.Signal(syscall.SIGINT)
@@ -362,7 +372,7 @@ func TestHostileDoubleCtrlC(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
 		t.Errorf("exit %v, want 130\n%s", err, errb.String())
 	}
-	until(t, "the server's group to be gone", func() bool { return len(procsWith("sleep", "4343.7")) == 0 })
+	until(t, "the server's group to be gone", func() bool { return len(procsWith("sleep", secs)) == 0 })
 }
 
 // Ctrl-C while a server is being connected exits 130.

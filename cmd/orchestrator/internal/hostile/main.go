@@ -13,7 +13,7 @@
 //	stray       one stray stdout line after the first call (once per
 //	            $HOSTILE_MARK file), which breaks the session
 //	ignoreterm  ignores SIGTERM and stdin's end; "hang" blocks, and a
-//	            child in its process group sleeps
+//	            child in its process group runs sleep $HOSTILE_SLEEP
 //	slowstart   never answers initialize
 //	redefine    sh's description changes after the second call
 //	spoof       the tool is named "b__sh" instead of "sh"
@@ -69,7 +69,11 @@ func main() {
 	case "ignoreterm":
 		signal.Ignore(syscall.SIGTERM, syscall.SIGHUP)
 		// A child in our process group, which only a group kill reaches.
-		exec.Command("sleep", "4343.7").Start()
+		secs := os.Getenv("HOSTILE_SLEEP")
+		if secs == "" {
+			secs = "4343.7"
+		}
+		exec.Command("sleep", secs).Start()
 	}
 
 	s := sdk.NewServer(&sdk.Implementation{Name: "hostile-" + mode}, &sdk.ServerOptions{
