@@ -149,6 +149,9 @@ type Client struct {
 
 	mu      sync.Mutex
 	remote  map[string]ToolInfo // local name -> who it is
+	// checked holds the schema verdicts of the last listing, by tool
+	// digest, so that listing unchanged tools again costs no new check.
+	checked map[string]error
 	closed  bool
 	refresh chan struct{}
 	done    chan struct{}
@@ -338,15 +341,27 @@ func (c *Client) Refresh(ctx context.Context) (calls.Change, error) {
 	}
 	names := localNames(prefixName, c.opts.Prefix, c.name, toolNames(tools))
 	remote := map[string]ToolInfo{}
+	c.mu.Lock()
+	old := c.checked
+	c.mu.Unlock()
+	checked := make(map[string]error, len(tools))
 	var cs []calls.Call
 	for _, tool := range tools {
 		local := names[tool.Name]
-		call, err := c.callOf(tool, local)
+		d := digest(tool)
+		bad, seen := old[d]
+		call, err := c.callOf(tool, local, !seen)
+		if seen && bad != nil {
+			err = bad
+		}
+		checked[d] = err
 		if err != nil {
-			c.log.Warn("skipping a tool whose input schema is unusable", "tool", tool.Name, "err", err)
+			if !seen {
+				c.log.Warn("skipping a tool whose input schema is unusable", "tool", tool.Name, "err", err)
+			}
 			continue
 		}
-		remote[local] = ToolInfo{Server: c.name, Name: tool.Name, Local: local, Description: call.Description, Digest: digest(tool)}
+		remote[local] = ToolInfo{Server: c.name, Name: tool.Name, Local: local, Description: call.Description, Digest: d}
 		cs = append(cs, call)
 	}
 	c.mu.Lock()
@@ -355,6 +370,7 @@ func (c *Client) Refresh(ctx context.Context) (calls.Change, error) {
 		return calls.Change{}, errors.New("mcp: client closed")
 	}
 	c.remote = remote
+	c.checked = checked
 	ch, err := c.router.Sync(c.group, cs)
 	c.mu.Unlock()
 	if err != nil {
@@ -452,13 +468,15 @@ func toolNames(ts []*sdk.Tool) []string {
 	return out
 }
 
-func (c *Client) callOf(t *sdk.Tool, local string) (calls.Call, error) {
+func (c *Client) callOf(t *sdk.Tool, local string, check bool) (calls.Call, error) {
 	schema, err := objectSchema(t.InputSchema)
 	if err != nil {
 		return calls.Call{}, err
 	}
-	if err := CheckSchema(schema, c.opts.Limits.SchemaDepth); err != nil {
-		return calls.Call{}, err
+	if check {
+		if err := CheckSchema(schema, c.opts.Limits.SchemaDepth); err != nil {
+			return calls.Call{}, err
+		}
 	}
 	desc := t.Description
 	if desc == "" {

@@ -169,7 +169,7 @@ func TestApprovalPromptShowsEverything(t *testing.T) {
 func TestPrettyArgs(t *testing.T) {
 	for in, want := range map[string]string{
 		`{"cmd":"a \u0026\u0026 b","n":1.50,"x":[1,{"y":null}],"e":{},"cmd":"dup"}`: "{\n  \"cmd\": \"a && b\",\n  \"n\": 1.50,\n  \"x\": [\n    1,\n    {\n      \"y\": null\n    }\n  ],\n  \"e\": {},\n  \"cmd\": \"dup\"\n}",
-		`not json`: `not json`,
+		`not json`:        `not json`,
 		`{"a":1} {"b":2}`: `{"a":1} {"b":2}`,
 		`{}`:              `{}`,
 	} {
