@@ -147,8 +147,8 @@ type Client struct {
 	log    *slog.Logger
 	cs     *sdk.ClientSession
 
-	mu      sync.Mutex
-	remote  map[string]ToolInfo // local name -> who it is
+	mu     sync.Mutex
+	remote map[string]ToolInfo // local name -> who it is
 	// checked holds the schema verdicts of the last listing, by tool
 	// digest, so that listing unchanged tools again costs no new check.
 	checked map[string]error
