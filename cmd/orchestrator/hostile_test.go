@@ -51,13 +51,6 @@ func hostileConfig(t *testing.T, servers ...hostileServer) string {
 	return p
 }
 
-// hostileChain is a chain whose model follows s; its membrane is built but
-// launched only when a test does not pass --no-membrane.
-func hostileChain(t *testing.T, s ollamatest.Script) *chain {
-	t.Helper()
-	return newChain(t, s)
-}
-
 // noESC checks that nothing a terminal would act on is in s: no byte
 // that is not UTF-8 (a raw C1), and no rune termsafe calls unsafe (ESC,
 // C0 and C1 controls, bidi controls), but newlines and tabs.
@@ -72,7 +65,7 @@ func noESC(t *testing.T, where, s string) {
 }
 
 func TestHostileEscapes(t *testing.T) {
-	c := hostileChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "sh", Args: `{"cmd":"ls"}`}}, Answer: " Done."})
+	c := newChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "sh", Args: `{"cmd":"ls"}`}}, Answer: " Done."})
 	cfg := hostileConfig(t, hostileServer{name: "evil", mode: "escape"})
 	// A one-shot turn: the tool line, its result preview and the answer.
 	r := c.run(t, c.env(t), c.args("--no-membrane", "--mcp-config", cfg, "-e", "list")...)
@@ -85,7 +78,7 @@ func TestHostileEscapes(t *testing.T) {
 		t.Errorf("the escapes were not shown visibly:\n%s", r.stderr)
 	}
 	// /tools shows descriptions made safe.
-	r = c.runStdin(t, "/tools\n", c.args("--no-membrane", "--mcp-config", cfg)...)
+	r = c.runIn(t, c.env(t), strings.NewReader("/tools\n"), c.args("--no-membrane", "--mcp-config", cfg)...)
 	noESC(t, "/tools", r.stdout+r.stderr)
 	if !strings.Contains(r.stdout, "Runs a command.␛]52") {
 		t.Errorf("/tools:\n%s", r.stdout)
@@ -99,34 +92,10 @@ func TestHostileEscapes(t *testing.T) {
 	}
 }
 
-// runStdin runs the orchestrator with in as its (piped) stdin.
-func (c *chain) runStdin(t *testing.T, in string, args ...string) result {
-	t.Helper()
-	cmd := exec.CommandContext(t.Context(), c.orch, args...)
-	cmd.Env = c.env(t)
-	cmd.Stdin = strings.NewReader(in)
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	r := result{code, out.String(), errb.String()}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("orchestrator %v\nexit %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
-		}
-	})
-	return r
-}
-
 // A tool with a broken schema is skipped, named with its server, and
 // membrane's sh still answers.
 func TestHostileBadSchemaSkipped(t *testing.T) {
-	c := hostileChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "membrane__sh", Args: `{"cmd":"echo hello"}`}}, Answer: " Fine."})
+	c := newChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "membrane__sh", Args: `{"cmd":"echo hello"}`}}, Answer: " Fine."})
 	cfg := hostileConfig(t, hostileServer{name: "bad", mode: "badschema"})
 	r := c.run(t, c.env(t), c.args("--mcp-config", cfg, "--json", "-e", "hello")...)
 	if r.code != 0 {
@@ -146,7 +115,7 @@ func TestHostileBadSchemaSkipped(t *testing.T) {
 // One bad server (a schema 10,000 deep, garbage on stdout at start) is
 // skipped with a message; the others serve.
 func TestHostileBadServersSkipped(t *testing.T) {
-	c := hostileChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "good__sh", Args: `{"cmd":"hi"}`}}, Answer: " Fine."})
+	c := newChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "good__sh", Args: `{"cmd":"hi"}`}}, Answer: " Fine."})
 	cfg := hostileConfig(t,
 		hostileServer{name: "deep", mode: "deep"},
 		hostileServer{name: "garbage", mode: "garbage"},
@@ -175,7 +144,7 @@ func TestHostileBadServersSkipped(t *testing.T) {
 // An endless nextCursor is cut off with a warning naming the server, and
 // the orchestrator's memory stays bounded.
 func TestHostileEndlessCursor(t *testing.T) {
-	c := hostileChain(t, ollamatest.Script{Answer: " Fine."})
+	c := newChain(t, ollamatest.Script{Answer: " Fine."})
 	cfg := hostileConfig(t, hostileServer{name: "endless", mode: "endless"})
 	cmd := exec.CommandContext(t.Context(), c.orch, c.args("--no-membrane", "--mcp-config", cfg, "-e", "hi")...)
 	cmd.Env = c.env(t)
@@ -238,7 +207,7 @@ func TestHostileApprovalByIdentity(t *testing.T) {
 	if victim == spoof {
 		t.Fatalf("the join is forgeable: both %q", victim)
 	}
-	c := hostileChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{
+	c := newChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{
 		{Name: renamed, Args: `{"cmd":"one"}`}, {Name: victim, Args: `{"cmd":"two"}`}, {Name: spoof, Args: `{"cmd":"three"}`}}, Answer: " Done."})
 	cfg := hostileConfig(t,
 		hostileServer{name: long, mode: "plain"},
@@ -285,7 +254,7 @@ func TestHostileApprovalByIdentity(t *testing.T) {
 
 // A --timeout expiry during a call is reported as the turn's timeout.
 func TestHostileTurnTimeout(t *testing.T) {
-	c := hostileChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "hang", Args: `{}`}}, Answer: " Never."})
+	c := newChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "hang", Args: `{}`}}, Answer: " Never."})
 	mark := filepath.Join(t.TempDir(), "started")
 	secs := fmt.Sprintf("4344.%d", os.Getpid())
 	cfg := hostileConfig(t, hostileServer{name: "slow", mode: "ignoreterm", env: map[string]string{"HOSTILE_MARK": mark, "HOSTILE_SLEEP": secs}})
@@ -307,7 +276,7 @@ func TestHostileTurnTimeout(t *testing.T) {
 // A server that breaks its session with a stray stdout line is launched
 // again, and the user is told.
 func TestHostileReconnect(t *testing.T) {
-	c := hostileChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "sh", Args: `{"cmd":"x"}`}}, Answer: " Done."})
+	c := newChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "sh", Args: `{"cmd":"x"}`}}, Answer: " Done."})
 	mark := filepath.Join(t.TempDir(), "strayed")
 	cfg := hostileConfig(t, hostileServer{name: "flaky", mode: "stray", env: map[string]string{"HOSTILE_MARK": mark}})
 	cmd := exec.CommandContext(t.Context(), c.orch, c.args("--no-membrane", "--mcp-config", cfg, "--json")...)
@@ -345,7 +314,7 @@ func TestHostileReconnect(t *testing.T) {
 // groups: a server that ignores SIGTERM, and its child, are not left
 // behind.
 func TestHostileDoubleCtrlC(t *testing.T) {
-	c := hostileChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "hang", Args: `{}`}}, Answer: " Never."})
+	c := newChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "hang", Args: `{}`}}, Answer: " Never."})
 	mark := filepath.Join(t.TempDir(), "started")
 	secs := fmt.Sprintf("4343.%d", os.Getpid())
 	cfg := hostileConfig(t, hostileServer{name: "stubborn", mode: "ignoreterm", env: map[string]string{"HOSTILE_MARK": mark, "HOSTILE_SLEEP": secs}})
@@ -377,7 +346,7 @@ func TestHostileDoubleCtrlC(t *testing.T) {
 
 // Ctrl-C while a server is being connected exits 130.
 func TestHostileCtrlCDuringConnect(t *testing.T) {
-	c := hostileChain(t, ollamatest.Script{Answer: " Never."})
+	c := newChain(t, ollamatest.Script{Answer: " Never."})
 	cfg := hostileConfig(t, hostileServer{name: "mute", mode: "slowstart"})
 	cmd := exec.CommandContext(t.Context(), c.orch, c.args("--no-membrane", "--mcp-config", cfg, "-e", "hi")...)
 	cmd.Env = c.env(t)
