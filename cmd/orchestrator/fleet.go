@@ -128,6 +128,7 @@ func (f *fleet) lost(s server, err error) {
 		f.mu.Unlock()
 		return
 	}
+	old := f.clients[s.name]
 	delete(f.clients, s.name)
 	f.wg.Add(1)
 	f.mu.Unlock()
@@ -137,6 +138,11 @@ func (f *fleet) lost(s server, err error) {
 	}
 	go func() {
 		defer f.wg.Done()
+		// Let the dead client's goroutines end before a new client takes
+		// over its tools.
+		if old != nil {
+			old.Close()
+		}
 		for i, wait := range f.backoff {
 			f.say(fmt.Sprintf("server %s ended%s; its tools are gone; reconnecting in %s (attempt %d of %d)", s.name, why, wait, i+1, len(f.backoff)), true)
 			select {
