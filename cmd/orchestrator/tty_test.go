@@ -212,6 +212,13 @@ func TestTTYApprovalFullCallAndRedefinition(t *testing.T) {
 	until(t, "a new prompt", func() bool { return prompts() == 2 })
 	send("n")
 	until(t, "the denial", func() bool { return strings.Count(out.String(), "✗ sh") == 1 })
+	// Ctrl-D only once the line editor reads again: typed ahead in the
+	// terminal's normal mode it would be taken by the line discipline.
+	until(t, "the prompt after the turn", func() bool {
+		o := out.String()
+		i := strings.LastIndex(o, "✗ sh")
+		return i >= 0 && strings.Contains(o[i:], "› ")
+	})
 	send("\x04")
 	select {
 	case <-exited:
