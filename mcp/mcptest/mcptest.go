@@ -94,10 +94,10 @@ func build(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// One directory per checkout: worktrees of the same repository build
-	// the same package names, and must not run each other's binaries.
+	// One directory per checkout: two worktrees testing at once on one
+	// machine must not run each other's binaries.
 	sum := sha256.Sum256([]byte(root))
-	dir := filepath.Join(os.TempDir(), "membrane-mcptest-"+hex.EncodeToString(sum[:4]))
+	dir := filepath.Join(os.TempDir(), "membrane-mcptest-"+hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
