@@ -1,29 +1,42 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
 // server is one MCP server to connect to.
 type server struct {
-	name      string
-	transport sdk.Transport
-	where     string // for messages: a command line or a URL
+	name  string
+	where string // for messages: a command line or a URL
+	// dial returns a new transport to the server, and for a launched
+	// server the command it starts (nil for HTTP). It is called again to
+	// reconnect.
+	dial func() (sdk.Transport, *exec.Cmd)
+}
+
+func httpServer(name, url, token string, headers map[string]string) server {
+	return server{name: name, where: url, dial: func() (sdk.Transport, *exec.Cmd) {
+		return mcp.HTTPTransport(url, token, headers), nil
+	}}
+}
+
+func cmdServer(name string, mk func() *exec.Cmd) server {
+	c := mk()
+	return server{name: name, where: strings.Join(c.Args, " "), dial: func() (sdk.Transport, *exec.Cmd) {
+		cmd := mk()
+		return mcp.CommandTransport(cmd), cmd
+	}}
 }
 
 // findMembrane returns the membrane binary to launch: the one named, else
@@ -56,7 +69,7 @@ func (c *Config) servers(serverLog io.Writer) ([]server, error) {
 	var out []server
 	switch {
 	case c.ServerURL != "":
-		out = append(out, server{name: "membrane", transport: mcp.HTTPTransport(c.ServerURL, c.Token, nil), where: c.ServerURL})
+		out = append(out, httpServer("membrane", c.ServerURL, c.Token, nil))
 	case !c.NoMembrane:
 		bin, err := findMembrane(c.Membrane)
 		if err != nil {
@@ -67,10 +80,12 @@ func (c *Config) servers(serverLog io.Writer) ([]server, error) {
 			args = append(args, "--config", c.ConfigFile)
 		}
 		args = append(args, c.ServerArgs...)
-		cmd := exec.Command(bin, args...)
-		cmd.Env = childEnv(os.Environ(), c.Verbose, serverLog != os.Stderr)
-		cmd.Stderr = serverLog
-		out = append(out, server{name: "membrane", transport: mcp.CommandTransport(cmd), where: strings.Join(append([]string{bin}, args...), " ")})
+		out = append(out, cmdServer("membrane", func() *exec.Cmd {
+			cmd := exec.Command(bin, args...)
+			cmd.Env = childEnv(os.Environ(), c.Verbose, serverLog != os.Stderr)
+			cmd.Stderr = serverLog
+			return cmd
+		}))
 	}
 	if c.MCPConfig != "" {
 		cfgs, err := mcp.LoadServers(c.MCPConfig)
@@ -87,11 +102,11 @@ func (c *Config) servers(serverLog io.Writer) ([]server, error) {
 				return nil, fmt.Errorf("--mcp-config %s: server name %q is taken by the bundled membrane; rename it", c.MCPConfig, n)
 			}
 			sc := cfgs[n]
-			where := sc.URL
-			if where == "" {
-				where = strings.Join(append([]string{sc.Command}, sc.Args...), " ")
+			if sc.URL != "" {
+				out = append(out, httpServer(n, sc.URL, "", sc.Headers))
+			} else {
+				out = append(out, cmdServer(n, func() *exec.Cmd { return sc.Cmd(serverLog) }))
 			}
-			out = append(out, server{name: n, transport: sc.Transport(serverLog), where: where})
 		}
 	}
 	if len(out) == 0 {
@@ -127,41 +142,4 @@ func childEnv(env []string, verbose, toFile bool) []string {
 		out = append(out, "NO_COLOR=1")
 	}
 	return out
-}
-
-// connectAll connects to every server and registers its tools in r. With
-// more than one server, tool names are prefixed with the server's name. On
-// error, the servers already connected are closed.
-func connectAll(ctx context.Context, servers []server, r *calls.Router, callTimeout time.Duration, log *slog.Logger, onChange func(string, calls.Change), onEnd func(string, error)) ([]*mcp.Client, error) {
-	var clients []*mcp.Client
-	prefix := len(servers) > 1
-	for _, s := range servers {
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		c, err := mcp.Connect(cctx, s.transport, r, &mcp.ClientOptions{
-			Name:        s.name,
-			Prefix:      prefix,
-			CallTimeout: callTimeout,
-			ClientName:  "membrane-orchestrator",
-			Logger:      log,
-			OnToolsChanged: func(ch calls.Change) {
-				if onChange != nil {
-					onChange(s.name, ch)
-				}
-			},
-			OnSessionEnd: func(err error) {
-				if onEnd != nil {
-					onEnd(s.name, err)
-				}
-			},
-		})
-		cancel()
-		if err != nil {
-			for _, c := range clients {
-				c.Close()
-			}
-			return nil, fmt.Errorf("server %s (%s): %w", s.name, s.where, err)
-		}
-		clients = append(clients, c)
-	}
-	return clients, nil
 }
