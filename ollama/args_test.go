@@ -151,7 +151,7 @@ func TestLoadImage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			b, err := loadImage(tt.ws, tt.in)
+			b, err := loadImage(t.Context(), tt.ws, tt.in)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -224,7 +224,7 @@ func FuzzDecodeChat(f *testing.F) {
 		}
 		sess := calls.NewSession("")
 		sess.SetWorkspace(ws)
-		creq, err := m.buildChat(&calls.Request{Session: sess}, mod, nil, a)
+		creq, err := m.buildChat(t.Context(), &calls.Request{Session: sess}, mod, nil, a)
 		if err != nil {
 			return
 		}
@@ -273,7 +273,7 @@ func FuzzLoadImage(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		b, err := loadImage(ws, s)
+		b, err := loadImage(t.Context(), ws, s)
 		if err == nil && strings.Contains(string(b), "SECRET") {
 			t.Fatalf("%q read a file outside the workspace", s)
 		}
