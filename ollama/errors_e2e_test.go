@@ -16,9 +16,9 @@ import (
 // model is told: a deleted model (HTTP 404), an input past the context
 // (400), a model file that cannot load (500).
 func TestE2EErrorsThroughTools(t *testing.T) {
-	for _, v := range ollamatest.Versions(t) {
-		t.Run(v.Name, func(t *testing.T) {
-			srv := ollamatest.StartWith(t, &ollamatest.Options{Binary: v.Binary})
+	forEachOllama(t, func(t *testing.T, v ollamatest.TestVersion) {
+		{
+			srv := v.Start(t)
 			srv.Create(t, "doomed", ollamatest.ChatModel())
 			srv.Create(t, "embedder", ollamatest.EmbedModel(16))
 			broken := ollamatest.ChatModel()
@@ -49,6 +49,6 @@ func TestE2EErrorsThroughTools(t *testing.T) {
 			if txt := call("chat_broken", map[string]any{"prompt": "hi"}); !strings.Contains(txt, "broken:latest failed to load") || strings.Contains(txt, "no longer on") {
 				t.Errorf("model that cannot load: %s", txt)
 			}
-		})
-	}
+		}
+	})
 }

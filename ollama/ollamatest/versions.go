@@ -72,3 +72,9 @@ func newerPath() (string, error) {
 	}
 	return filepath.Join(dir, "membrane", "ollama-"+NewerVersion, "ollama"), nil
 }
+
+// Start starts this version for t, as [StartWith] with Options.Binary set.
+func (v TestVersion) Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, &Options{Binary: v.Binary})
+}
