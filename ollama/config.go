@@ -124,6 +124,10 @@ func ParseHost(s string) (*url.URL, error) {
 		s = os.Getenv("OLLAMA_HOST")
 	}
 	s = strings.Trim(strings.TrimSpace(s), `"'`)
+	if shown, ok := redactUserinfo(s); ok {
+		// Never repeat a password in an error that may end up in a log.
+		return nil, fmt.Errorf("ollama host %q: a user name or password in the URL is not supported; give the host without them", shown)
+	}
 	defaultPort := "11434"
 	scheme, hostport, ok := strings.Cut(s, "://")
 	switch {
@@ -188,4 +192,25 @@ func parseHosts(hosts []string) ([]*url.URL, error) {
 		out = append(out, u)
 	}
 	return out, errors.Join(errs...)
+}
+
+// redactUserinfo reports whether host string s carries a user name or
+// password before its host (user:pass@host), and returns s with them
+// replaced by "***".
+func redactUserinfo(s string) (string, bool) {
+	rest := s
+	prefix := ""
+	if i := strings.Index(s, "://"); i >= 0 {
+		prefix, rest = s[:i+3], s[i+3:]
+	}
+	authority, tail, _ := strings.Cut(rest, "/")
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return s, false
+	}
+	shown := prefix + "***@" + authority[at+1:]
+	if tail != "" || strings.Contains(rest, "/") {
+		shown += "/" + tail
+	}
+	return shown, true
 }
