@@ -181,7 +181,9 @@ func TestVisionWorkspacePathsBinary(t *testing.T) {
 	})
 	// Idle Go threads stay, so allow what 8 callers at once may add; a
 	// blocked open per call would add 320.
-	if after := threadsOf(t, pid); after > before+16 {
+	after := threadsOf(t, pid)
+	t.Logf("membrane's threads: %d before 320 FIFO calls, %d after", before, after)
+	if after > before+16 {
 		t.Errorf("membrane's threads grew from %d to %d over 320 FIFO calls", before, after)
 	}
 
