@@ -93,21 +93,21 @@ type replyPattern struct {
 var replyPatterns = []replyPattern{
 	// 4xx: what the request asked for.
 	{false, "exceeds maximum context length", failInputTooLong, `v0.6.5 /api/embed "input length exceeds maximum context length" (recorded); v0.17.4 /api/embed "input exceeds maximum context length and cannot be truncated further" (source)`},
-	{false, "exceeds the context length", failInputTooLong, `v0.17.4 runners "the input length exceeds the context length" (source)`},
-	{false, "does not support", failUnsupported, `v0.6.5 "\"m\" does not support chat", "m does not support tools", "does not support generate" (recorded); v0.17.4 "does not support thinking" (source)`},
+	{false, "exceeds the context length", failInputTooLong, `v0.17.4 /api/chat and /api/embed with truncate:false "the input length exceeds the context length" (recorded)`},
+	{false, "does not support", failUnsupported, `v0.6.5 "\"m\" does not support chat", "m does not support tools", "does not support generate" (recorded, v0.6.5 and v0.17.4); v0.17.4 "does not support thinking" (source)`},
 	{false, "is not supported for this model", failUnsupported, `v0.17.4 "think value \"x\" is not supported for this model" (source)`},
 	// 5xx: a refused request first, then memory, the model file, the runner.
-	{true, "invalid format", failBadRequest, `v0.6.5 HTTP 500 "invalid format: ...; expected \"json\" or a valid JSON Schema object" (recorded)`},
-	{true, "must be of type", failBadRequest, `v0.6.5 HTTP 500 "option \"temperature\" must be of type float32" (recorded)`},
+	{true, "invalid format", failBadRequest, `v0.6.5, v0.17.4 HTTP 500 "invalid format: ...; expected \"json\" or a valid JSON Schema object" (recorded)`},
+	{true, "must be of type", failBadRequest, `v0.6.5, v0.17.4 HTTP 500 "option \"temperature\" must be of type float32" (recorded)`},
 	{true, "memory", failNoMemory, `v0.6.5, v0.17.4 "model requires more system memory (X) than is available (Y)"; v0.17.4 "failed to allocate memory for model" (source)`},
-	{true, "error loading model", failModelLoad, `v0.6.5 "llama runner process has terminated: error loading model: ..." (recorded)`},
+	{true, "error loading model", failModelLoad, `v0.6.5, v0.17.4 "llama runner process has terminated: error loading model: ..." (recorded)`},
 	{true, "failed to load model", failModelLoad, `v0.6.5 "... llama_model_load_from_file_impl: failed to load model" (recorded)`},
+	{true, "model failed to load", failModelLoad, `v0.17.4 "model failed to load, this may be due to resource limitations or an internal error, check ollama server logs for details" for a model file llama.cpp refuses (recorded)`},
 	{true, "unable to load model", failModelLoad, `v0.6.5, v0.17.4 llama.cpp "unable to load model" (source)`},
 	{true, "error starting", failRunner, `v0.33 "error starting llama-server: llama-server binary not found" (reported in issue 18); v0.17.4 "error starting runner" (source)`},
 	{true, "runner process", failRunner, `v0.6.5, v0.17.4 "llama runner process has terminated|no longer running" (source)`},
 	{true, "runner has unexpectedly stopped", failRunner, `v0.17.4 "model runner has unexpectedly stopped, ..." (source)`},
 	{true, "waiting for llama runner", failRunner, `v0.6.5, v0.17.4 "timed out waiting for llama runner to start" (source)`},
-	{true, "model failed to load", failRunner, `v0.17.4 "model failed to load, this may be due to resource limitations or an internal error" (source)`},
 }
 
 // classify says what an Ollama error reply is: by its status code first,
