@@ -48,11 +48,20 @@ type ToolSpec struct {
 // and YAML configuration files.
 type Duration time.Duration
 
-// UnmarshalText parses a Go duration such as "90s".
+// UnmarshalText parses a Go duration such as "90s", or a bare number of
+// seconds ("90"), as every duration in membrane's settings reads.
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	t := strings.TrimSpace(string(b))
+	if n, err := strconv.ParseFloat(t, 64); err == nil {
+		if !(n >= 0) || n > 1e9 {
+			return fmt.Errorf("timeout %q: a number of seconds from 0 to 1e9", b)
+		}
+		*d = Duration(n * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(t)
 	if err != nil {
-		return fmt.Errorf("timeout %q: want a duration such as 90s or 10m", b)
+		return fmt.Errorf("timeout %q: want a duration such as 90s or 10m, or a number of seconds", b)
 	}
 	if v < 0 {
 		return fmt.Errorf("timeout %q must not be negative", b)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -422,13 +423,22 @@ func TestSetToolsReload(t *testing.T) {
 	changes = nil // the initial snapshot
 	mu.Unlock()
 
-	m.SetTools([]ToolSpec{
+	good := []ToolSpec{
 		{Tool: "code_assistant", Model: "coder:7b", Description: "Writes code."},
 		{Tool: "embedding_model", Model: "NOMIC"},
 		{Tool: "later", Model: "not-yet"},
-		{Tool: "bad name!", Model: "coder:7b"},
-		{Tool: "ollama_chat", Model: "coder:7b"},
-	})
+	}
+	// A set with bad entries is refused whole: nothing changes.
+	err := m.SetTools(append(slices.Clone(good), ToolSpec{Tool: "bad name!", Model: "coder:7b"}, ToolSpec{Tool: "ollama_chat", Model: "coder:7b"}))
+	if err == nil || !strings.Contains(err.Error(), "bad name!") || !strings.Contains(err.Error(), "built-in") {
+		t.Errorf("SetTools with bad entries: %v, want both named", err)
+	}
+	if _, ok := r.Lookup("code_assistant"); ok {
+		t.Fatal("a refused set was applied in part")
+	}
+	if err := m.SetTools(good); err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	if len(changes) != 1 {
 		t.Errorf("SetTools made %d changes, want one", len(changes))

@@ -188,16 +188,18 @@ func (m *Models) Hosts() []HostStatus {
 }
 
 // SetTools replaces the logical tools (after the configuration file
-// changed) and registers those whose model exists. Invalid entries are
-// logged and skipped.
-func (m *Models) SetTools(specs []ToolSpec) {
+// changed) and registers those whose model exists. It is whole or nothing:
+// when any entry is invalid (see ValidateTools) it returns the error and
+// keeps the tools in use.
+func (m *Models) SetTools(specs []ToolSpec) error {
 	if err := validateSpecs(specs); err != nil {
-		m.log.Warn("ollama tools", "err", err)
+		return fmt.Errorf("ollama: %w", err)
 	}
 	m.mu.Lock()
 	m.specs = slices.Clone(specs)
 	m.mu.Unlock()
 	m.sync()
+	return nil
 }
 
 // ValidateTools checks logical tool entries as New and SetTools do: a

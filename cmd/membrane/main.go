@@ -25,6 +25,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
 	"github.com/membrane-mcp/membrane/sandbox"
@@ -93,11 +94,12 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		args = args[1:]
 		name = "membrane doctor"
 	}
-	cfg, _, err := loadConfig(name, args, getenv, stdout)
+	cfg, err := loadConfig(name, args, getenv, nil)
 	switch {
-	case errors.Is(err, errHelp):
+	case errors.Is(err, settings.ErrHelp):
+		cfg.set.Usage(stdout)
 		return 0
-	case errors.Is(err, errVersion):
+	case errors.Is(err, settings.ErrStop):
 		fmt.Fprintf(stdout, "membrane %s\n", versionString())
 		return 0
 	case err != nil:
@@ -110,7 +112,12 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		defer stop()
 		return runDoctor(ctx, cfg, stdout)
 	}
-	if err := serve(cfg, log, stdin, stdout); err != nil {
+	// A reload reads the file again through exactly the start-up path:
+	// the same flags and environment, every check.
+	reload := func(data []byte) (*Config, error) {
+		return loadConfig(name, args, getenv, func(string) ([]byte, error) { return data, nil })
+	}
+	if err := serve(cfg, log, stdin, stdout, reload); err != nil {
 		log.Error("membrane stopped", "err", err)
 		return 1
 	}
@@ -137,7 +144,7 @@ func newLogger(cfg *Config, w io.Writer, getenv func(string) string) *slog.Logge
 
 // serve runs membrane until stdin ends (stdio), a signal arrives, or the
 // listener fails.
-func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) error {
+func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, reload func([]byte) (*Config, error)) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -200,12 +207,17 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) err
 	}()
 	bg.Go(func() { _ = models.Run(bgCtx) })
 	if cfg.File != "" {
-		bg.Go(func() { watchConfig(bgCtx, cfg.File, cfg.Ollama.Tools, models, log, 2*time.Second) })
+		w := newWatcher(cfg, reload, models, log)
+		bg.Go(func() {
+			t := time.NewTicker(2 * time.Second)
+			defer t.Stop()
+			w.run(bgCtx, t.C)
+		})
 	}
 
 	var serveErr error
 	if cfg.HTTP.Addr == "" {
-		log.Info("membrane serving MCP on stdio", "version", versionString(), "sandbox", cfg.Sandbox.Mode)
+		log.Info("membrane serving MCP on stdio", "version", versionString(), "sandbox", cfg.SandboxMode)
 		serveErr = srv.Run(ctx, &mcp.StdioTransport{In: stdin, Out: stdout})
 	} else {
 		serveErr = serveHTTP(ctx, cfg, srv, models, log)
@@ -216,7 +228,7 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) err
 		log.Info("shutting down: cancelling running calls", "timeout", cfg.ShutdownTimeout.String())
 	}
 	stop() // a second signal kills at once
-	shutdown(srv, time.Duration(cfg.ShutdownTimeout), log)
+	shutdown(srv, cfg.ShutdownTimeout, log)
 	return serveErr
 }
 
@@ -241,7 +253,7 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 		AllowedHosts:       cfg.HTTP.AllowedHosts,
 		Stateless:          cfg.HTTP.Stateless,
 		SessionIdleTimeout: idle(cfg.HTTP.SessionIdleTimeout),
-		MaxBodyBytes:       int64(cfg.HTTP.MaxBody),
+		MaxBodyBytes:       cfg.HTTP.MaxBody,
 		Backends: func() []mcp.BackendStatus {
 			var out []mcp.BackendStatus
 			for _, h := range models.Hosts() {
@@ -269,7 +281,7 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 		auth = "bearer token"
 	}
 	log.Info("membrane serving MCP over HTTP", "url", "http://"+ln.Addr().String()+mcp.DefaultPath,
-		"version", versionString(), "auth", auth, "stateless", cfg.HTTP.Stateless, "sandbox", cfg.Sandbox.Mode)
+		"version", versionString(), "auth", auth, "stateless", cfg.HTTP.Stateless, "sandbox", cfg.SandboxMode)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -279,7 +291,7 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 	}
 	// Stop accepting and close idle connections; sessions (and their
 	// open SSE streams) end when srv closes, which shutdown does next.
-	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	go srv.Close()
 	if err := hs.Shutdown(sctx); err != nil {
@@ -291,11 +303,11 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 	return nil
 }
 
-func idle(d Duration) time.Duration {
+func idle(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1 // never
 	}
-	return time.Duration(d)
+	return d
 }
 
 const instructions = `membrane serves local models and a sandbox as tools.

@@ -1,29 +1,26 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/membrane-mcp/membrane/cmd/internal/settings/settingstest"
 )
 
-// The README is the user's manual: every setting membrane takes must be in
-// it, under its flag and its environment variable.
+var update = flag.Bool("update", false, "rewrite the README's settings table")
+
+// The README is the user's manual: its table of membrane's settings is the
+// one the settings make, and every flag, variable and file key is in it.
 func TestREADMEListsEverySetting(t *testing.T) {
+	settingstest.README(t, "../../README.md", define("membrane", &Config{}), *update)
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme := string(b)
-	for _, s := range settings() {
-		if !strings.Contains(readme, "`--"+s.flag) {
-			t.Errorf("README does not mention the flag --%s", s.flag)
-		}
-		if s.env != "" && !strings.Contains(readme, s.env) {
-			t.Errorf("README does not mention %s (--%s)", s.env, s.flag)
-		}
-	}
-	for _, sub := range []string{"membrane doctor", "--version", "OLLAMA_HOST", "NO_COLOR"} {
-		if !strings.Contains(readme, sub) {
+	for _, sub := range []string{"membrane doctor", "--version", "OLLAMA_HOST", "NO_COLOR", "a bare number is seconds"} {
+		if !strings.Contains(string(b), sub) {
 			t.Errorf("README does not mention %s", sub)
 		}
 	}

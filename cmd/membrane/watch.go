@@ -1,83 +1,114 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"reflect"
 	"time"
 
+	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/ollama"
 )
 
 // toolSetter is the part of ollama.Models the watcher needs.
 type toolSetter interface {
-	SetTools(specs []ollama.ToolSpec)
+	SetTools(specs []ollama.ToolSpec) error
 }
 
-// watchConfig polls path every interval and, when its modification time or
-// size changes, reads it again and hands the ollama tools to m. A change is
-// read only once the file has held still for one interval: an editor that
-// truncates and then writes would otherwise be caught half way, and an
-// empty file would drop every logical tool until the next poll. A file that
-// no longer reads or checks is logged and ignored: the tools in use stay.
-// It returns when ctx is done.
-func watchConfig(ctx context.Context, path string, current []ollama.ToolSpec, m toolSetter, log *slog.Logger, interval time.Duration) {
-	stamp := func() (time.Time, int64, bool) {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return time.Time{}, 0, false
-		}
-		return fi.ModTime(), fi.Size(), true
-	}
-	// The first look always reads the file: it may have changed between
-	// the start-up read and now.
-	var (
-		lastMod  time.Time
-		lastSize int64 = -1
-		first          = true
-		// The stamp seen at the previous tick, when it differed from the
-		// last one read: the file is read when a tick sees it again.
-		pendMod  time.Time
-		pendSize int64 = -1
-	)
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// watcher reloads the config file's ollama tools when the file changes.
+// A reload is whole or nothing:
+//   - the new contents go through exactly the start-up path (load: the same
+//     flags, environment and checks); a file that fails any check changes
+//     nothing, and is logged once;
+//   - contents are used only once two reads, one tick apart, agree: a
+//     writer still writing (an editor that truncates, then writes in
+//     pieces) is waited for;
+//   - an empty file never replaces the one in use.
+type watcher struct {
+	path  string
+	load  func(data []byte) (*Config, error)
+	tools toolSetter
+	log   *slog.Logger
+
+	inUse   []byte            // the contents the tools came from
+	specs   []ollama.ToolSpec // the tools in use
+	pending []byte            // what the last check read, when not inUse
+	waiting bool              // pending holds a read to confirm
+	refused []byte            // the last contents refused, so as to log them once
+}
+
+func newWatcher(cfg *Config, load func([]byte) (*Config, error), m toolSetter, log *slog.Logger) *watcher {
+	return &watcher{path: cfg.File, load: load, tools: m, log: log, inUse: cfg.FileData, specs: cfg.Ollama.Tools}
+}
+
+// run checks the file at each tick until ctx is done.
+func (w *watcher) run(ctx context.Context, tick <-chan time.Time) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
+			w.check()
 		}
-		mod, size, ok := stamp()
-		if !ok || (mod.Equal(lastMod) && size == lastSize) {
-			continue
-		}
-		if !first && (!mod.Equal(pendMod) || size != pendSize) {
-			pendMod, pendSize = mod, size // still changing, perhaps
-			continue
-		}
-		lastMod, lastSize = mod, size
-		cfg := defaults()
-		if err := readConfigFile(path, &cfg); err != nil {
-			log.Error("config file changed but cannot be used; keeping the tools in use", "file", path, "err", err)
-			continue
-		}
-		if err := checkToolSpecs(cfg.Ollama.Tools); err != nil {
-			log.Error("config file changed but its ollama.tools are wrong; keeping the tools in use", "file", path, "err", err)
-			continue
-		}
-		if reflect.DeepEqual(cfg.Ollama.Tools, current) {
-			if first {
-				first = false
-				continue
-			}
-			log.Info("config file changed; only ollama.tools are reloaded, restart membrane for other settings", "file", path)
-			continue
-		}
-		first = false
-		current = cfg.Ollama.Tools
-		m.SetTools(current)
-		log.Info("config file reloaded", "file", path, "tools", len(current))
 	}
+}
+
+// check reads the file once and acts on what it finds.
+func (w *watcher) check() {
+	data, err := readBounded(w.path)
+	if err != nil {
+		// Gone or unreadable for now (an editor replacing it, say): the
+		// tools in use stay, and the next read decides.
+		w.waiting = false
+		return
+	}
+	if bytes.Equal(data, w.inUse) {
+		w.waiting = false
+		return
+	}
+	if !w.waiting || !bytes.Equal(data, w.pending) {
+		w.pending, w.waiting = data, true // perhaps still being written
+		return
+	}
+	w.waiting = false
+	if w.refused != nil && bytes.Equal(data, w.refused) {
+		return
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		w.refused = data
+		w.log.Error("config file is now empty; keeping the settings in use", "file", w.path)
+		return
+	}
+	cfg, err := w.load(data)
+	if err != nil {
+		w.refused = data
+		w.log.Error("config file changed but cannot be used; keeping the settings in use", "file", w.path, "err", err)
+		return
+	}
+	if reflect.DeepEqual(cfg.Ollama.Tools, w.specs) {
+		w.inUse = data
+		w.log.Info("config file changed; only ollama.tools are reloaded, restart membrane for other settings", "file", w.path)
+		return
+	}
+	if err := w.tools.SetTools(cfg.Ollama.Tools); err != nil {
+		w.refused = data
+		w.log.Error("config file changed but its tools cannot be used; keeping the tools in use", "file", w.path, "err", err)
+		return
+	}
+	w.inUse, w.specs = data, cfg.Ollama.Tools
+	w.log.Info("config file reloaded", "file", w.path, "tools", len(w.specs))
+}
+
+// readBounded reads path, at most one byte more than a config file may
+// hold (Load refuses that).
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, settings.MaxFileBytes+1))
 }

@@ -1,21 +1,19 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/ollama/openaicompat"
 )
 
-// Config is everything the orchestrator can be told. Each setting comes from
-// its flag, else its environment variable, else the default.
+// Config is everything the orchestrator can be told; define says where each
+// part comes from: its flag, else its environment variable, else the
+// default.
 type Config struct {
 	Exec  string // -e: one-shot prompt ("-" reads it from stdin)
 	Model string
@@ -51,24 +49,61 @@ type Config struct {
 	History       string
 }
 
-var errHelp = flag.ErrHelp
+// define lists the orchestrator's settings, in the order of --help and the
+// README, each bound to its field of c (or to a raw value parseConfig
+// turns into one) and set to its default. See the settings package for how
+// to add one.
+func define(c *Config, r *rawConfig) *settings.Set {
+	s := settings.New("orchestrator")
+	s.Head, s.Tail = usageHead, usageTail
+	type D = settings.Def
+	s.String(&c.Exec, "", D{Flag: "e", Arg: "QUESTION", Doc: `answer QUESTION and exit ("-" reads it from stdin)`})
+	s.String(&c.Model, "", D{Flag: "model", Env: "MEMBRANE_MODEL", Arg: "NAME", Doc: "NAME of the chat model (default: the endpoint's only model)"})
+	s.String(&c.BaseURL, "", D{Flag: "base-url", Env: "OPENAI_BASE_URL", Arg: "URL",
+		Doc: "OpenAI-compatible URL ending in /v1 (default: Ollama at OLLAMA_HOST, " + openaicompat.DefaultBaseURL() + "); the key comes from OPENAI_API_KEY"},
+		settings.HTTPURL("http://127.0.0.1:11434/v1"))
+	s.String(&c.System, "", D{Flag: "system", Env: "MEMBRANE_SYSTEM", Arg: "PROMPT", Doc: "system PROMPT"})
+	s.Int(&r.maxSteps, 10, D{Flag: "max-steps", Env: "MEMBRANE_MAX_STEPS", Doc: "model calls per question before giving up (N; 0 = no limit)"}, settings.AtLeast(0))
+	s.Int(&c.Parallel, 0, D{Flag: "parallel", Doc: "tool calls of one step run at once (N; 0 = all, the default)"}, settings.AtLeast(0))
+	s.Float(&r.temperature, 0, D{Flag: "temperature", Arg: "T", Doc: "sampling temperature (T, from 0 to 2; default the model's)"}, settings.Between(0.0, 2.0))
+	s.String(&c.ReasoningEffort, "", D{Flag: "reasoning-effort", Arg: "LEVEL", Doc: "LEVEL sent as reasoning_effort: low, medium, high or none"},
+		settings.OneOf("", "low", "medium", "high", "none"))
+	s.Duration(&c.Timeout, 0, D{Flag: "timeout", Doc: "give up on a question after DURATION (default none)"})
+	s.Bool(&r.extract, false, D{Flag: "extract-text-calls", Arg: "BOOL", Doc: "run tool calls the model writes as JSON text (BOOL; default true for Ollama, false otherwise)"})
 
-type listFlag []string
+	s.String(&c.ServerURL, "", D{Flag: "server-url", Env: "MEMBRANE_SERVER_URL", Arg: "URL",
+		Doc: "reach membrane over streamable HTTP at URL (such as http://127.0.0.1:8765/mcp) instead of launching it"},
+		settings.HTTPURL("http://127.0.0.1:8765/mcp"))
+	s.String(&c.Token, "", D{Flag: "token", Env: "MEMBRANE_TOKEN", Arg: "TOKEN", Doc: "bearer TOKEN for --server-url (prefer MEMBRANE_TOKEN or --token-file: flags show in ps)"})
+	s.String(&r.tokenFile, "", D{Flag: "token-file", Arg: "FILE", Doc: "read the bearer token for --server-url from FILE"})
+	s.String(&c.Membrane, "", D{Flag: "membrane", Env: "MEMBRANE_BIN", Arg: "PATH", Doc: "membrane binary to launch (PATH; default: next to this program, else on PATH)"})
+	s.List(&c.ServerArgs, nil, D{Flag: "server-arg", Arg: "ARG", Doc: "extra ARG for the launched membrane, such as --sandbox=rlimit; repeatable"})
+	s.String(&c.ConfigFile, "", D{Flag: "config", Env: "MEMBRANE_CONFIG", Arg: "FILE", Doc: "membrane config FILE passed to the launched membrane"})
+	s.Bool(&c.NoMembrane, false, D{Flag: "no-membrane", Doc: "launch no membrane; use only the servers of --mcp-config"})
+	s.String(&c.MCPConfig, "", D{Flag: "mcp-config", Arg: "FILE",
+		Doc: `also connect to the servers of a Claude-Desktop-style FILE ({"mcpServers": {...}}); with several servers, tools are named SERVER__TOOL`})
+	s.String(&c.ServerLog, "", D{Flag: "server-log", Arg: "FILE", Doc: "append launched servers' stderr to FILE (default: this program's stderr)"})
+	s.Duration(&c.CallTimeout, 0, D{Flag: "call-timeout", Doc: "limit of one tool call (DURATION; default 5m)"})
 
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-func (l *listFlag) Set(s string) error {
-	for p := range strings.SplitSeq(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*l = append(*l, p)
-		}
-	}
-	return nil
+	s.Bool(&c.JSON, false, D{Flag: "json", Doc: "print one JSON object (answer, tool calls, tokens, durations) instead of text; with the REPL, one per line"})
+	s.List(&c.Approve, nil, D{Flag: "approve", Arg: "TOOLS", Split: true, Doc: "ask before each call of these TOOLS (comma-separated, repeatable; '*' = all)"})
+	s.Bool(&c.Yes, false, D{Flag: "yes", Doc: "approve the --approve tools without asking when there is no terminal"})
+	s.Bool(&c.HideReasoning, false, D{Flag: "hide-reasoning", Env: "MEMBRANE_HIDE_REASONING", Doc: "do not show the model's reasoning"})
+	s.Bool(&c.Verbose, false, D{Flag: "v", Doc: "verbose: debug logs on stderr"})
+	s.Bool(&c.NoColor, false, D{Flag: "no-color", Doc: "no colours or spinner (also NO_COLOR=1)"})
+	s.String(&c.History, "", D{Flag: "history", Arg: "FILE", Doc: `REPL history FILE (default $XDG_STATE_HOME/membrane/orchestrator_history; "off" for none)`})
+	s.Bool(&r.version, false, D{Flag: "version", Doc: "print the version and exit", Stop: true})
+	return s
 }
 
-type repeatFlag []string
-
-func (l *repeatFlag) String() string     { return strings.Join(*l, " ") }
-func (l *repeatFlag) Set(s string) error { *l = append(*l, s); return nil }
+// rawConfig holds the settings that parseConfig turns into another form.
+type rawConfig struct {
+	maxSteps    int
+	temperature float64
+	extract     bool
+	tokenFile   string
+	version     bool
+}
 
 const usageHead = `orchestrator drives a reasoning model that calls membrane's tools (and any
 other MCP server's) in a loop, through an OpenAI-compatible chat API.
@@ -79,8 +114,9 @@ Usage:
   orchestrator [flags] QUESTION...     the same
 
 By default it launches the membrane binary found next to itself (else on
-PATH) over stdio, and talks to Ollama's /v1 at OLLAMA_HOST.
-Each flag may also be set by the environment variable shown; a flag wins.
+PATH) over stdio, and talks to Ollama's /v1 at OLLAMA_HOST. A setting's
+environment variable, shown beside it, is used when the flag is not given.
+A DURATION is 90s, 5m or 1h30m; a bare number is seconds.
 
 Flags:
 `
@@ -94,177 +130,57 @@ stdin is a terminal; without a terminal such calls are denied (the model is
 told) unless --yes is given. --approve '*' covers every tool.
 `
 
-// parseConfig reads flags, then the environment, into a Config.
-func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) (*Config, error) {
-	fs := flag.NewFlagSet("orchestrator", flag.ContinueOnError)
-	fs.SetOutput(usageOut)
+// parseConfig reads flags, then the environment, into a Config. With
+// settings.ErrHelp it returns the settings too, to print their usage.
+func parseConfig(args []string, getenv func(string) string) (*Config, *settings.Set, error) {
 	var (
-		cfg                      Config
-		temp, maxSteps, parallel string
-		timeout, callTimeout     string
-		extract                  string
-		approve                  listFlag
-		serverArgs               repeatFlag
-		version                  bool
-		tokenFile                string
+		cfg Config
+		raw rawConfig
 	)
-	fs.StringVar(&cfg.Exec, "e", "", "answer `QUESTION` and exit (\"-\" reads it from stdin)")
-	fs.StringVar(&cfg.Model, "model", "", "`NAME` of the chat model (env MEMBRANE_MODEL; default: the endpoint's only model)")
-	fs.StringVar(&cfg.BaseURL, "base-url", "", "OpenAI-compatible `URL` ending in /v1 (env OPENAI_BASE_URL; default: Ollama at OLLAMA_HOST, "+openaicompat.DefaultBaseURL()+"); the key comes from OPENAI_API_KEY")
-	fs.StringVar(&cfg.System, "system", "", "system `PROMPT` (env MEMBRANE_SYSTEM)")
-	fs.StringVar(&maxSteps, "max-steps", "", "model calls per question before giving up (`N`, env MEMBRANE_MAX_STEPS; default 10; 0 = no limit)")
-	fs.StringVar(&parallel, "parallel", "", "tool calls of one step run at once (`N`; default all)")
-	fs.StringVar(&temp, "temperature", "", "sampling temperature (`T`; default the model's)")
-	fs.StringVar(&cfg.ReasoningEffort, "reasoning-effort", "", "`LEVEL` sent as reasoning_effort: low, medium, high or none")
-	fs.StringVar(&timeout, "timeout", "", "give up on a question after `DURATION` (default none)")
-	fs.StringVar(&extract, "extract-text-calls", "", "run tool calls the model writes as JSON text (`BOOL`; default true for Ollama, false otherwise)")
-
-	fs.StringVar(&cfg.ServerURL, "server-url", "", "reach membrane over streamable HTTP at `URL` (such as http://127.0.0.1:8765/mcp) instead of launching it (env MEMBRANE_SERVER_URL)")
-	fs.StringVar(&cfg.Token, "token", "", "bearer `TOKEN` for --server-url (prefer env MEMBRANE_TOKEN or --token-file: flags show in ps)")
-	fs.StringVar(&tokenFile, "token-file", "", "read the bearer token for --server-url from `FILE`")
-	fs.StringVar(&cfg.Membrane, "membrane", "", "membrane binary to launch (`PATH`, env MEMBRANE_BIN; default: next to this program, else on PATH)")
-	fs.Var(&serverArgs, "server-arg", "extra `ARG` for the launched membrane, such as --sandbox=rlimit; repeatable")
-	fs.StringVar(&cfg.ConfigFile, "config", "", "membrane config `FILE` passed to the launched membrane (env MEMBRANE_CONFIG)")
-	fs.BoolVar(&cfg.NoMembrane, "no-membrane", false, "launch no membrane; use only the servers of --mcp-config")
-	fs.StringVar(&cfg.MCPConfig, "mcp-config", "", "also connect to the servers of a Claude-Desktop-style `FILE` ({\"mcpServers\": {...}}); with several servers, tools are named SERVER__TOOL")
-	fs.StringVar(&cfg.ServerLog, "server-log", "", "append launched servers' stderr to `FILE` (default: this program's stderr)")
-	fs.StringVar(&callTimeout, "call-timeout", "", "limit of one tool call (`DURATION`; default 5m)")
-
-	fs.BoolVar(&cfg.JSON, "json", false, "print one JSON object (answer, tool calls, tokens, durations) instead of text; with the REPL, one per line")
-	fs.Var(&approve, "approve", "ask before each call of these `TOOLS` (comma-separated; '*' = all)")
-	fs.BoolVar(&cfg.Yes, "yes", false, "approve the --approve tools without asking when there is no terminal")
-	fs.BoolVar(&cfg.HideReasoning, "hide-reasoning", false, "do not show the model's reasoning (env MEMBRANE_HIDE_REASONING=1)")
-	fs.BoolVar(&cfg.Verbose, "v", false, "verbose: debug logs on stderr")
-	fs.BoolVar(&cfg.NoColor, "no-color", false, "no colours or spinner (also NO_COLOR=1)")
-	fs.StringVar(&cfg.History, "history", "", "REPL history `FILE` (default $XDG_STATE_HOME/membrane/orchestrator_history; \"off\" for none)")
-	fs.BoolVar(&version, "version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprint(usageOut, usageHead)
-		fs.PrintDefaults()
-		fmt.Fprint(usageOut, usageTail)
+	s := define(&cfg, &raw)
+	if err := s.Load(args, getenv, nil); err != nil {
+		return nil, s, err
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if version {
-		return nil, errVersion
-	}
-	if rest := fs.Args(); len(rest) > 0 {
+	if rest := s.Args(); len(rest) > 0 {
 		if cfg.Exec != "" {
-			return nil, fmt.Errorf("give the question either with -e or as arguments, not both (got -e and %q)", strings.Join(rest, " "))
+			return nil, s, fmt.Errorf("give the question either with -e or as arguments, not both (got -e and %q)", strings.Join(rest, " "))
 		}
 		cfg.Exec = strings.Join(rest, " ")
 	}
-
-	env := func(p *string, name string) {
-		if *p == "" {
-			*p = strings.TrimSpace(getenv(name))
-		}
-	}
-	env(&cfg.Model, "MEMBRANE_MODEL")
-	env(&cfg.BaseURL, "OPENAI_BASE_URL")
-	env(&cfg.System, "MEMBRANE_SYSTEM")
-	env(&maxSteps, "MEMBRANE_MAX_STEPS")
-	env(&cfg.ServerURL, "MEMBRANE_SERVER_URL")
-	env(&cfg.Token, "MEMBRANE_TOKEN")
-	env(&cfg.Membrane, "MEMBRANE_BIN")
-	env(&cfg.ConfigFile, "MEMBRANE_CONFIG")
 	if getenv("NO_COLOR") != "" {
 		cfg.NoColor = true
 	}
-	if v := getenv("MEMBRANE_HIDE_REASONING"); v != "" && v != "0" && v != "false" {
-		cfg.HideReasoning = true
+	cfg.MaxSteps = raw.maxSteps
+	if cfg.MaxSteps == 0 {
+		cfg.MaxSteps = -1 // no limit
 	}
-	cfg.Approve = approve
-	cfg.ServerArgs = serverArgs
-
-	bad := func(flag, format string, a ...any) error {
-		return fmt.Errorf("%s: %s", flag, fmt.Sprintf(format, a...))
+	if s.IsSet("temperature") {
+		cfg.Temperature = &raw.temperature
 	}
-	cfg.MaxSteps = 10
-	if maxSteps != "" {
-		n, err := strconv.Atoi(maxSteps)
-		if err != nil || n < 0 {
-			return nil, bad("--max-steps", "%q is not a whole number of 0 or more", maxSteps)
-		}
-		cfg.MaxSteps = n
-		if n == 0 {
-			cfg.MaxSteps = -1 // no limit
-		}
-	}
-	if parallel != "" {
-		n, err := strconv.Atoi(parallel)
-		if err != nil || n < 1 {
-			return nil, bad("--parallel", "%q is not a whole number of 1 or more", parallel)
-		}
-		cfg.Parallel = n
-	}
-	if temp != "" {
-		f, err := strconv.ParseFloat(temp, 64)
-		if err != nil || f < 0 || f > 2 {
-			return nil, bad("--temperature", "%q is not a number from 0 to 2", temp)
-		}
-		cfg.Temperature = &f
-	}
-	switch cfg.ReasoningEffort {
-	case "", "low", "medium", "high", "none":
-	default:
-		return nil, bad("--reasoning-effort", "%q is not low, medium, high or none", cfg.ReasoningEffort)
-	}
-	for _, d := range []struct {
-		flag string
-		in   string
-		out  *time.Duration
-	}{{"--timeout", timeout, &cfg.Timeout}, {"--call-timeout", callTimeout, &cfg.CallTimeout}} {
-		if d.in == "" {
-			continue
-		}
-		v, err := time.ParseDuration(d.in)
-		if err != nil || v < 0 {
-			return nil, bad(d.flag, "%q is not a duration such as 90s or 5m", d.in)
-		}
-		*d.out = v
-	}
-	if extract != "" {
-		b, err := strconv.ParseBool(extract)
-		if err != nil {
-			return nil, bad("--extract-text-calls", "%q is not true or false", extract)
-		}
-		cfg.ExtractText = &b
+	if s.IsSet("extract-text-calls") {
+		cfg.ExtractText = &raw.extract
 	}
 	if cfg.BaseURL != "" {
-		u, err := url.Parse(cfg.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, bad("--base-url / OPENAI_BASE_URL", "%q is not an http(s) URL such as http://127.0.0.1:11434/v1", cfg.BaseURL)
-		}
 		cfg.APIKey = strings.TrimSpace(getenv("OPENAI_API_KEY"))
 	}
-	if cfg.ServerURL != "" {
-		u, err := url.Parse(cfg.ServerURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, bad("--server-url / MEMBRANE_SERVER_URL", "%q is not an http(s) URL such as http://127.0.0.1:8765/mcp", cfg.ServerURL)
-		}
-		if cfg.NoMembrane {
-			return nil, bad("--no-membrane", "cannot be combined with --server-url")
-		}
+	if cfg.ServerURL != "" && cfg.NoMembrane {
+		return nil, s, s.Errorf("no-membrane", "cannot be combined with %s", s.NameOf("server-url"))
 	}
-	if tokenFile != "" {
-		if cfg.Token != "" && getenv("MEMBRANE_TOKEN") == "" {
-			return nil, bad("--token-file", "set either --token or --token-file, not both")
+	if raw.tokenFile != "" {
+		if s.SourceOf("token") == settings.FromFlag {
+			return nil, s, s.Errorf("token-file", "set either --token or --token-file, not both")
 		}
-		b, err := os.ReadFile(tokenFile)
+		b, err := os.ReadFile(raw.tokenFile)
 		if err != nil {
-			return nil, bad("--token-file", "%v", err)
+			return nil, s, s.Errorf("token-file", "%v", err)
 		}
 		cfg.Token = strings.TrimSpace(string(b))
 	}
 	if cfg.NoMembrane && cfg.MCPConfig == "" {
-		return nil, bad("--no-membrane", "needs --mcp-config: there would be no tools at all")
+		return nil, s, s.Errorf("no-membrane", "needs --mcp-config: there would be no tools at all")
 	}
-	return &cfg, nil
+	return &cfg, s, nil
 }
-
-var errVersion = errors.New("version")
 
 // extractText says whether to run tool calls written as text: as set, else
 // on when the endpoint is Ollama (the default endpoint, or port 11434).

@@ -2,13 +2,15 @@ package main
 
 import (
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/membrane-mcp/membrane/cmd/internal/settings"
+	"github.com/membrane-mcp/membrane/cmd/internal/settings/settingstest"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -16,9 +18,9 @@ func envOf(m map[string]string) func(string) string {
 }
 
 func TestParseConfig(t *testing.T) {
-	cfg, err := parseConfig([]string{"--model", "flag-model", "--max-steps", "3", "--approve", "sh, python_run", "--approve", "x",
+	cfg, _, err := parseConfig([]string{"--model", "flag-model", "--max-steps", "3", "--approve", "sh, python_run", "--approve", "x",
 		"--server-arg", "--sandbox=rlimit", "--server-arg", "--timeout=5s", "--timeout", "90s", "--temperature", "0.2", "what", "is", "up"},
-		envOf(map[string]string{"MEMBRANE_MODEL": "env-model", "MEMBRANE_SYSTEM": "be brief", "NO_COLOR": "1"}), io.Discard)
+		envOf(map[string]string{"MEMBRANE_MODEL": "env-model", "MEMBRANE_SYSTEM": "be brief", "NO_COLOR": "1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,18 +32,18 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("approve %v, server args %v", cfg.Approve, cfg.ServerArgs)
 	}
 
-	cfg, err = parseConfig(nil, envOf(map[string]string{"MEMBRANE_MAX_STEPS": "0", "OPENAI_API_KEY": "sk-x"}), io.Discard)
+	cfg, _, err = parseConfig(nil, envOf(map[string]string{"MEMBRANE_MAX_STEPS": "0", "OPENAI_API_KEY": "sk-x"}))
 	if err != nil || cfg.MaxSteps != -1 || cfg.APIKey != "" {
 		t.Errorf("max-steps 0 means no limit, and the OpenAI key is not sent to the default Ollama endpoint: %+v, %v", cfg, err)
 	}
-	cfg, err = parseConfig([]string{"--base-url", "https://api.openai.com/v1"}, envOf(map[string]string{"OPENAI_API_KEY": "sk-x"}), io.Discard)
+	cfg, _, err = parseConfig([]string{"--base-url", "https://api.openai.com/v1"}, envOf(map[string]string{"OPENAI_API_KEY": "sk-x"}))
 	if err != nil || cfg.APIKey != "sk-x" || cfg.extractText() {
 		t.Errorf("a --base-url endpoint gets OPENAI_API_KEY and no text extraction by default: %+v, %v", cfg, err)
 	}
 
 	tok := filepath.Join(t.TempDir(), "tok")
 	os.WriteFile(tok, []byte("  secret\n"), 0o600)
-	cfg, err = parseConfig([]string{"--server-url", "http://127.0.0.1:8765/mcp", "--token-file", tok}, envOf(nil), io.Discard)
+	cfg, _, err = parseConfig([]string{"--server-url", "http://127.0.0.1:8765/mcp", "--token-file", tok}, envOf(nil))
 	if err != nil || cfg.Token != "secret" {
 		t.Errorf("token file: %+v, %v", cfg, err)
 	}
@@ -53,30 +55,70 @@ func TestParseConfigErrorsNameTheFlag(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{[]string{"--max-steps", "-1"}, nil, `--max-steps: "-1" is not a whole number`},
-		{nil, map[string]string{"MEMBRANE_MAX_STEPS": "many"}, `--max-steps: "many"`},
-		{[]string{"--parallel", "0"}, nil, "--parallel"},
+		{[]string{"--max-steps", "-1"}, nil, `--max-steps: "-1" must be at least 0`},
+		{nil, map[string]string{"MEMBRANE_MAX_STEPS": "many"}, `MEMBRANE_MAX_STEPS: "many" is not a whole number`},
+		{[]string{"--parallel", "-2"}, nil, "--parallel"},
 		{[]string{"--temperature", "hot"}, nil, "--temperature"},
 		{[]string{"--reasoning-effort", "max"}, nil, "--reasoning-effort"},
 		{[]string{"--timeout", "soon"}, nil, "--timeout: \"soon\" is not a duration"},
 		{[]string{"--call-timeout", "-1s"}, nil, "--call-timeout"},
 		{[]string{"--extract-text-calls", "maybe"}, nil, "--extract-text-calls"},
-		{[]string{"--base-url", "localhost:11434"}, nil, "--base-url / OPENAI_BASE_URL"},
-		{[]string{"--server-url", "ftp://x"}, nil, "--server-url / MEMBRANE_SERVER_URL"},
+		{[]string{"--base-url", "localhost:11434"}, nil, `--base-url: "localhost:11434" is not an http(s) URL`},
+		{[]string{"--server-url", "ftp://x"}, nil, `--server-url: "ftp://x" is not an http(s) URL`},
 		{[]string{"--server-url", "http://h/mcp", "--no-membrane", "--mcp-config", "f"}, nil, "--no-membrane: cannot be combined"},
 		{[]string{"--no-membrane"}, nil, "--no-membrane: needs --mcp-config"},
 		{[]string{"--token-file", "/nonexistent/tok"}, nil, "--token-file"},
 		{[]string{"-e", "q", "more"}, nil, "either with -e or as arguments"},
-		{[]string{"--bogus"}, nil, "flag provided but not defined: -bogus"},
+		{[]string{"--bogus"}, nil, "--bogus: unknown flag"},
 	}
 	for _, tt := range tests {
-		_, err := parseConfig(tt.args, envOf(tt.env), io.Discard)
+		_, _, err := parseConfig(tt.args, envOf(tt.env))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("parseConfig(%q, %v) = %v, want %q", tt.args, tt.env, err, tt.want)
 		}
 	}
-	if _, err := parseConfig([]string{"--help"}, envOf(nil), io.Discard); !errors.Is(err, errHelp) {
+	if _, _, err := parseConfig([]string{"--help"}, envOf(nil)); !errors.Is(err, settings.ErrHelp) {
 		t.Errorf("--help: %v", err)
+	}
+}
+
+// TestEverySetting sets each setting by its flag and its variable, and
+// checks that a bad value of each is refused by name.
+func TestEverySetting(t *testing.T) {
+	settingstest.Run(t, settingstest.Program{
+		New: func() *settings.Set { return define(&Config{}, &rawConfig{}) },
+		Good: map[string]string{
+			"base-url": "https://api.example/v1", "server-url": "http://127.0.0.1:1/mcp", "reasoning-effort": "low",
+			"temperature": "0.5", "max-steps": "3", "parallel": "2",
+		},
+		Bad: map[string]string{
+			"base-url": "localhost:11434", "server-url": "ftp://x", "reasoning-effort": "max", "temperature": "3",
+			"max-steps": "-1", "parallel": "-1", "timeout": "-1s",
+		},
+		NoBad: []string{"e", "model", "system", "token", "token-file", "membrane", "server-arg", "config", "mcp-config",
+			"server-log", "approve", "history"},
+	})
+}
+
+// --help shows every flag in the double-dash form (one-letter ones with one
+// dash) and every variable, on stdout; a bad flag is one line on stderr.
+func TestHelpAndUnknownFlag(t *testing.T) {
+	var out, errb strings.Builder
+	if code := run([]string{"--help"}, envOf(nil), nil, &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Fatalf("--help: exit %d, stderr %q", code, errb.String())
+	}
+	settingstest.Help(t, define(&Config{}, &rawConfig{}), out.String())
+	for _, want := range []string{"\n  --max-steps N\n", "\n  -e QUESTION\n", "\n  -v\n", "REPL commands"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help misses %q", want)
+		}
+	}
+	out.Reset()
+	if code := run([]string{"--modle", "x"}, envOf(nil), nil, &out, &errb); code != 2 {
+		t.Errorf("unknown flag: exit %d", code)
+	}
+	if got := errb.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, "--modle") || !strings.Contains(got, "did you mean --model?") || out.Len() != 0 {
+		t.Errorf("unknown flag: stderr %q, stdout %q; want one line naming it and suggesting --model", got, out.String())
 	}
 }
 

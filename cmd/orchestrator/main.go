@@ -26,6 +26,7 @@ import (
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/ollama/openaicompat"
 )
 
@@ -55,11 +56,12 @@ func isTerminal(f any) bool {
 // run is main without the exit; it returns the exit code: 0 answered, 1
 // failed, 2 bad usage, 130 interrupted.
 func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, set, err := parseConfig(args, getenv)
 	switch {
-	case errors.Is(err, errHelp):
+	case errors.Is(err, settings.ErrHelp):
+		set.Usage(stdout)
 		return 0
-	case errors.Is(err, errVersion):
+	case errors.Is(err, settings.ErrStop):
 		fmt.Fprintf(stdout, "orchestrator %s\n", versionString())
 		return 0
 	case err != nil:
