@@ -4,8 +4,8 @@
 //
 // A [Router] holds the live set of calls, safe for concurrent use, tells
 // subscribers when the set changes, and runs every invocation through the
-// same middleware: a deadline, a per-call concurrency limit, structured
-// logging and panic recovery.
+// same middleware: a deadline, a per-call concurrency limit with a queue
+// that is fair across sessions, structured logging and panic recovery.
 //
 // The package knows nothing about MCP, Ollama or processes. Adapters (mcp,
 // ollama, sandbox) turn their worlds into calls and back.
@@ -17,7 +17,6 @@
 package calls
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,9 +84,11 @@ type Call struct {
 	// Timeout is the longest one invocation may run. Zero means the router's
 	// default.
 	Timeout time.Duration
-	// Concurrency is how many invocations may run at once; one more gets a
-	// fast "busy" tool error. Zero means the router's default; negative
-	// means no limit.
+	// Concurrency is how many invocations may run at once; more wait in a
+	// bounded queue that is fair across sessions, and are answered with a
+	// busy tool error (ReasonBusy) when it is full or they waited too long
+	// (see RouterOptions). Zero means the router's default; negative means
+	// no limit.
 	Concurrency int
 	// ReadOnly and Destructive are hints passed on to clients as tool
 	// annotations.
@@ -160,21 +161,3 @@ func (f ProgressFunc) Report(ctx context.Context, progress, total float64, messa
 
 // NoProgress discards progress reports.
 var NoProgress Progress = ProgressFunc(func(context.Context, float64, float64, string) {})
-
-// DecodeArgs decodes req.Arguments strictly into v: unknown fields and
-// trailing data are errors, and empty arguments decode as {}. The error
-// says what was wrong in words a model can act on.
-func DecodeArgs(raw json.RawMessage, v any) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		raw = json.RawMessage("{}")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("invalid arguments: %v", err)
-	}
-	if dec.More() {
-		return errors.New("invalid arguments: trailing data after the JSON object")
-	}
-	return nil
-}
