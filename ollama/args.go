@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/ollama/ollama/api"
+
+	"github.com/membrane-mcp/membrane/calls"
 )
 
 // optionKind is the JSON type an Ollama option takes.
@@ -153,7 +155,7 @@ var roles = []string{"system", "user", "assistant", "tool"}
 // error is worded for the model that sent the arguments.
 func decodeChat(raw json.RawMessage, generic, fixedSystem bool) (*chatArgs, error) {
 	var a chatArgs
-	if err := decodeArgs(raw, &a); err != nil {
+	if err := calls.DecodeArgs(raw, &a); err != nil {
 		return nil, err
 	}
 	if !generic && a.Model != "" {
@@ -229,7 +231,7 @@ const maxEmbedInputs = 1024
 // decodeEmbed decodes embed arguments; it returns the inputs as a list.
 func decodeEmbed(raw json.RawMessage, generic bool) (*embedArgs, []string, error) {
 	var a embedArgs
-	if err := decodeArgs(raw, &a); err != nil {
+	if err := calls.DecodeArgs(raw, &a); err != nil {
 		return nil, nil, err
 	}
 	if !generic && a.Model != "" {

@@ -172,7 +172,7 @@ func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.R
 		Refresh    bool   `json:"refresh"`
 		Capability string `json:"capability"`
 	}
-	if err := decodeArgs(req.Arguments, &a); err != nil {
+	if err := calls.DecodeArgs(req.Arguments, &a); err != nil {
 		return calls.Errorf("%v", err), nil
 	}
 	if a.Refresh {
