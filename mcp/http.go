@@ -96,6 +96,10 @@ type HTTPOptions struct {
 	// Backends, when set, reports the state of the model servers for
 	// /readyz. Nil reports none.
 	Backends func() []BackendStatus
+	// Metrics, when set, is served at /metrics behind the same Host,
+	// Origin and bearer-token checks as the MCP endpoint (a Prometheus
+	// handler, say). Nil serves no /metrics.
+	Metrics http.Handler
 	// Logger receives one record per rejected request. Nil discards.
 	Logger *slog.Logger
 }
@@ -137,8 +141,8 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
 	if o.Path == "" {
 		o.Path = DefaultPath
 	}
-	if !strings.HasPrefix(o.Path, "/") || o.Path == "/healthz" || o.Path == "/readyz" {
-		return nil, fmt.Errorf("mcp: http path %q must start with / and not be /healthz or /readyz", o.Path)
+	if !strings.HasPrefix(o.Path, "/") || o.Path == "/healthz" || o.Path == "/readyz" || (o.Path == "/metrics" && o.Metrics != nil) {
+		return nil, fmt.Errorf("mcp: http path %q must start with / and not be /healthz, /readyz or /metrics", o.Path)
 	}
 	if o.SessionIdleTimeout == 0 {
 		o.SessionIdleTimeout = DefaultSessionIdleTimeout
@@ -257,6 +261,11 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		h.ready(w)
 		return
 	case h.o.Path:
+	case "/metrics":
+		if h.o.Metrics == nil {
+			http.NotFound(w, r)
+			return
+		}
 	default:
 		http.NotFound(w, r)
 		return
@@ -278,6 +287,10 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 		h.reject(w, r, http.StatusUnauthorized, "Unauthorized: "+desc+` (send "Authorization: Bearer <token>" with the server's --token)`)
+		return
+	}
+	if h.o.Metrics != nil && r.URL.Path == "/metrics" {
+		h.o.Metrics.ServeHTTP(w, r)
 		return
 	}
 	owner := h.owner

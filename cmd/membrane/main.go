@@ -91,6 +91,9 @@ func versionString() string {
 // run is main without the exit; it returns the exit code.
 func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	name := "membrane"
+	if len(args) > 0 && args[0] == "calls" {
+		return runCalls(args[1:], getenv, stdout, stderr)
+	}
 	doctor := len(args) > 0 && args[0] == "doctor"
 	if doctor {
 		args = args[1:]
@@ -132,7 +135,7 @@ func newLogger(cfg *Config, w io.Writer, getenv func(string) string) *slog.Logge
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationsInMS}))
 	}
 	color := false
 	if f, ok := w.(*os.File); ok {
@@ -150,6 +153,10 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	obs, err := newObservers(cfg, log)
+	if err != nil {
+		return err
+	}
 	pol, err := policy.New(policy.Options{
 		Limits: cfg.limits(),
 		OnRefuse: func(ctx context.Context, r policy.Refusal) {
@@ -170,15 +177,17 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 			log.Warn("--tokens-file applies to HTTP clients only; on stdio every tool is served", "tokens_file", cfg.HTTP.TokensFile)
 		}
 	}
-	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout}
+	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout, Observers: obs.routerObservers(), Redact: obs.scrub.String}
 	if len(cfg.Policy.RateLimits) > 0 || tokens != nil {
 		ropts.Middleware = []calls.Middleware{pol.Middleware()}
 	}
 	router := calls.NewRouter(ropts)
+	defer obs.close(router, log)
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
 	if err != nil {
 		return fmt.Errorf("ollama: %w", err)
 	}
+	obs.attach(router, models)
 	if len(cfg.HTTPGet.Allow) > 0 {
 		g, err := httpget.New(cfg.httpGetOptions())
 		if err != nil {
@@ -259,6 +268,13 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		bg.Wait()
 	}()
 	bg.Go(func() { _ = models.Run(bgCtx) })
+	if cfg.Observe.MetricsAddr != "" {
+		bg.Go(func() {
+			if err := serveMetrics(bgCtx, cfg.Observe.MetricsAddr, cfg.HTTP.Token, obs.metrics.Handler(), log); err != nil {
+				log.Error("metrics listener stopped", "err", err)
+			}
+		})
+	}
 	if cfg.File != "" {
 		w := newWatcher(cfg, reload, models, log)
 		bg.Go(func() {
@@ -283,7 +299,7 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		log.Info("membrane serving MCP on stdio", "version", versionString(), "sandbox", cfg.SandboxMode)
 		serveErr = srv.Run(ctx, &mcp.StdioTransport{In: stdin, Out: stdout})
 	} else {
-		serveErr = serveHTTP(ctx, cfg, srv, models, tokens, log)
+		serveErr = serveHTTP(ctx, cfg, srv, models, tokens, obs.metrics.Handler(), log)
 	}
 	if err := boxErr.Load(); err != nil {
 		serveErr = *err // the sandbox could not start
@@ -322,7 +338,7 @@ func shutdown(srv *mcp.Server, d time.Duration, log *slog.Logger) {
 	}
 }
 
-func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, tokens *policy.Store, log *slog.Logger) error {
+func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, tokens *policy.Store, metrics http.Handler, log *slog.Logger) error {
 	var verify func(string) (string, bool)
 	if tokens != nil {
 		verify = tokens.Verify // the single --token stays in it, unlimited
@@ -344,7 +360,8 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 			}
 			return out
 		},
-		Logger: log.With("component", "http"),
+		Metrics: metrics,
+		Logger:  log.With("component", "http"),
 	})
 	if err != nil {
 		return err
