@@ -84,6 +84,10 @@ type HTTPOptions struct {
 	// gets 429 with Retry-After and CodeTooManySessions. Zero means
 	// DefaultMaxSessionsPerToken; negative means no bound.
 	MaxSessionsPerToken int
+	// SessionsFor, when set, gives the session bound of a user that Verify
+	// returned, in place of MaxSessionsPerToken; zero or less keeps
+	// MaxSessionsPerToken.
+	SessionsFor func(user string) int
 	// BodyReadTimeout bounds reading one request body. Zero means
 	// DefaultBodyReadTimeout; negative means no bound.
 	BodyReadTimeout time.Duration
@@ -313,7 +317,11 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	stateful := !h.o.Stateless && !isNewProtocol(r)
 	reserved := false
 	if stateful && sid == "" && msg != nil && msg.Method == "initialize" {
-		if err := h.limits.reserve(owner); err != nil {
+		own := 0
+		if user != "" && h.o.SessionsFor != nil {
+			own = h.o.SessionsFor(user)
+		}
+		if err := h.limits.reserve(owner, own); err != nil {
 			h.tooManySessions(w, r, msg, owner, err)
 			return
 		}

@@ -339,12 +339,22 @@ func shutdown(srv *mcp.Server, d time.Duration, log *slog.Logger) {
 }
 
 func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, tokens *policy.Store, metrics http.Handler, log *slog.Logger) error {
-	var verify func(string) (string, bool)
+	var (
+		verify      func(string) (string, bool)
+		sessionsFor func(string) int
+	)
 	if tokens != nil {
 		verify = tokens.Verify // the single --token stays in it, unlimited
+		sessionsFor = func(user string) int {
+			if p, ok := tokens.Principal(user); ok {
+				return p.MaxSessions
+			}
+			return 0
+		}
 	}
 	h, err := srv.HTTPHandler(&mcp.HTTPOptions{
 		Verify:              verify,
+		SessionsFor:         sessionsFor,
 		Token:               cfg.HTTP.Token,
 		AllowedOrigins:      cfg.HTTP.AllowedOrigins,
 		AllowedHosts:        cfg.HTTP.AllowedHosts,
