@@ -10,6 +10,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/scrub"
@@ -173,3 +174,40 @@ func TestScrubbingSetAndPlainTokens(t *testing.T) {
 		t.Fatalf("after Set: %s", res.TextOf())
 	}
 }
+
+// BenchmarkScrubbingOverhead times a call answering 16 KiB of ordinary
+// shell output (text and structured) through the Scrubbing middleware
+// against the same call without it, in the same run, and reports the
+// ratio.
+func BenchmarkScrubbingOverhead(b *testing.B) {
+	var lines []string
+	for i := range 256 {
+		lines = append(lines, "drwxr-xr-x 2 user user 4096 Dec  1 23:00 dir-"+strings.Repeat("x", i%20)+" ok")
+	}
+	out := strings.Join(lines, "\n")
+	sc := NewScrubbing(scrub.New(&scrub.Options{Secrets: []string{testServerToken}}), nil)
+	mk := func(mw ...calls.Middleware) *calls.Router {
+		r := calls.NewRouter(&calls.RouterOptions{Middleware: mw})
+		if err := r.Add(printCall("sh", func() string { return out }, false)); err != nil {
+			b.Fatal(err)
+		}
+		return r
+	}
+	plain, scrubbed := mk(), mk(sc.Middleware())
+	var tPlain, tScrub float64
+	for b.Loop() {
+		start := nowNano()
+		if _, err := plain.Call(b.Context(), "sh", nil); err != nil {
+			b.Fatal(err)
+		}
+		mid := nowNano()
+		if _, err := scrubbed.Call(b.Context(), "sh", nil); err != nil {
+			b.Fatal(err)
+		}
+		tPlain += float64(mid - start)
+		tScrub += float64(nowNano() - mid)
+	}
+	b.ReportMetric(tScrub/tPlain, "scrubbed/plain")
+}
+
+func nowNano() int64 { return time.Now().UnixNano() }
