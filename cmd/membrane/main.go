@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -88,11 +90,37 @@ func versionString() string {
 
 // run is main without the exit; it returns the exit code.
 func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// Flags may come before the subcommand or after it.
+	command, args := define("membrane", &Config{}).Split(args, commands...)
 	name := "membrane"
-	doctor := len(args) > 0 && args[0] == "doctor"
-	if doctor {
-		args = args[1:]
-		name = "membrane doctor"
+	if command != "" {
+		name += " " + command
+	}
+	// The subcommands' own words and flags.
+	var operand string
+	jsonOut := false
+	switch command {
+	case "doctor":
+		args = slices.DeleteFunc(slices.Clone(args), func(a string) bool {
+			if a == "--json" || a == "-json" {
+				jsonOut = true
+				return true
+			}
+			return false
+		})
+	case "completion", "config":
+		want := clients
+		if command == "completion" {
+			want = shells
+		}
+		operand, args = define(name, &Config{}).Split(args, want...)
+		if operand == "" && !slices.Contains(args, "--help") && !slices.Contains(args, "-h") {
+			fmt.Fprintf(stderr, "%s: give one of %s (see %s --help)\n", name, strings.Join(want, ", "), name)
+			return 2
+		}
+	case "version":
+		fmt.Fprintf(stdout, "membrane %s\n", versionString())
+		return 0
 	}
 	cfg, err := loadConfig(name, args, getenv, nil)
 	switch {
@@ -103,15 +131,20 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stdout, "membrane %s\n", versionString())
 		return 0
 	case err != nil:
-		fmt.Fprintf(stderr, "membrane: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
 	}
-	log := newLogger(cfg, stderr, getenv)
-	if doctor {
+	switch command {
+	case "completion":
+		return runCompletion(cfg, operand, stdout, stderr)
+	case "config":
+		return runClientConfig(cfg, operand, args, stdout, stderr)
+	case "doctor":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return runDoctor(ctx, cfg, stdout)
+		return runDoctor(ctx, cfg, jsonOut, stdout)
 	}
+	log := newLogger(cfg, stderr, getenv)
 	// A reload reads the file again through exactly the start-up path:
 	// the same flags and environment, every check.
 	reload := func(data []byte) (*Config, error) {
