@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/membrane-mcp/membrane/ollama/ollamatest"
 )
@@ -198,5 +201,103 @@ func TestDoctorChecksLogicalTools(t *testing.T) {
 	}
 	if code != 1 {
 		t.Errorf("doctor exit %d with a tool that cannot work, want 1", code)
+	}
+}
+
+// hangingHost is an "Ollama" that accepts connections and never answers,
+// so that a listing is still running when membrane stops.
+func hangingHost(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String()
+}
+
+// TestNoFalseHostDown: stopping while a listing runs (a busy port, stdin
+// closed at once) is not news about the Ollama server; the busy port says
+// what to do.
+func TestNoFalseHostDown(t *testing.T) {
+	bin := binary(t)
+	t.Parallel()
+	host := hangingHost(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cmd := exec.Command(bin, "--ollama-host", host, "--http", busy.Addr().String())
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+privateTmp(t))
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "ADDR=HOST:PORT make run") || !strings.Contains(string(out), "already listens") {
+		t.Errorf("busy port: exit %d:\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+	if strings.Contains(string(out), "host down") || strings.Contains(string(out), "context canceled") {
+		t.Errorf("busy port logs a false warning:\n%s", out)
+	}
+
+	cmd = exec.Command(bin, "--ollama-host", host)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+privateTmp(t))
+	cmd.Stdin = strings.NewReader("")
+	out, _ = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 0 || strings.Contains(string(out), "host down") || strings.Contains(string(out), "context canceled") {
+		t.Errorf("stdin EOF: exit %d:\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+}
+
+// TestMissingModelLogged: a logical tool whose model no host has is said
+// once in the log, not silently absent.
+func TestMissingModelLogged(t *testing.T) {
+	bin := binary(t)
+	srv := ollamatest.Start(t)
+	cfg := writeFile(t, "membrane.yaml", "ollama:\n  tools:\n    - tool: helper\n      model: not-pulled:1b\n")
+	cmd := exec.Command(bin, "--config", cfg, "--ollama-host", srv.URL, "--ollama-refresh", "100ms")
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+privateTmp(t))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const line = "no host has its model"
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), line) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Several refreshes later, still said once.
+	for n := strings.Count(logs.String(), "ollama host up"); n == 0 && time.Now().Before(deadline); n = strings.Count(logs.String(), "ollama host up") {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // several refresh intervals, to see the line is not repeated
+	stdin.Close()
+	cmd.Wait()
+	got := logs.String()
+	if n := strings.Count(got, line); n != 1 || !strings.Contains(got, "not-pulled:1b") || !strings.Contains(got, "tool=helper") {
+		t.Errorf("%q logged %d times, want once with the tool and model:\n%s", line, n, got)
 	}
 }

@@ -301,7 +301,11 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
-		return fmt.Errorf("--http %s: %w", cfg.HTTP.Addr, err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%s %s: another process already listens there; choose a free address (%s HOST:PORT, or ADDR=HOST:PORT make run): %w",
+				cfg.set.NameOf("http"), cfg.HTTP.Addr, cfg.set.Lookup("http").FlagName(), err)
+		}
+		return fmt.Errorf("%s %s: %w", cfg.set.NameOf("http"), cfg.HTTP.Addr, err)
 	}
 	hs := &http.Server{
 		Handler:           h,
