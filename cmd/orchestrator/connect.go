@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -24,6 +27,63 @@ type server struct {
 	name      string
 	transport sdk.Transport
 	where     string // for messages: a command line or a URL
+	// refused records an HTTP server's first refusal, so that a failed
+	// connect can say what to do; nil for other transports.
+	refused *statusRecorder
+}
+
+// statusRecorder wraps an HTTP transport and remembers the status of the
+// first response of 400 or more. go-sdk v1.8.0 reports a refused
+// initialize only as http.StatusText ("Unauthorized"), with no code to
+// match, so the code is taken here, from the response itself.
+type statusRecorder struct {
+	base   http.RoundTripper
+	status atomic.Int32
+}
+
+func (s *statusRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := s.base.RoundTrip(r)
+	if err == nil && resp.StatusCode >= 400 {
+		s.status.CompareAndSwap(0, int32(resp.StatusCode))
+	}
+	return resp, err
+}
+
+// recordRefusals makes t, a streamable HTTP transport, record refusals.
+func recordRefusals(t sdk.Transport) (sdk.Transport, *statusRecorder) {
+	st, ok := t.(*sdk.StreamableClientTransport)
+	if !ok {
+		return t, nil
+	}
+	hc := &http.Client{}
+	if st.HTTPClient != nil {
+		*hc = *st.HTTPClient
+	}
+	rec := &statusRecorder{base: hc.Transport}
+	if rec.base == nil {
+		rec.base = http.DefaultTransport
+	}
+	hc.Transport = rec
+	cp := *st
+	cp.HTTPClient = hc
+	return &cp, rec
+}
+
+// refusalAdvice says what to do about an MCP server at url that refused
+// the connection with status; "" when there is nothing to add.
+func refusalAdvice(url string, status int) string {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Sprintf("it refused the token (HTTP %d): give the server's token with --token or MEMBRANE_TOKEN", status)
+	case http.StatusNotFound:
+		advice := fmt.Sprintf("nothing serves MCP at that path (HTTP %d)", status)
+		if u, err := neturl.Parse(url); err == nil && u.Path != mcp.DefaultPath {
+			u.Path, u.RawQuery = mcp.DefaultPath, ""
+			advice += fmt.Sprintf(": membrane serves it at %s, so try --server-url %s", mcp.DefaultPath, u)
+		}
+		return advice
+	}
+	return ""
 }
 
 // findMembrane returns the membrane binary to launch: the one named, else
@@ -56,7 +116,8 @@ func (c *Config) servers(serverLog io.Writer) ([]server, error) {
 	var out []server
 	switch {
 	case c.ServerURL != "":
-		out = append(out, server{name: "membrane", transport: mcp.HTTPTransport(c.ServerURL, c.Token, nil), where: c.ServerURL})
+		t, rec := recordRefusals(mcp.HTTPTransport(c.ServerURL, c.Token, nil))
+		out = append(out, server{name: "membrane", transport: t, where: c.ServerURL, refused: rec})
 	case !c.NoMembrane:
 		bin, err := findMembrane(c.Membrane)
 		if err != nil {
@@ -158,6 +219,11 @@ func connectAll(ctx context.Context, servers []server, r *calls.Router, callTime
 		if err != nil {
 			for _, c := range clients {
 				c.Close()
+			}
+			if s.refused != nil {
+				if advice := refusalAdvice(s.where, int(s.refused.status.Load())); advice != "" {
+					return nil, fmt.Errorf("server %s (%s): %s", s.name, s.where, advice)
+				}
 			}
 			return nil, fmt.Errorf("server %s (%s): %w", s.name, s.where, err)
 		}

@@ -235,8 +235,14 @@ func TestE2EHTTPChain(t *testing.T) {
 	}
 
 	r = c.run(t, c.env(t), "--server-url", url, "--token", "wrong", "--base-url", c.ollama.URL+"/v1", "--model", c.model, "-e", "say hello")
-	if r.code != 1 || !strings.Contains(r.stderr, "server membrane ("+url+")") {
+	if r.code != 1 || !strings.Contains(r.stderr, "server membrane ("+url+")") || !strings.Contains(r.stderr, "--token or MEMBRANE_TOKEN") ||
+		strings.Contains(r.stderr, "sending") {
 		t.Errorf("with a wrong token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// The server's root instead of /mcp: the advice names the right URL.
+	r = c.run(t, c.env(t, "MEMBRANE_TOKEN="+token), "--server-url", "http://"+addr+"/", "--base-url", c.ollama.URL+"/v1", "--model", c.model, "-e", "say hello")
+	if r.code != 1 || !strings.Contains(r.stderr, "try --server-url "+url) {
+		t.Errorf("without /mcp: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 
@@ -298,8 +304,13 @@ func TestE2EMaxSteps(t *testing.T) {
 		t.Errorf("turn = %+v", jt)
 	}
 	r = c.run(t, c.env(t), c.args("--max-steps", "2", "-e", "loop")...)
-	if r.code != 1 || !strings.Contains(r.stderr, "orchestrator: agent: step limit reached without a final answer (2 steps)") {
+	if r.code != 1 || !strings.Contains(r.stderr, "orchestrator: step limit reached without a final answer (2 steps)") {
 		t.Errorf("text mode: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// One step is one step: "1 step", in the error and the summary.
+	r = c.run(t, c.env(t), c.args("--max-steps", "1", "-e", "loop")...)
+	if r.code != 1 || !strings.Contains(r.stderr, "(1 step)") || !strings.Contains(r.stderr, "─ 1 step ·") || strings.Contains(r.stderr, "1 steps") {
+		t.Errorf("--max-steps 1: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -108,13 +109,15 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return 1
 	}
 
-	// The router's per-call records repeat the tool lines; only -v shows them.
-	var routerLog *slog.Logger
-	if cfg.Verbose {
-		routerLog = log
-	}
-	router := calls.NewRouter(&calls.RouterOptions{Logger: routerLog, DefaultConcurrency: -1})
-	connectCtx, cancelConnect := signal.NotifyContext(root, os.Interrupt)
+	// The router logs no calls of its own: the tool lines show each call,
+	// and under -v the server logs it too (with its own session), so a
+	// record here would show one call as if it ran twice.
+	router := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
+	// Ctrl-C during start-up (connecting, picking the model) exits 130.
+	startCtx, cancelStart := signal.NotifyContext(root, os.Interrupt)
+	defer cancelStart()
+	interrupted := func() bool { return startCtx.Err() != nil && root.Err() == nil }
+	connectCtx := startCtx
 	clients, err := connectAll(connectCtx, servers, router, cfg.CallTimeout, log, func(server string, ch calls.Change) {
 		if oneShot && !cfg.Verbose {
 			return
@@ -134,7 +137,9 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		}
 		u.note("%s", u.style(msg+"; its tools are gone until the orchestrator is restarted", red))
 	})
-	cancelConnect()
+	if interrupted() {
+		return 130
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 		return 1
@@ -156,14 +161,18 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		Logger:          log,
 	})
 	if cfg.Model == "" {
-		mctx, cancel := context.WithTimeout(root, 30*time.Second)
+		mctx, cancel := context.WithTimeout(startCtx, 30*time.Second)
 		cfg.Model, err = defaultModel(mctx, model)
 		cancel()
+		if interrupted() {
+			return 130
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 			return 1
 		}
 	}
+	cancelStart()
 
 	// Input for the REPL and for approval prompts.
 	var lines, prompts lineReader
@@ -400,6 +409,26 @@ func (s *session) command(ctx context.Context, line string) bool {
 			cancel()
 			msg := "model: " + s.ag.Model()
 			if err == nil {
+				msg += "\navailable: " + strings.Join(names, ", ")
+			}
+			s.ui.note("%s", msg)
+			return false
+		}
+		// Check the name against what the endpoint serves; an endpoint
+		// that cannot list its models gets the benefit of the doubt.
+		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		names, err := s.model.Models(mctx)
+		cancel()
+		// Ollama lists "qwen3:latest" for the "qwen3" one asks for.
+		var short []string
+		for _, n := range names {
+			short = append(short, strings.TrimSuffix(n, ":latest"))
+		}
+		if err == nil && !slices.Contains(names, arg) && !slices.Contains(short, arg) {
+			msg := fmt.Sprintf("%s does not serve %q; the model stays %s", s.model.BaseURL(), arg, s.ag.Model())
+			if near := settings.Nearest(arg, short); near != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", near)
+			} else if len(names) > 0 {
 				msg += "\navailable: " + strings.Join(names, ", ")
 			}
 			s.ui.note("%s", msg)

@@ -231,7 +231,9 @@ func (c *Client) explain(err error, model string) error {
 		switch apiErr.StatusCode {
 		case http.StatusNotFound:
 			if model != "" {
-				return fmt.Errorf("model %q is not served at %s: %s (pull it with `ollama pull %s`, or pick another with --model)", model, c.opts.BaseURL, msg, model)
+				// Ollama's message says "try pulling it first": ours
+				// says how, once.
+				return fmt.Errorf("model %q is not served at %s (pull it with `ollama pull %s`, or pick another with --model)", model, c.opts.BaseURL, model)
 			}
 			return fmt.Errorf("%s: not found: %s (is --base-url right? it should end in /v1)", c.opts.BaseURL, msg)
 		case http.StatusUnauthorized, http.StatusForbidden:
