@@ -17,7 +17,6 @@
 package calls
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -160,21 +159,3 @@ func (f ProgressFunc) Report(ctx context.Context, progress, total float64, messa
 
 // NoProgress discards progress reports.
 var NoProgress Progress = ProgressFunc(func(context.Context, float64, float64, string) {})
-
-// DecodeArgs decodes req.Arguments strictly into v: unknown fields and
-// trailing data are errors, and empty arguments decode as {}. The error
-// says what was wrong in words a model can act on.
-func DecodeArgs(raw json.RawMessage, v any) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		raw = json.RawMessage("{}")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("invalid arguments: %v", err)
-	}
-	if dec.More() {
-		return errors.New("invalid arguments: trailing data after the JSON object")
-	}
-	return nil
-}

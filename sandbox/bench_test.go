@@ -19,7 +19,7 @@ import (
 // (same options, limits, seccomp filter and uid), straight from Go with no
 // MCP, router or result handling: the floor a call is compared with.
 func directRun(b *testing.B, s *Sandbox, ws string, argv []string, files map[string][]byte) {
-	args, extra, infoR, err := s.bwrapArgs(&job{ws: &workspace{dir: ws}, files: files})
+	args, extra, pipes, err := s.bwrapArgs(&job{ws: &workspace{dir: ws}, files: files})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func directRun(b *testing.B, s *Sandbox, ws string, argv []string, files map[str
 	for _, f := range extra {
 		f.Close()
 	}
-	infoR.Close()
+	pipes.close()
 	if err != nil {
 		b.Fatalf("direct bwrap: %v", err)
 	}
@@ -215,4 +215,54 @@ func BenchmarkRouterShTrue(b *testing.B) {
 		routed += t2.Sub(t1)
 	}
 	report(b, direct, routed, "direct", "router")
+}
+
+// BenchmarkCgroupCost runs `sh true` through the router in two sandboxes,
+// one giving each call a cgroup (as membrane does where it can) and one
+// without (NoCgroup), interleaved in one run: the difference is what the
+// cgroup costs a call (make it, join the sandbox's init, read its OOM count,
+// remove it).
+func BenchmarkCgroupCost(b *testing.B) {
+	requireBwrap(b)
+	mk := func(noCgroup bool) (*calls.Router, *calls.Session, *Sandbox) {
+		cfg := testConfig()
+		cfg.NoCgroup = noCgroup
+		s, err := New(cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		r := calls.NewRouter(nil)
+		for _, c := range s.Calls() {
+			r.Add(c)
+		}
+		sess := calls.NewSession("")
+		b.Cleanup(sess.Close)
+		return r, sess, s
+	}
+	withR, withS, withSb := mk(false)
+	if withSb.cg == nil {
+		b.Skipf("no cgroup here: %v", withSb.cgErr)
+	}
+	bareR, bareS, _ := mk(true)
+	args := json.RawMessage(`{"cmd":"true"}`)
+	run := func(r *calls.Router, sess *calls.Session) time.Duration {
+		t0 := time.Now()
+		res, err := r.Call(context.Background(), "sh", &calls.Request{Arguments: args, Session: sess})
+		if err != nil || res.IsError {
+			b.Fatal(err, res.TextOf())
+		}
+		return time.Since(t0)
+	}
+	run(withR, withS)
+	run(bareR, bareS)
+	var with, bare time.Duration
+	b.ResetTimer()
+	for range b.N {
+		bare += run(bareR, bareS)
+		with += run(withR, withS)
+	}
+	b.StopTimer()
+	report(b, bare, with, "no-cgroup", "cgroup")
+	b.ReportMetric(float64((with-bare).Nanoseconds())/float64(b.N), "cgroup-ns/call")
 }

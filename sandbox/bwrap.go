@@ -25,3 +25,21 @@ const runDir = "/run/membrane"
 // bwrapFallbacks are tried when bwrap is not on PATH (a service started
 // with a bare PATH).
 var bwrapFallbacks = []string{"/usr/bin/bwrap"}
+
+// maskedProc are the /proc entries a sandbox sees empty: host facts a
+// program has no need of (the kernel's command line, its disks, modules,
+// interrupts, timers and memory map, the keyrings), after runc's
+// maskedPaths and a little more. Files become /dev/null, directories an
+// empty read-only directory. bwrap already makes /proc/sys, /proc/irq,
+// /proc/bus and /proc/sysrq-trigger read-only, and /sys is absent.
+// Everything of the sandbox's own processes (/proc/self, /proc/PID) and
+// the system-wide counters programs read (/proc/meminfo, /proc/stat,
+// /proc/cpuinfo, /proc/loadavg, /proc/uptime) stay.
+var maskedProc = []string{
+	"acpi", "asound", "buddyinfo", "cmdline", "config.gz", "consoles", "crypto", "devices", "diskstats",
+	"dma", "driver", "execdomains", "fb", "fs", "interrupts", "iomem", "ioports", "kallsyms", "kcore",
+	"key-users", "keys", "kmsg", "kpagecgroup", "kpagecount", "kpageflags", "latency_stats", "mdstat",
+	"misc", "modules", "mtrr", "pagetypeinfo", "partitions", "sched_debug", "schedstat", "scsi",
+	"slabinfo", "softirqs", "swaps", "sysrq-trigger", "timer_list", "timer_stats", "tty", "vmallocinfo",
+	"zoneinfo",
+}

@@ -45,15 +45,17 @@ func findBwrap() (string, bwrapFeatures, error) {
 }
 
 // bwrapArgs returns the bwrap options for j, up to but not including "--",
-// the files to pass as fds 3, 4, ... (the caller closes them), and the read
-// end of the pipe on which bwrap reports the pid of the sandbox's init.
-func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, *os.File, error) {
+// the files to pass as fds 3, 4, ... (the caller closes them), and the
+// pipes to talk to bwrap through.
+func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, bwrapPipes, error) {
 	var files []*os.File
-	fail := func(err error) ([]string, []*os.File, *os.File, error) {
+	var pipes bwrapPipes
+	fail := func(err error) ([]string, []*os.File, bwrapPipes, error) {
 		for _, f := range files {
 			f.Close()
 		}
-		return nil, nil, nil, err
+		pipes.close()
+		return nil, nil, bwrapPipes{}, err
 	}
 	fd := func(f *os.File) string {
 		files = append(files, f)
@@ -90,9 +92,6 @@ func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, *os.File, error) {
 			a = append(a, "--ro-bind", d, d)
 		}
 	}
-	for _, d := range s.extraBinds {
-		a = append(a, "--ro-bind", d, d)
-	}
 	for _, h := range s.hide {
 		if h.dir {
 			a = append(a, "--tmpfs", h.path, "--remount-ro", h.path)
@@ -107,8 +106,15 @@ func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, *os.File, error) {
 	a = append(a,
 		"--ro-bind", etc, "/etc",
 		"--proc", "/proc",
-		"--dev", "/dev",
 	)
+	for _, m := range s.procMasks {
+		if m.dir {
+			a = append(a, "--ro-bind", filepath.Join(s.root, "empty"), m.path)
+		} else {
+			a = append(a, "--ro-bind", "/dev/null", m.path)
+		}
+	}
+	a = append(a, "--dev", "/dev")
 	// Every writable tmpfs is size-capped, and the rest of the tree (bwrap's
 	// own root tmpfs and /dev) is remounted read-only below: memory a
 	// sandbox can fill is bounded.
@@ -120,6 +126,11 @@ func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, *os.File, error) {
 	}
 	a = append(a, "--remount-ro", "/dev")
 	a = append(a, "--dir", "/run", "--dir", runDir)
+	// After the tmpfs mounts, so that an interpreter under /tmp (say) is
+	// not hidden by the sandbox's own /tmp.
+	for _, d := range s.extraBinds {
+		a = append(a, "--ro-bind", d, d)
+	}
 	for _, name := range slices.Sorted(maps.Keys(j.files)) {
 		f, err := memfd("membrane-file", j.files[name])
 		if err != nil {
@@ -143,31 +154,52 @@ func (s *Sandbox) bwrapArgs(j *job) ([]string, []*os.File, *os.File, error) {
 	if err != nil {
 		return fail(fmt.Errorf("sandbox: pipe: %w", err))
 	}
+	pipes.info = infoR
 	a = append(a, "--info-fd", fd(infoW))
-	return a, files, infoR, nil
+	if j.block {
+		// The sandbox's init waits, namespaces and mounts made, until a
+		// byte arrives: time to move it into the call's cgroup before it
+		// starts the command.
+		blockR, blockW, err := os.Pipe()
+		if err != nil {
+			return fail(fmt.Errorf("sandbox: pipe: %w", err))
+		}
+		pipes.block = blockW
+		a = append(a, "--block-fd", fd(blockR))
+	}
+	return a, files, pipes, nil
+}
+
+// bwrapPipes are the parent's ends of the pipes to a starting bwrap: info
+// carries the pid of the sandbox's init; block, when set, releases it.
+type bwrapPipes struct{ info, block *os.File }
+
+func (p bwrapPipes) close() {
+	for _, f := range []*os.File{p.info, p.block} {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // bwrapCommand returns the bwrap command that runs j with the rlimits
 // wrapper limits in front of its argv, the closers of the files handed to
-// bwrap (for after the run), and the read end of bwrap's info pipe.
-func (s *Sandbox) bwrapCommand(j *job, limits []string) (*exec.Cmd, []func(), *os.File, error) {
+// bwrap (for after the run), and the pipes to talk to bwrap through.
+func (s *Sandbox) bwrapCommand(j *job, limits []string) (*exec.Cmd, []func(), bwrapPipes, error) {
 	var closers []func()
-	args, extra, infoR, err := s.bwrapArgs(j)
+	args, extra, pipes, err := s.bwrapArgs(j)
 	for _, f := range extra {
 		closers = append(closers, func() { f.Close() })
 	}
 	if err != nil {
-		return nil, closers, nil, err
+		return nil, closers, bwrapPipes{}, err
 	}
 	// The options travel through an fd, not argv, so that the sandbox's
 	// /proc/1/cmdline shows the command and no host paths.
 	af, err := memfd("membrane-bwrap-args", []byte(strings.Join(args, "\x00")+"\x00"))
 	if err != nil {
-		for _, f := range extra {
-			f.Close()
-		}
-		infoR.Close()
-		return nil, closers, nil, err
+		pipes.close()
+		return nil, closers, bwrapPipes{}, err
 	}
 	extra = append(extra, af)
 	closers = append(closers, func() { af.Close() })
@@ -179,7 +211,7 @@ func (s *Sandbox) bwrapCommand(j *job, limits []string) (*exec.Cmd, []func(), *o
 	cmd.Env = []string{}
 	// bwrap itself must be able to enter the workspace's parent.
 	cmd.Dir = "/"
-	return cmd, closers, infoR, nil
+	return cmd, closers, pipes, nil
 }
 
 // memfd returns a sealed-size in-memory file holding data, positioned at
@@ -232,4 +264,17 @@ func (s *Sandbox) probe(ctx context.Context) error {
 		return fmt.Errorf("a sandboxed /bin/true exited with %d: %s", o.exitCode, strings.TrimSpace(string(o.stderr.buf)))
 	}
 	return nil
+}
+
+// procMasks returns the entries of maskedProc this kernel has: a bind
+// needs its target to exist, and a fresh /proc holds what the host's does.
+func procMasks() []hidden {
+	var out []hidden
+	for _, name := range maskedProc {
+		p := "/proc/" + name
+		if fi, err := os.Lstat(p); err == nil {
+			out = append(out, hidden{path: p, dir: fi.IsDir()})
+		}
+	}
+	return out
 }

@@ -27,12 +27,18 @@ var errBwrapUnsupported = errBwrapLinuxOnly
 
 func findBwrap() (string, bwrapFeatures, error) { return "", bwrapFeatures{}, errBwrapLinuxOnly }
 
-func (s *Sandbox) bwrapArgs(*job) ([]string, []*os.File, *os.File, error) {
-	return nil, nil, nil, errBwrapLinuxOnly
+func (s *Sandbox) bwrapArgs(*job) ([]string, []*os.File, bwrapPipes, error) {
+	return nil, nil, bwrapPipes{}, errBwrapLinuxOnly
 }
 
-func (s *Sandbox) bwrapCommand(*job, []string) (*exec.Cmd, []func(), *os.File, error) {
-	return nil, nil, nil, errBwrapLinuxOnly
+func (s *Sandbox) bwrapCommand(*job, []string) (*exec.Cmd, []func(), bwrapPipes, error) {
+	return nil, nil, bwrapPipes{}, errBwrapLinuxOnly
 }
+
+type bwrapPipes struct{ info, block *os.File }
+
+func (p bwrapPipes) close() {}
+
+func procMasks() []hidden { return nil }
 
 func (s *Sandbox) probe(context.Context) error { return errBwrapLinuxOnly }

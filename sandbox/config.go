@@ -34,6 +34,14 @@ const (
 	DefaultProcs         = 128
 	DefaultOpenFiles     = 256
 	DefaultConcurrency   = 8
+	// DefaultWorkspaceBytes and DefaultWorkspaceFiles are the quota of a
+	// per-session workspace.
+	DefaultWorkspaceBytes = 1 << 30
+	DefaultWorkspaceFiles = 100_000
+	// MaxOutputBytes is the largest OutputBytes: it keeps the largest
+	// result well under the 16 MiB frame that MCP clients such as go-sdk's
+	// CommandTransport accept.
+	MaxOutputBytes = 4 << 20
 )
 
 // Config says how the sandbox runs processes. Zero fields take the value
@@ -77,8 +85,9 @@ type Config struct {
 	// Zero means DefaultFileSizeBytes.
 	FileSizeBytes int64
 	// OutputBytes caps what a call returns of stdout, and separately of
-	// stderr; the rest is cut with a visible marker. Zero means
-	// DefaultOutputBytes.
+	// stderr, counted as the bytes they take in the JSON result (a control
+	// byte counts as the six of its \u escape); the rest is cut with a
+	// visible marker. Zero means DefaultOutputBytes; at most MaxOutputBytes.
 	OutputBytes int64
 	// TmpBytes is the size of the private /tmp (ModeBwrap). Zero means
 	// DefaultTmpBytes.
@@ -92,6 +101,28 @@ type Config struct {
 	// Concurrency is how many calls of each tool may run at once; one more
 	// gets a fast "busy" tool error. Zero means DefaultConcurrency.
 	Concurrency int
+
+	// NoCgroup stops the sandbox from giving each call a cgroup of its own
+	// (ModeBwrap). By default, where membrane may make cgroups (cgroup v2
+	// with the memory controller delegated, or cgroup v1 as root), each
+	// call's whole process tree is capped at MemoryBytes of memory, without
+	// swap, and at Procs tasks; where it may not, or with NoCgroup, memory
+	// is capped by RLIMIT_AS per process only.
+	NoCgroup bool
+	// AllowMemfd lets sandboxed code call memfd_create and use System V
+	// shared memory and message queues even where no cgroup caps a call's
+	// memory. Their pages do not count against RLIMIT_AS, so with it a
+	// process can hold more memory than MemoryBytes. False (the default)
+	// refuses them (EPERM) when there is no cgroup; with a cgroup they are
+	// always allowed, since the cgroup counts them.
+	AllowMemfd bool
+	// WorkspaceBytes is the quota of each per-session workspace: the disk
+	// space its files may take. A call that passes it is killed. Zero means
+	// DefaultWorkspaceBytes. It does not apply to a shared Workspace.
+	WorkspaceBytes int64
+	// WorkspaceFiles is the most files and directories a per-session
+	// workspace may hold. Zero means DefaultWorkspaceFiles.
+	WorkspaceFiles int
 }
 
 // DefaultConfig returns the defaults: bubblewrap, no network, a workspace
@@ -111,6 +142,9 @@ func DefaultConfig() Config {
 		Procs:         DefaultProcs,
 		OpenFiles:     DefaultOpenFiles,
 		Concurrency:   DefaultConcurrency,
+
+		WorkspaceBytes: DefaultWorkspaceBytes,
+		WorkspaceFiles: DefaultWorkspaceFiles,
 	}
 }
 
@@ -143,6 +177,8 @@ func (c Config) normalize() (Config, error) {
 	neg("Procs", int64(c.Procs))
 	neg("OpenFiles", int64(c.OpenFiles))
 	neg("Concurrency", int64(c.Concurrency))
+	neg("WorkspaceBytes", c.WorkspaceBytes)
+	neg("WorkspaceFiles", int64(c.WorkspaceFiles))
 	if len(bad) > 0 {
 		return c, errors.Join(bad...)
 	}
@@ -170,6 +206,8 @@ func (c Config) normalize() (Config, error) {
 	seti(&c.Procs, d.Procs)
 	seti(&c.OpenFiles, d.OpenFiles)
 	seti(&c.Concurrency, d.Concurrency)
+	set(&c.WorkspaceBytes, d.WorkspaceBytes)
+	seti(&c.WorkspaceFiles, d.WorkspaceFiles)
 	if c.Timeout > c.MaxTimeout {
 		return c, fmt.Errorf("%w: Timeout %s is longer than MaxTimeout %s", ErrConfig, c.Timeout, c.MaxTimeout)
 	}
@@ -178,6 +216,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.Procs < 4 {
 		return c, fmt.Errorf("%w: Procs %d is too few for a shell pipeline; use at least 4", ErrConfig, c.Procs)
+	}
+	if c.OutputBytes > MaxOutputBytes {
+		return c, fmt.Errorf("%w: OutputBytes %d is more than %d (4 MiB): a larger result could pass the 16 MiB message limit of MCP clients", ErrConfig, c.OutputBytes, MaxOutputBytes)
 	}
 	if c.MemoryBytes < 64<<20 {
 		return c, fmt.Errorf("%w: MemoryBytes %d is too little for Python to start; use at least 64 MiB", ErrConfig, c.MemoryBytes)

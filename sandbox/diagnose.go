@@ -105,6 +105,30 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 		add("sandbox uid", calls.StatusOK, fmt.Sprintf("sandboxes run as membrane's uid %d, %s", s.uid, where), "")
 	}
 
+	if ncfg.Mode == ModeBwrap || ncfg.Mode == ModeRlimit {
+		mem := memorySummary(s.memCap, ncfg.MemoryBytes, ncfg.Procs+4)
+		switch s.memCap {
+		case MemoryCgroup1, MemoryCgroup2:
+			add("sandbox memory", calls.StatusOK, "each call gets a cgroup of its own: "+mem, "")
+		case MemoryRlimit:
+			add("sandbox memory", calls.StatusOK, mem+"; no cgroup: "+s.cgErr.Error(),
+				"")
+		default:
+			why := ""
+			if s.cgErr != nil {
+				why = "; no cgroup: " + s.cgErr.Error()
+			}
+			add("sandbox memory", calls.StatusWarn, mem+why,
+				"run membrane as root (cgroup v1) or in a cgroup v2 it may delegate (systemd-run --scope -p Delegate=yes), or drop --sandbox-allow-memfd")
+		}
+	}
+	if ncfg.Workspace == "" {
+		add("sandbox workspace quota", calls.StatusOK, fmt.Sprintf("%s and %d files per session workspace, checked every %s while a call runs; a call that passes it is killed (it can overshoot by what it writes between two checks)",
+			bytesText(ncfg.WorkspaceBytes), ncfg.WorkspaceFiles, quotaEvery), "")
+	} else {
+		add("sandbox workspace quota", calls.StatusOK, "none: the shared workspace "+s.cfg.Workspace+" is the operator's directory, bounded only by its file system", "")
+	}
+
 	if ncfg.Network {
 		st := calls.StatusWarn
 		add("sandbox network", st, "--sandbox-network is on: sandboxed code can reach the network, including services on this host such as Ollama's unauthenticated API",

@@ -27,7 +27,11 @@
 // no host home, no /root, no host processes; a size-capped private /tmp, a
 // minimal /dev, a fresh /proc; a clean fixed environment; fds 0-2 only; a
 // seccomp filter that denies io_uring, ptrace, mount, unshare, keyctl, bpf
-// and similar; nested user namespaces disabled (bwrap 0.8+). The sandbox
+// and similar, refuses every socket family but AF_UNIX, AF_INET, AF_INET6
+// and AF_NETLINK with EAFNOSUPPORT (no vsock to the hypervisor, no raw
+// packets) and fallocate with EOPNOTSUPP; host facts in /proc (cmdline,
+// partitions, kcore, keys, timers, modules ...) masked, as runc masks them;
+// nested user namespaces disabled (bwrap 0.8+). The sandbox
 // dies with membrane (--die-with-parent plus Pdeathsig) and starts a new
 // terminal session, so it cannot reach membrane's stdio or terminal.
 //
@@ -47,13 +51,28 @@
 // timer kills the whole process tree; so do a cancelled context, the end of
 // the MCP session, and Close.
 //
+// # Memory
+//
+// RLIMIT_AS does not count memfd pages or System V shared memory, so where
+// membrane may make cgroups (cgroup v2 with the memory controller
+// delegated, or cgroup v1 as root) each call gets one of its own, inside
+// membrane's own cgroup, capping its whole process tree at MemoryBytes (no
+// swap) and Procs+4 tasks. bwrap's init waits on a pipe (--block-fd) until
+// membrane has moved it into the cgroup, so nothing of the call runs
+// outside it; the cgroup is removed when the call ends, and an OOM kill is
+// reported as such. Where no cgroup can be had, the seccomp filter refuses
+// memfd_create, memfd_secret, shmget and msgget instead (unless
+// Config.AllowMemfd). Isolation.Memory and Diagnose say which case applies.
+//
 // # Workspaces
 //
 // Each calls.Session gets its own directory, made on its first call and
 // bound at /workspace; sh and python_run share it, and it is removed when
 // the session closes (after its running processes are killed). A
 // Config.Workspace is bound instead and shared by every session, never
-// removed. Symlinks and hard links cannot lead out of it: inside the sandbox
+// removed. A per-session workspace has a quota (Config.WorkspaceBytes and
+// WorkspaceFiles), watched while a call runs: see quota.go for how and how
+// closely. Symlinks and hard links cannot lead out of it: inside the sandbox
 // they resolve in the sandbox's own mount namespace (where the system is
 // read-only and the host's files are absent), and membrane's own cleanup
 // never follows a link.

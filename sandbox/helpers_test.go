@@ -100,8 +100,29 @@ type ran struct {
 	st   map[string]any
 }
 
-func (r ran) stdout() string { s, _ := r.st["stdout"].(string); return s }
-func (r ran) stderr() string { s, _ := r.st["stderr"].(string); return s }
+// stdout and stderr come from the structured content, or, for an output
+// too large to travel twice, from the text.
+func (r ran) stdout() string { return r.stream("stdout") }
+func (r ran) stderr() string { return r.stream("stderr") }
+
+func (r ran) stream(name string) string {
+	if s, ok := r.st[name].(string); ok {
+		return s
+	}
+	if !r.flag("output_in_text") {
+		return ""
+	}
+	_, rest, ok := strings.Cut(r.text, "\n"+name+":\n")
+	if !ok {
+		return ""
+	}
+	for _, end := range []string{"\nstderr:\n", "\nduration: "} {
+		if i := strings.LastIndex(rest, end); i >= 0 && (name == "stdout" || end != "\nstderr:\n") {
+			rest = rest[:i+1]
+		}
+	}
+	return rest
+}
 func (r ran) exit() int {
 	f, ok := r.st["exit_code"].(float64)
 	if !ok {

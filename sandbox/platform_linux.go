@@ -46,24 +46,34 @@ func chmodDirNoFollow(path string, mode uint32) {
 	}
 }
 
-// watchInit reads bwrap's info JSON from r and keeps a pidfd of the
-// sandbox's init. It returns when r reaches end of file.
-func (p *process) watchInit(r *os.File) {
-	defer r.Close()
+// readInit reads bwrap's info JSON from r, keeps a pidfd of the sandbox's
+// init, and returns its pid (0 when bwrap said nothing: it failed before
+// making the sandbox). bwrap writes it at once after clone(2).
+func (p *process) readInit(r *os.File) int {
+	_ = r.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer r.SetReadDeadline(time.Time{})
 	var info struct {
 		ChildPID int `json:"child-pid"`
 	}
-	if err := json.NewDecoder(r).Decode(&info); err == nil && info.ChildPID > 0 {
-		fd, err := unix.PidfdOpen(info.ChildPID, 0)
-		if err == nil {
-			p.mu.Lock()
-			p.initFD = fd
-			if p.killed {
-				_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
-			}
-			p.mu.Unlock()
-		}
+	if err := json.NewDecoder(r).Decode(&info); err != nil || info.ChildPID <= 0 {
+		return 0
 	}
+	fd, err := unix.PidfdOpen(info.ChildPID, 0)
+	if err == nil {
+		p.mu.Lock()
+		p.initFD = fd
+		if p.killed {
+			_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		}
+		p.mu.Unlock()
+	}
+	return info.ChildPID
+}
+
+// drainInfo reads r to its end (bwrap closes it when it exits) and closes
+// it.
+func (p *process) drainInfo(r *os.File) {
+	defer r.Close()
 	_, _ = io.Copy(io.Discard, r)
 }
 

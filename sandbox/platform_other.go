@@ -24,8 +24,10 @@ func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 }
 
-func (p *process) killInit()            {}
-func (p *process) watchInit(r *os.File) { r.Close() }
+func (p *process) killInit()             {}
+func (p *process) readInit(*os.File) int { return 0 }
+
+func (p *process) drainInfo(r *os.File) { r.Close() }
 func (p *process) waitInit()            {}
 
 // chmodDirNoFollow sets the mode of the directory at path without following

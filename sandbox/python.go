@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,10 +86,14 @@ func (s *Sandbox) handlePython(ctx context.Context, req *calls.Request) (*calls.
 	})
 }
 
-// findPython returns the first real python3 binary: on PATH (skipping shims
-// such as pyenv's, which are scripts that cost tens of milliseconds a start
-// and live in the user's home), then in the usual system places.
-func findPython() (string, error) {
+// findPython returns the first real python3 binary that usable accepts (nil
+// accepts any): on PATH (skipping shims such as pyenv's, which are scripts
+// that cost tens of milliseconds a start and live in the user's home), then
+// in the usual system places. A candidate usable refuses (an interpreter in
+// root's home, out of reach of the uid sandboxes run as) is skipped with
+// its reason, so that one such entry first on PATH does not hide
+// /usr/bin/python3.
+func findPython(usable func(string) error) (string, error) {
 	var cands []string
 	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
 		if dir != "" {
@@ -102,15 +107,18 @@ func findPython() (string, error) {
 			continue
 		}
 		real, err := resolvePython(c)
+		if err == nil && usable != nil {
+			err = usable(real)
+		}
 		if err == nil {
 			return real, nil
 		}
-		if !errors.Is(err, os.ErrNotExist) {
+		if !errors.Is(err, os.ErrNotExist) && !slices.Contains(skipped, err.Error()) {
 			skipped = append(skipped, err.Error())
 		}
 	}
 	if len(skipped) > 0 {
-		return "", fmt.Errorf("no python3 binary found (skipped: %s)", strings.Join(skipped, "; "))
+		return "", fmt.Errorf("no usable python3 binary found (skipped: %s)", strings.Join(skipped, "; "))
 	}
 	return "", errors.New("no python3 found on PATH or in /usr/bin, /usr/local/bin")
 }

@@ -31,6 +31,9 @@ type job struct {
 	timeout time.Duration
 	ws      *workspace
 	sess    *calls.Session
+	// block makes bwrap's init wait for a byte on a pipe before it starts
+	// the command (bwrapPipes.block).
+	block bool
 }
 
 // outcome is what became of a job.
@@ -41,7 +44,14 @@ type outcome struct {
 	dur            time.Duration
 	timedOut       bool // our timeout fired and we killed it
 	cancelled      bool // the caller gave up (client cancel, disconnect, shutdown)
-	setupErr       string
+	oomKilled      bool // the kernel killed a process for passing the call's memory cap
+	// quota is set when the call was killed for passing the workspace
+	// quota, and says how.
+	quota string
+	// quotaAfter is set when the workspace was found over its quota only
+	// after the call ended (it wrote too fast for the watch), and says how.
+	quotaAfter string
+	setupErr   string
 }
 
 // process is a running job, registered so that Close and the end of its
@@ -107,11 +117,25 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	var infoR *os.File
+	var (
+		pipes bwrapPipes
+		cg    *callCgroup
+	)
 	if s.cfg.Mode == ModeBwrap {
+		if s.cg != nil {
+			// The cgroup's pids.max leaves room for bwrap's init on top
+			// of the call's own RLIMIT_NPROC.
+			cg, err = s.cg.newCall(s.cfg.MemoryBytes, s.cfg.Procs+4)
+			if err != nil {
+				return nil, &startError{err}
+			}
+			cleanup = append(cleanup, func() { cg.remove() })
+			j.block = true
+		}
 		var closers []func()
-		cmd, closers, infoR, err = s.bwrapCommand(j, limits)
+		cmd, closers, pipes, err = s.bwrapCommand(j, limits)
 		cleanup = append(cleanup, closers...)
+		cleanup = append(cleanup, pipes.close)
 		if err != nil {
 			return nil, err
 		}
@@ -198,14 +222,29 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		if infoR != nil {
-			infoR.Close()
-		}
 		return nil, &startError{fmt.Errorf("start %s: %w", cmd.Path, err)}
 	}
+	var qw *quotaWatch
+	var startUsage usage
+	if j.ws.owned {
+		startUsage = j.ws.lastUsage()
+		qw = s.watchQuota(j.ws, startUsage, p)
+	}
 	infoDone := make(chan struct{})
-	if infoR != nil {
-		go func() { defer close(infoDone); p.watchInit(infoR) }()
+	var joinErr error
+	if pipes.info != nil {
+		pid := p.readInit(pipes.info)
+		if cg != nil && pid > 0 {
+			// The init waits on the block pipe: join it to the call's
+			// cgroup before it starts the command, so that nothing of the
+			// call runs outside it. If that fails, the call never starts.
+			if joinErr = cg.join(pid); joinErr != nil {
+				p.kill()
+			} else {
+				_, joinErr = pipes.block.Write([]byte{1})
+			}
+		}
+		go func() { defer close(infoDone); p.drainInfo(pipes.info) }()
 	} else {
 		close(infoDone)
 	}
@@ -235,10 +274,16 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	select {
 	case <-infoDone:
 	case <-time.After(time.Second):
-		infoR.Close()
+		pipes.info.Close()
 		<-infoDone
 	}
 	p.waitInit()
+	if cg != nil {
+		o.oomKilled = cg.oomKills() > 0
+		if err := cg.remove(); err != nil {
+			s.log.Warn("sandbox: remove cgroup", "err", err)
+		}
+	}
 	// Anything left in the process group (rlimit mode) goes too.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	readersDone := make(chan struct{})
@@ -255,11 +300,22 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	outR.Close()
 	errR.Close()
 
+	if qw != nil {
+		o.quota = qw.end()
+		u := measureUsage(j.ws.dir, s.quotaLimit())
+		j.ws.setUsage(u)
+		if why := s.over(u); o.quota == "" && why != "" && (u.bytes > startUsage.bytes || u.files > startUsage.files) {
+			o.quotaAfter = why
+		}
+	}
 	p.mu.Lock()
 	killed := p.killed
 	p.mu.Unlock()
-	if killed && !o.timedOut {
+	if killed && !o.timedOut && o.quota == "" {
 		o.cancelled = true
+	}
+	if joinErr != nil {
+		return nil, &startError{fmt.Errorf("sandbox: put the call in its cgroup: %w", joinErr)}
 	}
 	var ee *exec.ExitError
 	switch {
@@ -363,18 +419,25 @@ func (c *capture) readFrom(r io.ReadCloser) {
 	}
 }
 
-func (c *capture) truncated() bool { return c.total > int64(len(c.buf)) }
+// shown is how many of the captured bytes the result carries: the longest
+// prefix whose JSON encoding fits in limit bytes. A byte that JSON escapes
+// (a control byte takes six) counts as its escape, so that what goes on the
+// wire, not what came out of the process, is capped.
+func (c *capture) shown() int { return encodedPrefix(c.buf, c.limit) }
+
+func (c *capture) truncated() bool { return c.total > int64(c.shown()) }
 
 // text returns the captured output as valid UTF-8, with a marker when it was
 // truncated.
 func (c *capture) text(name string) string {
-	s := calls.ValidUTF8(string(c.buf))
+	n := c.shown()
+	s := calls.ValidUTF8(string(c.buf[:n]))
 	if c.truncated() {
 		more := "of " + strconv.FormatInt(c.total, 10)
 		if c.cut {
 			more = "of more than " + strconv.FormatInt(c.total, 10) + " (the pipe was closed to stop the flood)"
 		}
-		s += fmt.Sprintf("\n[membrane: %s truncated: showing the first %d bytes %s; write large output to a file in %s instead]", name, len(c.buf), more, WorkspaceDir)
+		s += fmt.Sprintf("\n[membrane: %s truncated: showing the first %d bytes %s; write large output to a file in %s instead]", name, n, more, WorkspaceDir)
 	}
 	return s
 }

@@ -57,6 +57,13 @@ type Sandbox struct {
 	uid     int // host uid the sandbox runs as
 	gid     int
 	seccomp []byte
+	// cg makes each call's cgroup; nil when there is none, and cgErr
+	// says why. memCap says what caps a call's memory.
+	cg     *cgroups
+	cgErr  error
+	memCap MemoryCap
+	// procMasks are the /proc entries a sandbox does not see.
+	procMasks []hidden
 
 	mu         sync.Mutex
 	closed     bool
@@ -130,23 +137,28 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 			s.prlimitErr = fmt.Errorf("%v, and membrane cannot find its own executable to set the limits itself: %v", s.prlimitErr, err)
 		}
 	}
+	// As root, sandboxes run as another uid, which must reach the
+	// interpreter.
+	usable := func(p string) error {
+		if s.cred == nil {
+			return nil
+		}
+		if err := reachable(filepath.Dir(p), s.uid, s.gid, false); err != nil {
+			return fmt.Errorf("%s is out of reach of uid %d, which sandboxes run as because membrane runs as root: %v; "+
+				"use an interpreter outside root's home (such as /usr/bin/python3)", p, s.uid, err)
+		}
+		return nil
+	}
 	if cfg.Python != "" {
 		s.python, s.pythonErr = resolvePython(cfg.Python)
+		if s.pythonErr == nil {
+			s.pythonErr = usable(s.python)
+		}
 		if s.pythonErr != nil {
 			return nil, fmt.Errorf("%w: python %s: %v", ErrConfig, cfg.Python, s.pythonErr)
 		}
 	} else {
-		s.python, s.pythonErr = findPython()
-	}
-	if s.python != "" && s.cred != nil {
-		if err := reachable(filepath.Dir(s.python), s.uid, s.gid, false); err != nil {
-			err = fmt.Errorf("%s is out of reach of uid %d, which sandboxes run as because membrane runs as root: %v; "+
-				"use an interpreter outside root's home (such as /usr/bin/python3)", s.python, s.uid, err)
-			if cfg.Python != "" {
-				return nil, fmt.Errorf("%w: python: %v", ErrConfig, err)
-			}
-			s.python, s.pythonErr = "", err
-		}
+		s.python, s.pythonErr = findPython(usable)
 	}
 	if s.python != "" && !underSystemDirs(s.python) {
 		// An interpreter outside /usr (pyenv, a venv's base): bind its
@@ -177,9 +189,28 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 		}
 		s.hide = append(s.hide, hidden{path: p, dir: fi.IsDir()})
 	}
-	s.seccomp = seccompProgram()
+	s.memCap = MemoryRlimitLeaky
+	switch {
+	case cfg.Mode != ModeBwrap:
+		s.cgErr = errors.New("rlimit mode runs processes without a cgroup of their own")
+	case cfg.NoCgroup:
+		s.cgErr = errors.New("cgroups are turned off (NoCgroup)")
+	default:
+		s.cg, s.cgErr = setupCgroups()
+	}
+	if s.cg != nil {
+		s.memCap = s.cg.kind
+	} else if cfg.Mode == ModeBwrap && !cfg.AllowMemfd {
+		s.memCap = MemoryRlimit
+	}
+	s.seccomp = seccompProgram(seccompOptions{denyUnaccountedMemory: s.memCap == MemoryRlimit})
+	if s.seccomp == nil && s.memCap == MemoryRlimit {
+		s.memCap = MemoryRlimitLeaky
+	}
+	s.procMasks = procMasks()
 
 	if err := s.makeRoot(); err != nil {
+		s.cg.close()
 		return nil, err
 	}
 	if cfg.Mode == ModeBwrap && s.bwrapErr == nil && s.prlimitErr == nil {
@@ -214,6 +245,7 @@ func (s *Sandbox) makeRoot() error {
 	err = errors.Join(
 		os.Mkdir(filepath.Join(root, "ws"), 0o711),
 		os.Mkdir(filepath.Join(root, "run"), 0o711),
+		os.Mkdir(filepath.Join(root, "empty"), 0o555),
 	)
 	if err != nil {
 		os.RemoveAll(root)
@@ -255,12 +287,15 @@ func (s *Sandbox) Close() error {
 			errs = append(errs, removeTree(ws.dir))
 		}
 	}
-	errs = append(errs, removeTree(s.root))
+	errs = append(errs, removeTree(s.root), s.cg.close())
 	return errors.Join(errs...)
 }
 
 // Mode returns the isolation mode in use.
 func (s *Sandbox) Mode() Mode { return s.cfg.Mode }
+
+// MemoryCap says what caps the memory of a call's processes.
+func (s *Sandbox) MemoryCap() MemoryCap { return s.memCap }
 
 // Python returns the interpreter python_run runs, or "" when none was
 // found.

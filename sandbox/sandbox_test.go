@@ -543,7 +543,7 @@ func TestUserWorkspace(t *testing.T) {
 }
 
 func TestPythonResolution(t *testing.T) {
-	p, err := findPython()
+	p, err := findPython(nil)
 	if err != nil {
 		t.Skip(err)
 	}
@@ -564,7 +564,7 @@ func TestPythonResolution(t *testing.T) {
 	}
 	// PATH order is respected, shims skipped.
 	t.Setenv("PATH", filepath.Dir(shim)+":"+os.Getenv("PATH"))
-	if got, _ := findPython(); got != p {
+	if got, _ := findPython(nil); got != p {
 		t.Fatalf("findPython with a shim first on PATH = %s, want %s", got, p)
 	}
 	if _, err := exec.LookPath("pyenv"); err == nil {
@@ -584,6 +584,9 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Procs: 1}, "Procs"},
 		{Config{MemoryBytes: 1 << 20}, "MemoryBytes"},
 		{Config{Workspace: "/nonexistent/dir"}, "workspace"},
+		{Config{OutputBytes: 5 << 20}, "16 MiB"},
+		{Config{WorkspaceBytes: -1}, "WorkspaceBytes"},
+		{Config{WorkspaceFiles: -1}, "WorkspaceFiles"},
 	} {
 		_, err := New(tc.cfg, nil)
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
@@ -606,7 +609,7 @@ func TestDiagnose(t *testing.T) {
 			t.Errorf("%s is %s with no fix", c.Name, c.Status)
 		}
 	}
-	for _, name := range []string{"sandbox mode", "bubblewrap", "prlimit", "sandbox namespaces", "python", "sandbox uid", "sandbox network", "sandbox limits"} {
+	for _, name := range []string{"sandbox mode", "bubblewrap", "prlimit", "sandbox namespaces", "python", "sandbox uid", "sandbox network", "sandbox limits", "sandbox memory", "sandbox workspace quota"} {
 		c, ok := seen[name]
 		if !ok {
 			t.Errorf("no %q check", name)
@@ -614,6 +617,33 @@ func TestDiagnose(t *testing.T) {
 		}
 		if c.Status == calls.StatusFail {
 			t.Errorf("%s failed: %s", name, c.Detail)
+		}
+	}
+	// The memory check says which cap applies: a cgroup where membrane
+	// can make one, else RLIMIT_AS with memfds refused, else a warning.
+	mem := seen["sandbox memory"].Detail
+	s := newTestSandbox(t, nil)
+	switch s.MemoryCap() {
+	case MemoryCgroup1:
+		if !strings.Contains(mem, "cgroup v1 memory.limit_in_bytes") {
+			t.Errorf("sandbox memory: %q", mem)
+		}
+	case MemoryCgroup2:
+		if !strings.Contains(mem, "cgroup v2 memory.max") {
+			t.Errorf("sandbox memory: %q", mem)
+		}
+	}
+	nc := testConfig()
+	nc.NoCgroup = true
+	for _, c := range Diagnose(t.Context(), nc) {
+		if c.Name == "sandbox memory" && (c.Status != calls.StatusOK || !strings.Contains(c.Detail, "memfd_create and System V shared memory refused")) {
+			t.Errorf("without a cgroup: %+v", c)
+		}
+	}
+	nc.AllowMemfd = true
+	for _, c := range Diagnose(t.Context(), nc) {
+		if c.Name == "sandbox memory" && (c.Status != calls.StatusWarn || c.Fix == "") {
+			t.Errorf("memfds allowed without a cgroup should warn: %+v", c)
 		}
 	}
 	// rlimit mode is a warning, with the reason.
@@ -654,23 +684,66 @@ func TestPythonOutOfReachAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root runs sandboxes as another uid")
 	}
-	p, err := findPython()
+	dir, _ := copyPython(t, os.TempDir(), "membrane-private-py-", 0o700)
+	bin := filepath.Join(dir, "bin")
+	_, err := New(Config{Python: filepath.Join(bin, "python3")}, nil)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "out of reach") {
+		t.Fatalf("want a config error, got %v", err)
+	}
+	// Found on PATH instead (a pyenv version directory first on PATH),
+	// the private interpreter is skipped and the system one used: a
+	// python_run that works, not one disabled.
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	s := newTestSandbox(t, nil)
+	if s.Python() == "" || strings.HasPrefix(s.Python(), dir) {
+		t.Fatalf("python with a private interpreter first on PATH: %q (%v)", s.Python(), s.pythonErr)
+	}
+	if out := ok(t, py(t, connect(t, s), "print(6*7)")); out != "42\n" {
+		t.Fatalf("python_run: %q", out)
+	}
+}
+
+// copyPython copies the system's interpreter to DIR/bin/python3, DIR a new
+// directory of the given mode under parent, removed when the test ends.
+func copyPython(t *testing.T, parent, prefix string, mode os.FileMode) (dir, python string) {
+	t.Helper()
+	p, err := findPython(nil)
 	if err != nil {
 		t.Skip(err)
 	}
-	dir, err := os.MkdirTemp("", "membrane-private-py-")
+	dir, err = os.MkdirTemp(parent, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o700)
-	bin := filepath.Join(dir, "bin")
-	os.Mkdir(bin, 0o755)
-	b, _ := os.ReadFile(p)
-	os.WriteFile(filepath.Join(bin, "python3"), b, 0o755)
-	_, err = New(Config{Python: filepath.Join(bin, "python3")}, nil)
-	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "out of reach") {
-		t.Fatalf("want a config error, got %v", err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, mode)
+	python = filepath.Join(dir, "bin", "python3")
+	b, err := os.ReadFile(p)
+	if err == nil {
+		err = os.Mkdir(filepath.Dir(python), 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(python, b, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, python
+}
+
+// TestPythonUnderTmp checks that an interpreter whose installation lies
+// under /tmp is bound into the sandbox over its private /tmp, not hidden by
+// it.
+func TestPythonUnderTmp(t *testing.T) {
+	dir, copyPy := copyPython(t, "/tmp", "membrane-tmp-py-", 0o755)
+	s := newTestSandbox(t, func(c *Config) { c.Python = copyPy })
+	r := py(t, connect(t, s), "import sys; print(sys.executable)")
+	if out := ok(t, r); strings.TrimSpace(out) != copyPy {
+		t.Fatalf("python_run with %s: %q\n%s", copyPy, out, r.text)
+	}
+	// Allow: the sandbox's own /tmp is still private and writable.
+	if out := ok(t, sh(t, connect(t, s), "echo x > /tmp/f && cat /tmp/f && ls "+dir+"/bin")); out != "x\npython3\n" {
+		t.Fatalf("%q", out)
 	}
 }
 

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -243,5 +244,31 @@ except OSError as e:
 	}
 	if r := sh(t, a, `printf '\377'`); !strings.Contains(r.stdout(), "\uFFFD") {
 		t.Fatalf("%q", r.stdout())
+	}
+}
+
+// TestStdioLargeResult is the frame that ended a client's session: 2 MB of
+// \x01 on stdout and on stderr, six bytes each in JSON, through the real
+// binary over stdio with the default output cap. The result must stay
+// under the stated bound (far under go-sdk's 16 MiB frame) and the session
+// must go on.
+func TestStdioLargeResult(t *testing.T) {
+	requireBwrap(t)
+	bin := mcptest.BuildBinary(t, "./cmd/membrane")
+	cs := mcptest.ConnectStdio(t, bin, []string{"--output-limit", "1MiB"}, stdioEnv, nil)
+	r := sh(t, cs, `head -c 2000000 /dev/zero | tr '\0' '\001'; head -c 2000000 /dev/zero | tr '\0' '\001' >&2`)
+	frame, err := json.Marshal(r.res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := maxResultBytes(DefaultOutputBytes); int64(len(frame)) > limit || len(frame) < 1<<20 {
+		t.Fatalf("result of %d bytes; want about 2 MiB, at most %d", len(frame), limit)
+	}
+	if !r.flag("stdout_truncated") || !r.flag("stderr_truncated") || !r.flag("output_in_text") {
+		t.Fatalf("want both streams truncated and sent once: %v", r.st)
+	}
+	// Allow: the session is alive and a small call is whole.
+	if out := ok(t, sh(t, cs, "echo after")); out != "after\n" {
+		t.Fatalf("%q", out)
 	}
 }

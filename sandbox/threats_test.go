@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -575,17 +576,356 @@ func fileHash(t *testing.T, path string) [32]byte {
 	return sha256.Sum256(b)
 }
 
-func selfRSS(t *testing.T) int64 {
+func selfRSS(t *testing.T) int64 { return procKB(t, "/proc/self/status", "VmRSS:") }
+
+// procKB reads the "key N kB" line of a /proc file, in bytes.
+func procKB(t *testing.T, file, key string) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, key); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return n << 10
 		}
 	}
+	t.Fatalf("no %s in %s", key, file)
 	return 0
+}
+
+// TestThreatsHardening holds the rows added after membrane was attacked
+// from outside (issue 10): other socket families, memory past RLIMIT_AS,
+// result frames, host facts in /proc and the workspace quota. Each deny
+// probe has its allow control beside it.
+func TestThreatsHardening(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	cs := connect(t, s)
+	clean := func(t *testing.T) {
+		t.Helper()
+		if d := waitNoDescendants(); len(d) > 0 {
+			t.Errorf("processes survived the call: %v", d)
+		}
+	}
+
+	t.Run("27 socket families", func(t *testing.T) {
+		// vsock's port space is the host's (the hypervisor on a VM); the
+		// others reach raw links, the kernel's crypto, other hosts' buses.
+		// Each must fail with EAFNOSUPPORT, and the process live on.
+		out := ok(t, py(t, cs, `
+import socket, errno, ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+fams = [("AF_VSOCK", 40, socket.SOCK_STREAM, 0), ("AF_PACKET", 17, socket.SOCK_RAW, 0), ("AF_ALG", 38, socket.SOCK_SEQPACKET, 0),
+        ("AF_KCM", 41, socket.SOCK_DGRAM, 0), ("AF_XDP", 44, socket.SOCK_RAW, 0), ("AF_TIPC", 30, socket.SOCK_RDM, 0),
+        ("AF_RDS", 21, socket.SOCK_SEQPACKET, 0), ("AF_CAN", 29, socket.SOCK_RAW, 1), ("AF_BLUETOOTH", 31, socket.SOCK_STREAM, 3),
+        ("AF_APPLETALK", 5, socket.SOCK_DGRAM, 0), ("AF_X25", 9, socket.SOCK_SEQPACKET, 0), ("family 4242", 4242, socket.SOCK_STREAM, 0)]
+for name, fam, typ, proto in fams:
+    try:
+        socket.socket(fam, typ, proto); print("BREACH socket", name)
+    except OSError as e:
+        print("socket", name, errno.errorcode.get(e.errno))
+    pair = (ctypes.c_int * 2)()
+    r = libc.socketpair(fam, typ, proto, pair)
+    print("socketpair", name, r, errno.errorcode.get(ctypes.get_errno()))
+# The high half of the family argument is not a way around the filter.
+r = libc.syscall(41, ctypes.c_long((1 << 32) | 40), 1, 0)
+print("socket high bits", r, errno.errorcode.get(ctypes.get_errno()))
+print("alive")
+`))
+		if strings.Contains(out, "BREACH") || !strings.HasSuffix(out, "alive\n") {
+			t.Fatalf("a socket family is open:\n%s", out)
+		}
+		if n := strings.Count(out, "EAFNOSUPPORT"); n != 25 {
+			t.Fatalf("want EAFNOSUPPORT from all 12 socket and 12 socketpair calls and the high-bits probe, got %d:\n%s", n, out)
+		}
+		// Allow: TCP on the sandbox's own loopback, a unix socket pair, a
+		// netlink socket, and ip(8) over it.
+		out = ok(t, py(t, cs, `
+import socket, threading
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+threading.Thread(target=lambda: srv.accept()[0].sendall(b"tcp-ok"), daemon=True).start()
+print(socket.create_connection(srv.getsockname(), timeout=5).recv(6).decode())
+a, b = socket.socketpair(socket.AF_UNIX); a.sendall(b"unix-ok"); print(b.recv(7).decode())
+u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); u.bind("\0membrane-test"); print("abstract-ok")
+n = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0); n.bind((0, 0)); print("netlink-ok", n.getsockname()[0] > 0)
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); print("inet6-ok")
+`))
+		for _, want := range []string{"tcp-ok\n", "unix-ok\n", "abstract-ok\n", "netlink-ok True\n", "inet6-ok\n"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("want %q:\n%s", want, out)
+			}
+		}
+		if _, err := os.Stat("/usr/sbin/ip"); err == nil {
+			if out := ok(t, sh(t, cs, `/usr/sbin/ip -o link show lo`)); !strings.Contains(out, "lo:") {
+				t.Errorf("ip link over netlink: %q", out)
+			}
+		}
+		clean(t)
+	})
+
+	t.Run("28 memory past the cap", func(t *testing.T) {
+		testMemfdBomb(t)
+		clean(t)
+	})
+
+	t.Run("29 result frame", func(t *testing.T) {
+		big := newTestSandbox(t, func(c *Config) { c.OutputBytes = DefaultOutputBytes })
+		bcs := connect(t, big)
+		// 2 MB of \x01 (six bytes each in JSON) on both streams, and of
+		// '<' (also six: HTML escaping) and of invalid bytes.
+		for _, cmd := range []string{
+			`head -c 2000000 /dev/zero | tr '\0' '\001'; head -c 2000000 /dev/zero | tr '\0' '\001' >&2`,
+			`head -c 2000000 /dev/zero | tr '\0' '<'; head -c 2000000 /dev/zero | tr '\0' '\377' >&2`,
+		} {
+			r := sh(t, bcs, cmd)
+			frame, err := json.Marshal(r.res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			limit := maxResultBytes(DefaultOutputBytes)
+			if int64(len(frame)) > limit {
+				t.Fatalf("%s: the result encodes to %d bytes, over the stated bound %d", cmd, len(frame), limit)
+			}
+			if !r.flag("stdout_truncated") || !r.flag("stderr_truncated") || !strings.Contains(r.text, "stdout truncated") || !strings.Contains(r.text, "stderr truncated") {
+				t.Fatalf("%s: no truncation markers:\n%.300s", cmd, r.text)
+			}
+			// The output travels once: in the text, not again in the
+			// structured content.
+			if _, dup := r.st["stdout"]; dup || !r.flag("output_in_text") {
+				t.Fatalf("%s: large output repeated in structured content", cmd)
+			}
+			if len(frame) < int(DefaultOutputBytes) {
+				t.Fatalf("%s: only %d bytes came back; the cap should let about %d through", cmd, len(frame), DefaultOutputBytes)
+			}
+		}
+		// Allow: a small output is whole, in the text and the structured
+		// content both.
+		r := sh(t, bcs, `printf 'a\001b<c>'; echo err >&2`)
+		if out := ok(t, r); out != "a\x01b<c>" || r.stderr() != "err\n" || !strings.Contains(r.text, "a\x01b<c>") {
+			t.Fatalf("small output: %q %q\n%s", out, r.stderr(), r.text)
+		}
+		clean(t)
+	})
+
+	t.Run("30 host facts in proc", func(t *testing.T) {
+		out := ok(t, sh(t, cs, `for f in /proc/cmdline /proc/partitions /proc/kcore /proc/keys /proc/key-users /proc/timer_list /proc/sched_debug /proc/modules /proc/kallsyms /proc/iomem /proc/diskstats /proc/swaps; do [ -e $f ] || continue; n=$(head -c 4096 $f 2>/dev/null | wc -c); echo "$f $n"; done; for d in /proc/scsi /proc/acpi /proc/driver /proc/fs; do [ -d $d ] && echo "$d $(ls -A $d | wc -l)"; done; ls /sys/firmware 2>&1 | head -1; (echo c > /proc/sysrq-trigger) 2>&1 | head -1`))
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 2 && strings.HasPrefix(f[0], "/proc/") && f[1] != "0" {
+				t.Errorf("%s shows %s bytes or entries; it should be masked", f[0], f[1])
+			}
+		}
+		if !strings.Contains(out, "/proc/cmdline 0") || !strings.Contains(out, "No such file") {
+			t.Fatalf("/proc/cmdline or /sys not masked:\n%s", out)
+		}
+		// Allow: what programs read still works.
+		out = ok(t, py(t, cs, `
+import os, multiprocessing
+print(sum(l.startswith("Pid:") for l in open("/proc/self/status")))
+print("MemTotal" in open("/proc/meminfo").read(), "cpu" in open("/proc/stat").read(), len(open("/proc/cpuinfo").read()) > 0)
+print(os.cpu_count() > 0, multiprocessing.cpu_count() > 0, len(os.listdir("/proc/self/fd")) > 2)
+`))
+		if out != "1\nTrue True True\nTrue True True\n" {
+			t.Fatalf("/proc should still serve programs: %q", out)
+		}
+		clean(t)
+	})
+
+	t.Run("32 argument names", func(t *testing.T) {
+		// encoding/json folds case: "CMD" would fill cmd, and a guard
+		// that reads arguments.cmd would see nothing.
+		for _, tc := range []struct {
+			tool string
+			args map[string]any
+		}{
+			{"sh", map[string]any{"CMD": "echo BREACH"}},
+			{"sh", map[string]any{"Cmd": "echo BREACH"}},
+			{"sh", map[string]any{"cmd": "echo hi", "Timeout_S": 1}},
+			{"sh", map[string]any{"cmſ": "echo BREACH"}},
+			{"python_run", map[string]any{"CODE": "print('BREACH')"}},
+			{"python_run", map[string]any{"code": "print(1)", "STDIN": "x"}},
+		} {
+			r := call(t, cs, tc.tool, tc.args)
+			if !r.res.IsError || strings.Contains(r.text, "BREACH\n") || !strings.Contains(r.text, "unknown field") {
+				t.Errorf("%s %v: want a refusal naming the field:\n%s", tc.tool, tc.args, r.text)
+			}
+		}
+		// Allow: exact names run.
+		if out := ok(t, call(t, cs, "sh", map[string]any{"cmd": "cat", "stdin": "in", "timeout_s": 5})); out != "in" {
+			t.Fatalf("%q", out)
+		}
+		clean(t)
+	})
+
+	t.Run("31 workspace quota", func(t *testing.T) {
+		testWorkspaceQuota(t)
+		clean(t)
+	})
+}
+
+// memAvailable reads the host's MemAvailable in bytes.
+func memAvailable(t *testing.T) int64 { return procKB(t, "/proc/meminfo", "MemAvailable:") }
+
+// memfdBomb holds 2.5 GiB of memfd pages, 64 MiB at a time: memory
+// RLIMIT_AS does not count.
+const memfdBomb = `
+import os, sys
+fds = []
+chunk = b"x" * (1 << 20)
+for i in range(40):
+    fd = os.memfd_create("bomb")
+    for _ in range(64):
+        os.write(fd, chunk)
+    fds.append(fd)
+print("HELD", len(fds) * 64, "MiB", flush=True)
+`
+
+func testMemfdBomb(t *testing.T) {
+	s := newTestSandbox(t, func(c *Config) { c.MemoryBytes = 1 << 30; c.FileSizeBytes = DefaultFileSizeBytes })
+	cs := connect(t, s)
+	// Watch the host's available memory while the bomb runs.
+	before := memAvailable(t)
+	low := before
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if m := memAvailable(t); true {
+				mu.Lock()
+				low = min(low, m)
+				mu.Unlock()
+			}
+		}
+	}()
+	r := py(t, cs, memfdBomb)
+	close(stop)
+	wg.Wait()
+	if strings.Contains(r.stdout(), "HELD") || !r.res.IsError {
+		t.Fatalf("2.5 GiB of memfds held under a 1 GiB cap:\n%s", r.text)
+	}
+	iso, _ := r.st["isolation"].(map[string]any)
+	switch MemoryCap(fmt.Sprint(iso["memory"])) {
+	case MemoryCgroup1, MemoryCgroup2:
+		if !r.flag("oom_killed") || !strings.Contains(r.text, "killed by the memory cap") {
+			t.Fatalf("want a kill by the cgroup's memory cap, reported as such:\n%s", r.text)
+		}
+	case MemoryRlimit:
+		if !strings.Contains(r.stderr(), "PermissionError") {
+			t.Fatalf("want memfd_create refused:\n%s", r.text)
+		}
+	default:
+		t.Fatalf("memory cap %v does not hold memfds:\n%s", iso["memory"], r.text)
+	}
+	if drop := before - low; drop > 1536<<20 {
+		t.Fatalf("host MemAvailable fell by %d MiB during the call", drop>>20)
+	}
+	if !strings.Contains(r.text, "memory: ") {
+		t.Fatalf("the isolation summary does not say what caps memory:\n%s", r.text)
+	}
+	// Allow: 200 MB in a bytearray, and a small memfd, under the same cap.
+	out := ok(t, py(t, cs, `
+import os
+x = bytearray(200 * 1000 * 1000); x[-1] = 1; print(len(x))
+fd = os.memfd_create("ok"); os.write(fd, b"y" * (16 << 20)); print(os.fstat(fd).st_size)
+`))
+	if out != "200000000\n16777216\n" {
+		t.Fatalf("200 MB and a 16 MiB memfd should fit under 1 GiB: %q", out)
+	}
+
+	// Where no cgroup is used, memfd_create is refused, unless allowed.
+	ns := newTestSandbox(t, func(c *Config) { c.MemoryBytes = 1 << 30; c.FileSizeBytes = DefaultFileSizeBytes; c.NoCgroup = true })
+	ncs := connect(t, ns)
+	r = py(t, ncs, memfdBomb)
+	if strings.Contains(r.stdout(), "HELD") || !strings.Contains(r.stderr(), "PermissionError") {
+		t.Fatalf("without a cgroup memfd_create should be refused:\n%s", r.text)
+	}
+	if !strings.Contains(r.text, "memfd_create and System V shared memory refused") {
+		t.Fatalf("the summary should say memfds are refused:\n%s", r.text)
+	}
+	if out := ok(t, py(t, ncs, `x = bytearray(200 * 1000 * 1000); print(len(x))`)); out != "200000000\n" {
+		t.Fatalf("200 MB should fit: %q", out)
+	}
+	as := newTestSandbox(t, func(c *Config) { c.NoCgroup = true; c.AllowMemfd = true })
+	if out := ok(t, py(t, connect(t, as), `import os; fd = os.memfd_create("ok"); os.write(fd, b"y" * 4096); print("memfd-allowed")`)); out != "memfd-allowed\n" {
+		t.Fatalf("AllowMemfd: %q", out)
+	}
+	if as.MemoryCap() != MemoryRlimitLeaky {
+		t.Fatalf("AllowMemfd without a cgroup should say memfds are not counted: %s", as.MemoryCap())
+	}
+}
+
+func testWorkspaceQuota(t *testing.T) {
+	s := newTestSandbox(t, func(c *Config) { c.FileSizeBytes = 64 << 20 })
+	cs := connect(t, s)
+	// 2.9 GB in 64 MiB files (each file is within RLIMIT_FSIZE).
+	r := call(t, cs, "sh", map[string]any{"cmd": `i=0; while [ $i -lt 44 ]; do head -c 67108864 /dev/zero > big$i || exit 9; i=$((i+1)); done; echo WROTE-ALL`, "timeout_s": 120})
+	if strings.Contains(r.text, "WROTE-ALL") || !r.res.IsError || !strings.Contains(r.text, "passed its quota of 1 GiB") {
+		t.Fatalf("2.9 GB written into a 1 GiB workspace:\n%.2000s", r.text)
+	}
+	if _, ok := r.st["quota_exceeded"]; !ok || !r.flag("killed") || r.flag("cancelled") {
+		t.Fatalf("the result should say the quota killed it: %v", r.st)
+	}
+	ws := s.workspaceOf(t)
+	if u := measureUsage(ws, usage{}); u.bytes > 2<<30 {
+		t.Fatalf("the workspace holds %d MiB after the kill", u.bytes>>20)
+	}
+	// Making room works, and then writing again does.
+	ok(t, sh(t, cs, `rm -f big*`))
+	// 200k files, past the 100k file limit.
+	r = call(t, cs, "python_run", map[string]any{"code": `
+import os
+os.mkdir("many")
+for i in range(200000):
+    os.close(os.open("many/%d" % i, os.O_CREAT | os.O_WRONLY, 0o644))
+print("MADE-ALL")
+`, "timeout_s": 120})
+	if strings.Contains(r.text, "MADE-ALL") || !strings.Contains(r.text, "passed its quota of 100000 files") {
+		t.Fatalf("200k files made in the workspace:\n%.2000s", r.text)
+	}
+	ok(t, sh(t, cs, `rm -rf many`))
+	// fallocate takes space faster than the watch can see: refused, and
+	// posix_fallocate falls back to writing.
+	out := ok(t, py(t, cs, `
+import os, errno
+fd = os.open("pre", os.O_CREAT | os.O_WRONLY, 0o644)
+try:
+    os.fallocate(fd, 0, 0, 1 << 30) if hasattr(os, "fallocate") else None
+    import ctypes; libc = ctypes.CDLL(None, use_errno=True)
+    r = libc.fallocate(fd, 0, ctypes.c_long(0), ctypes.c_long(1 << 30))
+    print("fallocate", r, errno.errorcode.get(ctypes.get_errno()))
+except OSError as e:
+    print("fallocate", errno.errorcode.get(e.errno))
+os.posix_fallocate(fd, 0, 1 << 20)
+print("posix_fallocate", os.fstat(fd).st_size)
+`))
+	if !(strings.Contains(out, "EOPNOTSUPP") || strings.Contains(out, "ENOTSUP")) || !strings.Contains(out, "posix_fallocate 1048576") {
+		t.Fatalf("fallocate should be refused and posix_fallocate emulated: %q", out)
+	}
+	// Allow: ordinary files work.
+	out = ok(t, sh(t, cs, `mkdir -p src && for i in $(seq 50); do echo "line $i" > src/f$i; done; head -c 10485760 /dev/zero > blob; cat src/f50; ls src | wc -l; wc -c < blob`))
+	if out != "line 50\n50\n10485760\n" {
+		t.Fatalf("ordinary files: %q", out)
+	}
+}
+
+// workspaceOf returns the only per-session workspace of s.
+func (s *Sandbox) workspaceOf(t *testing.T) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.workspaces) != 1 {
+		t.Fatalf("%d workspaces", len(s.workspaces))
+	}
+	for _, ws := range s.workspaces {
+		return ws.dir
+	}
+	return ""
 }

@@ -91,26 +91,38 @@ type Isolation struct {
 	Network string `json:"network"`
 	// Seccomp says whether the syscall filter was loaded.
 	Seccomp bool `json:"seccomp"`
-	// Summary says the same in a sentence.
+	// Memory says what caps the call's memory: "cgroup2" or "cgroup1" (a
+	// cgroup over the whole process tree), "rlimit" (RLIMIT_AS per process,
+	// with memfd and System V shared memory refused) or "rlimit-memfd"
+	// (RLIMIT_AS only, which memfds get past).
+	Memory MemoryCap `json:"memory"`
+	// MemoryLimit says the same in words, with the numbers.
+	MemoryLimit string `json:"memory_limit"`
+	// Summary says all of it in a sentence.
 	Summary string `json:"summary"`
 }
 
 // isolation describes what the Sandbox's configuration achieves.
 func (s *Sandbox) isolation() Isolation {
 	if s.cfg.Mode == ModeRlimit {
+		mem := memorySummary(s.memCap, s.cfg.MemoryBytes, s.cfg.Procs)
 		return Isolation{
-			Mode:       ModeRlimit,
-			Namespaces: []string{},
-			Network:    "host",
+			Mode:        ModeRlimit,
+			Namespaces:  []string{},
+			Network:     "host",
+			Memory:      s.memCap,
+			MemoryLimit: mem,
 			Summary: "rlimit only (weak): no namespaces, so the code can read the host's files, see its processes and use its network; " +
-				"the time, CPU, memory, process, file-size and output limits apply" + rlimitCaveat,
+				"the time, CPU, memory, process, file-size and output limits apply" + rlimitCaveat + "; memory: " + mem,
 		}
 	}
 	iso := Isolation{
-		Mode:       ModeBwrap,
-		Namespaces: []string{"user", "pid", "ipc", "uts", "cgroup", "mount"},
-		Network:    "none",
-		Seccomp:    len(s.seccomp) > 0,
+		Mode:        ModeBwrap,
+		Namespaces:  []string{"user", "pid", "ipc", "uts", "cgroup", "mount"},
+		Network:     "none",
+		Seccomp:     len(s.seccomp) > 0,
+		Memory:      s.memCap,
+		MemoryLimit: memorySummary(s.memCap, s.cfg.MemoryBytes, s.cfg.Procs+4),
 	}
 	if s.cfg.Network {
 		iso.Network = "host"
@@ -127,14 +139,28 @@ func (s *Sandbox) isolation() Isolation {
 	b.WriteString("; read-only system, private /tmp and /dev, writable " + WorkspaceDir)
 	fmt.Fprintf(&b, "; unprivileged uid %d, no new privileges", SandboxUID)
 	if iso.Seccomp {
-		b.WriteString(", seccomp filter")
+		b.WriteString(", seccomp filter (no socket families but unix, inet, inet6 and netlink)")
 	}
+	b.WriteString("; memory: " + iso.MemoryLimit)
 	iso.Summary = b.String()
 	return iso
 }
 
-// result turns an outcome into the call's result: a text the model reads and
-// the same as structured content.
+// structuredOutputBytes is how much of stdout and stderr together the
+// structured content repeats. The text content always carries the output
+// (it is what a model reads); the structured content carries it too only
+// when it is this small, so that a large output never travels twice.
+const structuredOutputBytes = 16 << 10
+
+// result turns an outcome into the call's result: a text the model reads,
+// with the whole (capped) output, and structured content with the same
+// facts as fields.
+//
+// Its encoded size is bounded: stdout and stderr each take at most
+// OutputBytes in JSON (escapes counted), the text carries them once, the
+// structured content only when they are under structuredOutputBytes
+// together, and the rest is a few KiB of status, markers and the
+// isolation summary: 2*OutputBytes + 64 KiB in all (see maxResultBytes).
 func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.Result {
 	iso := s.isolation()
 	if o.setupErr != "" {
@@ -147,8 +173,13 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 	switch {
 	case o.timedOut:
 		status = fmt.Sprintf("timed out after %s; the whole process tree was killed", timeout)
+	case o.quota != "":
+		status = "killed: " + o.quota + "; the whole process tree was killed. Delete files in " + WorkspaceDir + " to make room"
 	case o.cancelled:
 		status = "cancelled; the whole process tree was killed"
+	case o.oomKilled:
+		status = fmt.Sprintf("killed by the memory cap: the call's processes together used more than %s (%s), so the kernel killed them (exit code %d)",
+			bytesText(s.cfg.MemoryBytes), s.memCap, o.exitCode)
 	case o.signal != 0:
 		status = fmt.Sprintf("killed by signal %d (%s)", o.signal, signalName(o.signal))
 	case o.exitCode > 128 && o.exitCode < 160:
@@ -158,12 +189,15 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 	}
 	var b strings.Builder
 	b.WriteString(status)
-	if o.exitCode == 137 && !o.timedOut && !o.cancelled {
+	if o.exitCode == 137 && !o.timedOut && !o.cancelled && !o.oomKilled && o.quota == "" {
 		b.WriteString(" (perhaps a memory, process or CPU limit)")
 	}
 	b.WriteString("\n")
 	if note != "" {
 		b.WriteString("note: " + note + "\n")
+	}
+	if o.quotaAfter != "" {
+		b.WriteString("note: " + o.quotaAfter + "; the next call that adds to it is killed. Delete files in " + WorkspaceDir + " to make room\n")
 	}
 	if stdout != "" {
 		b.WriteString("stdout:\n" + stdout)
@@ -182,15 +216,13 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 	}
 	fmt.Fprintf(&b, "duration: %s; isolation: %s", o.dur.Round(time.Millisecond), iso.Summary)
 	r := calls.Text(b.String())
-	r.IsError = o.exitCode != 0 || o.timedOut || o.cancelled
+	r.IsError = o.exitCode != 0 || o.timedOut || o.cancelled || o.oomKilled || o.quota != ""
 	sig := ""
 	if o.signal != 0 {
 		sig = signalName(o.signal)
 	}
-	r.Structured = map[string]any{
+	st := map[string]any{
 		"exit_code":        o.exitCode,
-		"stdout":           stdout,
-		"stderr":           stderr,
 		"stdout_bytes":     o.stdout.total,
 		"stderr_bytes":     o.stderr.total,
 		"stdout_truncated": o.stdout.truncated(),
@@ -198,13 +230,33 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 		"duration_ms":      o.dur.Milliseconds(),
 		"timeout_s":        timeout.Seconds(),
 		"timed_out":        o.timedOut,
-		"killed":           o.timedOut || o.cancelled || o.signal != 0,
+		"killed":           o.timedOut || o.cancelled || o.signal != 0 || o.oomKilled || o.quota != "",
 		"cancelled":        o.cancelled,
+		"oom_killed":       o.oomKilled,
 		"signal":           sig,
 		"isolation":        iso,
 	}
+	if o.quota != "" {
+		st["quota_exceeded"] = o.quota
+	} else if o.quotaAfter != "" {
+		st["quota_exceeded"] = o.quotaAfter
+	}
+	if jsonLen([]byte(stdout))+jsonLen([]byte(stderr)) <= structuredOutputBytes {
+		st["stdout"], st["stderr"] = stdout, stderr
+	} else {
+		// Too large to send twice: the text content has it.
+		st["output_in_text"] = true
+	}
+	r.Structured = st
 	return r
 }
+
+// maxResultBytes bounds the JSON encoding of any sh or python_run result
+// (its content and structured content, not the JSON-RPC envelope around
+// them) for an output cap of outputBytes: the two streams once each, plus
+// 64 KiB for the status, markers, the structured fields and the small
+// outputs repeated there.
+func maxResultBytes(outputBytes int64) int64 { return 2*outputBytes + 64<<10 }
 
 // setupFix says what to do about bwrap's own error message.
 func setupFix(msg string) string {

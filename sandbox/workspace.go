@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/membrane-mcp/membrane/calls"
@@ -15,7 +16,28 @@ import (
 // workspace is the directory one session's calls share.
 type workspace struct {
 	dir   string
-	owned bool // made by us, removed when the session ends
+	owned bool // made by us, removed when the session ends; the quota applies
+
+	mu       sync.Mutex
+	used     usage // as measured at the end of the last call
+	measured bool
+}
+
+// lastUsage returns what the workspace held at the end of its last call,
+// measuring it the first time.
+func (ws *workspace) lastUsage() usage {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if !ws.measured {
+		ws.used, ws.measured = measureUsage(ws.dir, usage{}), true
+	}
+	return ws.used
+}
+
+func (ws *workspace) setUsage(u usage) {
+	ws.mu.Lock()
+	ws.used, ws.measured = u, true
+	ws.mu.Unlock()
 }
 
 // errSessionClosed is returned by workspaceFor for a session that has ended.

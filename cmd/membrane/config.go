@@ -108,11 +108,17 @@ func define(name string, c *Config) *settings.Set {
 	s.Int(&b.CPUSeconds, sandbox.DefaultCPUSeconds, D{Flag: "cpu-seconds", Env: "MEMBRANE_CPU_SECONDS", Key: "sandbox.cpu_seconds",
 		Doc: "CPU time limit of each sandboxed process (N seconds)"}, pos)
 	s.Size(&b.MemoryBytes, sandbox.DefaultMemoryBytes, D{Flag: "memory", Env: "MEMBRANE_MEMORY", Key: "sandbox.memory",
-		Doc: "address-space limit of each sandboxed process (SIZE)"}, posSize)
+		Doc: "address-space limit of each sandboxed process, and memory cap of each call's cgroup (SIZE)"}, posSize)
 	s.Size(&b.FileSizeBytes, sandbox.DefaultFileSizeBytes, D{Flag: "file-size", Env: "MEMBRANE_FILE_SIZE", Key: "sandbox.file_size",
 		Doc: "largest file a sandboxed process may write (SIZE)"}, posSize)
 	s.Size(&b.OutputBytes, sandbox.DefaultOutputBytes, D{Flag: "output-limit", Env: "MEMBRANE_OUTPUT_LIMIT", Key: "sandbox.output",
-		Doc: "stdout and stderr kept per sandboxed call, each (SIZE)"}, posSize)
+		Doc: "stdout and stderr kept per sandboxed call, each, counted as encoded in JSON; at most 4MiB (SIZE)"}, posSize,
+		func(n int64) error {
+			if n > sandbox.MaxOutputBytes {
+				return errors.New("must be at most 4MiB: a larger result could pass the 16 MiB message limit of MCP clients")
+			}
+			return nil
+		})
 	s.Size(&b.TmpBytes, sandbox.DefaultTmpBytes, D{Flag: "tmp-size", Env: "MEMBRANE_TMP_SIZE", Key: "sandbox.tmp",
 		Doc: "size of the sandbox's private /tmp (SIZE)"}, posSize)
 	s.Int(&b.Procs, sandbox.DefaultProcs, D{Flag: "procs", Env: "MEMBRANE_PROCS", Key: "sandbox.procs",
@@ -121,6 +127,14 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "open files per sandboxed process (N)"}, pos)
 	s.Int(&b.Concurrency, sandbox.DefaultConcurrency, D{Flag: "concurrency", Env: "MEMBRANE_CONCURRENCY", Key: "sandbox.concurrency",
 		Doc: "calls of sh (and of python_run) running at once; more get a busy error (N)"}, pos)
+	s.Size(&b.WorkspaceBytes, sandbox.DefaultWorkspaceBytes, D{Flag: "workspace-quota", Env: "MEMBRANE_WORKSPACE_QUOTA", Key: "sandbox.workspace_quota",
+		Doc: "disk space a per-session workspace may take; a call that passes it is killed (SIZE)"}, posSize)
+	s.Int(&b.WorkspaceFiles, sandbox.DefaultWorkspaceFiles, D{Flag: "workspace-files", Env: "MEMBRANE_WORKSPACE_FILES", Key: "sandbox.workspace_files",
+		Doc: "files and directories a per-session workspace may hold; a call that passes it is killed (N)"}, pos)
+	s.Bool(&b.NoCgroup, false, D{Flag: "sandbox-no-cgroup", Env: "MEMBRANE_SANDBOX_NO_CGROUP", Key: "sandbox.no_cgroup",
+		Doc: "do not give each sandboxed call a cgroup capping its memory and tasks"})
+	s.Bool(&b.AllowMemfd, false, D{Flag: "sandbox-allow-memfd", Env: "MEMBRANE_SANDBOX_ALLOW_MEMFD", Key: "sandbox.allow_memfd",
+		Doc: "allow memfd_create and System V shared memory where no cgroup counts them (the memory cap then no longer holds)"})
 
 	o := &c.Ollama
 	s.List(&o.Hosts, nil, D{Flag: "ollama-host", Env: "MEMBRANE_OLLAMA_HOSTS", Key: "ollama.hosts", Arg: "HOST",

@@ -7,6 +7,8 @@ package mcptest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -92,7 +94,10 @@ func build(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(os.TempDir(), "membrane-mcptest")
+	// One directory per checkout: two worktrees testing at once on one
+	// machine must not run each other's binaries.
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(os.TempDir(), "membrane-mcptest-"+hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
