@@ -84,3 +84,23 @@ func TestE2EModelErrors(t *testing.T) {
 		t.Errorf("/model with a typo:\n%s", got)
 	}
 }
+
+// TestE2EVerboseLogsACallOnce: under -v one tool call has one call
+// record (the server's), not a second from the orchestrator's router
+// with a session id of its own.
+func TestE2EVerboseLogsACallOnce(t *testing.T) {
+	c := newChain(t, ollamatest.Script{})
+	r := c.run(t, c.env(t), c.args("-v", "-e", "say hello")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	records := 0
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(line, " call call=sh ") {
+			records++
+		}
+	}
+	if records != 1 || !strings.Contains(r.stderr, "✓ sh") {
+		t.Errorf("%d call records of one sh call, want 1:\n%s", records, r.stderr)
+	}
+}
