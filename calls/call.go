@@ -4,8 +4,8 @@
 //
 // A [Router] holds the live set of calls, safe for concurrent use, tells
 // subscribers when the set changes, and runs every invocation through the
-// same middleware: a deadline, a per-call concurrency limit, structured
-// logging and panic recovery.
+// same middleware: a deadline, a per-call concurrency limit with a queue
+// that is fair across sessions, structured logging and panic recovery.
 //
 // The package knows nothing about MCP, Ollama or processes. Adapters (mcp,
 // ollama, sandbox) turn their worlds into calls and back.
@@ -84,9 +84,11 @@ type Call struct {
 	// Timeout is the longest one invocation may run. Zero means the router's
 	// default.
 	Timeout time.Duration
-	// Concurrency is how many invocations may run at once; one more gets a
-	// fast "busy" tool error. Zero means the router's default; negative
-	// means no limit.
+	// Concurrency is how many invocations may run at once; more wait in a
+	// bounded queue that is fair across sessions, and are answered with a
+	// busy tool error (ReasonBusy) when it is full or they waited too long
+	// (see RouterOptions). Zero means the router's default; negative means
+	// no limit.
 	Concurrency int
 	// ReadOnly and Destructive are hints passed on to clients as tool
 	// annotations.

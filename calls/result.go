@@ -35,7 +35,25 @@ type Result struct {
 	// IsError marks a tool failure the model should see and may recover
 	// from.
 	IsError bool
+	// Reason classifies a failure for observers, metrics and clients that
+	// retry. Empty means none given.
+	Reason Reason
 }
+
+// Reason says why a call failed, in a form a program can count and act
+// on. The text of the result says the same to a model.
+type Reason string
+
+// The reasons the router's middleware gives. Handlers may add their own.
+const (
+	// ReasonBusy: no slot was free and the queue was full, or the call
+	// waited in the queue until the queue timeout. Retrying later may work.
+	ReasonBusy Reason = "busy"
+	// ReasonTimeout: the call ran past its deadline and was stopped.
+	ReasonTimeout Reason = "timeout"
+	// ReasonPanic: the handler panicked; the server is still running.
+	ReasonPanic Reason = "internal"
+)
 
 // Text returns a successful result holding s.
 func Text(s string) *Result {

@@ -33,6 +33,21 @@ type RouterOptions struct {
 	// DefaultConcurrency applies to calls whose Concurrency is zero. Zero
 	// means DefaultConcurrency.
 	DefaultConcurrency int
+	// QueueLength is how many invocations of one call may wait for a slot
+	// once its Concurrency are running; one more is answered busy at once.
+	// One session may fill at most half of the queue (at least one place).
+	// Zero means four per slot; negative means no queue: a call past the
+	// limit is busy at once.
+	QueueLength int
+	// QueueTimeout is the longest an invocation waits in the queue before
+	// it is answered busy. Zero means DefaultQueueTimeout.
+	QueueTimeout time.Duration
+	// SessionShare is how many of one call's slots a single session may
+	// hold at once, so that one session cannot take every slot and keep
+	// it. Zero means DefaultShare of the call's Concurrency (a quarter of
+	// the slots, at least one, stays free for other sessions); negative
+	// means a session may hold them all.
+	SessionShare int
 	// Middleware runs inside the built-in middleware (logging, panic
 	// recovery, concurrency limit, deadline), first element outermost.
 	Middleware []Middleware
@@ -66,8 +81,8 @@ type Router struct {
 
 type entry struct {
 	call Call
-	h    Handler // call.Handler wrapped in the router's middleware
-	sem  chan struct{}
+	h    Handler  // call.Handler wrapped in the router's middleware
+	lim  *limiter // nil: no limit
 }
 
 // NewRouter returns an empty router. A nil opts means the defaults.
@@ -172,7 +187,7 @@ func (r *Router) Sync(group string, cs []Call) (Change, error) {
 			// Same tool as far as a client can tell: swap the handler
 			// quietly, keeping the concurrency slots in use.
 			e := r.newEntry(c)
-			e.sem = old.sem
+			e.lim = old.lim
 			r.entries[c.Name] = e
 			continue
 		}
@@ -307,7 +322,11 @@ func (r *Router) newEntry(c Call) *entry {
 		limit = r.opts.DefaultConcurrency
 	}
 	if limit > 0 {
-		e.sem = make(chan struct{}, limit)
+		e.lim = newLimiter(c.Name, limit, queueConfig{
+			length:  r.opts.QueueLength,
+			share:   r.opts.SessionShare,
+			timeout: r.opts.QueueTimeout,
+		})
 	}
 	timeout := c.Timeout
 	if timeout <= 0 {
@@ -325,21 +344,19 @@ func (r *Router) newEntry(c Call) *entry {
 	return e
 }
 
-// limitMiddleware enforces the entry's concurrency limit, failing fast.
+// limitMiddleware enforces the entry's concurrency limit: past it, calls
+// wait in the entry's fair queue (see limiter).
 func limitMiddleware(e *entry) Middleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, req *Request) (*Result, error) {
-			if e.sem == nil {
+			if e.lim == nil {
 				return next.Handle(ctx, req)
 			}
-			select {
-			case e.sem <- struct{}{}:
-			default:
-				res := Errorf("busy: %s is already running %d calls at once; wait for one to finish and try again", req.Call.Name, cap(e.sem))
-				res.Structured = map[string]any{"busy": true}
-				return res, nil
+			release, busy, err := e.lim.acquire(ctx, req)
+			if busy != nil || err != nil {
+				return busy, err
 			}
-			defer func() { <-e.sem }()
+			defer release()
 			return next.Handle(ctx, req)
 		})
 	}
@@ -354,7 +371,9 @@ func Deadline(d time.Duration) Middleware {
 			defer cancel()
 			res, err := next.Handle(ctx, req)
 			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
-				return Errorf("timeout: %s did not finish within %s", req.Call.Name, d), nil
+				res := Errorf("timeout: %s did not finish within %s", req.Call.Name, d)
+				res.Reason = ReasonTimeout
+				return res, nil
 			}
 			return res, err
 		})
@@ -369,6 +388,7 @@ func Recover(log *slog.Logger) Middleware {
 				if v := recover(); v != nil {
 					log.Error("call panicked", "call", req.Call.Name, "panic", v, "stack", string(debug.Stack()))
 					res, err = Errorf("internal error: %s failed unexpectedly (%v); the server is still running", req.Call.Name, v), nil
+					res.Reason = ReasonPanic
 				}
 			}()
 			return next.Handle(ctx, req)
@@ -391,7 +411,7 @@ func Logging(log *slog.Logger) Middleware {
 				outcome, level = "error", slog.LevelWarn
 			case res.IsError:
 				outcome = "tool_error"
-				if m, ok := res.Structured.(map[string]any); ok && m["busy"] == true {
+				if res.Reason == ReasonBusy {
 					outcome = "busy"
 				}
 			}
@@ -401,6 +421,9 @@ func Logging(log *slog.Logger) Middleware {
 				slog.String("session", req.Session.ID()),
 				slog.Duration("dur", time.Since(start)),
 				slog.String("outcome", outcome),
+			}
+			if res != nil && res.Reason != "" {
+				attrs = append(attrs, slog.String("reason", string(res.Reason)))
 			}
 			if err != nil {
 				attrs = append(attrs, slog.Any("err", err))

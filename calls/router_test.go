@@ -173,7 +173,7 @@ func TestMiddlewareOrder(t *testing.T) {
 }
 
 func TestBusy(t *testing.T) {
-	r := calls.NewRouter(nil)
+	r := calls.NewRouter(&calls.RouterOptions{QueueLength: -1})
 	release := make(chan struct{})
 	var running atomic.Int32
 	c := newCall("slow", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
@@ -194,8 +194,8 @@ func TestBusy(t *testing.T) {
 	if err != nil || !res.IsError || !strings.Contains(res.TextOf(), "busy") {
 		t.Errorf("third call: %v %v, want a busy tool error", res.TextOf(), err)
 	}
-	if m, _ := res.Structured.(map[string]any); m["busy"] != true {
-		t.Errorf("busy result carries no busy marker: %#v", res.Structured)
+	if res.Reason != calls.ReasonBusy {
+		t.Errorf("busy result has reason %q, want %q", res.Reason, calls.ReasonBusy)
 	}
 	close(release)
 	wg.Wait()
@@ -242,8 +242,8 @@ func TestPanicBecomesToolError(t *testing.T) {
 		return nil, errors.New(list[len(list)]) // index out of range
 	}))
 	res, err := r.Call(t.Context(), "boom", nil)
-	if err != nil || !res.IsError || !strings.Contains(res.TextOf(), "still running") {
-		t.Errorf("panic: %v %v", res.TextOf(), err)
+	if err != nil || !res.IsError || !strings.Contains(res.TextOf(), "still running") || res.Reason != calls.ReasonPanic {
+		t.Errorf("panic: %v %v (reason %q)", res.TextOf(), err, res.Reason)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -259,8 +259,8 @@ func TestDeadline(t *testing.T) {
 		return nil, ctx.Err()
 	}))
 	res, err := r.Call(t.Context(), "hang", nil)
-	if err != nil || !res.IsError || !strings.Contains(res.TextOf(), "timeout") {
-		t.Errorf("deadline: %v %v, want a timeout tool error", res.TextOf(), err)
+	if err != nil || !res.IsError || !strings.Contains(res.TextOf(), "timeout") || res.Reason != calls.ReasonTimeout {
+		t.Errorf("deadline: %v %v (reason %q), want a timeout tool error", res.TextOf(), err, res.Reason)
 	}
 	// A cancelled caller is not a timeout: the error stays an error.
 	ctx, cancel := context.WithCancel(t.Context())

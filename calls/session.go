@@ -12,6 +12,9 @@ import (
 type Session struct {
 	id string
 
+	done    chan struct{} // closed by End
+	endOnce sync.Once
+
 	mu        sync.Mutex
 	closed    bool
 	closers   []func()
@@ -23,8 +26,21 @@ func NewSession(id string) *Session {
 	if id == "" {
 		id = "s-" + rand.Text()[:12]
 	}
-	return &Session{id: id}
+	return &Session{id: id, done: make(chan struct{})}
 }
+
+// End marks the session as gone, before its calls are cancelled: calls of
+// it still waiting for a slot leave their queue at once and never run.
+// Close calls End. Calling End again does nothing.
+func (s *Session) End() {
+	if s.done == nil {
+		return // a zero Session
+	}
+	s.endOnce.Do(func() { close(s.done) })
+}
+
+// Done returns a channel closed when the session ends.
+func (s *Session) Done() <-chan struct{} { return s.done }
 
 // ID returns the session's identifier, safe to log.
 func (s *Session) ID() string { return s.id }
@@ -45,6 +61,7 @@ func (s *Session) OnClose(f func()) {
 // Close runs the registered cleanups, last registered first, and marks the
 // session closed. Calling Close again does nothing.
 func (s *Session) Close() {
+	s.End()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -212,6 +212,17 @@ func TestHTTPAbuse(t *testing.T) {
 		t.Errorf("tools/list without a session: %d %v, want 400 and -32600", resp.StatusCode, m)
 	}
 
+	// A batch without a session (it used to get 200 with error code 0).
+	resp = post(t, url, `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, nil)
+	if m := readSSE(t, resp); resp.StatusCode != 400 || errCode(m) != -32600 {
+		t.Errorf("batch without a session: %d %v, want 400 and -32600", resp.StatusCode, m)
+	}
+	// Allow: a lone ping without a session is answered.
+	resp = post(t, url, `{"jsonrpc":"2.0","id":2,"method":"ping"}`, nil)
+	if m := readSSE(t, resp); resp.StatusCode != 200 || m["result"] == nil {
+		t.Errorf("ping without a session: %d %v", resp.StatusCode, m)
+	}
+
 	resp = post(t, url, initBody, nil)
 	sid := resp.Header.Get("Mcp-Session-Id")
 	if resp.StatusCode != 200 || sid == "" {
@@ -240,7 +251,7 @@ func TestHTTPAbuse(t *testing.T) {
 		{"unknown method", `{"jsonrpc":"2.0","id":4,"method":"no/such"}`, 400, -32601},
 		{"bad params", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":"oops"}`, 200, -32602},
 		{"unknown tool", `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"nope"}}`, 200, -32602},
-		{"batch array", `[{"jsonrpc":"2.0","id":7,"method":"ping"},{"jsonrpc":"2.0","id":8,"method":"ping"}]`, 400, 0},
+		{"batch array", `[{"jsonrpc":"2.0","id":7,"method":"ping"},{"jsonrpc":"2.0","id":8,"method":"ping"}]`, 400, -32600},
 		{"invalid UTF-8 outside strings", "{\"jsonrpc\":\"2.0\",\"id\":9,\xff}", 400, -32700},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

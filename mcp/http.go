@@ -59,6 +59,31 @@ type HTTPOptions struct {
 	// MaxBodyBytes caps a request body; a larger one gets 413. Zero or
 	// negative means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxInitializeBytes caps the body of an initialize request, whose
+	// clientInfo and capabilities a session keeps for its life, and of
+	// any other request without a session to a stateful server; a larger
+	// one gets 413. Zero or negative means DefaultMaxInitializeBytes (or
+	// MaxBodyBytes, if smaller).
+	MaxInitializeBytes int64
+	// MaxSessions bounds the stateful sessions open at once; an
+	// initialize beyond it gets 503 with Retry-After and
+	// CodeTooManySessions. Zero means DefaultMaxSessions; negative means
+	// no bound. Full means refused: no session is evicted to make room.
+	MaxSessions int
+	// MaxSessionsPerToken bounds the sessions of one identity (one bearer
+	// token; all clients share one when there is no token); beyond it
+	// gets 429 with Retry-After and CodeTooManySessions. Zero means
+	// DefaultMaxSessionsPerToken; negative means no bound.
+	MaxSessionsPerToken int
+	// BodyReadTimeout bounds reading one request body. Zero means
+	// DefaultBodyReadTimeout; negative means no bound.
+	BodyReadTimeout time.Duration
+	// WriteStallTimeout bounds how long one write to the client may block
+	// (a client that stops reading); the connection is then closed. It
+	// does not bound a response's length: an SSE stream that is read
+	// lives on. Zero means DefaultWriteStallTimeout; negative means no
+	// bound.
+	WriteStallTimeout time.Duration
 	// Backends, when set, reports the state of the model servers for
 	// /readyz. Nil reports none.
 	Backends func() []BackendStatus
@@ -79,9 +104,19 @@ type BackendStatus struct {
 // layer, plus /healthz and /readyz. Every request passes, in order:
 //
 //  1. the Host check (DNS rebinding): 403;
-//  2. the Origin check: 403 (allowed origins also get CORS answers);
+//  2. the Origin check (scheme, host and port): 403 (allowed origins also
+//     get CORS answers);
 //  3. on the MCP endpoint, the bearer token: 401 with WWW-Authenticate;
-//  4. the body limit: 413.
+//  4. the body limit (413) and the body read timeout (408);
+//  5. for a POST, the screen: a batch, or a request without a session
+//     other than initialize, gets 400; an initialize over
+//     MaxInitializeBytes 413, and one past the session bounds 503 or 429
+//     with Retry-After.
+//
+// A request refused at steps 1 to 4 also closes its connection. A call
+// whose client closes the connection before the result is cancelled, for
+// every protocol version. Serve the handler with NewHTTPServer and Listen
+// for the connection bounds.
 //
 // /healthz (liveness) and /readyz (the router holds calls; the backends'
 // state) need no token and show no secrets. Any other path is 404.
@@ -105,6 +140,18 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if o.MaxInitializeBytes <= 0 {
+		o.MaxInitializeBytes = DefaultMaxInitializeBytes
+	}
+	o.MaxInitializeBytes = min(o.MaxInitializeBytes, o.MaxBodyBytes)
+	o.BodyReadTimeout = orDefault(o.BodyReadTimeout, DefaultBodyReadTimeout)
+	o.WriteStallTimeout = orDefault(o.WriteStallTimeout, DefaultWriteStallTimeout)
+	if o.MaxSessions == 0 {
+		o.MaxSessions = DefaultMaxSessions
+	}
+	if o.MaxSessionsPerToken == 0 {
+		o.MaxSessionsPerToken = DefaultMaxSessionsPerToken
+	}
 	origins := map[string]bool{}
 	for _, raw := range o.AllowedOrigins {
 		origin, err := normalizeOrigin(raw)
@@ -126,6 +173,9 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 
+	if o.Stateless {
+		s.endWithRequestOnce.Do(func() { s.sdk.AddReceivingMiddleware(endWithRequest) })
+	}
 	mcpHandler := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s.sdk }, &sdk.StreamableHTTPOptions{
 		Stateless:                    o.Stateless,
 		SessionTimeout:               o.SessionIdleTimeout,
@@ -143,6 +193,8 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
 		hosts:   hosts,
 		log:     log,
 		mcp:     mcpHandler,
+		limits:  &sessionLimiter{max: o.MaxSessions, perOwner: o.MaxSessionsPerToken, byOwner: map[string]int{}},
+		owner:   identity(o.Token),
 	}
 	if o.Token != "" {
 		sum := sha256.Sum256([]byte(o.Token))
@@ -159,9 +211,14 @@ type httpHandler struct {
 	tokenSum []byte
 	log      *slog.Logger
 	mcp      http.Handler
+	limits   *sessionLimiter
+	// owner is the identity of every authorized request while there is
+	// one token.
+	owner string
 }
 
-func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	var w http.ResponseWriter = &stallWriter{ResponseWriter: rw, rc: http.NewResponseController(rw), d: h.o.WriteStallTimeout}
 	if !h.hostAllowed(r) {
 		h.reject(w, r, http.StatusForbidden, fmt.Sprintf("Forbidden: Host %q is not allowed (DNS rebinding protection); connect to 127.0.0.1 or localhost, or add the host to --allowed-host", r.Host))
 		return
@@ -183,7 +240,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if origin != "" && h.origins[origin] {
+	if origin != "" && h.origins[strings.ToLower(origin)] {
 		setCORS(w, origin)
 		if r.Method == http.MethodOptions {
 			w.WriteHeader(http.StatusNoContent)
@@ -205,73 +262,182 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request Entity Too Large: the body is %d bytes, the limit is %d (--max-body)", r.ContentLength, h.o.MaxBodyBytes))
 		return
 	}
-	if r.Body != nil {
-		// The SDK answers 413 itself when a body without a length
-		// goes over.
-		r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
-	}
-	if !h.o.Stateless && r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" {
-		if ok := h.checkSessionless(w, r); !ok {
+	var msg *jsonrpc.Request // the POST's one request or notification
+	if r.Method == http.MethodPost {
+		var ok bool
+		if msg, ok = h.readPost(w, r); !ok {
 			return
 		}
 	}
+	sid := r.Header.Get("Mcp-Session-Id")
+	stateful := !h.o.Stateless && !isNewProtocol(r)
+	reserved := false
+	if stateful && sid == "" && msg != nil && msg.Method == "initialize" {
+		if err := h.limits.reserve(h.owner); err != nil {
+			h.tooManySessions(w, r, msg, err)
+			return
+		}
+		reserved = true
+	}
+	if h.o.Stateless {
+		r = withRequestCtx(r)
+	}
 	ew := &errorWriter{ResponseWriter: w}
+	var watch *replyWatch
+	if stateful && sid != "" && msg != nil && msg.IsCall() {
+		watch = &replyWatch{ResponseWriter: w, id: msg.ID}
+		ew.ResponseWriter = watch
+	}
 	h.mcp.ServeHTTP(ew, r)
 	ew.finish()
+	if reserved {
+		h.track(ew.Header().Get("Mcp-Session-Id"))
+	}
+	if watch != nil && !watch.seen.Load() && r.Context().Err() != nil {
+		h.cancelAbandoned(r, sid, msg.ID)
+	}
 }
 
-// checkSessionless answers 400 to a stateful POST without a session that
-// is not an initialize: the spec's "session required", as a JSON-RPC error
-// (the SDK would run it in a throwaway session, or answer an error without
-// a code). Requests of the sessionless 2026-07-28 protocol pass through.
-func (h *httpHandler) checkSessionless(w http.ResponseWriter, r *http.Request) bool {
-	if v := r.Header.Get("Mcp-Protocol-Version"); v >= "2026-07-28" {
-		return true
+// readPost reads a POST body, bounded in size (MaxBodyBytes) and time
+// (BodyReadTimeout), and screens it before the SDK sees it. It answers,
+// and returns false, for a body it cannot read, a batch (removed from the
+// protocol in 2025-06-18), a stateful request without a session that is
+// not an initialize, and an initialize over MaxInitializeBytes. It
+// returns the single JSON-RPC request or notification in the body, or
+// nil for anything else (the SDK answers malformed input).
+func (h *httpHandler) readPost(w http.ResponseWriter, r *http.Request) (*jsonrpc.Request, bool) {
+	// Without a session, a stateful server takes only initialize, ping
+	// and notifications, all small: such a body is held to
+	// MaxInitializeBytes before it is read, so that a flood of large ones
+	// costs next to nothing.
+	limit, what := h.o.MaxBodyBytes, "request body exceeds %d bytes (--max-body)"
+	if !h.o.Stateless && r.Header.Get("Mcp-Session-Id") == "" && !isNewProtocol(r) {
+		limit, what = h.o.MaxInitializeBytes, "a request without a session (initialize) is limited to %d bytes: a session keeps the client's clientInfo and capabilities, so send less"
 	}
-	body, err := io.ReadAll(r.Body)
+	if r.ContentLength > limit {
+		w.Header().Set("Connection", "close")
+		writeRPCError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf(what, limit))
+		return nil, false
+	}
+	rc := http.NewResponseController(w)
+	if h.o.BodyReadTimeout > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(h.o.BodyReadTimeout))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	r.Body.Close()
+	// The rest of the request's life (a long call, an SSE stream) has no
+	// read deadline: reading is how the server sees the client go away.
+	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("request body exceeds %d bytes (--max-body)", mbe.Limit))
-			return false
+		var ne net.Error
+		w.Header().Set("Connection", "close")
+		switch {
+		case errors.As(err, &mbe):
+			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf(what, mbe.Limit))
+		case errors.As(err, &ne) && ne.Timeout():
+			writeRPCError(w, http.StatusRequestTimeout, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("the request body did not arrive within %s", h.o.BodyReadTimeout))
+		default:
+			writeRPCError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "cannot read the request body: "+err.Error())
 		}
-		writeRPCError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "cannot read the request body: "+err.Error())
-		return false
+		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	var req struct {
-		ID     json.RawMessage `json:"id"`
-		Method string          `json:"method"`
-		Meta   struct {
-			Meta map[string]any `json:"_meta"`
-		} `json:"params"`
+	if !checkIDs(w, body) {
+		return nil, false
 	}
-	if json.Unmarshal(body, &req) != nil || len(req.ID) == 0 {
-		return true // the SDK answers malformed input and notifications
+	sid := r.Header.Get("Mcp-Session-Id")
+	version := r.Header.Get("Mcp-Protocol-Version")
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) > 0 && t[0] == '[' && (sid == "" || version == "" || version >= "2025-06-18") {
+		writeRPCError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
+			"JSON-RPC batches are not supported (removed from MCP in 2025-06-18): send one message per POST")
+		return nil, false
 	}
-	if _, newProto := req.Meta.Meta["io.modelcontextprotocol/protocolVersion"]; newProto {
+	m, err := jsonrpc.DecodeMessage(body)
+	if err != nil {
+		return nil, true
+	}
+	req, _ := m.(*jsonrpc.Request)
+	if req == nil {
+		return nil, true
+	}
+	if req.Method == "initialize" && int64(len(body)) > h.o.MaxInitializeBytes {
+		writeRPCError(w, http.StatusRequestEntityTooLarge, callID(req), jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("initialize is %d bytes, the limit is %d: a session keeps the client's clientInfo and capabilities, so send less", len(body), h.o.MaxInitializeBytes))
+		return nil, false
+	}
+	if !h.o.Stateless && sid == "" && !h.sessionless(r, req) {
+		writeRPCError(w, http.StatusBadRequest, callID(req), jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("%q needs a session: send initialize first, then the Mcp-Session-Id header it returns", req.Method))
+		return nil, false
+	}
+	return req, true
+}
+
+// sessionless reports whether req may come without a session to a stateful
+// server: initialize (which makes one), a ping or server/discover, a
+// notification (the SDK answers it), and requests of the sessionless
+// 2026-07-28 protocol. Anything else the SDK would run in a throwaway
+// session, or answer with an error without a code.
+func (h *httpHandler) sessionless(r *http.Request, req *jsonrpc.Request) bool {
+	if isNewProtocol(r) || !req.IsCall() {
 		return true
+	}
+	var p struct {
+		Meta map[string]any `json:"_meta"`
+	}
+	if json.Unmarshal(req.Params, &p) == nil {
+		if _, ok := p.Meta["io.modelcontextprotocol/protocolVersion"]; ok {
+			return true
+		}
 	}
 	switch req.Method {
 	case "initialize", "ping", "server/discover":
 		return true
 	}
-	writeRPCError(w, http.StatusBadRequest, idFromRaw(req.ID), jsonrpc.CodeInvalidRequest,
-		fmt.Sprintf("%q needs a session: send initialize first, then the Mcp-Session-Id header it returns", req.Method))
 	return false
 }
 
-func idFromRaw(raw json.RawMessage) *jsonrpc.ID {
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
+func callID(req *jsonrpc.Request) *jsonrpc.ID {
+	if !req.IsCall() {
 		return nil
 	}
-	id, err := jsonrpc.MakeID(v)
-	if err != nil {
-		return nil
+	return &req.ID
+}
+
+// tooManySessions refuses an initialize when a session bound is full: 503
+// for the server's bound, 429 for the token's, both with Retry-After.
+func (h *httpHandler) tooManySessions(w http.ResponseWriter, r *http.Request, req *jsonrpc.Request, err *limitError) {
+	status := http.StatusServiceUnavailable
+	if err.perOwner {
+		status = http.StatusTooManyRequests
 	}
-	return &id
+	total, owned := h.limits.count(h.owner)
+	h.log.Warn("http session refused", "status", status, "remote", r.RemoteAddr, "sessions", total, "token_sessions", owned, "reason", err.Error())
+	w.Header().Set("Retry-After", "60")
+	writeRPCError(w, status, callID(req), CodeTooManySessions, err.Error())
+}
+
+// track gives the session slot taken for an initialize back when the
+// session it made ends, or at once if it made none.
+func (h *httpHandler) track(sid string) {
+	var ss *sdk.ServerSession
+	if sid != "" {
+		for s := range h.s.sdk.Sessions() {
+			if s.ID() == sid {
+				ss = s
+				break
+			}
+		}
+	}
+	if ss == nil {
+		h.limits.release(h.owner)
+		return
+	}
+	go func() {
+		_ = ss.Wait()
+		h.limits.release(h.owner)
+	}()
 }
 
 // writeRPCError answers an HTTP error whose body is a JSON-RPC error.
@@ -339,14 +505,17 @@ func (e *errorWriter) finish() {
 	case strings.Contains(msg, "invalid character") || strings.Contains(msg, "unexpected end of JSON") || strings.Contains(msg, "malformed"):
 		code = jsonrpc.CodeParseError
 	case e.status == http.StatusNotFound:
-		code = -32001 // session not found: initialize again
+		code = CodeSessionNotFound
 	case e.status >= 500:
 		code = jsonrpc.CodeInternalError
 	}
 	writeRPCError(e.ResponseWriter, e.status, nil, code, msg)
 }
 
+// reject answers a request refused by the security layer and closes the
+// connection after it, so that a rejected client cannot keep it open.
 func (h *httpHandler) reject(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	w.Header().Set("Connection", "close")
 	h.log.Warn("http request rejected", "status", code, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
 	http.Error(w, msg, code)
 }
@@ -371,7 +540,9 @@ func (h *httpHandler) hostAllowed(r *http.Request) bool {
 }
 
 // originAllowed lets through requests from non-browser clients (no Origin),
-// same-origin requests, and the allowed origins.
+// same-origin requests, and the allowed origins. Origins compare as
+// scheme, host and port: http://localhost:8765 is not https://localhost:8765,
+// and "null" (a sandboxed frame, a file: page) is never same-origin.
 func (h *httpHandler) originAllowed(r *http.Request, origin string) bool {
 	if origin == "" {
 		// A browser that sends Sec-Fetch-Site but no Origin is making a
@@ -383,14 +554,40 @@ func (h *httpHandler) originAllowed(r *http.Request, origin string) bool {
 		}
 		return false
 	}
-	if h.origins[origin] {
+	if h.origins[strings.ToLower(origin)] {
 		return true
 	}
+	return sameOrigin(origin, r)
+}
+
+// sameOrigin reports whether origin is the origin r was sent to: the
+// scheme of the connection (https only over TLS) and the Host header, with
+// default ports made explicit.
+func sameOrigin(origin string, r *http.Request) bool {
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 		return false // includes "null"
 	}
-	return strings.EqualFold(u.Host, r.Host)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if !strings.EqualFold(u.Scheme, scheme) {
+		return false
+	}
+	return strings.EqualFold(withPort(u.Host, scheme), withPort(r.Host, scheme))
+}
+
+// withPort adds the scheme's default port to a host without one.
+func withPort(host, scheme string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	port := "80"
+	if scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port)
 }
 
 func (h *httpHandler) authorized(r *http.Request) bool {

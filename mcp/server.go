@@ -7,8 +7,10 @@
 // invocation goes back through the router, with the client's progress token,
 // a logger that reaches the client, and a context that the client's
 // cancellation cancels. [Server.HTTPHandler] adds the HTTP security layer
-// (Host, Origin, bearer token and body-size checks) and health endpoints
-// around go-sdk's streamable HTTP transport.
+// (Host, Origin, bearer token and body-size checks, session bounds, and
+// cancellation when a client goes away) and health endpoints around
+// go-sdk's streamable HTTP transport; [NewHTTPServer] and [Listen] bound
+// its connections.
 //
 // The client side (client.go) turns a remote server's tools back into calls,
 // for the orchestrator.
@@ -26,6 +28,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -50,6 +53,12 @@ type ServerOptions struct {
 	// slow parts have registered their calls. Nil means ready from the
 	// start.
 	Ready <-chan struct{}
+	// MaxResultBytes bounds the encoded size of every tool result, of any
+	// tool: a larger one is shortened (see boundResult) or replaced by a
+	// tool error that says what happened, so that no client drops the
+	// session over one oversized message. Zero means
+	// DefaultMaxResultBytes; negative means no bound.
+	MaxResultBytes int
 }
 
 // Server serves a calls.Router over MCP. Create one with NewServer; it is
@@ -61,7 +70,8 @@ type Server struct {
 	log    *slog.Logger
 	unsub  func()
 
-	ready <-chan struct{} // nil: always ready
+	ready     <-chan struct{} // nil: always ready
+	maxResult int             // <= 0: no bound
 
 	// ctx is cancelled by Close, which cancels every running call.
 	ctx    context.Context
@@ -71,6 +81,8 @@ type Server struct {
 	closed   bool
 	sessions map[*sdk.ServerSession]*session
 	calls    sync.WaitGroup // running tool calls
+
+	endWithRequestOnce sync.Once // see HTTPHandler
 }
 
 // session is what the adapter keeps per MCP session.
@@ -101,9 +113,13 @@ func NewServer(r *calls.Router, opts *ServerOptions) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		router:   r,
-		log:      log,
-		sessions: map[*sdk.ServerSession]*session{},
+		router:    r,
+		log:       log,
+		sessions:  map[*sdk.ServerSession]*session{},
+		maxResult: o.MaxResultBytes,
+	}
+	if s.maxResult == 0 {
+		s.maxResult = DefaultMaxResultBytes
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.sdk = sdk.NewServer(&sdk.Implementation{Name: o.Name, Version: o.Version}, &sdk.ServerOptions{
@@ -119,6 +135,7 @@ func NewServer(r *calls.Router, opts *ServerOptions) *Server {
 			Logging: &sdk.LoggingCapabilities{},
 		},
 	})
+	s.sdk.AddReceivingMiddleware(checkParams)
 	if o.Ready != nil {
 		s.ready = o.Ready
 		s.sdk.AddReceivingMiddleware(s.waitReady)
@@ -301,9 +318,9 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 	}
 	if err != nil {
 		// The call could not be made: a protocol error, with a code.
-		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf("%s: %v", name, err)}
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: shorten(fmt.Sprintf("%s: %v", name, err), maxErrorMessage)}
 	}
-	return resultOf(res), nil
+	return boundResult(resultOf(res), s.maxResult), nil
 }
 
 // session returns the adapter's state of ss, making it on first use, and
@@ -324,6 +341,9 @@ func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 	s.log.Debug("session opened", "session", st.cs.ID())
 	go func() {
 		_ = ss.Wait()
+		// Its queued calls leave their queues before its running calls
+		// are cancelled and free their slots.
+		st.cs.End()
 		st.cancel()
 		s.mu.Lock()
 		if s.sessions[ss] == st {
@@ -338,9 +358,29 @@ func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 	return st, nil
 }
 
+// maxErrorMessage bounds the message of a JSON-RPC error the adapter makes
+// from a handler's error.
+const maxErrorMessage = 64 << 10
+
+// shorten cuts s to at most n bytes on a rune boundary, with a marker.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const more = " [cut]"
+	keep := max(0, n-len(more))
+	for keep > 0 && !utf8.RuneStart(s[keep]) {
+		keep--
+	}
+	return s[:keep] + more
+}
+
 // progressFor returns a Progress that sends notifications/progress to the
 // client, or calls.NoProgress when the client sent no progress token. The
-// spec wants progress to increase; reports that do not are dropped.
+// spec wants progress to increase with every notification: a report that
+// does not (a queued call telling its new place in line, then the handler
+// starting from zero) goes out as a hair more than the one before, with its
+// message, and without a total it would contradict.
 func progressFor(req *sdk.CallToolRequest) calls.Progress {
 	tok := req.Params.GetProgressToken()
 	if tok == nil {
@@ -352,12 +392,14 @@ func progressFor(req *sdk.CallToolRequest) calls.Progress {
 	)
 	return calls.ProgressFunc(func(ctx context.Context, progress, total float64, message string) {
 		mu.Lock()
+		defer mu.Unlock() // held while sending, so that reports stay in order
 		if progress <= last {
-			mu.Unlock()
-			return
+			progress = last + 0.001
+		}
+		if total > 0 && progress > total {
+			total = 0
 		}
 		last = progress
-		mu.Unlock()
 		_ = req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{
 			ProgressToken: tok,
 			Progress:      progress,
@@ -378,8 +420,12 @@ func resultOf(r *calls.Result) *sdk.CallToolResult {
 			out.Content = append(out.Content, &sdk.TextContent{Text: calls.ValidUTF8(c.Text)})
 		}
 	}
-	if r.Structured != nil {
+	switch {
+	case r.Structured != nil:
 		out.StructuredContent = r.Structured
+	case r.Reason != "":
+		// A program (a client that retries when busy) reads why.
+		out.StructuredContent = map[string]any{"reason": string(r.Reason)}
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -16,14 +17,35 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// DefaultMaxMessageBytes caps one message read by StdioTransport.
-const DefaultMaxMessageBytes = 16 << 20
+// Defaults used where StdioTransport leaves a field zero.
+const (
+	// DefaultMaxMessageBytes caps one message read by StdioTransport.
+	DefaultMaxMessageBytes = 16 << 20
+	// DefaultMaxInFlight caps the requests a stdio client may have
+	// waiting for an answer at once.
+	DefaultMaxInFlight = 1024
+)
+
+// maxHeld bounds the notifications held back until the session is
+// initialized; identical ones are sent once.
+const maxHeld = 64
 
 // StdioTransport serves MCP over newline-delimited JSON on a reader and a
 // writer (stdin and stdout by default). Unlike go-sdk's StdioTransport, a
 // line that is not a JSON-RPC message does not end the session: the client
 // gets a JSON-RPC error (parse error, invalid request, message too large,
-// batch not supported) and the session goes on.
+// batch not supported) and the session goes on. It also answers what
+// go-sdk v1.8.0 would get wrong:
+//
+//   - an id that is neither a string nor an integer exactly representable
+//     in JSON (1.5, true, null, 2^53+1) gets -32600 with id null, where the
+//     SDK would round it;
+//   - a request that reuses the id of one still in flight gets -32600 with
+//     that id, and the first request goes on (the SDK answers nothing);
+//   - past MaxInFlight requests waiting at once, more get -32600;
+//   - nothing but replies goes out before initialize is answered, and
+//     only pings and log messages before notifications/initialized: other
+//     notifications (tools/list_changed, say) are held until then.
 type StdioTransport struct {
 	// In and Out default to os.Stdin and os.Stdout.
 	In  io.Reader
@@ -31,6 +53,9 @@ type StdioTransport struct {
 	// MaxMessageBytes caps one message; a longer line is skipped and
 	// answered with an error. Zero means DefaultMaxMessageBytes.
 	MaxMessageBytes int
+	// MaxInFlight caps the requests waiting for an answer at once. Zero
+	// means DefaultMaxInFlight.
+	MaxInFlight int
 }
 
 var _ sdk.Transport = (*StdioTransport)(nil)
@@ -49,10 +74,15 @@ func (t *StdioTransport) Connect(context.Context) (sdk.Connection, error) {
 		limit = DefaultMaxMessageBytes
 	}
 	c := &stdioConn{
-		in:       in,
-		out:      out,
-		incoming: make(chan msgOrErr),
-		closed:   make(chan struct{}),
+		in:          in,
+		out:         out,
+		incoming:    make(chan msgOrErr),
+		closed:      make(chan struct{}),
+		inflight:    map[jsonrpc.ID]string{},
+		maxInFlight: t.MaxInFlight,
+	}
+	if c.maxInFlight <= 0 {
+		c.maxInFlight = DefaultMaxInFlight
 	}
 	go c.readLoop(limit)
 	return c, nil
@@ -70,7 +100,22 @@ type stdioConn struct {
 	incoming chan msgOrErr
 	closed   chan struct{}
 	once     sync.Once
+
+	maxInFlight int
+	mu          sync.Mutex
+	inflight    map[jsonrpc.ID]string // requests read and not yet answered, with their method
+	phase       phase
+	held        [][]byte // encoded notifications held until phaseReady
 }
+
+// phase is how far the session's start has come, for what may be sent.
+type phase uint8
+
+const (
+	phaseNew         phase = iota // initialize not answered: replies only
+	phaseInitialized              // answered: replies, pings and log messages
+	phaseReady                    // notifications/initialized seen (or a stateless start): anything
+)
 
 // readLoop reads lines until the input ends. It may outlive Close while a
 // read of the input cannot be interrupted; it then ends with the process.
@@ -99,15 +144,25 @@ func (c *stdioConn) readLoop(limit int) {
 		if tooLong {
 			c.reply(nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("message too large: the limit is %d bytes", limit))
 		} else if msg := bytes.TrimSpace(line); len(msg) > 0 {
-			m, code, text := decode(msg)
-			if m != nil {
+			m, bad := decode(msg)
+			switch {
+			case m != nil:
+				if id, code, text := c.admit(m); code != 0 {
+					c.reply(id, code, text)
+					break
+				}
 				select {
 				case c.incoming <- msgOrErr{msg: m}:
 				case <-c.closed:
 					return
 				}
-			} else {
-				c.reply(idOf(msg), code, text)
+			case bad.drop:
+				// A response from the client with an id that cannot be
+				// one of ours: a response is never answered.
+			case bad.nullID:
+				c.reply(nil, bad.code, bad.text)
+			default:
+				c.reply(idOf(msg), bad.code, bad.text)
 			}
 		}
 		if err != nil {
@@ -123,20 +178,91 @@ func (c *stdioConn) readLoop(limit int) {
 	}
 }
 
-// decode parses one line. On failure it returns the JSON-RPC error code
-// and message to answer.
-func decode(line []byte) (jsonrpc.Message, int64, string) {
+// admit registers a request that was read, and refuses one whose id is
+// already in flight or that would pass MaxInFlight. It also moves the
+// session's phase on notifications/initialized. A refusal returns the id
+// to answer and a non-zero code.
+func (c *stdioConn) admit(m jsonrpc.Message) (*jsonrpc.ID, int64, string) {
+	req, ok := m.(*jsonrpc.Request)
+	if !ok {
+		return nil, 0, ""
+	}
+	if !req.IsCall() {
+		if req.Method == "notifications/initialized" {
+			c.open(phaseReady)
+		}
+		return nil, 0, ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, dup := c.inflight[req.ID]; dup {
+		id := req.ID
+		return &id, jsonrpc.CodeInvalidRequest, fmt.Sprintf("invalid request: id %v is already used by a request that has not been answered; use a new id for each request", req.ID.Raw())
+	}
+	if len(c.inflight) >= c.maxInFlight {
+		id := req.ID
+		return &id, jsonrpc.CodeInvalidRequest, fmt.Sprintf("invalid request: %d requests are already waiting for an answer, the most one session may have; wait for some to finish", c.maxInFlight)
+	}
+	c.inflight[req.ID] = req.Method
+	return nil, 0, ""
+}
+
+// open moves the session to phase p (never back) and sends what was held
+// for it.
+func (c *stdioConn) open(p phase) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.advanceLocked(p)
+}
+
+// advanceLocked is open with wmu held.
+func (c *stdioConn) advanceLocked(p phase) error {
+	c.mu.Lock()
+	if p <= c.phase {
+		c.mu.Unlock()
+		return nil
+	}
+	c.phase = p
+	var held [][]byte
+	if p == phaseReady {
+		held, c.held = c.held, nil
+	}
+	c.mu.Unlock()
+	for _, data := range held {
+		if err := c.writeLocked(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// badLine says how to answer a line that is not a message to pass on.
+type badLine struct {
+	code   int64
+	text   string
+	nullID bool // answer with id null: the line's id is the problem
+	drop   bool // answer nothing
+}
+
+// decode parses one line: a message, or how to answer the line.
+func decode(line []byte) (jsonrpc.Message, badLine) {
 	if !json.Valid(line) {
-		return nil, jsonrpc.CodeParseError, "parse error: the line is not valid JSON; send one JSON-RPC message per line"
+		return nil, badLine{code: jsonrpc.CodeParseError, text: "parse error: the line is not valid JSON; send one JSON-RPC message per line"}
 	}
 	if line[0] == '[' {
-		return nil, jsonrpc.CodeInvalidRequest, "batch requests are not supported: send one JSON-RPC message per line"
+		return nil, badLine{code: jsonrpc.CodeInvalidRequest, text: "batch requests are not supported: send one JSON-RPC message per line"}
+	}
+	if problem, request := messageIDProblem(line); problem != "" {
+		if !request {
+			return nil, badLine{drop: true}
+		}
+		return nil, badLine{code: jsonrpc.CodeInvalidRequest, text: "invalid request: " + problem, nullID: true}
 	}
 	m, err := jsonrpc.DecodeMessage(line)
 	if err != nil {
-		return nil, jsonrpc.CodeInvalidRequest, "invalid request: " + err.Error()
+		return nil, badLine{code: jsonrpc.CodeInvalidRequest, text: "invalid request: " + err.Error()}
 	}
-	return m, 0, ""
+	return m, badLine{}
 }
 
 // idOf returns the id of a request that could not be decoded, when it has a
@@ -196,6 +322,11 @@ func nullID(data []byte) []byte {
 func (c *stdioConn) writeLine(data []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.writeLocked(data)
+}
+
+// writeLocked writes one line; it runs with wmu held.
+func (c *stdioConn) writeLocked(data []byte) error {
 	select {
 	case <-c.closed:
 		return io.ErrClosedPipe
@@ -219,16 +350,64 @@ func (c *stdioConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 	}
 }
 
-// Write implements sdk.Connection.
+// Write implements sdk.Connection. A response frees its id; the answer to
+// initialize (or a first answer of the stateless protocol) opens the
+// session for more than replies; a notification or request from the server
+// is held while the session's phase does not allow it.
 func (c *stdioConn) Write(ctx context.Context, m jsonrpc.Message) error {
-	if r, ok := m.(*jsonrpc.Response); ok {
+	r, isResp := m.(*jsonrpc.Response)
+	if isResp {
 		fixErrorCode(r)
 	}
 	data, err := jsonrpc.EncodeMessage(m)
 	if err != nil {
 		return fmt.Errorf("mcp: encode: %w", err)
 	}
-	return c.writeLine(data)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	next := c.phase
+	if isResp {
+		method, ok := c.inflight[r.ID]
+		delete(c.inflight, r.ID)
+		if ok && r.Error == nil {
+			switch method {
+			case "initialize":
+				next = max(next, phaseInitialized)
+			case "ping":
+			default:
+				// A request answered without initialize: the stateless
+				// protocol (server/discover and after), which has no
+				// notifications/initialized to wait for.
+				if c.phase == phaseNew {
+					next = phaseReady
+				}
+			}
+		}
+	} else if req, ok := m.(*jsonrpc.Request); ok && !c.allowed(req) {
+		if len(c.held) < maxHeld && !slices.ContainsFunc(c.held, func(h []byte) bool { return bytes.Equal(h, data) }) {
+			c.held = append(c.held, data)
+		}
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	if err := c.writeLocked(data); err != nil {
+		return err
+	}
+	return c.advanceLocked(next)
+}
+
+// allowed reports whether the server may send req in the current phase. It
+// runs with mu held.
+func (c *stdioConn) allowed(req *jsonrpc.Request) bool {
+	switch c.phase {
+	case phaseNew:
+		return false
+	case phaseInitialized:
+		return req.Method == "ping" || req.Method == "notifications/message"
+	}
+	return true
 }
 
 // Close implements sdk.Connection. It closes the input when it can be

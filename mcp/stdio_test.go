@@ -20,9 +20,15 @@ import (
 // go-sdk client to the other ends.
 func connectStdio(t *testing.T, r *calls.Router, opts *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
+	return connectStdioWith(t, r, nil, opts)
+}
+
+// connectStdioWith is connectStdio with server options.
+func connectStdioWith(t *testing.T, r *calls.Router, so *mcp.ServerOptions, opts *sdk.ClientOptions) *sdk.ClientSession {
+	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	srv := mcp.NewServer(r, nil)
+	srv := mcp.NewServer(r, so)
 	done := make(chan error, 1)
 	go func() {
 		done <- srv.Run(context.Background(), &mcp.StdioTransport{In: inR, Out: outW})
@@ -49,6 +55,62 @@ func TestStdioListChanged(t *testing.T) {
 	cs := checkListChanged(t, r, "stdio", func(o *sdk.ClientOptions) *sdk.ClientSession { return connectStdio(t, r, o) })
 	if _, text := callEcho(t, cs, "over stdio"); text != "over stdio" {
 		t.Errorf("echo = %q", text)
+	}
+}
+
+// floodCall answers n bytes of \x01, which JSON escapes to six bytes
+// each.
+func floodCall(n int) calls.Call {
+	return call("flood", func(context.Context, *calls.Request) (*calls.Result, error) {
+		return calls.Text(strings.Repeat("\x01", n)), nil
+	})
+}
+
+// TestStdioOversizedResult: a result that would encode past go-sdk's 16
+// MiB line is cut below DefaultMaxResultBytes with a marker, and the
+// client's session lives on. The allow control is the same call with the
+// bound switched off, which ends the session: the SDK behaviour the bound
+// exists for.
+func TestStdioOversizedResult(t *testing.T) {
+	if mcp.DefaultMaxResultBytes > sdk.DefaultMaxLineLength/2 {
+		t.Fatalf("DefaultMaxResultBytes %d is not well under go-sdk's line limit %d", mcp.DefaultMaxResultBytes, sdk.DefaultMaxLineLength)
+	}
+	const n = 3 << 20 // 18 MiB once escaped
+	r := routerWithEcho(t)
+	mustAdd(t, r, floodCall(n))
+
+	cs := connectStdio(t, r, nil)
+	res, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "flood"})
+	if err != nil {
+		t.Fatalf("oversized result: %v", err)
+	}
+	text := res.Content[0].(*sdk.TextContent).Text
+	if !strings.Contains(text, "was cut from") || res.StructuredContent != nil {
+		t.Errorf("oversized result: %d bytes of text ending %q, structured %v; want it cut with a marker", len(text), text[max(0, len(text)-200):], res.StructuredContent != nil)
+	}
+	if b, _ := json.Marshal(res); len(b) > mcp.DefaultMaxResultBytes {
+		t.Errorf("result is %d bytes encoded, over %d", len(b), mcp.DefaultMaxResultBytes)
+	}
+	if _, text := callEcho(t, cs, "still here"); text != "still here" {
+		t.Errorf("second call = %q", text)
+	}
+}
+
+// TestSDKDropsSessionOnLongLine pins the go-sdk behaviour boundResult
+// guards against: a line past DefaultMaxLineLength ends the client session
+// of IOTransport and CommandTransport (which share the reader).
+func TestSDKDropsSessionOnLongLine(t *testing.T) {
+	if sdk.DefaultMaxLineLength != 16<<20 {
+		t.Errorf("go-sdk DefaultMaxLineLength = %d, want 16 MiB: revisit DefaultMaxResultBytes", sdk.DefaultMaxLineLength)
+	}
+	r := routerWithEcho(t)
+	mustAdd(t, r, floodCall(3<<20))
+	cs := connectStdioWith(t, r, &mcp.ServerOptions{MaxResultBytes: -1}, nil)
+	if _, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "flood"}); err == nil {
+		t.Fatal("an unbounded 18 MiB result reached the client: go-sdk's line limit changed")
+	}
+	if _, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}}); err == nil {
+		t.Error("the session outlived an over-long line: go-sdk's behaviour changed, boundResult may be relaxed")
 	}
 }
 

@@ -128,11 +128,17 @@ func (c *Config) withDefaults() {
 // Ollama's rules: "" is http://127.0.0.1:11434, "h" and "h:p" are http with
 // port 11434 when none is given, "http://h" is port 80, "https://h" port 443,
 // and a path is kept. An "" argument reads OLLAMA_HOST.
+//
+// A user:password@ before the host (Ollama behind a proxy with basic
+// authentication) is kept in the URL's User, and Go's HTTP client sends it
+// as basic auth; errors show the host with the password redacted (see
+// RedactURL), never the password.
 func ParseHost(s string) (*url.URL, error) {
 	if strings.TrimSpace(s) == "" {
 		s = os.Getenv("OLLAMA_HOST")
 	}
 	s = strings.Trim(strings.TrimSpace(s), `"'`)
+	shown := RedactURL(s)
 	defaultPort := "11434"
 	scheme, hostport, ok := strings.Cut(s, "://")
 	switch {
@@ -146,9 +152,18 @@ func ParseHost(s string) (*url.URL, error) {
 	case scheme == "https":
 		defaultPort = "443"
 	default:
-		return nil, fmt.Errorf("ollama host %q: scheme must be http or https", s)
+		return nil, fmt.Errorf("ollama host %q: scheme must be http or https", shown)
 	}
 	hostport, path, _ := strings.Cut(hostport, "/")
+	var user *url.Userinfo
+	if at := strings.LastIndex(hostport, "@"); at >= 0 {
+		// Decoded as a URL decodes it, so that percent-escapes work.
+		p, err := url.Parse("http://" + hostport[:at] + "@h")
+		if err != nil || p.User == nil || p.User.Username() == "" {
+			return nil, fmt.Errorf("ollama host %q: the user:password@ part is not valid (percent-encode special characters in it)", shown)
+		}
+		user, hostport = p.User, hostport[at+1:]
+	}
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		host, port = "127.0.0.1", defaultPort
@@ -162,16 +177,41 @@ func ParseHost(s string) (*url.URL, error) {
 		host = "127.0.0.1"
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return nil, fmt.Errorf("ollama host %q: port %q is not a number from 1 to 65535", s, port)
+		return nil, fmt.Errorf("ollama host %q: port %q is not a number from 1 to 65535", shown, port)
 	}
 	if strings.ContainsAny(host, " \t\r\n/?#@") {
-		return nil, fmt.Errorf("ollama host %q: %q is not a host name", s, host)
+		return nil, fmt.Errorf("ollama host %q: %q is not a host name", shown, host)
 	}
-	u := &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}
+	u := &url.URL{Scheme: scheme, User: user, Host: net.JoinHostPort(host, port)}
 	if path = strings.Trim(path, "/"); path != "" {
 		u.Path = "/" + path
 	}
 	return u, nil
+}
+
+// RedactURL returns the URL s (parsable or not) with the password of any
+// user:password@ replaced by xxxxx, for errors and logs.
+func RedactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Host != "" {
+		return u.Redacted()
+	}
+	// No scheme, or not parsable: cut the user information out by hand,
+	// from the start of the authority to its last @.
+	_, rest, hasScheme := strings.Cut(s, "://")
+	if !hasScheme {
+		rest = s
+	}
+	auth, _, _ := strings.Cut(rest, "/")
+	at := strings.LastIndex(auth, "@")
+	if at < 0 {
+		return s
+	}
+	prefix := s[:len(s)-len(rest)]
+	userinfo := auth[:at]
+	if name, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+		userinfo = name + ":xxxxx"
+	}
+	return prefix + userinfo + rest[at:]
 }
 
 // parseHosts resolves cfg.Hosts into distinct base URLs, in order.

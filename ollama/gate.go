@@ -80,7 +80,7 @@ func (m *Models) acquire(ctx context.Context, req *calls.Request, mod *model) (r
 	if len(g.waiters) >= limit*maxQueuePerSlot {
 		g.mu.Unlock()
 		res := calls.Errorf("busy: %d calls are already waiting for %s; try again later", len(g.waiters), mod.Name)
-		res.Structured = map[string]any{"busy": true}
+		res.Reason = calls.ReasonBusy
 		return nil, res, nil
 	}
 	turn := make(chan struct{})

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
@@ -32,6 +33,10 @@ type Config struct {
 		Stateless          bool
 		SessionIdleTimeout time.Duration
 		MaxBody            int64
+		MaxSessions        int
+		MaxSessionsToken   int
+		IdleTimeout        time.Duration
+		MaxConns           int
 	}
 	Log struct {
 		Level, Format string
@@ -40,6 +45,13 @@ type Config struct {
 	SandboxMode string
 	Sandbox     sandbox.Config
 	Ollama      ollama.Config
+	// Queue is how calls past a tool's concurrency wait (calls.RouterOptions).
+	Queue struct {
+		Length  int
+		Timeout time.Duration
+	}
+	// MaxResult bounds one tool result as encoded (mcp.ServerOptions).
+	MaxResult int64
 	// ShutdownTimeout bounds how long running calls get to finish after
 	// SIGINT or SIGTERM.
 	ShutdownTimeout time.Duration
@@ -83,6 +95,14 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "close an HTTP session idle this long (DURATION; 0 = never)"})
 	s.Size(&h.MaxBody, 4<<20, D{Flag: "max-body", Env: "MEMBRANE_MAX_BODY", Key: "http.max_body",
 		Doc: "largest HTTP request body (SIZE, such as 4MiB); larger gets 413"}, posSize)
+	s.Int(&h.MaxSessions, mcp.DefaultMaxSessions, D{Flag: "max-sessions", Env: "MEMBRANE_MAX_SESSIONS", Key: "http.max_sessions", Arg: "N",
+		Doc: "HTTP sessions open at once (N); an initialize past it gets 503"}, pos)
+	s.Int(&h.MaxSessionsToken, mcp.DefaultMaxSessionsPerToken, D{Flag: "max-sessions-per-token", Env: "MEMBRANE_MAX_SESSIONS_PER_TOKEN", Key: "http.max_sessions_per_token", Arg: "N",
+		Doc: "HTTP sessions one token holds at once (N); past it gets 429"}, pos)
+	s.Duration(&h.IdleTimeout, mcp.DefaultIdleTimeout, D{Flag: "idle-timeout", Env: "MEMBRANE_IDLE_TIMEOUT", Key: "http.idle_timeout",
+		Doc: "close a keep-alive HTTP connection idle this long (DURATION)"}, posDur)
+	s.Int(&h.MaxConns, mcp.DefaultMaxConns, D{Flag: "max-conns", Env: "MEMBRANE_MAX_CONNS", Key: "http.max_conns", Arg: "N",
+		Doc: "HTTP connections served at once (N); more wait to be accepted"}, pos)
 
 	s.String(&c.Log.Level, "info", D{Flag: "log-level", Env: "MEMBRANE_LOG_LEVEL", Key: "log.level", Arg: "LEVEL",
 		Doc: "LEVEL of the logs on stderr: debug, info, warn or error"}, settings.OneOf("debug", "info", "warn", "error"))
@@ -125,8 +145,9 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "processes one sandboxed call may run at once (N)"}, pos)
 	s.Int(&b.OpenFiles, sandbox.DefaultOpenFiles, D{Flag: "open-files", Env: "MEMBRANE_OPEN_FILES", Key: "sandbox.open_files",
 		Doc: "open files per sandboxed process (N)"}, pos)
-	s.Int(&b.Concurrency, sandbox.DefaultConcurrency, D{Flag: "concurrency", Env: "MEMBRANE_CONCURRENCY", Key: "sandbox.concurrency",
-		Doc: "calls of sh (and of python_run) running at once; more get a busy error (N)"}, pos)
+	s.Int(&b.Concurrency, 0, D{Flag: "concurrency", Env: "MEMBRANE_CONCURRENCY", Key: "sandbox.concurrency",
+		Doc: "calls of sh (and of python_run) running at once, a quarter kept for other sessions than the one holding the rest; more wait in the queue (N; 0 = 8 per core, as many as the free memory holds at --memory each, 2 to 64)"},
+		settings.AtLeast(0))
 	s.Size(&b.WorkspaceBytes, sandbox.DefaultWorkspaceBytes, D{Flag: "workspace-quota", Env: "MEMBRANE_WORKSPACE_QUOTA", Key: "sandbox.workspace_quota",
 		Doc: "disk space a per-session workspace may take; a call that passes it is killed (SIZE)"}, posSize)
 	s.Int(&b.WorkspaceFiles, sandbox.DefaultWorkspaceFiles, D{Flag: "workspace-files", Env: "MEMBRANE_WORKSPACE_FILES", Key: "sandbox.workspace_files",
@@ -135,6 +156,13 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "do not give each sandboxed call a cgroup capping its memory and tasks"})
 	s.Bool(&b.AllowMemfd, false, D{Flag: "sandbox-allow-memfd", Env: "MEMBRANE_SANDBOX_ALLOW_MEMFD", Key: "sandbox.allow_memfd",
 		Doc: "allow memfd_create and System V shared memory where no cgroup counts them (the memory cap then no longer holds)"})
+	s.Int(&c.Queue.Length, 0, D{Flag: "queue-length", Env: "MEMBRANE_QUEUE_LENGTH", Key: "queue.length",
+		Doc: "calls of one tool that may wait for a slot, half of them from one session; one more gets busy (N; 0 = 4 per slot, -1 = no queue)"},
+		settings.AtLeast(-1))
+	s.Duration(&c.Queue.Timeout, calls.DefaultQueueTimeout, D{Flag: "queue-timeout", Env: "MEMBRANE_QUEUE_TIMEOUT", Key: "queue.timeout",
+		Doc: "longest a call waits in the queue before it gets busy (DURATION)"}, posDur)
+	s.Size(&c.MaxResult, mcp.DefaultMaxResultBytes, D{Flag: "max-result", Env: "MEMBRANE_MAX_RESULT", Key: "max_result",
+		Doc: "largest tool result as sent (SIZE); a larger one is cut with a marker, well under the 16 MiB line of go-sdk clients"}, posSize)
 
 	o := &c.Ollama
 	s.List(&o.Hosts, nil, D{Flag: "ollama-host", Env: "MEMBRANE_OLLAMA_HOSTS", Key: "ollama.hosts", Arg: "HOST",
@@ -276,6 +304,13 @@ func isExecutable(v string) error {
 func (c *Config) sandboxConfig() sandbox.Config {
 	sc := c.Sandbox
 	sc.Mode = sandbox.Mode(c.SandboxMode)
+	if sc.Concurrency == 0 {
+		mem := sc.MemoryBytes
+		if mem <= 0 {
+			mem = sandbox.DefaultMemoryBytes
+		}
+		sc.Concurrency = calls.MachineConcurrency(mem)
+	}
 	// membrane's own secrets stay out of every sandbox, even where they
 	// sit under a directory sandboxes see (/usr/local/etc, say).
 	sc.Hide = slices.DeleteFunc([]string{c.File, c.HTTP.TokenFile}, func(s string) bool { return s == "" })

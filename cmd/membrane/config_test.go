@@ -153,6 +153,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad workspace", []string{"--workspace", "/no/such/dir"}, nil, "", "--workspace"},
 		{"bad python", []string{"--python", "/no/such/python"}, nil, "", "--python"},
 		{"bad ollama host", []string{"--ollama-host", "ftp://x"}, nil, "", "--ollama-host"},
+		{"zero max sessions", []string{"--max-sessions", "0"}, nil, "", "--max-sessions"},
+		{"bad idle timeout", []string{"--idle-timeout", "0s"}, nil, "", "--idle-timeout"},
 		{"bad origin", []string{"--allowed-origin", "example.com"}, nil, "", "--allowed-origin"},
 		{"public bind without token", []string{"--http", "0.0.0.0:8765"}, nil, "", "without a token"},
 		{"token and token file", []string{"--token", "a", "--token-file", "/etc/hostname"}, nil, "", "--token-file"},
@@ -179,6 +181,19 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("err = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestOllamaHostPassword: a host with user:password@ is accepted, and a
+// bad one is refused without printing the password.
+func TestOllamaHostPassword(t *testing.T) {
+	cfg, err := loadConfig("membrane", []string{"--ollama-host", "https://alice:hunter2@ollama.example:443"}, env(nil), nil)
+	if err != nil || len(cfg.Ollama.Hosts) != 1 {
+		t.Fatalf("a host with a password: %v", err)
+	}
+	_, err = loadConfig("membrane", []string{"--ollama-host", "https://alice:hunter2@ollama.example:99999"}, env(nil), nil)
+	if err == nil || !strings.Contains(err.Error(), "--ollama-host") || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "alice:xxxxx@") {
+		t.Errorf("a bad host with a password: %v", err)
 	}
 }
 

@@ -151,7 +151,7 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	router := calls.NewRouter(&calls.RouterOptions{Logger: log})
+	router := calls.NewRouter(&calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout})
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
 	if err != nil {
 		return fmt.Errorf("ollama: %w", err)
@@ -162,11 +162,12 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 	// tools/list and tools/call wait until sh and python_run are in.
 	ready := make(chan struct{})
 	srv := mcp.NewServer(router, &mcp.ServerOptions{
-		Name:         "membrane",
-		Version:      versionString(),
-		Instructions: instructions,
-		Logger:       log.With("component", "mcp"),
-		Ready:        ready,
+		Name:           "membrane",
+		Version:        versionString(),
+		Instructions:   instructions,
+		Logger:         log.With("component", "mcp"),
+		Ready:          ready,
+		MaxResultBytes: int(cfg.MaxResult),
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -251,12 +252,14 @@ func shutdown(srv *mcp.Server, d time.Duration, log *slog.Logger) {
 
 func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, log *slog.Logger) error {
 	h, err := srv.HTTPHandler(&mcp.HTTPOptions{
-		Token:              cfg.HTTP.Token,
-		AllowedOrigins:     cfg.HTTP.AllowedOrigins,
-		AllowedHosts:       cfg.HTTP.AllowedHosts,
-		Stateless:          cfg.HTTP.Stateless,
-		SessionIdleTimeout: idle(cfg.HTTP.SessionIdleTimeout),
-		MaxBodyBytes:       cfg.HTTP.MaxBody,
+		Token:               cfg.HTTP.Token,
+		AllowedOrigins:      cfg.HTTP.AllowedOrigins,
+		AllowedHosts:        cfg.HTTP.AllowedHosts,
+		Stateless:           cfg.HTTP.Stateless,
+		SessionIdleTimeout:  idle(cfg.HTTP.SessionIdleTimeout),
+		MaxBodyBytes:        cfg.HTTP.MaxBody,
+		MaxSessions:         cfg.HTTP.MaxSessions,
+		MaxSessionsPerToken: cfg.HTTP.MaxSessionsToken,
 		Backends: func() []mcp.BackendStatus {
 			var out []mcp.BackendStatus
 			for _, h := range models.Hosts() {
@@ -277,12 +280,10 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 		}
 		return fmt.Errorf("%s %s: %w", cfg.set.NameOf("http"), cfg.HTTP.Addr, err)
 	}
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	lo := &mcp.ListenOptions{IdleTimeout: cfg.HTTP.IdleTimeout, MaxConns: cfg.HTTP.MaxConns}
+	hs := mcp.NewHTTPServer(h, lo)
+	hs.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	ln = mcp.Listen(ln, lo)
 	auth := "none (loopback only)"
 	if cfg.HTTP.Token != "" {
 		auth = "bearer token"

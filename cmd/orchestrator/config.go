@@ -60,7 +60,7 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.String(&c.Exec, "", D{Flag: "e", Arg: "QUESTION", Doc: `answer QUESTION and exit ("-" reads it from stdin)`})
 	s.String(&c.Model, "", D{Flag: "model", Env: "MEMBRANE_MODEL", Arg: "NAME", Doc: "NAME of the chat model (default: the endpoint's only model)"})
 	s.String(&c.BaseURL, "", D{Flag: "base-url", Env: "OPENAI_BASE_URL", Arg: "URL",
-		Doc: "OpenAI-compatible URL ending in /v1 (default: Ollama at OLLAMA_HOST, " + openaicompat.DefaultBaseURL() + "); the key comes from OPENAI_API_KEY"},
+		Doc: "OpenAI-compatible URL ending in /v1 (default: Ollama at OLLAMA_HOST, " + openaicompat.RedactURL(openaicompat.DefaultBaseURL()) + "); the key comes from OPENAI_API_KEY"},
 		settings.HTTPURL("http://127.0.0.1:11434/v1"))
 	s.String(&c.System, "", D{Flag: "system", Env: "MEMBRANE_SYSTEM", Arg: "PROMPT", Doc: "system PROMPT"})
 	s.Int(&r.maxSteps, 10, D{Flag: "max-steps", Env: "MEMBRANE_MAX_STEPS", Doc: "model calls per question before giving up (N; 0 = no limit)"}, settings.AtLeast(0))

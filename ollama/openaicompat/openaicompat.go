@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"syscall"
@@ -34,6 +35,16 @@ import (
 // it.
 func DefaultBaseURL() string {
 	return strings.TrimSuffix(envconfig.Host().String(), "/") + "/v1"
+}
+
+// RedactURL returns s with the password of a user:password@ hidden, for
+// errors and help text; a URL that does not parse is not shown at all.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // Options configures a Client. The zero value talks to Ollama at
@@ -243,13 +254,13 @@ func (c *Client) explain(err error, model string) error {
 				return fmt.Errorf("model %q cannot call tools: %s (pick a model with tool support, such as qwen3 or llama3.1)", model, msg)
 			}
 		}
-		return fmt.Errorf("%s: HTTP %d: %s", c.opts.BaseURL, apiErr.StatusCode, msg)
+		return fmt.Errorf("%s: HTTP %d: %s", RedactURL(c.opts.BaseURL), apiErr.StatusCode, msg)
 	}
 	var opErr *net.OpError
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &opErr) {
-		return fmt.Errorf("cannot reach the model endpoint %s: %w (is Ollama running? set OLLAMA_HOST or --base-url)", c.opts.BaseURL, err)
+		return fmt.Errorf("cannot reach the model endpoint %s: %w (is Ollama running? set OLLAMA_HOST or --base-url)", RedactURL(c.opts.BaseURL), err)
 	}
-	return fmt.Errorf("model endpoint %s: %w", c.opts.BaseURL, err)
+	return fmt.Errorf("model endpoint %s: %w", RedactURL(c.opts.BaseURL), err)
 }
 
 func toMessages(ms []agent.Message) []openai.ChatCompletionMessageParamUnion {

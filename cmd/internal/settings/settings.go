@@ -39,6 +39,7 @@ package settings
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -237,9 +238,21 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Value != "" && !strings.Contains(e.Msg, fmt.Sprintf("%q", e.Value)) {
-		return fmt.Sprintf("%s: %q %s", e.Where, e.Value, e.Msg)
+		return fmt.Sprintf("%s: %q %s", e.Where, redactUserinfo(e.Value), e.Msg)
 	}
 	return e.Where + ": " + e.Msg
+}
+
+// redactUserinfo hides the password of a URL value (user:password@), so
+// that an error about a URL setting never prints it.
+func redactUserinfo(v string) string {
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if i := strings.LastIndex(v, "@"); i >= 0 && strings.Contains(v[:i], ":") {
+		return "(a URL with a password, not shown)"
+	}
+	return v
 }
 
 // where names x as its current value was given.

@@ -226,3 +226,18 @@ func TestNearest(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorHidesPassword: a bad URL value with user:password@ is shown
+// without the password; other values are shown as given.
+func TestErrorHidesPassword(t *testing.T) {
+	for v, want := range map[string]string{
+		"ftp://alice:hunter2@h/v1": "alice:xxxxx@",
+		"alice:hunter2@h:1:2":      "not shown",
+		"plain":                    `"plain"`,
+	} {
+		got := (&Error{Where: "--base-url", Value: v, Msg: "is not an http(s) URL"}).Error()
+		if strings.Contains(got, "hunter2") || !strings.Contains(got, want) {
+			t.Errorf("Error for %q = %q, want it to show %s and no password", v, got, want)
+		}
+	}
+}

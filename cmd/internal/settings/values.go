@@ -244,7 +244,7 @@ func (s *Set) List(p *[]string, def []string, d Def, checks ...Check[string]) *S
 			for _, v := range *p {
 				for _, c := range checks {
 					if err := c(v); err != nil {
-						return fmt.Errorf("%q: %w", v, err)
+						return fmt.Errorf("%q: %w", redactUserinfo(v), err)
 					}
 				}
 			}
