@@ -26,8 +26,8 @@ import (
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
-	"github.com/membrane-mcp/membrane/ollama/openaicompat"
 )
 
 var version = ""
@@ -152,8 +152,12 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		}
 	}()
 
+	baseURL := cfg.BaseURL
+	if baseURL == "" {
+		baseURL = defaultBaseURL()
+	}
 	model := openaicompat.New(&openaicompat.Options{
-		BaseURL:         cfg.BaseURL,
+		BaseURL:         baseURL,
 		APIKey:          cfg.APIKey,
 		Temperature:     cfg.Temperature,
 		ReasoningEffort: cfg.ReasoningEffort,
