@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -42,6 +43,12 @@ func TestUIPlain(t *testing.T) {
 	u.endTurn(&agent.Turn{Steps: 3}, fmt.Errorf("%w (3 steps)", agent.ErrMaxSteps))
 	if !strings.Contains(errw.String(), "─ 3 steps · 0 tool calls · 0µs · step limit reached") {
 		t.Errorf("summary = %q", errw.String())
+	}
+	// A turn whose first model call failed has no summary: the error says it.
+	errw.Reset()
+	u.endTurn(&agent.Turn{Steps: 1}, errors.New("endpoint refused"))
+	if errw.String() != "" {
+		t.Errorf("summary of a turn that never reached the model = %q", errw.String())
 	}
 }
 
