@@ -61,7 +61,9 @@ func TestClientMirrorsRemoteTools(t *testing.T) {
 	remote := calls.NewRouter(nil)
 	for _, c := range []calls.Call{
 		remoteTool("echo", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
-			var in struct{ Text string }
+			var in struct {
+				Text string `json:"text"`
+			}
 			if err := calls.DecodeArgs(req.Arguments, &in); err != nil {
 				return calls.Errorf("%v", err), nil
 			}

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -37,6 +39,13 @@ type HTTPOptions struct {
 	// "Authorization: Bearer <Token>"; anything else gets 401. Empty means
 	// no authentication, which is only safe on a loopback address.
 	Token string
+	// Verify, when set, checks bearer tokens in place of Token: it
+	// returns the user a token belongs to (a name safe to log, never the
+	// token) or false for a token it does not know, taking the same time
+	// for every token. The user travels with each request to
+	// ServerOptions.Scope, and each stateful session is bound to the user
+	// that opened it: another token gets 403 on it.
+	Verify func(token string) (user string, ok bool)
 	// AllowedOrigins lists the browser origins (such as
 	// "https://app.example.com") allowed to call the endpoint; they also
 	// get CORS headers. A request without an Origin header (any non-browser
@@ -186,13 +195,24 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
 		DisableLocalhostProtection: true,
 		Logger:                     slog.New(sdkLogHandler{log.Handler()}),
 	})
+	var inner http.Handler = mcpHandler
+	if o.Verify != nil {
+		// The SDK reads the user from the token info this puts on the
+		// request: it binds sessions to it and hands it to every
+		// method. The token was checked already; this only carries
+		// the answer.
+		inner = auth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
+			user, _ := ctx.Value(verifiedUser{}).(string)
+			return &auth.TokenInfo{UserID: user}, nil
+		}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(mcpHandler)
+	}
 	h := &httpHandler{
 		s:       s,
 		o:       o,
 		origins: origins,
 		hosts:   hosts,
 		log:     log,
-		mcp:     mcpHandler,
+		mcp:     inner,
 		limits:  &sessionLimiter{max: o.MaxSessions, perOwner: o.MaxSessionsPerToken, byOwner: map[string]int{}},
 		owner:   identity(o.Token),
 	}
@@ -212,8 +232,9 @@ type httpHandler struct {
 	log      *slog.Logger
 	mcp      http.Handler
 	limits   *sessionLimiter
-	// owner is the identity of every authorized request while there is
-	// one token.
+	// owner is the identity, for the per-token session bound, of every
+	// request authorized by the single token (or of every request, with
+	// no token). A request that Verify resolves to a user is that user's.
 	owner string
 }
 
@@ -247,7 +268,8 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if h.tokenSum != nil && !h.authorized(r) {
+	user, ok := h.authorized(r)
+	if !ok {
 		desc := "a bearer token is required"
 		challenge := `Bearer realm="membrane"`
 		if r.Header.Get("Authorization") != "" {
@@ -257,6 +279,11 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", challenge)
 		h.reject(w, r, http.StatusUnauthorized, "Unauthorized: "+desc+` (send "Authorization: Bearer <token>" with the server's --token)`)
 		return
+	}
+	owner := h.owner
+	if user != "" {
+		r = r.WithContext(context.WithValue(r.Context(), verifiedUser{}, user))
+		owner = "user:" + user
 	}
 	if r.ContentLength > h.o.MaxBodyBytes {
 		h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request Entity Too Large: the body is %d bytes, the limit is %d (--max-body)", r.ContentLength, h.o.MaxBodyBytes))
@@ -273,8 +300,8 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	stateful := !h.o.Stateless && !isNewProtocol(r)
 	reserved := false
 	if stateful && sid == "" && msg != nil && msg.Method == "initialize" {
-		if err := h.limits.reserve(h.owner); err != nil {
-			h.tooManySessions(w, r, msg, err)
+		if err := h.limits.reserve(owner); err != nil {
+			h.tooManySessions(w, r, msg, owner, err)
 			return
 		}
 		reserved = true
@@ -291,7 +318,7 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	h.mcp.ServeHTTP(ew, r)
 	ew.finish()
 	if reserved {
-		h.track(ew.Header().Get("Mcp-Session-Id"))
+		h.track(ew.Header().Get("Mcp-Session-Id"), owner)
 	}
 	if watch != nil && !watch.seen.Load() && r.Context().Err() != nil {
 		h.cancelAbandoned(r, sid, msg.ID)
@@ -407,12 +434,12 @@ func callID(req *jsonrpc.Request) *jsonrpc.ID {
 
 // tooManySessions refuses an initialize when a session bound is full: 503
 // for the server's bound, 429 for the token's, both with Retry-After.
-func (h *httpHandler) tooManySessions(w http.ResponseWriter, r *http.Request, req *jsonrpc.Request, err *limitError) {
+func (h *httpHandler) tooManySessions(w http.ResponseWriter, r *http.Request, req *jsonrpc.Request, owner string, err *limitError) {
 	status := http.StatusServiceUnavailable
 	if err.perOwner {
 		status = http.StatusTooManyRequests
 	}
-	total, owned := h.limits.count(h.owner)
+	total, owned := h.limits.count(owner)
 	h.log.Warn("http session refused", "status", status, "remote", r.RemoteAddr, "sessions", total, "token_sessions", owned, "reason", err.Error())
 	w.Header().Set("Retry-After", "60")
 	writeRPCError(w, status, callID(req), CodeTooManySessions, err.Error())
@@ -420,7 +447,7 @@ func (h *httpHandler) tooManySessions(w http.ResponseWriter, r *http.Request, re
 
 // track gives the session slot taken for an initialize back when the
 // session it made ends, or at once if it made none.
-func (h *httpHandler) track(sid string) {
+func (h *httpHandler) track(sid, owner string) {
 	var ss *sdk.ServerSession
 	if sid != "" {
 		for s := range h.s.sdk.Sessions() {
@@ -431,12 +458,12 @@ func (h *httpHandler) track(sid string) {
 		}
 	}
 	if ss == nil {
-		h.limits.release(h.owner)
+		h.limits.release(owner)
 		return
 	}
 	go func() {
 		_ = ss.Wait()
-		h.limits.release(h.owner)
+		h.limits.release(owner)
 	}()
 }
 
@@ -590,16 +617,28 @@ func withPort(host, scheme string) string {
 	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port)
 }
 
-func (h *httpHandler) authorized(r *http.Request) bool {
+// verifiedUser is the context key of the user HTTPOptions.Verify named.
+type verifiedUser struct{}
+
+// authorized checks the request's bearer token, when one is required, and
+// returns the user it belongs to ("" for the single Token).
+func (h *httpHandler) authorized(r *http.Request) (user string, ok bool) {
+	if h.tokenSum == nil && h.o.Verify == nil {
+		return "", true
+	}
 	v := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(v, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	if h.o.Verify != nil {
+		return h.o.Verify(tok)
 	}
 	// Comparing digests keeps the time independent of the token's length
 	// as well as its content.
-	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	return subtle.ConstantTimeCompare(sum[:], h.tokenSum) == 1
+	sum := sha256.Sum256([]byte(tok))
+	return "", subtle.ConstantTimeCompare(sum[:], h.tokenSum) == 1
 }
 
 func (h *httpHandler) ready(w http.ResponseWriter) {

@@ -59,19 +59,40 @@ type ServerOptions struct {
 	// session over one oversized message. Zero means
 	// DefaultMaxResultBytes; negative means no bound.
 	MaxResultBytes int
+	// Scope, when set, runs before every tools/list and tools/call with
+	// the user the request's bearer token was verified as (see
+	// HTTPOptions.Verify; "" on stdio and for the single shared token).
+	// It returns the context the request runs with, which carries who is
+	// calling to the router's middleware, and which tools that caller may
+	// see (nil: all). A tool it hides is left out of tools/list, and a
+	// call to it is answered as an unknown tool.
+	Scope func(ctx context.Context, user string) (context.Context, func(tool string) bool)
+}
+
+// Router is what a Server serves: a *calls.Router, or a view of one that
+// shows clients a selection of its calls.
+type Router interface {
+	// Subscribe calls fn with every later change, after one change
+	// holding every call there is now.
+	Subscribe(fn func(calls.Change)) (cancel func())
+	// Call invokes a call; calls.ErrUnknownCall for a name not served.
+	Call(ctx context.Context, name string, req *calls.Request) (*calls.Result, error)
+	// Len is the number of calls served.
+	Len() int
 }
 
 // Server serves a calls.Router over MCP. Create one with NewServer; it is
 // safe for concurrent use, and one Server may serve many sessions over any
 // number of transports at once.
 type Server struct {
-	router *calls.Router
+	router Router
 	sdk    *sdk.Server
 	log    *slog.Logger
 	unsub  func()
 
 	ready     <-chan struct{} // nil: always ready
 	maxResult int             // <= 0: no bound
+	scope     func(ctx context.Context, user string) (context.Context, func(tool string) bool)
 
 	// ctx is cancelled by Close, which cancels every running call.
 	ctx    context.Context
@@ -97,7 +118,7 @@ type session struct {
 // NewServer returns a Server that mirrors r: every call in r is a tool, and
 // later changes to r reach every connected session as
 // notifications/tools/list_changed. Close ends the mirroring.
-func NewServer(r *calls.Router, opts *ServerOptions) *Server {
+func NewServer(r Router, opts *ServerOptions) *Server {
 	var o ServerOptions
 	if opts != nil {
 		o = *opts
@@ -140,8 +161,52 @@ func NewServer(r *calls.Router, opts *ServerOptions) *Server {
 		s.ready = o.Ready
 		s.sdk.AddReceivingMiddleware(s.waitReady)
 	}
+	if o.Scope != nil {
+		s.scope = o.Scope
+		s.sdk.AddReceivingMiddleware(s.scopeTools)
+	}
 	s.unsub = r.Subscribe(s.mirror)
 	return s
+}
+
+// scopeTools runs ServerOptions.Scope for the tool methods: the caller's
+// context, its tools/list filtered, and a call to a hidden tool answered
+// as unknown.
+func (s *Server) scopeTools(next sdk.MethodHandler) sdk.MethodHandler {
+	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		if method != "tools/list" && method != "tools/call" {
+			return next(ctx, method, req)
+		}
+		user := ""
+		if ex := req.GetExtra(); ex != nil && ex.TokenInfo != nil {
+			user = ex.TokenInfo.UserID
+		}
+		ctx, visible := s.scope(ctx, user)
+		if visible == nil {
+			return next(ctx, method, req)
+		}
+		if ct, ok := req.(*sdk.CallToolRequest); ok && !visible(ct.Params.Name) {
+			return unknownTool(ct.Params.Name), nil
+		}
+		res, err := next(ctx, method, req)
+		if lr, ok := res.(*sdk.ListToolsResult); ok && err == nil {
+			shown := make([]*sdk.Tool, 0, len(lr.Tools))
+			for _, t := range lr.Tools {
+				if visible(t.Name) {
+					shown = append(shown, t)
+				}
+			}
+			out := *lr
+			out.Tools = shown
+			return &out, nil
+		}
+		return res, err
+	}
+}
+
+// unknownTool is the answer to a call of a tool the client cannot see.
+func unknownTool(name string) *sdk.CallToolResult {
+	return toolError(fmt.Sprintf("unknown tool %q: it is no longer available. List the tools again (tools/list) and use one that exists.", name))
 }
 
 // waitReady holds the tool methods until the server is ready.
@@ -314,7 +379,7 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 	if errors.Is(err, calls.ErrUnknownCall) {
 		// Removed between the client's tools/list and this call: data the
 		// model can act on, not a broken protocol.
-		return toolError(fmt.Sprintf("unknown tool %q: it is no longer available. List the tools again (tools/list) and use one that exists.", name)), nil
+		return unknownTool(name), nil
 	}
 	if err != nil {
 		// The call could not be made: a protocol error, with a code.

@@ -104,6 +104,37 @@ type Config struct {
 	MaxResponseBytes int64
 	// Tools are logical tools (see ToolSpec). SetTools replaces them.
 	Tools []ToolSpec
+	// ModelTools says which tools the discovered models get. Empty means
+	// ModelToolsPerModel.
+	ModelTools ModelTools
+}
+
+// ModelTools is how the discovered models become tools.
+type ModelTools string
+
+// The ways models become tools. Logical tools (Config.Tools) are served in
+// every mode.
+const (
+	// ModelToolsPerModel serves one tool per model and capability
+	// (chat_qwen3, embed_nomic) beside the generic tools.
+	ModelToolsPerModel ModelTools = "per-model"
+	// ModelToolsGeneric serves only ollama_chat, ollama_embed and
+	// ollama_models, each model argument with an enum of the models
+	// discovered, kept live: a short tool list for small models.
+	ModelToolsGeneric ModelTools = "generic"
+	// ModelToolsOff serves no model tools.
+	ModelToolsOff ModelTools = "off"
+)
+
+// ParseModelTools reads a ModelTools; "" is ModelToolsPerModel.
+func ParseModelTools(s string) (ModelTools, error) {
+	switch m := ModelTools(strings.TrimSpace(s)); m {
+	case "", ModelToolsPerModel:
+		return ModelToolsPerModel, nil
+	case ModelToolsGeneric, ModelToolsOff:
+		return m, nil
+	}
+	return "", fmt.Errorf("model tools %q: want per-model, generic or off", s)
 }
 
 func (c *Config) withDefaults() {
@@ -121,6 +152,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.MaxResponseBytes == 0 {
 		c.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if c.ModelTools == "" {
+		c.ModelTools = ModelToolsPerModel
 	}
 }
 

@@ -107,6 +107,9 @@ func New(cfg Config, r *calls.Router, log *slog.Logger) (*Models, error) {
 	if err := validateSpecs(cfg.Tools); err != nil {
 		return nil, fmt.Errorf("ollama: %w", err)
 	}
+	if _, err := ParseModelTools(string(cfg.ModelTools)); err != nil {
+		return nil, fmt.Errorf("ollama: %w", err)
+	}
 	hc := newHTTPClient()
 	m := &Models{
 		cfg:    cfg,
@@ -499,15 +502,29 @@ func (m *Models) sync() {
 		targets[c.Name] = t
 		cs = append(cs, c)
 	}
-	for _, c := range m.genericCalls() {
-		add(c, toolTarget{Kind: "generic"})
+	mode := m.cfg.ModelTools
+	if mode != ModelToolsOff {
+		for _, c := range m.genericCalls() {
+			if mode == ModelToolsGeneric {
+				// The model argument lists the models there are, so
+				// that a small model need not guess or call
+				// ollama_models first.
+				switch c.Name {
+				case ToolChat:
+					c.InputSchema = withModelEnum(c.InputSchema, chatModels)
+				case ToolEmbed:
+					c.InputSchema = withModelEnum(c.InputSchema, embedModels)
+				}
+			}
+			add(c, toolTarget{Kind: "generic"})
+		}
 	}
 	for _, mod := range mods {
 		key := modelKey(mod.Name)
-		if mod.canChat() {
+		if mod.canChat() && mode == ModelToolsPerModel {
 			add(m.chatCall(chatNames[mod.Name], mod, nil), toolTarget{Kind: "chat", Model: key})
 		}
-		if mod.canEmbed() {
+		if mod.canEmbed() && mode == ModelToolsPerModel {
 			add(m.embedCall(embedNames[mod.Name], mod, nil), toolTarget{Kind: "embed", Model: key})
 		}
 	}

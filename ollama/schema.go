@@ -3,6 +3,7 @@ package ollama
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -193,4 +194,26 @@ func mustJSON(v any) json.RawMessage {
 		panic(err) // only static maps reach here
 	}
 	return b
+}
+
+// withModelEnum returns schema with an enum of names on its "model"
+// property, in sorted order so that the same models give the same bytes.
+// No names leaves the schema as it is: an empty enum would accept nothing.
+func withModelEnum(schema json.RawMessage, names []string) json.RawMessage {
+	if len(names) == 0 {
+		return schema
+	}
+	var s map[string]any
+	if json.Unmarshal(schema, &s) != nil {
+		return schema
+	}
+	props, _ := s["properties"].(map[string]any)
+	model, _ := props["model"].(map[string]any)
+	if model == nil {
+		return schema
+	}
+	enum := slices.Clone(names)
+	slices.Sort(enum)
+	model["enum"] = slices.Compact(enum)
+	return mustJSON(s)
 }

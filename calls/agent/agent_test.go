@@ -91,7 +91,9 @@ func echoRouter(t *testing.T) (*calls.Router, *atomic.Int32) {
 	r := calls.NewRouter(nil)
 	add(t, r, tool("echo", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		n.Add(1)
-		var in struct{ Text string }
+		var in struct {
+			Text string `json:"text"`
+		}
 		if err := calls.DecodeArgs(req.Arguments, &in); err != nil {
 			return calls.Errorf("%v", err), nil
 		}

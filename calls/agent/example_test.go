@@ -19,7 +19,10 @@ func Example() {
 		InputSchema: json.RawMessage(`{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}}}`),
 		Kind:        calls.KindTool,
 		Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
-			var in struct{ A, B float64 }
+			var in struct {
+				A float64 `json:"a"`
+				B float64 `json:"b"`
+			}
 			if err := calls.DecodeArgs(req.Arguments, &in); err != nil {
 				return calls.Errorf("%v", err), nil
 			}

@@ -6,14 +6,17 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
 	"github.com/membrane-mcp/membrane/sandbox"
+	"github.com/membrane-mcp/membrane/sandbox/httpget"
 )
 
 // Config is everything membrane can be told; define says where each part
@@ -37,8 +40,26 @@ type Config struct {
 		MaxSessionsToken   int
 		IdleTimeout        time.Duration
 		MaxConns           int
+		// TokensFile holds scoped tokens (calls/policy); watched.
+		TokensFile string
 	}
-	Log struct {
+	// Policy selects tools and limits calls.
+	Policy struct {
+		Tools, ExcludeTools []string
+		// RateLimits are GLOB=N/min[:BURST], shared by every client,
+		// each matching tool a bucket of its own.
+		RateLimits []string
+	}
+	// HTTPGet configures http_get; it is off while Allow is empty.
+	HTTPGet struct {
+		Allow   []string
+		Headers []HTTPGetHeader
+		Timeout time.Duration
+		MaxBody int64
+	}
+	// ModelTools is Ollama.ModelTools as text.
+	ModelTools string
+	Log        struct {
 		Level, Format string
 	}
 	// SandboxMode is Sandbox.Mode as text.
@@ -89,6 +110,8 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "browser ORIGIN (https://host[:port]) allowed to call the HTTP endpoint; repeatable"}, settings.HTTPURL("https://host[:port]"))
 	s.List(&h.AllowedHosts, nil, D{Flag: "allowed-host", Env: "MEMBRANE_ALLOWED_HOSTS", Key: "http.allowed_hosts", Arg: "HOST",
 		Doc: "HOST header value accepted (default: loopback names on a loopback address, any otherwise); repeatable"})
+	s.String(&h.TokensFile, "", D{Flag: "tokens-file", Env: "MEMBRANE_TOKENS_FILE", Key: "http.tokens_file", Arg: "FILE",
+		Doc: "scoped bearer tokens from FILE (JSON: names, tool globs, rate limits, caps); watched and reloaded whole"})
 	s.Bool(&h.Stateless, false, D{Flag: "stateless", Env: "MEMBRANE_STATELESS", Key: "http.stateless",
 		Doc: "HTTP without sessions, for several replicas behind a load balancer"})
 	s.Duration(&h.SessionIdleTimeout, 30*time.Minute, D{Flag: "session-idle-timeout", Env: "MEMBRANE_SESSION_IDLE_TIMEOUT", Key: "http.session_idle_timeout",
@@ -178,6 +201,36 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "largest prompt (text and images) of one model call (SIZE)"}, posSize)
 	s.Size(&o.MaxResponseBytes, ollama.DefaultMaxResponseBytes, D{Flag: "max-response", Env: "MEMBRANE_MAX_RESPONSE", Key: "ollama.max_response",
 		Doc: "largest answer of one chat call; longer is cut (SIZE)"}, posSize)
+	s.String(&c.ModelTools, string(ollama.ModelToolsPerModel), D{Flag: "model-tools", Env: "MEMBRANE_MODEL_TOOLS", Key: "ollama.model_tools", Arg: "MODE",
+		Doc: "how models become tools: per-model (one each, plus the generic ones), generic (only ollama_chat, ollama_embed, ollama_models, with a model enum) or off"},
+		settings.OneOf(string(ollama.ModelToolsPerModel), string(ollama.ModelToolsGeneric), string(ollama.ModelToolsOff)))
+
+	p := &c.Policy
+	globs := func(g string) error { _, err := policy.NewSelector([]string{g}, nil); return err }
+	s.List(&p.Tools, nil, D{Flag: "tools", Env: "MEMBRANE_TOOLS", Key: "policy.tools", Arg: "GLOB",
+		Doc: "serve only the tools matching GLOB (such as 'ollama_*'); repeatable (default: all)"}, globs)
+	s.List(&p.ExcludeTools, nil, D{Flag: "exclude-tools", Env: "MEMBRANE_EXCLUDE_TOOLS", Key: "policy.exclude_tools", Arg: "GLOB",
+		Doc: "do not serve the tools matching GLOB; repeatable"}, globs)
+	s.List(&p.RateLimits, nil, D{Flag: "rate-limit", Env: "MEMBRANE_RATE_LIMITS", Key: "policy.rate_limits", Arg: "GLOB=N/min[:BURST]",
+		Doc: "limit the calls to each tool matching a glob, over all clients (such as sh=10/min:3); repeatable"},
+		func(v string) error { _, err := parseRateLimit(v); return err })
+	g := &c.HTTPGet
+	s.List(&g.Allow, nil, D{Flag: "http-get-allow", Env: "MEMBRANE_HTTP_GET_ALLOW", Key: "http_get.allow", Arg: "PATTERN",
+		Doc: "turn on http_get for PATTERN: a host, *.domain, host:port, a URL prefix, or * (every public host); repeatable"},
+		func(v string) error {
+			_, err := httpget.New(httpget.Options{Allow: []string{v}})
+			if err != nil {
+				return errors.New(strings.TrimPrefix(err.Error(), "httpget: "))
+			}
+			return nil
+		})
+	settings.Value(s, &g.Headers, D{Key: "http_get.headers",
+		Doc: "headers http_get sends, each only to the URLs its `for` pattern names: [{for, name, value}]"})
+	s.Duration(&g.Timeout, httpget.DefaultTimeout, D{Flag: "http-get-timeout", Env: "MEMBRANE_HTTP_GET_TIMEOUT", Key: "http_get.timeout",
+		Doc: "limit of one http_get fetch, redirects included (DURATION)"}, posDur)
+	s.Size(&g.MaxBody, httpget.DefaultMaxBodyBytes, D{Flag: "http-get-max-body", Env: "MEMBRANE_HTTP_GET_MAX_BODY", Key: "http_get.max_body",
+		Doc: "largest body http_get reads; longer is cut (SIZE)"}, posSize)
+
 	settings.Value(s, &o.Tools, D{Key: "ollama.tools",
 		Doc: "logical tools: a model under a name of its own, with a system prompt, options and a timeout (see Models as tools); reloaded on change"},
 		ollama.ValidateTools)
@@ -265,8 +318,29 @@ func (c *Config) validate() error {
 			c.HTTP.Token = strings.TrimSpace(string(data))
 		}
 	}
+	if s.SourceOf("tokens-file") == settings.FromFile && c.HTTP.TokensFile != "" && !filepath.IsAbs(c.HTTP.TokensFile) {
+		c.HTTP.TokensFile = filepath.Join(filepath.Dir(c.File), c.HTTP.TokensFile)
+	}
+	if c.HTTP.TokensFile != "" {
+		if abs, err := filepath.Abs(c.HTTP.TokensFile); err == nil {
+			c.HTTP.TokensFile = abs
+		}
+		if _, err := policy.LoadTokens(c.HTTP.TokensFile); err != nil {
+			errs = append(errs, s.Errorf("tokens-file", "%v", err))
+		}
+	}
+	if len(c.HTTPGet.Allow) > 0 {
+		if _, err := httpget.New(c.httpGetOptions()); err != nil {
+			errs = append(errs, s.Errorf("http-get-allow", "%v", strings.TrimPrefix(err.Error(), "httpget: ")))
+		}
+	}
 	if c.HTTP.Addr != "" {
-		if err := mcp.CheckListen(c.HTTP.Addr, c.HTTP.Token); err != nil {
+		// Scoped tokens authenticate as well as the single token does.
+		auth := c.HTTP.Token
+		if auth == "" && c.HTTP.TokensFile != "" {
+			auth = "(tokens file)"
+		}
+		if err := mcp.CheckListen(c.HTTP.Addr, auth); err != nil {
 			errs = append(errs, s.Errorf("http", "%v", err))
 		}
 	}
@@ -313,7 +387,7 @@ func (c *Config) sandboxConfig() sandbox.Config {
 	}
 	// membrane's own secrets stay out of every sandbox, even where they
 	// sit under a directory sandboxes see (/usr/local/etc, say).
-	sc.Hide = slices.DeleteFunc([]string{c.File, c.HTTP.TokenFile}, func(s string) bool { return s == "" })
+	sc.Hide = slices.DeleteFunc([]string{c.File, c.HTTP.TokenFile, c.HTTP.TokensFile}, func(s string) bool { return s == "" })
 	return sc
 }
 
@@ -321,5 +395,73 @@ func (c *Config) ollamaConfig() ollama.Config {
 	oc := c.Ollama
 	oc.Hosts = slices.Clone(oc.Hosts)
 	oc.Tools = slices.Clone(oc.Tools)
+	oc.ModelTools = ollama.ModelTools(c.ModelTools)
 	return oc
+}
+
+// HTTPGetHeader is a header http_get sends to the URLs For names.
+type HTTPGetHeader struct {
+	For   string `yaml:"for"`
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}
+
+// limits returns the shared rate limits in the policy package's form.
+func (c *Config) limits() []policy.Limit {
+	var out []policy.Limit
+	for _, v := range c.Policy.RateLimits {
+		if l, err := parseRateLimit(v); err == nil { // checked when set
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// httpGetOptions returns http_get's options.
+func (c *Config) httpGetOptions() httpget.Options {
+	o := httpget.Options{
+		Allow:        slices.Clone(c.HTTPGet.Allow),
+		Timeout:      c.HTTPGet.Timeout,
+		MaxBodyBytes: c.HTTPGet.MaxBody,
+	}
+	for _, h := range c.HTTPGet.Headers {
+		o.Headers = append(o.Headers, httpget.Header{For: h.For, Name: h.Name, Value: h.Value})
+	}
+	return o
+}
+
+// parseRateLimit reads a shared limit: GLOB=N/min or GLOB=N/min:BURST
+// (also /s and /h), each matching tool a bucket of its own.
+func parseRateLimit(v string) (policy.Limit, error) {
+	glob, spec, ok := strings.Cut(strings.TrimSpace(v), "=")
+	if !ok || glob == "" {
+		return policy.Limit{}, fmt.Errorf("%q: want GLOB=N/min[:BURST], such as sh=10/min:3", v)
+	}
+	spec, burstStr, hasBurst := strings.Cut(spec, ":")
+	num, unit, _ := strings.Cut(spec, "/")
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || !(n > 0) || n > 1e9 {
+		return policy.Limit{}, fmt.Errorf("%q: the rate %q is not a positive number", v, num)
+	}
+	switch unit {
+	case "s", "sec", "second":
+		n *= 60
+	case "m", "min", "minute", "":
+	case "h", "hour":
+		n /= 60
+	default:
+		return policy.Limit{}, fmt.Errorf("%q: the unit %q is not s, min or h", v, unit)
+	}
+	l := policy.Limit{Tools: glob, PerMinute: n, PerTool: true, Burst: 1}
+	if hasBurst {
+		b, err := strconv.Atoi(burstStr)
+		if err != nil || b < 1 {
+			return policy.Limit{}, fmt.Errorf("%q: the burst %q is not a whole number of 1 or more", v, burstStr)
+		}
+		l.Burst = b
+	}
+	if _, err := policy.New(policy.Options{Limits: []policy.Limit{l}}); err != nil {
+		return policy.Limit{}, fmt.Errorf("%q: %v", v, err)
+	}
+	return l, nil
 }

@@ -27,10 +27,12 @@ import (
 	"golang.org/x/term"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
 	"github.com/membrane-mcp/membrane/sandbox"
+	"github.com/membrane-mcp/membrane/sandbox/httpget"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -151,23 +153,72 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	router := calls.NewRouter(&calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout})
+	pol, err := policy.New(policy.Options{
+		Limits: cfg.limits(),
+		OnRefuse: func(ctx context.Context, r policy.Refusal) {
+			log.Info("call refused", "call", r.Call, "client", r.Principal, "reason", string(r.Reason), "retry_after", r.RetryAfter)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("rate limits: %w", err)
+	}
+	var tokens *policy.Store
+	if cfg.HTTP.TokensFile != "" {
+		set, err := policy.LoadTokens(cfg.HTTP.TokensFile)
+		if err != nil {
+			return err
+		}
+		tokens = policy.NewStore(set, cfg.HTTP.Token)
+		if cfg.HTTP.Addr == "" {
+			log.Warn("--tokens-file applies to HTTP clients only; on stdio every tool is served", "tokens_file", cfg.HTTP.TokensFile)
+		}
+	}
+	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout}
+	if len(cfg.Policy.RateLimits) > 0 || tokens != nil {
+		ropts.Middleware = []calls.Middleware{pol.Middleware()}
+	}
+	router := calls.NewRouter(ropts)
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
 	if err != nil {
 		return fmt.Errorf("ollama: %w", err)
+	}
+	if len(cfg.HTTPGet.Allow) > 0 {
+		g, err := httpget.New(cfg.httpGetOptions())
+		if err != nil {
+			return fmt.Errorf("http_get: %w", err)
+		}
+		defer g.Close()
+		if g.AllowsAll() {
+			log.Warn("http_get may fetch any public address (--http-get-allow '*'); private, loopback and metadata addresses stay refused")
+		}
+		if _, err := router.Sync(httpget.Name, []calls.Call{g.Call()}); err != nil {
+			return fmt.Errorf("http_get: %w", err)
+		}
+	}
+	sel, _ := policy.NewSelector(cfg.Policy.Tools, cfg.Policy.ExcludeTools) // checked when set
+	var served mcp.Router = router
+	if !sel.All() {
+		view := policy.NewView(router, sel)
+		defer view.Close()
+		served = view
+	}
+	var scope func(context.Context, string) (context.Context, func(string) bool)
+	if tokens != nil {
+		scope = tokens.Scope
 	}
 
 	// The sandbox takes a while to set up (it prepares the private root
 	// every sandbox sees). Clients get their initialize reply at once;
 	// tools/list and tools/call wait until sh and python_run are in.
 	ready := make(chan struct{})
-	srv := mcp.NewServer(router, &mcp.ServerOptions{
+	srv := mcp.NewServer(served, &mcp.ServerOptions{
 		Name:           "membrane",
 		Version:        versionString(),
 		Instructions:   instructions,
 		Logger:         log.With("component", "mcp"),
 		Ready:          ready,
 		MaxResultBytes: int(cfg.MaxResult),
+		Scope:          scope,
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -192,6 +243,7 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 			fail(fmt.Errorf("sandbox calls: %w", err))
 			return
 		}
+		warnUnmatched(log, sel, router)
 		close(ready)
 	}()
 	defer func() {
@@ -218,13 +270,23 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 			w.run(bgCtx, t.C)
 		})
 	}
+	if tokens != nil {
+		bg.Go(func() {
+			tokens.Watch(bgCtx, cfg.HTTP.TokensFile, 2*time.Second, func(set *policy.TokenSet) {
+				pol.Retain(set)
+				log.Info("tokens file reloaded", "tokens", len(set.Names()))
+			}, func(err error) {
+				log.Warn("tokens file not reloaded; the tokens in use stay", "err", err)
+			})
+		})
+	}
 
 	var serveErr error
 	if cfg.HTTP.Addr == "" {
 		log.Info("membrane serving MCP on stdio", "version", versionString(), "sandbox", cfg.SandboxMode)
 		serveErr = srv.Run(ctx, &mcp.StdioTransport{In: stdin, Out: stdout})
 	} else {
-		serveErr = serveHTTP(ctx, cfg, srv, models, log)
+		serveErr = serveHTTP(ctx, cfg, srv, models, tokens, log)
 	}
 	if err := boxErr.Load(); err != nil {
 		serveErr = *err // the sandbox could not start
@@ -234,6 +296,19 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 	stop() // a second signal kills at once
 	shutdown(srv, cfg.ShutdownTimeout, log)
 	return serveErr
+}
+
+// warnUnmatched warns of --tools and --exclude-tools patterns that match
+// none of the tools registered so far. It is not an error: a model's tools
+// appear when the model is pulled, and the pattern applies then.
+func warnUnmatched(log *slog.Logger, sel *policy.Selector, r *calls.Router) {
+	var names []string
+	for _, c := range r.List() {
+		names = append(names, c.Name)
+	}
+	for _, p := range sel.Unmatched(names) {
+		log.Warn("a --tools or --exclude-tools pattern matches no tool yet; it will apply to tools that appear later (check it for a typo)", "pattern", p, "tools", len(names))
+	}
 }
 
 // shutdown cancels running calls and waits for them, at most d.
@@ -250,8 +325,13 @@ func shutdown(srv *mcp.Server, d time.Duration, log *slog.Logger) {
 	}
 }
 
-func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, log *slog.Logger) error {
+func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, tokens *policy.Store, log *slog.Logger) error {
+	var verify func(string) (string, bool)
+	if tokens != nil {
+		verify = tokens.Verify // the single --token stays in it, unlimited
+	}
 	h, err := srv.HTTPHandler(&mcp.HTTPOptions{
+		Verify:              verify,
 		Token:               cfg.HTTP.Token,
 		AllowedOrigins:      cfg.HTTP.AllowedOrigins,
 		AllowedHosts:        cfg.HTTP.AllowedHosts,
@@ -285,7 +365,10 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 	hs.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	ln = mcp.Listen(ln, lo)
 	auth := "none (loopback only)"
-	if cfg.HTTP.Token != "" {
+	switch {
+	case tokens != nil:
+		auth = fmt.Sprintf("scoped tokens (%d)", len(tokens.Current().Names()))
+	case cfg.HTTP.Token != "":
 		auth = "bearer token"
 	}
 	log.Info("membrane serving MCP over HTTP", "url", "http://"+ln.Addr().String()+mcp.DefaultPath,
