@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,18 +26,10 @@ import (
 // stdio or HTTP, and real bubblewrap. They fail instead of skipping when
 // MEMBRANE_REQUIRE_E2E=1.
 
-func requireE2E(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("MEMBRANE_REQUIRE_E2E") == "1" {
-		t.Fatalf("%s is missing and MEMBRANE_REQUIRE_E2E=1", what)
-	}
-	t.Skipf("%s is missing (run `make test-deps`)", what)
-}
-
 func needBwrap(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("bwrap"); err != nil {
-		requireE2E(t, "bubblewrap (bwrap)")
+		mcptest.Require(t, "bubblewrap (bwrap) is missing (run `make test-deps`)")
 	}
 }
 
@@ -194,19 +185,9 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestE2EHTTPChain(t *testing.T) {
 	c := newChain(t, ollamatest.Script{})
-	addr := freeAddr(t)
+	addr := mcptest.FreeAddr(t)
 	const token = "e2e-secret-token"
 	srv := exec.Command(c.membrane, "--http", addr)
 	srv.Env = append(c.env(t), "MEMBRANE_TOKEN="+token)
@@ -444,7 +425,7 @@ func TestE2ECancelKillsRunningTool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr mcptest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -485,23 +466,6 @@ func TestE2ECancelKillsRunningTool(t *testing.T) {
 	case <-t.Context().Done():
 		t.Fatal("/exit did not end the session")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // until polls ok. The limit only keeps a broken build from hanging the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 func TestUIPlain(t *testing.T) {
@@ -64,7 +65,7 @@ func TestUIHiddenReasoningAndJSON(t *testing.T) {
 }
 
 func TestUISpinnerOnATerminal(t *testing.T) {
-	var out, errw syncBuffer
+	var out, errw mcptest.SyncBuffer
 	u := newUI(&out, &errw, true, true, false, false)
 	call := &agent.ToolCall{ID: "1", Name: "sh", Arguments: `{"cmd":"sleep 1"}`}
 	u.event(agent.Event{Kind: agent.EventToolStart, Call: call})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -17,10 +16,7 @@ func TestDemo(t *testing.T) {
 		t.Skip("end-to-end: -short")
 	}
 	if _, err := exec.LookPath("bwrap"); err != nil {
-		if os.Getenv(ollamatest.EnvRequire) == "1" {
-			t.Fatal("bubblewrap is missing and MEMBRANE_REQUIRE_E2E=1")
-		}
-		t.Skip("bubblewrap is missing (run `make test-deps`)")
+		mcptest.Require(t, "bubblewrap is missing (run `make test-deps`)")
 	}
 	ollamatest.Binary(t) // fails or skips, with the reason, when Ollama cannot be had
 	orch := mcptest.BuildBinary(t, "./cmd/orchestrator")
