@@ -12,6 +12,15 @@ OLLAMA_VERSION := v0.6.5
 TEST_OLLAMA    := $(CACHE_DIR)/ollama-$(OLLAMA_VERSION)/ollama
 export MEMBRANE_TEST_OLLAMA ?= $(TEST_OLLAMA)
 
+# A newer Ollama the e2e suite also runs against, as a version matrix
+# (ollamatest.NewerVersion). Its module zip lacks llama.cpp's vendored
+# headers; .ci/ollama-newer.sh takes them from Debian and the Go module
+# proxy. Long to build (cgo, C++): 11.5 min of CPU, 80 min wall on a shared 2-core box,
+# once. MEMBRANE_TEST_OLLAMA_NEWER=off skips it.
+OLLAMA_NEWER_VERSION := v0.17.4
+TEST_OLLAMA_NEWER    := $(CACHE_DIR)/ollama-$(OLLAMA_NEWER_VERSION)/ollama
+export MEMBRANE_TEST_OLLAMA_NEWER ?= $(TEST_OLLAMA_NEWER)
+
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOTEST_FLAGS ?=
 
@@ -59,14 +68,18 @@ demo: build test-deps ## the whole chain on a fresh machine: scripted model -> o
 deps: ## what `make run` needs: bubblewrap for the sandbox (installed when root)
 	@./.ci/deps.sh runtime
 
-test-deps: ## what the tests need: bubblewrap and the pinned test Ollama
+test-deps: ## what the tests need: bubblewrap and the two test Ollama versions
 	@./.ci/deps.sh runtime
-	@$(MAKE) --no-print-directory $(TEST_OLLAMA)
+	@$(MAKE) --no-print-directory $(TEST_OLLAMA) $(if $(filter off,$(MEMBRANE_TEST_OLLAMA_NEWER)),,$(MEMBRANE_TEST_OLLAMA_NEWER))
 
 $(TEST_OLLAMA):
 	@echo "building the test Ollama $(OLLAMA_VERSION) into $(dir $@) (about 2 minutes, once)"
 	mkdir -p $(dir $@)
 	GOBIN=$(dir $@) GOFLAGS=-buildvcs=false $(GO) install github.com/ollama/ollama@$(OLLAMA_VERSION)
+
+$(MEMBRANE_TEST_OLLAMA_NEWER):
+	@echo "building the newer test Ollama $(OLLAMA_NEWER_VERSION) into $(dir $@) (long: cgo and C++, once)"
+	./.ci/ollama-newer.sh $(OLLAMA_NEWER_VERSION) $(dir $@)
 
 clean:
 	rm -rf $(BIN)

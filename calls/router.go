@@ -362,15 +362,21 @@ func limitMiddleware(e *entry) Middleware {
 	}
 }
 
-// Deadline bounds each invocation to d. A handler that fails because the
-// deadline passed gets a tool error that says so.
+// errCallDeadline is the cause of a context that Deadline ended.
+var errCallDeadline = errors.New("calls: the call's deadline passed")
+
+// Deadline bounds each invocation to d. A handler that fails because that
+// deadline passed gets a tool error that says so; one that fails because
+// the caller's own deadline passed first gets the caller's error.
 func Deadline(d time.Duration) Middleware {
 	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, req *Request) (*Result, error) {
-			ctx, cancel := context.WithTimeout(ctx, d)
+		return HandlerFunc(func(parent context.Context, req *Request) (*Result, error) {
+			ctx, cancel := context.WithTimeoutCause(parent, d, errCallDeadline)
 			defer cancel()
 			res, err := next.Handle(ctx, req)
-			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
+			// Only this call's own deadline is reported as its timeout: a
+			// caller whose deadline passed first gets its context's error.
+			if err != nil && errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil && context.Cause(ctx) == errCallDeadline {
 				res := Errorf("timeout: %s did not finish within %s", req.Call.Name, d)
 				res.Reason = ReasonTimeout
 				return res, nil

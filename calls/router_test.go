@@ -268,6 +268,19 @@ func TestDeadline(t *testing.T) {
 	if _, err := r.Call(ctx, "hang", nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: err = %v", err)
 	}
+	// A caller whose own deadline passes first is not told that the call
+	// timed out after the call's (longer) deadline.
+	slow := newCall("slow", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	slow.Timeout = time.Hour
+	r.Add(slow)
+	ctx, cancel = context.WithTimeout(t.Context(), time.Millisecond)
+	defer cancel()
+	if res, err := r.Call(ctx, "slow", nil); !errors.Is(err, context.DeadlineExceeded) || (res != nil && strings.Contains(res.TextOf(), "1h0m0s")) {
+		t.Errorf("caller's deadline: %v %v, want the caller's DeadlineExceeded", res, err)
+	}
 	// A per-call timeout overrides the default.
 	c := newCall("short", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		dl, _ := ctx.Deadline()

@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -45,10 +47,89 @@ type ClientOptions struct {
 	// (the server exited or the connection broke); the server's tools have
 	// been removed from the router by then.
 	OnSessionEnd func(err error)
+	// PrefixName, when Prefix is set, is the SERVER part of NAME__TOOL.
+	// Empty means ServerPrefix(Name). Callers that connect several
+	// servers pass the names ServerPrefixes chose, which are unique.
+	PrefixName string
+	// Limits bound what the server's tool list may make the client hold.
+	// Zero fields mean the defaults (see ListLimits).
+	Limits ListLimits
+	// Debounce is how long the tool list must stay quiet after a
+	// notifications/tools/list_changed before it is listed again, so that
+	// a burst of notifications costs one listing. Zero means
+	// DefaultDebounce; a storm that never pauses is listed at most once
+	// per 10×Debounce.
+	Debounce time.Duration
 	// Logger receives the client's records. Nil discards. (A launched
 	// server's own logs go to its stderr; MCP logging notifications are
-	// deprecated and not requested.)
+	// deprecated and not requested.) Tools skipped and lists cut short are
+	// logged at Warn, naming the server and the tool.
 	Logger *slog.Logger
+}
+
+// ListLimits bound one server's tool list. A zero field means its default.
+type ListLimits struct {
+	// Pages is the most tools/list pages read per listing (default 100).
+	Pages int
+	// Tools is the most tools kept per server (default 1000).
+	Tools int
+	// ToolBytes is the largest a tool's input schema may be, in bytes of
+	// JSON (default 64 KiB); a larger tool is skipped.
+	ToolBytes int
+	// TotalBytes bounds the name, description and schema bytes of all of
+	// the server's tools together (default 4 MiB); tools past it are
+	// dropped.
+	TotalBytes int
+	// Description is the longest description passed on, in bytes
+	// (default 4 KiB); a longer one is cut and ends in "…".
+	Description int
+	// SchemaDepth is the deepest an input schema may nest objects and
+	// arrays (default 32); a deeper tool is skipped.
+	SchemaDepth int
+}
+
+// Defaults of ListLimits and ClientOptions.Debounce.
+const (
+	DefaultListPages      = 100
+	DefaultListTools      = 1000
+	DefaultToolBytes      = 64 << 10
+	DefaultTotalToolBytes = 4 << 20
+	DefaultDescription    = 4 << 10
+	DefaultSchemaDepth    = 32
+	DefaultDebounce       = 200 * time.Millisecond
+)
+
+func (l ListLimits) withDefaults() ListLimits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.Pages, DefaultListPages)
+	def(&l.Tools, DefaultListTools)
+	def(&l.ToolBytes, DefaultToolBytes)
+	def(&l.TotalBytes, DefaultTotalToolBytes)
+	def(&l.Description, DefaultDescription)
+	def(&l.SchemaDepth, DefaultSchemaDepth)
+	return l
+}
+
+// ToolInfo is who a registered call really is: the server and the tool's
+// own name there, which approval decisions are made on (never the local
+// name, which may have been cleaned, cut or hashed), and a digest of the
+// tool's definition as listed, which changes whenever the server changes
+// the tool's description, schema or annotations.
+type ToolInfo struct {
+	// Server is the server's name (ClientOptions.Name).
+	Server string
+	// Name is the tool's name on the server.
+	Name string
+	// Local is the call's name in the router.
+	Local string
+	// Description is the description as passed on (possibly cut).
+	Description string
+	// Digest is a hex SHA-256 of the tool's full definition.
+	Digest string
 }
 
 // Client holds one connection to a remote MCP server and keeps the
@@ -66,8 +147,11 @@ type Client struct {
 	log    *slog.Logger
 	cs     *sdk.ClientSession
 
-	mu      sync.Mutex
-	remote  map[string]string // local name -> remote name
+	mu     sync.Mutex
+	remote map[string]ToolInfo // local name -> who it is
+	// checked holds the schema verdicts of the last listing, by tool
+	// digest, so that listing unchanged tools again costs no new check.
+	checked map[string]error
 	closed  bool
 	refresh chan struct{}
 	done    chan struct{}
@@ -81,7 +165,7 @@ type Client struct {
 // tools in r and keeps them in step until Close. It fails if the server
 // cannot be reached or initialised, or if its tools cannot be listed.
 func Connect(ctx context.Context, t sdk.Transport, r *calls.Router, opts *ClientOptions) (*Client, error) {
-	c := &Client{router: r, remote: map[string]string{}, refresh: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &Client{router: r, remote: map[string]ToolInfo{}, refresh: make(chan struct{}, 1), done: make(chan struct{})}
 	if opts != nil {
 		c.opts = *opts
 	}
@@ -90,6 +174,10 @@ func Connect(ctx context.Context, t sdk.Transport, r *calls.Router, opts *Client
 		c.name = "server"
 	}
 	c.group = "mcp:" + c.name
+	c.opts.Limits = c.opts.Limits.withDefaults()
+	if c.opts.Debounce <= 0 {
+		c.opts.Debounce = DefaultDebounce
+	}
 	c.log = c.opts.Logger
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -166,6 +254,9 @@ func (c *Client) watch() {
 			return
 		case <-c.refresh:
 		}
+		if !c.settle() {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		ch, err := c.Refresh(ctx)
 		cancel()
@@ -175,6 +266,27 @@ func (c *Client) watch() {
 		}
 		if !ch.Empty() && c.opts.OnToolsChanged != nil {
 			c.opts.OnToolsChanged(ch)
+		}
+	}
+}
+
+// settle waits until no list_changed has arrived for Debounce, or for
+// 10×Debounce at most; it reports false if the client closed meanwhile.
+func (c *Client) settle() bool {
+	quiet := time.NewTimer(c.opts.Debounce)
+	defer quiet.Stop()
+	limit := time.NewTimer(10 * c.opts.Debounce)
+	defer limit.Stop()
+	for {
+		select {
+		case <-c.done:
+			return false
+		case <-quiet.C:
+			return true
+		case <-limit.C:
+			return true
+		case <-c.refresh:
+			quiet.Reset(c.opts.Debounce)
 		}
 	}
 }
@@ -190,30 +302,66 @@ func (c *Client) RemoteName(local string) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.remote[local]
-	return n, ok
+	return n.Name, ok
+}
+
+// Tool returns who the local call name is, if it is one of this server's
+// tools.
+func (c *Client) Tool(local string) (ToolInfo, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.remote[local]
+	return t, ok
+}
+
+// Tools returns every tool of the server that is registered.
+func (c *Client) Tools() []ToolInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]ToolInfo, 0, len(c.remote))
+	for _, t := range c.remote {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b ToolInfo) int { return strings.Compare(a.Local, b.Local) })
+	return out
 }
 
 // Refresh lists the server's tools again and makes the router's calls for
-// this server match them.
+// this server match them. The listing is bounded by ClientOptions.Limits:
+// past a limit the rest is dropped with a warning. A tool whose schema is
+// not a usable JSON Schema is skipped with a warning; the others stay.
 func (c *Client) Refresh(ctx context.Context) (calls.Change, error) {
-	var tools []*sdk.Tool
-	for tool, err := range c.cs.Tools(ctx, nil) {
-		if err != nil {
-			return calls.Change{}, fmt.Errorf("mcp: list tools of %s: %w", c.name, err)
-		}
-		tools = append(tools, tool)
+	tools, err := c.list(ctx)
+	if err != nil {
+		return calls.Change{}, err
 	}
-	names := LocalNames(c.name, c.opts.Prefix, toolNames(tools))
-	remote := map[string]string{}
+	prefixName := c.opts.PrefixName
+	if prefixName == "" {
+		prefixName = ServerPrefix(c.name)
+	}
+	names := localNames(prefixName, c.opts.Prefix, c.name, toolNames(tools))
+	remote := map[string]ToolInfo{}
+	c.mu.Lock()
+	old := c.checked
+	c.mu.Unlock()
+	checked := make(map[string]error, len(tools))
 	var cs []calls.Call
 	for _, tool := range tools {
 		local := names[tool.Name]
-		call, err := c.callOf(tool, local)
+		d := digest(tool)
+		bad, seen := old[d]
+		call, err := c.callOf(tool, local, !seen)
+		if seen && bad != nil {
+			err = bad
+		}
+		checked[d] = err
 		if err != nil {
-			c.log.Warn("skipping tool", "tool", tool.Name, "err", err)
+			if !seen {
+				c.log.Warn("skipping a tool whose input schema is unusable", "tool", tool.Name, "err", err)
+			}
 			continue
 		}
-		remote[local] = tool.Name
+		remote[local] = ToolInfo{Server: c.name, Name: tool.Name, Local: local, Description: call.Description, Digest: d}
 		cs = append(cs, call)
 	}
 	c.mu.Lock()
@@ -222,6 +370,7 @@ func (c *Client) Refresh(ctx context.Context) (calls.Change, error) {
 		return calls.Change{}, errors.New("mcp: client closed")
 	}
 	c.remote = remote
+	c.checked = checked
 	ch, err := c.router.Sync(c.group, cs)
 	c.mu.Unlock()
 	if err != nil {
@@ -229,6 +378,86 @@ func (c *Client) Refresh(ctx context.Context) (calls.Change, error) {
 	}
 	c.log.Debug("tools listed", "tools", len(cs), "added", len(ch.Added), "removed", len(ch.Removed))
 	return ch, nil
+}
+
+// list reads the server's tools page by page, within the limits.
+func (c *Client) list(ctx context.Context) ([]*sdk.Tool, error) {
+	lim := c.opts.Limits
+	var (
+		tools  []*sdk.Tool
+		seen   = map[string]bool{}
+		total  int
+		cursor string
+	)
+	for page := 0; ; page++ {
+		if page == lim.Pages {
+			c.log.Warn("the server's tool list goes on past the page limit; using the tools read so far", "pages", lim.Pages, "tools", len(tools))
+			break
+		}
+		res, err := c.cs.ListTools(ctx, &sdk.ListToolsParams{Cursor: cursor})
+		if err != nil {
+			return nil, fmt.Errorf("mcp: list tools of %s: %w", c.name, err)
+		}
+		full := false
+		for _, t := range res.Tools {
+			if t == nil || seen[t.Name] {
+				continue
+			}
+			if len(tools) == lim.Tools {
+				c.log.Warn("the server lists more tools than the limit; the rest are dropped", "limit", lim.Tools)
+				full = true
+				break
+			}
+			t.Description = capText(t.Description, lim.Description)
+			t.Title = capText(t.Title, 256)
+			size := len(t.Name) + len(t.Description) + len(t.Title)
+			if t.InputSchema != nil {
+				b, err := json.Marshal(t.InputSchema)
+				if err != nil || len(b) > lim.ToolBytes {
+					c.log.Warn("skipping a tool whose input schema is too large", "tool", t.Name, "bytes", len(b), "limit", lim.ToolBytes)
+					continue
+				}
+				size += len(b)
+			}
+			if total+size > lim.TotalBytes {
+				c.log.Warn("the server's tools exceed the total size limit; the rest are dropped", "limit_bytes", lim.TotalBytes, "tools", len(tools))
+				full = true
+				break
+			}
+			total += size
+			seen[t.Name] = true
+			tools = append(tools, t)
+		}
+		if full || res.NextCursor == "" {
+			break
+		}
+		if res.NextCursor == cursor {
+			c.log.Warn("the server's tool list repeats its cursor; stopping there", "tools", len(tools))
+			break
+		}
+		cursor = res.NextCursor
+	}
+	return tools, nil
+}
+
+// capText cuts s to at most n bytes, at a rune boundary, ending in "…".
+func capText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// digest identifies a tool definition: any change to its name, title,
+// description, schema or annotations changes it.
+func digest(t *sdk.Tool) string {
+	b, _ := json.Marshal(t)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }
 
 func toolNames(ts []*sdk.Tool) []string {
@@ -239,10 +468,15 @@ func toolNames(ts []*sdk.Tool) []string {
 	return out
 }
 
-func (c *Client) callOf(t *sdk.Tool, local string) (calls.Call, error) {
+func (c *Client) callOf(t *sdk.Tool, local string, check bool) (calls.Call, error) {
 	schema, err := objectSchema(t.InputSchema)
 	if err != nil {
 		return calls.Call{}, err
+	}
+	if check {
+		if err := CheckSchema(schema, c.opts.Limits.SchemaDepth); err != nil {
+			return calls.Call{}, err
+		}
 	}
 	desc := t.Description
 	if desc == "" {
@@ -369,18 +603,25 @@ func (c *Client) Close() error {
 func (c *Client) Wait() error { return c.cs.Wait() }
 
 // LocalNames maps a server's tool names to names that match
-// calls.NamePattern and are unique among them: "SERVER__TOOL" when prefix is
-// set, else the tool's own name. A name with characters outside
-// [A-Za-z0-9_-] has them replaced by '_'; one longer than 64 characters is
-// cut and ends in a hash of the whole, as does any name that would clash.
+// calls.NamePattern and are unique among them: "PREFIX__TOOL" when prefix is
+// set (PREFIX is ServerPrefix(server), which never holds "__", so the first
+// "__" of a local name always ends the server's part), else the tool's own
+// name. A name with characters outside [A-Za-z0-9_-] has them replaced by
+// '_'; one longer than 64 characters is cut and ends in a hash of the
+// server and the whole tool name, as does any name that would clash, so
+// the tools of one server stay distinct.
 func LocalNames(server string, prefix bool, tools []string) map[string]string {
+	return localNames(ServerPrefix(server), prefix, server, tools)
+}
+
+func localNames(prefixName string, prefix bool, server string, tools []string) map[string]string {
 	out := make(map[string]string, len(tools))
 	used := map[string]bool{}
 	// Names that need no change are placed first, so that a renamed tool
 	// never takes a name another tool has as is.
 	want := func(t string) string {
 		if prefix {
-			return sanitizeName(server) + "__" + t
+			return prefixName + "__" + t
 		}
 		return t
 	}
@@ -395,13 +636,58 @@ func LocalNames(server string, prefix bool, tools []string) map[string]string {
 			continue
 		}
 		n := sanitizeName(want(t))
-		if len(n) > 64 || used[n] || !calls.NamePattern.MatchString(n) {
-			h := sha256.Sum256([]byte(server + "\x00" + t))
+		for salt := 0; len(n) > 64 || used[n] || !calls.NamePattern.MatchString(n); salt++ {
+			key := server + "\x00" + t
+			if salt > 0 {
+				key += "\x00" + strconv.Itoa(salt)
+			}
+			h := sha256.Sum256([]byte(key))
 			suffix := "_" + hex.EncodeToString(h[:4])
-			n = n[:min(len(n), 64-len(suffix))] + suffix
+			base := sanitizeName(want(t))
+			n = base[:min(len(base), 64-len(suffix))] + suffix
 		}
 		out[t] = n
 		used[n] = true
+	}
+	return out
+}
+
+// ServerPrefix is the SERVER part of a SERVER__TOOL name: the server's name
+// with characters outside [A-Za-z0-9_-] replaced, with no "__" in it and no
+// '_' at either end (so that the join cannot be forged by a server or tool
+// name that holds "__"), and at most 24 characters, the longer ones cut
+// and ending in a hash of the whole.
+func ServerPrefix(server string) string {
+	p := sanitizeName(server)
+	for strings.Contains(p, "__") {
+		p = strings.ReplaceAll(p, "__", "_")
+	}
+	p = strings.Trim(p, "_")
+	if p == "" {
+		p = "server"
+	}
+	if len(p) > 24 {
+		h := sha256.Sum256([]byte(server))
+		p = strings.TrimRight(p[:19], "_") + "-" + hex.EncodeToString(h[:2])
+	}
+	return p
+}
+
+// ServerPrefixes returns a unique ServerPrefix for each server name: where
+// two names clean up to the same prefix, each gets a hash of its own name.
+func ServerPrefixes(servers []string) map[string]string {
+	out := map[string]string{}
+	count := map[string]int{}
+	for _, s := range servers {
+		count[ServerPrefix(s)]++
+	}
+	for _, s := range servers {
+		p := ServerPrefix(s)
+		if count[p] > 1 {
+			h := sha256.Sum256([]byte(s))
+			p = strings.TrimRight(p[:min(len(p), 15)], "_") + "-" + hex.EncodeToString(h[:3])
+		}
+		out[s] = p
 	}
 	return out
 }

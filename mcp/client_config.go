@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
@@ -129,23 +130,27 @@ func (sc ServerConfig) Transport(stderr io.Writer) sdk.Transport {
 	if sc.URL != "" {
 		return HTTPTransport(sc.URL, "", sc.Headers)
 	}
+	return CommandTransport(sc.Cmd(stderr))
+}
+
+// Cmd returns the command that launches a stdio server, with its stderr
+// going to stderr, or nil for an HTTP server. Each call returns a new
+// command, for a server that must be launched again.
+func (sc ServerConfig) Cmd(stderr io.Writer) *exec.Cmd {
+	if sc.URL != "" {
+		return nil
+	}
 	cmd := exec.Command(sc.Command, sc.Args...)
 	if len(sc.Env) > 0 {
 		env := os.Environ()
-		for _, k := range slices.Sorted(func(yield func(string) bool) {
-			for k := range sc.Env {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, k := range slices.Sorted(maps.Keys(sc.Env)) {
 			env = append(env, k+"="+sc.Env[k])
 		}
 		cmd.Env = env
 	}
 	cmd.Dir = sc.Cwd
 	cmd.Stderr = stderr
-	return CommandTransport(cmd)
+	return cmd
 }
 
 // CommandTransport launches cmd as a stdio MCP server. The child gets its

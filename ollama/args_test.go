@@ -1,6 +1,7 @@
 package ollama
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -151,7 +152,7 @@ func TestLoadImage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			b, err := loadImage(tt.ws, tt.in)
+			b, err := loadImage(t.Context(), tt.ws, tt.in)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -224,7 +225,7 @@ func FuzzDecodeChat(f *testing.F) {
 		}
 		sess := calls.NewSession("")
 		sess.SetWorkspace(ws)
-		creq, err := m.buildChat(&calls.Request{Session: sess}, mod, nil, a)
+		creq, err := m.buildChat(t.Context(), &calls.Request{Session: sess}, mod, nil, a)
 		if err != nil {
 			return
 		}
@@ -273,7 +274,7 @@ func FuzzLoadImage(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		b, err := loadImage(ws, s)
+		b, err := loadImage(t.Context(), ws, s)
 		if err == nil && strings.Contains(string(b), "SECRET") {
 			t.Fatalf("%q read a file outside the workspace", s)
 		}
@@ -335,4 +336,92 @@ func TestToolSpecTimeout(t *testing.T) {
 	if c, _ := r.Lookup("chat_big_70b"); c.Timeout != time.Minute {
 		t.Errorf("chat_big_70b's timeout = %v", c.Timeout)
 	}
+}
+
+// keysOf walks raw JSON and calls f with the path of each object (""
+// for the top level, "messages[]" for an element of messages) and its keys
+// in order, duplicates kept.
+func keysOf(t *testing.T, raw []byte, f func(path string, keys []string)) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var walk func(path string) error
+	walk = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(path + "[]"); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		case json.Delim('{'):
+			var keys []string
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				keys = append(keys, k.(string))
+				sub := k.(string)
+				if path != "" {
+					sub = path + "." + sub
+				}
+				if err := walk(sub); err != nil {
+					return err
+				}
+			}
+			f(path, keys)
+			_, err = dec.Token()
+			return err
+		}
+		return nil
+	}
+	if err := walk(""); err != nil {
+		t.Fatalf("accepted arguments that are not JSON: %v", err)
+	}
+}
+
+// FuzzExactArgs checks the property of exact decoding in the chat and
+// embed tools: accepted arguments name only declared fields, spelled as the
+// schema spells them, and no object in them holds a key twice.
+func FuzzExactArgs(f *testing.F) {
+	for _, s := range []string{`{"prompt":"hi"}`, `{"Prompt":"hi"}`, `{"prompt":"a","prompt":"b"}`, `{"PROMPT":"hi"}`,
+		`{"messages":[{"role":"user","content":"x"}]}`, `{"messages":[{"ROLE":"user","content":"x"}]}`,
+		`{"prompt":"x","options":{"seed":1,"seed":2}}`, `{"model":"m","MODEL":"n","prompt":"x"}`, `{"input":"a","Input":"b"}`,
+		`{"input":["a"],"summary":true,"SUMMARY":false}`, `{"prompt":"x","format":{"type":"object","Type":"x"}}`, `{"prompt":"ſ"}`} {
+		f.Add([]byte(s), false)
+	}
+	chatFields := map[string]bool{"model": true, "prompt": true, "messages": true, "system": true, "images": true, "format": true, "think": true, "options": true, "truncate": true}
+	msgFields := map[string]bool{"role": true, "content": true, "images": true}
+	embedFields := map[string]bool{"model": true, "input": true, "summary": true, "truncate": true}
+	check := func(t *testing.T, raw []byte, top map[string]bool) {
+		keysOf(t, raw, func(path string, keys []string) {
+			seen := map[string]bool{}
+			for _, k := range keys {
+				if seen[k] {
+					t.Fatalf("accepted %s with %q twice in %q", raw, k, path)
+				}
+				seen[k] = true
+				switch {
+				case path == "" && !top[k]:
+					t.Fatalf("accepted %s with the undeclared field %q", raw, k)
+				case path == "messages[]" && !msgFields[k]:
+					t.Fatalf("accepted %s with the undeclared message field %q", raw, k)
+				}
+			}
+		})
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, generic bool) {
+		if _, err := decodeChat(raw, generic, false); err == nil && len(bytes.TrimSpace(raw)) > 0 && string(bytes.TrimSpace(raw)) != "null" {
+			check(t, raw, chatFields)
+		}
+		if _, _, err := decodeEmbed(raw, generic); err == nil {
+			check(t, raw, embedFields)
+		}
+	})
 }

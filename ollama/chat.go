@@ -83,7 +83,7 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 	if !mod.canChat() {
 		return calls.Errorf("%s is not a chat model (capabilities: %s); use ollama_embed for embedding models", mod.Name, strings.Join(mod.Capabilities, ", ")), nil
 	}
-	creq, err := m.buildChat(req, mod, spec, a)
+	creq, err := m.buildChat(ctx, req, mod, spec, a)
 	if err != nil {
 		return calls.Errorf("%v", err), nil
 	}
@@ -115,7 +115,7 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 }
 
 // buildChat turns checked arguments into an Ollama chat request.
-func (m *Models) buildChat(req *calls.Request, mod *model, spec *ToolSpec, a *chatArgs) (*api.ChatRequest, error) {
+func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, spec *ToolSpec, a *chatArgs) (*api.ChatRequest, error) {
 	vision := mod.has(capVision)
 	if !vision && len(a.Images) > 0 {
 		return nil, fmt.Errorf("%s does not take images (it has no vision capability); drop \"images\" or choose a vision model", mod.Name)
@@ -151,7 +151,7 @@ func (m *Models) buildChat(req *calls.Request, mod *model, spec *ToolSpec, a *ch
 			if images++; images > maxImages {
 				return nil, fmt.Errorf("too many images: at most %d per call", maxImages)
 			}
-			b, err := loadImage(ws, s)
+			b, err := loadImage(ctx, ws, s)
 			if err != nil {
 				return nil, fmt.Errorf("%s[%d] %v", where, i, err)
 			}

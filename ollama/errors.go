@@ -59,35 +59,122 @@ func describeHostErr(err error) string {
 	return err.Error()
 }
 
+// failure is the kind of failure an Ollama error reply reports.
+type failure int
+
+const (
+	failOther        failure = iota
+	failModelMissing         // the model is not on the host
+	failInputTooLong         // the input does not fit the context window
+	failUnsupported          // the model lacks what the request needs
+	failBadRequest           // Ollama refused the request itself
+	failNoMemory             // too little memory to load the model
+	failModelLoad            // the model file could not be loaded
+	failRunner               // the host's runner could not start, or died
+	failBusy                 // the host's queue is full
+	failServer               // any other failure inside Ollama
+)
+
+// replyPattern is a piece of an Ollama error text that tells one failure
+// from another within a status class. Text is matched only where the
+// status code alone cannot tell (Ollama answers 400 for several kinds of
+// refusal, and 500 for everything from a bad option to a broken install),
+// and only here. seen says on which Ollama versions each text was seen:
+// "recorded" ones come from a real server in the tests or testdata
+// (errors_e2e_test.go, testdata/errors/), "source" ones from reading that
+// version's server code.
+type replyPattern struct {
+	server bool // a 5xx pattern; else a 4xx one
+	text   string
+	kind   failure
+	seen   string
+}
+
+var replyPatterns = []replyPattern{
+	// 4xx: what the request asked for.
+	{false, "exceeds maximum context length", failInputTooLong, `v0.6.5 /api/embed "input length exceeds maximum context length" (recorded); v0.17.4 /api/embed "input exceeds maximum context length and cannot be truncated further" (source)`},
+	{false, "exceeds the context length", failInputTooLong, `v0.17.4 /api/chat and /api/embed with truncate:false "the input length exceeds the context length" (recorded)`},
+	{false, "does not support", failUnsupported, `v0.6.5 "\"m\" does not support chat", "m does not support tools", "does not support generate" (recorded, v0.6.5 and v0.17.4); v0.17.4 "does not support thinking" (source)`},
+	{false, "is not supported for this model", failUnsupported, `v0.17.4 "think value \"x\" is not supported for this model" (source)`},
+	// 5xx: a refused request first, then memory, the model file, the runner.
+	{true, "invalid format", failBadRequest, `v0.6.5, v0.17.4 HTTP 500 "invalid format: ...; expected \"json\" or a valid JSON Schema object" (recorded)`},
+	{true, "must be of type", failBadRequest, `v0.6.5, v0.17.4 HTTP 500 "option \"temperature\" must be of type float32" (recorded)`},
+	{true, "memory", failNoMemory, `v0.6.5, v0.17.4 "model requires more system memory (X) than is available (Y)"; v0.17.4 "failed to allocate memory for model" (source)`},
+	{true, "error loading model", failModelLoad, `v0.6.5, v0.17.4 "llama runner process has terminated: error loading model: ..." (recorded)`},
+	{true, "failed to load model", failModelLoad, `v0.6.5 "... llama_model_load_from_file_impl: failed to load model" (recorded)`},
+	{true, "model failed to load", failModelLoad, `v0.17.4 "model failed to load, this may be due to resource limitations or an internal error, check ollama server logs for details" for a model file llama.cpp refuses (recorded)`},
+	{true, "unable to load model", failModelLoad, `v0.6.5, v0.17.4 llama.cpp "unable to load model" (source)`},
+	{true, "error starting", failRunner, `v0.33 "error starting llama-server: llama-server binary not found" (reported in issue 18); v0.17.4 "error starting runner" (source)`},
+	{true, "runner process", failRunner, `v0.6.5, v0.17.4 "llama runner process has terminated|no longer running" (source)`},
+	{true, "runner has unexpectedly stopped", failRunner, `v0.17.4 "model runner has unexpectedly stopped, ..." (source)`},
+	{true, "waiting for llama runner", failRunner, `v0.6.5, v0.17.4 "timed out waiting for llama runner to start" (source)`},
+}
+
+// classify says what an Ollama error reply is: by its status code first,
+// by its text (replyPatterns) only within a status class.
+func classify(se api.StatusError) failure {
+	code := se.StatusCode
+	switch {
+	case code == http.StatusNotFound:
+		// /api/chat, /api/generate and /api/embed answer 404 for a model
+		// the host does not have, and for nothing else (v0.6.5 recorded,
+		// v0.17.4 source).
+		return failModelMissing
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		return failBusy
+	case code >= 400 && code < 500:
+		if k := matchReply(se.ErrorMessage, false); k != failOther {
+			return k
+		}
+		return failBadRequest
+	case code >= 500:
+		if k := matchReply(se.ErrorMessage, true); k != failOther {
+			return k
+		}
+		return failServer
+	}
+	return failOther
+}
+
+func matchReply(msg string, server bool) failure {
+	low := strings.ToLower(msg)
+	for _, p := range replyPatterns {
+		if p.server == server && strings.Contains(low, p.text) {
+			return p.kind
+		}
+	}
+	return failOther
+}
+
 // explain turns an error from a model call into a sentence the calling model
 // can act on.
 func explain(err error, modelName, hostName string, ctxLen int) string {
 	var se api.StatusError
 	if errors.As(err, &se) {
 		msg := se.ErrorMessage
-		low := strings.ToLower(msg)
-		switch {
-		case se.StatusCode == http.StatusNotFound || strings.Contains(low, "not found"):
+		if msg == "" {
+			msg = se.Status
+		}
+		switch classify(se) {
+		case failModelMissing:
 			return fmt.Sprintf("model %s is no longer on %s (it was deleted or renamed); call ollama_models for the current list", modelName, hostName)
-		case strings.Contains(low, "context") && (strings.Contains(low, "length") || strings.Contains(low, "exceed") || strings.Contains(low, "too long") || strings.Contains(low, "limit")):
+		case failInputTooLong:
 			if ctxLen > 0 {
 				return fmt.Sprintf("the input is too long for %s's context window of %d tokens (%s); shorten it, or send fewer messages", modelName, ctxLen, msg)
 			}
 			return fmt.Sprintf("the input is too long for %s's context window (%s); shorten it, or send fewer messages", modelName, msg)
-		case strings.Contains(low, "does not support") || strings.Contains(low, "not support"):
+		case failUnsupported:
 			return fmt.Sprintf("%s cannot do that: %s", modelName, msg)
-		case strings.Contains(low, "memory"):
-			return fmt.Sprintf("model %s failed to load on %s: %s; try a smaller model, or again once other models are unloaded", modelName, hostName, msg)
-		case strings.Contains(low, "load") || strings.Contains(low, "runner") ||
-			strings.Contains(low, "terminated") || strings.Contains(low, "llama"):
-			return fmt.Sprintf("model %s failed to load on %s: %s; the model file may be damaged or need a newer Ollama (`ollama run %s` on that host shows the same); use another model", modelName, hostName, msg, modelName)
-		case se.StatusCode == http.StatusBadRequest:
+		case failBadRequest:
 			return fmt.Sprintf("Ollama rejected the request to %s: %s", modelName, msg)
-		case se.StatusCode == http.StatusTooManyRequests || se.StatusCode == http.StatusServiceUnavailable:
+		case failNoMemory:
+			return fmt.Sprintf("model %s failed to load on %s: %s; try a smaller model, or again once other models are unloaded", modelName, hostName, msg)
+		case failModelLoad:
+			return fmt.Sprintf("model %s failed to load on %s: %s; the model file may be damaged or need a newer Ollama (`ollama run %s` on that host shows the same); use another model", modelName, hostName, msg, modelName)
+		case failRunner:
+			return fmt.Sprintf("Ollama on %s could not run model %s: %s; the host's Ollama installation or its model runner is broken (its server log says why), not the model; use another host or model, or try again later", hostName, modelName, msg)
+		case failBusy:
 			return fmt.Sprintf("Ollama on %s is overloaded (%s); wait a little and try again", hostName, msg)
-		}
-		if msg == "" {
-			msg = se.Status
 		}
 		return fmt.Sprintf("Ollama on %s failed (HTTP %d): %s", hostName, se.StatusCode, msg)
 	}

@@ -2,13 +2,14 @@ package ollama
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"strings"
+
+	"github.com/membrane-mcp/membrane/calls"
 )
 
 // Limits on the images of one call.
@@ -21,7 +22,7 @@ const (
 // URI, plain base64 of an image, or the path of a file inside workspace (the
 // session's sandbox directory). A path may not leave the workspace, by ".."
 // or by a symbolic link. The error is worded for the model that sent it.
-func loadImage(workspace, s string) ([]byte, error) {
+func loadImage(ctx context.Context, workspace, s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, errors.New("is empty")
@@ -44,7 +45,7 @@ func loadImage(workspace, s string) ([]byte, error) {
 			}
 		}
 	}
-	return readWorkspaceImage(workspace, s)
+	return readWorkspaceImage(ctx, workspace, s)
 }
 
 // looksBase64 reports whether s could be base64 image data rather than a
@@ -81,43 +82,22 @@ func decodeBase64(s string) ([]byte, error) {
 	return nil, errors.New("not valid base64")
 }
 
-// readWorkspaceImage reads a file under workspace through os.Root, which
-// refuses any path that resolves outside it.
-func readWorkspaceImage(workspace, p string) ([]byte, error) {
-	if workspace == "" {
+// readWorkspaceImage reads an image file from the session workspace with
+// calls.ReadWorkspaceFile: a regular file only (a FIFO the sandbox made is
+// refused at once, never waited on), inside the workspace only, at most
+// maxImageBytes, and given as the sandbox shows it (/workspace/plot.png) or
+// relative to the workspace. The error never names the host directory.
+func readWorkspaceImage(ctx context.Context, workspace, p string) ([]byte, error) {
+	b, err := calls.ReadWorkspaceFile(ctx, workspace, p, maxImageBytes)
+	switch {
+	case errors.Is(err, calls.ErrNoWorkspace):
 		return nil, errors.New("is not base64 image data, and this session has no workspace to read a file from (run a sandbox tool first, or send the image as base64)")
-	}
-	rel := p
-	if filepath.IsAbs(p) {
-		r, err := filepath.Rel(workspace, p)
-		if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
-			return nil, fmt.Errorf("is a path outside the session workspace %s; give a path inside it", workspace)
-		}
-		rel = r
-	}
-	root, err := os.OpenRoot(workspace)
-	if err != nil {
-		return nil, fmt.Errorf("cannot open the session workspace: %v", err)
-	}
-	defer root.Close()
-	f, err := root.Open(filepath.Clean(rel))
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
-			return nil, errors.New("is a path outside the session workspace; give a path inside it")
-		}
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("is neither base64 image data nor a file in the session workspace (%q not found)", p)
-		}
-		return nil, fmt.Errorf("cannot be read: %v", err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%q is not a regular file", p)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxImageBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot be read: %v", err)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("is neither base64 image data nor a file in the session workspace (%q not found)", p)
+	case errors.Is(err, calls.ErrFileTooLarge):
+		return nil, fmt.Errorf("is larger than %d MiB", maxImageBytes>>20)
+	case err != nil:
+		return nil, err
 	}
 	return checkImage(b)
 }

@@ -20,7 +20,7 @@ func imagesSchema() map[string]any {
 	return map[string]any{
 		"type": "array",
 		"description": "Images for the model to look at. Each is base64 data (optionally a data: URI) " +
-			"or the path of a file in this session's workspace (the sandbox's working directory), such as \"plot.png\".",
+			"or the path of a regular file in this session's workspace (the sandbox's working directory), such as \"plot.png\" or \"/workspace/plot.png\".",
 		"items":    map[string]any{"type": "string"},
 		"maxItems": maxImages,
 	}

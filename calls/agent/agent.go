@@ -422,7 +422,9 @@ func (a *Agent) runCalls(ctx context.Context, step int, tcs []ToolCall, fromText
 		}
 		args[i] = raw
 		if a.opts.Approve != nil {
-			ok, err := a.opts.Approve(ctx, tc)
+			asked := tc
+			asked.Arguments = string(raw) // what will be sent, not what the model wrote
+			ok, err := a.opts.Approve(ctx, asked)
 			if err != nil {
 				return recs[:0], err
 			}
@@ -468,9 +470,14 @@ func (a *Agent) runCalls(ctx context.Context, step int, tcs []ToolCall, fromText
 			res, err := a.tools.Call(ctx, tcs[i].Name, &calls.Request{Arguments: args[i], Session: a.sess, Progress: progress})
 			recs[i].Duration = time.Since(t0)
 			switch {
-			case err != nil && ctx.Err() != nil:
+			case ctx.Err() != nil:
+				// The turn ended (Ctrl-C, its deadline): say that, not
+				// what the call made of it.
 				recs[i].IsError = true
 				recs[i].Result = "error: cancelled"
+				if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+					recs[i].Result = "error: cancelled: " + c.Error()
+				}
 			case err != nil:
 				recs[i].IsError = true
 				recs[i].Result = fmt.Sprintf("error: the call to %s could not be made: %v", tcs[i].Name, err)

@@ -3,10 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
@@ -73,4 +78,132 @@ func BenchmarkTurn(b *testing.B) {
 		a.Reset()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/base, "x_direct")
+}
+
+// BenchmarkTurn500Tools measures what the hostile-server defences cost
+// with a server of 500 tools, against baselines measured in the same run:
+//
+//   - x_turn: one turn (the model is sent all 500 tools, calls one,
+//     answers; the terminal output is rendered through the sanitizer)
+//     against the same turn with the text written raw.
+//   - x_list: listing the tools with the bounds, the schema check, the
+//     digests and the router sync, against the SDK's bare listing as the
+//     client did it before. The first listing checks every schema; a
+//     re-listing (after list_changed) checks only tools that changed.
+//   - x_first_list: the same for a client's first listing.
+func BenchmarkTurn500Tools(b *testing.B) {
+	ctx := context.Background()
+	s := sdk.NewServer(&sdk.Implementation{Name: "many"}, nil)
+	for i := range 500 {
+		s.AddTool(&sdk.Tool{
+			Name:        fmt.Sprintf("tool_%03d", i),
+			Description: strings.Repeat("Reads a file from the project and returns its text. ", 4),
+			InputSchema: json.RawMessage(`{"type":"object","properties":{"path":{"type":"string","description":"the file"},"lines":{"type":"array","items":{"type":"integer"}},"mode":{"enum":["a","b"]}},"required":["path"]}`),
+		}, func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: strings.Repeat("line of file text ✓\n", 50)}}}, nil
+		})
+	}
+	connect := func(r *calls.Router) *mcp.Client {
+		st, ct := sdk.NewInMemoryTransports()
+		ss, err := s.Connect(ctx, st, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ss.Close() })
+		c, err := mcp.Connect(ctx, ct, r, &mcp.ClientOptions{Name: "many"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		return c
+	}
+	r := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
+	c := connect(r)
+	step := 0
+	m := agent.ModelFunc(func(ctx context.Context, req *agent.Request, onDelta func(agent.Delta)) (*agent.Reply, error) {
+		if _, err := json.Marshal(req.Tools); err != nil { // what goes on the wire
+			return nil, err
+		}
+		step++
+		if step%2 == 1 {
+			return &agent.Reply{Message: agent.Message{ToolCalls: []agent.ToolCall{{ID: "c", Name: "tool_007", Arguments: `{"path":"a.go"}`}}}}, nil
+		}
+		text := strings.Repeat("The file holds fifty lines of text. ", 20)
+		onDelta(agent.Delta{Content: text})
+		return &agent.Reply{Message: agent.Message{Content: text}}, nil
+	})
+	raw := func(e agent.Event) {
+		io.WriteString(io.Discard, e.Text)
+		if e.Record != nil {
+			io.WriteString(io.Discard, e.Record.Name+e.Record.Arguments+e.Record.Result)
+		}
+	}
+	before := agent.New(m, r, &agent.Options{OnEvent: raw})
+	u := newUI(io.Discard, io.Discard, false, false, false, false)
+	after := agent.New(m, r, &agent.Options{OnEvent: u.event})
+	ask := func(a *agent.Agent) {
+		if _, err := a.Ask(ctx, "q"); err != nil {
+			b.Fatal(err)
+		}
+		u.endTurn(nil, nil)
+		a.Reset()
+	}
+	sdkList := func() {
+		n := 0
+		for _, err := range c.Session().Tools(ctx, nil) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != 500 {
+			b.Fatalf("%d tools", n)
+		}
+	}
+	relist := func() {
+		if _, err := c.Refresh(ctx); err != nil || r.Len() != 500 {
+			b.Fatalf("refresh: %v, %d tools", err, r.Len())
+		}
+	}
+	tBefore, tAfter := pair(20, func() { ask(before) }, func() { ask(after) })
+	lBefore, lAfter := pair(20, sdkList, relist)
+	first, bare := pair(5, func() { connect(calls.NewRouter(nil)) }, func() {
+		st, ct := sdk.NewInMemoryTransports()
+		ss, _ := s.Connect(ctx, st, nil)
+		cs, err := sdk.NewClient(&sdk.Implementation{Name: "x"}, nil).Connect(ctx, ct, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, err := range cs.Tools(ctx, nil) {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		cs.Close()
+		ss.Close()
+	})
+	for b.Loop() {
+		relist()
+		ask(after)
+	}
+	b.ReportMetric(tAfter/tBefore, "x_turn")
+	b.ReportMetric(lAfter/lBefore, "x_list")
+	b.ReportMetric(first/bare, "x_first_list")
+	b.ReportMetric((first-bare)/1e6, "ms_first_list_added")
+}
+
+// pair runs a baseline and a variant n times each, interleaved so that
+// the load of a shared machine falls on both alike, and returns the mean
+// time of one run of each.
+func pair(n int, base, variant func()) (float64, float64) {
+	var tb, tv time.Duration
+	for range n {
+		t0 := time.Now()
+		base()
+		t1 := time.Now()
+		variant()
+		tb += t1.Sub(t0)
+		tv += time.Since(t1)
+	}
+	return float64(tb.Nanoseconds()) / float64(n), float64(tv.Nanoseconds()) / float64(n)
 }

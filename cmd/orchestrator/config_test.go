@@ -169,18 +169,6 @@ func TestChildEnv(t *testing.T) {
 	}
 }
 
-func TestApproverNeeds(t *testing.T) {
-	a := newApprover([]string{"sh"}, false, false, nil, nil)
-	for name, want := range map[string]bool{"sh": true, "membrane__sh": true, "python_run": false, "sh2": false} {
-		if a.needs(name) != want {
-			t.Errorf("needs(%q) = %v", name, !want)
-		}
-	}
-	if !newApprover([]string{"*"}, false, false, nil, nil).needs("anything") {
-		t.Error("* covers every tool")
-	}
-}
-
 func TestCompleteCommand(t *testing.T) {
 	if l, p, ok := completeCommand("/to", 3, '\t'); !ok || l != "/tools " || p != 7 {
 		t.Errorf("/to → %q %d %v", l, p, ok)

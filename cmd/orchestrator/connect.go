@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	neturl "net/url"
 	"os"
@@ -14,28 +12,36 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
 // server is one MCP server to connect to.
 type server struct {
-	name      string
-	transport sdk.Transport
-	where     string // for messages: a command line or a URL
-	// refused records an HTTP server's first refusal, so that a failed
-	// connect can say what to do; nil for other transports.
+	name  string
+	where string // for messages: a command line or a URL
+	// dial returns a new transport to the server, and for a launched
+	// server the command it starts (nil for HTTP). It is called again to
+	// reconnect.
+	dial func() (sdk.Transport, *exec.Cmd)
+	// refused records an HTTP server's first refusal of the last dial, so
+	// that a failed connect can say what to do; nil for other servers.
 	refused *statusRecorder
 }
 
-// statusRecorder wraps an HTTP transport and remembers the status of the
-// first response of 400 or more. go-sdk v1.8.0 reports a refused
-// initialize only as http.StatusText ("Unauthorized"), with no code to
-// match, so the code is taken here, from the response itself.
+func httpServer(name, url, token string, headers map[string]string) server {
+	rec := &statusRecorder{}
+	return server{name: name, where: url, refused: rec, dial: func() (sdk.Transport, *exec.Cmd) {
+		return rec.wrap(mcp.HTTPTransport(url, token, headers)), nil
+	}}
+}
+
+// statusRecorder remembers the status of the first HTTP response of 400 or
+// more since its last wrap. go-sdk v1.8.0 reports a refused initialize
+// only as http.StatusText ("Unauthorized"), with no code to match, so the
+// code is taken here, off the response itself.
 type statusRecorder struct {
 	base   http.RoundTripper
 	status atomic.Int32
@@ -49,24 +55,27 @@ func (s *statusRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// recordRefusals makes t, a streamable HTTP transport, record refusals.
-func recordRefusals(t sdk.Transport) (sdk.Transport, *statusRecorder) {
+// wrap makes t, a streamable HTTP transport, record its refusals in s.
+func (s *statusRecorder) wrap(t sdk.Transport) sdk.Transport {
 	st, ok := t.(*sdk.StreamableClientTransport)
 	if !ok {
-		return t, nil
+		return t
 	}
+	s.status.Store(0)
 	hc := &http.Client{}
 	if st.HTTPClient != nil {
 		*hc = *st.HTTPClient
 	}
-	rec := &statusRecorder{base: hc.Transport}
-	if rec.base == nil {
-		rec.base = http.DefaultTransport
+	if s.base == nil {
+		s.base = hc.Transport
+		if s.base == nil {
+			s.base = http.DefaultTransport
+		}
 	}
-	hc.Transport = rec
+	hc.Transport = s
 	cp := *st
 	cp.HTTPClient = hc
-	return &cp, rec
+	return &cp
 }
 
 // refusalAdvice says what to do about an MCP server at url that refused
@@ -84,6 +93,14 @@ func refusalAdvice(url string, status int) string {
 		return advice
 	}
 	return ""
+}
+
+func cmdServer(name string, mk func() *exec.Cmd) server {
+	c := mk()
+	return server{name: name, where: strings.Join(c.Args, " "), dial: func() (sdk.Transport, *exec.Cmd) {
+		cmd := mk()
+		return mcp.CommandTransport(cmd), cmd
+	}}
 }
 
 // findMembrane returns the membrane binary to launch: the one named, else
@@ -116,8 +133,7 @@ func (c *Config) servers(serverLog io.Writer) ([]server, error) {
 	var out []server
 	switch {
 	case c.ServerURL != "":
-		t, rec := recordRefusals(mcp.HTTPTransport(c.ServerURL, c.Token, nil))
-		out = append(out, server{name: "membrane", transport: t, where: c.ServerURL, refused: rec})
+		out = append(out, httpServer("membrane", c.ServerURL, c.Token, nil))
 	case !c.NoMembrane:
 		bin, err := findMembrane(c.Membrane)
 		if err != nil {
@@ -128,10 +144,12 @@ func (c *Config) servers(serverLog io.Writer) ([]server, error) {
 			args = append(args, "--config", c.ConfigFile)
 		}
 		args = append(args, c.ServerArgs...)
-		cmd := exec.Command(bin, args...)
-		cmd.Env = childEnv(os.Environ(), c.Verbose, serverLog != os.Stderr)
-		cmd.Stderr = serverLog
-		out = append(out, server{name: "membrane", transport: mcp.CommandTransport(cmd), where: strings.Join(append([]string{bin}, args...), " ")})
+		out = append(out, cmdServer("membrane", func() *exec.Cmd {
+			cmd := exec.Command(bin, args...)
+			cmd.Env = childEnv(os.Environ(), c.Verbose, serverLog != os.Stderr)
+			cmd.Stderr = serverLog
+			return cmd
+		}))
 	}
 	if c.MCPConfig != "" {
 		cfgs, err := mcp.LoadServers(c.MCPConfig)
@@ -148,11 +166,11 @@ func (c *Config) servers(serverLog io.Writer) ([]server, error) {
 				return nil, fmt.Errorf("--mcp-config %s: server name %q is taken by the bundled membrane; rename it", c.MCPConfig, n)
 			}
 			sc := cfgs[n]
-			where := sc.URL
-			if where == "" {
-				where = strings.Join(append([]string{sc.Command}, sc.Args...), " ")
+			if sc.URL != "" {
+				out = append(out, httpServer(n, sc.URL, "", sc.Headers))
+			} else {
+				out = append(out, cmdServer(n, func() *exec.Cmd { return sc.Cmd(serverLog) }))
 			}
-			out = append(out, server{name: n, transport: sc.Transport(serverLog), where: where})
 		}
 	}
 	if len(out) == 0 {
@@ -188,46 +206,4 @@ func childEnv(env []string, verbose, toFile bool) []string {
 		out = append(out, "NO_COLOR=1")
 	}
 	return out
-}
-
-// connectAll connects to every server and registers its tools in r. With
-// more than one server, tool names are prefixed with the server's name. On
-// error, the servers already connected are closed.
-func connectAll(ctx context.Context, servers []server, r *calls.Router, callTimeout time.Duration, log *slog.Logger, onChange func(string, calls.Change), onEnd func(string, error)) ([]*mcp.Client, error) {
-	var clients []*mcp.Client
-	prefix := len(servers) > 1
-	for _, s := range servers {
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		c, err := mcp.Connect(cctx, s.transport, r, &mcp.ClientOptions{
-			Name:        s.name,
-			Prefix:      prefix,
-			CallTimeout: callTimeout,
-			ClientName:  "membrane-orchestrator",
-			Logger:      log,
-			OnToolsChanged: func(ch calls.Change) {
-				if onChange != nil {
-					onChange(s.name, ch)
-				}
-			},
-			OnSessionEnd: func(err error) {
-				if onEnd != nil {
-					onEnd(s.name, err)
-				}
-			},
-		})
-		cancel()
-		if err != nil {
-			for _, c := range clients {
-				c.Close()
-			}
-			if s.refused != nil {
-				if advice := refusalAdvice(s.where, int(s.refused.status.Load())); advice != "" {
-					return nil, fmt.Errorf("server %s (%s): %s", s.name, s.where, advice)
-				}
-			}
-			return nil, fmt.Errorf("server %s (%s): %w", s.name, s.where, err)
-		}
-		clients = append(clients, c)
-	}
-	return clients, nil
 }

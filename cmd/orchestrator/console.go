@@ -12,9 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
-
-	"github.com/membrane-mcp/membrane/calls/agent"
 )
 
 // errInterrupt is what reading a line returns when the user pressed Ctrl-C.
@@ -266,79 +265,55 @@ func historyPath(getenv func(string) string) string {
 	return filepath.Join(dir, "membrane", "orchestrator_history")
 }
 
-// approver decides on calls of the tools named by --approve.
-type approver struct {
-	all         bool
-	tools       map[string]bool
-	interactive bool
-	yes         bool
-	in          lineReader
-	ui          *ui
-
-	mu     sync.Mutex
-	always map[string]bool
+// ttyKeys reads single key presses from a terminal, for approval prompts.
+type ttyKeys struct {
+	in  *os.File // the terminal's input
+	out *os.File // the terminal the prompt is on (for its size)
 }
 
-func newApprover(names []string, interactive, yes bool, in lineReader, u *ui) *approver {
-	a := &approver{tools: map[string]bool{}, interactive: interactive, yes: yes, in: in, ui: u, always: map[string]bool{}}
-	for _, n := range names {
-		if n == "*" || n == "all" {
-			a.all = true
+func (k ttyKeys) size() (int, int) {
+	for _, f := range []*os.File{k.out, k.in} {
+		if f == nil {
+			continue
 		}
-		a.tools[n] = true
-	}
-	return a
-}
-
-// needs reports whether name is covered: as given, or without the
-// SERVER__ prefix of a multi-server set-up.
-func (a *approver) needs(name string) bool {
-	if a.all || a.tools[name] {
-		return true
-	}
-	if _, tool, ok := strings.Cut(name, "__"); ok && a.tools[tool] {
-		return true
-	}
-	return false
-}
-
-func (a *approver) approve(ctx context.Context, c agent.ToolCall) (bool, error) {
-	if !a.needs(c.Name) {
-		return true, nil
-	}
-	a.mu.Lock()
-	always := a.always[c.Name]
-	a.mu.Unlock()
-	if always {
-		return true, nil
-	}
-	if !a.interactive {
-		if a.yes {
-			return true, nil
+		if w, h, err := term.GetSize(int(f.Fd())); err == nil && w >= 20 && h >= 5 {
+			return w, h
 		}
-		a.ui.note("denied %s: it needs approval and there is no terminal to ask (pass --yes to allow)", c.Name)
-		return false, nil
 	}
-	a.ui.pause()
-	args := shortArgs(c.Arguments)
+	return 80, 24
+}
+
+// readKey puts the terminal in raw mode just long enough to read one key,
+// and gives up when ctx ends.
+func (k ttyKeys) readKey(ctx context.Context) (byte, error) {
+	fd := int(k.in.Fd())
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return 0, fmt.Errorf("terminal: %w", err)
+	}
+	defer term.Restore(fd, old)
 	for {
-		ans, err := a.in.readLine(ctx, fmt.Sprintf("allow %s %s? [y]es [n]o [a]lways: ", c.Name, args))
-		if err != nil {
-			if errors.Is(err, errInterrupt) {
-				return false, context.Canceled
-			}
-			return false, err
+		if err := ctx.Err(); err != nil {
+			return 0, err
 		}
-		switch strings.ToLower(strings.TrimSpace(ans)) {
-		case "y", "yes":
-			return true, nil
-		case "a", "always":
-			a.mu.Lock()
-			a.always[c.Name] = true
-			a.mu.Unlock()
-			return true, nil
-		case "n", "no", "":
-			return false, nil
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 100)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return 0, fmt.Errorf("terminal: %w", err)
 		}
+		if n <= 0 {
+			continue
+		}
+		var b [1]byte
+		if _, err := k.in.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("terminal: %w", err)
+		}
+		if b[0] == 3 {
+			return 0, errInterrupt
+		}
+		if b[0] == 4 {
+			return 'n', nil // Ctrl-D: no
+		}
+		return b[0], nil
 	}
 }

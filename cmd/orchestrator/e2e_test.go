@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -73,10 +74,17 @@ type result struct {
 
 func (c *chain) run(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return c.runIn(t, env, nil, args...)
+}
+
+// runIn is run with stdin read from in (nil: none).
+func (c *chain) runIn(t *testing.T, env []string, in io.Reader, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.orch, args...)
 	cmd.Env = env
+	cmd.Stdin = in
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lmittmann/tint"
 	"golang.org/x/term"
@@ -28,6 +29,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls/agent"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
 )
 
 var version = ""
@@ -103,6 +105,10 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		defer f.Close()
 		serverLog = f
 	}
+	// Server logs that reach a terminal are made safe to show there.
+	if isTerminal(serverLog) {
+		serverLog = &termsafe.Writer{W: serverLog}
+	}
 	servers, err := cfg.servers(serverLog)
 	if err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
@@ -113,12 +119,16 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	// and under -v the server logs it too (with its own session), so a
 	// record here would show one call as if it ran twice.
 	router := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
-	// Ctrl-C during start-up (connecting, picking the model) exits 130.
-	startCtx, cancelStart := signal.NotifyContext(root, os.Interrupt)
-	defer cancelStart()
-	interrupted := func() bool { return startCtx.Err() != nil && root.Err() == nil }
-	connectCtx := startCtx
-	clients, err := connectAll(connectCtx, servers, router, cfg.CallTimeout, log, func(server string, ch calls.Change) {
+	connectCtx, cancelConnect := signal.NotifyContext(root, os.Interrupt)
+	fl := newFleet(servers, router, cfg.CallTimeout, log)
+	fl.say = func(msg string, bad bool) {
+		code := dim
+		if bad {
+			code = red
+		}
+		u.note("%s", u.style(termsafe.String(msg), code))
+	}
+	fl.onChange = func(server string, ch calls.Change) {
 		if oneShot && !cfg.Verbose {
 			return
 		}
@@ -129,28 +139,19 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		for _, n := range ch.Removed {
 			parts = append(parts, "-"+n)
 		}
-		u.note("%s", u.style(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " ")), dim))
-	}, func(server string, err error) {
-		msg := fmt.Sprintf("server %s ended", server)
-		if err != nil {
-			msg += fmt.Sprintf(" (%v)", err)
-		}
-		u.note("%s", u.style(msg+"; its tools are gone until the orchestrator is restarted", red))
-	})
-	if interrupted() {
-		return 130
+		u.note("%s", u.style(termsafe.String(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " "))), dim))
 	}
-	if err != nil {
+	err = fl.start(connectCtx, servers)
+	interrupted := connectCtx.Err() != nil && root.Err() == nil
+	cancelConnect()
+	defer closeFleet(fl, u)
+	switch {
+	case interrupted:
+		return 130
+	case err != nil:
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 		return 1
 	}
-	defer func() {
-		for _, c := range clients {
-			if err := c.Close(); err != nil {
-				log.Warn("close server", "server", c.Name(), "err", err)
-			}
-		}
-	}()
 
 	baseURL := cfg.BaseURL
 	if baseURL == "" {
@@ -165,10 +166,14 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		Logger:          log,
 	})
 	if cfg.Model == "" {
-		mctx, cancel := context.WithTimeout(startCtx, 30*time.Second)
+		// Ctrl-C while picking the model is still start-up: exit 130.
+		sctx, stopSig := signal.NotifyContext(root, os.Interrupt)
+		mctx, cancel := context.WithTimeout(sctx, 30*time.Second)
 		cfg.Model, err = defaultModel(mctx, model)
 		cancel()
-		if interrupted() {
+		interrupted := sctx.Err() != nil && root.Err() == nil
+		stopSig()
+		if interrupted {
 			return 130
 		}
 		if err != nil {
@@ -176,10 +181,10 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			return 1
 		}
 	}
-	cancelStart()
 
 	// Input for the REPL and for approval prompts.
-	var lines, prompts lineReader
+	var lines lineReader
+	var keys keyReader
 	if interactive {
 		hist := cfg.History
 		if hist == "" {
@@ -192,11 +197,16 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		con := newConsole(inFile, stdout, h)
 		u.atPrompt = con.promptWriter
 		lines = con
-		prompts = newConsole(inFile, stderr, nil)
+		errFile, _ := stderr.(*os.File)
+		keys = ttyKeys{in: inFile, out: errFile}
 	} else if !oneShot {
 		lines = newPipeReader(stdin)
 	}
-	appr := newApprover(cfg.Approve, interactive, cfg.Yes, prompts, u)
+	appr := newApprover(cfg.Approve, fl, interactive, cfg.Yes, keys, u, stderr)
+	if err := appr.check(); err != nil {
+		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
+		return 2
+	}
 
 	opts := &agent.Options{
 		Model:            cfg.Model,
@@ -213,11 +223,31 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	ag := agent.New(model, router, opts)
 	log.Debug("ready", "model", cfg.Model, "endpoint", model.BaseURL(), "tools", router.Len(), "extract_text_calls", opts.ExtractTextCalls)
 
-	s := &session{cfg: cfg, ag: ag, model: model, router: router, ui: u, stdout: stdout, stderr: stderr}
+	s := &session{cfg: cfg, ag: ag, model: model, router: router, fleet: fl, ui: u, stdout: stdout, stderr: stderr}
 	if oneShot {
 		return s.oneShot(root, cfg.Exec)
 	}
 	return s.repl(root, lines, interactive)
+}
+
+// closeFleet ends every server's session. A Ctrl-C while that takes time
+// (a server that ignores SIGTERM is given a few seconds) kills the servers'
+// process groups at once, so that none is left behind.
+func closeFleet(fl *fleet, u *ui) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			u.note("%s", u.style("Ctrl-C again: killing the servers", red))
+			fl.kill()
+		case <-done:
+		}
+	}()
+	fl.close()
+	close(done)
 }
 
 // defaultModel picks the endpoint's model when it serves exactly one.
@@ -245,6 +275,7 @@ type session struct {
 	ag     *agent.Agent
 	model  *openaicompat.Client
 	router *calls.Router
+	fleet  *fleet
 	ui     *ui
 	stdout io.Writer
 	stderr io.Writer
@@ -278,7 +309,7 @@ func (s *session) oneShot(root context.Context, q string) int {
 		return 130
 	}
 	if !s.cfg.JSON {
-		fmt.Fprintf(s.stderr, "orchestrator: %v\n", err)
+		fmt.Fprintf(s.stderr, "orchestrator: %s\n", termsafe.String(err.Error()))
 	}
 	return 1
 }
@@ -373,7 +404,7 @@ func (s *session) repl(root context.Context, in lineReader, interactive bool) in
 		case interrupted && errors.Is(err, context.Canceled):
 			s.ui.note("%s", s.ui.style("cancelled; the conversation is as it was before this question", dim))
 		case !s.cfg.JSON:
-			s.ui.note("error: %v", err)
+			s.ui.note("error: %s", termsafe.String(err.Error()))
 		}
 		if root.Err() != nil {
 			return 0
@@ -403,7 +434,11 @@ func (s *session) command(ctx context.Context, line string) bool {
 		var b strings.Builder
 		for _, t := range tools {
 			pad := strings.Repeat(" ", width-len(t.Name))
-			fmt.Fprintf(&b, "  %s%s  %s\n", s.ui.style(t.Name, bold), pad, s.ui.style(firstLine(t.Description, 90), dim))
+			desc := termsafe.String(firstLine(t.Description, 90))
+			if info, ok := s.fleet.tool(t.Name); ok && info.Name != t.Name {
+				desc = "(" + termsafe.Line(info.Name) + " of " + termsafe.Line(info.Server) + ") " + desc
+			}
+			fmt.Fprintf(&b, "  %s%s  %s\n", s.ui.style(termsafe.Line(t.Name), bold), pad, s.ui.style(desc, dim))
 		}
 		io.WriteString(s.stdout, b.String())
 	case "/model":
@@ -505,5 +540,27 @@ func (s *session) printJSON(q string, t *agent.Turn, err error) {
 		out.MaxStepsReached = errors.Is(err, agent.ErrMaxSteps)
 	}
 	b, _ := json.Marshal(out)
-	fmt.Fprintf(s.stdout, "%s\n", b)
+	fmt.Fprintf(s.stdout, "%s\n", escapeJSON(b))
+}
+
+// escapeJSON writes the C1 controls and bidi controls that json.Marshal
+// leaves raw as \u escapes: the same JSON, safe to print on a terminal.
+func escapeJSON(b []byte) []byte {
+	var out []byte
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r >= 0x80 && termsafe.Unsafe(r) {
+			if out == nil {
+				out = append(make([]byte, 0, len(b)+16), b[:i]...)
+			}
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else if out != nil {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	if out == nil {
+		return b
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
 )
 
 // ui shows what the agent does: the answer streams to out (stdout), and
@@ -33,13 +34,17 @@ type ui struct {
 	lastNL      bool // the answer so far ends in a newline
 	running     map[string]time.Time
 	spin        *spinner
+	// answer and thought make the model's streamed text safe for a
+	// terminal, holding a rune cut between two chunks.
+	answer, thought *termsafe.Writer
 	// atPrompt, when set, returns the line editor's writer while it shows
 	// a prompt, else nil.
 	atPrompt func() io.Writer
 }
 
 func newUI(out, errw io.Writer, color, shared, hideReasoning, quiet bool) *ui {
-	return &ui{out: out, errw: errw, color: color, shared: shared, hideReasoning: hideReasoning, quiet: quiet, running: map[string]time.Time{}}
+	return &ui{out: out, errw: errw, color: color, shared: shared, hideReasoning: hideReasoning, quiet: quiet, running: map[string]time.Time{},
+		answer: &termsafe.Writer{W: out}, thought: &termsafe.Writer{W: errw}}
 }
 
 const (
@@ -74,14 +79,20 @@ func (u *ui) event(e agent.Event) {
 			u.openLine = false
 		}
 		u.reasoning = true
-		io.WriteString(u.errw, u.style(e.Text, dim))
+		if u.color {
+			io.WriteString(u.errw, dim)
+		}
+		io.WriteString(u.thought, e.Text)
+		if u.color {
+			io.WriteString(u.errw, reset)
+		}
 	case agent.EventContent:
 		u.stopSpinner()
 		u.endReasoning()
 		if u.quiet {
 			return
 		}
-		io.WriteString(u.out, e.Text)
+		io.WriteString(u.answer, e.Text)
 		u.wroteAnswer = true
 		u.openLine = !strings.HasSuffix(e.Text, "\n")
 		u.lastNL = !u.openLine
@@ -99,7 +110,7 @@ func (u *ui) event(e agent.Event) {
 			case e.Total > 0:
 				label += fmt.Sprintf(" · %.0f%%", 100*e.Progress/e.Total)
 			case e.Text != "":
-				label += " · " + cut(e.Text, 40)
+				label += " · " + cut(termsafe.Line(e.Text), 40)
 			}
 			u.spin.setLabel(label)
 		}
@@ -117,6 +128,7 @@ func (u *ui) event(e agent.Event) {
 // endLine ends a partial answer line before something else is written on a
 // shared terminal.
 func (u *ui) endLine() {
+	u.answer.Flush()
 	if u.openLine && u.shared {
 		fmt.Fprintln(u.out)
 		u.openLine = false
@@ -126,6 +138,7 @@ func (u *ui) endLine() {
 
 func (u *ui) endReasoning() {
 	if u.reasoning {
+		u.thought.Flush()
 		fmt.Fprintln(u.errw)
 		u.reasoning = false
 	}
@@ -140,7 +153,7 @@ func (u *ui) toolLine(r *agent.CallRecord) {
 	b.WriteString("  ")
 	b.WriteString(u.style(mark, code))
 	b.WriteByte(' ')
-	b.WriteString(u.style(r.Name, bold))
+	b.WriteString(u.style(termsafe.Line(r.Name), bold))
 	if a := shortArgs(r.Arguments); a != "" {
 		b.WriteByte(' ')
 		b.WriteString(a)
@@ -162,6 +175,7 @@ func (u *ui) endTurn(t *agent.Turn, err error) {
 	defer u.mu.Unlock()
 	u.stopSpinner()
 	u.endReasoning()
+	u.answer.Flush()
 	if !u.quiet && u.wroteAnswer && !u.lastNL {
 		fmt.Fprintln(u.out)
 	}
@@ -280,23 +294,26 @@ func (s *spinner) stop() {
 }
 
 func toolLabel(name, args string) string {
+	name = termsafe.Line(name)
 	if a := shortArgs(args); a != "" {
 		return name + " " + a
 	}
 	return name
 }
 
-// shortArgs shows tool arguments on one line, cut to a readable length.
+// shortArgs shows tool arguments on one line, cut to a readable length and
+// made safe for a terminal. (The approval prompt shows them in full.)
 func shortArgs(args string) string {
-	s := strings.Join(strings.Fields(args), " ")
+	s := strings.Join(strings.Fields(termsafe.Line(args)), " ")
 	if s == "{}" {
 		return ""
 	}
 	return cut(s, 60)
 }
 
-// preview shows a multi-line result on one line.
+// preview shows a multi-line result on one line, made safe for a terminal.
 func preview(s string, n int) string {
+	s = termsafe.String(s)
 	var parts []string
 	for l := range strings.SplitSeq(strings.TrimSpace(s), "\n") {
 		if l = strings.TrimSpace(l); l != "" {

@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// Version is the Ollama release the tests run. Newer tags do not build from
-// the Go module proxy (their vendored C++ headers are dropped from the module
-// zip); v0.6.5 does, and speaks the same HTTP API.
+// Version is the Ollama release the tests always run. It builds from the Go
+// module proxy alone; newer tags lack llama.cpp's vendored C++ headers in
+// their module zip (see [NewerVersion] for the one the tests also run).
 const Version = "v0.6.5"
 
 // Module is the Go package built into the test Ollama binary.
