@@ -3,9 +3,12 @@
 # bubblewrap (the isolation), util-linux (prlimit sets the limits inside each
 # sandbox) and python3 (python_run). As root it installs them with apt-get;
 # otherwise it says what to run. With "runtime" a missing piece is a warning
-# (membrane still starts and explains it); without, it is an error.
+# (membrane still starts and explains it); without, it is an error. With
+# "test" it also installs what only the tests use (prometheus, which the
+# metrics end-to-end test runs), and a missing piece is a warning too.
 set -euo pipefail
 missing=()
+[ "${1:-}" = test ] && { command -v prometheus >/dev/null 2>&1 || missing+=(prometheus); }
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
 [ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || missing+=(python3)
@@ -19,5 +22,5 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 fi
 echo "missing: ${missing[*]}: install with: sudo apt-get install ${missing[*]}" >&2
 echo "(or run membrane with --sandbox=rlimit to accept weaker isolation)" >&2
-[ "${1:-}" = runtime ] && exit 0
+[ "${1:-}" = runtime ] || [ "${1:-}" = test ] && exit 0
 exit 1

@@ -35,6 +35,15 @@ type Result struct {
 	// IsError marks a tool failure the model should see and may recover
 	// from.
 	IsError bool
+	// Outcome, when set, says how the call ended more precisely than
+	// IsError (OutcomeBusy, OutcomeTimeout, OutcomeCancelled). Zero means
+	// OutcomeToolError when IsError is set, else OutcomeOK. Observers see
+	// it; the client does not.
+	Outcome Outcome
+	// Info, when set, carries what observers should know about the call
+	// (a process's exit code, a model's token counts). The client never
+	// sees it.
+	Info *Info
 	// Reason classifies a failure for observers, metrics and clients that
 	// retry. Empty means none given.
 	Reason Reason

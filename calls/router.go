@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,6 +52,17 @@ type RouterOptions struct {
 	// Middleware runs inside the built-in middleware (logging, panic
 	// recovery, concurrency limit, deadline), first element outermost.
 	Middleware []Middleware
+	// Observers receive every event of the router (see Observer), each on
+	// its own goroutine; Router.Observe adds more later. Router.Close
+	// flushes and removes them.
+	Observers []Observer
+	// ObserverBuffer is how many events each observer may fall behind
+	// before it loses some. Zero means DefaultObserverBuffer.
+	ObserverBuffer int
+	// Redact, when set, is applied to every reason text before it is
+	// logged or sent to observers (to remove secrets that a failing call
+	// echoed). Nil leaves reasons as they are.
+	Redact func(string) string
 }
 
 // Change is a batch of changes to a router's set of calls.
@@ -77,6 +89,11 @@ type Router struct {
 	entries map[string]*entry
 	subs    map[int]func(Change)
 	nextSub int
+
+	obs          observers
+	nextID       atomic.Uint64
+	inFlight     atomic.Int64
+	sessionsOpen atomic.Int64
 }
 
 type entry struct {
@@ -97,9 +114,15 @@ func NewRouter(opts *RouterOptions) *Router {
 	if r.opts.DefaultConcurrency == 0 {
 		r.opts.DefaultConcurrency = DefaultConcurrency
 	}
+	if r.opts.ObserverBuffer <= 0 {
+		r.opts.ObserverBuffer = DefaultObserverBuffer
+	}
 	r.log = r.opts.Logger
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
+	}
+	for _, o := range r.opts.Observers {
+		r.obs.add(newObserver(o, r.opts.ObserverBuffer, r.log))
 	}
 	return r
 }
@@ -285,6 +308,9 @@ func (r *Router) notify(ch Change) {
 	for _, fn := range fns {
 		fn(ch)
 	}
+	if r.observed() {
+		r.emit(Event{Type: EventToolsChanged, Time: time.Now(), Change: &ch})
+	}
 }
 
 // Call invokes the named call. req may be nil; its Call field is set by the
@@ -339,7 +365,7 @@ func (r *Router) newEntry(c Call) *entry {
 	h = Deadline(timeout)(h)
 	h = limitMiddleware(e)(h)
 	h = Recover(r.log)(h)
-	h = Logging(r.log)(h)
+	h = r.observe(e)(h)
 	e.h = h
 	return e
 }
@@ -376,10 +402,14 @@ func Deadline(d time.Duration) Middleware {
 			res, err := next.Handle(ctx, req)
 			// Only this call's own deadline is reported as its timeout: a
 			// caller whose deadline passed first gets its context's error.
-			if err != nil && errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil && context.Cause(ctx) == errCallDeadline {
+			expired := parent.Err() == nil && context.Cause(ctx) == errCallDeadline
+			if err != nil && expired && errors.Is(err, context.DeadlineExceeded) {
 				res := Errorf("timeout: %s did not finish within %s", req.Call.Name, d)
-				res.Reason = ReasonTimeout
+				res.Outcome, res.Reason = OutcomeTimeout, ReasonTimeout
 				return res, nil
+			}
+			if expired && err == nil && res != nil && res.IsError && res.Outcome == 0 {
+				res.Outcome = OutcomeTimeout
 			}
 			return res, err
 		})
@@ -394,51 +424,10 @@ func Recover(log *slog.Logger) Middleware {
 				if v := recover(); v != nil {
 					log.Error("call panicked", "call", req.Call.Name, "panic", v, "stack", string(debug.Stack()))
 					res, err = Errorf("internal error: %s failed unexpectedly (%v); the server is still running", req.Call.Name, v), nil
-					res.Reason = ReasonPanic
+					res.Outcome, res.Reason = OutcomeError, ReasonPanic
 				}
 			}()
 			return next.Handle(ctx, req)
-		})
-	}
-}
-
-// Logging logs one record per invocation with the call, its kind, the
-// session, the duration and the outcome (ok, tool_error, busy or error).
-func Logging(log *slog.Logger) Middleware {
-	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, req *Request) (*Result, error) {
-			start := time.Now()
-			res, err := next.Handle(ctx, req)
-			outcome, level := "ok", slog.LevelInfo
-			switch {
-			case err != nil:
-				outcome, level = "error", slog.LevelWarn
-			case res == nil:
-				outcome, level = "error", slog.LevelWarn
-			case res.IsError:
-				outcome = "tool_error"
-				if res.Reason == ReasonBusy {
-					outcome = "busy"
-				}
-			}
-			attrs := []slog.Attr{
-				slog.String("call", req.Call.Name),
-				slog.String("kind", req.Call.Kind.String()),
-				slog.String("session", req.Session.ID()),
-				slog.Duration("dur", time.Since(start)),
-				slog.String("outcome", outcome),
-			}
-			if res != nil && res.Reason != "" {
-				attrs = append(attrs, slog.String("reason", string(res.Reason)))
-			}
-			if err != nil {
-				attrs = append(attrs, slog.Any("err", err))
-			}
-			log.LogAttrs(ctx, level, "call", attrs...)
-			if err == nil && res == nil {
-				return nil, fmt.Errorf("calls: %s returned no result", req.Call.Name)
-			}
-			return res, err
 		})
 	}
 }

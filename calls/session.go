@@ -10,7 +10,8 @@ import (
 // with OnClose; the transport adapter closes the session when the client goes
 // away.
 type Session struct {
-	id string
+	id     string
+	client string // the client's name, when the transport knows it
 
 	done    chan struct{} // closed by End
 	endOnce sync.Once
@@ -44,6 +45,10 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 
 // ID returns the session's identifier, safe to log.
 func (s *Session) ID() string { return s.id }
+
+// Client returns the name the client gave for itself (MCP's clientInfo), or
+// "" when unknown. Router.OpenSession sets it.
+func (s *Session) Client() string { return s.client }
 
 // OnClose arranges for f to run when the session closes. On a session that is
 // already closed, f runs at once.

@@ -84,6 +84,10 @@ type HTTPOptions struct {
 	// gets 429 with Retry-After and CodeTooManySessions. Zero means
 	// DefaultMaxSessionsPerToken; negative means no bound.
 	MaxSessionsPerToken int
+	// SessionsFor, when set, gives the session bound of a user that Verify
+	// returned, in place of MaxSessionsPerToken; zero or less keeps
+	// MaxSessionsPerToken.
+	SessionsFor func(user string) int
 	// BodyReadTimeout bounds reading one request body. Zero means
 	// DefaultBodyReadTimeout; negative means no bound.
 	BodyReadTimeout time.Duration
@@ -96,6 +100,10 @@ type HTTPOptions struct {
 	// Backends, when set, reports the state of the model servers for
 	// /readyz. Nil reports none.
 	Backends func() []BackendStatus
+	// Metrics, when set, is served at /metrics behind the same Host,
+	// Origin and bearer-token checks as the MCP endpoint (a Prometheus
+	// handler, say). Nil serves no /metrics.
+	Metrics http.Handler
 	// Logger receives one record per rejected request. Nil discards.
 	Logger *slog.Logger
 }
@@ -137,8 +145,8 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
 	if o.Path == "" {
 		o.Path = DefaultPath
 	}
-	if !strings.HasPrefix(o.Path, "/") || o.Path == "/healthz" || o.Path == "/readyz" {
-		return nil, fmt.Errorf("mcp: http path %q must start with / and not be /healthz or /readyz", o.Path)
+	if !strings.HasPrefix(o.Path, "/") || o.Path == "/healthz" || o.Path == "/readyz" || (o.Path == "/metrics" && o.Metrics != nil) {
+		return nil, fmt.Errorf("mcp: http path %q must start with / and not be /healthz, /readyz or /metrics", o.Path)
 	}
 	if o.SessionIdleTimeout == 0 {
 		o.SessionIdleTimeout = DefaultSessionIdleTimeout
@@ -257,6 +265,11 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		h.ready(w)
 		return
 	case h.o.Path:
+	case "/metrics":
+		if h.o.Metrics == nil {
+			http.NotFound(w, r)
+			return
+		}
 	default:
 		http.NotFound(w, r)
 		return
@@ -280,6 +293,10 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, http.StatusUnauthorized, "Unauthorized: "+desc+` (send "Authorization: Bearer <token>" with the server's --token)`)
 		return
 	}
+	if h.o.Metrics != nil && r.URL.Path == "/metrics" {
+		h.o.Metrics.ServeHTTP(w, r)
+		return
+	}
 	owner := h.owner
 	if user != "" {
 		r = r.WithContext(context.WithValue(r.Context(), verifiedUser{}, user))
@@ -300,7 +317,11 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	stateful := !h.o.Stateless && !isNewProtocol(r)
 	reserved := false
 	if stateful && sid == "" && msg != nil && msg.Method == "initialize" {
-		if err := h.limits.reserve(owner); err != nil {
+		own := 0
+		if user != "" && h.o.SessionsFor != nil {
+			own = h.o.SessionsFor(user)
+		}
+		if err := h.limits.reserve(owner, own); err != nil {
 			h.tooManySessions(w, r, msg, owner, err)
 			return
 		}

@@ -197,14 +197,19 @@ func (e *limitError) Error() string {
 
 // reserve takes one session slot for owner, or says which bound is full.
 // The caller gives the slot back with release exactly once.
-func (l *sessionLimiter) reserve(owner string) *limitError {
+// A positive own is the owner's own bound, in place of perOwner.
+func (l *sessionLimiter) reserve(owner string, own int) *limitError {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.total >= l.max {
 		return &limitError{limit: l.max}
 	}
-	if l.perOwner > 0 && l.byOwner[owner] >= l.perOwner {
-		return &limitError{perOwner: true, limit: l.perOwner}
+	per := l.perOwner
+	if own > 0 {
+		per = own
+	}
+	if per > 0 && l.byOwner[owner] >= per {
+		return &limitError{perOwner: true, limit: per}
 	}
 	l.total++
 	l.byOwner[owner]++

@@ -156,3 +156,40 @@ func TestSessionBoundToItsToken(t *testing.T) {
 		}
 	}
 }
+
+// TestScopedTokenMaxSessions: a scoped token's max_sessions bounds its own
+// sessions (429 past it), and another token still gets sessions.
+func TestScopedTokenMaxSessions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	writeTokens(t, path, `{"tokens":[
+		{"name":"alice","token":"`+aliceToken+`","max_sessions":2},
+		{"name":"bob","token":"`+bobToken+`"}]}`)
+	store := policy.NewStore(nil, "")
+	if _, err := store.Reload(path); err != nil {
+		t.Fatal(err)
+	}
+	sessionsFor := func(user string) int {
+		if p, ok := store.Principal(user); ok {
+			return p.MaxSessions
+		}
+		return 0
+	}
+	_, base := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{Verify: store.Verify, SessionsFor: sessionsFor})
+	url := base + "/mcp"
+	alice := map[string]string{"Authorization": "Bearer " + aliceToken}
+	for i := range 2 {
+		if resp, sid := initialize(t, url, alice); resp.StatusCode != 200 || sid == "" {
+			t.Fatalf("alice's session %d of 2: status %d", i+1, resp.StatusCode)
+		}
+	}
+	resp, sid := initialize(t, url, alice)
+	if m := readSSE(t, resp); resp.StatusCode != http.StatusTooManyRequests || sid != "" || errCode(m) != mcp.CodeTooManySessions {
+		t.Fatalf("alice's third session: %d %v, want 429 and code %d", resp.StatusCode, m, mcp.CodeTooManySessions)
+	}
+	// Allow control: bob's bound is the server's per-token default.
+	for i := range 3 {
+		if resp, sid := initialize(t, url, map[string]string{"Authorization": "Bearer " + bobToken}); resp.StatusCode != 200 || sid == "" {
+			t.Fatalf("bob's session %d: status %d", i+1, resp.StatusCode)
+		}
+	}
+}

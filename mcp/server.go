@@ -400,7 +400,7 @@ func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 	if st, ok := s.sessions[ss]; ok {
 		return st, nil
 	}
-	st := &session{cs: calls.NewSession(ss.ID())}
+	st := &session{cs: s.openSession(ss.ID(), clientName(ss))}
 	st.ctx, st.cancel = context.WithCancel(context.Background())
 	s.sessions[ss] = st
 	s.log.Debug("session opened", "session", st.cs.ID())
@@ -421,6 +421,26 @@ func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 		s.log.Debug("session closed", "session", st.cs.ID())
 	}()
 	return st, nil
+}
+
+// openSession makes the calls.Session of an MCP session, through the
+// router when it tells observers about sessions (calls.Router does).
+func (s *Server) openSession(id, client string) *calls.Session {
+	if o, ok := s.router.(interface {
+		OpenSession(id, client string) *calls.Session
+	}); ok {
+		return o.OpenSession(id, client)
+	}
+	return calls.NewSession(id)
+}
+
+// clientName is the name the client announced, or "" when it sent none
+// (the sessionless protocol has no initialize).
+func clientName(ss *sdk.ServerSession) string {
+	if p := ss.InitializeParams(); p != nil && p.ClientInfo != nil {
+		return p.ClientInfo.Name
+	}
+	return ""
 }
 
 // maxErrorMessage bounds the message of a JSON-RPC error the adapter makes

@@ -218,6 +218,16 @@ func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, 
 	return creq, nil
 }
 
+// info is what observers learn about the call: the model, the host, the
+// tokens and the timings. Called with st.mu held.
+func (st *chatStream) info(mod *model, h *host) *calls.Info {
+	mi := &calls.ModelInfo{Model: mod.Name, Host: h.name, FirstToken: st.firstToken, TokensOut: st.tokens}
+	if st.done {
+		mi.TokensIn, mi.TokensOut, mi.Generation = st.final.PromptEvalCount, st.final.EvalCount, st.final.EvalDuration
+	}
+	return &calls.Info{Model: mi}
+}
+
 // chatStream is the state of one streamed answer.
 type chatStream struct {
 	mu        sync.Mutex
@@ -228,6 +238,8 @@ type chatStream struct {
 	final     api.ChatResponse
 	truncated bool
 	lastSent  time.Time
+	// firstToken is the time from the request to the first token.
+	firstToken time.Duration
 }
 
 // chatOn streams creq from h. retry reports that h could not be reached
@@ -271,6 +283,9 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 		st.thinking.WriteString(r.Message.Thinking)
 		if r.Message.Content != "" || r.Message.Thinking != "" {
 			st.tokens++
+			if st.tokens == 1 {
+				st.firstToken = time.Since(start)
+			}
 		}
 		if r.Done {
 			st.done = true
@@ -334,6 +349,7 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 		}
 		r := calls.Errorf("%s", text)
 		r.Structured = map[string]any{"model": mod.Name, "host": h.name, "error": text, "tokens": st.tokens}
+		r.Info = st.info(mod, h)
 		return r, false, nil
 	}
 	return m.chatResult(mod, h, creq, st), false, nil
@@ -366,7 +382,7 @@ func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chat
 	if st.final.DoneReason == "length" {
 		notes = append(notes, "[note: generation stopped at the token limit (num_predict or the context window)]")
 	}
-	res := &calls.Result{Structured: out}
+	res := &calls.Result{Structured: out, Info: st.info(mod, h)}
 	res.Content = append(res.Content, calls.Content{Type: calls.ContentText, Text: calls.ValidUTF8(answer)})
 	if th := st.thinking.String(); th != "" {
 		out["thinking"] = calls.ValidUTF8(th)

@@ -42,9 +42,10 @@ type outcome struct {
 	signal         syscall.Signal // non-zero when the process died of a signal
 	stdout, stderr capture
 	dur            time.Duration
-	timedOut       bool // our timeout fired and we killed it
-	cancelled      bool // the caller gave up (client cancel, disconnect, shutdown)
-	oomKilled      bool // the kernel killed a process for passing the call's memory cap
+	started        time.Duration // from the run request to the process running
+	timedOut       bool          // our timeout fired and we killed it
+	cancelled      bool          // the caller gave up (client cancel, disconnect, shutdown)
+	oomKilled      bool          // the kernel killed a process for passing the call's memory cap
 	// quota is set when the call was killed for passing the workspace
 	// quota, and says how.
 	quota string
@@ -87,6 +88,7 @@ func (p *process) kill() {
 // run runs j to completion, timeout or cancellation. An error means the
 // process could not be started at all.
 func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
+	begin := time.Now()
 	p := &process{sess: j.sess, done: make(chan struct{}), initFD: -1}
 	defer close(p.done)
 	s.mu.Lock()
@@ -213,6 +215,7 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	markInheritedCloexec()
 	start := time.Now()
 	err = cmd.Start()
+	o.started = time.Since(begin)
 	p.mu.Unlock()
 	outW.Close()
 	errW.Close()

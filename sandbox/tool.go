@@ -248,6 +248,18 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 		st["output_in_text"] = true
 	}
 	r.Structured = st
+	r.Info = &calls.Info{Run: &calls.RunInfo{
+		ExitCode: o.exitCode, Signal: sig, Isolation: string(iso.Mode),
+		StdoutBytes: o.stdout.total, StderrBytes: o.stderr.total, Start: o.started,
+	}}
+	switch {
+	case o.timedOut:
+		r.Outcome, r.Info.Run.Killed = calls.OutcomeTimeout, "timeout"
+	case o.cancelled:
+		r.Outcome, r.Info.Run.Killed = calls.OutcomeCancelled, "cancel"
+	case o.oomKilled:
+		r.Info.Run.Killed = "memory"
+	}
 	return r
 }
 

@@ -490,3 +490,22 @@ func TestWatchReloadsOnceTheFileHoldsStill(t *testing.T) {
 		t.Fatal("alice is still in after the reload")
 	}
 }
+
+// TestViewOpensRouterSessions: a session served through a View is one of
+// the router's, so the store, the ledger and the metrics see it.
+func TestViewOpensRouterSessions(t *testing.T) {
+	r := calls.NewRouter(nil)
+	v := NewView(r, nil)
+	defer v.Close()
+	s := v.OpenSession("s1", "client-a")
+	if got := r.SessionsOpen(); got != 1 {
+		t.Fatalf("router sessions open = %d after View.OpenSession, want 1", got)
+	}
+	if s.Client() != "client-a" {
+		t.Errorf("client = %q, want client-a", s.Client())
+	}
+	s.Close()
+	if got := r.SessionsOpen(); got != 0 {
+		t.Errorf("router sessions open = %d after Close, want 0", got)
+	}
+}

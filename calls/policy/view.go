@@ -138,3 +138,7 @@ func (v *View) Call(ctx context.Context, name string, req *calls.Request) (*call
 	}
 	return v.r.Call(ctx, name, req)
 }
+
+// OpenSession opens a session on the router behind the View, so that
+// sessions served through a selection are observed like any other.
+func (v *View) OpenSession(id, client string) *calls.Session { return v.r.OpenSession(id, client) }

@@ -11,7 +11,7 @@ import (
 )
 
 // commands are membrane's subcommands; with none, membrane serves.
-var commands = []string{"doctor", "version", "completion", "config"}
+var commands = []string{"doctor", "calls", "version", "completion", "config"}
 
 // shells are the shells `membrane completion SHELL` writes a script for.
 var shells = []string{"bash", "zsh", "fish"}

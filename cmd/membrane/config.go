@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/ledger"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/mcp"
@@ -66,6 +68,19 @@ type Config struct {
 	SandboxMode string
 	Sandbox     sandbox.Config
 	Ollama      ollama.Config
+	// Observe says where calls are recorded and exported.
+	Observe struct {
+		// AuditLog is the JSONL audit ledger's file, "-" for stderr, ""
+		// for none.
+		AuditLog        string
+		AuditLogMaxSize int64
+		// MetricsAddr, when set, serves /metrics on a listener of its
+		// own.
+		MetricsAddr string
+		// Store is the trace store's file, "off" for none, "" for the
+		// default ($XDG_STATE_HOME/membrane/membrane.db).
+		Store string
+	}
 	// Queue is how calls past a tool's concurrency wait (calls.RouterOptions).
 	Queue struct {
 		Length  int
@@ -131,6 +146,21 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "LEVEL of the logs on stderr: debug, info, warn or error"}, settings.OneOf("debug", "info", "warn", "error"))
 	s.String(&c.Log.Format, "text", D{Flag: "log-format", Env: "MEMBRANE_LOG_FORMAT", Key: "log.format", Arg: "FORMAT",
 		Doc: "FORMAT of the logs on stderr: text or json"}, settings.OneOf("text", "json"))
+	ob := &c.Observe
+	s.String(&ob.AuditLog, "", D{Flag: "audit-log", Env: "MEMBRANE_AUDIT_LOG", Key: "observe.audit_log", Arg: "FILE",
+		Doc: "append one JSON line per call (secrets scrubbed) to FILE, or - for stderr; rotated by size"})
+	s.Size(&ob.AuditLogMaxSize, ledger.DefaultMaxFileBytes, D{Flag: "audit-log-max-size", Env: "MEMBRANE_AUDIT_LOG_MAX_SIZE", Key: "observe.audit_log_max_size",
+		Doc: "rotate the audit log past this SIZE, keeping 3 old files"}, posSize)
+	s.String(&ob.MetricsAddr, "", D{Flag: "metrics-addr", Env: "MEMBRANE_METRICS_ADDR", Key: "observe.metrics_addr", Arg: "ADDR",
+		Doc: "serve Prometheus /metrics on ADDR (host:port) of its own; with --http it is also at /metrics there, behind the token"},
+		func(a string) error {
+			if _, _, err := net.SplitHostPort(a); a != "" && err != nil {
+				return fmt.Errorf("%q is not host:port, such as 127.0.0.1:9464", a)
+			}
+			return nil
+		})
+	s.String(&ob.Store, "", D{Flag: "store", Env: "MEMBRANE_STORE", Key: "observe.store", Arg: "FILE",
+		Doc: "keep sessions and calls in the SQLite FILE that `membrane calls` reads, or off (default $XDG_STATE_HOME/membrane/membrane.db)"})
 	s.Duration(&c.ShutdownTimeout, 10*time.Second, D{Flag: "shutdown-timeout", Env: "MEMBRANE_SHUTDOWN_TIMEOUT", Key: "shutdown_timeout",
 		Doc: "how long running calls get to finish on SIGINT/SIGTERM (DURATION)"}, posDur)
 
@@ -342,6 +372,12 @@ func (c *Config) validate() error {
 		}
 		if err := mcp.CheckListen(c.HTTP.Addr, auth); err != nil {
 			errs = append(errs, s.Errorf("http", "%v", err))
+		}
+	}
+	if a := c.Observe.MetricsAddr; a != "" {
+		host, _, _ := net.SplitHostPort(a) // checked as the setting was read
+		if ip := net.ParseIP(host); c.HTTP.Token == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			errs = append(errs, s.Errorf("metrics-addr", "refusing to serve metrics on %s without a token (they name every tool and model); set %s or listen on 127.0.0.1", a, s.NameOf("token")))
 		}
 	}
 	return errors.Join(errs...)

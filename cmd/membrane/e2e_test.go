@@ -58,7 +58,7 @@ func launch(t *testing.T, bin string, args []string, opts *sdk.ClientOptions) (*
 	t.Helper()
 	tmp := privateTmp(t)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+tmp)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+tmp, "XDG_STATE_HOME="+t.TempDir())
 	var stderr mcptest.SyncBuffer
 	cmd.Stderr = &stderr
 	t.Cleanup(func() {
@@ -305,7 +305,7 @@ func startHTTP(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *mc
 	addr := mcptest.FreeAddr(t)
 	cmd := exec.Command(bin, append([]string{"--http", addr}, args...)...)
 	tmp := privateTmp(t)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+tmp)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+tmp, "XDG_STATE_HOME="+t.TempDir())
 	var stderr mcptest.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -90,6 +90,8 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			fmt.Fprintf(stderr, "%s: give one of %s (see %s --help)\n", name, strings.Join(want, ", "), name)
 			return 2
 		}
+	case "calls":
+		return runCalls(args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "membrane %s\n", versionString())
 		return 0
@@ -135,7 +137,7 @@ func newLogger(cfg *Config, w io.Writer, getenv func(string) string) *slog.Logge
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationsInMS}))
 	}
 	color := false
 	if f, ok := w.(*os.File); ok {
@@ -153,6 +155,10 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	obs, err := newObservers(cfg, log)
+	if err != nil {
+		return err
+	}
 	pol, err := policy.New(policy.Options{
 		Limits: cfg.limits(),
 		OnRefuse: func(ctx context.Context, r policy.Refusal) {
@@ -173,15 +179,17 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 			log.Warn("--tokens-file applies to HTTP clients only; on stdio every tool is served", "tokens_file", cfg.HTTP.TokensFile)
 		}
 	}
-	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout}
+	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout, Observers: obs.routerObservers(), Redact: obs.scrub.String}
 	if len(cfg.Policy.RateLimits) > 0 || tokens != nil {
 		ropts.Middleware = []calls.Middleware{pol.Middleware()}
 	}
 	router := calls.NewRouter(ropts)
+	defer obs.close(router, log)
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
 	if err != nil {
 		return fmt.Errorf("ollama: %w", err)
 	}
+	obs.attach(router, models)
 	if len(cfg.HTTPGet.Allow) > 0 {
 		g, err := httpget.New(cfg.httpGetOptions())
 		if err != nil {
@@ -262,6 +270,13 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		bg.Wait()
 	}()
 	bg.Go(func() { _ = models.Run(bgCtx) })
+	if cfg.Observe.MetricsAddr != "" {
+		bg.Go(func() {
+			if err := serveMetrics(bgCtx, cfg.Observe.MetricsAddr, cfg.HTTP.Token, obs.metrics.Handler(), log); err != nil {
+				log.Error("metrics listener stopped", "err", err)
+			}
+		})
+	}
 	if cfg.File != "" {
 		w := newWatcher(cfg, reload, models, log)
 		bg.Go(func() {
@@ -286,7 +301,7 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		log.Info("membrane serving MCP on stdio", "version", versionString(), "sandbox", cfg.SandboxMode)
 		serveErr = srv.Run(ctx, &mcp.StdioTransport{In: stdin, Out: stdout})
 	} else {
-		serveErr = serveHTTP(ctx, cfg, srv, models, tokens, log)
+		serveErr = serveHTTP(ctx, cfg, srv, models, tokens, obs.metrics.Handler(), log)
 	}
 	if err := boxErr.Load(); err != nil {
 		serveErr = *err // the sandbox could not start
@@ -325,13 +340,23 @@ func shutdown(srv *mcp.Server, d time.Duration, log *slog.Logger) {
 	}
 }
 
-func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, tokens *policy.Store, log *slog.Logger) error {
-	var verify func(string) (string, bool)
+func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, tokens *policy.Store, metrics http.Handler, log *slog.Logger) error {
+	var (
+		verify      func(string) (string, bool)
+		sessionsFor func(string) int
+	)
 	if tokens != nil {
 		verify = tokens.Verify // the single --token stays in it, unlimited
+		sessionsFor = func(user string) int {
+			if p, ok := tokens.Principal(user); ok {
+				return p.MaxSessions
+			}
+			return 0
+		}
 	}
 	h, err := srv.HTTPHandler(&mcp.HTTPOptions{
 		Verify:              verify,
+		SessionsFor:         sessionsFor,
 		Token:               cfg.HTTP.Token,
 		AllowedOrigins:      cfg.HTTP.AllowedOrigins,
 		AllowedHosts:        cfg.HTTP.AllowedHosts,
@@ -347,7 +372,8 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 			}
 			return out
 		},
-		Logger: log.With("component", "http"),
+		Metrics: metrics,
+		Logger:  log.With("component", "http"),
 	})
 	if err != nil {
 		return err

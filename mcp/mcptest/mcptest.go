@@ -272,3 +272,17 @@ func (w *testWriter) log(line string) {
 	}()
 	w.t.Log(w.prefix + line)
 }
+
+// PrivateState points XDG_STATE_HOME at a new directory for the rest of
+// the test binary's life, and so for every program its tests start:
+// membrane keeps its trace store there by default, and a test run must not
+// write into the user's home. Call it first in TestMain; the returned
+// function removes the directory.
+func PrivateState() (cleanup func()) {
+	dir, err := os.MkdirTemp("", "membrane-state-")
+	if err != nil {
+		panic("mcptest: private state directory: " + err.Error())
+	}
+	os.Setenv("XDG_STATE_HOME", dir)
+	return func() { os.RemoveAll(dir) }
+}

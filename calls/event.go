@@ -1,0 +1,232 @@
+package calls
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// EventType says what an Event reports.
+type EventType uint8
+
+// The events a Router sends its observers.
+const (
+	// EventCallStarted: a call passed the router's lookup and is about to
+	// run its middleware and handler.
+	EventCallStarted EventType = iota + 1
+	// EventCallProgress: the handler reported progress.
+	EventCallProgress
+	// EventCallFinished: the call returned, whatever the outcome. It
+	// repeats everything EventCallStarted said, so that an observer that
+	// keeps one record per call needs only this one.
+	EventCallFinished
+	// EventSessionOpened and EventSessionClosed bracket a client session
+	// opened with Router.OpenSession.
+	EventSessionOpened
+	EventSessionClosed
+	// EventToolsChanged: the set of calls changed; Change says how.
+	EventToolsChanged
+)
+
+// String returns the event's stable lower_snake name, such as
+// "call_finished".
+func (t EventType) String() string {
+	switch t {
+	case EventCallStarted:
+		return "call_started"
+	case EventCallProgress:
+		return "call_progress"
+	case EventCallFinished:
+		return "call_finished"
+	case EventSessionOpened:
+		return "session_opened"
+	case EventSessionClosed:
+		return "session_closed"
+	case EventToolsChanged:
+		return "tools_changed"
+	}
+	return fmt.Sprintf("event(%d)", uint8(t))
+}
+
+// Outcome is how a call ended.
+type Outcome uint8
+
+// The outcomes of a call. The zero value means "not set": a Result whose
+// Outcome is zero is graded from IsError and from how the call ended.
+const (
+	// OutcomeOK: the call succeeded.
+	OutcomeOK Outcome = iota + 1
+	// OutcomeToolError: the call ran and failed in a way the model sees
+	// (a Result with IsError).
+	OutcomeToolError
+	// OutcomeError: the call could not be made (a Go error, or no result).
+	OutcomeError
+	// OutcomeBusy: the call was turned away because too many were running
+	// or waiting.
+	OutcomeBusy
+	// OutcomeCancelled: the caller cancelled the call (the client, the end
+	// of its session, or the server shutting down).
+	OutcomeCancelled
+	// OutcomeTimeout: the call ran out of time.
+	OutcomeTimeout
+)
+
+// Outcomes lists every outcome, for observers that set up one series per
+// outcome in advance.
+func Outcomes() []Outcome {
+	return []Outcome{OutcomeOK, OutcomeToolError, OutcomeError, OutcomeBusy, OutcomeCancelled, OutcomeTimeout}
+}
+
+// String returns "ok", "tool_error", "error", "busy", "cancelled" or
+// "timeout".
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeOK:
+		return "ok"
+	case OutcomeToolError:
+		return "tool_error"
+	case OutcomeError:
+		return "error"
+	case OutcomeBusy:
+		return "busy"
+	case OutcomeCancelled:
+		return "cancelled"
+	case OutcomeTimeout:
+		return "timeout"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// MarshalText makes an Outcome a JSON string.
+func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// Failed reports whether o is anything but OutcomeOK.
+func (o Outcome) Failed() bool { return o != OutcomeOK }
+
+// Info is what a handler wants observed about one call beyond its result:
+// a handler sets Result.Info, and the router hands it to observers in the
+// EventCallFinished event. It never reaches the client. Each part is nil
+// when it does not apply.
+type Info struct {
+	Run   *RunInfo
+	Model *ModelInfo
+}
+
+// RunInfo describes a sandboxed process run.
+type RunInfo struct {
+	// ExitCode is the process's exit status (128+n for a signal n, as a
+	// shell reports it).
+	ExitCode int
+	// Signal names the signal that ended the process ("SIGKILL"), or "".
+	Signal string
+	// Isolation names how the process was isolated ("bwrap", "rlimit").
+	Isolation string
+	// StdoutBytes and StderrBytes count all the output, including what was
+	// cut off.
+	StdoutBytes, StderrBytes int64
+	// Start is how long the process took to start (from the request to
+	// the process running). Zero means not measured.
+	Start time.Duration
+	// Killed says why the sandbox killed the process: "timeout",
+	// "memory", "processes", "output", "cancel", or "" when it was not
+	// killed (or was killed by a signal the sandbox did not send).
+	Killed string
+}
+
+// ModelInfo describes a model call.
+type ModelInfo struct {
+	// Model and Host name the model and the server that ran it.
+	Model, Host string
+	// TokensIn and TokensOut count the prompt and the generated tokens,
+	// as the model server reported them.
+	TokensIn, TokensOut int
+	// FirstToken is the time from sending the request to the first token.
+	// Zero means no token came, or not measured.
+	FirstToken time.Duration
+	// Generation is the time the server spent generating TokensOut; with
+	// it, TokensOut per second. Zero means not reported.
+	Generation time.Duration
+	// QueueWait is how long the call waited for a free slot on the model.
+	QueueWait time.Duration
+}
+
+// Event is one thing that happened in a Router. Observers receive Events by
+// value; the slices and pointers in one (Arguments, Info, Change) are shared
+// with the call and must be treated as read-only.
+type Event struct {
+	Type EventType
+	Time time.Time
+
+	// ID identifies one call within the router: its started, progress and
+	// finished events share it. Zero for other events.
+	ID uint64
+	// Call, Kind and Group describe the call (empty for session events).
+	Call  string
+	Kind  Kind
+	Group string
+	// Session is the session's ID; Client is the client's name when the
+	// transport knows it.
+	Session string
+	Client  string
+	// Arguments is the raw JSON the client sent (call events only). It is
+	// not scrubbed: an observer that records it must scrub it itself.
+	Arguments json.RawMessage
+
+	// Progress, Total and Message are set on EventCallProgress.
+	Progress, Total float64
+	Message         string
+
+	// Outcome, Reason, Duration, ResultBytes and Info are set on
+	// EventCallFinished. Reason is set for every outcome but OutcomeOK:
+	// the first line of the error text, cut to a few hundred bytes and
+	// passed through RouterOptions.Redact.
+	Outcome     Outcome
+	Reason      string
+	Duration    time.Duration
+	ResultBytes int
+	Info        *Info
+
+	// Change is set on EventToolsChanged.
+	Change *Change
+}
+
+// ArgsDigest returns the hex SHA-256 of the call's arguments, or "" when
+// there are none. It is computed on each use, by the observer that wants
+// it, so that hashing stays off the call's path.
+func (e *Event) ArgsDigest() string {
+	if len(e.Arguments) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(e.Arguments)
+	return hex.EncodeToString(sum[:])
+}
+
+// An Observer receives a Router's events. Each observer has its own bounded
+// queue and goroutine: Observe runs on that goroutine, one event at a time,
+// in the order the events happened. An observer that falls behind loses
+// events (the router counts them, see Router.ObserverStats) and never slows
+// a call; one that panics loses that event and keeps the rest.
+type Observer interface {
+	Observe(Event)
+}
+
+// ObserverFunc adapts a function to the Observer interface.
+type ObserverFunc func(Event)
+
+// Observe calls f(e).
+func (f ObserverFunc) Observe(e Event) { f(e) }
+
+// resultBytes is the size of what a result carries to the client, not
+// counting its structured form.
+func resultBytes(r *Result) int {
+	if r == nil {
+		return 0
+	}
+	n := 0
+	for i := range r.Content {
+		n += len(r.Content[i].Text) + len(r.Content[i].Data)
+	}
+	return n
+}

@@ -1,0 +1,432 @@
+// Package ledger is the audit ledger: a calls.Observer that appends one JSON
+// line per finished call to a file, so that an operator can answer "what
+// ran, when, for whom, and what happened".
+//
+// Each line holds the time the call started, the session and client, the
+// call and its kind, the arguments (scrubbed of secrets, long strings cut to
+// their head with their size and SHA-256), the outcome, the reason and the
+// duration, and, where the call's handler reported them, the sandbox's exit
+// code, signal, isolation and output sizes or the model, host and tokens.
+//
+// The file is only appended to, and each line is written with one write
+// (no buffering, so a crash loses at most the line being written; there is
+// no fsync). When it passes Options.MaxFileBytes it is renamed to FILE.1
+// (FILE.1 to FILE.2, and so on, keeping Options.Keep files) and a new FILE
+// is started. A file that cannot be written (a full disk, a deleted or
+// read-only file) is logged loudly and tried again at the next line; the
+// calls themselves never notice.
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/scrub"
+)
+
+// Defaults used where Options leaves a field zero.
+const (
+	DefaultMaxValueBytes = 1024
+	DefaultMaxArgsBytes  = 64 << 10
+	DefaultMaxFileBytes  = 64 << 20
+	DefaultKeep          = 3
+)
+
+// Options configures a Ledger. The zero value is usable.
+type Options struct {
+	// Scrubber hides secrets in the arguments and reasons. Nil means
+	// scrub.New(nil): the credential shapes, no exact values.
+	Scrubber *scrub.Scrubber
+	// MaxValueBytes is the longest string argument recorded whole; a
+	// longer one is cut to its head, with its size and SHA-256. Zero means
+	// DefaultMaxValueBytes.
+	MaxValueBytes int
+	// MaxArgsBytes bounds the recorded arguments as a whole; larger ones
+	// are replaced by their size and SHA-256. Zero means
+	// DefaultMaxArgsBytes.
+	MaxArgsBytes int
+	// MaxFileBytes is the size past which the file is rotated. Zero means
+	// DefaultMaxFileBytes; negative means never.
+	MaxFileBytes int64
+	// Keep is how many rotated files (FILE.1 ... FILE.Keep) are kept. Zero
+	// means DefaultKeep.
+	Keep int
+	// Logger receives the ledger's own trouble (a file it cannot write).
+	// Nil discards.
+	Logger *slog.Logger
+}
+
+// Ledger writes the audit lines. Create one with Open or New; it is safe
+// for concurrent use, though the router calls it from one goroutine.
+type Ledger struct {
+	opts Options
+	scr  *scrub.Scrubber
+	log  *slog.Logger
+	path string // "" when writing to a plain io.Writer
+
+	mu        sync.Mutex
+	w         io.Writer
+	f         *os.File
+	size      int64
+	failing   bool
+	lost      uint64
+	lastCheck time.Time
+	closed    bool
+}
+
+var _ calls.Observer = (*Ledger)(nil)
+
+// Open returns a Ledger appending to the file at path, creating it (mode
+// 0600) if needed.
+func Open(path string, opts *Options) (*Ledger, error) {
+	l := newLedger(opts)
+	l.path = path
+	if err := l.open(); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	return l, nil
+}
+
+// New returns a Ledger writing to w (standard error, say), which it never
+// rotates or closes.
+func New(w io.Writer, opts *Options) *Ledger {
+	l := newLedger(opts)
+	l.w = w
+	return l
+}
+
+func newLedger(opts *Options) *Ledger {
+	l := &Ledger{}
+	if opts != nil {
+		l.opts = *opts
+	}
+	if l.opts.MaxValueBytes <= 0 {
+		l.opts.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if l.opts.MaxArgsBytes <= 0 {
+		l.opts.MaxArgsBytes = DefaultMaxArgsBytes
+	}
+	if l.opts.MaxFileBytes == 0 {
+		l.opts.MaxFileBytes = DefaultMaxFileBytes
+	}
+	if l.opts.Keep <= 0 {
+		l.opts.Keep = DefaultKeep
+	}
+	l.scr = l.opts.Scrubber
+	if l.scr == nil {
+		l.scr = scrub.New(nil)
+	}
+	l.log = l.opts.Logger
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	return l
+}
+
+// ObserverName names the ledger in the router's observer statistics.
+func (l *Ledger) ObserverName() string { return "ledger" }
+
+// open (re)opens the file. Called with mu held, or before l is shared.
+func (l *Ledger) open() error {
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if l.f != nil {
+		l.f.Close()
+	}
+	l.f, l.w, l.size = f, f, fi.Size()
+	l.lastCheck = time.Now()
+	return nil
+}
+
+// Entry is one line of the ledger.
+type Entry struct {
+	Time        time.Time       `json:"time"`
+	ID          uint64          `json:"id"`
+	Session     string          `json:"session"`
+	Client      string          `json:"client,omitempty"`
+	Call        string          `json:"call"`
+	Kind        string          `json:"kind"`
+	Group       string          `json:"group,omitempty"`
+	Args        json.RawMessage `json:"args,omitempty"`
+	ArgsBytes   int             `json:"args_bytes"`
+	ArgsSHA256  string          `json:"args_sha256,omitempty"`
+	Outcome     string          `json:"outcome"`
+	Reason      string          `json:"reason,omitempty"`
+	DurMS       float64         `json:"dur_ms"`
+	ResultBytes int             `json:"result_bytes"`
+	Run         *Run            `json:"run,omitempty"`
+	Model       *Model          `json:"model,omitempty"`
+}
+
+// Run is what the ledger records of a sandboxed process.
+type Run struct {
+	ExitCode    int     `json:"exit_code"`
+	Signal      string  `json:"signal,omitempty"`
+	Isolation   string  `json:"isolation,omitempty"`
+	StdoutBytes int64   `json:"stdout_bytes"`
+	StderrBytes int64   `json:"stderr_bytes"`
+	Killed      string  `json:"killed,omitempty"`
+	StartMS     float64 `json:"start_ms,omitempty"`
+}
+
+// Model is what the ledger records of a model call.
+type Model struct {
+	Model        string  `json:"model"`
+	Host         string  `json:"host,omitempty"`
+	TokensIn     int     `json:"tokens_in"`
+	TokensOut    int     `json:"tokens_out"`
+	FirstTokenMS float64 `json:"first_token_ms,omitempty"`
+}
+
+// Observe records a finished call; other events are ignored.
+func (l *Ledger) Observe(e calls.Event) {
+	if e.Type != calls.EventCallFinished {
+		return
+	}
+	line, err := json.Marshal(l.Entry(&e))
+	if err != nil {
+		l.log.Error("audit ledger: cannot encode a line", "call", e.Call, "err", err)
+		return
+	}
+	l.write(append(line, '\n'))
+}
+
+// Entry returns the line the ledger writes for a finished call.
+func (l *Ledger) Entry(e *calls.Event) *Entry {
+	en := &Entry{
+		Time: e.Time.Add(-e.Duration).UTC(), ID: e.ID,
+		Session: e.Session, Client: e.Client,
+		Call: e.Call, Kind: e.Kind.String(), Group: e.Group,
+		ArgsBytes: len(e.Arguments), ArgsSHA256: e.ArgsDigest(),
+		Outcome: e.Outcome.String(), Reason: l.scr.String(e.Reason),
+		DurMS: ms(e.Duration), ResultBytes: e.ResultBytes,
+	}
+	if len(e.Arguments) > 0 {
+		en.Args = Args(l.scr, e.Arguments, l.opts.MaxValueBytes, l.opts.MaxArgsBytes)
+	}
+	if e.Info != nil && e.Info.Run != nil {
+		r := e.Info.Run
+		en.Run = &Run{ExitCode: r.ExitCode, Signal: r.Signal, Isolation: r.Isolation,
+			StdoutBytes: r.StdoutBytes, StderrBytes: r.StderrBytes, Killed: r.Killed, StartMS: ms(r.Start)}
+	}
+	if e.Info != nil && e.Info.Model != nil {
+		m := e.Info.Model
+		en.Model = &Model{Model: m.Model, Host: m.Host, TokensIn: m.TokensIn, TokensOut: m.TokensOut, FirstTokenMS: ms(m.FirstToken)}
+	}
+	return en
+}
+
+// ms is d in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Cut describes a value too long to record whole.
+type Cut struct {
+	Head   string `json:"head"`
+	Bytes  int    `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// Args returns raw (a call's JSON arguments) as they may be recorded:
+// scrubbed by s, with every string longer than maxValue replaced by a Cut
+// holding its head, and the whole replaced by a Cut when it is still longer
+// than maxTotal. Size and SHA-256 are those of the scrubbed value.
+func Args(s *scrub.Scrubber, raw json.RawMessage, maxValue, maxTotal int) json.RawMessage {
+	if plain(s, raw, maxValue) {
+		return raw // the common case, without decoding: nothing to hide or cut
+	}
+	doc := s.JSON(raw)
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return doc // s.JSON always gives valid JSON; keep it whole
+	}
+	out, err := json.Marshal(cutLong(v, maxValue))
+	if err != nil || len(out) > maxTotal {
+		b, _ := json.Marshal(map[string]Cut{"cut": cutOf(string(out), 256)})
+		return b
+	}
+	return out
+}
+
+// plain reports whether raw can be recorded as it is: short, valid, with no
+// escapes (which could spell a secret the text search would miss), no key
+// that might name a secret, and no secret in its text.
+func plain(s *scrub.Scrubber, raw []byte, maxValue int) bool {
+	if len(raw) > maxValue || bytes.IndexByte(raw, '\\') >= 0 || !json.Valid(raw) {
+		return false
+	}
+	lower := bytes.ToLower(raw)
+	for _, w := range secretWords {
+		if bytes.Contains(lower, w) {
+			return false
+		}
+	}
+	return len(s.Find(string(raw))) == 0
+}
+
+// secretWords are the parts of the key names scrub.Value hides.
+var secretWords = [][]byte{[]byte("pass"), []byte("pwd"), []byte("secret"), []byte("token"), []byte("key"), []byte("auth"), []byte("cookie"), []byte("credential")}
+
+func cutLong(v any, max int) any {
+	switch x := v.(type) {
+	case string:
+		if len(x) > max {
+			return cutOf(x, max/4)
+		}
+	case []any:
+		for i := range x {
+			x[i] = cutLong(x[i], max)
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = cutLong(x[k], max)
+		}
+	}
+	return v
+}
+
+func cutOf(s string, head int) Cut {
+	sum := sha256.Sum256([]byte(s))
+	h := s
+	if len(h) > head {
+		h = h[:head]
+		for len(h) > 0 && !utf8.ValidString(h) {
+			h = h[:len(h)-1]
+		}
+	}
+	return Cut{Head: h, Bytes: len(s), SHA256: hex.EncodeToString(sum[:])}
+}
+
+// write appends one line, rotating or reopening the file as needed. It never
+// fails: trouble is logged and the line counted as lost.
+func (l *Ledger) write(line []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	if l.path != "" {
+		l.check()
+		if l.f == nil {
+			if err := l.open(); err != nil {
+				l.fail(err)
+				return
+			}
+		}
+		if l.opts.MaxFileBytes > 0 && l.size > 0 && l.size+int64(len(line)) > l.opts.MaxFileBytes {
+			l.rotate()
+		}
+	}
+	if l.w == nil {
+		l.fail(errors.New("no file open"))
+		return
+	}
+	n, err := l.w.Write(line)
+	l.size += int64(n)
+	if err != nil {
+		l.fail(err)
+		if l.f != nil {
+			l.f.Close()
+			l.f, l.w = nil, nil // reopened at the next line
+		}
+		return
+	}
+	if l.failing {
+		l.failing = false
+		l.log.Warn("audit ledger: writing again", "path", l.path, "lost_lines", l.lost)
+	}
+}
+
+// check reopens the file if it was deleted or moved away, at most once a
+// second.
+func (l *Ledger) check() {
+	if l.f == nil || time.Since(l.lastCheck) < time.Second {
+		return
+	}
+	l.lastCheck = time.Now()
+	cur, err1 := l.f.Stat()
+	onDisk, err2 := os.Stat(l.path)
+	if err1 == nil && err2 == nil && os.SameFile(cur, onDisk) {
+		return
+	}
+	if err1 == nil && !cur.Mode().IsRegular() && err2 == nil {
+		return // a device or pipe
+	}
+	l.log.Error("audit ledger: the file was deleted or replaced; starting a new one", "path", l.path)
+	if err := l.open(); err != nil {
+		l.fail(err)
+		l.f.Close()
+		l.f, l.w = nil, nil
+	}
+}
+
+// rotate renames FILE to FILE.1, after shifting the older ones up, and
+// opens a new FILE. Only regular files rotate.
+func (l *Ledger) rotate() {
+	if fi, err := l.f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	l.f.Close()
+	l.f, l.w = nil, nil
+	for i := l.opts.Keep - 1; i >= 1; i-- {
+		_ = os.Rename(fmt.Sprintf("%s.%d", l.path, i), fmt.Sprintf("%s.%d", l.path, i+1))
+	}
+	if err := os.Rename(l.path, l.path+".1"); err != nil {
+		l.log.Error("audit ledger: cannot rotate; going on in the same file", "path", l.path, "err", err)
+	}
+	if err := l.open(); err != nil {
+		l.fail(err)
+	}
+}
+
+// fail counts a lost line and says so: at once the first time, then every
+// thousandth line.
+func (l *Ledger) fail(err error) {
+	l.lost++
+	if !l.failing || l.lost%1000 == 0 {
+		l.log.Error("audit ledger: cannot write; calls go on but are not recorded until this is fixed",
+			"path", l.path, "err", err, "lost_lines", l.lost)
+	}
+	l.failing = true
+}
+
+// Lost returns how many lines could not be written.
+func (l *Ledger) Lost() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
+}
+
+// Close closes the file. Later lines are dropped. Remove the ledger from
+// the router first (Router.Close or the Observe stop function), so that
+// the lines queued for it are written.
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.f != nil {
+		err := l.f.Close()
+		l.f, l.w = nil, nil
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+// Package metrics exports a router's calls as Prometheus metrics, through
+// github.com/prometheus/client_golang. A Metrics is a calls.Observer for the
+// counters and histograms, plus collectors that read the router's live
+// gauges (calls in flight, sessions open) when scraped.
+//
+// Labels are bounded: the call's name and kind (calls are registered, not
+// made up by clients), the outcome, the model and host of model calls, the
+// reason a sandbox killed a process. Never arguments or session IDs.
+package metrics
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// Host is one model server's state, for the hosts-up and models gauges.
+type Host struct {
+	URL    string
+	Up     bool
+	Models int
+}
+
+// Options configures New. The zero value is usable.
+type Options struct {
+	// Registry is where the metrics are registered. Nil means a new
+	// registry that also holds the Go runtime and process collectors.
+	Registry *prometheus.Registry
+	// Hosts, when set, is read at each scrape for membrane_model_host_up
+	// and membrane_model_host_models.
+	Hosts func() []Host
+}
+
+// Metrics holds membrane's metrics. Add it to the router with
+// Router.Observe (or RouterOptions.Observers) and serve Handler.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	calls       *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	busy        *prometheus.CounterVec
+	start       prometheus.Histogram
+	kills       *prometheus.CounterVec
+	firstToken  *prometheus.HistogramVec
+	tokenRate   *prometheus.HistogramVec
+	tokens      *prometheus.CounterVec
+	listChanged prometheus.Counter
+	sessions    prometheus.Counter
+}
+
+var _ calls.Observer = (*Metrics)(nil)
+
+// New returns the metrics of r, registered in opts.Registry.
+func New(r *calls.Router, opts *Options) *Metrics {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m := &Metrics{
+		reg: reg,
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "membrane_calls_total",
+			Help: "Calls finished, by call, kind (tool or model) and outcome (ok, tool_error, error, busy, cancelled, timeout).",
+		}, []string{"call", "kind", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "membrane_call_duration_seconds",
+			Help:    "How long calls took, by call and kind.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}, []string{"call", "kind"}),
+		busy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "membrane_busy_rejections_total",
+			Help: "Calls turned away because too many were running or waiting, by call.",
+		}, []string{"call"}),
+		start: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "membrane_sandbox_start_seconds",
+			Help:    "Time from a sandbox run request to the process running.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+		kills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "membrane_sandbox_kills_total",
+			Help: "Sandboxed processes the sandbox killed, by reason (timeout, memory, processes, output, cancel).",
+		}, []string{"reason"}),
+		firstToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "membrane_model_time_to_first_token_seconds",
+			Help:    "Time from a model request to its first token, by model.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"model"}),
+		tokenRate: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "membrane_model_tokens_per_second",
+			Help:    "Generation speed of model calls, by model.",
+			Buckets: []float64{1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640},
+		}, []string{"model"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "membrane_model_tokens_total",
+			Help: "Tokens of model calls, by model and direction (in: the prompt, out: generated).",
+		}, []string{"model", "direction"}),
+		listChanged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "membrane_tools_list_changed_total",
+			Help: "Changes of the tool set, each sent to every connected session as notifications/tools/list_changed.",
+		}),
+		sessions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "membrane_sessions_opened_total",
+			Help: "Client sessions opened.",
+		}),
+	}
+	reg.MustRegister(m.calls, m.duration, m.busy, m.start, m.kills, m.firstToken, m.tokenRate, m.tokens, m.listChanged, m.sessions)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "membrane_calls_in_flight",
+		Help: "Calls running now.",
+	}, func() float64 { return float64(r.InFlight()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "membrane_sessions_open",
+		Help: "Client sessions open now.",
+	}, func() float64 { return float64(r.SessionsOpen()) }))
+	reg.MustRegister(&routerCollector{r: r, hosts: o.Hosts})
+	return m
+}
+
+// ObserverName names the metrics in the router's observer statistics.
+func (m *Metrics) ObserverName() string { return "metrics" }
+
+// Registry returns the registry the metrics are in.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Observe counts one event.
+func (m *Metrics) Observe(e calls.Event) {
+	switch e.Type {
+	case calls.EventCallFinished:
+	case calls.EventToolsChanged:
+		m.listChanged.Inc()
+		return
+	case calls.EventSessionOpened:
+		m.sessions.Inc()
+		return
+	default:
+		return
+	}
+	kind := e.Kind.String()
+	m.calls.WithLabelValues(e.Call, kind, e.Outcome.String()).Inc()
+	m.duration.WithLabelValues(e.Call, kind).Observe(e.Duration.Seconds())
+	if e.Outcome == calls.OutcomeBusy {
+		m.busy.WithLabelValues(e.Call).Inc()
+	}
+	if e.Info == nil {
+		return
+	}
+	if run := e.Info.Run; run != nil {
+		if run.Start > 0 {
+			m.start.Observe(run.Start.Seconds())
+		}
+		if run.Killed != "" {
+			m.kills.WithLabelValues(run.Killed).Inc()
+		}
+	}
+	if mi := e.Info.Model; mi != nil && mi.Model != "" {
+		if mi.FirstToken > 0 {
+			m.firstToken.WithLabelValues(mi.Model).Observe(mi.FirstToken.Seconds())
+		}
+		if mi.Generation > 0 && mi.TokensOut > 0 {
+			m.tokenRate.WithLabelValues(mi.Model).Observe(float64(mi.TokensOut) / mi.Generation.Seconds())
+		}
+		m.tokens.WithLabelValues(mi.Model, "in").Add(float64(mi.TokensIn))
+		m.tokens.WithLabelValues(mi.Model, "out").Add(float64(mi.TokensOut))
+	}
+}
+
+// routerCollector reads, at each scrape, the observers' drop counts and the
+// model hosts' state.
+type routerCollector struct {
+	r     *calls.Router
+	hosts func() []Host
+}
+
+var (
+	descDropped = prometheus.NewDesc("membrane_observer_events_dropped_total",
+		"Events an observer (ledger, store, metrics) lost because it fell behind.", []string{"observer"}, nil)
+	descHostUp = prometheus.NewDesc("membrane_model_host_up",
+		"Whether a model server answers (1) or not (0), by host.", []string{"host"}, nil)
+	descHostModels = prometheus.NewDesc("membrane_model_host_models",
+		"Models a model server holds, by host.", []string{"host"}, nil)
+)
+
+func (c *routerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descDropped
+	ch <- descHostUp
+	ch <- descHostModels
+}
+
+func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
+	seen := map[string]int{}
+	for _, s := range c.r.ObserverStats() {
+		name := s.Name
+		if seen[name]++; seen[name] > 1 {
+			name = fmt.Sprintf("%s#%d", name, seen[name])
+		}
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(s.Dropped), name)
+	}
+	if c.hosts == nil {
+		return
+	}
+	for _, h := range c.hosts() {
+		up := 0.0
+		if h.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descHostUp, prometheus.GaugeValue, up, h.URL)
+		ch <- prometheus.MustNewConstMetric(descHostModels, prometheus.GaugeValue, float64(h.Models), h.URL)
+	}
+}

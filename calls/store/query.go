@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// DefaultLimit and MaxLimit bound how many calls one query returns.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 10000
+)
+
+// Filter selects calls. The zero value selects the latest DefaultLimit.
+type Filter struct {
+	// Tool, Outcome and Session, when set, must match exactly.
+	Tool, Outcome, Session string
+	// Since, when set, keeps calls started at or after it.
+	Since time.Time
+	// Limit caps the number of calls, newest first. Zero means
+	// DefaultLimit.
+	Limit int
+}
+
+// ErrBadFilter is wrapped by ParseFilter's errors.
+var ErrBadFilter = errors.New("bad filter")
+
+// ParseFilter reads a filter written as space-separated key=value terms:
+// tool=NAME, outcome=ok|tool_error|error|busy|cancelled|timeout,
+// session=ID, since=DURATION (such as 1h, meaning that long before now) or
+// since=RFC3339 time, limit=N. now is the time a duration counts back from.
+func ParseFilter(s string, now time.Time) (Filter, error) {
+	var f Filter
+	for _, term := range strings.Fields(s) {
+		k, v, ok := strings.Cut(term, "=")
+		if !ok || v == "" {
+			return Filter{}, fmt.Errorf("%w: %q is not key=value", ErrBadFilter, term)
+		}
+		if err := f.Set(k, v, now); err != nil {
+			return Filter{}, err
+		}
+	}
+	return f, nil
+}
+
+// Set sets one term of the filter, as ParseFilter reads it.
+func (f *Filter) Set(key, value string, now time.Time) error {
+	switch key {
+	case "tool":
+		if !calls.NamePattern.MatchString(value) {
+			return fmt.Errorf("%w: tool %q is not a call name", ErrBadFilter, value)
+		}
+		f.Tool = value
+	case "outcome":
+		for _, o := range calls.Outcomes() {
+			if o.String() == value {
+				f.Outcome = value
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: outcome %q is not ok, tool_error, error, busy, cancelled or timeout", ErrBadFilter, value)
+	case "session":
+		if len(value) > 256 || strings.ContainsFunc(value, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			return fmt.Errorf("%w: session %q is not a session ID", ErrBadFilter, value)
+		}
+		f.Session = value
+	case "since":
+		if d, err := time.ParseDuration(value); err == nil && d >= 0 {
+			f.Since = now.Add(-d)
+			return nil
+		}
+		t, err := time.Parse(time.RFC3339Nano, value)
+		if err != nil {
+			return fmt.Errorf("%w: since %q is neither a duration (1h) nor a time (2026-12-01T10:00:00Z)", ErrBadFilter, value)
+		}
+		f.Since = t
+	case "limit":
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 1 || n > MaxLimit {
+			return fmt.Errorf("%w: limit %q is not a number from 1 to %d", ErrBadFilter, value, MaxLimit)
+		}
+		f.Limit = n
+	default:
+		return fmt.Errorf("%w: unknown key %q (tool, outcome, session, since, limit)", ErrBadFilter, key)
+	}
+	return nil
+}
+
+// String writes f as ParseFilter reads it, with since as an RFC 3339 time.
+func (f Filter) String() string {
+	var parts []string
+	if f.Tool != "" {
+		parts = append(parts, "tool="+f.Tool)
+	}
+	if f.Outcome != "" {
+		parts = append(parts, "outcome="+f.Outcome)
+	}
+	if f.Session != "" {
+		parts = append(parts, "session="+f.Session)
+	}
+	if !f.Since.IsZero() {
+		parts = append(parts, "since="+f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if f.Limit != 0 {
+		parts = append(parts, "limit="+strconv.Itoa(f.Limit))
+	}
+	return strings.Join(parts, " ")
+}
+
+// where is f as SQL conditions with their arguments; values only ever
+// travel as arguments.
+func (f Filter) where() (string, []any) {
+	var conds []string
+	var args []any
+	if f.Tool != "" {
+		conds, args = append(conds, "call = ?"), append(args, f.Tool)
+	}
+	if f.Outcome != "" {
+		conds, args = append(conds, "outcome = ?"), append(args, f.Outcome)
+	}
+	if f.Session != "" {
+		conds, args = append(conds, "session = ?"), append(args, f.Session)
+	}
+	if !f.Since.IsZero() {
+		conds, args = append(conds, "started_at >= ?"), append(args, f.Since.UnixMicro())
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// Call is one stored call.
+type Call struct {
+	ID          string          `json:"id"`
+	Session     string          `json:"session"`
+	Client      string          `json:"client,omitempty"`
+	Call        string          `json:"call"`
+	Kind        string          `json:"kind"`
+	Group       string          `json:"group,omitempty"`
+	Started     time.Time       `json:"started"`
+	DurMS       float64         `json:"dur_ms"`
+	Outcome     string          `json:"outcome"`
+	Reason      string          `json:"reason,omitempty"`
+	Args        json.RawMessage `json:"args,omitempty"`
+	ArgsBytes   int             `json:"args_bytes"`
+	ArgsSHA256  string          `json:"args_sha256,omitempty"`
+	ResultBytes int             `json:"result_bytes"`
+	Run         json.RawMessage `json:"run,omitempty"`
+	Model       json.RawMessage `json:"model,omitempty"`
+	Events      []Event         `json:"events,omitempty"`
+}
+
+// Event is one stored progress event of a call.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Kind     string    `json:"kind"`
+	Progress float64   `json:"progress"`
+	Total    float64   `json:"total,omitempty"`
+	Message  string    `json:"message,omitempty"`
+}
+
+const callColumns = `id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model`
+
+// Calls returns the calls f selects, newest first.
+func (s *Store) Calls(ctx context.Context, f Filter) ([]Call, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	where, args := f.where()
+	rows, err := s.db.QueryContext(ctx, `SELECT `+callColumns+` FROM calls`+where+` ORDER BY started_at DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("store: query: %w", err)
+	}
+	defer rows.Close()
+	var out []Call
+	for rows.Next() {
+		c, err := scanCall(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ErrNotFound is returned by Get for an unknown call ID.
+var ErrNotFound = errors.New("no such call")
+
+// Get returns one call with its events.
+func (s *Store) Get(ctx context.Context, id string) (*Call, error) {
+	c, err := scanCall(s.db.QueryRowContext(ctx, `SELECT `+callColumns+` FROM calls WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: %w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT time, kind, coalesce(progress, 0), coalesce(total, 0), message FROM call_events WHERE call_id = ? ORDER BY time`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e Event
+		var t int64
+		if err := rows.Scan(&t, &e.Kind, &e.Progress, &e.Total, &e.Message); err != nil {
+			return nil, err
+		}
+		e.Time = time.UnixMicro(t).UTC()
+		c.Events = append(c.Events, e)
+	}
+	return &c, rows.Err()
+}
+
+func scanCall(row interface{ Scan(...any) error }) (Call, error) {
+	var (
+		c                Call
+		started, dur     int64
+		args, run, model sql.NullString
+	)
+	err := row.Scan(&c.ID, &c.Session, &c.Client, &c.Call, &c.Kind, &c.Group, &started, &dur, &c.Outcome, &c.Reason,
+		&args, &c.ArgsBytes, &c.ArgsSHA256, &c.ResultBytes, &run, &model)
+	if err != nil {
+		return c, err
+	}
+	c.Started = time.UnixMicro(started).UTC()
+	c.DurMS = float64(dur) / 1000
+	if args.Valid {
+		c.Args = json.RawMessage(args.String)
+	}
+	if run.Valid {
+		c.Run = json.RawMessage(run.String)
+	}
+	if model.Valid {
+		c.Model = json.RawMessage(model.String)
+	}
+	return c, nil
+}

@@ -1,0 +1,87 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// migrations take the schema from version i to i+1 (the database's
+// user_version). Append to the list; never edit a step that has shipped.
+var migrations = []string{
+	// 1: sessions and calls.
+	`CREATE TABLE sessions (
+		id        TEXT PRIMARY KEY,
+		opened_at INTEGER NOT NULL,
+		closed_at INTEGER
+	);
+	CREATE TABLE calls (
+		id         TEXT PRIMARY KEY,
+		session    TEXT NOT NULL,
+		call       TEXT NOT NULL,
+		kind       TEXT NOT NULL,
+		started_at INTEGER NOT NULL,
+		dur_us     INTEGER NOT NULL,
+		outcome    TEXT NOT NULL,
+		reason     TEXT NOT NULL DEFAULT '',
+		args       TEXT
+	);
+	CREATE INDEX calls_started ON calls(started_at);`,
+	// 2: the client, sizes and digests, what sandbox and model calls
+	// report, and the calls' progress events.
+	`ALTER TABLE sessions ADD COLUMN client TEXT NOT NULL DEFAULT '';
+	ALTER TABLE calls ADD COLUMN client TEXT NOT NULL DEFAULT '';
+	ALTER TABLE calls ADD COLUMN call_group TEXT NOT NULL DEFAULT '';
+	ALTER TABLE calls ADD COLUMN args_bytes INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE calls ADD COLUMN args_sha256 TEXT NOT NULL DEFAULT '';
+	ALTER TABLE calls ADD COLUMN result_bytes INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE calls ADD COLUMN run TEXT;
+	ALTER TABLE calls ADD COLUMN model TEXT;
+	CREATE INDEX calls_call ON calls(call, started_at);
+	CREATE INDEX calls_session ON calls(session, started_at);
+	CREATE TABLE call_events (
+		call_id  TEXT NOT NULL,
+		time     INTEGER NOT NULL,
+		kind     TEXT NOT NULL,
+		progress REAL,
+		total    REAL,
+		message  TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX call_events_call ON call_events(call_id, time);`,
+}
+
+// SchemaVersion is the version Open migrates a database to.
+var SchemaVersion = len(migrations)
+
+// ErrNewerSchema is wrapped by Open's error for a database written by a
+// newer membrane.
+var ErrNewerSchema = fmt.Errorf("the database was written by a newer membrane")
+
+// migrate applies the steps the database has not had, each in a
+// transaction of its own.
+func (s *Store) migrate(ctx context.Context) error {
+	var v int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("%w (schema %d, this one knows up to %d)", ErrNewerSchema, v, len(migrations))
+	}
+	for ; v < len(migrations); v++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,360 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/scrub"
+)
+
+const (
+	token  = "mbr-store-token-5f0c1d2e3a4b"
+	akia   = "AKIAIOSFODNN7EXAMPLE"
+	pemKey = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func tool(name string, h calls.HandlerFunc) calls.Call {
+	return calls.Call{Name: name, Description: name, InputSchema: json.RawMessage(`{"type":"object"}`), Kind: calls.KindTool, Handler: h}
+}
+
+func openTemp(t *testing.T, opts *Options) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "membrane.db")
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+// TestMixedWorkload stores ok calls, tool errors, a timeout, a busy, a
+// cancel and a model call, then reads them back through every filter;
+// the secrets in the arguments are in no file of the database.
+func TestMixedWorkload(t *testing.T) {
+	scr := scrub.New(&scrub.Options{Secrets: []string{token}})
+	s, path := openTemp(t, &Options{Scrubber: scr})
+	r := calls.NewRouter(&calls.RouterOptions{Observers: []calls.Observer{s}, Redact: scr.String, QueueLength: -1})
+	running := make(chan struct{}, 1)
+	r.Add(tool("sh", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		req.Progress.Report(ctx, 1, 2, "half")
+		if strings.Contains(string(req.Arguments), "fail") {
+			return calls.Errorf("exit code 2: %s", req.Arguments), nil
+		}
+		res := calls.Text("ok")
+		res.Info = &calls.Info{Run: &calls.RunInfo{ExitCode: 0, Isolation: "bwrap"}}
+		return res, nil
+	}))
+	slow := tool("slow", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	slow.Timeout = time.Millisecond
+	r.Add(slow)
+	one := tool("one", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		running <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	one.Concurrency = 1
+	r.Add(one)
+	m := tool("qwen", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		res := calls.Text("hi")
+		res.Info = &calls.Info{Model: &calls.ModelInfo{Model: "qwen3:0.6b", TokensIn: 5, TokensOut: 7}}
+		return res, nil
+	})
+	m.Kind = calls.KindModel
+	r.Add(m)
+
+	a, b := r.OpenSession("sess-a", "claude"), r.OpenSession("sess-b", "agents-sdk")
+	secret, _ := json.Marshal(map[string]string{"cmd": "fail " + token + " " + akia + "\n" + pemKey})
+	r.Call(t.Context(), "sh", &calls.Request{Session: a, Arguments: json.RawMessage(`{"cmd":"ls"}`)})
+	r.Call(t.Context(), "sh", &calls.Request{Session: a, Arguments: secret})
+	r.Call(t.Context(), "slow", &calls.Request{Session: b})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { r.Call(ctx, "one", &calls.Request{Session: b}); close(done) }()
+	<-running
+	r.Call(t.Context(), "one", &calls.Request{Session: b})
+	cancel()
+	<-done
+	r.Call(t.Context(), "qwen", &calls.Request{Session: b})
+	a.Close()
+	r.Close()
+	s.Flush()
+
+	count := func(filter string) int {
+		t.Helper()
+		f, err := ParseFilter(filter, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := s.Calls(t.Context(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(cs)
+	}
+	for filter, want := range map[string]int{
+		"":                            6,
+		"tool=sh":                     2,
+		"outcome=tool_error":          1,
+		"outcome=timeout":             1,
+		"outcome=busy":                1,
+		"outcome=cancelled":           1,
+		"tool=qwen outcome=ok":        1,
+		"session=sess-b":              4,
+		"session=sess-a tool=sh":      2,
+		"since=1h":                    6,
+		"since=2000-01-01T00:00:00Z":  6,
+		"since=2999-01-01T00:00:00Z":  0,
+		"limit=2":                     2,
+		"tool=nosuch":                 0,
+		"session=sess-a outcome=busy": 0,
+		"session=x'OR'1'='1":          0,
+	} {
+		if got := count(filter); got != want {
+			t.Errorf("%q: %d calls, want %d", filter, got, want)
+		}
+	}
+	f, _ := ParseFilter("tool=sh outcome=ok", time.Now())
+	cs, _ := s.Calls(t.Context(), f)
+	if len(cs) != 1 {
+		t.Fatalf("ok sh calls: %d", len(cs))
+	}
+	got, err := s.Get(t.Context(), cs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Client != "claude" || string(got.Args) != `{"cmd":"ls"}` || len(got.Events) != 1 || got.Events[0].Message != "half" || !strings.Contains(string(got.Run), `"Isolation":"bwrap"`) {
+		t.Errorf("stored call %+v", got)
+	}
+	if _, err := s.Get(t.Context(), "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get(nope) = %v", err)
+	}
+	f, _ = ParseFilter("tool=qwen", time.Now())
+	cs, _ = s.Calls(t.Context(), f)
+	if len(cs) != 1 || !strings.Contains(string(cs[0].Model), `"TokensOut":7`) {
+		t.Errorf("model call %+v", cs)
+	}
+	s.Close()
+	for _, p := range []string{path, path + "-wal"} {
+		raw, _ := os.ReadFile(p)
+		for _, secret := range []string{token, akia, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"} {
+			if bytes.Contains(raw, []byte(secret)) {
+				t.Errorf("%s holds the secret %q", filepath.Base(p), secret)
+			}
+		}
+	}
+}
+
+// TestMigrationFromV1 opens a database of schema 1, with a call in it,
+// and finds it migrated with the call kept.
+func TestMigrationFromV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(migrations[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`PRAGMA user_version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour).UnixMicro()
+	if _, err := db.Exec(`INSERT INTO calls(id, session, call, kind, started_at, dur_us, outcome, reason, args) VALUES('old-1', 's', 'sh', 'tool', ?, 1500, 'tool_error', 'exit code 1', '{"cmd":"false"}')`, old); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var v int
+	s.db.QueryRow(`PRAGMA user_version`).Scan(&v)
+	if v != SchemaVersion || SchemaVersion < 2 {
+		t.Errorf("schema %d after Open, want %d", v, SchemaVersion)
+	}
+	c, err := s.Get(t.Context(), "old-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reason != "exit code 1" || c.DurMS != 1.5 || c.Client != "" || string(c.Args) != `{"cmd":"false"}` {
+		t.Errorf("migrated call %+v", c)
+	}
+	// The new columns work on the migrated database.
+	s.Observe(calls.Event{Type: calls.EventCallFinished, Time: time.Now(), ID: 1, Call: "sh", Kind: calls.KindTool, Client: "new", Outcome: calls.OutcomeOK})
+	s.Flush()
+	f, _ := ParseFilter("outcome=ok", time.Now())
+	if cs, err := s.Calls(t.Context(), f); err != nil || len(cs) != 1 || cs[0].Client != "new" {
+		t.Errorf("new call on the migrated database: %+v %v", cs, err)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	db, _ := sql.Open("sqlite", "file:"+path)
+	if _, err := db.Exec(`PRAGMA user_version = 99`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(path, nil); !errors.Is(err, ErrNewerSchema) {
+		t.Errorf("Open of a newer schema: %v", err)
+	}
+}
+
+// TestFullDatabase: SQLite's own "database or disk is full" (through a page
+// limit) is logged clearly, the event counted as lost, and the calls go on;
+// the allow control is the same store writing before the limit.
+func TestFullDatabase(t *testing.T) {
+	var logs syncBuffer
+	s, _ := openTemp(t, &Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	r := calls.NewRouter(&calls.RouterOptions{Observers: []calls.Observer{s}})
+	big := strings.Repeat("x", 900)
+	r.Add(tool("sh", func(context.Context, *calls.Request) (*calls.Result, error) { return calls.Text("ok"), nil }))
+	args := json.RawMessage(`{"cmd":"` + big + `"}`)
+	r.Call(t.Context(), "sh", &calls.Request{Arguments: args})
+	for r.ObserverStats()[0].Delivered < 3 { // the tool set change, the start and the end of the call
+		time.Sleep(time.Millisecond)
+	}
+	s.Flush()
+	s.db.SetMaxOpenConns(1) // the page limit is per connection: keep one
+	s.db.SetMaxIdleConns(1)
+	var pages int
+	s.db.QueryRow(`PRAGMA page_count`).Scan(&pages)
+	if _, err := s.db.Exec(`PRAGMA max_page_count = ` + itoa(pages)); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if res, err := r.Call(t.Context(), "sh", &calls.Request{Arguments: args}); err != nil || res.TextOf() != "ok" {
+			t.Fatalf("call with a full store: %v %v", res, err)
+		}
+	}
+	r.Close()
+	s.Flush()
+	if s.Lost() == 0 {
+		t.Error("no event counted as lost")
+	}
+	if !strings.Contains(logs.String(), "trace store: cannot write") || !strings.Contains(logs.String(), "full") {
+		t.Errorf("no clear log line:\n%s", logs.String())
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestOpenUnwritable(t *testing.T) {
+	if _, err := Open("/proc/membrane-store-test/membrane.db", nil); err == nil {
+		t.Error("Open under /proc succeeded")
+	}
+	// A directory where the file should be.
+	dir := t.TempDir()
+	if _, err := Open(dir, nil); err == nil {
+		t.Error("Open of a directory succeeded")
+	}
+}
+
+func TestRetentionByAge(t *testing.T) {
+	s, _ := openTemp(t, &Options{MaxAge: time.Hour})
+	s.Observe(calls.Event{Type: calls.EventCallFinished, Time: time.Now().Add(-2 * time.Hour), ID: 1, Call: "old", Kind: calls.KindTool, Outcome: calls.OutcomeOK})
+	s.Observe(calls.Event{Type: calls.EventCallFinished, Time: time.Now(), ID: 2, Call: "new", Kind: calls.KindTool, Outcome: calls.OutcomeOK})
+	s.Flush()
+	s.retain(t.Context())
+	cs, err := s.Calls(t.Context(), Filter{})
+	if err != nil || len(cs) != 1 || cs[0].Call != "new" {
+		t.Errorf("after retention: %+v %v", cs, err)
+	}
+}
+
+func TestParseFilterErrors(t *testing.T) {
+	for _, bad := range []string{"tool", "tool=", "tool=a.b", "outcome=fine", "since=yesterday", "since=-1h", "limit=0", "limit=99999", "color=red", "session=a\x01b"} {
+		if _, err := ParseFilter(bad, time.Now()); !errors.Is(err, ErrBadFilter) {
+			t.Errorf("ParseFilter(%q) = %v, want ErrBadFilter", bad, err)
+		}
+	}
+}
+
+// FuzzFilter checks, for any filter text ParseFilter accepts, that it
+// survives a round trip through String, and that the store's answer
+// holds only calls the filter matches.
+func FuzzFilter(f *testing.F) {
+	for _, seed := range []string{"", "tool=sh", "outcome=ok session=s-1", "since=1h limit=3", "since=2026-01-01T00:00:00Z", "session=x'OR'1'='1", "tool=sh tool=py"} {
+		f.Add(seed)
+	}
+	path := filepath.Join(f.TempDir(), "fuzz.db")
+	s, err := Open(path, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	for i, c := range []struct{ call, outcome, session string }{{"sh", "ok", "s-1"}, {"sh", "tool_error", "s-2"}, {"py", "ok", "s-1"}, {"sh", "timeout", "x'OR'1'='1"}} {
+		var o calls.Outcome
+		for _, x := range calls.Outcomes() {
+			if x.String() == c.outcome {
+				o = x
+			}
+		}
+		s.Observe(calls.Event{Type: calls.EventCallFinished, Time: now.Add(-time.Duration(i) * time.Minute), ID: uint64(i + 1), Call: c.call, Kind: calls.KindTool, Session: c.session, Outcome: o})
+	}
+	s.Flush()
+	f.Fuzz(func(t *testing.T, text string) {
+		flt, err := ParseFilter(text, now)
+		if err != nil {
+			if !errors.Is(err, ErrBadFilter) {
+				t.Fatalf("error without ErrBadFilter: %v", err)
+			}
+			return
+		}
+		again, err := ParseFilter(flt.String(), now)
+		if err != nil || again.Tool != flt.Tool || again.Outcome != flt.Outcome || again.Session != flt.Session || again.Limit != flt.Limit || !again.Since.Equal(flt.Since) {
+			t.Fatalf("round trip of %q: %+v -> %q -> %+v (%v)", text, flt, flt.String(), again, err)
+		}
+		cs, err := s.Calls(context.Background(), flt)
+		if err != nil {
+			t.Fatalf("query %+v: %v", flt, err)
+		}
+		limit := flt.Limit
+		if limit == 0 {
+			limit = DefaultLimit
+		}
+		if len(cs) > limit || len(cs) > 4 {
+			t.Fatalf("%d calls for %+v", len(cs), flt)
+		}
+		for _, c := range cs {
+			if flt.Tool != "" && c.Call != flt.Tool || flt.Outcome != "" && c.Outcome != flt.Outcome || flt.Session != "" && c.Session != flt.Session || c.Started.Before(flt.Since.Truncate(time.Microsecond)) {
+				t.Fatalf("call %+v does not match %+v", c, flt)
+			}
+		}
+	})
+}

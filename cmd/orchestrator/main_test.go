@@ -1,0 +1,17 @@
+package main
+
+import (
+	"os"
+	"testing"
+
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
+)
+
+// TestMain keeps the state of the programs these tests start (membrane's
+// default trace store) out of the user's home.
+func TestMain(m *testing.M) {
+	cleanup := mcptest.PrivateState()
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}
