@@ -714,8 +714,8 @@ func TestPythonOutOfReachAsRoot(t *testing.T) {
 	// python_run that works, not one disabled.
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
 	s := newTestSandbox(t, nil)
-	if s.Python() == "" || strings.HasPrefix(s.Python(), dir) {
-		t.Fatalf("python with a private interpreter first on PATH: %q (%v)", s.Python(), s.pythonErr)
+	if s.python == "" || strings.HasPrefix(s.python, dir) {
+		t.Fatalf("python with a private interpreter first on PATH: %q (%v)", s.python, s.pythonErr)
 	}
 	if out := ok(t, py(t, connect(t, s), "print(6*7)")); out != "42\n" {
 		t.Fatalf("python_run: %q", out)
