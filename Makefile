@@ -29,8 +29,13 @@ GOTEST_FLAGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
+# The version stamped into the binaries: the git tag and commit, such as
+# v0.3.0-4-g1a2b3c4-dirty; `go install` builds read theirs from the module.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION))
+
 build: ## build bin/membrane, bin/orchestrator and the load driver bin/membrane-load
-	$(GO) build -o $(BIN)/ ./cmd/membrane ./cmd/orchestrator ./cmd/membrane-load
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/membrane ./cmd/orchestrator ./cmd/membrane-load
 
 run: build deps ## serve MCP over HTTP on $(ADDR) with whatever Ollama is found
 	./$(BIN)/membrane --http $(ADDR)

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/mcp"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 // strictCases are requests whose id or params MCP refuses and go-sdk
@@ -353,22 +353,8 @@ func equalPrefixes(lines, want []string) bool {
 	return true
 }
 
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuf is mcptest.SyncBuffer.
+type syncBuf = mcptest.SyncBuffer
 
 // TestSDKNotifiesBeforeInitialize pins the go-sdk behaviour the gate
 // exists for: over its own stdio transport, a tool added after the

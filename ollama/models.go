@@ -76,6 +76,9 @@ type Models struct {
 	tools  map[string]toolTarget    // reverse map: tool name -> what it runs
 
 	syncMu sync.Mutex // builds and hands over one set of calls at a time
+	// waiting are the logical tools whose model no host has, as last
+	// logged; guarded by syncMu.
+	waiting map[string]bool
 }
 
 // toolTarget is what one registered tool runs.
@@ -309,6 +312,11 @@ func (m *Models) Refresh(ctx context.Context) error {
 // listHost reads one host's listing and records the outcome on the host.
 func (m *Models) listHost(ctx context.Context, h *host) error {
 	tags, err := h.list(ctx)
+	if err != nil && ctx.Err() != nil {
+		// Stopping (membrane is shutting down, or never got going): the
+		// host said nothing about itself, so record and log nothing.
+		return ctx.Err()
+	}
 	h.mu.Lock()
 	wasUp, first := h.up, !h.listed
 	h.listed = true
@@ -471,6 +479,19 @@ func (m *Models) sync() {
 	chatNames := assignNames(prefixChat, chatModels)
 	embedNames := assignNames(prefixEmbed, embedModels)
 
+	anyUp := false
+	for _, h := range m.hosts {
+		h.mu.Lock()
+		anyUp = anyUp || h.up
+		h.mu.Unlock()
+	}
+	waiting := map[string]bool{}
+	defer func() {
+		if anyUp {
+			m.waiting = waiting
+		}
+	}()
+
 	var cs []calls.Call
 	targets := map[string]toolTarget{}
 	add := func(c calls.Call, t toolTarget) {
@@ -520,7 +541,15 @@ func (m *Models) sync() {
 			}
 		}
 		if mod == nil {
-			continue // registered once the model appears
+			// Registered once the model appears. Said once, and only when
+			// some host answered: with every host down, that is the news.
+			if anyUp {
+				if !m.waiting[s.Tool] {
+					m.log.Warn("ollama logical tool not served: no host has its model", "tool", s.Tool, "model", s.Model)
+				}
+				waiting[s.Tool] = true
+			}
+			continue
 		}
 		if _, taken := targets[s.Tool]; taken {
 			m.log.Warn("ollama logical tool name taken by a model tool; skipping", "tool", s.Tool)

@@ -291,15 +291,8 @@ func (s *Sandbox) Close() error {
 	return errors.Join(errs...)
 }
 
-// Mode returns the isolation mode in use.
-func (s *Sandbox) Mode() Mode { return s.cfg.Mode }
-
 // MemoryCap says what caps the memory of a call's processes.
 func (s *Sandbox) MemoryCap() MemoryCap { return s.memCap }
-
-// Python returns the interpreter python_run runs, or "" when none was
-// found.
-func (s *Sandbox) Python() string { return s.python }
 
 // unavailable returns the tool error for a sandbox that cannot run at all,
 // or nil when it can.

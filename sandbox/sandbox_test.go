@@ -102,20 +102,39 @@ func TestParallelCalls(t *testing.T) {
 	}
 }
 
+// TestBusy: with the router's queue turned off, a call over Concurrency is
+// answered busy at once; with the queue (the default), it waits its turn.
 func TestBusy(t *testing.T) {
 	s := newTestSandbox(t, func(c *Config) { c.Concurrency = 1 })
-	cs := connect(t, s)
-	marker := strconv.Itoa(600000 + os.Getpid()%99999)
-	done := make(chan ran, 1)
-	go func() { done <- sh(t, cs, "sleep 0."+marker) }()
-	waitFor(t, func() bool { return len(sleepers("0."+marker)) == 1 })
-	r := sh(t, cs, "echo second")
-	if !r.res.IsError || !strings.Contains(r.text, "busy") {
-		t.Fatalf("a call over Concurrency should get a busy error:\n%s", r.text)
+	for _, tc := range []struct {
+		name  string
+		queue int
+		busy  bool
+	}{{"fail fast", -1, true}, {"queued", 0, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := calls.NewRouter(&calls.RouterOptions{QueueLength: tc.queue})
+			for _, c := range s.Calls() {
+				if err := r.Add(c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cs := mcptest.Connect(t, r, nil)
+			marker := strconv.Itoa(600000 + os.Getpid()%99999)
+			done := make(chan ran, 1)
+			go func() { done <- sh(t, cs, "sleep 0."+marker) }()
+			waitFor(t, func() bool { return len(sleepers("0."+marker)) == 1 })
+			r2 := sh(t, cs, "echo second")
+			if got := r2.res.IsError && strings.Contains(r2.text, "busy"); got != tc.busy {
+				t.Fatalf("a call over Concurrency (busy %v, want %v):\n%s", got, tc.busy, r2.text)
+			}
+			if !tc.busy && strings.TrimSpace(ok(t, r2)) != "second" {
+				t.Fatalf("the queued call: %s", r2.text)
+			}
+			ok(t, <-done)
+			// Allow: once the first is done, the next runs.
+			ok(t, sh(t, cs, "echo third"))
+		})
 	}
-	ok(t, <-done)
-	// Allow: once the first is done, the next runs.
-	ok(t, sh(t, cs, "echo third"))
 }
 
 func TestWorkspaceLifetime(t *testing.T) {
@@ -164,8 +183,8 @@ func TestWorkspaceLifetime(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A call on a closed session is refused, not run.
-	if res := do(sess, "sh", `{"cmd":"true"}`); !res.IsError || !strings.Contains(res.TextOf(), "session has ended") {
-		t.Fatalf("call on a closed session:\n%s", res.TextOf())
+	if res, err := r.Call(t.Context(), "sh", &calls.Request{Arguments: json.RawMessage(`{"cmd":"true"}`), Session: sess}); !errors.Is(err, calls.ErrSessionEnded) {
+		t.Fatalf("call on a closed session: %v, %v; want calls.ErrSessionEnded", res, err)
 	}
 }
 
@@ -695,8 +714,8 @@ func TestPythonOutOfReachAsRoot(t *testing.T) {
 	// python_run that works, not one disabled.
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
 	s := newTestSandbox(t, nil)
-	if s.Python() == "" || strings.HasPrefix(s.Python(), dir) {
-		t.Fatalf("python with a private interpreter first on PATH: %q (%v)", s.Python(), s.pythonErr)
+	if s.python == "" || strings.HasPrefix(s.python, dir) {
+		t.Fatalf("python with a private interpreter first on PATH: %q (%v)", s.python, s.pythonErr)
 	}
 	if out := ok(t, py(t, connect(t, s), "print(6*7)")); out != "42\n" {
 		t.Fatalf("python_run: %q", out)

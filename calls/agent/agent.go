@@ -41,7 +41,7 @@ var _ Tools = (*calls.Router)(nil)
 
 // ErrMaxSteps is returned by Ask when the model was still calling tools
 // after Options.MaxSteps steps.
-var ErrMaxSteps = errors.New("agent: step limit reached without a final answer")
+var ErrMaxSteps = errors.New("step limit reached without a final answer")
 
 // Defaults used where Options leaves a field zero.
 const (
@@ -279,7 +279,7 @@ func (a *Agent) Ask(ctx context.Context, prompt string) (*Turn, error) {
 func (a *Agent) loop(ctx context.Context, turn *Turn) error {
 	for step := 1; ; step++ {
 		if a.opts.MaxSteps > 0 && step > a.opts.MaxSteps {
-			return fmt.Errorf("%w (%d steps); raise the step limit or ask the model to continue", ErrMaxSteps, a.opts.MaxSteps)
+			return fmt.Errorf("%w (%s); raise the step limit or ask the model to continue", ErrMaxSteps, steps(a.opts.MaxSteps))
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -356,7 +356,7 @@ func (a *Agent) step(ctx context.Context, step int, turn *Turn) (Message, bool, 
 		if ctx.Err() != nil {
 			return Message{}, false, ctx.Err()
 		}
-		return Message{}, false, fmt.Errorf("agent: model: %w", err)
+		return Message{}, false, err // the model's error says what failed
 	}
 
 	msg := reply.Message
@@ -633,4 +633,12 @@ func (g *contentGate) finish(final string) {
 	if rest != "" {
 		g.emit(rest)
 	}
+}
+
+// steps is "1 step" or "N steps".
+func steps(n int) string {
+	if n == 1 {
+		return "1 step"
+	}
+	return fmt.Sprintf("%d steps", n)
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // A model that calls the "add" tool once and then answers with its result.
-// Real programs pass an adapter such as ollama/openaicompat.Client.
+// Real programs pass an adapter such as calls/agent/openaicompat.Client.
 func Example() {
 	r := calls.NewRouter(nil)
 	_ = r.Add(calls.Call{

@@ -117,7 +117,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 // benchHTTP starts bin --http on a free port and returns the process and
 // its MCP URL.
 func benchHTTP(b *testing.B, bin string, args ...string) (*exec.Cmd, string) {
-	ln := freeAddr(b)
+	ln := mcptest.FreeAddr(b)
 	cmd := exec.Command(bin, append([]string{"--http", ln}, args...)...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn")
 	if err := cmd.Start(); err != nil {

@@ -103,7 +103,10 @@ type Config struct {
 // settings package for how to add one.
 func define(name string, c *Config) *settings.Set {
 	s := settings.New(name)
-	s.Head = fmt.Sprintf(usageHead, name)
+	s.Head = commandHeads[name]
+	if s.Head == "" {
+		s.Head = fmt.Sprintf(usageHead, "membrane")
+	}
 	s.Tail = usageTail
 	type D = settings.Def
 	pos := settings.Positive[int]
@@ -275,8 +278,13 @@ const usageHead = `%[1]s serves local models (Ollama) and sandboxed sh and pytho
 Usage:
   %[1]s [flags]              serve MCP on stdio (what Claude Desktop launches)
   %[1]s --http ADDR [flags]  serve streamable HTTP at http://ADDR/mcp
-  %[1]s doctor [flags]       check the set-up and explain what is wrong
-  %[1]s --version
+  %[1]s doctor [--json] [flags]        check the set-up and explain what is wrong
+  %[1]s config claude-desktop|cursor|vscode [flags]
+                                       print a client entry that launches this binary
+  %[1]s completion bash|zsh|fish       print a shell completion script
+  %[1]s version                        print the version (also --version)
+
+Flags may come before or after the subcommand.
 
 Settings come from, highest first: flags, MEMBRANE_* environment variables,
 the config file (--config or MEMBRANE_CONFIG, YAML or JSON), then defaults.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -15,16 +16,16 @@ import (
 
 // runDoctor prints what membrane would find and what to do about each
 // problem, and returns 1 when something is broken.
-func runDoctor(ctx context.Context, cfg *Config, w io.Writer) int {
+func runDoctor(ctx context.Context, cfg *Config, jsonOut bool, w io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	fmt.Fprintf(w, "membrane %s doctor\n\n", versionString())
 	var checks []calls.Check
 	if cfg.File != "" {
 		checks = append(checks, calls.Check{Name: "config file", Status: calls.StatusOK, Detail: cfg.File + " reads without errors"})
 	}
 	checks = append(checks, sandbox.Diagnose(ctx, cfg.sandboxConfig())...)
 	checks = append(checks, ollama.Diagnose(ctx, cfg.Ollama.Hosts)...)
+	checks = append(checks, ollama.DiagnoseTools(ctx, cfg.Ollama.Hosts, cfg.Ollama.Tools)...)
 	if cfg.HTTP.Addr != "" {
 		c := calls.Check{Name: "http", Status: calls.StatusOK, Detail: "would serve http://" + cfg.HTTP.Addr + mcp.DefaultPath}
 		if err := mcp.CheckListen(cfg.HTTP.Addr, cfg.HTTP.Token); err != nil {
@@ -36,7 +37,39 @@ func runDoctor(ctx context.Context, cfg *Config, w io.Writer) int {
 		}
 		checks = append(checks, c)
 	}
+	if jsonOut {
+		return printJSON(w, checks)
+	}
+	fmt.Fprintf(w, "membrane %s doctor\n\n", versionString())
 	return printChecks(w, checks)
+}
+
+// printJSON writes the findings as one JSON document, for scripts, and
+// returns the exit code as printChecks does.
+func printJSON(w io.Writer, checks []calls.Check) int {
+	type finding struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+		Detail string `json:"detail"`
+		Fix    string `json:"fix,omitempty"`
+	}
+	doc := struct {
+		Version string    `json:"version"`
+		OK      bool      `json:"ok"`
+		Checks  []finding `json:"checks"`
+	}{Version: versionString(), OK: true, Checks: []finding{}}
+	for _, c := range checks {
+		if c.Status == calls.StatusFail {
+			doc.OK = false
+		}
+		doc.Checks = append(doc.Checks, finding{c.Name, c.Status.String(), oneLine(c.Detail), oneLine(c.Fix)})
+	}
+	out, _ := json.MarshalIndent(doc, "", "  ")
+	fmt.Fprintf(w, "%s\n", out)
+	if !doc.OK {
+		return 1
+	}
+	return 0
 }
 
 // printChecks writes one block per check and returns the exit code: 1 when

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,15 +31,6 @@ func binary(t *testing.T) string {
 		t.Skip("builds and runs the binary")
 	}
 	return mcptest.BuildBinary(t, "./cmd/membrane")
-}
-
-// requireE2E fails instead of skipping when CI demands the real parts.
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("MEMBRANE_REQUIRE_E2E") == "1" {
-		t.Fatalf("MEMBRANE_REQUIRE_E2E=1 but %s", why)
-	}
-	t.Skip(why)
 }
 
 // noOllama points membrane at a closed port, so that the tests do not
@@ -69,7 +59,7 @@ func launch(t *testing.T, bin string, args []string, opts *sdk.ClientOptions) (*
 	tmp := privateTmp(t)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+tmp, "XDG_STATE_HOME="+t.TempDir())
-	var stderr syncBuffer
+	var stderr mcptest.SyncBuffer
 	cmd.Stderr = &stderr
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -91,7 +81,7 @@ func launch(t *testing.T, bin string, args []string, opts *sdk.ClientOptions) (*
 func sandboxWorks(t *testing.T, res *sdk.CallToolResult, text string) {
 	t.Helper()
 	if res.IsError && (strings.Contains(text, "bubblewrap") || strings.Contains(text, "bwrap")) {
-		skipOrFail(t, "the sandbox cannot run here: "+text)
+		mcptest.Require(t, "the sandbox cannot run here: "+text)
 	}
 }
 
@@ -309,26 +299,14 @@ func TestStdioAbuseBinary(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address nobody listens on.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // startHTTP runs membrane --http on a free port and waits for /healthz.
-func startHTTP(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *syncBuffer, <-chan struct{}) {
+func startHTTP(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *mcptest.SyncBuffer, <-chan struct{}) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := mcptest.FreeAddr(t)
 	cmd := exec.Command(bin, append([]string{"--http", addr}, args...)...)
 	tmp := privateTmp(t)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+tmp, "XDG_STATE_HOME="+t.TempDir())
-	var stderr syncBuffer
+	var stderr mcptest.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

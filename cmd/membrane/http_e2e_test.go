@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 // The HTTP bounds and disconnects, against the real binary where they
@@ -170,7 +172,7 @@ func TestHTTPDisconnectKillsSandboxBinary(t *testing.T) {
 			res, _ := m["result"].(map[string]any)
 			isErr := res == nil || res["isError"] == true
 			if isErr && (strings.Contains(text, "bubblewrap") || strings.Contains(text, "bwrap")) {
-				skipOrFail(t, "the sandbox cannot run here: "+text)
+				mcptest.Require(t, "the sandbox cannot run here: "+text)
 			}
 			if resp.StatusCode != 200 || isErr || !strings.Contains(text, "finished-normally") {
 				t.Fatalf("call on an open connection: %d %s", resp.StatusCode, text)

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,48 +60,43 @@ func tuneGC() {
 	}
 }
 
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "dev"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	rev, dirty := "", false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "dev"
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return "dev-" + rev
-}
+func versionString() string { return settings.Version(version) }
 
 // run is main without the exit; it returns the exit code.
 func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// Flags may come before the subcommand or after it.
+	command, args := define("membrane", &Config{}).Split(args, commands...)
 	name := "membrane"
-	if len(args) > 0 && args[0] == "calls" {
-		return runCalls(args[1:], getenv, stdout, stderr)
+	if command != "" {
+		name += " " + command
 	}
-	doctor := len(args) > 0 && args[0] == "doctor"
-	if doctor {
-		args = args[1:]
-		name = "membrane doctor"
+	// The subcommands' own words and flags.
+	var operand string
+	jsonOut := false
+	switch command {
+	case "doctor":
+		args = slices.DeleteFunc(slices.Clone(args), func(a string) bool {
+			if a == "--json" || a == "-json" {
+				jsonOut = true
+				return true
+			}
+			return false
+		})
+	case "completion", "config":
+		want := clients
+		if command == "completion" {
+			want = shells
+		}
+		operand, args = define(name, &Config{}).Split(args, want...)
+		if operand == "" && !slices.Contains(args, "--help") && !slices.Contains(args, "-h") {
+			fmt.Fprintf(stderr, "%s: give one of %s (see %s --help)\n", name, strings.Join(want, ", "), name)
+			return 2
+		}
+	case "calls":
+		return runCalls(args, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "membrane %s\n", versionString())
+		return 0
 	}
 	cfg, err := loadConfig(name, args, getenv, nil)
 	switch {
@@ -110,15 +107,20 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stdout, "membrane %s\n", versionString())
 		return 0
 	case err != nil:
-		fmt.Fprintf(stderr, "membrane: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
 	}
-	log := newLogger(cfg, stderr, getenv)
-	if doctor {
+	switch command {
+	case "completion":
+		return runCompletion(cfg, operand, stdout, stderr)
+	case "config":
+		return runClientConfig(cfg, operand, args, stdout, stderr)
+	case "doctor":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return runDoctor(ctx, cfg, stdout)
+		return runDoctor(ctx, cfg, jsonOut, stdout)
 	}
+	log := newLogger(cfg, stderr, getenv)
 	// A reload reads the file again through exactly the start-up path:
 	// the same flags and environment, every check.
 	reload := func(data []byte) (*Config, error) {
@@ -402,7 +404,11 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
-		return fmt.Errorf("--http %s: %w", cfg.HTTP.Addr, err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%s %s: another process already listens there; choose a free address (%s HOST:PORT, or ADDR=HOST:PORT make run): %w",
+				cfg.set.NameOf("http"), cfg.HTTP.Addr, cfg.set.Lookup("http").FlagName(), err)
+		}
+		return fmt.Errorf("%s %s: %w", cfg.set.NameOf("http"), cfg.HTTP.Addr, err)
 	}
 	lo := &mcp.ListenOptions{IdleTimeout: cfg.HTTP.IdleTimeout, MaxConns: cfg.HTTP.MaxConns}
 	hs := mcp.NewHTTPServer(h, lo)

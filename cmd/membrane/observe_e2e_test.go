@@ -145,13 +145,13 @@ func TestPrometheusScrapesMembrane(t *testing.T) {
 	bin := binary(t)
 	prom, err := exec.LookPath("prometheus")
 	if err != nil {
-		skipOrFail(t, "no prometheus on PATH (apt-get install prometheus, or make test-deps)")
+		mcptest.Require(t, "no prometheus on PATH (apt-get install prometheus, or make test-deps)")
 	}
 	const token = "prom-e2e-token-0123456789"
 	_, base, _, _ := startHTTP(t, bin, append([]string{"--token", token}, noOllama...)...)
 
 	dir := t.TempDir()
-	promAddr := freeAddr(t)
+	promAddr := mcptest.FreeAddr(t)
 	config := fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
@@ -167,7 +167,7 @@ scrape_configs:
 	}
 	pcmd := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr)
-	var plog syncBuffer
+	var plog mcptest.SyncBuffer
 	pcmd.Stdout, pcmd.Stderr = &plog, &plog
 	if err := pcmd.Start(); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 	"github.com/membrane-mcp/membrane/ollama"
 )
 
@@ -38,7 +39,7 @@ func (f *fakeTools) all() [][]ollama.ToolSpec {
 }
 
 // startWatcher loads path as membrane would and returns its watcher.
-func startWatcher(t *testing.T, path string, logs *syncBuffer) (*watcher, *fakeTools) {
+func startWatcher(t *testing.T, path string, logs *mcptest.SyncBuffer) (*watcher, *fakeTools) {
 	t.Helper()
 	args := []string{"--config", path}
 	cfg, err := loadConfig("membrane", args, env(nil), nil)
@@ -65,7 +66,7 @@ func writeNow(t *testing.T, path, s string) {
 func TestWatchConfig(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.yaml")
 	writeNow(t, path, "ollama:\n  tools: [{tool: a, model: m}]\n")
-	var logs syncBuffer
+	var logs mcptest.SyncBuffer
 	w, fake := startWatcher(t, path, &logs)
 
 	w.check() // the file as loaded: nothing to do
@@ -110,7 +111,7 @@ func TestWatchConfig(t *testing.T) {
 func TestWatchRunTicks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.yaml")
 	writeNow(t, path, "ollama:\n  tools: [{tool: a, model: m}]\n")
-	var logs syncBuffer
+	var logs mcptest.SyncBuffer
 	w, fake := startWatcher(t, path, &logs)
 	tick := make(chan time.Time)
 	done := make(chan struct{})
@@ -147,7 +148,7 @@ func TestReloadSlowWriter(t *testing.T) {
 		return b.String()
 	}
 	writeNow(t, path, doc(3))
-	var logs syncBuffer
+	var logs mcptest.SyncBuffer
 	w, fake := startWatcher(t, path, &logs)
 	rng := rand.New(rand.NewPCG(1, 2))
 	want := 3

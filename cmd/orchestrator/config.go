@@ -7,9 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
-	"github.com/membrane-mcp/membrane/ollama/openaicompat"
+	"github.com/membrane-mcp/membrane/ollama"
 )
 
 // Config is everything the orchestrator can be told; define says where each
@@ -66,7 +67,7 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.String(&c.Exec, "", D{Flag: "e", Arg: "QUESTION", Doc: `answer QUESTION and exit ("-" reads it from stdin)`})
 	s.String(&c.Model, "", D{Flag: "model", Env: "MEMBRANE_MODEL", Arg: "NAME", Doc: "NAME of the chat model (default: the endpoint's only model)"})
 	s.String(&c.BaseURL, "", D{Flag: "base-url", Env: "OPENAI_BASE_URL", Arg: "URL",
-		Doc: "OpenAI-compatible URL ending in /v1 (default: Ollama at OLLAMA_HOST, " + openaicompat.RedactURL(openaicompat.DefaultBaseURL()) + "); the key comes from OPENAI_API_KEY"},
+		Doc: "OpenAI-compatible URL ending in /v1 (default: Ollama at OLLAMA_HOST, " + openaicompat.RedactURL(defaultBaseURL()) + "); the key comes from OPENAI_API_KEY"},
 		settings.HTTPURL("http://127.0.0.1:11434/v1"))
 	s.String(&c.System, "", D{Flag: "system", Env: "MEMBRANE_SYSTEM", Arg: "PROMPT", Doc: "system PROMPT"})
 	s.Int(&r.maxSteps, 10, D{Flag: "max-steps", Env: "MEMBRANE_MAX_STEPS", Doc: "model calls per question before giving up (N; 0 = no limit)"}, settings.AtLeast(0))
@@ -206,6 +207,16 @@ func (c *Config) extractText() bool {
 	if err != nil {
 		return false
 	}
-	def, _ := url.Parse(openaicompat.DefaultBaseURL())
+	def, _ := url.Parse(defaultBaseURL())
 	return u.Port() == "11434" || (def != nil && u.Host == def.Host)
+}
+
+// defaultBaseURL is Ollama's OpenAI-compatible endpoint at OLLAMA_HOST,
+// read as membrane reads it (ollama.ParseHost).
+func defaultBaseURL() string {
+	u, err := ollama.ParseHost("")
+	if err != nil {
+		return openaicompat.LocalBaseURL
+	}
+	return strings.TrimSuffix(u.String(), "/") + "/v1"
 }

@@ -205,3 +205,18 @@ func TestPreview(t *testing.T) {
 		t.Errorf("shortArgs({}) = %q", got)
 	}
 }
+
+// TestDefaultBaseURL: the default endpoint is OLLAMA_HOST's /v1, read as
+// membrane reads its Ollama hosts.
+func TestDefaultBaseURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":            "http://127.0.0.1:11434/v1",
+		"myhost:1234": "http://myhost:1234/v1",
+		"myhost":      "http://myhost:11434/v1",
+	} {
+		t.Setenv("OLLAMA_HOST", in)
+		if got := defaultBaseURL(); got != want {
+			t.Errorf("OLLAMA_HOST=%q: %s, want %s", in, got, want)
+		}
+	}
+}

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -23,12 +26,73 @@ type server struct {
 	// server the command it starts (nil for HTTP). It is called again to
 	// reconnect.
 	dial func() (sdk.Transport, *exec.Cmd)
+	// refused records an HTTP server's first refusal of the last dial, so
+	// that a failed connect can say what to do; nil for other servers.
+	refused *statusRecorder
 }
 
 func httpServer(name, url, token string, headers map[string]string) server {
-	return server{name: name, where: url, dial: func() (sdk.Transport, *exec.Cmd) {
-		return mcp.HTTPTransport(url, token, headers), nil
+	rec := &statusRecorder{}
+	return server{name: name, where: url, refused: rec, dial: func() (sdk.Transport, *exec.Cmd) {
+		return rec.wrap(mcp.HTTPTransport(url, token, headers)), nil
 	}}
+}
+
+// statusRecorder remembers the status of the first HTTP response of 400 or
+// more since its last wrap. go-sdk v1.8.0 reports a refused initialize
+// only as http.StatusText ("Unauthorized"), with no code to match, so the
+// code is taken here, off the response itself.
+type statusRecorder struct {
+	base   http.RoundTripper
+	status atomic.Int32
+}
+
+func (s *statusRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := s.base.RoundTrip(r)
+	if err == nil && resp.StatusCode >= 400 {
+		s.status.CompareAndSwap(0, int32(resp.StatusCode))
+	}
+	return resp, err
+}
+
+// wrap makes t, a streamable HTTP transport, record its refusals in s.
+func (s *statusRecorder) wrap(t sdk.Transport) sdk.Transport {
+	st, ok := t.(*sdk.StreamableClientTransport)
+	if !ok {
+		return t
+	}
+	s.status.Store(0)
+	hc := &http.Client{}
+	if st.HTTPClient != nil {
+		*hc = *st.HTTPClient
+	}
+	if s.base == nil {
+		s.base = hc.Transport
+		if s.base == nil {
+			s.base = http.DefaultTransport
+		}
+	}
+	hc.Transport = s
+	cp := *st
+	cp.HTTPClient = hc
+	return &cp
+}
+
+// refusalAdvice says what to do about an MCP server at url that refused
+// the connection with status; "" when there is nothing to add.
+func refusalAdvice(url string, status int) string {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Sprintf("it refused the token (HTTP %d): give the server's token with --token or MEMBRANE_TOKEN", status)
+	case http.StatusNotFound:
+		advice := fmt.Sprintf("nothing serves MCP at that path (HTTP %d)", status)
+		if u, err := neturl.Parse(url); err == nil && u.Path != mcp.DefaultPath {
+			u.Path, u.RawQuery = mcp.DefaultPath, ""
+			advice += fmt.Sprintf(": membrane serves it at %s, so try --server-url %s", mcp.DefaultPath, u)
+		}
+		return advice
+	}
+	return ""
 }
 
 func cmdServer(name string, mk func() *exec.Cmd) server {

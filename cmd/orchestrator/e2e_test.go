@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,18 +27,10 @@ import (
 // stdio or HTTP, and real bubblewrap. They fail instead of skipping when
 // MEMBRANE_REQUIRE_E2E=1.
 
-func requireE2E(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("MEMBRANE_REQUIRE_E2E") == "1" {
-		t.Fatalf("%s is missing and MEMBRANE_REQUIRE_E2E=1", what)
-	}
-	t.Skipf("%s is missing (run `make test-deps`)", what)
-}
-
 func needBwrap(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("bwrap"); err != nil {
-		requireE2E(t, "bubblewrap (bwrap)")
+		mcptest.Require(t, "bubblewrap (bwrap) is missing (run `make test-deps`)")
 	}
 }
 
@@ -202,19 +193,9 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestE2EHTTPChain(t *testing.T) {
 	c := newChain(t, ollamatest.Script{})
-	addr := freeAddr(t)
+	addr := mcptest.FreeAddr(t)
 	const token = "e2e-secret-token"
 	srv := exec.Command(c.membrane, "--http", addr)
 	srv.Env = append(c.env(t), "MEMBRANE_TOKEN="+token)
@@ -243,8 +224,14 @@ func TestE2EHTTPChain(t *testing.T) {
 	}
 
 	r = c.run(t, c.env(t), "--server-url", url, "--token", "wrong", "--base-url", c.ollama.URL+"/v1", "--model", c.model, "-e", "say hello")
-	if r.code != 1 || !strings.Contains(r.stderr, "server membrane ("+url+")") {
+	if r.code != 1 || !strings.Contains(r.stderr, "server membrane ("+url+")") || !strings.Contains(r.stderr, "--token or MEMBRANE_TOKEN") ||
+		strings.Contains(r.stderr, "sending") {
 		t.Errorf("with a wrong token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// The server's root instead of /mcp: the advice names the right URL.
+	r = c.run(t, c.env(t, "MEMBRANE_TOKEN="+token), "--server-url", "http://"+addr+"/", "--base-url", c.ollama.URL+"/v1", "--model", c.model, "-e", "say hello")
+	if r.code != 1 || !strings.Contains(r.stderr, "try --server-url "+url) {
+		t.Errorf("without /mcp: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 
@@ -306,8 +293,13 @@ func TestE2EMaxSteps(t *testing.T) {
 		t.Errorf("turn = %+v", jt)
 	}
 	r = c.run(t, c.env(t), c.args("--max-steps", "2", "-e", "loop")...)
-	if r.code != 1 || !strings.Contains(r.stderr, "orchestrator: agent: step limit reached without a final answer (2 steps)") {
+	if r.code != 1 || !strings.Contains(r.stderr, "orchestrator: step limit reached without a final answer (2 steps)") {
 		t.Errorf("text mode: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// One step is one step: "1 step", in the error and the summary.
+	r = c.run(t, c.env(t), c.args("--max-steps", "1", "-e", "loop")...)
+	if r.code != 1 || !strings.Contains(r.stderr, "(1 step)") || !strings.Contains(r.stderr, "─ 1 step ·") || strings.Contains(r.stderr, "1 steps") {
+		t.Errorf("--max-steps 1: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 
@@ -463,7 +455,7 @@ func TestE2ECancelKillsRunningTool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr mcptest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -504,23 +496,6 @@ func TestE2ECancelKillsRunningTool(t *testing.T) {
 	case <-t.Context().Done():
 		t.Fatal("/exit did not end the session")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // until polls ok. The limit only keeps a broken build from hanging the

@@ -106,6 +106,11 @@ func (f *fleet) connect(ctx context.Context, s server) error {
 		if cctx.Err() != nil && ctx.Err() == nil {
 			err = fmt.Errorf("no answer within 60s: %w", err)
 		}
+		if s.refused != nil {
+			if advice := refusalAdvice(s.where, int(s.refused.status.Load())); advice != "" {
+				return errors.New(advice)
+			}
+		}
 		return err
 	}
 	f.mu.Lock()

@@ -148,7 +148,7 @@ func TestHostileEndlessCursor(t *testing.T) {
 	cfg := hostileConfig(t, hostileServer{name: "endless", mode: "endless"})
 	cmd := exec.CommandContext(t.Context(), c.orch, c.args("--no-membrane", "--mcp-config", cfg, "-e", "hi")...)
 	cmd.Env = c.env(t)
-	var out, errb syncBuffer
+	var out, errb mcptest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -282,7 +282,7 @@ func TestHostileReconnect(t *testing.T) {
 	cmd := exec.CommandContext(t.Context(), c.orch, c.args("--no-membrane", "--mcp-config", cfg, "--json")...)
 	cmd.Env = c.env(t)
 	stdin, _ := cmd.StdinPipe()
-	var out, errb syncBuffer
+	var out, errb mcptest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -320,7 +320,7 @@ func TestHostileDoubleCtrlC(t *testing.T) {
 	cfg := hostileConfig(t, hostileServer{name: "stubborn", mode: "ignoreterm", env: map[string]string{"HOSTILE_MARK": mark, "HOSTILE_SLEEP": secs}})
 	cmd := exec.CommandContext(t.Context(), c.orch, c.args("--no-membrane", "--mcp-config", cfg, "-e", "wait")...)
 	cmd.Env = c.env(t)
-	var errb syncBuffer
+	var errb mcptest.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

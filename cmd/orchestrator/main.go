@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -28,10 +27,10 @@ import (
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
-	"github.com/membrane-mcp/membrane/ollama/openaicompat"
 )
 
 var version = ""
@@ -40,15 +39,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+func versionString() string { return settings.Version(version) }
 
 func isTerminal(f any) bool {
 	if f, ok := f.(*os.File); ok {
@@ -125,12 +116,10 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return 1
 	}
 
-	// The router's per-call records repeat the tool lines; only -v shows them.
-	var routerLog *slog.Logger
-	if cfg.Verbose {
-		routerLog = log
-	}
-	router := calls.NewRouter(&calls.RouterOptions{Logger: routerLog, DefaultConcurrency: -1})
+	// The router logs no calls of its own: the tool lines show each call,
+	// and under -v the server logs it too (with its own session), so a
+	// record here would show one call as if it ran twice.
+	router := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
 	connectCtx, cancelConnect := signal.NotifyContext(root, os.Interrupt)
 	fl := newFleet(servers, router, cfg.CallTimeout, log)
 	fl.say = func(msg string, bad bool) {
@@ -165,8 +154,12 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return 1
 	}
 
+	baseURL := cfg.BaseURL
+	if baseURL == "" {
+		baseURL = defaultBaseURL()
+	}
 	model := openaicompat.New(&openaicompat.Options{
-		BaseURL:         cfg.BaseURL,
+		BaseURL:         baseURL,
 		APIKey:          cfg.APIKey,
 		Temperature:     cfg.Temperature,
 		ReasoningEffort: cfg.ReasoningEffort,
@@ -174,9 +167,16 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		Logger:          log,
 	})
 	if cfg.Model == "" {
-		mctx, cancel := context.WithTimeout(root, 30*time.Second)
+		// Ctrl-C while picking the model is still start-up: exit 130.
+		sctx, stopSig := signal.NotifyContext(root, os.Interrupt)
+		mctx, cancel := context.WithTimeout(sctx, 30*time.Second)
 		cfg.Model, err = defaultModel(mctx, model)
 		cancel()
+		interrupted := sctx.Err() != nil && root.Err() == nil
+		stopSig()
+		if interrupted {
+			return 130
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 			return 1
@@ -494,6 +494,26 @@ func (s *session) command(ctx context.Context, line string) bool {
 			cancel()
 			msg := "model: " + s.ag.Model()
 			if err == nil {
+				msg += "\navailable: " + strings.Join(names, ", ")
+			}
+			s.ui.note("%s", msg)
+			return false
+		}
+		// Check the name against what the endpoint serves; an endpoint
+		// that cannot list its models gets the benefit of the doubt.
+		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		names, err := s.model.Models(mctx)
+		cancel()
+		// Ollama lists "qwen3:latest" for the "qwen3" one asks for.
+		var short []string
+		for _, n := range names {
+			short = append(short, strings.TrimSuffix(n, ":latest"))
+		}
+		if err == nil && !slices.Contains(names, arg) && !slices.Contains(short, arg) {
+			msg := fmt.Sprintf("%s does not serve %q; the model stays %s", s.model.BaseURL(), arg, s.ag.Model())
+			if near := settings.Nearest(arg, short); near != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", near)
+			} else if len(names) > 0 {
 				msg += "\navailable: " + strings.Join(names, ", ")
 			}
 			s.ui.note("%s", msg)

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
+
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,13 +38,13 @@ func openPTY(t *testing.T) (*os.File, string) {
 
 // startOnTTY runs the orchestrator with a terminal as stdin, stdout and
 // stderr, as its controlling terminal, the way a shell would.
-func startOnTTY(t *testing.T, c *chain, args ...string) (*os.File, *syncBuffer, chan error) {
+func startOnTTY(t *testing.T, c *chain, args ...string) (*os.File, *mcptest.SyncBuffer, chan error) {
 	t.Helper()
 	m, out, exited, _ := startOnTTYPid(t, c, args...)
 	return m, out, exited
 }
 
-func startOnTTYPid(t *testing.T, c *chain, args ...string) (*os.File, *syncBuffer, chan error, int) {
+func startOnTTYPid(t *testing.T, c *chain, args ...string) (*os.File, *mcptest.SyncBuffer, chan error, int) {
 	t.Helper()
 	m, slavePath := openPTY(t)
 	slave, err := os.OpenFile(slavePath, os.O_RDWR, 0)
@@ -57,7 +59,7 @@ func startOnTTYPid(t *testing.T, c *chain, args ...string) (*os.File, *syncBuffe
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &mcptest.SyncBuffer{}
 	go func() {
 		buf := make([]byte, 4096)
 		for {

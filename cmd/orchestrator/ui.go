@@ -183,6 +183,9 @@ func (u *ui) endTurn(t *agent.Turn, err error) {
 	if t == nil {
 		return
 	}
+	if err != nil && len(t.Calls) == 0 && t.Usage.PromptTokens+t.Usage.CompletionTokens == 0 && !errors.Is(err, context.Canceled) && !errors.Is(err, agent.ErrMaxSteps) {
+		return // no model call went through: the error, on its own line, says it all
+	}
 	parts := []string{plural(t.Steps, "step"), plural(len(t.Calls), "tool call"), fmtDur(t.Duration)}
 	if t.Usage.PromptTokens+t.Usage.CompletionTokens > 0 {
 		parts = append(parts, fmt.Sprintf("%d+%d tokens", t.Usage.PromptTokens, t.Usage.CompletionTokens))

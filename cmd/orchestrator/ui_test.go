@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 func TestUIPlain(t *testing.T) {
@@ -43,6 +45,12 @@ func TestUIPlain(t *testing.T) {
 	if !strings.Contains(errw.String(), "─ 3 steps · 0 tool calls · 0µs · step limit reached") {
 		t.Errorf("summary = %q", errw.String())
 	}
+	// A turn whose first model call failed has no summary: the error says it.
+	errw.Reset()
+	u.endTurn(&agent.Turn{Steps: 1}, errors.New("endpoint refused"))
+	if errw.String() != "" {
+		t.Errorf("summary of a turn that never reached the model = %q", errw.String())
+	}
 }
 
 func TestUIHiddenReasoningAndJSON(t *testing.T) {
@@ -57,7 +65,7 @@ func TestUIHiddenReasoningAndJSON(t *testing.T) {
 }
 
 func TestUISpinnerOnATerminal(t *testing.T) {
-	var out, errw syncBuffer
+	var out, errw mcptest.SyncBuffer
 	u := newUI(&out, &errw, true, true, false, false)
 	call := &agent.ToolCall{ID: "1", Name: "sh", Arguments: `{"cmd":"sleep 1"}`}
 	u.event(agent.Event{Kind: agent.EventToolStart, Call: call})

@@ -3,9 +3,11 @@ package mcptest_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http/httptest"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -81,5 +83,33 @@ func TestBuildBinaryAndConnectStdio(t *testing.T) {
 	}
 	if !slices.Contains(names, "sh") {
 		t.Errorf("tools = %v", names)
+	}
+}
+
+func TestFreeAddrListens(t *testing.T) {
+	t.Parallel()
+	addr := mcptest.FreeAddr(t)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("FreeAddr gave %s, which cannot be listened on: %v", addr, err)
+	}
+	ln.Close()
+}
+
+func TestSyncBufferConcurrent(t *testing.T) {
+	t.Parallel()
+	var b mcptest.SyncBuffer
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				b.Write([]byte("x"))
+				_ = b.String()
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(b.String()); n != 800 {
+		t.Errorf("%d bytes, want 800", n)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -169,9 +168,9 @@ func tail(b []byte, n int) []byte {
 // [EnsureBinary]). In -short mode it skips without building. When the binary
 // cannot be had, t fails if $MEMBRANE_REQUIRE_E2E is 1 and skips otherwise,
 // with the reason either way.
-func Binary(t testing.TB) string {
+func Binary(t TB) string {
 	t.Helper()
-	if testing.Short() {
+	if short() {
 		if p, err := FindBinary(); err == nil {
 			return p
 		}
@@ -189,7 +188,7 @@ func Binary(t testing.TB) string {
 }
 
 // unavailable fails or skips t because a real Ollama is missing.
-func unavailable(t testing.TB, why string) {
+func unavailable(t TB, why string) {
 	t.Helper()
 	if os.Getenv(EnvRequire) == "1" {
 		t.Fatalf("real Ollama required (%s=1) but unavailable: %s", EnvRequire, why)

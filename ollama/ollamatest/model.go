@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"testing"
 
 	"github.com/ollama/ollama/api"
 
@@ -123,7 +122,7 @@ func (s *Server) DeleteModel(ctx context.Context, name string) error {
 }
 
 // Create creates model name on s from m, failing t on error.
-func (s *Server) Create(t testing.TB, name string, m Model) {
+func (s *Server) Create(t TB, name string, m Model) {
 	t.Helper()
 	if err := s.CreateModel(context.Background(), name, m); err != nil {
 		t.Fatal(err)
@@ -131,7 +130,7 @@ func (s *Server) Create(t testing.TB, name string, m Model) {
 }
 
 // Delete removes model name from s, failing t on error.
-func (s *Server) Delete(t testing.TB, name string) {
+func (s *Server) Delete(t TB, name string) {
 	t.Helper()
 	if err := s.DeleteModel(context.Background(), name); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -322,13 +321,13 @@ func (s *Server) cleanDir() {
 // test ends, checking that no process is left behind. If the test fails, the
 // tail of the server's output is logged. It fails or skips t when Ollama is
 // unavailable, as [Binary] does.
-func Start(t testing.TB) *Server {
+func Start(t TB) *Server {
 	t.Helper()
 	return StartWith(t, nil)
 }
 
 // StartWith is [Start] with options. opts.Binary defaults to [Binary](t).
-func StartWith(t testing.TB, opts *Options) *Server {
+func StartWith(t TB, opts *Options) *Server {
 	t.Helper()
 	o := Options{}
 	if opts != nil {
@@ -354,7 +353,7 @@ func StartWith(t testing.TB, opts *Options) *Server {
 
 // Kill sends SIGKILL to the server and its runners, for fault tests. See
 // [Server.KillServer].
-func (s *Server) Kill(t testing.TB) {
+func (s *Server) Kill(t TB) {
 	t.Helper()
 	if err := s.KillServer(); err != nil {
 		t.Fatal(err)
@@ -363,7 +362,7 @@ func (s *Server) Kill(t testing.TB) {
 
 // Restart starts the server again on the same port and model store. See
 // [Server.RestartServer].
-func (s *Server) Restart(t testing.TB) {
+func (s *Server) Restart(t TB) {
 	t.Helper()
 	if err := s.RestartServer(context.Background()); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"testing"
 )
 
 // NewerVersion is the newer Ollama release the tests also run against, next
@@ -39,7 +38,7 @@ type TestVersion struct {
 //			...
 //		})
 //	}
-func Versions(t testing.TB) []TestVersion {
+func Versions(t TB) []TestVersion {
 	t.Helper()
 	out := []TestVersion{{Name: "ollama-" + Version, Version: Version, Binary: Binary(t)}}
 	p, err := newerPath()
@@ -74,7 +73,7 @@ func newerPath() (string, error) {
 }
 
 // Start starts this version for t, as [StartWith] with Options.Binary set.
-func (v TestVersion) Start(t testing.TB) *Server {
+func (v TestVersion) Start(t TB) *Server {
 	t.Helper()
 	return StartWith(t, &Options{Binary: v.Binary})
 }

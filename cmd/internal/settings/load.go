@@ -488,6 +488,10 @@ func cleanYAML(msg string) string {
 	return msg
 }
 
+// Nearest returns the candidate closest to v, when it is close enough to
+// be the one meant, else "": for "did you mean" hints of a program's own.
+func Nearest(v string, candidates []string) string { return nearest(v, candidates) }
+
 // nearest returns the candidate closest to v, when it is close enough to
 // be the one meant ("timout" -> "timeout"), else "". A dotted key is also
 // compared by its last part, so that http.timeout finds sandbox.timeout.

@@ -2,6 +2,7 @@ package settings
 
 import (
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -239,5 +240,49 @@ func TestErrorHidesPassword(t *testing.T) {
 		if strings.Contains(got, "hunter2") || !strings.Contains(got, want) {
 			t.Errorf("Error for %q = %q, want it to show %s and no password", v, got, want)
 		}
+	}
+}
+
+func TestSplit(t *testing.T) {
+	t.Parallel()
+	s := newDemo(&demo{})
+	for _, tc := range []struct {
+		args, rest []string
+		cmd        string
+	}{
+		{[]string{"check"}, []string{}, "check"},
+		{[]string{"--config", "check", "check", "--on"}, []string{"--config", "check", "--on"}, "check"}, // a flag's value is not the command
+		{[]string{"--on", "--name=y", "check"}, []string{"--on", "--name=y"}, "check"},
+		{[]string{"-n", "2", "other"}, []string{"-n", "2", "other"}, ""},
+		{[]string{"--nope", "check"}, []string{"--nope", "check"}, ""}, // Load reports the unknown flag
+		{[]string{"--", "check"}, []string{"--", "check"}, ""},
+		{nil, nil, ""},
+	} {
+		cmd, rest := s.Split(tc.args, "check", "run")
+		if cmd != tc.cmd || strings.Join(rest, " ") != strings.Join(tc.rest, " ") {
+			t.Errorf("Split(%q) = %q %q, want %q %q", tc.args, cmd, rest, tc.cmd, tc.rest)
+		}
+	}
+}
+
+func TestCompletionScripts(t *testing.T) {
+	t.Parallel()
+	s := newDemo(&demo{})
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		var b strings.Builder
+		if err := s.Completion(&b, shell, []string{"check"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"--config", "--wait", "check"} {
+			if shell == "fish" {
+				want = strings.Replace(want, "--", "-l ", 1)
+			}
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("%s script lacks %q", shell, want)
+			}
+		}
+	}
+	if err := s.Completion(io.Discard, "tcsh", nil); err == nil || !strings.Contains(err.Error(), "bash, zsh or fish") {
+		t.Errorf("tcsh: %v", err)
 	}
 }

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
@@ -16,10 +16,7 @@ func TestDemo(t *testing.T) {
 		t.Skip("end-to-end: -short")
 	}
 	if _, err := exec.LookPath("bwrap"); err != nil {
-		if os.Getenv(ollamatest.EnvRequire) == "1" {
-			t.Fatal("bubblewrap is missing and MEMBRANE_REQUIRE_E2E=1")
-		}
-		t.Skip("bubblewrap is missing (run `make test-deps`)")
+		mcptest.Require(t, "bubblewrap is missing (run `make test-deps`)")
 	}
 	ollamatest.Binary(t) // fails or skips, with the reason, when Ollama cannot be had
 	orch := mcptest.BuildBinary(t, "./cmd/orchestrator")
@@ -27,5 +24,23 @@ func TestDemo(t *testing.T) {
 	t.Setenv("NO_COLOR", "1")
 	if err := run(t.Context(), orch); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDemoDoesNotLinkTesting: the demo is a program for newcomers, not a
+// test; it uses ollamatest's server without the testing package.
+func TestDemoDoesNotLinkTesting(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == "testing" {
+			t.Fatal("the demo links the testing package")
+		}
+	}
+	if !strings.Contains(string(out), "ollama/ollamatest") {
+		t.Fatalf("go list -deps does not list ollamatest, so this test checks nothing:\n%s", out)
 	}
 }

@@ -22,7 +22,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/ollama/ollama/envconfig"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
@@ -30,12 +29,10 @@ import (
 	"github.com/membrane-mcp/membrane/calls/agent"
 )
 
-// DefaultBaseURL returns Ollama's OpenAI-compatible endpoint at OLLAMA_HOST
-// (http://127.0.0.1:11434/v1 when it is unset), read the way Ollama reads
-// it.
-func DefaultBaseURL() string {
-	return strings.TrimSuffix(envconfig.Host().String(), "/") + "/v1"
-}
+// LocalBaseURL is the endpoint of a zero Options: Ollama's /v1 on this
+// machine's default port. The package reads no environment; a program
+// that honours OLLAMA_HOST passes the URL it makes of it.
+const LocalBaseURL = "http://127.0.0.1:11434/v1"
 
 // RedactURL returns s with the password of a user:password@ hidden, for
 // errors and help text; a URL that does not parse is not shown at all.
@@ -47,11 +44,11 @@ func RedactURL(s string) string {
 	return u.Redacted()
 }
 
-// Options configures a Client. The zero value talks to Ollama at
-// OLLAMA_HOST.
+// Options configures a Client. The zero value talks to a local Ollama at
+// LocalBaseURL.
 type Options struct {
 	// BaseURL is the endpoint, up to and including /v1. Empty means
-	// DefaultBaseURL().
+	// LocalBaseURL.
 	BaseURL string
 	// APIKey is sent as a bearer token. Empty sends a placeholder (Ollama
 	// ignores it). The environment is not read: the caller decides.
@@ -95,7 +92,7 @@ func New(opts *Options) *Client {
 		c.opts = *opts
 	}
 	if c.opts.BaseURL == "" {
-		c.opts.BaseURL = DefaultBaseURL()
+		c.opts.BaseURL = LocalBaseURL
 	}
 	key := c.opts.APIKey
 	if key == "" {
@@ -242,7 +239,9 @@ func (c *Client) explain(err error, model string) error {
 		switch apiErr.StatusCode {
 		case http.StatusNotFound:
 			if model != "" {
-				return fmt.Errorf("model %q is not served at %s: %s (pull it with `ollama pull %s`, or pick another with --model)", model, c.opts.BaseURL, msg, model)
+				// Ollama's message says "try pulling it first": ours
+				// says how, once.
+				return fmt.Errorf("model %q is not served at %s (pull it with `ollama pull %s`, or pick another with --model)", model, c.opts.BaseURL, model)
 			}
 			return fmt.Errorf("%s: not found: %s (is --base-url right? it should end in /v1)", c.opts.BaseURL, msg)
 		case http.StatusUnauthorized, http.StatusForbidden:

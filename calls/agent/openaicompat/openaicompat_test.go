@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/ollama/ollamatest"
-	"github.com/membrane-mcp/membrane/ollama/openaicompat"
 )
 
 // sse serves the given chunks as a chat-completions stream and records the
@@ -190,21 +190,6 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestDefaultBaseURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                      "http://127.0.0.1:11434/v1",
-		"0.0.0.0":               "http://0.0.0.0:11434/v1",
-		"myhost:1234":           "http://myhost:1234/v1",
-		"https://ollama.lan":    "https://ollama.lan:443/v1",
-		"http://127.0.0.1:9/ol": "http://127.0.0.1:9/ol/v1",
-	} {
-		t.Setenv("OLLAMA_HOST", in)
-		if got := openaicompat.DefaultBaseURL(); got != want {
-			t.Errorf("OLLAMA_HOST=%q: %s, want %s", in, got, want)
-		}
 	}
 }
 

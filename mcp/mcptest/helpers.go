@@ -1,0 +1,56 @@
+package mcptest
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"sync"
+	"testing"
+)
+
+// EnvRequire, set to 1 (as CI sets it), turns every skip for a missing
+// prerequisite of an end-to-end test into a failure.
+const EnvRequire = "MEMBRANE_REQUIRE_E2E"
+
+// Require skips the test because why (a missing prerequisite, said so the
+// reader knows what to install), or fails it when $MEMBRANE_REQUIRE_E2E is
+// 1: no silent skips in CI.
+func Require(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("%s=1 but %s", EnvRequire, why)
+	}
+	t.Skipf("%s (set %s=1 to make this a failure)", why, EnvRequire)
+}
+
+// SyncBuffer is a bytes.Buffer safe for one writer (a process's stderr,
+// a logger) and readers in other goroutines.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// FreeAddr returns a loopback host:port that nothing listened on a moment
+// ago, for a server under test that must be given its address.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}

@@ -1,0 +1,89 @@
+package ollama
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// DiagnoseTools checks each logical tool against its model, as `membrane
+// doctor` reports it: that some host has the model, that the model can do
+// what the tool asks of it, and that the tool's options fit the model (a
+// num_ctx beyond the model's context length fails every call). hosts are
+// as in Config.Hosts.
+func DiagnoseTools(ctx context.Context, hosts []string, specs []ToolSpec) []calls.Check {
+	if len(specs) == 0 {
+		return nil
+	}
+	urls, _ := parseHosts(hosts) // Diagnose reports bad hosts
+	hc := newHTTPClient()
+	defer hc.CloseIdleConnections()
+	type found struct {
+		h    *host
+		name string
+	}
+	models := map[string]found{}
+	reachable := 0
+	for _, u := range urls {
+		h := newHost(u, hc)
+		tags, err := h.list(ctx)
+		if err != nil {
+			continue
+		}
+		reachable++
+		for _, t := range tags {
+			if _, ok := models[modelKey(t.Name)]; !ok {
+				models[modelKey(t.Name)] = found{h, t.Name}
+			}
+		}
+	}
+	var out []calls.Check
+	for _, s := range specs {
+		c := calls.Check{Name: "tool " + s.Tool, Status: calls.StatusOK}
+		f, ok := models[modelKey(s.Model)]
+		if !ok {
+			c.Status = calls.StatusWarn
+			if reachable == 0 {
+				c.Detail = fmt.Sprintf("model %s: no Ollama server answers", s.Model)
+				c.Fix = "start Ollama; the tool appears once its model is there"
+			} else {
+				c.Detail = fmt.Sprintf("model %s is on no Ollama server; the tool is not served", s.Model)
+				c.Fix = fmt.Sprintf("`ollama pull %s`, or fix the model name", s.Model)
+			}
+			out = append(out, c)
+			continue
+		}
+		d, err := f.h.show(ctx, f.name)
+		if err != nil {
+			c.Status, c.Detail = calls.StatusWarn, fmt.Sprintf("model %s: cannot read its details: %v", f.name, err)
+			out = append(out, c)
+			continue
+		}
+		mod := &model{Name: f.name, ContextLength: d.ContextLength, Capabilities: d.Capabilities}
+		var problems []string
+		if !mod.canChat() && !mod.canEmbed() {
+			problems = append(problems, fmt.Sprintf("model %s neither chats nor embeds (capabilities: %s)", f.name, strings.Join(d.Capabilities, ", ")))
+		}
+		if _, err := checkOptions(s.Options, mod); err != nil {
+			problems = append(problems, err.Error())
+		}
+		if len(problems) > 0 {
+			c.Status = calls.StatusFail
+			c.Detail = strings.Join(problems, "; ")
+			c.Fix = "change the tool's options in the config file; every call of the tool fails until then"
+		} else {
+			kind := "chat"
+			if !mod.canChat() {
+				kind = "embedding"
+			}
+			c.Detail = fmt.Sprintf("%s tool on %s (%s)", kind, f.name, f.h.name)
+			if d.ContextLength > 0 {
+				c.Detail += fmt.Sprintf(", context %d tokens", d.ContextLength)
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
