@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -107,7 +108,12 @@ func (p *Principal) Unlimited() bool {
 type TokenSet struct {
 	principals []*Principal
 	byName     map[string]*Principal
+	plain      []string // the tokens the file gives in plain text
 }
+
+// PlainTokens returns the tokens the file gives in plain text (not as
+// sha256: digests), for a scrubber to hide wherever they show up.
+func (ts *TokenSet) PlainTokens() []string { return slices.Clone(ts.plain) }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
 
@@ -152,6 +158,9 @@ func ParseTokens(data []byte) (*TokenSet, error) {
 		names[p.Name], digests[p.digest] = true, p.Name
 		ts.principals = append(ts.principals, p)
 		ts.byName[p.Name] = p
+		if !strings.HasPrefix(tc.Token, "sha256:") {
+			ts.plain = append(ts.plain, tc.Token)
+		}
 	}
 	return ts, nil
 }

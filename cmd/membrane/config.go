@@ -51,6 +51,8 @@ type Config struct {
 		// RateLimits are GLOB=N/min[:BURST], shared by every client,
 		// each matching tool a bucket of its own.
 		RateLimits []string
+		// ScrubOutput hides secrets in what calls answer.
+		ScrubOutput bool
 	}
 	// HTTPGet configures http_get; it is off while Allow is empty.
 	HTTPGet struct {
@@ -244,6 +246,8 @@ func define(name string, c *Config) *settings.Set {
 	s.List(&p.RateLimits, nil, D{Flag: "rate-limit", Env: "MEMBRANE_RATE_LIMITS", Key: "policy.rate_limits", Arg: "GLOB=N/min[:BURST]",
 		Doc: "limit the calls to each tool matching a glob, over all clients (such as sh=10/min:3); repeatable"},
 		func(v string) error { _, err := parseRateLimit(v); return err })
+	s.Bool(&p.ScrubOutput, true, D{Flag: "scrub-output", Env: "MEMBRANE_SCRUB_OUTPUT", Key: "policy.scrub_output",
+		Doc: "hide secrets (membrane's tokens, http_get header values, credential shapes) in what tools answer the model; false turns it off"})
 	g := &c.HTTPGet
 	s.List(&g.Allow, nil, D{Flag: "http-get-allow", Env: "MEMBRANE_HTTP_GET_ALLOW", Key: "http_get.allow", Arg: "PATTERN",
 		Doc: "turn on http_get for PATTERN: a host, *.domain, host:port, a URL prefix, or * (every public host); repeatable"},
@@ -464,6 +468,16 @@ func (c *Config) httpGetOptions() httpget.Options {
 		o.Headers = append(o.Headers, httpget.Header{For: h.For, Name: h.Name, Value: h.Value})
 	}
 	return o
+}
+
+// secrets are the configured values to hide wherever they show up: the
+// server's token and the header values http_get sends.
+func (c *Config) secrets() []string {
+	out := []string{c.HTTP.Token}
+	for _, h := range c.HTTPGet.Headers {
+		out = append(out, h.Value)
+	}
+	return out
 }
 
 // parseRateLimit reads a shared limit: GLOB=N/min or GLOB=N/min:BURST

@@ -227,7 +227,7 @@ func TestEverySetting(t *testing.T) {
 			"ollama-host": "gpu-box:11434", "metrics-addr": "127.0.0.1:0", "ollama.tools": "[{tool: t, model: m, timeout: 30}]", "output-limit": "2MiB",
 			"tokens-file": writeFile(t, "tokens.json", `{"tokens":[{"name":"a","token":"a-token-0123456789ab"}]}`),
 			"tools":       "ollama_*", "exclude-tools": "sh", "rate-limit": "sh=10/min:3", "model-tools": "generic",
-			"http-get-allow": "docs.python.org", "http_get.headers": "[{for: x.com, name: A, value: b}]",
+			"http-get-allow": "docs.python.org", "scrub-output": "false", "http_get.headers": "[{for: x.com, name: A, value: b}]",
 		},
 		Bad: map[string]string{
 			"token": "has space", "allowed-origin": "app.example", "log-level": "loud", "log-format": "xml",

@@ -24,10 +24,12 @@ import (
 	"time"
 
 	"github.com/lmittmann/tint"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/term"
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/policy"
+	"github.com/membrane-mcp/membrane/calls/scrub"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
@@ -168,20 +170,33 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 	if err != nil {
 		return fmt.Errorf("rate limits: %w", err)
 	}
-	var tokens *policy.Store
+	var (
+		tokens    *policy.Store
+		plainToks []string
+	)
 	if cfg.HTTP.TokensFile != "" {
 		set, err := policy.LoadTokens(cfg.HTTP.TokensFile)
 		if err != nil {
 			return err
 		}
 		tokens = policy.NewStore(set, cfg.HTTP.Token)
+		plainToks = set.PlainTokens()
 		if cfg.HTTP.Addr == "" {
 			log.Warn("--tokens-file applies to HTTP clients only; on stdio every tool is served", "tokens_file", cfg.HTTP.TokensFile)
 		}
 	}
 	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout, Observers: obs.routerObservers(), Redact: obs.scrub.String}
+	// Scrubbing is the outermost: it sees every answer, refusals too.
+	var scrubbing *policy.Scrubbing
+	outputScrubber := func(plain []string) *scrub.Scrubber {
+		return scrub.New(&scrub.Options{Secrets: append(cfg.secrets(), plain...)})
+	}
+	if cfg.Policy.ScrubOutput {
+		scrubbing = policy.NewScrubbing(outputScrubber(plainToks), log.With("component", "scrub"))
+		ropts.Middleware = append(ropts.Middleware, scrubbing.Middleware())
+	}
 	if len(cfg.Policy.RateLimits) > 0 || tokens != nil {
-		ropts.Middleware = []calls.Middleware{pol.Middleware()}
+		ropts.Middleware = append(ropts.Middleware, pol.Middleware())
 	}
 	router := calls.NewRouter(ropts)
 	defer obs.close(router, log)
@@ -190,6 +205,12 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		return fmt.Errorf("ollama: %w", err)
 	}
 	obs.attach(router, models)
+	if scrubbing != nil {
+		obs.metrics.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "membrane_secrets_scrubbed_total",
+			Help: "Secrets hidden in what calls answered.",
+		}, func() float64 { return float64(scrubbing.Hits()) }))
+	}
 	if len(cfg.HTTPGet.Allow) > 0 {
 		g, err := httpget.New(cfg.httpGetOptions())
 		if err != nil {
@@ -289,6 +310,9 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		bg.Go(func() {
 			tokens.Watch(bgCtx, cfg.HTTP.TokensFile, 2*time.Second, func(set *policy.TokenSet) {
 				pol.Retain(set)
+				if scrubbing != nil {
+					scrubbing.Set(outputScrubber(set.PlainTokens()))
+				}
 				log.Info("tokens file reloaded", "tokens", len(set.Names()))
 			}, func(err error) {
 				log.Warn("tokens file not reloaded; the tokens in use stay", "err", err)

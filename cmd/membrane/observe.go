@@ -33,7 +33,7 @@ type observers struct {
 // newObservers opens the audit ledger, if one is asked for. The metrics
 // come later (attach), once the router exists.
 func newObservers(cfg *Config, log *slog.Logger) (*observers, error) {
-	o := &observers{scrub: scrub.New(&scrub.Options{Secrets: []string{cfg.HTTP.Token}})}
+	o := &observers{scrub: scrub.New(&scrub.Options{Secrets: cfg.secrets()})}
 	lopts := &ledger.Options{
 		Scrubber:     o.scrub,
 		MaxFileBytes: int64(cfg.Observe.AuditLogMaxSize),

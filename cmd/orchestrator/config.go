@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
+	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/ollama"
 )
@@ -40,6 +41,11 @@ type Config struct {
 	MCPConfig   string
 	ServerLog   string
 	CallTimeout time.Duration
+
+	// Tools and ExcludeTools are globs over the tool names the model sees:
+	// it is offered only the tools Tools matches (all when empty) and
+	// ExcludeTools does not.
+	Tools, ExcludeTools []string
 
 	JSON          bool
 	Approve       []string
@@ -85,6 +91,11 @@ func define(c *Config, r *rawConfig) *settings.Set {
 		Doc: `also connect to the servers of a Claude-Desktop-style FILE ({"mcpServers": {...}}); with several servers, tools are named SERVER__TOOL`})
 	s.String(&c.ServerLog, "", D{Flag: "server-log", Arg: "FILE", Doc: "append launched servers' stderr to FILE (default: this program's stderr)"})
 	s.Duration(&c.CallTimeout, 0, D{Flag: "call-timeout", Doc: "limit of one tool call (DURATION; default 5m)"})
+
+	globs := func(g string) error { _, err := policy.NewSelector([]string{g}, nil); return err }
+	s.List(&c.Tools, nil, D{Flag: "tools", Arg: "GLOB",
+		Doc: "offer the model only the tools whose names (as /tools shows them) match GLOB, such as 'ollama_*'; repeatable (default: all)"}, globs)
+	s.List(&c.ExcludeTools, nil, D{Flag: "exclude-tools", Arg: "GLOB", Doc: "do not offer the model the tools matching GLOB; repeatable"}, globs)
 
 	s.Bool(&c.JSON, false, D{Flag: "json", Doc: "print one JSON object (answer, tool calls, tokens, durations) instead of text; with the REPL, one per line"})
 	s.List(&c.Approve, nil, D{Flag: "approve", Arg: "TOOLS", Split: true, Doc: "ask before each call of these TOOLS (comma-separated, repeatable; '*' = all)"})

@@ -93,7 +93,7 @@ func TestEverySetting(t *testing.T) {
 		},
 		Bad: map[string]string{
 			"base-url": "localhost:11434", "server-url": "ftp://x", "reasoning-effort": "max", "temperature": "3",
-			"max-steps": "-1", "parallel": "-1", "timeout": "-1s",
+			"max-steps": "-1", "parallel": "-1", "timeout": "-1s", "tools": "[oops", "exclude-tools": "[oops",
 		},
 		NoBad: []string{"e", "model", "system", "token", "token-file", "membrane", "server-arg", "config", "mcp-config",
 			"server-log", "approve", "history"},

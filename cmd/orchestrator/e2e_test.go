@@ -336,6 +336,28 @@ func TestE2EApproval(t *testing.T) {
 	}
 }
 
+// TestE2EToolSelection: a glob that matches no tool stops the start with
+// exit 2 and says which; --exclude-tools sh keeps the model's sh call from
+// running, and --tools sh (the control) lets it run.
+func TestE2EToolSelection(t *testing.T) {
+	c := newChain(t, ollamatest.Script{})
+	r := c.run(t, c.env(t), c.args("--json", "--tools", "shh", "-e", "say hello")...)
+	if r.code != 2 || !strings.Contains(r.stderr, "--tools shh: matches no tool") {
+		t.Errorf("a glob matching nothing: exit %d, stderr %s", r.code, r.stderr)
+	}
+	r = c.run(t, c.env(t), c.args("--json", "--exclude-tools", "sh", "-e", "say hello")...)
+	jt := decodeTurn(t, r.stdout)
+	if len(jt.ToolCalls) != 1 || !jt.ToolCalls[0].IsError || !strings.Contains(jt.ToolCalls[0].Result, `unknown tool "sh"`) ||
+		strings.Contains(jt.ToolCalls[0].Result, "hello") || !strings.Contains(jt.ToolCalls[0].Result, "python_run") {
+		t.Errorf("with --exclude-tools sh: exit %d, %+v", r.code, jt.ToolCalls)
+	}
+	r = c.run(t, c.env(t), c.args("--json", "--tools", "sh", "-e", "say hello")...)
+	jt = decodeTurn(t, r.stdout)
+	if r.code != 0 || len(jt.ToolCalls) != 1 || !strings.Contains(jt.ToolCalls[0].Result, "hello") {
+		t.Errorf("with --tools sh: exit %d, %+v", r.code, jt.ToolCalls)
+	}
+}
+
 // Two servers from --mcp-config: tool names get the server's prefix, and the
 // model's call to box__sh reaches the right one.
 func TestE2EMCPConfigPrefixes(t *testing.T) {

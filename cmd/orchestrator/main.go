@@ -28,6 +28,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
+	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
 )
@@ -202,6 +203,14 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	} else if !oneShot {
 		lines = newPipeReader(stdin)
 	}
+	tools, err := selectTools(router, cfg.Tools, cfg.ExcludeTools)
+	if err != nil {
+		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
+		return 2
+	}
+	if v, ok := tools.(*policy.View); ok {
+		defer v.Close()
+	}
 	appr := newApprover(cfg.Approve, fl, interactive, cfg.Yes, keys, u, stderr)
 	if err := appr.check(); err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
@@ -220,14 +229,51 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	if len(cfg.Approve) > 0 {
 		opts.Approve = appr.approve
 	}
-	ag := agent.New(model, router, opts)
-	log.Debug("ready", "model", cfg.Model, "endpoint", model.BaseURL(), "tools", router.Len(), "extract_text_calls", opts.ExtractTextCalls)
+	ag := agent.New(model, tools, opts)
+	log.Debug("ready", "model", cfg.Model, "endpoint", model.BaseURL(), "tools", tools.Len(), "extract_text_calls", opts.ExtractTextCalls)
 
-	s := &session{cfg: cfg, ag: ag, model: model, router: router, fleet: fl, ui: u, stdout: stdout, stderr: stderr}
+	s := &session{cfg: cfg, ag: ag, model: model, tools: tools, fleet: fl, ui: u, stdout: stdout, stderr: stderr}
 	if oneShot {
 		return s.oneShot(root, cfg.Exec)
 	}
 	return s.repl(root, lines, interactive)
+}
+
+// offered is what the model is offered: the router, or a view of it.
+type offered interface {
+	agent.Tools
+	Len() int
+}
+
+// selectTools returns the tools of r that the --tools and --exclude-tools
+// globs let the model see: r itself when there are none. A glob that
+// matches none of the tools there are at start is an error naming it, so
+// that a typo does not leave a tool offered (or none).
+func selectTools(r *calls.Router, include, exclude []string) (offered, error) {
+	sel, err := policy.NewSelector(include, exclude)
+	if err != nil {
+		return nil, err
+	}
+	if sel.All() {
+		return r, nil
+	}
+	var names []string
+	for _, c := range r.List() {
+		names = append(names, c.Name)
+	}
+	slices.Sort(names)
+	var bad []string
+	for _, g := range sel.Unmatched(names) {
+		flag := "--tools"
+		if slices.Contains(exclude, g) && !slices.Contains(include, g) {
+			flag = "--exclude-tools"
+		}
+		bad = append(bad, flag+" "+g)
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("%s: matches no tool; the tools are: %s", strings.Join(bad, ", "), strings.Join(names, ", "))
+	}
+	return policy.NewView(r, sel), nil
 }
 
 // closeFleet ends every server's session. A Ctrl-C while that takes time
@@ -274,7 +320,7 @@ type session struct {
 	cfg    *Config
 	ag     *agent.Agent
 	model  *openaicompat.Client
-	router *calls.Router
+	tools  offered
 	fleet  *fleet
 	ui     *ui
 	stdout io.Writer
@@ -358,7 +404,7 @@ func (s *session) repl(root context.Context, in lineReader, interactive bool) in
 		}()
 	}
 	if interactive {
-		s.ui.note("%s", s.ui.style(fmt.Sprintf("model %s · %d tools · /help for commands · Ctrl-D to leave", s.ag.Model(), s.router.Len()), dim))
+		s.ui.note("%s", s.ui.style(fmt.Sprintf("model %s · %d tools · /help for commands · Ctrl-D to leave", s.ag.Model(), s.tools.Len()), dim))
 	}
 	for {
 		line, err := in.readLine(ctx, "› ")
