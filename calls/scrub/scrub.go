@@ -65,12 +65,16 @@ func New(opts *Options) *Scrubber {
 }
 
 // shape is one credential pattern. hint is a cheap prefilter: the pattern
-// can only match a text holding it (lower-cased when fold is set). group,
-// when non-zero, is the part of the match to hide (the password, not the
-// word "password=").
+// can only match a text holding it (lower-cased when fold is set); anyOf
+// is the same for a pattern with several possible literals, any one of
+// which must be there. The prefilters keep the regular expressions, which
+// cost far more than a substring search, off ordinary output. group, when
+// non-zero, is the part of the match to hide (the password, not the word
+// "password=").
 type shape struct {
 	kind  string
 	hint  string
+	anyOf []string
 	fold  bool
 	re    *regexp.Regexp
 	group int
@@ -79,7 +83,7 @@ type shape struct {
 var shapes = []shape{
 	{kind: "private-key", hint: "-----begin", fold: true,
 		re: regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----(?s:.*?)(-----END[A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\z)`)},
-	{kind: "aws-access-key", hint: "",
+	{kind: "aws-access-key", anyOf: []string{"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "APKA"},
 		re: regexp.MustCompile(`\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[A-Z2-7]{16}\b`)},
 	{kind: "github-token", hint: "gh",
 		re: regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})\b`)},
@@ -97,7 +101,7 @@ var shapes = []shape{
 		re: regexp.MustCompile(`(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)`), group: 1},
 	{kind: "password", hint: "://",
 		re: regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:([^/\s@]+)@`), group: 1},
-	{kind: "password", hint: "",
+	{kind: "password", anyOf: []string{"pass", "pwd", "secret", "key", "token"}, fold: true,
 		re: regexp.MustCompile(`(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|secret[_-]?key|auth[_-]?token|access[_-]?token|client[_-]?secret|token)\s*[=:]\s*("[^"\n]{1,}"|'[^'\n]{1,}'|[^\s"'&;,]{1,})`), group: 1},
 }
 
@@ -117,7 +121,7 @@ func (s *Scrubber) Find(text string) []Match {
 	var lower string
 	for i := range shapes {
 		sh := &shapes[i]
-		if sh.hint != "" {
+		if sh.hint != "" || sh.anyOf != nil {
 			hay := text
 			if sh.fold {
 				if lower == "" {
@@ -125,7 +129,10 @@ func (s *Scrubber) Find(text string) []Match {
 				}
 				hay = lower
 			}
-			if !strings.Contains(hay, sh.hint) {
+			if sh.hint != "" && !strings.Contains(hay, sh.hint) {
+				continue
+			}
+			if sh.anyOf != nil && !slices.ContainsFunc(sh.anyOf, func(w string) bool { return strings.Contains(hay, w) }) {
 				continue
 			}
 		}
