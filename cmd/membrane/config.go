@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +54,9 @@ type Config struct {
 		RateLimits []string
 		// ScrubOutput hides secrets in what calls answer.
 		ScrubOutput bool
+		// SecretEnv names environment variables whose values are secrets
+		// to hide wherever they show up.
+		SecretEnv []string
 	}
 	// HTTPGet configures http_get; it is off while Allow is empty.
 	HTTPGet struct {
@@ -248,6 +252,14 @@ func define(name string, c *Config) *settings.Set {
 		func(v string) error { _, err := parseRateLimit(v); return err })
 	s.Bool(&p.ScrubOutput, true, D{Flag: "scrub-output", Env: "MEMBRANE_SCRUB_OUTPUT", Key: "policy.scrub_output",
 		Doc: "hide secrets (membrane's tokens, http_get header values, credential shapes) in what tools answer the model; false turns it off"})
+	s.List(&p.SecretEnv, nil, D{Flag: "secret-env", Env: "MEMBRANE_SECRET_ENV", Key: "policy.secret_env", Arg: "NAME",
+		Doc: "hide the value of environment variable NAME in tool answers, logs, the audit log and the store; repeatable"},
+		func(v string) error {
+			if !envName.MatchString(v) {
+				return fmt.Errorf("%q is not an environment variable name (letters, digits and _, not starting with a digit)", v)
+			}
+			return nil
+		})
 	g := &c.HTTPGet
 	s.List(&g.Allow, nil, D{Flag: "http-get-allow", Env: "MEMBRANE_HTTP_GET_ALLOW", Key: "http_get.allow", Arg: "PATTERN",
 		Doc: "turn on http_get for PATTERN: a host, *.domain, host:port, a URL prefix, or * (every public host); repeatable"},
@@ -470,12 +482,25 @@ func (c *Config) httpGetOptions() httpget.Options {
 	return o
 }
 
+// envName is what --secret-env takes.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// minSecretLen is the shortest --secret-env value that is hidden: a
+// shorter one would hide ordinary words and numbers.
+const minSecretLen = 6
+
 // secrets are the configured values to hide wherever they show up: the
-// server's token and the header values http_get sends.
+// server's token, the header values http_get sends, and the values of the
+// --secret-env variables (from membrane's own environment).
 func (c *Config) secrets() []string {
 	out := []string{c.HTTP.Token}
 	for _, h := range c.HTTPGet.Headers {
 		out = append(out, h.Value)
+	}
+	for _, name := range c.Policy.SecretEnv {
+		if v := os.Getenv(name); len(v) >= minSecretLen {
+			out = append(out, v)
+		}
 	}
 	return out
 }

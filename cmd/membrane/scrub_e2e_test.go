@@ -16,26 +16,31 @@ func TestScrubOutputEndToEnd(t *testing.T) {
 	bin := binary(t)
 	const token = "e2e-server-token-7d3f9a1c5b2e"
 	t.Setenv("MEMBRANE_TOKEN", token)
+	// A secret only membrane's environment holds, named by --secret-env.
+	const deploy = "s3cr3t-deploy-value-9f8e"
+	t.Setenv("E2E_DEPLOY_KEY", deploy)
 	gh := "ghp_" + strings.Repeat("a1B2", 9)
 	secrets := map[string]string{
 		"AKIAIOSFODNN7EXAMPLE": "aws-access-key",
 		gh:                     "github-token",
 		"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj": "private-key",
-		token: "secret",
+		token:  "secret",
+		deploy: "secret",
 	}
 	const sha = "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" // sha256 of "x"
 	const uuid = "123e4567-e89b-12d3-a456-426614174000"
 	script := `printf 'id %s\ngh %s\n' AKIAIOSFODNN7EXAMPLE ` + gh + `
 printf -- '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----\n'
 echo "server ` + token + `"
+echo "deploy ` + deploy + `"
 printf x | sha256sum
 echo ` + uuid + `
 head -c 3000 /dev/urandom | base64 -w0 | sed 's/^/png data:image\/png;base64,iVBORw0KGgo/'; echo`
 
 	for _, on := range []bool{true, false} {
-		args := noOllama
+		args := append([]string{"--secret-env", "E2E_DEPLOY_KEY"}, noOllama...)
 		if !on {
-			args = append([]string{"--scrub-output=false"}, noOllama...)
+			args = append([]string{"--scrub-output=false"}, args...)
 		}
 		cs, _, _ := launch(t, bin, args, nil)
 		res, text := mcptest.CallText(t, cs, "sh", map[string]any{"cmd": script})
