@@ -878,3 +878,26 @@ func TestHide(t *testing.T) {
 		t.Fatalf("%q", out)
 	}
 }
+
+// The network finding points at its setting by key, for the program to name
+// the flag; with the network off there is nothing to advise.
+func TestDiagnoseNetworkSetting(t *testing.T) {
+	requireBwrap(t)
+	find := func(cfg Config) calls.Check {
+		for _, c := range Diagnose(t.Context(), cfg) {
+			if c.Name == "sandbox network" {
+				return c
+			}
+		}
+		t.Fatal("no sandbox network check")
+		return calls.Check{}
+	}
+	on := testConfig()
+	on.Network = true
+	if c := find(on); c.Status != calls.StatusWarn || c.Setting != "sandbox.network" || strings.Contains(c.Fix+c.Detail, "--") {
+		t.Errorf("network on: %+v", c)
+	}
+	if c := find(testConfig()); c.Status != calls.StatusOK || c.Setting != "" {
+		t.Errorf("network off: %+v", c)
+	}
+}

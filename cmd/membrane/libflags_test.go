@@ -22,9 +22,7 @@ import (
 var libraryFlagDebt = map[string][]string{
 	"calls/agent/openaicompat/openaicompat.go": {"--base-url", "--model"},
 	"mcp/http.go":               {"--allowed-host", "--allowed-origin", "--max-body", "--token", "--token-file"},
-	"ollama/diagnose.go":        {"--ollama-host"},
 	"sandbox/bwrap_other.go":    {"--sandbox"},
-	"sandbox/diagnose.go":       {"--python", "--sandbox", "--sandbox-allow-memfd", "--sandbox-network"},
 	"sandbox/sandbox.go":        {"--sandbox"},
 	"sandbox/platform_linux.go": {"--sandbox"},
 	"sandbox/platform_other.go": {"--sandbox"},
