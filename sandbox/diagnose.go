@@ -42,9 +42,11 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 			"rlimit: sh and python_run run with limits (time, CPU, memory, processes, file size, output) but without namespaces: "+
 				"the code sees the host's files, processes and network, and results say so",
 			fixRlimitWeak)
+		about("sandbox.mode")
 	default:
 		if errBwrapUnsupported != nil {
 			add("sandbox mode", calls.StatusFail, "bwrap (the default): "+errBwrapUnsupported.Error()+", so sh and python_run will fail", fixBwrapMissing)
+			about("sandbox.mode")
 		} else {
 			add("sandbox mode", calls.StatusOK, "bwrap: each call runs in its own bubblewrap sandbox", "")
 		}
@@ -53,6 +55,7 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 	switch {
 	case s.bwrapErr != nil && ncfg.Mode == ModeBwrap:
 		add("bubblewrap", calls.StatusFail, s.bwrapErr.Error(), fixBwrapMissing)
+		about("sandbox.mode")
 	case s.bwrapErr != nil:
 		add("bubblewrap", calls.StatusWarn, s.bwrapErr.Error()+" (not needed in rlimit mode)", fixBwrapForIsolation)
 	default:
@@ -87,6 +90,7 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 				fix = "membrane runs in a container that does not let it create namespaces. " + containerFix
 			}
 			add("sandbox namespaces", calls.StatusFail, "bubblewrap could not create a sandbox: "+err.Error(), fix)
+			about("sandbox.mode")
 		} else {
 			add("sandbox namespaces", calls.StatusOK, "a test sandbox started and ran /bin/true ("+s.isolation().Summary+")", "")
 		}

@@ -21,11 +21,7 @@ import (
 // TestLibrariesNameNoFlags; one paid off must be struck from here.
 var libraryFlagDebt = map[string][]string{
 	"calls/agent/openaicompat/openaicompat.go": {"--base-url", "--model"},
-	"mcp/http.go":               {"--allowed-host", "--allowed-origin", "--max-body", "--token", "--token-file"},
-	"sandbox/bwrap_other.go":    {"--sandbox"},
-	"sandbox/sandbox.go":        {"--sandbox"},
-	"sandbox/platform_linux.go": {"--sandbox"},
-	"sandbox/platform_other.go": {"--sandbox"},
+	"mcp/http.go": {"--allowed-host", "--allowed-origin", "--max-body", "--token", "--token-file"},
 }
 
 var flagPattern = regexp.MustCompile(`--[a-z][a-z-]+`)
