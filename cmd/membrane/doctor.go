@@ -29,7 +29,7 @@ func runDoctor(ctx context.Context, cfg *Config, jsonOut bool, w io.Writer) int 
 	if cfg.HTTP.Addr != "" {
 		c := calls.Check{Name: "http", Status: calls.StatusOK, Detail: "would serve http://" + cfg.HTTP.Addr + mcp.DefaultPath}
 		if err := mcp.CheckListen(cfg.HTTP.Addr, cfg.HTTP.Token); err != nil {
-			c.Status, c.Detail, c.Fix = calls.StatusFail, err.Error(), "set a token, or listen on 127.0.0.1"
+			c.Status, c.Detail, c.Fix, c.Setting = calls.StatusFail, err.Error(), "set a token, or listen on 127.0.0.1", "http.token"
 		} else if cfg.HTTP.Token == "" {
 			c.Detail += " without a token (loopback only)"
 		} else {

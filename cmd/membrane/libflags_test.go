@@ -21,7 +21,6 @@ import (
 // TestLibrariesNameNoFlags; one paid off must be struck from here.
 var libraryFlagDebt = map[string][]string{
 	"calls/agent/openaicompat/openaicompat.go": {"--base-url", "--model"},
-	"mcp/http.go": {"--allowed-host", "--allowed-origin", "--max-body", "--token", "--token-file"},
 }
 
 var flagPattern = regexp.MustCompile(`--[a-z][a-z-]+`)
