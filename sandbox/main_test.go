@@ -9,9 +9,4 @@ import (
 
 // TestMain keeps the state of the programs these tests start (membrane's
 // default trace store) out of the user's home.
-func TestMain(m *testing.M) {
-	cleanup := mcptest.PrivateState()
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(mcptest.RunPrivate(m)) }

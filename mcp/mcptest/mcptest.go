@@ -273,6 +273,15 @@ func (w *testWriter) log(line string) {
 	w.t.Log(w.prefix + line)
 }
 
+// RunPrivate runs a package's tests with PrivateState, for a TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(mcptest.RunPrivate(m)) }
+func RunPrivate(m *testing.M) int {
+	cleanup := PrivateState()
+	defer cleanup()
+	return m.Run()
+}
+
 // PrivateState points XDG_STATE_HOME at a new directory for the rest of
 // the test binary's life, and so for every program its tests start:
 // membrane keeps its trace store there by default, and a test run must not
