@@ -31,4 +31,8 @@ type Check struct {
 	Detail string `json:"detail"`
 	// Fix says what to do when Status is not StatusOK.
 	Fix string `json:"fix,omitempty"`
+	// Setting is the config-file key of the setting Fix speaks of
+	// ("sandbox.network"), or empty. Libraries name no command-line flags: a
+	// program adds its own flag and variable for the key to the advice.
+	Setting string `json:"setting,omitempty"`
 }

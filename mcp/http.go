@@ -249,12 +249,12 @@ type httpHandler struct {
 func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	var w http.ResponseWriter = &stallWriter{ResponseWriter: rw, rc: http.NewResponseController(rw), d: h.o.WriteStallTimeout}
 	if !h.hostAllowed(r) {
-		h.reject(w, r, http.StatusForbidden, fmt.Sprintf("Forbidden: Host %q is not allowed (DNS rebinding protection); connect to 127.0.0.1 or localhost, or add the host to --allowed-host", r.Host))
+		h.reject(w, r, http.StatusForbidden, fmt.Sprintf("Forbidden: Host %q is not allowed (DNS rebinding protection); connect to 127.0.0.1 or localhost, or add the host to the server's allowed hosts", r.Host))
 		return
 	}
 	origin := r.Header.Get("Origin")
 	if !h.originAllowed(r, origin) {
-		h.reject(w, r, http.StatusForbidden, fmt.Sprintf("Forbidden: Origin %q is not allowed; add it to --allowed-origin to let that web page call this server", origin))
+		h.reject(w, r, http.StatusForbidden, fmt.Sprintf("Forbidden: Origin %q is not allowed; add it to the server's allowed origins to let that web page call this server", origin))
 		return
 	}
 	switch r.URL.Path {
@@ -290,7 +290,7 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			challenge += `, error="invalid_token", error_description="` + desc + `"`
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
-		h.reject(w, r, http.StatusUnauthorized, "Unauthorized: "+desc+` (send "Authorization: Bearer <token>" with the server's --token)`)
+		h.reject(w, r, http.StatusUnauthorized, "Unauthorized: "+desc+` (send "Authorization: Bearer <token>" with the server's token)`)
 		return
 	}
 	if h.o.Metrics != nil && r.URL.Path == "/metrics" {
@@ -303,7 +303,7 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		owner = "user:" + user
 	}
 	if r.ContentLength > h.o.MaxBodyBytes {
-		h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request Entity Too Large: the body is %d bytes, the limit is %d (--max-body)", r.ContentLength, h.o.MaxBodyBytes))
+		h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request Entity Too Large: the body is %d bytes, the limit is %d (the server's body limit)", r.ContentLength, h.o.MaxBodyBytes))
 		return
 	}
 	var msg *jsonrpc.Request // the POST's one request or notification
@@ -358,7 +358,7 @@ func (h *httpHandler) readPost(w http.ResponseWriter, r *http.Request) (*jsonrpc
 	// and notifications, all small: such a body is held to
 	// MaxInitializeBytes before it is read, so that a flood of large ones
 	// costs next to nothing.
-	limit, what := h.o.MaxBodyBytes, "request body exceeds %d bytes (--max-body)"
+	limit, what := h.o.MaxBodyBytes, "request body exceeds %d bytes (the server's body limit)"
 	if !h.o.Stateless && r.Header.Get("Mcp-Session-Id") == "" && !isNewProtocol(r) {
 		limit, what = h.o.MaxInitializeBytes, "a request without a session (initialize) is limited to %d bytes: a session keeps the client's clientInfo and capabilities, so send less"
 	}
@@ -765,6 +765,17 @@ func CheckListen(addr, token string) error {
 	if shown == "" {
 		shown = "every interface"
 	}
-	return fmt.Errorf("refusing to serve on %s (%s) without a token: anyone who can reach it could run commands in the sandbox; "+
-		"set --token, MEMBRANE_TOKEN or --token-file, or listen on 127.0.0.1", addr, shown)
+	return &NoTokenError{Addr: addr, Host: shown}
+}
+
+// NoTokenError is CheckListen's answer for a non-loopback address without a
+// token. A program adds how to give a token.
+type NoTokenError struct {
+	Addr string // as given
+	Host string // the host part, or "every interface"
+}
+
+func (e *NoTokenError) Error() string {
+	return fmt.Sprintf("refusing to serve on %s (%s) without a token: anyone who can reach it could run commands in the sandbox; "+
+		"set a token, or listen on 127.0.0.1", e.Addr, e.Host)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -225,8 +226,13 @@ func TestCheckListen(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("CheckListen(%q, %q) = %v, want ok=%v", tc.addr, tc.token, err, tc.ok)
 		}
-		if err != nil && tc.addr != "no-port" && !strings.Contains(err.Error(), "--token") {
-			t.Errorf("error %q does not say how to fix it", err)
+		// A refusal is typed, for the program to name its token settings.
+		var nt *mcp.NoTokenError
+		if err != nil && tc.addr != "no-port" && (!errors.As(err, &nt) || nt.Addr != tc.addr || !strings.Contains(err.Error(), "set a token")) {
+			t.Errorf("error %q (%T) is not a NoTokenError for %s", err, err, tc.addr)
+		}
+		if tc.addr == "no-port" && errors.As(err, &nt) {
+			t.Errorf("a malformed address is not a missing token: %v", err)
 		}
 	}
 }

@@ -16,7 +16,7 @@ func Diagnose(ctx context.Context, hosts []string) []calls.Check {
 	var out []calls.Check
 	if err != nil {
 		out = append(out, calls.Check{Name: "ollama hosts", Status: calls.StatusFail, Detail: err.Error(),
-			Fix: "give hosts as host:port or http://host:port in --ollama-host, MEMBRANE_OLLAMA_HOSTS or OLLAMA_HOST"})
+			Fix: "give hosts as host:port or http://host:port in the Ollama hosts setting or OLLAMA_HOST", Setting: "ollama.hosts"})
 	}
 	hc := newHTTPClient()
 	defer hc.CloseIdleConnections()
@@ -26,8 +26,9 @@ func Diagnose(ctx context.Context, hosts []string) []calls.Check {
 		tags, lerr := h.list(ctx)
 		if lerr != nil {
 			out = append(out, calls.Check{Name: name, Status: calls.StatusFail,
-				Detail: "cannot list models: " + describeHostErr(lerr),
-				Fix:    "start Ollama (`ollama serve`), or point membrane at it with --ollama-host / MEMBRANE_OLLAMA_HOSTS / OLLAMA_HOST; membrane still serves sh and python_run meanwhile"})
+				Detail:  "cannot list models: " + describeHostErr(lerr),
+				Fix:     "start Ollama (`ollama serve`), or point the Ollama hosts setting (or OLLAMA_HOST) at it; membrane still serves sh and python_run meanwhile",
+				Setting: "ollama.hosts"})
 			continue
 		}
 		version, verr := h.client.Version(ctx)

@@ -207,7 +207,7 @@ func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.R
 	b, _ := json.MarshalIndent(out, "", "  ")
 	text := string(b)
 	if len(entries) == 0 && !m.anyUp() {
-		text = "No Ollama host is reachable (" + m.hostSummary() + "). Start Ollama, or point membrane at it with --ollama-host or OLLAMA_HOST.\n" + text
+		text = "No Ollama host is reachable (" + m.hostSummary() + "). Start Ollama, or point membrane's Ollama host setting (or OLLAMA_HOST) at it.\n" + text
 	}
 	return &calls.Result{Content: []calls.Content{{Type: calls.ContentText, Text: text}}, Structured: out}, nil
 }

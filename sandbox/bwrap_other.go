@@ -12,7 +12,7 @@ import (
 
 // errBwrapLinuxOnly is why ModeBwrap cannot run outside Linux: bubblewrap
 // is built on Linux namespaces.
-var errBwrapLinuxOnly = errors.New("bubblewrap isolation (--sandbox=bwrap, the default) needs Linux namespaces, and this is " + osName())
+var errBwrapLinuxOnly = errors.New("bubblewrap isolation (sandbox mode bwrap, the default) needs Linux namespaces, and this is " + osName())
 
 func osName() string {
 	if runtime.GOOS == "darwin" {

@@ -20,6 +20,9 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 	add := func(name string, st calls.Status, detail, fix string) {
 		out = append(out, calls.Check{Name: name, Status: st, Detail: detail, Fix: fix})
 	}
+	// about marks the last finding's fix as being about the setting with
+	// this config-file key.
+	about := func(key string) { out[len(out)-1].Setting = key }
 	ncfg, err := cfg.normalize()
 	if err != nil {
 		add("sandbox config", calls.StatusFail, err.Error(), "correct the sandbox flag or setting named above")
@@ -39,9 +42,11 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 			"rlimit: sh and python_run run with limits (time, CPU, memory, processes, file size, output) but without namespaces: "+
 				"the code sees the host's files, processes and network, and results say so",
 			fixRlimitWeak)
+		about("sandbox.mode")
 	default:
 		if errBwrapUnsupported != nil {
 			add("sandbox mode", calls.StatusFail, "bwrap (the default): "+errBwrapUnsupported.Error()+", so sh and python_run will fail", fixBwrapMissing)
+			about("sandbox.mode")
 		} else {
 			add("sandbox mode", calls.StatusOK, "bwrap: each call runs in its own bubblewrap sandbox", "")
 		}
@@ -50,6 +55,7 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 	switch {
 	case s.bwrapErr != nil && ncfg.Mode == ModeBwrap:
 		add("bubblewrap", calls.StatusFail, s.bwrapErr.Error(), fixBwrapMissing)
+		about("sandbox.mode")
 	case s.bwrapErr != nil:
 		add("bubblewrap", calls.StatusWarn, s.bwrapErr.Error()+" (not needed in rlimit mode)", fixBwrapForIsolation)
 	default:
@@ -84,6 +90,7 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 				fix = "membrane runs in a container that does not let it create namespaces. " + containerFix
 			}
 			add("sandbox namespaces", calls.StatusFail, "bubblewrap could not create a sandbox: "+err.Error(), fix)
+			about("sandbox.mode")
 		} else {
 			add("sandbox namespaces", calls.StatusOK, "a test sandbox started and ran /bin/true ("+s.isolation().Summary+")", "")
 		}
@@ -92,7 +99,8 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 	if s.python != "" {
 		add("python", calls.StatusOK, s.python+" (resolved once at start; python_run passes code as a file)", "")
 	} else {
-		add("python", calls.StatusWarn, "python_run will fail: "+s.pythonErr.Error(), "install python3, or pass --python /path/to/python3")
+		add("python", calls.StatusWarn, "python_run will fail: "+s.pythonErr.Error(), "install python3, or set the python setting to /path/to/python3")
+		about("sandbox.python")
 	}
 
 	if os.Geteuid() == 0 {
@@ -119,7 +127,8 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 				why = "; no cgroup: " + s.cgErr.Error()
 			}
 			add("sandbox memory", calls.StatusWarn, mem+why,
-				"run membrane as root (cgroup v1) or in a cgroup v2 it may delegate (systemd-run --scope -p Delegate=yes), or drop --sandbox-allow-memfd")
+				"run membrane as root (cgroup v1) or in a cgroup v2 it may delegate (systemd-run --scope -p Delegate=yes), or turn off the allow-memfd setting")
+			about("sandbox.allow_memfd")
 		}
 	}
 	if ncfg.Workspace == "" {
@@ -131,8 +140,9 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 
 	if ncfg.Network {
 		st := calls.StatusWarn
-		add("sandbox network", st, "--sandbox-network is on: sandboxed code can reach the network, including services on this host such as Ollama's unauthenticated API",
-			"turn --sandbox-network off unless the tools need pip or curl")
+		add("sandbox network", st, "the sandbox network setting is on: sandboxed code can reach the network, including services on this host such as Ollama's unauthenticated API",
+			"turn it off unless the tools need pip or curl")
+		about("sandbox.network")
 	} else if ncfg.Mode == ModeBwrap {
 		add("sandbox network", calls.StatusOK, "off: each sandbox has only a loopback interface of its own", "")
 	}
@@ -153,6 +163,7 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 			st, detail = calls.StatusWarn, "membrane runs in a container in rlimit mode: the container is the only boundary between sandboxed code and whatever the container can reach"
 		}
 		add("container", st, detail, containerFix)
+		about("sandbox.mode")
 	}
 	return out
 }
@@ -160,7 +171,7 @@ func Diagnose(ctx context.Context, cfg Config) []calls.Check {
 // containerFix says what a container needs for bubblewrap sandboxes.
 const containerFix = "To use bubblewrap in Docker or Compose, relax the defaults that forbid creating namespaces and mounting /proc: " +
 	"security_opt: [seccomp=unconfined, apparmor=unconfined, systempaths=unconfined] (docker run --security-opt ...; Podman: unmask=ALL, and label=type:spc_t under SELinux); " +
-	"no extra capabilities and no --privileged are needed. Otherwise run membrane with --sandbox=rlimit and treat the container as the boundary " +
+	"no extra capabilities and no --privileged are needed. Otherwise set the sandbox mode to rlimit and treat the container as the boundary " +
 	"(read-only root filesystem, no secrets mounted, network as narrow as the tools allow)."
 
 func inContainer() bool {

@@ -162,11 +162,11 @@ func executableMagic(head []byte) bool { return bytes.Equal(head, []byte("\x7fEL
 // Fixes and caveats that differ between Linux and the rest.
 const (
 	fixBwrapMissing = "Fix: install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; Alpine: apk add bubblewrap), " +
-		"or start membrane with --sandbox=rlimit to accept weaker isolation (limits and timeouts only, no namespaces). `membrane doctor` explains more."
+		"or set membrane's sandbox mode to rlimit to accept weaker isolation (limits and timeouts only, no namespaces). `membrane doctor` explains more."
 	// fixBwrapForIsolation is the fix for a missing bwrap in rlimit mode.
 	fixBwrapForIsolation = "install bubblewrap for real isolation"
 	// fixRlimitWeak is the fix for the weak isolation of rlimit mode.
-	fixRlimitWeak = "install bubblewrap and drop --sandbox=rlimit, unless a container or VM around membrane is the boundary"
+	fixRlimitWeak = "install bubblewrap and leave rlimit sandbox mode, unless a container or VM around membrane is the boundary"
 	// rlimitCaveat ends the isolation summary of rlimit mode.
 	rlimitCaveat = ""
 )

@@ -118,8 +118,8 @@ func executableMagic(head []byte) bool {
 
 // Fixes and caveats that differ between Linux and the rest.
 var (
-	fixBwrapMissing = "Fix: bubblewrap is Linux-only; on " + osName() + " run with --sandbox=rlimit, or run membrane in a Linux VM/container. " +
-		"--sandbox=rlimit keeps the limits, timeouts, output caps and clean environment but not the isolation: the code can read your files and use the network. " +
+	fixBwrapMissing = "Fix: bubblewrap is Linux-only; on " + osName() + " set membrane's sandbox mode to rlimit, or run membrane in a Linux VM/container. " +
+		"rlimit mode keeps the limits, timeouts, output caps and clean environment but not the isolation: the code can read your files and use the network. " +
 		"`membrane doctor` explains more."
 	fixBwrapForIsolation = "bubblewrap is Linux-only: for real isolation run membrane in a Linux VM or container with bubblewrap"
 	fixRlimitWeak        = "run membrane in a Linux VM or container with bubblewrap for real isolation, unless something around membrane is the boundary"

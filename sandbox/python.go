@@ -77,7 +77,7 @@ func (s *Sandbox) handlePython(ctx context.Context, req *calls.Request) (*calls.
 		return argError(req, err), nil
 	}
 	if s.python == "" {
-		return calls.Errorf("python_run unavailable: %v. Fix: install Python 3 (Debian/Ubuntu: apt-get install python3) or start membrane with --python /path/to/python3.", s.pythonErr), nil
+		return calls.Errorf("python_run unavailable: %v. Fix: install Python 3 (Debian/Ubuntu: apt-get install python3) or point membrane's python setting at a real python3 (`membrane doctor` shows which).", s.pythonErr), nil
 	}
 	// The code travels as a file, never through a shell or an argument.
 	return s.execute(ctx, req, a.runArgs, &job{

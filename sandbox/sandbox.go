@@ -310,7 +310,7 @@ const (
 	fixNamespaces = "Fix: let unprivileged users create user namespaces (sysctl user.max_user_namespaces=15000; on Debian kernels also kernel.unprivileged_userns_clone=1; " +
 		"on Ubuntu 23.10+ kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap). " +
 		"In a container, run it with --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined " +
-		"(compose: security_opt), or start membrane with --sandbox=rlimit and let the container be the boundary. `membrane doctor` explains more."
+		"(compose: security_opt), or set membrane's sandbox mode to rlimit and let the container be the boundary. `membrane doctor` explains more."
 	fixPrlimit = "Fix: install util-linux, which provides prlimit (Debian/Ubuntu: apt-get install util-linux; Alpine: apk add util-linux). `membrane doctor` explains more."
 )
 

@@ -353,12 +353,12 @@ func TestBwrapMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := res.TextOf()
-	if !res.IsError || !strings.Contains(text, "bubblewrap") || !strings.Contains(text, "apt-get install bubblewrap") || !strings.Contains(text, "--sandbox=rlimit") {
+	if !res.IsError || !strings.Contains(text, "bubblewrap") || !strings.Contains(text, "apt-get install bubblewrap") || !strings.Contains(text, "sandbox mode to rlimit") || strings.Contains(text, "--sandbox") {
 		t.Fatalf("want a tool error saying how to fix it:\n%s", text)
 	}
 	var fail bool
 	for _, c := range Diagnose(t.Context(), testConfig()) {
-		if c.Name == "bubblewrap" && c.Status == calls.StatusFail && strings.Contains(c.Fix, "--sandbox=rlimit") {
+		if c.Name == "bubblewrap" && c.Status == calls.StatusFail && strings.Contains(c.Fix, "sandbox mode to rlimit") && c.Setting == "sandbox.mode" {
 			fail = true
 		}
 	}
@@ -394,7 +394,7 @@ func TestNamespacesUnavailable(t *testing.T) {
 	cs := connect(t, s)
 	r := sh(t, cs, "echo never")
 	if !r.res.IsError || !strings.Contains(r.text, "sandbox could not start: bwrap: No permissions") ||
-		!strings.Contains(r.text, "--sandbox=rlimit") || !strings.Contains(r.text, "seccomp=unconfined") {
+		!strings.Contains(r.text, "sandbox mode to rlimit") || strings.Contains(r.text, "--sandbox") || !strings.Contains(r.text, "seccomp=unconfined") {
 		t.Fatalf("want a clear setup error:\n%s", r.text)
 	}
 	var fail bool
@@ -876,5 +876,28 @@ func TestHide(t *testing.T) {
 	// Allow: the rest of the directory is still there.
 	if !strings.HasSuffix(out, "0\nvisible") {
 		t.Fatalf("%q", out)
+	}
+}
+
+// The network finding points at its setting by key, for the program to name
+// the flag; with the network off there is nothing to advise.
+func TestDiagnoseNetworkSetting(t *testing.T) {
+	requireBwrap(t)
+	find := func(cfg Config) calls.Check {
+		for _, c := range Diagnose(t.Context(), cfg) {
+			if c.Name == "sandbox network" {
+				return c
+			}
+		}
+		t.Fatal("no sandbox network check")
+		return calls.Check{}
+	}
+	on := testConfig()
+	on.Network = true
+	if c := find(on); c.Status != calls.StatusWarn || c.Setting != "sandbox.network" || strings.Contains(c.Fix+c.Detail, "--") {
+		t.Errorf("network on: %+v", c)
+	}
+	if c := find(testConfig()); c.Status != calls.StatusOK || c.Setting != "" {
+		t.Errorf("network off: %+v", c)
 	}
 }

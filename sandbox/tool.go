@@ -132,7 +132,7 @@ func (s *Sandbox) isolation() Isolation {
 	var b strings.Builder
 	b.WriteString("bubblewrap: own user, pid, ipc, uts, cgroup and mount namespaces")
 	if s.cfg.Network {
-		b.WriteString("; host network (--sandbox-network)")
+		b.WriteString("; host network (sandbox network is on)")
 	} else {
 		b.WriteString("; no network (loopback only)")
 	}
@@ -279,7 +279,7 @@ func setupFix(msg string) string {
 		}
 	}
 	return "Fix: see bubblewrap's message above; `membrane doctor` starts the same sandbox and explains what it needs. " +
-		"To accept weaker isolation meanwhile, start membrane with --sandbox=rlimit."
+		"To accept weaker isolation meanwhile, run membrane with the rlimit sandbox."
 }
 
 // progressEvery is how often a running call reports progress to a client

@@ -387,7 +387,7 @@ func (c *Config) validate() error {
 			auth = "(tokens file)"
 		}
 		if err := mcp.CheckListen(c.HTTP.Addr, auth); err != nil {
-			errs = append(errs, s.Errorf("http", "%v", err))
+			errs = append(errs, s.Errorf("http", "%s", listenAdvice(s, err)))
 		}
 	}
 	if a := c.Observe.MetricsAddr; a != "" {
@@ -539,4 +539,15 @@ func parseRateLimit(v string) (policy.Limit, error) {
 		return policy.Limit{}, fmt.Errorf("%q: %v", v, err)
 	}
 	return l, nil
+}
+
+// listenAdvice is mcp.CheckListen's error with the settings that give a
+// token named: the library knows none of them.
+func listenAdvice(s *settings.Set, err error) string {
+	var nt *mcp.NoTokenError
+	if !errors.As(err, &nt) {
+		return err.Error()
+	}
+	return fmt.Sprintf("refusing to serve on %s (%s) without a token: anyone who can reach it could run commands in the sandbox; "+
+		"set %s or %s, or listen on 127.0.0.1", nt.Addr, nt.Host, s.NameOf("token"), s.NameOf("token-file"))
 }

@@ -156,6 +156,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad idle timeout", []string{"--idle-timeout", "0s"}, nil, "", "--idle-timeout"},
 		{"bad origin", []string{"--allowed-origin", "example.com"}, nil, "", "--allowed-origin"},
 		{"public bind without token", []string{"--http", "0.0.0.0:8765"}, nil, "", "without a token"},
+		{"public bind names the token flags", []string{"--http", "0.0.0.0:8765"}, nil, "", "set --token"},
 		{"token and token file", []string{"--token", "a", "--token-file", "/etc/hostname"}, nil, "", "--token-file"},
 		{"missing token file", []string{"--token-file", "/no/such/token"}, nil, "", "--token-file"},
 		{"unknown file key", nil, nil, "sandbox:\n  memroy: 1GiB\n", "memroy"},

@@ -29,7 +29,7 @@ func runDoctor(ctx context.Context, cfg *Config, jsonOut bool, w io.Writer) int 
 	if cfg.HTTP.Addr != "" {
 		c := calls.Check{Name: "http", Status: calls.StatusOK, Detail: "would serve http://" + cfg.HTTP.Addr + mcp.DefaultPath}
 		if err := mcp.CheckListen(cfg.HTTP.Addr, cfg.HTTP.Token); err != nil {
-			c.Status, c.Detail, c.Fix = calls.StatusFail, err.Error(), "set a token, or listen on 127.0.0.1"
+			c.Status, c.Detail, c.Fix, c.Setting = calls.StatusFail, err.Error(), "set a token, or listen on 127.0.0.1", "http.token"
 		} else if cfg.HTTP.Token == "" {
 			c.Detail += " without a token (loopback only)"
 		} else {
@@ -37,6 +37,7 @@ func runDoctor(ctx context.Context, cfg *Config, jsonOut bool, w io.Writer) int 
 		}
 		checks = append(checks, c)
 	}
+	adviseSettings(checks)
 	if jsonOut {
 		return printJSON(w, checks)
 	}
@@ -106,6 +107,36 @@ func printChecks(w io.Writer, checks []calls.Check) int {
 		fmt.Fprintln(w, "Ready.")
 	}
 	return 0
+}
+
+// adviseSettings adds, to each fix that is about a setting, the flag,
+// variable and file key that set it: the libraries give only the key.
+func adviseSettings(checks []calls.Check) {
+	for i, c := range checks {
+		if c.Setting != "" && c.Fix != "" {
+			checks[i].Fix += " (" + settingNames(c.Setting) + ")"
+		}
+	}
+}
+
+// settingNames names the setting with this config-file key as a user sets
+// it: "--sandbox-network, MEMBRANE_SANDBOX_NETWORK or sandbox.network in the
+// config file". An unknown key is given as it is.
+func settingNames(key string) string {
+	for _, x := range define("membrane", &Config{}).All() {
+		if x.Key != key {
+			continue
+		}
+		var names []string
+		if x.Flag != "" {
+			names = append(names, "--"+x.Flag)
+		}
+		if x.Env != "" {
+			names = append(names, x.Env)
+		}
+		return strings.Join(names, ", ") + " or " + key + " in the config file"
+	}
+	return key
 }
 
 func oneLine(s string) string {

@@ -19,19 +19,7 @@ import (
 // orchestrator's flags, by file: the debt to pay (each becomes a typed
 // error or finding that cmd/ words), not a list to grow. A new one fails
 // TestLibrariesNameNoFlags; one paid off must be struck from here.
-var libraryFlagDebt = map[string][]string{
-	"calls/agent/openaicompat/openaicompat.go": {"--base-url", "--model"},
-	"mcp/http.go":               {"--allowed-host", "--allowed-origin", "--max-body", "--token", "--token-file"},
-	"ollama/diagnose.go":        {"--ollama-host"},
-	"ollama/generic.go":         {"--ollama-host"},
-	"sandbox/bwrap_other.go":    {"--sandbox"},
-	"sandbox/diagnose.go":       {"--python", "--sandbox", "--sandbox-allow-memfd", "--sandbox-network"},
-	"sandbox/sandbox.go":        {"--sandbox"},
-	"sandbox/platform_linux.go": {"--sandbox"},
-	"sandbox/platform_other.go": {"--sandbox"},
-	"sandbox/python.go":         {"--python"},
-	"sandbox/tool.go":           {"--sandbox", "--sandbox-network"},
-}
+var libraryFlagDebt = map[string][]string{}
 
 var flagPattern = regexp.MustCompile(`--[a-z][a-z-]+`)
 

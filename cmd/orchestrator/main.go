@@ -300,7 +300,7 @@ func closeFleet(fl *fleet, u *ui) {
 func defaultModel(ctx context.Context, m *openaicompat.Client) (string, error) {
 	names, err := m.Models(ctx)
 	if err != nil {
-		return "", fmt.Errorf("no --model given, and listing the models failed: %w", err)
+		return "", fmt.Errorf("no --model given, and listing the models failed: %w", modelAdvice(err))
 	}
 	switch len(names) {
 	case 0:
@@ -334,6 +334,7 @@ func (s *session) ask(ctx context.Context, q string) (*agent.Turn, error) {
 		defer cancel()
 	}
 	turn, err := s.ag.Ask(ctx, q)
+	err = modelAdvice(err)
 	if err != nil && ctx.Err() != nil && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), context.Canceled) {
 		err = context.Cause(ctx)
 	}
@@ -609,4 +610,20 @@ func escapeJSON(b []byte) []byte {
 		return b
 	}
 	return out
+}
+
+// modelAdvice adds to an endpoint error the flag that fixes it: the
+// library says what went wrong, in words that name no flag.
+func modelAdvice(err error) error {
+	var e *openaicompat.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch e.Code {
+	case openaicompat.CodeNoModel, openaicompat.CodeModelNotServed:
+		return fmt.Errorf("%w; pick the model with --model or MEMBRANE_MODEL", err)
+	case openaicompat.CodeNotFound, openaicompat.CodeUnreachable:
+		return fmt.Errorf("%w; set the endpoint with --base-url", err)
+	}
+	return err
 }

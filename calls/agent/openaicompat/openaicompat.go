@@ -141,7 +141,7 @@ func (c *Client) Complete(ctx context.Context, req *agent.Request, onDelta func(
 		model = c.opts.Model
 	}
 	if model == "" {
-		return nil, errors.New("openaicompat: no model named: pass one (--model)")
+		return nil, &Error{Code: CodeNoModel, msg: "openaicompat: no model named"}
 	}
 	params := openai.ChatCompletionNewParams{
 		Model:         shared.ChatModel(model),
@@ -241,9 +241,9 @@ func (c *Client) explain(err error, model string) error {
 			if model != "" {
 				// Ollama's message says "try pulling it first": ours
 				// says how, once.
-				return fmt.Errorf("model %q is not served at %s (pull it with `ollama pull %s`, or pick another with --model)", model, c.opts.BaseURL, model)
+				return &Error{Code: CodeModelNotServed, msg: fmt.Sprintf("model %q is not served at %s (pull it with `ollama pull %s`, or pick another model)", model, c.opts.BaseURL, model)}
 			}
-			return fmt.Errorf("%s: not found: %s (is --base-url right? it should end in /v1)", c.opts.BaseURL, msg)
+			return &Error{Code: CodeNotFound, msg: fmt.Sprintf("%s: not found: %s (is the base URL right? it should end in /v1)", c.opts.BaseURL, msg)}
 		case http.StatusUnauthorized, http.StatusForbidden:
 			return fmt.Errorf("%s refused the API key (HTTP %d): %s (set OPENAI_API_KEY)", c.opts.BaseURL, apiErr.StatusCode, msg)
 		case http.StatusBadRequest:
@@ -255,7 +255,7 @@ func (c *Client) explain(err error, model string) error {
 	}
 	var opErr *net.OpError
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &opErr) {
-		return fmt.Errorf("cannot reach the model endpoint %s: %w (is Ollama running? set OLLAMA_HOST or --base-url)", RedactURL(c.opts.BaseURL), err)
+		return &Error{Code: CodeUnreachable, err: err, msg: fmt.Sprintf("cannot reach the model endpoint %s: %v (is Ollama running? set OLLAMA_HOST or the base URL)", RedactURL(c.opts.BaseURL), err)}
 	}
 	return fmt.Errorf("model endpoint %s: %w", RedactURL(c.opts.BaseURL), err)
 }
@@ -408,3 +408,24 @@ func (s *thinkSplitter) flush(out func(string, bool)) {
 		s.pending = ""
 	}
 }
+
+// Code says what went wrong with a model endpoint, so that a program can
+// add advice in its own terms (which flag picks the model or the URL).
+type Code int
+
+const (
+	CodeNoModel        Code = iota + 1 // no model was named
+	CodeModelNotServed                 // the endpoint does not serve the model
+	CodeNotFound                       // the URL answers 404: likely a wrong path
+	CodeUnreachable                    // nothing answers at the URL
+)
+
+// Error is an endpoint failure with a Code; its text names no flags.
+type Error struct {
+	Code Code
+	msg  string
+	err  error
+}
+
+func (e *Error) Error() string { return e.msg }
+func (e *Error) Unwrap() error { return e.err }

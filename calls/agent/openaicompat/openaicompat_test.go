@@ -2,6 +2,7 @@ package openaicompat_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -172,10 +173,11 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 	tests := []struct {
 		name, url string
 		want      []string
+		code      openaicompat.Code // 0: not an *Error
 	}{
-		{"unknown model", notFound.URL + "/v1", []string{`model "nope" is not served`, "ollama pull nope", "--model"}},
-		{"error mid-stream", midStream.URL + "/v1", []string{"runner crashed"}},
-		{"nothing listening", closed, []string{"cannot reach the model endpoint", "OLLAMA_HOST", "--base-url"}},
+		{"unknown model", notFound.URL + "/v1", []string{`model "nope" is not served`, "ollama pull nope", "pick another model"}, openaicompat.CodeModelNotServed},
+		{"error mid-stream", midStream.URL + "/v1", []string{"runner crashed"}, 0},
+		{"nothing listening", closed, []string{"cannot reach the model endpoint", "OLLAMA_HOST", "base URL"}, openaicompat.CodeUnreachable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,6 +190,13 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
+			}
+			var e *openaicompat.Error
+			if got := errors.As(err, &e); got != (tt.code != 0) || (got && e.Code != tt.code) {
+				t.Errorf("error %q (%T): want code %d", err, err, tt.code)
+			}
+			if strings.Contains(err.Error(), "--") {
+				t.Errorf("error %q names a flag", err)
 			}
 		})
 	}
