@@ -391,8 +391,8 @@ func (c *Config) validate() error {
 		}
 	}
 	if a := c.Observe.MetricsAddr; a != "" {
-		host, _, _ := net.SplitHostPort(a) // checked as the setting was read
-		if ip := net.ParseIP(host); c.HTTP.Token == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		// The same rule as the MCP listener's: no token, loopback only.
+		if err := mcp.CheckListen(a, c.HTTP.Token); err != nil {
 			errs = append(errs, s.Errorf("metrics-addr", "refusing to serve metrics on %s without a token (they name every tool and model); set %s or listen on 127.0.0.1", a, s.NameOf("token")))
 		}
 	}

@@ -157,6 +157,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad origin", []string{"--allowed-origin", "example.com"}, nil, "", "--allowed-origin"},
 		{"public bind without token", []string{"--http", "0.0.0.0:8765"}, nil, "", "without a token"},
 		{"public bind names the token flags", []string{"--http", "0.0.0.0:8765"}, nil, "", "set --token"},
+		{"public metrics without token", []string{"--metrics-addr", "0.0.0.0:9464"}, nil, "", "refusing to serve metrics"},
 		{"token and token file", []string{"--token", "a", "--token-file", "/etc/hostname"}, nil, "", "--token-file"},
 		{"missing token file", []string{"--token-file", "/no/such/token"}, nil, "", "--token-file"},
 		{"unknown file key", nil, nil, "sandbox:\n  memroy: 1GiB\n", "memroy"},

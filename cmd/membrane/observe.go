@@ -18,6 +18,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls/metrics"
 	"github.com/membrane-mcp/membrane/calls/scrub"
 	"github.com/membrane-mcp/membrane/calls/store"
+	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
 )
 
@@ -131,7 +132,11 @@ func serveMetrics(ctx context.Context, addr, token string, h http.Handler, log *
 		}
 		h.ServeHTTP(w, r)
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	// The MCP listener's bounds: header and idle timeouts, header size and
+	// a connection cap.
+	ln = mcp.Listen(ln, nil)
+	hs := mcp.NewHTTPServer(mux, nil)
+	hs.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	log.Info("membrane serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	go func() {
 		<-ctx.Done()
