@@ -41,6 +41,9 @@ type WorkspaceFileError struct {
 	Err error
 	// Limit is the size limit, for ErrFileTooLarge.
 	Limit int64
+	// Op is what was done with the path, for the error's text: "read"
+	// when empty.
+	Op string
 }
 
 func (e *WorkspaceFileError) Error() string {
@@ -57,7 +60,11 @@ func (e *WorkspaceFileError) Error() string {
 	case errors.Is(e.Err, fs.ErrNotExist):
 		return p + " is not a file in the session workspace"
 	}
-	return p + " cannot be read: " + e.Err.Error()
+	op := e.Op
+	if op == "" {
+		op = "read"
+	}
+	return p + " cannot be " + op + ": " + e.Err.Error()
 }
 
 func (e *WorkspaceFileError) Unwrap() error { return e.Err }

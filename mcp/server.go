@@ -349,6 +349,9 @@ func toolOf(c *calls.Call) *sdk.Tool {
 			DestructiveHint: &destructive,
 		},
 	}
+	if len(c.OutputSchema) > 0 {
+		t.OutputSchema = json.RawMessage(c.OutputSchema)
+	}
 	return t
 }
 
@@ -501,6 +504,13 @@ func resultOf(r *calls.Result) *sdk.CallToolResult {
 		switch c.Type {
 		case calls.ContentImage:
 			out.Content = append(out.Content, &sdk.ImageContent{Data: c.Data, MIMEType: c.MIMEType})
+		case calls.ContentLink:
+			l := &sdk.ResourceLink{URI: c.URI, Name: c.Name, MIMEType: c.MIMEType}
+			if c.Size >= 0 {
+				size := c.Size
+				l.Size = &size
+			}
+			out.Content = append(out.Content, l)
 		default:
 			out.Content = append(out.Content, &sdk.TextContent{Text: calls.ValidUTF8(c.Text)})
 		}
