@@ -67,6 +67,10 @@ type ServerOptions struct {
 	// see (nil: all). A tool it hides is left out of tools/list, and a
 	// call to it is answered as an unknown tool.
 	Scope func(ctx context.Context, user string) (context.Context, func(tool string) bool)
+	// WorkspaceResources, when set, serves each session's workspace as
+	// MCP resources (list, read, templates, subscribe; see resources.go).
+	// Nil serves no resources.
+	WorkspaceResources *WorkspaceResourceOptions
 }
 
 // Router is what a Server serves: a *calls.Router, or a view of one that
@@ -104,6 +108,8 @@ type Server struct {
 	calls    sync.WaitGroup // running tool calls
 
 	endWithRequestOnce sync.Once // see HTTPHandler
+
+	res *resources // nil: no workspace resources
 }
 
 // session is what the adapter keeps per MCP session.
@@ -143,7 +149,7 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 		s.maxResult = DefaultMaxResultBytes
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.sdk = sdk.NewServer(&sdk.Implementation{Name: o.Name, Version: o.Version}, &sdk.ServerOptions{
+	sopts := &sdk.ServerOptions{
 		Instructions: o.Instructions,
 		// The SDK logs at info for every session; keep its records below
 		// ours unless the operator asks for debug.
@@ -155,8 +161,16 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 			//lint:ignore SA1019 logging to the client is still served to clients of 2025-11-25 and before, and through _meta on 2026-07-28.
 			Logging: &sdk.LoggingCapabilities{},
 		},
-	})
+	}
+	if o.WorkspaceResources != nil {
+		s.res = newResources(o.WorkspaceResources)
+		sopts.SubscribeHandler, sopts.UnsubscribeHandler = s.subscribe, s.unsubscribe
+	}
+	s.sdk = sdk.NewServer(&sdk.Implementation{Name: o.Name, Version: o.Version}, sopts)
 	s.sdk.AddReceivingMiddleware(checkParams)
+	if s.res != nil {
+		s.serveResources()
+	}
 	if o.Ready != nil {
 		s.ready = o.Ready
 		s.sdk.AddReceivingMiddleware(s.waitReady)
@@ -373,6 +387,14 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 	stop2 := context.AfterFunc(sess.ctx, cancel)
 	defer stop2()
 
+	if s.res != nil {
+		// The call may have changed a subscribed file.
+		defer func() {
+			if dir := sess.cs.Workspace(); dir != "" {
+				s.checkSubscriptions(dir)
+			}
+		}()
+	}
 	res, err := s.router.Call(ctx, name, &calls.Request{
 		Arguments: req.Params.Arguments,
 		Session:   sess.cs,
