@@ -248,6 +248,8 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		Ready:          ready,
 		MaxResultBytes: int(cfg.MaxResult),
 		Scope:          scope,
+		// Each session's workspace, browsable as workspace:// resources.
+		WorkspaceResources: &mcp.WorkspaceResourceOptions{},
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -71,3 +71,19 @@ func CheckStructured(t testing.TB, name string, rs *jsonschema.Resolved, res *sd
 		t.Errorf("%s: structuredContent does not match the outputSchema: %v\n%s", name, err, b)
 	}
 }
+
+// CheckSchema fails the test unless structured (a call's
+// Result.Structured, before any transport) matches the output schema
+// declared as JSON.
+func CheckSchema(t testing.TB, name string, schema json.RawMessage, structured any) {
+	t.Helper()
+	if len(schema) == 0 {
+		t.Errorf("%s declares no output schema", name)
+		return
+	}
+	var s any
+	if err := json.Unmarshal(schema, &s); err != nil {
+		t.Fatalf("%s: output schema: %v", name, err)
+	}
+	CheckStructured(t, name, ResolveSchema(t, name, s), &sdk.CallToolResult{StructuredContent: structured})
+}
