@@ -20,6 +20,7 @@ type Session struct {
 	closed    bool
 	closers   []func()
 	workspace string
+	handles   workspaceBinding
 }
 
 // NewSession returns an open session. An empty id gets a random one.

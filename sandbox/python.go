@@ -27,7 +27,8 @@ var pythonSchema = json.RawMessage(`{
   "properties": {
     "code": {"type": "string", "minLength": 1, "description": "A Python 3 program, run as a script file in the workspace directory. Print what you want to see."},
     "timeout_s": {"type": "number", "exclusiveMinimum": 0, "description": "Wall-clock limit in seconds; the whole process tree is killed when it passes."},
-    "stdin": {"type": "string", "description": "Text given to the program on standard input; empty input when left out."}
+    "stdin": {"type": "string", "description": "Text given to the program on standard input; empty input when left out."},
+    "workspace": ` + calls.WorkspaceArgSchema + `
   },
   "required": ["code"],
   "additionalProperties": false
@@ -58,8 +59,8 @@ func (s *Sandbox) pythonCall() calls.Call {
 		Name:  pythonName,
 		Title: "Run Python code in a sandbox",
 		Description: fmt.Sprintf("Run a Python 3 program in an isolated sandbox and return its exit code, stdout and stderr. "+
-			"The working directory %s is private to this session and lasts across its calls (sh and python_run share it); "+
-			"only the standard library and the system's installed packages are available. %s. Default timeout %s, at most %s.",
+			"The working directory %s belongs to this session, or to the workspace handle given, and lasts across calls (sh, python_run and the file tools share it). "+calls.WorkspaceHint+" "+
+			"Only the standard library and the system's installed packages are available. %s. Default timeout %s, at most %s.",
 			WorkspaceDir, s.networkSentence(), s.cfg.Timeout, s.cfg.MaxTimeout),
 		InputSchema: pythonSchema,
 		Kind:        calls.KindTool,

@@ -13,8 +13,9 @@ import (
 
 // runArgs are the arguments sh and python_run share.
 type runArgs struct {
-	TimeoutS *float64 `json:"timeout_s,omitempty"`
-	Stdin    *string  `json:"stdin,omitempty"`
+	TimeoutS  *float64 `json:"timeout_s,omitempty"`
+	Stdin     *string  `json:"stdin,omitempty"`
+	Workspace string   `json:"workspace,omitempty"`
 }
 
 // timeout returns the call's wall-clock limit and, when the request asked for
@@ -46,14 +47,19 @@ func (s *Sandbox) execute(ctx context.Context, req *calls.Request, a runArgs, j 
 	if err != nil {
 		return argError(req, err), nil
 	}
-	ws, err := s.workspaceFor(req.Session)
+	rw, err := calls.ResolveWorkspace(req, a.Workspace)
+	if err != nil {
+		return calls.Errorf("%s: not run: %v", req.Call.Name, err), nil
+	}
+	defer rw.Release()
+	ws, err := s.workspaceFor(rw.Session)
 	if err != nil {
 		if errors.Is(err, errClosed) || errors.Is(err, errSessionClosed) {
 			return calls.Errorf("%s: not run: %v", req.Call.Name, err), nil
 		}
 		return nil, err
 	}
-	j.timeout, j.stdin, j.ws, j.sess = timeout, a.Stdin, ws, req.Session
+	j.timeout, j.stdin, j.ws, j.sess = timeout, a.Stdin, ws, rw.Session
 	stop := s.reportProgress(ctx, req, timeout)
 	o, err := s.run(ctx, j)
 	stop()
@@ -68,15 +74,35 @@ func (s *Sandbox) execute(ctx context.Context, req *calls.Request, a runArgs, j 
 	}
 	s.log.Debug("sandbox run", "call", req.Call.Name, "session", req.Session.ID(), "exit_code", o.exitCode,
 		"dur", o.dur, "timed_out", o.timedOut, "cancelled", o.cancelled)
-	return s.result(o, timeout, note), nil
+	return withHandle(s.result(o, timeout, note), rw.Handle), nil
+}
+
+// withHandle names the workspace handle in a result, in the structured
+// content and in the text, so that a model can carry it to the next call.
+func withHandle(r *calls.Result, handle string) *calls.Result {
+	if handle == "" {
+		return r
+	}
+	if st, ok := r.Structured.(map[string]any); ok {
+		st[calls.WorkspaceArg] = handle
+	}
+	line := fmt.Sprintf("workspace: %s (pass \"workspace\": %q to later calls to keep these files)", handle, handle)
+	for i := range r.Content {
+		if r.Content[i].Type == calls.ContentText {
+			r.Content[i].Text += "\n" + line
+			return r
+		}
+	}
+	r.Content = append(r.Content, calls.Content{Type: calls.ContentText, Text: line})
+	return r
 }
 
 // argError is the tool error for bad arguments: what was wrong and what the
 // call expects.
 func argError(req *calls.Request, err error) *calls.Result {
-	usage := "{\"cmd\": string, \"timeout_s\"?: number, \"stdin\"?: string}"
+	usage := "{\"cmd\": string, \"timeout_s\"?: number, \"stdin\"?: string, \"workspace\"?: string}"
 	if req.Call.Name == pythonName {
-		usage = "{\"code\": string, \"timeout_s\"?: number, \"stdin\"?: string}"
+		usage = "{\"code\": string, \"timeout_s\"?: number, \"stdin\"?: string, \"workspace\"?: string}"
 	}
 	return calls.Errorf("%s: %v. It takes %s.", req.Call.Name, err, usage)
 }
