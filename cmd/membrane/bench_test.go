@@ -301,7 +301,7 @@ func BenchmarkShTrueHandleVsSession(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64((tm / time.Duration(n)).Microseconds())/1e3, "ms/handle_call")
-	b.ReportMetric(float64((to / time.Duration(n)).Microseconds())/1e3, "ms/session_call")
+	b.ReportMetric(float64((tm/time.Duration(n)).Microseconds())/1e3, "ms/handle_call")
+	b.ReportMetric(float64((to/time.Duration(n)).Microseconds())/1e3, "ms/session_call")
 	b.ReportMetric(float64(tm)/float64(to), "x_session")
 }
