@@ -355,3 +355,151 @@ func TestSDKClientCachesToolListForTTL(t *testing.T) {
 		}
 	}
 }
+
+// connectClient connects membrane's client (the orchestrator's) to url,
+// offering version ("" for the newest).
+func connectClient(t *testing.T, url, version string, changed chan<- calls.Change) (*mcp.Client, *calls.Router) {
+	t.Helper()
+	local := calls.NewRouter(nil)
+	c, err := mcp.Connect(t.Context(), &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1}, local, &mcp.ClientOptions{
+		ProtocolVersion: version, Debounce: 20 * time.Millisecond,
+		OnToolsChanged: func(ch calls.Change) {
+			if changed != nil {
+				changed <- ch
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, local
+}
+
+// TestClientSpeaksBothEras: the orchestrator's client takes 2026-07-28
+// from membrane (server/discover) and a session when asked for
+// 2025-11-25, and on both hears a tool appear and lists it.
+func TestClientSpeaksBothEras(t *testing.T) {
+	for _, tc := range []struct{ offer, want string }{{"", modern}, {"2025-11-25", "2025-11-25"}} {
+		t.Run("offer "+tc.want, func(t *testing.T) {
+			r := routerWithEcho(t)
+			_, base := serveHTTP(t, r, nil)
+			changed := make(chan calls.Change, 8)
+			c, local := connectClient(t, base+"/mcp", tc.offer, changed)
+			if v := c.ProtocolVersion(); v != tc.want {
+				t.Fatalf("negotiated %s, want %s", v, tc.want)
+			}
+			if (c.Session().ID() == "") != (tc.want == modern) {
+				t.Fatalf("session id %q on %s", c.Session().ID(), tc.want)
+			}
+			res, err := local.Call(t.Context(), "echo", &calls.Request{Arguments: json.RawMessage(`{"text":"x"}`)})
+			if err != nil || res.TextOf() != "x" {
+				t.Fatalf("echo: %v %v", res, err)
+			}
+			mustAdd(t, r, echoCall("later"))
+			select {
+			case ch := <-changed:
+				if len(ch.Added) != 1 || ch.Added[0].Name != "later" {
+					t.Fatalf("change: %+v", ch)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("no list change heard")
+			}
+		})
+	}
+}
+
+// TestClientFallsBackToInitialize: against servers that do not take
+// server/discover (a stateful go-sdk server, which answers it with the
+// legacy versions only, and one that does not know the method at all),
+// the client initializes a session and still hears list changes.
+func TestClientFallsBackToInitialize(t *testing.T) {
+	for _, unknown := range []bool{false, true} {
+		t.Run(fmt.Sprintf("discover unknown %v", unknown), func(t *testing.T) {
+			s := sdk.NewServer(&sdk.Implementation{Name: "old", Version: "1"}, &sdk.ServerOptions{
+				Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{ListChanged: true}}})
+			add := func(name string) {
+				s.AddTool(&sdk.Tool{Name: name, InputSchema: json.RawMessage(`{"type":"object"}`)},
+					func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+						return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "ok"}}}, nil
+					})
+			}
+			add("first")
+			var h http.Handler = sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, nil)
+			if unknown {
+				inner := h
+				h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Header.Get("Mcp-Method") == "server/discover" {
+						w.Header().Set("Content-Type", "application/json")
+						fmt.Fprint(w, `{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"method not found"}}`)
+						return
+					}
+					inner.ServeHTTP(w, r)
+				})
+			}
+			ts := httptest.NewServer(h)
+			t.Cleanup(ts.Close)
+			changed := make(chan calls.Change, 8)
+			c, local := connectClient(t, ts.URL, "", changed)
+			if v := c.ProtocolVersion(); v != "2025-11-25" || c.Session().ID() == "" {
+				t.Fatalf("fell back to %q with session %q, want 2025-11-25 with one", v, c.Session().ID())
+			}
+			if got := names(local); !slices.Equal(got, []string{"first"}) {
+				t.Fatalf("tools %v", got)
+			}
+			add("second")
+			select {
+			case ch := <-changed:
+				if len(ch.Added) != 1 || ch.Added[0].Name != "second" {
+					t.Fatalf("change: %+v", ch)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("no list change heard after the fallback")
+			}
+		})
+	}
+}
+
+// TestClientCarriesWorkspaceHandle: over the sessionless protocol the
+// client passes the handle the last result named to the next call that
+// names none, so that a model that forgets it keeps its files; a call
+// that names a workspace keeps its own.
+func TestClientCarriesWorkspaceHandle(t *testing.T) {
+	r := calls.NewRouter(nil)
+	where := whereCall()
+	where.InputSchema = json.RawMessage(`{"type":"object","properties":{"workspace":` + calls.WorkspaceArgSchema + `}}`)
+	mustAdd(t, r, where)
+	store := calls.NewWorkspaces(nil)
+	t.Cleanup(store.Close)
+	srv := mcp.NewServer(r, &mcp.ServerOptions{Workspaces: store})
+	h, err := srv.HTTPHandler(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); ts.Close() })
+	c, local := connectClient(t, ts.URL+"/mcp", "", nil)
+	if c.ProtocolVersion() != modern {
+		t.Fatalf("negotiated %s", c.ProtocolVersion())
+	}
+	do := func(args string) map[string]any {
+		t.Helper()
+		res, err := local.Call(t.Context(), "where", &calls.Request{Arguments: json.RawMessage(args)})
+		if err != nil || res.IsError {
+			t.Fatalf("where: %v %v", res, err)
+		}
+		return res.Structured.(map[string]any)
+	}
+	first := do(`{}`)
+	second := do(`{}`)
+	if first["new"] != true || second["new"] != false || second["workspace"] != first["workspace"] {
+		t.Fatalf("the handle was not carried: %v then %v", first, second)
+	}
+	other, err := local.Call(t.Context(), "where", &calls.Request{Arguments: json.RawMessage(`{"workspace":"` + calls.NewWorkspaceHandle() + `"}`)})
+	if err != nil || !other.IsError {
+		t.Fatalf("a call naming its own (unknown) handle kept it: %v %v", other, err)
+	}
+	if store.Len() != 1 {
+		t.Fatalf("%d handles, want 1", store.Len())
+	}
+}
