@@ -48,6 +48,9 @@ type Config struct {
 		WorkspaceIdle      time.Duration
 		MaxWorkspaces      int
 		MaxWorkspacesToken int
+		// ConformanceFixtures serves the conformance suite's fixture
+		// tools and resources (tests only).
+		ConformanceFixtures bool
 		// TokensFile holds scoped tokens (calls/policy); watched.
 		TokensFile string
 	}
@@ -158,6 +161,8 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "workspace handles open at once, for clients without a session (N); a call that would make one more is refused"}, pos)
 	s.Int(&h.MaxWorkspacesToken, calls.DefaultWorkspacesPerOwner, D{Flag: "max-workspaces-per-token", Env: "MEMBRANE_MAX_WORKSPACES_PER_TOKEN", Key: "http.max_workspaces_per_token", Arg: "N",
 		Doc: "workspace handles one token holds at once (N)"}, pos)
+	s.Bool(&h.ConformanceFixtures, false, D{Flag: "conformance-fixtures", Env: "MEMBRANE_CONFORMANCE_FIXTURES", Key: "http.conformance_fixtures",
+		Doc: "for tests only: also serve the MCP conformance suite's fixture tools (test_*) and test:// resources"})
 
 	s.String(&c.Log.Level, "info", D{Flag: "log-level", Env: "MEMBRANE_LOG_LEVEL", Key: "log.level", Arg: "LEVEL",
 		Doc: "LEVEL of the logs on stderr: debug, info, warn or error"}, settings.OneOf("debug", "info", "warn", "error"))

@@ -256,6 +256,10 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		Scope:          scope,
 		Workspaces:     handles,
 	})
+	if cfg.HTTP.ConformanceFixtures {
+		log.Warn("serving the conformance suite's fixture tools and resources (--conformance-fixtures): for tests only")
+		srv.AddConformanceFixtures()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
