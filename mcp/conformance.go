@@ -55,7 +55,9 @@ func (s *Server) AddConformanceFixtures() {
 	text := func(t string) []sdk.Content { return []sdk.Content{&sdk.TextContent{Text: t}} }
 	tool := func(name, desc string, h func(context.Context, *sdk.CallToolRequest) *sdk.CallToolResult) {
 		s.sdk.AddTool(&sdk.Tool{Name: name, Description: desc, InputSchema: json.RawMessage(`{"type":"object","properties":{}}`)},
-			func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) { return h(ctx, req), nil })
+			func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+				return h(ctx, req), nil
+			})
 	}
 	tool("test_simple_text", "Conformance fixture: returns simple text.", func(context.Context, *sdk.CallToolRequest) *sdk.CallToolResult {
 		return &sdk.CallToolResult{Content: text("This is a simple text response for testing.")}
