@@ -22,6 +22,7 @@ type Session struct {
 	closers   []func()
 	workspace string
 	handle    string
+	handles   workspaceBinding
 }
 
 // NewSession returns an open session. An empty id gets a random one.

@@ -15,6 +15,7 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 	"github.com/membrane-mcp/membrane/ollama/ollamatest"
 )
 
@@ -273,38 +274,101 @@ func TestClientsInspector(t *testing.T) {
 	})
 }
 
-// conformanceScenarios are the official suite's general server scenarios.
-// The ones membrane cannot pass by design are listed, with the reason, in
-// .ci/clients/conformance-baseline.yml.
-var conformanceScenarios = []string{
-	"server-initialize",
-	"ping",
-	"tools-list",
-	"tools-call-simple-text",
-	"tools-call-error",
-	"dns-rebinding-protection",
-	"server-sse-multiple-streams",
-	"logging-set-level",
+// conformanceServerScenarios are the official suite's server scenarios
+// that apply to membrane's features (tools, resources, logging, progress,
+// ping, JSON Schema 2020-12, DNS rebinding, both protocol eras), each with
+// the protocol versions it runs at. membrane runs with
+// --conformance-fixtures, so the suite's fixture tools and resources are
+// there. The ones membrane cannot pass by design are listed, with the
+// reason, in .ci/clients/conformance-baseline.yml.
+var conformanceServerScenarios = []struct {
+	name     string
+	versions []string
+}{
+	{"server-initialize", []string{"2025-11-25"}},
+	{"server-session-lifecycle", []string{"2025-11-25"}},
+	{"server-stateless", []string{"2026-07-28"}},
+	{"ping", []string{"2025-11-25"}},
+	{"logging-set-level", []string{"2025-11-25"}},
+	{"tools-list", []string{"2025-11-25", "2026-07-28"}},
+	{"tools-call-simple-text", []string{"2025-11-25", "2026-07-28"}},
+	{"tools-call-image", []string{"2025-11-25", "2026-07-28"}},
+	{"tools-call-audio", []string{"2025-11-25", "2026-07-28"}},
+	{"tools-call-embedded-resource", []string{"2025-11-25", "2026-07-28"}},
+	{"tools-call-mixed-content", []string{"2025-11-25", "2026-07-28"}},
+	{"tools-call-with-logging", []string{"2025-11-25"}},
+	{"tools-call-error", []string{"2025-11-25", "2026-07-28"}},
+	{"tools-call-with-progress", []string{"2025-11-25", "2026-07-28"}},
+	{"tools-call-sampling", []string{"2025-11-25"}},
+	{"tools-call-elicitation", []string{"2025-11-25"}},
+	{"json-schema-2020-12", []string{"2025-11-25", "2026-07-28"}},
+	{"server-sse-multiple-streams", []string{"2025-11-25", "2026-07-28"}},
+	{"resources-list", []string{"2025-11-25", "2026-07-28"}},
+	{"resources-read-text", []string{"2025-11-25", "2026-07-28"}},
+	{"resources-read-binary", []string{"2025-11-25", "2026-07-28"}},
+	{"resources-templates-read", []string{"2025-11-25", "2026-07-28"}},
+	{"resources-subscribe", []string{"2025-11-25"}},
+	{"resources-unsubscribe", []string{"2025-11-25"}},
+	{"sep-2164-resource-not-found", []string{"2026-07-28"}},
+	{"caching", []string{"2026-07-28"}},
+	{"http-header-validation", []string{"2026-07-28"}},
+	{"dns-rebinding-protection", []string{"2025-11-25", "2026-07-28"}},
 }
 
-// TestClientsConformance runs the official MCP conformance suite's general
-// scenarios against `membrane --http` on loopback. A scenario fails the
-// test unless it passes, or fails and is in the baseline; a baseline entry
-// that passes fails it too (the suite reports it stale).
+// conformanceClientScenarios are the suite's client scenarios, run against
+// the orchestrator's MCP client (cmd/orchestrator/testdata/conformance-client).
+var conformanceClientScenarios = []struct {
+	name     string
+	versions []string
+}{
+	{"initialize", []string{"2025-11-25"}},
+	{"tools_call", []string{"2025-11-25", "2026-07-28"}},
+	{"sse-retry", []string{"2025-11-25"}},
+}
+
+// TestClientsConformance runs the official MCP conformance suite's server
+// scenarios against `membrane --http --conformance-fixtures` on loopback,
+// at each protocol version they apply to, on the one default endpoint. A
+// scenario fails the test unless it passes, or fails and is in the
+// baseline; a baseline entry that passes fails it too (the suite reports
+// it stale).
 func TestClientsConformance(t *testing.T) {
 	dir := npmClients(t)
-	mb := startMembraneHTTP(t, nil, "")
+	mb := startMembraneHTTP(t, []string{"MEMBRANE_CONFORMANCE_FIXTURES=1"}, "")
 	baseline := filepath.Join(repoRoot(t), ".ci/clients/conformance-baseline.yml")
-	for _, sc := range conformanceScenarios {
-		t.Run(sc, func(t *testing.T) {
-			r := runClient(t, dir, nodeEnv(dir), 2*time.Minute, "conformance", "server",
-				"--url", mb.URL, "--scenario", sc, "--expected-failures", baseline, "-o", t.TempDir())
-			if r.Exit != 0 {
-				t.Errorf("conformance %s: exit %d\n%s\n%s", sc, r.Exit, r.Stdout, r.Stderr)
-			} else if testing.Verbose() {
-				t.Log(r.Stdout)
-			}
-		})
+	for _, sc := range conformanceServerScenarios {
+		for _, v := range sc.versions {
+			t.Run(sc.name+"@"+v, func(t *testing.T) {
+				r := runClient(t, dir, nodeEnv(dir), 2*time.Minute, "conformance", "server",
+					"--url", mb.URL, "--scenario", sc.name, "--spec-version", v, "--expected-failures", baseline, "-o", t.TempDir())
+				if r.Exit != 0 {
+					t.Errorf("conformance %s at %s: exit %d\n%s\n%s", sc.name, v, r.Exit, r.Stdout, r.Stderr)
+				} else if testing.Verbose() {
+					t.Log(r.Stdout)
+				}
+			})
+		}
+	}
+}
+
+// TestClientsConformanceClient runs the suite's client scenarios against
+// the orchestrator's MCP client: the suite starts a mock server and runs
+// the client against it.
+func TestClientsConformanceClient(t *testing.T) {
+	dir := npmClients(t)
+	bin := mcptest.BuildBinary(t, "./cmd/orchestrator/testdata/conformance-client")
+	for _, sc := range conformanceClientScenarios {
+		for _, v := range sc.versions {
+			t.Run(sc.name+"@"+v, func(t *testing.T) {
+				r := runClient(t, dir, nodeEnv(dir), 2*time.Minute, "conformance", "client",
+					"--command", bin, "--scenario", sc.name, "--spec-version", v, "-o", t.TempDir())
+				if r.Exit != 0 {
+					t.Errorf("conformance client %s at %s: exit %d\n%s\n%s", sc.name, v, r.Exit, r.Stdout, r.Stderr)
+				} else if testing.Verbose() {
+					t.Log(r.Stdout)
+				}
+			})
+		}
 	}
 }
 

@@ -41,6 +41,9 @@ const (
 	// stays under DefaultMaxResultBytes.
 	DefaultMaxResourceBytes = 4 << 20
 	maxSubscriptions        = 64
+	// maxSubscriptionsTotal bounds the subscriptions of all sessions: the
+	// files looked at after each call.
+	maxSubscriptionsTotal = 4096
 )
 
 // subscriptionPoll is how often subscribed files are looked at while a
@@ -84,6 +87,15 @@ func newResources(o *WorkspaceResourceOptions) *resources {
 	return r
 }
 
+// total is the number of subscriptions held; r.mu is held.
+func (r *resources) total() int {
+	n := 0
+	for _, m := range r.subs {
+		n += len(m)
+	}
+	return n
+}
+
 // serveResources adds the template and the list handler to the SDK
 // server. The subscribe handlers are set in its options.
 func (s *Server) serveResources() {
@@ -113,17 +125,45 @@ func (s *Server) workspaceOf(ss *sdk.ServerSession) (dir, handle string) {
 	return dir, st.cs.WorkspaceHandle()
 }
 
-// resolveURI checks that uri names a file of the workspace of ss.
-func (s *Server) resolveURI(ss *sdk.ServerSession, uri string) (dir, rel string, err error) {
+// resolveURI checks that uri names a file of a workspace the request may
+// see: its session's own, or that of a workspace handle (ws_...) of the
+// request's token.
+func (s *Server) resolveURI(req sdk.Request, uri string) (dir, rel string, err error) {
 	handle, rel, err := calls.ParseWorkspaceURI(uri)
 	if err != nil {
 		return "", "", &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: err.Error()}
 	}
-	dir, mine := s.workspaceOf(ss)
-	if dir == "" || handle != mine {
+	ss, _ := req.GetSession().(*sdk.ServerSession)
+	if calls.ValidWorkspaceHandle(handle) {
+		dir = s.handleWorkspace(req, handle)
+	} else if own, mine := s.workspaceOf(ss); handle == mine {
+		dir = own
+	}
+	if dir == "" {
 		return "", "", sdk.ResourceNotFoundError(uri)
 	}
 	return dir, rel, nil
+}
+
+// handleWorkspace is the directory of a workspace handle of the
+// request's token, or "" when there is none (no store, unknown, expired,
+// another token's, no workspace made yet).
+func (s *Server) handleWorkspace(req sdk.Request, handle string) string {
+	if s.handles == nil {
+		return ""
+	}
+	user := ""
+	if ex := req.GetExtra(); ex != nil && ex.TokenInfo != nil {
+		user = ex.TokenInfo.UserID
+	}
+	probe := calls.NewSession("")
+	probe.BindWorkspaces(s.handles, user, false)
+	rw, err := calls.ResolveWorkspace(&calls.Request{Session: probe}, handle)
+	if err != nil {
+		return ""
+	}
+	defer rw.Release()
+	return rw.Session.Workspace()
 }
 
 // listResources answers resources/list with the files of the session's
@@ -174,7 +214,7 @@ func (s *Server) listResources(next sdk.MethodHandler) sdk.MethodHandler {
 // text, anything else as a blob.
 func (s *Server) readResource(ctx context.Context, req *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
 	uri := req.Params.URI
-	dir, rel, err := s.resolveURI(req.Session, uri)
+	dir, rel, err := s.resolveURI(req, uri)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +246,7 @@ func (s *Server) readResource(ctx context.Context, req *sdk.ReadResourceRequest)
 // workspace. The SDK then sends it notifications/resources/updated for
 // the URI.
 func (s *Server) subscribe(ctx context.Context, req *sdk.SubscribeRequest) error {
-	dir, rel, err := s.resolveURI(req.Session, req.Params.URI)
+	dir, rel, err := s.resolveURI(req, req.Params.URI)
 	if err != nil {
 		return err
 	}
@@ -214,8 +254,13 @@ func (s *Server) subscribe(ctx context.Context, req *sdk.SubscribeRequest) error
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := r.subs[req.Session]
-	if _, ok := m[req.Params.URI]; !ok && len(m) >= maxSubscriptions {
-		return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("a session may hold at most %d resource subscriptions; unsubscribe from one first", maxSubscriptions)}
+	if _, ok := m[req.Params.URI]; !ok {
+		if len(m) >= maxSubscriptions {
+			return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("a session may hold at most %d resource subscriptions; unsubscribe from one first", maxSubscriptions)}
+		}
+		if r.total() >= maxSubscriptionsTotal {
+			return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("the server holds %d resource subscriptions, the most it keeps; try again later", maxSubscriptionsTotal)}
+		}
 	}
 	if m == nil {
 		m = map[string]*subscription{}
@@ -260,7 +305,8 @@ func (s *Server) pollSubscriptions() {
 }
 
 // checkSubscriptions tells subscribers of every file in the workspace dir
-// ("" for all) that changed since it was last seen.
+// ("" for all) that changed since it was last seen. It looks at most
+// maxSubscriptionsTotal files.
 func (s *Server) checkSubscriptions(dir string) {
 	if s.res == nil {
 		return

@@ -71,6 +71,22 @@ type ServerOptions struct {
 	// MCP resources (list, read, templates, subscribe; see resources.go).
 	// Nil serves no resources.
 	WorkspaceResources *WorkspaceResourceOptions
+	// Workspaces, when set, is the store of workspace handles that the
+	// tools' calls resolve (calls.ResolveWorkspace): every session is
+	// bound to it with the user of its bearer token, and a sessionless
+	// HTTP request's calls make a new handle when they name none. Nil
+	// serves no handles: each session keeps its own workspace, and a
+	// sessionless request's workspace lasts that request.
+	Workspaces *calls.Workspaces
+	// ToolListTTL is the ttlMs a tools/list result gives clients of the
+	// 2026-07-28 protocol: how long they may answer tools/list from their
+	// cache. Zero (or less) means 0, always ask again: the list changes
+	// when models come and go and when a token's scope is reloaded, and
+	// go-sdk's client serves its cache for the whole TTL without asking
+	// (TestSDKClientCachesToolListForTTL). The cacheScope is "private"
+	// when Scope is set (each token may see other tools), "public"
+	// otherwise.
+	ToolListTTL time.Duration
 }
 
 // Router is what a Server serves: a *calls.Router, or a view of one that
@@ -97,6 +113,7 @@ type Server struct {
 	ready     <-chan struct{} // nil: always ready
 	maxResult int             // <= 0: no bound
 	scope     func(ctx context.Context, user string) (context.Context, func(tool string) bool)
+	handles   *calls.Workspaces
 
 	// ctx is cancelled by Close, which cancels every running call.
 	ctx    context.Context
@@ -144,13 +161,27 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 		log:       log,
 		sessions:  map[*sdk.ServerSession]*session{},
 		maxResult: o.MaxResultBytes,
+		handles:   o.Workspaces,
 	}
 	if s.maxResult == 0 {
 		s.maxResult = DefaultMaxResultBytes
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	ttl := max(o.ToolListTTL, 0)
+	scope := "public"
+	if o.Scope != nil {
+		scope = "private"
+	}
 	sopts := &sdk.ServerOptions{
 		Instructions: o.Instructions,
+		// Tool lists come in name order (the SDK sorts them); say how long
+		// one stays good.
+		SetCacheable: func(_ context.Context, req sdk.Request, c *sdk.Cacheable) {
+			if _, ok := req.(*sdk.ListToolsRequest); ok {
+				c.TTLMs = int(ttl.Milliseconds())
+				c.CacheScope = scope
+			}
+		},
 		// The SDK logs at info for every session; keep its records below
 		// ours unless the operator asks for debug.
 		Logger: slog.New(sdkLogHandler{log.Handler()}),
@@ -373,7 +404,7 @@ func toolOf(c *calls.Call) *sdk.Tool {
 // router.
 func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
 	name := req.Params.Name
-	sess, err := s.session(req.Session)
+	sess, err := s.session(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -389,11 +420,9 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 
 	if s.res != nil {
 		// The call may have changed a subscribed file.
-		defer func() {
-			if dir := sess.cs.Workspace(); dir != "" {
-				s.checkSubscriptions(dir)
-			}
-		}()
+		// A call by workspace handle works in another session's
+		// directory, so all subscriptions are looked at (a bounded set).
+		defer s.checkSubscriptions("")
 	}
 	res, err := s.router.Call(ctx, name, &calls.Request{
 		Arguments: req.Params.Arguments,
@@ -415,7 +444,8 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 
 // session returns the adapter's state of ss, making it on first use, and
 // counts one more running call. The calls.Session is closed when ss ends.
-func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
+func (s *Server) session(ctx context.Context, req *sdk.CallToolRequest) (*session, error) {
+	ss := req.Session
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -426,6 +456,14 @@ func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 		return st, nil
 	}
 	st := &session{cs: s.openSession(ss.ID(), clientName(ss))}
+	if s.handles != nil {
+		user := ""
+		if ex := req.GetExtra(); ex != nil && ex.TokenInfo != nil {
+			user = ex.TokenInfo.UserID
+		}
+		_, sessionless := ctx.Value(requestCtxKey{}).(context.Context)
+		st.cs.BindWorkspaces(s.handles, user, sessionless)
+	}
 	st.ctx, st.cancel = context.WithCancel(context.Background())
 	s.sessions[ss] = st
 	s.log.Debug("session opened", "session", st.cs.ID())

@@ -56,7 +56,8 @@ var writeFileSchema = json.RawMessage(`{
   "properties": {
     "path": {"type": "string", "minLength": 1, "description": "Where to write, relative to /workspace (or absolute under it). Missing directories are made."},
     "content": {"type": "string", "description": "What to write: text, or base64 when encoding is \"base64\"."},
-    "encoding": {"type": "string", "enum": ["text", "base64"], "description": "How content is given. Default text."}
+    "encoding": {"type": "string", "enum": ["text", "base64"], "description": "How content is given. Default text."},
+    "workspace": ` + calls.WorkspaceArgSchema + `
   },
   "required": ["path", "content"],
   "additionalProperties": false
@@ -67,7 +68,8 @@ var writeFileOutput = json.RawMessage(`{
   "properties": {
     "path": {"type": "string", "description": "The file written, relative to /workspace."},
     "uri": {"type": "string", "description": "The file as a workspace:// resource."},
-    "bytes": {"type": "integer", "minimum": 0, "description": "Bytes written."}
+    "bytes": {"type": "integer", "minimum": 0, "description": "Bytes written."},
+    "workspace": {"type": "string", "description": "The workspace handle the call used, when it used one: pass it as workspace to later calls."}
   },
   "required": ["path", "uri", "bytes"]
 }`)
@@ -76,7 +78,8 @@ var readFileSchema = json.RawMessage(`{
   "type": "object",
   "properties": {
     "path": {"type": "string", "minLength": 1, "description": "The file to read, relative to /workspace (or absolute under it)."},
-    "encoding": {"type": "string", "enum": ["auto", "text", "base64"], "description": "auto (the default): an image comes back as an image, UTF-8 text as text, anything else as base64."}
+    "encoding": {"type": "string", "enum": ["auto", "text", "base64"], "description": "auto (the default): an image comes back as an image, UTF-8 text as text, anything else as base64."},
+    "workspace": ` + calls.WorkspaceArgSchema + `
   },
   "required": ["path"],
   "additionalProperties": false
@@ -91,7 +94,8 @@ var readFileOutput = json.RawMessage(`{
     "mime_type": {"type": "string"},
     "encoding": {"type": "string", "enum": ["text", "base64", "image"], "description": "How the content came back."},
     "content": {"type": "string", "description": "The content, when it is small; otherwise only the text (or image) content carries it."},
-    "content_in_text": {"type": "boolean", "description": "True when content is left out here because it is large."}
+    "content_in_text": {"type": "boolean", "description": "True when content is left out here because it is large."},
+    "workspace": {"type": "string", "description": "The workspace handle the call used, when it used one."}
   },
   "required": ["path", "uri", "bytes", "mime_type", "encoding"]
 }`)
@@ -102,7 +106,8 @@ var listFilesSchema = json.RawMessage(`{
     "path": {"type": "string", "description": "The directory to list, relative to /workspace. Default the whole workspace."},
     "depth": {"type": "integer", "minimum": 1, "description": "List only this many levels down (1: the directory's own entries). Default all."},
     "offset": {"type": "integer", "minimum": 0, "description": "Skip this many entries: pass next_offset of the previous page."},
-    "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "At most this many entries. Default 200."}
+    "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "At most this many entries. Default 200."},
+    "workspace": ` + calls.WorkspaceArgSchema + `
   },
   "additionalProperties": false
 }`)
@@ -121,7 +126,8 @@ var listFilesOutput = json.RawMessage(`{
       },
       "required": ["path", "type", "size", "mtime"]
     }},
-    "next_offset": {"type": "integer", "description": "Set when more entries follow: the offset of the next page."}
+    "next_offset": {"type": "integer", "description": "Set when more entries follow: the offset of the next page."},
+    "workspace": {"type": "string", "description": "The workspace handle the call used, when it used one."}
   },
   "required": ["path", "entries"]
 }`)
@@ -132,7 +138,7 @@ func (s *Sandbox) fileCalls() []calls.Call {
 			Name:  writeFileName,
 			Title: "Write a file into the workspace",
 			Description: fmt.Sprintf("Write text or base64 content to a file in the session workspace %s, which sh and python_run then see. "+
-				"Missing directories are made; an existing file is replaced. At most %s.", WorkspaceDir, bytesText(s.fileBytes())),
+				"Missing directories are made; an existing file is replaced. At most %s. "+calls.WorkspaceHint, WorkspaceDir, bytesText(s.fileBytes())),
 			InputSchema:  writeFileSchema,
 			OutputSchema: writeFileOutput,
 			Kind:         calls.KindTool,
@@ -143,7 +149,7 @@ func (s *Sandbox) fileCalls() []calls.Call {
 		{
 			Name:  readFileName,
 			Title: "Read a file from the workspace",
-			Description: fmt.Sprintf("Read a file of the session workspace %s: an image comes back as an image, text as text, anything else as base64. At most %s.",
+			Description: fmt.Sprintf("Read a file of the session workspace %s: an image comes back as an image, text as text, anything else as base64. At most %s. "+calls.WorkspaceHint,
 				WorkspaceDir, bytesText(s.fileBytes())),
 			InputSchema:  readFileSchema,
 			OutputSchema: readFileOutput,
@@ -155,7 +161,7 @@ func (s *Sandbox) fileCalls() []calls.Call {
 		{
 			Name:         listFilesName,
 			Title:        "List the files of the workspace",
-			Description:  fmt.Sprintf("List the files and directories of the session workspace %s (or of a directory in it), with their sizes and times, in pages.", WorkspaceDir),
+			Description:  fmt.Sprintf("List the files and directories of the session workspace %s (or of a directory in it), with their sizes and times, in pages. "+calls.WorkspaceHint, WorkspaceDir),
 			InputSchema:  listFilesSchema,
 			OutputSchema: listFilesOutput,
 			Kind:         calls.KindTool,
@@ -180,17 +186,23 @@ func (s *Sandbox) imageBytes() int64 {
 	return DefaultImageBytes
 }
 
-// fileWorkspace is the workspace of a file tool's request, made on first
-// use as sh makes it.
-func (s *Sandbox) fileWorkspace(req *calls.Request) (*workspace, *calls.Result, error) {
-	ws, err := s.workspaceFor(req.Session)
+// fileWorkspace is the workspace of a file tool's request (the session's,
+// or the handle's; see calls.ResolveWorkspace), made on first use as sh
+// makes it. The caller releases rw when done.
+func (s *Sandbox) fileWorkspace(req *calls.Request, handle string) (ws *workspace, rw *calls.ResolvedWorkspace, _ *calls.Result, _ error) {
+	rw, err := calls.ResolveWorkspace(req, handle)
 	if err != nil {
-		if errors.Is(err, errClosed) || errors.Is(err, errSessionClosed) {
-			return nil, calls.Errorf("%s: not done: %v", req.Call.Name, err), nil
-		}
-		return nil, nil, err
+		return nil, nil, calls.Errorf("%s: not done: %v", req.Call.Name, err), nil
 	}
-	return ws, nil, nil
+	ws, err = s.workspaceFor(rw.Session)
+	if err != nil {
+		rw.Release()
+		if errors.Is(err, errClosed) || errors.Is(err, errSessionClosed) {
+			return nil, nil, calls.Errorf("%s: not done: %v", req.Call.Name, err), nil
+		}
+		return nil, nil, nil, err
+	}
+	return ws, rw, nil, nil
 }
 
 // fileError is the tool error for a workspace path that cannot be used.
@@ -200,9 +212,10 @@ func fileError(req *calls.Request, err error) *calls.Result {
 
 func (s *Sandbox) handleWriteFile(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 	var a struct {
-		Path     string `json:"path"`
-		Content  string `json:"content"`
-		Encoding string `json:"encoding"`
+		Path      string `json:"path"`
+		Content   string `json:"content"`
+		Encoding  string `json:"encoding"`
+		Workspace string `json:"workspace"`
 	}
 	if err := calls.DecodeArgs(req.Arguments, &a); err != nil {
 		return calls.Errorf("%s: %v. It takes {\"path\": string, \"content\": string, \"encoding\"?: \"text\"|\"base64\"}.", req.Call.Name, err), nil
@@ -222,10 +235,11 @@ func (s *Sandbox) handleWriteFile(ctx context.Context, req *calls.Request) (*cal
 	if int64(len(data)) > s.fileBytes() {
 		return calls.Errorf("%s: the content is %s, over the limit of %s; write it in parts with sh, or make it smaller", req.Call.Name, bytesText(int64(len(data))), bytesText(s.fileBytes())), nil
 	}
-	ws, res, err := s.fileWorkspace(req)
+	ws, rw, res, err := s.fileWorkspace(req, a.Workspace)
 	if ws == nil {
 		return res, err
 	}
+	defer rw.Release()
 	rel, ok := calls.WorkspaceRel(ws.dir, a.Path)
 	if !ok || rel == "." {
 		return fileError(req, &calls.WorkspaceFileError{Path: a.Path, Err: calls.ErrOutsideWorkspace}), nil
@@ -244,10 +258,10 @@ func (s *Sandbox) handleWriteFile(ctx context.Context, req *calls.Request) (*cal
 		ws.setUsage(measureUsage(ws.dir, s.quotaLimit()))
 	}
 	p := filepath.ToSlash(rel)
-	uri := calls.WorkspaceURI(req.Session.WorkspaceHandle(), p)
+	uri := calls.WorkspaceURI(uriHandle(rw), p)
 	r := calls.Text(fmt.Sprintf("wrote %s to %s/%s (%s)", bytesText(int64(len(data))), WorkspaceDir, p, uri))
 	r.Structured = map[string]any{"path": p, "uri": uri, "bytes": len(data)}
-	return r, nil
+	return withHandle(r, rw.Handle), nil
 }
 
 // writeWorkspaceFile writes data to rel inside dir, making its missing
@@ -339,8 +353,9 @@ func pathError(err error) error {
 
 func (s *Sandbox) handleReadFile(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 	var a struct {
-		Path     string `json:"path"`
-		Encoding string `json:"encoding"`
+		Path      string `json:"path"`
+		Encoding  string `json:"encoding"`
+		Workspace string `json:"workspace"`
 	}
 	if err := calls.DecodeArgs(req.Arguments, &a); err != nil {
 		return calls.Errorf("%s: %v. It takes {\"path\": string, \"encoding\"?: \"auto\"|\"text\"|\"base64\"}.", req.Call.Name, err), nil
@@ -348,10 +363,11 @@ func (s *Sandbox) handleReadFile(ctx context.Context, req *calls.Request) (*call
 	if !slices.Contains([]string{"", "auto", "text", "base64"}, a.Encoding) {
 		return calls.Errorf("%s: encoding must be \"auto\", \"text\" or \"base64\", not %q", req.Call.Name, a.Encoding), nil
 	}
-	ws, res, err := s.fileWorkspace(req)
+	ws, rw, res, err := s.fileWorkspace(req, a.Workspace)
 	if ws == nil {
 		return res, err
 	}
+	defer rw.Release()
 	data, err := calls.ReadWorkspaceFile(ctx, ws.dir, a.Path, s.fileBytes())
 	if err != nil {
 		if errors.Is(err, calls.ErrFileTooLarge) {
@@ -361,7 +377,7 @@ func (s *Sandbox) handleReadFile(ctx context.Context, req *calls.Request) (*call
 	}
 	rel, _ := calls.WorkspaceRel(ws.dir, a.Path)
 	p := filepath.ToSlash(rel)
-	uri := calls.WorkspaceURI(req.Session.WorkspaceHandle(), p)
+	uri := calls.WorkspaceURI(uriHandle(rw), p)
 	mt := calls.SniffMIME(p, data)
 	st := map[string]any{"path": p, "uri": uri, "bytes": len(data), "mime_type": mt}
 	var r *calls.Result
@@ -392,15 +408,16 @@ func (s *Sandbox) handleReadFile(ctx context.Context, req *calls.Request) (*call
 		r = calls.Text(b64)
 	}
 	r.Structured = st
-	return r, nil
+	return withHandle(r, rw.Handle), nil
 }
 
 func (s *Sandbox) handleListFiles(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 	var a struct {
-		Path   string `json:"path"`
-		Depth  int    `json:"depth"`
-		Offset int    `json:"offset"`
-		Limit  int    `json:"limit"`
+		Path      string `json:"path"`
+		Depth     int    `json:"depth"`
+		Offset    int    `json:"offset"`
+		Limit     int    `json:"limit"`
+		Workspace string `json:"workspace"`
 	}
 	if err := calls.DecodeArgs(req.Arguments, &a); err != nil {
 		return calls.Errorf("%s: %v. It takes {\"path\"?: string, \"depth\"?: integer, \"offset\"?: integer, \"limit\"?: integer}.", req.Call.Name, err), nil
@@ -411,10 +428,11 @@ func (s *Sandbox) handleListFiles(ctx context.Context, req *calls.Request) (*cal
 	if a.Limit == 0 {
 		a.Limit = 200
 	}
-	ws, res, err := s.fileWorkspace(req)
+	ws, rw, res, err := s.fileWorkspace(req, a.Workspace)
 	if ws == nil {
 		return res, err
 	}
+	defer rw.Release()
 	if a.Offset > s.cfg.WorkspaceFiles+maxListEntries {
 		return calls.Errorf("%s: offset %d is past any workspace's end", req.Call.Name, a.Offset), nil
 	}
@@ -459,7 +477,7 @@ func (s *Sandbox) handleListFiles(ctx context.Context, req *calls.Request) (*cal
 	}
 	r := calls.Text(strings.TrimSuffix(b.String(), "\n"))
 	r.Structured = st
-	return r, nil
+	return withHandle(r, rw.Handle), nil
 }
 
 // outStamp is what a file of out/ looked like.
@@ -498,7 +516,7 @@ type returnedFile struct {
 // collectFiles returns the files a call asked for by name, then those it
 // made or changed in out/, as image contents and resource links, with a
 // line for the text.
-func (s *Sandbox) collectFiles(ctx context.Context, req *calls.Request, ws *workspace, named []string, before map[string]outStamp) ([]calls.Content, []returnedFile) {
+func (s *Sandbox) collectFiles(ctx context.Context, handle string, ws *workspace, named []string, before map[string]outStamp) ([]calls.Content, []returnedFile) {
 	var want []string
 	seen := map[string]bool{}
 	add := func(p string) {
@@ -527,7 +545,6 @@ func (s *Sandbox) collectFiles(ctx context.Context, req *calls.Request, ws *work
 		files   []returnedFile
 		inline  int64
 	)
-	handle := req.Session.WorkspaceHandle()
 	for i, name := range want {
 		if i == maxReturnedFiles {
 			files = append(files, returnedFile{Path: fmt.Sprintf("(%d more)", len(want)-i), As: "none",

@@ -25,6 +25,7 @@ var runOutputSchema = json.RawMessage(`{
     "signal": {"type": "string", "description": "The signal that killed the process (SIGKILL), or empty."},
     "quota_exceeded": {"type": "string", "description": "Set when the workspace passed its quota, saying how."},
     "setup_error": {"type": "string", "description": "Set when the sandbox could not start: what bubblewrap said."},
+    "workspace": {"type": "string", "description": "The workspace handle the call used, when it used one (always for a client without a session): pass it as workspace to later calls to keep the files."},
     "isolation": {
       "type": "object",
       "properties": {
