@@ -296,7 +296,7 @@ func (s *Server) pollSubscriptions() {
 	defer t.Stop()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-s.done:
 			return
 		case <-t.C:
 			s.checkSubscriptions("")
@@ -337,7 +337,7 @@ func (s *Server) checkSubscriptions(dir string) {
 		r.mu.Unlock()
 	}
 	for uri := range changed {
-		_ = s.sdk.ResourceUpdated(s.ctx, &sdk.ResourceUpdatedNotificationParams{URI: uri})
+		_ = s.sdk.ResourceUpdated(context.Background(), &sdk.ResourceUpdatedNotificationParams{URI: uri})
 	}
 }
 
