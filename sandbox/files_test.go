@@ -3,15 +3,18 @@ package sandbox
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"image"
 	"image/png"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
@@ -234,4 +237,52 @@ func tinyPNG(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestFileToolsByHandle: without a session, write_file makes a workspace
+// and returns its handle; read_file, list_files and sh given the handle
+// see the file, and a returned file's URI names the handle; without the
+// handle a call sees none of it.
+func TestFileToolsByHandle(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	r := calls.NewRouter(nil)
+	if _, err := r.Sync("sandbox", s.Calls()); err != nil {
+		t.Fatal(err)
+	}
+	store := calls.NewWorkspaces(&calls.WorkspacesOptions{Idle: time.Hour})
+	defer store.Close()
+	do := func(tool string, args map[string]any) *calls.Result {
+		t.Helper()
+		sess := calls.NewSession("")
+		sess.BindWorkspaces(store, "", true)
+		defer sess.Close()
+		raw, _ := json.Marshal(args)
+		res, err := r.Call(t.Context(), tool, &calls.Request{Arguments: raw, Session: sess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	w := do("write_file", map[string]any{"path": "out/n.txt", "content": "kept\n"})
+	h, _ := w.Structured.(map[string]any)["workspace"].(string)
+	if w.IsError || !calls.ValidWorkspaceHandle(h) || !strings.Contains(w.TextOf(), h) {
+		t.Fatalf("write_file without a session: handle %q\n%s", h, w.TextOf())
+	}
+	if uri := w.Structured.(map[string]any)["uri"]; uri != calls.WorkspaceURI(h, "out/n.txt") {
+		t.Errorf("uri %v does not name the handle", uri)
+	}
+	if rd := do("read_file", map[string]any{"path": "out/n.txt", "workspace": h}); rd.IsError || !strings.HasPrefix(rd.TextOf(), "kept\n") {
+		t.Fatalf("read_file by handle: %s", rd.TextOf())
+	}
+	if l := do("list_files", map[string]any{"workspace": h}); !strings.Contains(l.TextOf(), "out/n.txt") {
+		t.Fatalf("list_files by handle: %s", l.TextOf())
+	}
+	sh := do("sh", map[string]any{"cmd": "cat out/n.txt; echo more > out/m.txt", "workspace": h})
+	if sh.IsError || !strings.Contains(sh.TextOf(), "kept") || !strings.Contains(sh.TextOf(), calls.WorkspaceURI(h, "out/m.txt")) {
+		t.Fatalf("sh by handle: %s", sh.TextOf())
+	}
+	// Control: no handle, a new empty workspace.
+	if rd := do("read_file", map[string]any{"path": "out/n.txt"}); !rd.IsError {
+		t.Fatalf("read_file without the handle saw the file: %s", rd.TextOf())
+	}
 }
