@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"time"
@@ -59,16 +58,9 @@ func ListWorkspace(ctx context.Context, dir string, opts ListOptions) ([]Workspa
 	fail := func(err error) ([]WorkspaceEntry, bool, error) {
 		return nil, false, &WorkspaceFileError{Path: opts.Under, Err: err, Op: "listed"}
 	}
-	if dir == "" {
-		return fail(ErrNoWorkspace)
-	}
-	rel, ok := workspaceRel(dir, under)
-	if !ok {
-		return fail(ErrOutsideWorkspace)
-	}
-	root, err := os.OpenRoot(dir)
+	root, rel, err := openWorkspace(dir, under)
 	if err != nil {
-		return fail(errors.New("the session workspace cannot be opened"))
+		return fail(err)
 	}
 	defer root.Close()
 	if fi, err := root.Stat(rel); err != nil {
@@ -145,33 +137,11 @@ func entryType(m fs.FileMode) string {
 // out), without reading it: only a regular file is accepted. Errors are
 // *WorkspaceFileError.
 func StatWorkspaceFile(dir, name string) (fs.FileInfo, error) {
-	fail := func(err error) (fs.FileInfo, error) {
+	f, st, err := openRegular(dir, name)
+	if err != nil {
 		return nil, &WorkspaceFileError{Path: name, Err: err}
 	}
-	if dir == "" {
-		return fail(ErrNoWorkspace)
-	}
-	rel, ok := workspaceRel(dir, name)
-	if !ok {
-		return fail(ErrOutsideWorkspace)
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return fail(errors.New("the session workspace cannot be opened"))
-	}
-	defer root.Close()
-	f, err := root.OpenFile(rel, os.O_RDONLY|openNoBlock, 0)
-	if err != nil {
-		return fail(openError(err))
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fail(errors.New("the file cannot be inspected"))
-	}
-	if !st.Mode().IsRegular() {
-		return fail(ErrNotRegular)
-	}
+	f.Close()
 	return st, nil
 }
 
