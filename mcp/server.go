@@ -111,9 +111,9 @@ type Server struct {
 	scope     func(ctx context.Context, user string) (context.Context, func(tool string) bool)
 	handles   *calls.Workspaces
 
-	// ctx is cancelled by Close, which cancels every running call.
-	ctx    context.Context
-	cancel context.CancelFunc
+	// done is closed by Close.
+	done      chan struct{}
+	closeOnce sync.Once
 
 	mu       sync.Mutex
 	closed   bool
@@ -126,10 +126,48 @@ type Server struct {
 // session is what the adapter keeps per MCP session.
 type session struct {
 	cs *calls.Session
-	// ctx is cancelled when the session ends, which cancels its calls
-	// even when the transport cannot tell them.
-	ctx    context.Context
-	cancel context.CancelFunc
+
+	// The cancel functions of the session's running calls, so that its
+	// end (or the server's) cancels them even when the transport cannot
+	// tell them. Once ended, a call that starts is cancelled at once.
+	mu      sync.Mutex
+	ended   bool
+	running map[*callCancel]struct{}
+}
+
+// callCancel is one running call's cancel function, by address.
+type callCancel struct{ cancel context.CancelFunc }
+
+// start registers a running call's cancel function; the call calls stop
+// when it returns.
+func (st *session) start(cancel context.CancelFunc) (stop func()) {
+	c := &callCancel{cancel}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		cancel()
+		return func() {}
+	}
+	if st.running == nil {
+		st.running = map[*callCancel]struct{}{}
+	}
+	st.running[c] = struct{}{}
+	return func() {
+		st.mu.Lock()
+		delete(st.running, c)
+		st.mu.Unlock()
+	}
+}
+
+// end cancels the session's running calls, and every call it starts later.
+func (st *session) end() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.ended = true
+	for c := range st.running {
+		c.cancel()
+	}
+	clear(st.running)
 }
 
 // NewServer returns a Server that mirrors r: every call in r is a tool, and
@@ -160,7 +198,7 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 	if s.maxResult == 0 {
 		s.maxResult = DefaultMaxResultBytes
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.done = make(chan struct{})
 	ttl := max(o.ToolListTTL, 0)
 	scope := "public"
 	if o.Scope != nil {
@@ -249,7 +287,7 @@ func (s *Server) waitReady(next sdk.MethodHandler) sdk.MethodHandler {
 			case <-s.ready:
 			case <-ctx.Done():
 				return nil, ctx.Err()
-			case <-s.ctx.Done():
+			case <-s.done:
 				return nil, errors.New("mcp: server is shutting down")
 			}
 		}
@@ -296,7 +334,7 @@ func (s *Server) Run(ctx context.Context, t sdk.Transport) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		if st := s.sessions[ss]; st != nil {
-			st.cancel()
+			st.end()
 		}
 		s.mu.Unlock()
 		go ss.Close()
@@ -325,7 +363,12 @@ func (s *Server) Close() {
 	s.closed = true
 	s.mu.Unlock()
 	s.unsub()
-	s.cancel()
+	s.closeOnce.Do(func() { close(s.done) })
+	s.mu.Lock()
+	for _, st := range s.sessions {
+		st.end()
+	}
+	s.mu.Unlock()
 	for ss := range s.sdk.Sessions() {
 		ss.Close()
 	}
@@ -335,7 +378,7 @@ func (s *Server) Close() {
 	s.sessions = map[*sdk.ServerSession]*session{}
 	s.mu.Unlock()
 	for _, st := range sessions {
-		st.cancel()
+		st.end()
 		st.cs.Close()
 	}
 }
@@ -396,10 +439,7 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 	// whatever the transport does.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(s.ctx, cancel)
-	defer stop()
-	stop2 := context.AfterFunc(sess.ctx, cancel)
-	defer stop2()
+	defer sess.start(cancel)()
 
 	res, err := s.router.Call(ctx, name, &calls.Request{
 		Arguments: req.Params.Arguments,
@@ -441,7 +481,6 @@ func (s *Server) session(ctx context.Context, req *sdk.CallToolRequest) (*sessio
 		_, sessionless := ctx.Value(requestCtxKey{}).(context.Context)
 		st.cs.BindWorkspaces(s.handles, user, sessionless)
 	}
-	st.ctx, st.cancel = context.WithCancel(context.Background())
 	s.sessions[ss] = st
 	s.log.Debug("session opened", "session", st.cs.ID())
 	go func() {
@@ -449,7 +488,7 @@ func (s *Server) session(ctx context.Context, req *sdk.CallToolRequest) (*sessio
 		// Its queued calls leave their queues before its running calls
 		// are cancelled and free their slots.
 		st.cs.End()
-		st.cancel()
+		st.end()
 		s.mu.Lock()
 		if s.sessions[ss] == st {
 			delete(s.sessions, ss)
