@@ -26,18 +26,7 @@ const modern = "2026-07-28"
 // SDK's newest) to url.
 func connectVersion(t *testing.T, url, token, version string, opts *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
-	tr := &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1}
-	if token != "" {
-		tr.HTTPClient = &http.Client{Transport: mcptest.BearerTransport{Token: token}}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "eras", Version: "test"}, opts).Connect(ctx, tr, &sdk.ClientSessionOptions{ProtocolVersion: version})
-	if err != nil {
-		t.Fatalf("connect offering %q: %v", version, err)
-	}
-	t.Cleanup(func() { cs.Close() })
-	return cs
+	return mcptest.ConnectHTTPVersion(t, url, token, version, opts)
 }
 
 // TestHTTPNegotiatesEachEraOnOneEndpoint: one stateful endpoint gives a

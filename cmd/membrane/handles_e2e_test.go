@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,24 +21,6 @@ const (
 	handleBob   = "bob-token-0123456789abcd"
 )
 
-// connectModern connects go-sdk's client to the real binary, offering
-// version ("" for the newest, 2026-07-28), with a bearer token.
-func connectModern(t *testing.T, url, token, version string, opts *sdk.ClientOptions) *sdk.ClientSession {
-	t.Helper()
-	tr := &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1}
-	if token != "" {
-		tr.HTTPClient = &http.Client{Transport: mcptest.BearerTransport{Token: token}}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "modern", Version: "1"}, opts).Connect(ctx, tr, &sdk.ClientSessionOptions{ProtocolVersion: version})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cs.Close() })
-	return cs
-}
-
 // TestWorkspaceHandlesBinary is the 2026-07-28 HTTP client against the
 // real binary, on the default (stateful) endpoint: go-sdk v1.8 negotiates
 // the sessionless protocol, sh makes a workspace whose handle comes back,
@@ -56,7 +37,7 @@ func TestWorkspaceHandlesBinary(t *testing.T) {
 	_, base, _, _ := startHTTP(t, bin, append([]string{"--tokens-file", tokens, "--workspace-idle-timeout", "3s"}, noOllama...)...)
 	url := base + "/mcp"
 
-	alice := connectModern(t, url, handleAlice, "", nil)
+	alice := mcptest.ConnectHTTPVersion(t, url, handleAlice, "", nil)
 	if v := alice.InitializeResult().ProtocolVersion; v != newProto || alice.ID() != "" {
 		t.Fatalf("negotiated %s with session %q, want %s without one", v, alice.ID(), newProto)
 	}
@@ -87,14 +68,14 @@ func TestWorkspaceHandlesBinary(t *testing.T) {
 	}
 
 	// Another token: refused, and its text says what to do.
-	bob := connectModern(t, url, handleBob, "", nil)
+	bob := mcptest.ConnectHTTPVersion(t, url, handleBob, "", nil)
 	res, text = mcptest.CallText(t, bob, "sh", map[string]any{"cmd": "cat note", "workspace": handle})
 	if !res.IsError || strings.Contains(text, "kept") || !strings.Contains(text, "not a workspace of this token") {
 		t.Fatalf("bob with alice's handle:\n%s", text)
 	}
 
 	// A session (2025-11-25) beside it: its own workspace, no handle.
-	old := connectModern(t, url, handleAlice, "2025-11-25", nil)
+	old := mcptest.ConnectHTTPVersion(t, url, handleAlice, "2025-11-25", nil)
 	if old.ID() == "" {
 		t.Fatal("a 2025-11-25 client got no session")
 	}
@@ -141,7 +122,7 @@ func TestListChangedHTTPListen(t *testing.T) {
 	srv := ollamatest.Start(t)
 	_, base, _, _ := startHTTP(t, bin, "--ollama-host", srv.URL, "--ollama-refresh", "200ms")
 	changed := make(chan struct{}, 10)
-	cs := connectModern(t, base+"/mcp", "", "", &sdk.ClientOptions{
+	cs := mcptest.ConnectHTTPVersion(t, base+"/mcp", "", "", &sdk.ClientOptions{
 		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) {
 			select {
 			case changed <- struct{}{}:
