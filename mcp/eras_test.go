@@ -492,3 +492,31 @@ func TestClientCarriesWorkspaceHandle(t *testing.T) {
 		t.Fatalf("%d handles, want 1", store.Len())
 	}
 }
+
+// TestSDKStatefulRefusesModernProtocol pins the go-sdk behaviour the
+// routing in HTTPHandler works around: go-sdk v1.8's streamable handler
+// takes a 2026-07-28 request only when it is stateless; a stateful one
+// answers it 400 with CodeUnsupportedProtocolVersion. membrane so serves
+// both eras with two SDK handlers on one server (modernRequest).
+func TestSDKStatefulRefusesModernProtocol(t *testing.T) {
+	s := sdk.NewServer(&sdk.Implementation{Name: "bare", Version: "1"}, nil)
+	s.AddTool(&sdk.Tool{Name: "noop", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			return &sdk.CallToolResult{}, nil
+		})
+	for _, stateless := range []bool{false, true} {
+		ts := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, &sdk.StreamableHTTPOptions{Stateless: stateless}))
+		m := rawModern(t, ts.URL, "tools/list", "", "")
+		ts.Close()
+		errObj, _ := m["error"].(map[string]any)
+		if stateless {
+			if errObj != nil || m["result"] == nil {
+				t.Fatalf("stateless SDK handler refused 2026-07-28: %v", m)
+			}
+			continue
+		}
+		if errObj == nil || errObj["code"] != float64(sdk.CodeUnsupportedProtocolVersion) {
+			t.Fatalf("stateful SDK handler answered 2026-07-28 with %v; if go-sdk now takes it, the two-handler routing can go", m)
+		}
+	}
+}
