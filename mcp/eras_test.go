@@ -26,18 +26,7 @@ const modern = "2026-07-28"
 // SDK's newest) to url.
 func connectVersion(t *testing.T, url, token, version string, opts *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
-	tr := &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1}
-	if token != "" {
-		tr.HTTPClient = &http.Client{Transport: mcptest.BearerTransport{Token: token}}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "eras", Version: "test"}, opts).Connect(ctx, tr, &sdk.ClientSessionOptions{ProtocolVersion: version})
-	if err != nil {
-		t.Fatalf("connect offering %q: %v", version, err)
-	}
-	t.Cleanup(func() { cs.Close() })
-	return cs
+	return mcptest.ConnectHTTPVersion(t, url, token, version, opts)
 }
 
 // TestHTTPNegotiatesEachEraOnOneEndpoint: one stateful endpoint gives a
@@ -501,5 +490,33 @@ func TestClientCarriesWorkspaceHandle(t *testing.T) {
 	}
 	if store.Len() != 1 {
 		t.Fatalf("%d handles, want 1", store.Len())
+	}
+}
+
+// TestSDKStatefulRefusesModernProtocol pins the go-sdk behaviour the
+// routing in HTTPHandler works around: go-sdk v1.8's streamable handler
+// takes a 2026-07-28 request only when it is stateless; a stateful one
+// answers it 400 with CodeUnsupportedProtocolVersion. membrane so serves
+// both eras with two SDK handlers on one server (modernRequest).
+func TestSDKStatefulRefusesModernProtocol(t *testing.T) {
+	s := sdk.NewServer(&sdk.Implementation{Name: "bare", Version: "1"}, nil)
+	s.AddTool(&sdk.Tool{Name: "noop", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			return &sdk.CallToolResult{}, nil
+		})
+	for _, stateless := range []bool{false, true} {
+		ts := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, &sdk.StreamableHTTPOptions{Stateless: stateless}))
+		m := rawModern(t, ts.URL, "tools/list", "", "")
+		ts.Close()
+		errObj, _ := m["error"].(map[string]any)
+		if stateless {
+			if errObj != nil || m["result"] == nil {
+				t.Fatalf("stateless SDK handler refused 2026-07-28: %v", m)
+			}
+			continue
+		}
+		if errObj == nil || errObj["code"] != float64(sdk.CodeUnsupportedProtocolVersion) {
+			t.Fatalf("stateful SDK handler answered 2026-07-28 with %v; if go-sdk now takes it, the two-handler routing can go", m)
+		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,28 +13,13 @@ import (
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
+	"github.com/membrane-mcp/membrane/ollama/ollamatest"
 )
 
 const (
 	handleAlice = "alice-token-0123456789ab"
 	handleBob   = "bob-token-0123456789abcd"
 )
-
-// connectModern connects go-sdk's client to the real binary, offering
-// version ("" for the newest, 2026-07-28), with a bearer token.
-func connectModern(t *testing.T, url, token, version string) *sdk.ClientSession {
-	t.Helper()
-	tr := &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1,
-		HTTPClient: &http.Client{Transport: mcptest.BearerTransport{Token: token}}}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "modern", Version: "1"}, nil).Connect(ctx, tr, &sdk.ClientSessionOptions{ProtocolVersion: version})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cs.Close() })
-	return cs
-}
 
 // TestWorkspaceHandlesBinary is the 2026-07-28 HTTP client against the
 // real binary, on the default (stateful) endpoint: go-sdk v1.8 negotiates
@@ -53,7 +37,7 @@ func TestWorkspaceHandlesBinary(t *testing.T) {
 	_, base, _, _ := startHTTP(t, bin, append([]string{"--tokens-file", tokens, "--workspace-idle-timeout", "3s"}, noOllama...)...)
 	url := base + "/mcp"
 
-	alice := connectModern(t, url, handleAlice, "")
+	alice := mcptest.ConnectHTTPVersion(t, url, handleAlice, "", nil)
 	if v := alice.InitializeResult().ProtocolVersion; v != newProto || alice.ID() != "" {
 		t.Fatalf("negotiated %s with session %q, want %s without one", v, alice.ID(), newProto)
 	}
@@ -84,14 +68,14 @@ func TestWorkspaceHandlesBinary(t *testing.T) {
 	}
 
 	// Another token: refused, and its text says what to do.
-	bob := connectModern(t, url, handleBob, "")
+	bob := mcptest.ConnectHTTPVersion(t, url, handleBob, "", nil)
 	res, text = mcptest.CallText(t, bob, "sh", map[string]any{"cmd": "cat note", "workspace": handle})
 	if !res.IsError || strings.Contains(text, "kept") || !strings.Contains(text, "not a workspace of this token") {
 		t.Fatalf("bob with alice's handle:\n%s", text)
 	}
 
 	// A session (2025-11-25) beside it: its own workspace, no handle.
-	old := connectModern(t, url, handleAlice, "2025-11-25")
+	old := mcptest.ConnectHTTPVersion(t, url, handleAlice, "2025-11-25", nil)
 	if old.ID() == "" {
 		t.Fatal("a 2025-11-25 client got no session")
 	}
@@ -128,4 +112,42 @@ func newProtoCall(id int, tool, args string) (string, map[string]string) {
 		`"io.modelcontextprotocol/protocolVersion":%q,"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},`+
 		`"io.modelcontextprotocol/clientCapabilities":{}}}}`, id, tool, args, newProto)
 	return body, map[string]string{"Mcp-Protocol-Version": newProto, "Mcp-Method": "tools/call", "Mcp-Name": tool}
+}
+
+// TestListChangedHTTPListen: a 2026-07-28 HTTP client (no session) hears
+// through subscriptions/listen that a model appeared in the real test
+// Ollama, and lists its tool.
+func TestListChangedHTTPListen(t *testing.T) {
+	bin := binary(t)
+	srv := ollamatest.Start(t)
+	_, base, _, _ := startHTTP(t, bin, "--ollama-host", srv.URL, "--ollama-refresh", "200ms")
+	changed := make(chan struct{}, 10)
+	cs := mcptest.ConnectHTTPVersion(t, base+"/mcp", "", "", &sdk.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		},
+	})
+	if v := cs.InitializeResult().ProtocolVersion; v != newProto || cs.ID() != "" {
+		t.Fatalf("negotiated %s with session %q", v, cs.ID())
+	}
+	before := toolSet(t, cs)
+	srv.Create(t, "listen-tiny", ollamatest.ChatModel())
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case <-changed:
+			after := toolSet(t, cs)
+			if len(after) > len(before) {
+				if !strings.Contains(strings.Join(after, ","), "listen") {
+					t.Fatalf("tools after list_changed %v do not name the model", after)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no list_changed over subscriptions/listen; tools now %v", toolSet(t, cs))
+		}
+	}
 }
