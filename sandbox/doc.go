@@ -35,10 +35,11 @@
 // dies with membrane (--die-with-parent plus Pdeathsig) and starts a new
 // terminal session, so it cannot reach membrane's stdio or terminal.
 //
-// Limits are rlimits set by util-linux prlimit inside the sandbox's own
-// user namespace, just before the command starts: CPU seconds, address
-// space, file size, open files and processes. Setting them there, and not on
-// bwrap, matters: the kernel checks RLIMIT_NPROC against the count of the
+// Limits are rlimits: CPU seconds, address space, file size, open files and
+// processes. membrane sets them with prlimit(2) on the sandbox's init while
+// it waits on a pipe (--block-fd), inside the sandbox's own user namespace
+// and before the command exists, so they cost no extra process per call.
+// Setting them there, and not on bwrap, matters: the kernel checks RLIMIT_NPROC against the count of the
 // uid's processes in the task's own user namespace, and checks the parent
 // namespaces against the limit the namespace was created under. Set inside,
 // the cap holds one call's processes whatever else the user runs (measured:

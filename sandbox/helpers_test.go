@@ -22,11 +22,9 @@ import (
 func requireBwrap(t testing.TB) {
 	t.Helper()
 	why := ""
-	if _, _, err := findBwrap(); err != nil {
+	if bwrap, _, err := findBwrap(); err != nil {
 		why = err.Error()
-	} else if _, err := findPrlimit(); err != nil {
-		why = err.Error()
-	} else if out, err := exec.Command("bwrap", "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/", "true").CombinedOutput(); err != nil {
+	} else if out, err := exec.Command(bwrap, "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/", "/bin/true").CombinedOutput(); err != nil {
 		why = fmt.Sprintf("bwrap cannot create namespaces here: %v: %s", err, out)
 	}
 	if why == "" {
@@ -36,6 +34,18 @@ func requireBwrap(t testing.TB) {
 		t.Fatalf("MEMBRANE_REQUIRE_E2E=1 but %s (install bubblewrap: apt-get install bubblewrap)", why)
 	}
 	t.Skipf("needs bubblewrap: %s (set MEMBRANE_REQUIRE_E2E=1 to make this a failure)", why)
+}
+
+// requirePrlimit skips the test (fails it under MEMBRANE_REQUIRE_E2E=1)
+// where util-linux prlimit, which rlimit mode uses, is missing.
+func requirePrlimit(t testing.TB) {
+	t.Helper()
+	if _, err := findPrlimit(); err != nil {
+		if os.Getenv("MEMBRANE_REQUIRE_E2E") == "1" {
+			t.Fatalf("MEMBRANE_REQUIRE_E2E=1 but %v (apt-get install util-linux)", err)
+		}
+		t.Skipf("needs prlimit: %v", err)
+	}
 }
 
 // testConfig is DefaultConfig with limits small enough that the attack

@@ -85,6 +85,13 @@ func (p *process) kill() {
 	}
 }
 
+// pidfd returns the pidfd of the sandbox's init, or -1.
+func (p *process) pidfd() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.initFD
+}
+
 // run runs j to completion, timeout or cancellation. An error means the
 // process could not be started at all.
 func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
@@ -115,13 +122,10 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 			f()
 		}
 	}()
-	limits, err := s.limitArgs()
-	if err != nil {
-		return nil, err
-	}
 	var (
 		pipes bwrapPipes
 		cg    *callCgroup
+		err   error
 	)
 	if s.cfg.Mode == ModeBwrap {
 		if s.cg != nil {
@@ -132,16 +136,22 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 				return nil, &startError{err}
 			}
 			cleanup = append(cleanup, func() { cg.remove() })
-			j.block = true
 		}
+		// The init waits for the rlimits (and the cgroup) before it
+		// starts the command.
+		j.block = true
 		var closers []func()
-		cmd, closers, pipes, err = s.bwrapCommand(j, limits)
+		cmd, closers, pipes, err = s.bwrapCommand(ctx, j)
 		cleanup = append(cleanup, closers...)
 		cleanup = append(cleanup, pipes.close)
 		if err != nil {
 			return nil, err
 		}
 	} else {
+		limits, err := s.limitArgs()
+		if err != nil {
+			return nil, err
+		}
 		scratch, err := os.MkdirTemp(filepath.Join(s.root, "run"), "r-")
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: make scratch dir: %w", err)
@@ -237,11 +247,26 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	var joinErr error
 	if pipes.info != nil {
 		pid := p.readInit(pipes.info)
-		if cg != nil && pid > 0 {
-			// The init waits on the block pipe: join it to the call's
-			// cgroup before it starts the command, so that nothing of the
-			// call runs outside it. If that fails, the call never starts.
-			if joinErr = cg.join(pid); joinErr != nil {
+		if pid > 0 && pipes.block != nil {
+			// The init waits on the block pipe: set its rlimits and join
+			// it to the call's cgroup before it starts the command, so
+			// that nothing of the call runs unlimited or outside it. If
+			// either fails, the call never starts.
+			if cg != nil {
+				if err := cg.join(pid); err != nil {
+					joinErr = fmt.Errorf("put the call in its cgroup: %w", err)
+				}
+			}
+			if joinErr == nil {
+				asUID := -1
+				if s.cred != nil {
+					asUID = s.uid
+				}
+				if err := limitInit(pid, p.pidfd(), asUID, s.initLimits()); err != nil {
+					joinErr = fmt.Errorf("set the call's limits: %w", err)
+				}
+			}
+			if joinErr != nil {
 				p.kill()
 			} else {
 				_, joinErr = pipes.block.Write([]byte{1})
@@ -318,7 +343,7 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 		o.cancelled = true
 	}
 	if joinErr != nil {
-		return nil, &startError{fmt.Errorf("sandbox: put the call in its cgroup: %w", joinErr)}
+		return nil, &startError{fmt.Errorf("sandbox: %w", joinErr)}
 	}
 	var ee *exec.ExitError
 	switch {
@@ -342,11 +367,15 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	return o, nil
 }
 
-// limitArgs is the prlimit command line that sets every rlimit just before
-// the command starts: inside the sandbox's own user namespace, where
-// RLIMIT_NPROC counts only that sandbox's processes. In rlimit mode without
-// prlimit it is membrane's own limits helper instead.
+// limitArgs is, in rlimit mode, the prlimit command line that sets every
+// rlimit just before the command starts, or membrane's own limits helper
+// where prlimit is missing. (In bwrap mode limitInit sets them on the
+// sandbox's init, inside its own user namespace, where RLIMIT_NPROC counts
+// only that sandbox's processes.)
 func (s *Sandbox) limitArgs() ([]string, error) {
+	if s.cfg.Mode == ModeBwrap {
+		return nil, nil
+	}
 	if s.prlimitErr != nil {
 		return nil, s.prlimitErr
 	}
