@@ -81,10 +81,29 @@ func benchSandbox(b *testing.B) (*Sandbox, string) {
 // namespaces, uid and read-only root, nothing else; the target is a ratio
 // of 1.3 or less) and the same bwrap command line a call uses, run
 // directly (what membrane's own per-call work costs on top of bwrap).
+//
+// "warm" is membrane as it runs by default, with its pool of pre-started
+// sandboxes (its refill runs while the floors of the next round are
+// measured, as it would between a client's calls); "cold" is --warm -1,
+// each call setting its sandbox up.
 func BenchmarkShTrue(b *testing.B) {
+	for _, pool := range []string{"warm", "cold"} {
+		b.Run(pool, func(b *testing.B) { benchShTrue(b, pool) })
+	}
+}
+
+// poolArgs are membrane's flags for the warm or cold form of a benchmark.
+func poolArgs(pool string) []string {
+	if pool == "cold" {
+		return append([]string{"--warm", "-1"}, stdioArgs...)
+	}
+	return stdioArgs
+}
+
+func benchShTrue(b *testing.B, pool string) {
 	s, ws := benchSandbox(b)
 	bin := mcptest.BuildBinary(b, "./cmd/membrane")
-	cs := mcptest.ConnectStdio(b, bin, stdioArgs, stdioEnv, nil)
+	cs := mcptest.ConnectStdio(b, bin, poolArgs(pool), stdioEnv, nil)
 	args := map[string]any{"cmd": "true"}
 	argv := []string{"/bin/sh", "-c", "true"}
 	bare := func() { runBwrap(b, s, bareBwrapArgs(s, argv...), nil) }
@@ -119,12 +138,18 @@ func BenchmarkShTrue(b *testing.B) {
 // bare `python3 -I -S` outside any sandbox (the ratio) and with the same
 // interpreter start in a call's bwrap command line, run directly.
 func BenchmarkPythonPrint(b *testing.B) {
+	for _, pool := range []string{"warm", "cold"} {
+		b.Run(pool, func(b *testing.B) { benchPythonPrint(b, pool) })
+	}
+}
+
+func benchPythonPrint(b *testing.B, pool string) {
 	s, ws := benchSandbox(b)
 	if s.python == "" {
 		b.Skip("no python")
 	}
 	bin := mcptest.BuildBinary(b, "./cmd/membrane")
-	cs := mcptest.ConnectStdio(b, bin, stdioArgs, stdioEnv, nil)
+	cs := mcptest.ConnectStdio(b, bin, poolArgs(pool), stdioEnv, nil)
 	args := map[string]any{"code": "print(1)"}
 	argv := []string{s.python, "-c", "print(1)"}
 	bare := func() {

@@ -104,6 +104,7 @@ func (s *Sandbox) bwrapArgs(ctx context.Context, j *job) ([]string, []*os.File, 
 	if err != nil {
 		return fail(err)
 	}
+	j.etc = etc
 	a = append(a,
 		"--ro-bind", etc, "/etc",
 		"--proc", "/proc",
@@ -138,6 +139,9 @@ func (s *Sandbox) bwrapArgs(ctx context.Context, j *job) ([]string, []*os.File, 
 			return fail(err)
 		}
 		a = append(a, "--ro-bind-data", fd(f), name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(j.binds)) {
+		a = append(a, "--ro-bind", j.binds[name], name)
 	}
 	a = append(a,
 		"--bind", j.ws.dir, WorkspaceDir,

@@ -112,6 +112,15 @@ func (e *etcSnapshot) refresh() {
 	e.cur.Store(&etcCopy{dir: dir, sig: sig})
 }
 
+// latest returns the newest copy's directory without waiting for one or
+// starting a check: "" before the first.
+func (e *etcSnapshot) latest() string {
+	if c := e.cur.Load(); c != nil {
+		return c.dir
+	}
+	return ""
+}
+
 // wait waits for a build or check in progress.
 func (e *etcSnapshot) wait() { e.wg.Wait() }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,6 +60,9 @@ func testConfig() Config {
 	c.FileSizeBytes = 8 << 20
 	c.TmpBytes = 8 << 20
 	c.OutputBytes = 64 << 10
+	if os.Getenv("MEMBRANE_TEST_WARM") != "" {
+		c.Warm, _ = strconv.Atoi(os.Getenv("MEMBRANE_TEST_WARM"))
+	}
 	return c
 }
 
@@ -75,9 +79,12 @@ func newTestSandbox(t testing.TB, mut func(*Config)) *Sandbox {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	liveSandboxes.Store(s, true)
 	t.Cleanup(func() {
 		root := s.root
-		if err := s.Close(); err != nil {
+		err := s.Close()
+		liveSandboxes.Delete(s)
+		if err != nil {
 			t.Errorf("Close: %v", err)
 		}
 		if _, err := os.Stat(root); !os.IsNotExist(err) {
@@ -205,15 +212,45 @@ func descendants() []string {
 		info[pid] = fmt.Sprintf("%d %s %s", pid, b[j+1:i], f[0])
 	}
 	me := os.Getpid()
+	warm := warmPIDs()
 	var out []string
 	for pid := range parent {
+		if warm[pid] {
+			continue
+		}
 		for p, n := parent[pid], 0; p > 1 && n < 64; p, n = parent[p], n+1 {
+			if warm[p] {
+				break
+			}
 			if p == me {
 				out = append(out, info[pid])
 				break
 			}
 		}
 	}
+	return out
+}
+
+// liveSandboxes are the test's open Sandboxes, whose warm pools may hold
+// sandboxes waiting for a call: processes that are not left over from one.
+var liveSandboxes sync.Map
+
+// warmPIDs returns the pids of the bwrap processes the live sandboxes'
+// pools hold waiting.
+func warmPIDs() map[int]bool {
+	out := map[int]bool{}
+	liveSandboxes.Range(func(k, _ any) bool {
+		wp := k.(*Sandbox).pool
+		if wp == nil {
+			return true
+		}
+		wp.mu.Lock()
+		for _, pr := range wp.idle {
+			out[pr.cmd.Process.Pid] = true
+		}
+		wp.mu.Unlock()
+		return true
+	})
 	return out
 }
 

@@ -64,6 +64,8 @@ type Sandbox struct {
 	memCap MemoryCap
 	// procMasks are the /proc entries a sandbox does not see.
 	procMasks []hidden
+	// pool holds warm sandboxes (Config.Warm); nil when there is none.
+	pool *warmPool
 
 	mu         sync.Mutex
 	closed     bool
@@ -215,6 +217,9 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 		s.cg.close()
 		return nil, err
 	}
+	if cfg.Mode == ModeBwrap && s.bwrapErr == nil && cfg.Warm > 0 {
+		s.pool = newWarmPool(cfg.Warm)
+	}
 	if cfg.Mode == ModeBwrap && s.bwrapErr == nil {
 		// In the background: the calls are listed at once, and the first
 		// one runs as soon as the /etc copy is made, probe or not.
@@ -286,6 +291,7 @@ func (s *Sandbox) Close() error {
 	s.workspaces = map[*calls.Session]*workspace{}
 	s.mu.Unlock()
 	s.bg.Wait()
+	s.pool.close(s)
 	s.wg.Wait()
 	s.etc.wait()
 	var errs []error

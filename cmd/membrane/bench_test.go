@@ -117,9 +117,14 @@ func BenchmarkRoundTrip(b *testing.B) {
 // benchHTTP starts bin --http on a free port and returns the process and
 // its MCP URL.
 func benchHTTP(b *testing.B, bin string, args ...string) (*exec.Cmd, string) {
+	return benchHTTPEnv(b, bin, nil, args...)
+}
+
+// benchHTTPEnv is benchHTTP with env added to the process's environment.
+func benchHTTPEnv(b *testing.B, bin string, env []string, args ...string) (*exec.Cmd, string) {
 	ln := mcptest.FreeAddr(b)
 	cmd := exec.Command(bin, append([]string{"--http", ln}, args...)...)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn")
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn"), env...)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
