@@ -74,7 +74,7 @@ func Diagnose(ctx context.Context, cfg Config) []diag.Check {
 	switch {
 	case ncfg.Mode == ModeBwrap && errBwrapUnsupported != nil && s.bwrapErr == errBwrapUnsupported:
 	case ncfg.Mode == ModeBwrap:
-		add("prlimit", calls.StatusOK, "not needed in bwrap mode: membrane sets each sandbox's rlimits itself (prlimit(2) on the sandbox's init, before the command starts)", "")
+		add("prlimit", diag.StatusOK, "not needed in bwrap mode: membrane sets each sandbox's rlimits itself (prlimit(2) on the sandbox's init, before the command starts)", "")
 	case s.prlimitErr != nil:
 		add("prlimit", diag.StatusFail, s.prlimitErr.Error(), fixPrlimit)
 	case s.selfExe != "":
