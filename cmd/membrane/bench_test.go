@@ -183,6 +183,39 @@ func BenchmarkHTTPLoad(b *testing.B) {
 	}
 }
 
+// startToList launches bin over stdio, sends initialize, initialized and
+// tools/list at once, and returns the time to the tools/list reply: what a
+// client waits for before it can offer the tools to a model.
+func startToList(b *testing.B, bin string, args ...string) time.Duration {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	io.WriteString(stdin, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`+"\n")
+	r := bufio.NewReader(stdout)
+	if line, err := r.ReadString('\n'); err != nil || !strings.Contains(line, `"result"`) {
+		b.Fatalf("initialize: %q %v", line, err)
+	}
+	io.WriteString(stdin, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n"+`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`+"\n")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			b.Fatalf("tools/list: %v", err)
+		}
+		if strings.HasPrefix(line, `{"jsonrpc":"2.0","id":2,`) {
+			if !strings.Contains(line, `"tools"`) {
+				b.Fatalf("tools/list: %s", line)
+			}
+			return time.Since(start)
+		}
+	}
+}
+
 // startToInit launches bin over stdio, sends initialize and returns the
 // time to the reply and the process (still running).
 func startToInit(b *testing.B, bin string, args ...string) (time.Duration, *exec.Cmd, io.WriteCloser) {
@@ -247,4 +280,25 @@ func BenchmarkStartup(b *testing.B) {
 	b.ReportMetric(float64(m)/float64(bb), "x_bare")
 	b.ReportMetric(mrss, "idle_rss_MB")
 	b.ReportMetric(brss, "bare_rss_MB")
+}
+
+// BenchmarkFirstToolsList measures process start to the first tools/list
+// reply over stdio (sh and python_run listed; no Ollama reachable), for
+// membrane and the bare go-sdk server, interleaved. The target is 50 ms.
+func BenchmarkFirstToolsList(b *testing.B) {
+	bin, base := benchBinaries(b)
+	startToList(b, bin, noOllama...) // warm the page cache
+	startToList(b, base)
+	n := max(b.N, 5)
+	var m, bb time.Duration
+	b.ResetTimer()
+	for range n {
+		m += startToList(b, bin, noOllama...)
+		bb += startToList(b, base)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((m / time.Duration(n)).Microseconds())/1e3, "ms_to_tools_list")
+	b.ReportMetric(float64((bb / time.Duration(n)).Microseconds())/1e3, "bare_ms_to_tools_list")
+	b.ReportMetric(float64(m)/float64(bb), "x_bare")
+	b.ReportMetric(0, "ns/op")
 }
