@@ -183,24 +183,13 @@ func BenchmarkHTTPLoad(b *testing.B) {
 	}
 }
 
-// startToList launches bin over stdio, sends initialize, initialized and
-// tools/list at once, and returns the time to the tools/list reply: what a
-// client waits for before it can offer the tools to a model.
+// startToList launches bin over stdio, sends initialize, then initialized
+// and tools/list, and returns the time from the start to the tools/list
+// reply: what a client waits for before it can offer the tools to a model.
 func startToList(b *testing.B, bin string, args ...string) time.Duration {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
+	_, cmd, stdin, r := launchInit(b, bin, args...)
 	defer func() { stdin.Close(); cmd.Wait() }()
-	io.WriteString(stdin, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`+"\n")
-	r := bufio.NewReader(stdout)
-	if line, err := r.ReadString('\n'); err != nil || !strings.Contains(line, `"result"`) {
-		b.Fatalf("initialize: %q %v", line, err)
-	}
 	io.WriteString(stdin, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n"+`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`+"\n")
 	for {
 		line, err := r.ReadString('\n')
@@ -219,6 +208,13 @@ func startToList(b *testing.B, bin string, args ...string) time.Duration {
 // startToInit launches bin over stdio, sends initialize and returns the
 // time to the reply and the process (still running).
 func startToInit(b *testing.B, bin string, args ...string) (time.Duration, *exec.Cmd, io.WriteCloser) {
+	d, cmd, stdin, _ := launchInit(b, bin, args...)
+	return d, cmd, stdin
+}
+
+// launchInit is startToInit, also returning the reader of the process's
+// stdout for what follows.
+func launchInit(b *testing.B, bin string, args ...string) (time.Duration, *exec.Cmd, io.WriteCloser, *bufio.Reader) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn")
 	stdin, _ := cmd.StdinPipe()
@@ -228,12 +224,13 @@ func startToInit(b *testing.B, bin string, args ...string) (time.Duration, *exec
 		b.Fatal(err)
 	}
 	io.WriteString(stdin, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`+"\n")
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	r := bufio.NewReader(stdout)
+	line, err := r.ReadString('\n')
 	d := time.Since(start)
 	if err != nil || !strings.Contains(line, `"result"`) {
 		b.Fatalf("initialize: %q %v", line, err)
 	}
-	return d, cmd, stdin
+	return d, cmd, stdin, r
 }
 
 func rssMB(pid int) float64 {
@@ -297,8 +294,8 @@ func BenchmarkFirstToolsList(b *testing.B) {
 		bb += startToList(b, base)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64((m / time.Duration(n)).Microseconds())/1e3, "ms_to_tools_list")
-	b.ReportMetric(float64((bb / time.Duration(n)).Microseconds())/1e3, "bare_ms_to_tools_list")
+	b.ReportMetric(float64((m/time.Duration(n)).Microseconds())/1e3, "ms_to_tools_list")
+	b.ReportMetric(float64((bb/time.Duration(n)).Microseconds())/1e3, "bare_ms_to_tools_list")
 	b.ReportMetric(float64(m)/float64(bb), "x_bare")
 	b.ReportMetric(0, "ns/op")
 }
