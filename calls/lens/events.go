@@ -53,8 +53,8 @@ func (l *Lens) serveEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		seq = v
 	}
-	if resume == "" && last > tailEvents {
-		seq = last - tailEvents
+	if resume == "" {
+		seq = last - min(last, tailEvents, uint64(len(l.ring.buf)))
 	}
 
 	h := w.Header()

@@ -20,7 +20,7 @@
       else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
       else el.setAttribute(k, v === true ? '' : String(v));
     }
-    for (const kid of kids.flat()) {
+    for (const kid of kids.flat(Infinity)) {
       if (kid === undefined || kid === null || kid === false) continue;
       el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
     }
@@ -29,7 +29,7 @@
   function s(tag, attrs, ...kids) {
     const el = document.createElementNS(SVG, tag);
     for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-    for (const kid of kids.flat()) if (kid) el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+    for (const kid of kids.flat(Infinity)) if (kid) el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
     return el;
   }
 
@@ -148,6 +148,8 @@
     es.addEventListener('reset', () => {
       // Events were lost while away: start the lanes over from the stream.
       live.resets++;
+      document.body.dataset.resets = String(live.resets);
+      for (const l of live.lanes.values()) if (l.el) l.el.remove();
       live.lanes.clear();
       schedule('*');
     });
@@ -164,14 +166,14 @@
   function lane(session, client) {
     let l = live.lanes.get(session);
     if (!l) {
-      l = {id: session, client: client || '', closed: false, last: 0, calls: new Map()};
+      l = {id: session, client: client || '', closed: false, last: 0, calls: new Map(), el: null, cards: new Map()};
       live.lanes.set(session, l);
       if (live.lanes.size > MAX_LANES) {
         // Drop the lane idle longest.
         let old = null;
         for (const x of live.lanes.values()) if (!old || x.last < old.last) old = x;
         live.lanes.delete(old.id);
-        dirty.add('*');
+        if (old.el) old.el.remove();
       }
     }
     if (client) l.client = client;
@@ -182,7 +184,7 @@
     if (ev.seq > live.seq) live.seq = ev.seq;
     switch (ev.type) {
       case 'session_opened': lane(ev.session, ev.client).last = ev.seq; schedule(ev.session); break;
-      case 'session_closed': { const l = live.lanes.get(ev.session); if (l) { l.closed = true; schedule(ev.session); } break; }
+      case 'session_closed': { const l = live.lanes.get(ev.session); if (l) { l.closed = true; l.headDirty = true; schedule(ev.session); } break; }
       case 'call_started': case 'call_progress': case 'call_finished': {
         const l = lane(ev.session || '(no session)', ev.client);
         l.last = ev.seq;
@@ -191,14 +193,17 @@
           c = {id: ev.id, store_id: ev.store_id, call: ev.call, kind: ev.kind, started: ev.time, args: ev.args};
           l.calls.set(ev.id, c);
           if (l.calls.size > MAX_CARDS) {
-            for (const [k, v] of l.calls) { if (v.outcome) { l.calls.delete(k); break; } }
-            if (l.calls.size > MAX_CARDS) l.calls.delete(l.calls.keys().next().value);
+            let gone = null;
+            for (const [k, v] of l.calls) { if (v.outcome) { gone = k; break; } }
+            if (gone === null) gone = l.calls.keys().next().value;
+            l.calls.delete(gone);
           }
         }
         if (ev.type === 'call_progress') { c.progress = ev.progress; c.total = ev.total; c.message = ev.message; }
         if (ev.type === 'call_finished') {
           Object.assign(c, {outcome: ev.outcome, reason: ev.reason, dur_ms: ev.dur_ms, exit_code: ev.exit_code, killed: ev.killed, isolation: ev.isolation, model: ev.model, tokens: ev.tokens, tokens_per_s: ev.tokens_per_s});
         }
+        c.dirty = true;
         schedule(l.id);
         break;
       }
@@ -210,67 +215,98 @@
     }
   }
 
-  // schedule marks a lane for redraw; one animation frame draws all that
-  // changed, however many events came (a burst is coalesced).
+  // schedule marks a lane for redraw. Drawing happens at most every
+  // DRAW_EVERY ms, in an animation frame, and touches only the cards that
+  // changed: a burst of a thousand calls a second is coalesced into a few
+  // redraws.
+  const DRAW_EVERY = 150;
+  let lastDraw = 0;
   function schedule(id) {
     dirty.add(id);
-    if (!frame) frame = requestAnimationFrame(drawLanes);
+    if (frame) return;
+    const wait = Math.max(0, lastDraw + DRAW_EVERY - performance.now());
+    frame = setTimeout(() => requestAnimationFrame(drawLanes), wait);
   }
 
-  function callCard(c, sessionId) {
+  function cardText(c) {
+    if (!c.outcome) {
+      const el = ((Date.now() - new Date(c.started).getTime()) / 1000).toFixed(1);
+      return c.message ? c.message : 'running ' + el + ' s';
+    }
+    const bits = [fmtMS(c.dur_ms)];
+    if (c.exit_code !== undefined && c.exit_code !== null) bits.push('exit ' + c.exit_code);
+    if (c.killed) bits.push('killed: ' + c.killed);
+    if (c.tokens) bits.push(c.tokens + ' tokens' + (c.tokens_per_s ? ' (' + c.tokens_per_s.toFixed(1) + '/s)' : ''));
+    if (c.reason) bits.push(c.reason);
+    return bits.join(' · ');
+  }
+
+  function callCard(c) {
     const running = !c.outcome;
     const href = c.store_id ? '#/call/' + encodeURIComponent(c.store_id) : null;
-    let msg = '';
-    if (running) {
-      const el = ((Date.now() - new Date(c.started).getTime()) / 1000).toFixed(1);
-      msg = c.message ? c.message : 'running ' + el + ' s';
-    } else {
-      const bits = [fmtMS(c.dur_ms)];
-      if (c.exit_code !== undefined && c.exit_code !== null) bits.push('exit ' + c.exit_code);
-      if (c.killed) bits.push('killed: ' + c.killed);
-      if (c.tokens) bits.push(c.tokens + ' tokens' + (c.tokens_per_s ? ' (' + c.tokens_per_s.toFixed(1) + '/s)' : ''));
-      if (c.reason) bits.push(c.reason);
-      msg = bits.join(' · ');
-    }
+    const msg = cardText(c);
+    if (!c.clock) c.clock = fmtClock(c.started) + (c.kind ? ' · ' + c.kind : '');
     const card = h(href ? 'a' : 'div', {class: 'callcard' + (running ? ' running' : ''), href, 'data-call': c.call, 'data-id': c.id, 'data-store-id': c.store_id, 'data-outcome': c.outcome || 'running', title: msg},
       h('div', {}, h('span', {class: 'name', text: c.call}), ' ', pill(c.outcome)),
-      h('div', {class: 'muted', text: fmtClock(c.started) + (c.kind ? ' · ' + c.kind : '')}),
+      h('div', {class: 'muted', text: c.clock}),
       h('div', {class: 'msg', text: msg}));
     if (running && c.progress) card.dataset.progress = String(c.progress);
     return card;
   }
 
+  function laneHead(l) {
+    return h('div', {class: 'lane-head'},
+      h('a', {class: 'sid', href: '#/history?session=' + encodeURIComponent(l.id), text: l.id}),
+      h('div', {class: 'muted', text: (l.client || 'unknown client') + (l.closed ? ' · closed' : '')}));
+  }
+
+  function drawLane(box, l, all) {
+    if (!l.el || all) {
+      l.callsEl = h('div', {class: 'lane-calls'});
+      l.el = h('div', {class: 'lane', 'data-session': l.id, role: 'group', 'aria-label': 'session ' + l.id}, laneHead(l), l.callsEl);
+      l.cards = new Map();
+      for (const c of l.calls.values()) c.dirty = true;
+    } else if (l.headDirty) {
+      l.el.firstChild.replaceWith(laneHead(l));
+    }
+    l.headDirty = false;
+    l.el.classList.toggle('closed', l.closed);
+    // Cards of calls that left the lane go; changed ones are redrawn;
+    // new ones go first (newest on the left).
+    for (const [id, el] of l.cards) if (!l.calls.has(id)) { el.remove(); l.cards.delete(id); }
+    for (const c of l.calls.values()) {
+      if (!c.dirty) continue;
+      c.dirty = false;
+      const card = callCard(c);
+      const old = l.cards.get(c.id);
+      if (old) old.replaceWith(card); else l.callsEl.prepend(card);
+      l.cards.set(c.id, card);
+    }
+  }
+
   function drawLanes() {
     frame = 0;
-    if (current.view !== 'live') { dirty.clear(); return; }
+    lastDraw = performance.now();
+    if (current.view !== 'live') return;
     const box = document.getElementById('lanes');
     if (!box) return;
-    const all = dirty.has('*');
+    const all = dirty.has('*') || box.dataset.drawn !== '1';
     const ids = all ? [...live.lanes.keys()] : [...dirty];
     dirty.clear();
-    if (all) box.replaceChildren();
-    // Newest activity first.
-    const order = [...live.lanes.values()].sort((a, b) => b.last - a.last);
+    if (all) { box.replaceChildren(); box.dataset.drawn = '1'; }
     for (const id of ids) {
       const l = live.lanes.get(id);
-      let el = box.querySelector('[data-session="' + CSS.escape(id) + '"]');
-      if (!l) { if (el) el.remove(); continue; }
-      const calls = [...l.calls.values()].reverse().map((c) => callCard(c, l.id));
-      const head = h('div', {class: 'lane-head'},
-        h('a', {class: 'sid', href: '#/history?session=' + encodeURIComponent(l.id), text: l.id}),
-        h('div', {class: 'muted', text: (l.client || 'unknown client') + (l.closed ? ' · closed' : '')}));
-      const row = h('div', {class: 'lane' + (l.closed ? ' closed' : ''), 'data-session': l.id, role: 'group', 'aria-label': 'session ' + l.id}, head, h('div', {class: 'lane-calls'}, calls));
-      if (el) el.replaceWith(row); else box.prepend(row);
+      if (l) drawLane(box, l, all);
     }
-    // Keep the order: newest activity on top.
+    // Newest activity on top; move only what is out of place.
+    const order = [...live.lanes.values()].sort((a, b) => b.last - a.last);
     let prev = null;
     for (const l of order) {
-      const el = box.querySelector('[data-session="' + CSS.escape(l.id) + '"]');
-      if (!el) continue;
-      if (prev ? prev.nextSibling !== el : box.firstChild !== el) {
-        if (prev) prev.after(el); else box.prepend(el);
+      if (!l.el) continue;
+      if (prev ? prev.nextSibling !== l.el : box.firstChild !== l.el) {
+        if (prev) prev.after(l.el); else box.prepend(l.el);
       }
-      prev = el;
+      prev = l.el;
     }
     const empty = document.getElementById('lanes-empty');
     if (empty) empty.hidden = live.lanes.size > 0;
@@ -279,7 +315,7 @@
   // Running cards show their elapsed time ticking.
   setInterval(() => {
     if (current.view !== 'live') return;
-    for (const l of live.lanes.values()) for (const c of l.calls.values()) if (!c.outcome) { schedule(l.id); break; }
+    for (const l of live.lanes.values()) for (const c of l.calls.values()) if (!c.outcome) { c.dirty = true; schedule(l.id); }
   }, 1000);
 
   // ---- routing ----
@@ -308,7 +344,8 @@
       if (gen !== routeGen || !node) return;
       view.replaceChildren(node);
       view.dataset.view = r.view;
-      if (r.view === 'live') { dirty.add('*'); drawLanes(); }
+      view.dataset.route = location.hash;
+      if (r.view === 'live') { dirty.add('*'); clearTimeout(frame); drawLanes(); }
       if (!performance.getEntriesByName('lens-interactive').length) performance.mark('lens-interactive');
     } catch (e) {
       if (e instanceof LoginNeeded) return;
@@ -474,7 +511,8 @@
       if (session.value.trim()) n.set('session', session.value.trim());
       if (since.value) n.set('since', new Date(since.value).toISOString());
       if (until.value) n.set('until', new Date(until.value).toISOString());
-      location.hash = '#/history?' + n;
+      const target = '#/history?' + n;
+      if (location.hash === target) route(true); else location.hash = target;
     });
     const more = [];
     if (data.next) {
