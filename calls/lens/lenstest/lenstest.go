@@ -170,6 +170,7 @@ func (b *Browser) Screenshot(name string) string {
 	b.t.Logf("screenshot %s", p)
 	return p
 }
+
 // ArtifactsDir is where screenshots and measurements go.
 func ArtifactsDir(t testing.TB) string {
 	dir := os.Getenv("MEMBRANE_TEST_ARTIFACTS")
