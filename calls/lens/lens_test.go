@@ -65,9 +65,11 @@ func newFixture(t testing.TB, o Options, withStore bool) *fixture {
 	return f
 }
 
-// waitStored waits until the store holds n calls.
+// waitStored waits until the store holds n calls, failing the test when
+// the store stops growing short of them (it dropped some).
 func (f *fixture) waitStored(t testing.TB, n int) {
 	t.Helper()
+	last, still := -1, 0
 	for {
 		f.st.Flush()
 		got, err := f.st.Count(context.Background(), store.Filter{})
@@ -76,6 +78,13 @@ func (f *fixture) waitStored(t testing.TB, n int) {
 		}
 		if got == n {
 			return
+		}
+		if got == last {
+			if still++; still > 2000 {
+				t.Fatalf("the store holds %d calls, not %d, and has stopped growing (observers: %+v)", got, n, f.r.ObserverStats())
+			}
+		} else {
+			last, still = got, 0
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
