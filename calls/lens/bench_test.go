@@ -52,23 +52,7 @@ func BenchmarkCallWithPageOpen(b *testing.B) {
 				time.Sleep(time.Millisecond)
 			}
 			off, on := ways[name](b, closed.r), ways[name](b, open.r)
-			const round = 200
-			var tOff, tOn time.Duration
-			b.ResetTimer()
-			for done := 0; done < b.N; done += round {
-				t0 := time.Now()
-				for range round {
-					off()
-				}
-				t1 := time.Now()
-				for range round {
-					on()
-				}
-				tOn += time.Since(t1)
-				tOff += t1.Sub(t0)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(tOn)/float64(tOff), "x_no_page")
+			b.ReportMetric(mcptest.Alternate(b, 200, off, on), "x_no_page")
 			var dropped uint64
 			for _, st := range open.r.ObserverStats() {
 				if st.Name == "lens" {
@@ -82,4 +66,3 @@ func BenchmarkCallWithPageOpen(b *testing.B) {
 		})
 	}
 }
-
