@@ -5,6 +5,8 @@ package lens
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +29,12 @@ func loginBrowser(t *testing.T, b *lenstest.Browser, base string) {
 	b.WaitJS("the login form", `document.body.dataset.state === 'login'`)
 	b.Do(chromedp.SetValue(chromedp.ID("token"), testToken), chromedp.Click(chromedp.CSS(`#login-form button`)))
 	b.WaitJS("the logged-in page", `document.body.dataset.state === 'ready'`)
+}
+
+// loadavg is the machine's load, for reading the timings beside it.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.TrimSpace(string(b))
 }
 
 type longTasks struct {
@@ -97,6 +105,7 @@ func TestBrowserLoad(t *testing.T) {
 	lt := measureLongTasks(b)
 	lt.Count -= before.Count
 	lt.TotalMS -= before.TotalMS
+	cost := lenstest.Eval[string](b, `document.body.dataset.cost || ''`)
 	cards := lenstest.Eval[int](b, `document.querySelectorAll('.callcard').length`)
 	laneCount := lenstest.Eval[int](b, `document.querySelectorAll('.lane').length`)
 	if laneCount < lanes || cards == 0 || cards > lanes*24 {
@@ -112,7 +121,7 @@ func TestBrowserLoad(t *testing.T) {
 	lenstest.SaveJSON(t, "lens-load", map[string]any{
 		"calls": sent, "seconds": elapsed.Seconds(), "calls_per_s": float64(sent) / elapsed.Seconds(),
 		"events": last, "long_tasks": lt, "long_tasks_idle_baseline": idle, "timer_lag_ms_after": lag, "dropped_by_observer": f.r.ObserverStats(),
-		"lanes": laneCount, "cards": cards, "stored": stored,
+		"lanes": laneCount, "cards": cards, "stored": stored, "page_js_cost": cost, "loadavg": loadavg(),
 	})
 	if p := b.Problems(); len(p) > 0 {
 		t.Errorf("page problems: %v", p)
@@ -161,7 +170,7 @@ func TestBrowserOpen100k(t *testing.T) {
 			}
 		}
 	}
-	lenstest.SaveJSON(t, "lens-open-100k", out)
+	lenstest.SaveJSON(t, "lens-open-100k", map[string]any{"views": out, "loadavg": loadavg()})
 	if p := b.Problems(); len(p) > 0 {
 		t.Errorf("page problems: %v", p)
 	}
