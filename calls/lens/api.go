@@ -372,7 +372,14 @@ func (l *Lens) serveCall(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"call": c, "images": imagesIn(c.Args)})
+	images := []map[string]string{}
+	for _, img := range l.images.get(id) {
+		images = append(images, map[string]string{"src": "data:" + imageType(img) + ";base64," + img})
+	}
+	if len(images) == 0 {
+		images = imagesIn(c.Args)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"call": c, "images": images})
 }
 
 // imagesIn finds base64 images among a call's stored arguments ("images"

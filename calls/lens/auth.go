@@ -146,18 +146,25 @@ func (l *Lens) serveLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Token = strings.TrimSpace(vals.Get("token"))
 	}
+	now := time.Now()
+	if !l.fails.allow(now) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "too many failed logins; try again in a second")
+		return
+	}
 	user, ok := "", l.o.Open
 	if !ok && l.o.Verify != nil && req.Token != "" {
 		user, ok = l.o.Verify(req.Token)
 	}
 	if !ok {
+		l.fails.add(now)
 		l.log.Warn("lens login refused", "remote", r.RemoteAddr)
 		writeError(w, http.StatusUnauthorized, "that is not the server's token")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     CookieName(r.Host),
-		Value:    l.logins.add(user, time.Now()),
+		Value:    l.logins.add(user, now),
 		Path:     l.o.Prefix,
 		MaxAge:   int(l.o.LoginTTL.Seconds()),
 		HttpOnly: true,
@@ -180,4 +187,31 @@ func (l *Lens) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: l.o.Prefix, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// maxFailures bounds the failed logins of one second, of all clients: past
+// it a login gets 429 until the next second, so that guessing the token is
+// slow whatever the token's strength.
+const maxFailures = 10
+
+// failures counts the failed logins of the current second.
+type failures struct {
+	mu  sync.Mutex
+	sec int64
+	n   int
+}
+
+func (f *failures) allow(now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return now.Unix() != f.sec || f.n < maxFailures
+}
+
+func (f *failures) add(now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s := now.Unix(); s != f.sec {
+		f.sec, f.n = s, 0
+	}
+	f.n++
 }

@@ -39,21 +39,8 @@ func (l *Lens) serveEvents(w http.ResponseWriter, r *http.Request) {
 	defer l.streams.Add(-1)
 
 	last := l.ring.last()
-	var seq uint64
-	resume := r.Header.Get("Last-Event-ID")
-	if resume == "" {
-		resume = r.URL.Query().Get("after")
-	}
-	if resume != "" {
-		v, err := strconv.ParseUint(strings.TrimSpace(resume), 10, 64)
-		if err != nil || v > last {
-			// An id from before this server restarted: start over.
-			v = 0
-			resume = ""
-		}
-		seq = v
-	}
-	if resume == "" {
+	seq, resumed, restarted := l.resumeID(r, last)
+	if !resumed {
 		seq = last - min(last, tailEvents, uint64(len(l.ring.buf)))
 	}
 
@@ -64,6 +51,10 @@ func (l *Lens) serveEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	var buf bytes.Buffer
 	buf.WriteString("retry: 500\n\n")
+	if restarted {
+		// The page's lanes are from before the server restarted.
+		buf.WriteString("event: reset\ndata: {}\n\n")
+	}
 	if _, err := w.Write(buf.Bytes()); err != nil {
 		return
 	}
@@ -80,6 +71,8 @@ func (l *Lens) serveEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(evs) > 0 {
 			buf.WriteString("id: ")
+			buf.WriteString(l.epoch)
+			buf.WriteByte(':')
 			buf.WriteString(strconv.FormatUint(upto, 10))
 			buf.WriteString("\ndata: [")
 			for i, e := range evs {
@@ -125,4 +118,28 @@ func (l *Lens) serveEvents(w http.ResponseWriter, r *http.Request) {
 			tick.Reset(heartbeat)
 		}
 	}
+}
+
+// resumeID reads where a stream resumes: Last-Event-ID (which the browser
+// sends on a reconnect), else ?after=. An id is EPOCH:SEQ; one from another
+// epoch (the server restarted, its seqs began again) or past the last
+// event does not resume, and restarted says the page should start over.
+func (l *Lens) resumeID(r *http.Request, last uint64) (seq uint64, resumed, restarted bool) {
+	id := r.Header.Get("Last-Event-ID")
+	if id == "" {
+		id = r.URL.Query().Get("after")
+	}
+	id = strings.TrimSpace(id)
+	if id == "" || len(id) > 64 {
+		return 0, false, false
+	}
+	epoch, num, ok := strings.Cut(id, ":")
+	if !ok || epoch != l.epoch {
+		return 0, false, true
+	}
+	v, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || v > last {
+		return 0, false, true
+	}
+	return v, true, false
 }

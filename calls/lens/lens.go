@@ -20,6 +20,7 @@
 package lens
 
 import (
+	"crypto/rand"
 	"embed"
 	"io/fs"
 	"log/slog"
@@ -142,6 +143,9 @@ type Lens struct {
 	static http.Handler
 
 	ring    *ring
+	epoch   string // this Lens's prefix of stream ids
+	images  *imageCache
+	fails   failures
 	logins  *logins
 	streams atomic.Int64
 	rate    rate
@@ -190,6 +194,8 @@ func New(opts *Options) *Lens {
 	sub, _ := fs.Sub(assets, "assets")
 	l.static = http.FileServerFS(sub)
 	l.ring = newRing(o.ReplayEvents)
+	l.epoch = rand.Text()[:8]
+	l.images = newImageCache(maxCachedImages, maxCachedImageBytes)
 	l.logins = newLogins(o.MaxLogins, o.LoginTTL)
 	return l
 }
@@ -207,6 +213,9 @@ func (l *Lens) Observe(e calls.Event) {
 		l.mu.Lock()
 		l.live[e.Call]++
 		l.mu.Unlock()
+		if l.o.Store != nil {
+			l.images.keep(l.o.Store.CallID(e.ID), e.Arguments)
+		}
 	case calls.EventCallFinished:
 		l.mu.Lock()
 		if l.live[e.Call]--; l.live[e.Call] <= 0 {

@@ -346,7 +346,7 @@ func TestResumeTooOldResets(t *testing.T) {
 	for f.l.ring.last() < 41 { // the tool set's change and 40 call events
 		time.Sleep(time.Millisecond)
 	}
-	s := f.stream(t, cookie, "1")
+	s := f.stream(t, cookie, f.l.epoch+":1")
 	m := s.next(t)
 	if m.event != "reset" {
 		t.Fatalf("first message %+v, want a reset", m)
@@ -355,9 +355,21 @@ func TestResumeTooOldResets(t *testing.T) {
 	if len(m.events) != 8 || m.events[0].Seq != f.l.ring.last()-7 {
 		t.Errorf("after the reset: %d events from %d", len(m.events), m.events[0].Seq)
 	}
-	s2 := f.stream(t, cookie, "99999")
-	if m := s2.next(t); m.event == "reset" || len(m.events) == 0 {
-		t.Errorf("a resume id from the future: %+v", m)
+	// An id from another run of the server, or past the last event, or
+	// not an id: start over, with a reset first.
+	for _, id := range []string{"otherrun:5", f.l.epoch + ":99999", "1", f.l.epoch + ":x"} {
+		s := f.stream(t, cookie, id)
+		if m := s.next(t); m.event != "reset" {
+			t.Errorf("resume id %q: %+v, want a reset", id, m)
+		}
+		if m := s.next(t); len(m.events) != 8 {
+			t.Errorf("resume id %q: then %d events", id, len(m.events))
+		}
+	}
+	// The allow control: a current id resumes with no reset.
+	s = f.stream(t, cookie, fmt.Sprintf("%s:%d", f.l.epoch, f.l.ring.last()-2))
+	if m := s.next(t); m.event != "" || len(m.events) != 2 {
+		t.Errorf("a current id: %+v", m)
 	}
 }
 
@@ -606,4 +618,42 @@ func FuzzLogin(f *testing.F) {
 			t.Fatalf("%q %q: %d cookies, status %d", ctype, body, len(got), w.Code)
 		}
 	})
+}
+
+// TestFailedLoginsBounded: past ten failed logins in a second, even the
+// right token waits; before them it logs in.
+func TestFailedLoginsBounded(t *testing.T) {
+	f := newFixture(t, Options{}, false)
+	f.login(t) // the allow control
+	for f.l.fails.allow(time.Now()) {
+		f.do(t, "POST", "/lens/api/login", `{"token":"guess"}`, map[string]string{"Content-Type": "application/json"})
+	}
+	resp, _ := f.do(t, "POST", "/lens/api/login", `{"token":"`+testToken+`"}`, map[string]string{"Content-Type": "application/json"})
+	if resp.StatusCode != 429 && !f.l.fails.allow(time.Now()) {
+		t.Errorf("after the failures: %d", resp.StatusCode)
+	}
+	if resp.StatusCode == 429 && (resp.Header.Get("Retry-After") == "" || len(resp.Cookies()) != 0) {
+		t.Errorf("429 without Retry-After, or with a cookie")
+	}
+}
+
+// TestImagesKept: a call's base64 images are kept for its page, bounded in
+// number and bytes, the oldest out first.
+func TestImagesKept(t *testing.T) {
+	png := "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+	c := newImageCache(3, 1<<20)
+	for i := range 5 {
+		c.keep(fmt.Sprint(i), json.RawMessage(`{"prompt":"x","images":["`+png+`","not-an-image"]}`))
+	}
+	c.keep("none", json.RawMessage(`{"prompt":"`+png+`"}`))
+	if c.get("0") != nil || c.get("1") != nil || len(c.get("4")) != 1 || c.get("none") != nil || len(c.order) != 3 {
+		t.Errorf("kept %v", c.order)
+	}
+	big := newImageCache(10, 300)
+	big.keep("a", json.RawMessage(`{"images":["`+png+`"]}`))
+	big.keep("b", json.RawMessage(`{"images":["`+png+`"]}`))
+	big.keep("c", json.RawMessage(`{"images":["`+png+strings.Repeat("A", 400)+`"]}`))
+	if big.bytes > 300 || big.get("c") != nil || big.get("b") == nil {
+		t.Errorf("byte bound: %d bytes, %v", big.bytes, big.order)
+	}
 }

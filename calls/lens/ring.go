@@ -115,6 +115,8 @@ func newRing(n int) *ring {
 }
 
 func (r *ring) add(w wireEvent) {
+	// Nothing before the lock: the ring's order is the router's order only
+	// because one observer goroutine calls add.
 	r.mu.Lock()
 	w.Seq = r.next
 	b, err := json.Marshal(w)

@@ -125,6 +125,7 @@
     seq: 0,
     received: 0,
     resets: 0,
+    lastId: '',
   };
   const MAX_LANES = 40, MAX_CARDS = 24;
   let es = null;
@@ -135,7 +136,7 @@
   function stopStream() { if (es) { es.close(); es = null; } }
   function startStream() {
     stopStream();
-    es = new EventSource('api/events' + (live.seq ? '?after=' + live.seq : ''));
+    es = new EventSource('api/events' + (live.lastId ? '?after=' + encodeURIComponent(live.lastId) : ''));
     es.onopen = () => { setStatus('live'); document.body.dataset.stream = 'open'; };
     es.onerror = () => {
       document.body.dataset.stream = 'reconnecting';
@@ -159,6 +160,7 @@
       try { batch = JSON.parse(m.data); } catch (e) { return; }
       for (const ev of batch) apply(ev);
       live.received += batch.length;
+      if (m.lastEventId) live.lastId = m.lastEventId;
       document.body.dataset.seq = String(live.seq);
       document.body.dataset.received = String(live.received);
       cost.apply += performance.now() - t0;
