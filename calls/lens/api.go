@@ -382,38 +382,18 @@ func (l *Lens) serveCall(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"call": c, "images": images})
 }
 
-// imagesIn finds base64 images among a call's stored arguments ("images"
-// lists, at any depth), for the detail page to show. Arguments are stored
-// capped, so only small images survive whole; the rest are named cut.
+// imagesIn lists the images among a call's stored arguments ("images"
+// lists, at any depth), for the detail page. Arguments are stored capped,
+// so only small images survive whole; the rest are named.
 func imagesIn(args json.RawMessage) []map[string]string {
 	out := []map[string]string{}
-	var v any
-	if len(args) == 0 || json.Unmarshal(args, &v) != nil {
-		return out
-	}
-	var walk func(any, bool)
-	walk = func(v any, inImages bool) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				walk(e, k == "images" || k == "image")
-			}
-		case []any:
-			for _, e := range x {
-				walk(e, inImages)
-			}
-		case string:
-			if !inImages || len(out) >= 16 {
-				return
-			}
-			if mime := imageType(x); mime != "" {
-				out = append(out, map[string]string{"src": "data:" + mime + ";base64," + x})
-			} else {
-				out = append(out, map[string]string{"name": clip(x, 200)})
-			}
+	for _, x := range imageArgs(args, 16) {
+		if mime := imageType(x); mime != "" {
+			out = append(out, map[string]string{"src": "data:" + mime + ";base64," + x})
+		} else {
+			out = append(out, map[string]string{"name": clip(x, 200)})
 		}
 	}
-	walk(v, false)
 	return out
 }
 

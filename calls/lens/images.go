@@ -3,6 +3,7 @@ package lens
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"sync"
 )
 
@@ -37,29 +38,12 @@ func (c *imageCache) keep(id string, args json.RawMessage) {
 	if len(args) == 0 || !bytes.Contains(args, []byte(`"image`)) {
 		return
 	}
-	var v any
-	if json.Unmarshal(args, &v) != nil {
-		return
-	}
 	var imgs []string
-	var walk func(any, bool)
-	walk = func(v any, in bool) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				walk(e, k == "images" || k == "image")
-			}
-		case []any:
-			for _, e := range x {
-				walk(e, in)
-			}
-		case string:
-			if in && len(imgs) < maxImagesPerCall && len(x) <= maxOneImage && imageType(x) != "" {
-				imgs = append(imgs, x)
-			}
+	for _, x := range imageArgs(args, maxImagesPerCall) {
+		if len(x) <= maxOneImage && imageType(x) != "" {
+			imgs = append(imgs, x)
 		}
 	}
-	walk(v, false)
 	if len(imgs) == 0 {
 		return
 	}
@@ -90,4 +74,38 @@ func (c *imageCache) get(id string) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.byID[id]
+}
+
+// imageArgs returns, in a stable order (keys sorted), up to max strings
+// found under "images" or "image" keys at any depth of a call's arguments.
+func imageArgs(args json.RawMessage, max int) []string {
+	var v any
+	if len(args) == 0 || json.Unmarshal(args, &v) != nil {
+		return nil
+	}
+	var out []string
+	var walk func(any, bool)
+	walk = func(v any, in bool) {
+		switch x := v.(type) {
+		case map[string]any:
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				walk(x[k], k == "images" || k == "image")
+			}
+		case []any:
+			for _, e := range x {
+				walk(e, in)
+			}
+		case string:
+			if in && len(out) < max {
+				out = append(out, x)
+			}
+		}
+	}
+	walk(v, false)
+	return out
 }

@@ -559,6 +559,7 @@ func TestHistoryPages(t *testing.T) {
 func TestImagesIn(t *testing.T) {
 	png := "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 	got := imagesIn(json.RawMessage(`{"prompt":"` + png + `","images":["` + png + `","photo.jpg"],"messages":[{"images":["/9j/xyz"]}]}`))
+	// Keys in order: "images" before "messages".
 	if len(got) != 3 || got[0]["src"] != "data:image/png;base64,"+png || got[1]["name"] != "photo.jpg" || got[2]["src"] != "data:image/jpeg;base64,/9j/xyz" {
 		t.Errorf("images %v", got)
 	}
