@@ -95,7 +95,7 @@ func (l *Lens) serveOverview(w http.ResponseWriter, r *http.Request) {
 		ov.Hosts = append(ov.Hosts, l.o.Hosts()...)
 	}
 	if t := l.o.Tools; t != nil {
-		ov.Tools, ov.SessionsOpen, ov.InFlight = len(t.List()), t.SessionsOpen(), t.InFlight()
+		ov.Tools, ov.SessionsOpen, ov.InFlight = t.Len(), t.SessionsOpen(), t.InFlight()
 	}
 	n, failed := l.rate.lastMinute(time.Now())
 	ov.CallsPerMin = n
@@ -199,18 +199,12 @@ func (l *Lens) serveTool(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such tool")
 		return
 	}
-	var call *calls.Call
-	for _, c := range l.o.Tools.List() {
-		if c.Name == name {
-			call = &c
-			break
-		}
-	}
-	if call == nil {
+	call, ok := l.o.Tools.Lookup(name)
+	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no tool %s (it may have gone: its model removed, or its host down)", name))
 		return
 	}
-	out := map[string]any{"tool": l.row(*call, l.inFlight())}
+	out := map[string]any{"tool": l.row(call, l.inFlight())}
 	schema := call.InputSchema
 	if len(schema) > maxSchemaBytes {
 		schema = json.RawMessage(`{"note":"schema too large to show"}`)

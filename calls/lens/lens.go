@@ -80,6 +80,8 @@ type Sandbox struct {
 // Tools is the live set of calls, as a calls.Router holds it.
 type Tools interface {
 	List() []calls.Call
+	Lookup(name string) (calls.Call, bool)
+	Len() int
 	SessionsOpen() int64
 	InFlight() int64
 }
