@@ -116,6 +116,7 @@ func (f *fixture) login(t testing.TB) string {
 }
 
 func TestLoginCookie(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Options{}, false)
 	resp, _ := f.do(t, "POST", "/lens/api/login", `{"token":"wrong"}`, map[string]string{"Content-Type": "application/json"})
 	if resp.StatusCode != 401 || len(resp.Cookies()) != 0 {
@@ -148,6 +149,7 @@ func TestLoginCookie(t *testing.T) {
 // TestZeroOptionsRefuse: with no Verify and not Open, no token logs in;
 // Open serves without one.
 func TestZeroOptionsRefuse(t *testing.T) {
+	t.Parallel()
 	l := New(nil)
 	srv := httptest.NewServer(l)
 	defer srv.Close()
@@ -172,6 +174,7 @@ func TestZeroOptionsRefuse(t *testing.T) {
 }
 
 func TestLoginsBounded(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Options{MaxLogins: 3}, false)
 	first := f.login(t)
 	for range 3 {
@@ -186,6 +189,7 @@ func TestLoginsBounded(t *testing.T) {
 }
 
 func TestHeadersEverywhere(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Options{}, false)
 	cookie := f.login(t)
 	for _, p := range []string{"/lens/", "/lens/lens.js", "/lens/lens.css", "/lens/nope", "/lens/api/overview", "/lens/api/nope", "/other"} {
@@ -300,6 +304,7 @@ func call(t testing.TB, r *calls.Router, sess *calls.Session, name, args string)
 // TestResumeMissesNothing: a stream cut after some calls and resumed with
 // its Last-Event-ID gets every call made while it was away, once.
 func TestResumeMissesNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Options{Coalesce: time.Millisecond}, true)
 	f.r.Add(noop("noop"))
 	cookie := f.login(t)
@@ -337,6 +342,7 @@ func TestResumeMissesNothing(t *testing.T) {
 // reset first, then the events kept; a fresh id from another server (too
 // high) starts over.
 func TestResumeTooOldResets(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Options{ReplayEvents: 8, Coalesce: time.Millisecond}, false)
 	f.r.Add(noop("noop"))
 	cookie := f.login(t)
@@ -375,6 +381,7 @@ func TestResumeTooOldResets(t *testing.T) {
 
 // TestBurstCoalesced: 1,000 calls arrive in a few messages, not 2,000.
 func TestBurstCoalesced(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Options{Coalesce: 50 * time.Millisecond}, false)
 	f.r.Add(noop("noop"))
 	cookie := f.login(t)
@@ -404,6 +411,7 @@ func TestBurstCoalesced(t *testing.T) {
 }
 
 func TestStreamsBounded(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Options{MaxStreams: 1}, false)
 	cookie := f.login(t)
 	s := f.stream(t, cookie, "")
@@ -419,6 +427,7 @@ func TestStreamsBounded(t *testing.T) {
 
 // TestLiveArgsScrubbed: a secret in the arguments never reaches the page.
 func TestLiveArgsScrubbed(t *testing.T) {
+	t.Parallel()
 	const secret = "sk-live-abcdefghijklmnopqrstuvwxyz0123"
 	f := newFixture(t, Options{Scrubber: scrub.New(&scrub.Options{Secrets: []string{secret}}), Coalesce: time.Millisecond}, false)
 	f.r.Add(noop("noop"))
@@ -439,6 +448,7 @@ func TestLiveArgsScrubbed(t *testing.T) {
 }
 
 func TestToolsPages(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Options{}, false)
 	for i := range 2000 {
 		c := noop(fmt.Sprintf("tool_%04d", i))
@@ -488,6 +498,7 @@ func TestToolsPages(t *testing.T) {
 // TestHistoryPages: the until cursor walks 250 calls in pages with no call
 // twice and none left out; filters apply server-side.
 func TestHistoryPages(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Options{}, true)
 	f.r.Add(noop("noop"))
 	f.r.Add(noop("other"))
@@ -557,6 +568,7 @@ func TestHistoryPages(t *testing.T) {
 }
 
 func TestImagesIn(t *testing.T) {
+	t.Parallel()
 	png := "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 	got := imagesIn(json.RawMessage(`{"prompt":"` + png + `","images":["` + png + `","photo.jpg"],"messages":[{"images":["/9j/xyz"]}]}`))
 	// Keys in order: "images" before "messages".
@@ -566,6 +578,7 @@ func TestImagesIn(t *testing.T) {
 }
 
 func TestLatencySeries(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1000, 0)
 	var samples []store.Sample
 	for i := range 100 {
@@ -630,6 +643,7 @@ func FuzzLogin(f *testing.F) {
 // TestFailedLoginsBounded: past ten failed logins in a second, even the
 // right token waits; before them it logs in.
 func TestFailedLoginsBounded(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Options{}, false)
 	f.login(t) // the allow control
 	for f.l.fails.allow(time.Now()) {
@@ -647,6 +661,7 @@ func TestFailedLoginsBounded(t *testing.T) {
 // TestImagesKept: a call's base64 images are kept for its page, bounded in
 // number and bytes, the oldest out first.
 func TestImagesKept(t *testing.T) {
+	t.Parallel()
 	png := "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 	c := newImageCache(3, 1<<20)
 	for i := range 5 {
