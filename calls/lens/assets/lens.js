@@ -558,7 +558,7 @@
       kv.push(['model', model.Model + ' on ' + (model.Host || '?')], ['tokens', (model.TokensIn || 0) + ' in, ' + (model.TokensOut || 0) + ' out'], ['first token', fmtMS((model.FirstToken || 0) / 1e6)], ['queue wait', fmtMS((model.QueueWait || 0) / 1e6)]);
       if (model.Generation) kv.push(['tokens / s', (model.TokensOut / (model.Generation / 1e9)).toFixed(1)]);
     }
-    kv.push(['trace', c.trace_id ? h('a', {href: c.trace_url || '#', text: c.trace_id}) : 'no trace ID recorded for this call']);
+    kv.push(['trace', c.trace_id ? (c.trace_url ? h('a', {href: c.trace_url, text: c.trace_id}) : h('code', {text: c.trace_id})) : 'no trace ID recorded for this call']);
     const images = (d.images || []).map((im) => im.src ? h('img', {class: 'callimg', src: im.src, alt: 'image passed to the call'}) : h('div', {class: 'muted', text: 'image: ' + im.name}));
     return h('div', {id: 'call-detail', 'data-id': c.id},
       h('p', {}, h('a', {href: '#/history', text: '← history'})),
