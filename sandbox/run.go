@@ -350,7 +350,7 @@ func (s *Sandbox) finish(ctx context.Context, pr *prepared, j *job, begin time.T
 	var qw *quotaWatch
 	var startUsage usage
 	if j.ws.owned {
-		startUsage = j.ws.lastUsage()
+		startUsage = s.startUsage(j.ws)
 		qw = s.watchQuota(j.ws, startUsage, p)
 	}
 	joinErr := pr.joinErr
@@ -429,7 +429,7 @@ func (s *Sandbox) finish(ctx context.Context, pr *prepared, j *job, begin time.T
 
 	if qw != nil {
 		o.quota = qw.end()
-		u := measureUsage(j.ws.dir, s.quotaLimit())
+		u := measureUsage(j.ws.dir, s.watchLimit(startUsage))
 		j.ws.setUsage(u)
 		if why := s.over(u); o.quota == "" && why != "" && (u.bytes > startUsage.bytes || u.files > startUsage.files) {
 			o.quotaAfter = why
