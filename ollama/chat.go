@@ -37,9 +37,9 @@ func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
 	}
 	var desc strings.Builder
 	if spec != nil && spec.Description != "" {
-		fmt.Fprintf(&desc, "%s (runs the local model %s: %s.)", spec.Description, mod.Name, mod.summary())
+		fmt.Fprintf(&desc, "%s (runs the %s %s: %s.)", spec.Description, mod.where(), mod.displayName(), mod.summary())
 	} else {
-		fmt.Fprintf(&desc, "Chat with the local model %s (%s).", mod.Name, mod.summary())
+		fmt.Fprintf(&desc, "Chat with the %s %s (%s).", mod.where(), mod.displayName(), mod.summary())
 	}
 	desc.WriteString(" Give a prompt, or messages for a conversation")
 	if flags.system {
@@ -52,10 +52,10 @@ func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
 	if flags.think {
 		desc.WriteString(" Set think to have it reason first; the reasoning comes back separately.")
 	}
-	key := modelKey(mod.Name)
+	key := mod.key()
 	return calls.Call{
 		Name:        name,
-		Title:       "Chat: " + mod.Name,
+		Title:       "Chat: " + mod.displayName(),
 		Description: desc.String(),
 		InputSchema: chatSchema(flags),
 		Kind:        calls.KindModel,
@@ -134,6 +134,14 @@ func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, 
 	caller, err := checkOptions(a.Options, mod)
 	if err != nil {
 		return nil, fmt.Errorf("invalid arguments: %v", err)
+	}
+	if mod.backend != "" {
+		if err := checkBackendOptions(caller); err != nil {
+			return nil, fmt.Errorf("invalid arguments: %v", err)
+		}
+		if err := checkBackendOptions(opts); err != nil {
+			return nil, fmt.Errorf("the configured options of this tool are wrong: %v", err)
+		}
 	}
 	if len(caller) > 0 && opts == nil {
 		opts = map[string]any{}
@@ -277,7 +285,7 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 	}()
 
 	limit := m.cfg.MaxResponseBytes
-	err = h.client.Chat(ctx, creq, func(r api.ChatResponse) error {
+	err = h.chat(ctx, creq, func(r api.ChatResponse) error {
 		st.mu.Lock()
 		st.content.WriteString(r.Message.Content)
 		st.thinking.WriteString(r.Message.Thinking)
@@ -333,8 +341,8 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 		if unreachable(err) && st.tokens == 0 && !errors.Is(err, errCutStream) {
 			h.markDown(err)
 			m.kickRefresh()
-			m.log.Warn("ollama host unreachable during a call", "host", h.name, "model", mod.Name, "err", err)
-			return calls.Errorf("%s", explain(err, mod.Name, h.name, mod.ContextLength)), true, nil
+			m.log.Warn("model host unreachable during a call", "host", h.name, "model", mod.Name, "err", err)
+			return calls.Errorf("%s", explainOn(err, mod, h)), true, nil
 		}
 		if unreachable(err) {
 			m.kickRefresh()
@@ -343,7 +351,7 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 		if errors.As(err, &se) && se.StatusCode == 404 {
 			m.kickRefresh()
 		}
-		text := explain(err, mod.Name, h.name, mod.ContextLength)
+		text := explainOn(err, mod, h)
 		if st.tokens > 0 {
 			text += fmt.Sprintf("\n%d tokens came back before it failed:\n%s", st.tokens, st.content.String())
 		}
@@ -375,7 +383,7 @@ func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chat
 		out["done_reason"] = "response_limit"
 		notes = append(notes, fmt.Sprintf("[truncated: the answer passed the limit of %d bytes and generation was stopped]", m.cfg.MaxResponseBytes))
 	}
-	if cut, why := looksTruncated(creq, st.final.PromptEvalCount, mod.ContextLength); cut && !(creq.Truncate != nil && *creq.Truncate) {
+	if cut, why := looksTruncated(creq, st.final.PromptEvalCount, mod.ContextLength); cut && h.oa == nil && !(creq.Truncate != nil && *creq.Truncate) {
 		notes = append(notes, "[warning: "+why+", so Ollama probably cut the beginning of the input; shorten it, or raise options.num_ctx (up to the model's context length)]")
 		out["context_full"] = true
 	}

@@ -107,6 +107,10 @@ type Config struct {
 	// ModelTools says which tools the discovered models get. Empty means
 	// ModelToolsPerModel.
 	ModelTools ModelTools
+	// Backends are OpenAI-compatible servers whose models are served
+	// beside the Ollama hosts' (see Backend), with the same routing,
+	// queueing, limits and refresh. None by default.
+	Backends []Backend
 }
 
 // ModelTools is how the discovered models become tools.

@@ -48,9 +48,10 @@ type HostStatus struct {
 // host is one Ollama server.
 type host struct {
 	base   *url.URL
-	name   string // base with the password redacted, for logs and descriptions
-	client *api.Client
+	name   string      // base with the password redacted, for logs and descriptions
+	client *api.Client // nil for an OpenAI-compatible backend
 	http   *http.Client
+	oa     *openAI // set for an OpenAI-compatible backend
 
 	inflight atomic.Int64 // calls running on this host, for least-busy routing
 
@@ -104,6 +105,9 @@ type tagModel struct {
 	Size         int64            `json:"size"`
 	Details      api.ModelDetails `json:"details"`
 	Capabilities []string         `json:"capabilities,omitempty"`
+	// contextLength is what an OpenAI-compatible listing said of the
+	// context window; Ollama's comes from /api/show.
+	contextLength int
 }
 
 // parseTags decodes an /api/tags body. Entries with no usable name are
@@ -144,6 +148,9 @@ func validModelName(s string) bool {
 
 // list reads the host's models.
 func (h *host) list(ctx context.Context) ([]tagModel, error) {
+	if h.oa != nil {
+		return h.oa.listModels(ctx, h.http)
+	}
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base.JoinPath("/api/tags").String(), nil)
@@ -250,7 +257,23 @@ type model struct {
 	EmbeddingLength int
 	Capabilities    []string
 	hosts           []*host // hosts that have it, in configuration order
+	// backend is the name of the OpenAI-compatible backend that serves
+	// the model (its one host); "" for an Ollama model.
+	backend string
 }
+
+// key is the model's identity: modelKey of its name for an Ollama model
+// (one model over every Ollama host that lists the name), and
+// "@backend/id" for a backend's, whose ids are the backend's own.
+func (m *model) key() string {
+	if m.backend != "" {
+		return backendKey(m.backend, m.Name)
+	}
+	return modelKey(m.Name)
+}
+
+// backendKey is the key of a backend's model.
+func backendKey(backend, id string) string { return "@" + backend + "/" + id }
 
 func (m *model) has(c string) bool { return slices.Contains(m.Capabilities, c) }
 

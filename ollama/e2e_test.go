@@ -320,7 +320,8 @@ func TestE2EChatEmbedAndProgress(t *testing.T) {
 }
 
 // upstream is a reverse proxy in front of a real Ollama that sees when
-// membrane closes a chat request before Ollama finished the answer.
+// membrane closes a chat request (/api/chat, or /v1/chat/completions)
+// before Ollama finished the answer.
 type upstream struct {
 	*httptest.Server
 	chats  atomic.Int64
@@ -334,13 +335,16 @@ func newUpstream(t *testing.T, target string) *upstream {
 	rp.FlushInterval = -1
 	rp.ErrorLog = log.New(io.Discard, "", 0)
 	rp.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.URL.Path == "/api/chat" {
-			resp.Body = &watchBody{ReadCloser: resp.Body, early: p.closed}
+		switch resp.Request.URL.Path {
+		case "/api/chat":
+			resp.Body = &watchBody{ReadCloser: resp.Body, early: p.closed, end: `"done":true`}
+		case "/v1/chat/completions":
+			resp.Body = &watchBody{ReadCloser: resp.Body, early: p.closed, end: "[DONE]"}
 		}
 		return nil
 	}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/chat" {
+		if r.URL.Path == "/api/chat" || r.URL.Path == "/v1/chat/completions" {
 			p.chats.Add(1)
 		}
 		rp.ServeHTTP(w, r)
@@ -349,11 +353,12 @@ func newUpstream(t *testing.T, target string) *upstream {
 	return p
 }
 
-// watchBody reports, when closed, whether the stream ended with Ollama's
-// final "done":true line.
+// watchBody reports, when closed, whether the stream ended with its end
+// marker: Ollama's final "done":true line, or an SSE stream's [DONE].
 type watchBody struct {
 	io.ReadCloser
 	early chan struct{}
+	end   string
 	last  []byte
 	once  sync.Once
 }
@@ -369,7 +374,7 @@ func (b *watchBody) Read(p []byte) (int, error) {
 
 func (b *watchBody) Close() error {
 	b.once.Do(func() {
-		if !strings.Contains(string(b.last), `"done":true`) {
+		if !strings.Contains(string(b.last), b.end) {
 			b.early <- struct{}{}
 		}
 	})

@@ -55,7 +55,7 @@ func (m *Models) limit(mod *model) int {
 // progress) while the model is busy. It returns a result instead when the
 // queue is full, and an error when ctx ends first.
 func (m *Models) acquire(ctx context.Context, req *calls.Request, mod *model) (release func(), busy *calls.Result, err error) {
-	g := m.gateFor(modelKey(mod.Name))
+	g := m.gateFor(mod.key())
 	if g == nil {
 		return func() {}, nil, nil
 	}

@@ -104,10 +104,13 @@ func (m *Models) resolve(name string, capability string) (*model, *calls.Result)
 	if mod, ok := m.lookup(modelKey(name)); ok {
 		return mod, nil
 	}
+	if mod, ok := m.lookup("@" + name); ok {
+		return mod, nil // a backend's model, as BACKEND/ID
+	}
 	var names []string
 	for _, mod := range m.snapshot() {
 		if mod.has(capability) {
-			names = append(names, mod.Name)
+			names = append(names, mod.displayName())
 		}
 	}
 	if len(names) == 0 {
@@ -154,7 +157,10 @@ func truncateString(s string, n int) string {
 
 // modelEntry is one model in the ollama_models answer.
 type modelEntry struct {
-	Name          string   `json:"name"`
+	Name string `json:"name"`
+	// Backend is the OpenAI-compatible backend that serves the model;
+	// empty for an Ollama model. Its name is BACKEND/ID.
+	Backend       string   `json:"backend,omitempty"`
 	Tools         []string `json:"tools"`
 	Capabilities  []string `json:"capabilities"`
 	Family        string   `json:"family,omitempty"`
@@ -194,10 +200,10 @@ func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.R
 		if a.Capability != "" && !mod.has(a.Capability) {
 			continue
 		}
-		tools := toolsOf[modelKey(mod.Name)]
+		tools := toolsOf[mod.key()]
 		slices.Sort(tools)
 		entries = append(entries, modelEntry{
-			Name: mod.Name, Tools: tools, Capabilities: mod.Capabilities,
+			Name: mod.displayName(), Backend: mod.backend, Tools: tools, Capabilities: mod.Capabilities,
 			Family: mod.Family, ParameterSize: mod.ParameterSize, Quantization: mod.Quantization,
 			ContextLength: mod.ContextLength, Dimensions: mod.EmbeddingLength, Hosts: mod.hostNames(),
 			Available: mod.pickHost(nil) != nil,

@@ -125,6 +125,16 @@ func New(cfg Config, r *calls.Router, log *slog.Logger) (*Models, error) {
 	for _, u := range urls {
 		m.hosts = append(m.hosts, newHost(u, hc))
 	}
+	if err := ValidateBackends(cfg.Backends); err != nil {
+		return nil, fmt.Errorf("ollama: %w", err)
+	}
+	for _, b := range cfg.Backends {
+		h, err := newBackendHost(b, hc)
+		if err != nil {
+			return nil, fmt.Errorf("ollama: %w", err)
+		}
+		m.hosts = append(m.hosts, h)
+	}
 	m.sync()
 	return m, nil
 }
@@ -275,6 +285,9 @@ func (m *Models) Refresh(ctx context.Context) error {
 			}
 			used[showKey(h, t)] = true
 			key := modelKey(t.Name)
+			if h.oa != nil {
+				key = backendKey(h.oa.cfg.Name, t.Name)
+			}
 			if mod, ok := models[key]; ok {
 				if !slices.Contains(mod.hosts, h) {
 					mod.hosts = append(mod.hosts, h)
@@ -286,6 +299,10 @@ func (m *Models) Refresh(ctx context.Context) error {
 				Family: t.Details.Family, ParameterSize: t.Details.ParameterSize,
 				Quantization: t.Details.QuantizationLevel, Format: t.Details.Format,
 				Capabilities: slices.Clone(caps), hosts: []*host{h},
+				ContextLength: t.contextLength,
+			}
+			if h.oa != nil {
+				mod.backend = h.oa.cfg.Name
 			}
 			if d != nil {
 				mod.ContextLength, mod.EmbeddingLength = d.ContextLength, d.EmbeddingLength
@@ -363,6 +380,9 @@ func (m *Models) showMissing(ctx context.Context) {
 	queued := map[string]bool{}
 	m.mu.RLock()
 	for _, h := range m.hosts {
+		if h.oa != nil {
+			continue // a backend's listing says all there is
+		}
 		h.mu.Lock()
 		tags := h.tags
 		h.mu.Unlock()
@@ -437,7 +457,7 @@ func (m *Models) snapshot() []*model {
 		out = append(out, mod)
 	}
 	m.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *model) int { return strings.Compare(modelKey(a.Name), modelKey(b.Name)) })
+	slices.SortFunc(out, func(a, b *model) int { return strings.Compare(a.key(), b.key()) })
 	return out
 }
 
@@ -452,7 +472,7 @@ func (m *Models) ToolModel(tool string) (model string, ok bool) {
 		return "", false
 	}
 	if mod, ok := m.models[t.Model]; ok {
-		return mod.Name, true
+		return mod.displayName(), true
 	}
 	return "", false
 }
@@ -470,14 +490,14 @@ func (m *Models) sync() {
 	var chatModels, embedModels []string
 	for _, mod := range mods {
 		if mod.canChat() {
-			chatModels = append(chatModels, mod.Name)
+			chatModels = append(chatModels, mod.displayName())
 		}
 		if mod.canEmbed() {
-			embedModels = append(embedModels, mod.Name)
+			embedModels = append(embedModels, mod.displayName())
 		}
 	}
-	chatNames := assignNames(prefixChat, chatModels)
-	embedNames := assignNames(prefixEmbed, embedModels)
+	chatNames := assignModelNames(prefixChat, mods, (*model).canChat)
+	embedNames := assignModelNames(prefixEmbed, mods, (*model).canEmbed)
 
 	anyUp := false
 	for _, h := range m.hosts {
@@ -520,12 +540,12 @@ func (m *Models) sync() {
 		}
 	}
 	for _, mod := range mods {
-		key := modelKey(mod.Name)
+		key := mod.key()
 		if mod.canChat() && mode == ModelToolsPerModel {
-			add(m.chatCall(chatNames[mod.Name], mod, nil), toolTarget{Kind: "chat", Model: key})
+			add(m.chatCall(chatNames[key], mod, nil), toolTarget{Kind: "chat", Model: key})
 		}
 		if mod.canEmbed() && mode == ModelToolsPerModel {
-			add(m.embedCall(embedNames[mod.Name], mod, nil), toolTarget{Kind: "embed", Model: key})
+			add(m.embedCall(embedNames[key], mod, nil), toolTarget{Kind: "embed", Model: key})
 		}
 	}
 	for i := range specs {
@@ -536,7 +556,7 @@ func (m *Models) sync() {
 		key := modelKey(s.Model)
 		var mod *model
 		for _, x := range mods {
-			if modelKey(x.Name) == key {
+			if x.key() == key || x.backend != "" && x.displayName() == s.Model {
 				mod = x
 			}
 		}
