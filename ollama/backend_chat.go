@@ -215,7 +215,10 @@ func readStream(r io.Reader, fn func(api.ChatResponse) error) error {
 			if ch.FinishReason != nil && *ch.FinishReason != "" {
 				finish = *ch.FinishReason
 			}
-			think := ch.Delta.ReasoningContent + ch.Delta.Reasoning
+			think := ch.Delta.Reasoning // vLLM since 0.11; reasoning_content before, and llama-server
+			if think == "" {
+				think = ch.Delta.ReasoningContent
+			}
 			if ch.Delta.Content == "" && think == "" {
 				continue
 			}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ollama/ollama/api"
 )
@@ -117,6 +118,10 @@ func TestBackendStreamFaults(t *testing.T) {
 			w.WriteHeader(400)
 			io.WriteString(w, `{"error":{"message":"This model's maximum context length is 4096 tokens","type":"invalid_request_error"}}`)
 		}, true, "the OpenAI-compatible server rejected the request to m1: This model's maximum context length is 4096 tokens"},
+		{"401 key refused", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(401)
+			io.WriteString(w, `{"error":{"message":"Invalid API key","type":"auth_error"}}`)
+		}, true, "refused the credentials membrane sent (HTTP 401: Invalid API key)"},
 		{"429 busy", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(429)
 			io.WriteString(w, `{"error":"rate limited"}`)
@@ -386,4 +391,48 @@ func FuzzParseModels(f *testing.F) {
 			seen[m.Name] = true
 		}
 	})
+}
+
+func TestBackendHangTimesOutAndClosesUpstream(t *testing.T) {
+	f := newFakeBackend(t, "slow")
+	closed := make(chan struct{})
+	f.setChat(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "data: %s\n\n", delta("part"))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // the client went away
+		close(closed)
+	})
+	m, r := newModels(t, Config{Hosts: []string{"127.0.0.1:1"}, CallTimeout: 300 * time.Millisecond, Backends: []Backend{{Name: "fb", URL: f.URL}}})
+	m.Refresh(t.Context())
+	res := call(t, r, "chat_slow", map[string]any{"prompt": "hi"})
+	if !res.IsError || !strings.Contains(res.TextOf(), "timeout: slow did not finish") || !strings.Contains(res.TextOf(), "part") {
+		t.Fatalf("hung backend chat: IsError=%v %q", res.IsError, res.TextOf())
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream request was not closed after the timeout")
+	}
+}
+
+func TestBackendResponseCap(t *testing.T) {
+	f := newFakeBackend(t, "chatty")
+	var lines []string
+	for range 100 {
+		lines = append(lines, delta(strings.Repeat("x", 100)))
+	}
+	f.setChat(sse(append(lines, finishStop, "[DONE]")...))
+	m, r := newModels(t, Config{Hosts: []string{"127.0.0.1:1"}, MaxResponseBytes: 1000, Backends: []Backend{{Name: "fb", URL: f.URL}}})
+	m.Refresh(t.Context())
+	res := call(t, r, "chat_chatty", map[string]any{"prompt": "hi"})
+	if res.IsError || !strings.Contains(res.TextOf(), "[truncated: the answer passed the limit of 1000 bytes") {
+		t.Fatalf("capped answer: %v %q", res.IsError, res.TextOf())
+	}
+	// Control: a larger limit takes the whole answer.
+	m2, r2 := newModels(t, Config{Hosts: []string{"127.0.0.1:1"}, Backends: []Backend{{Name: "fb", URL: f.URL}}})
+	m2.Refresh(t.Context())
+	if res := call(t, r2, "chat_chatty", map[string]any{"prompt": "hi"}); res.IsError || strings.Contains(res.TextOf(), "truncated") || len(res.Content[0].Text) != 10000 {
+		t.Errorf("uncapped answer: %v, %d bytes", res.IsError, len(res.Content[0].Text))
+	}
 }

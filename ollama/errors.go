@@ -73,6 +73,7 @@ const (
 	failRunner               // the host's runner could not start, or died
 	failBusy                 // the host's queue is full
 	failServer               // any other failure inside Ollama
+	failAuth                 // the server (or a proxy before it) refused the credentials
 )
 
 // replyPattern is a piece of an Ollama error text that tells one failure
@@ -122,6 +123,10 @@ func classify(se api.StatusError) failure {
 		return failModelMissing
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		return failBusy
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		// Ollama itself has no authentication: a proxy before it, or an
+		// OpenAI-compatible server's API key check.
+		return failAuth
 	case code >= 400 && code < 500:
 		if k := matchReply(se.ErrorMessage, false); k != failOther {
 			return k
@@ -189,6 +194,8 @@ func explainFrom(server string, err error, modelName, hostName string, ctxLen in
 			return fmt.Sprintf("%s on %s could not run model %s: %s; the host's installation or its model runner is broken (its server log says why), not the model; use another host or model, or try again later", server, hostName, modelName, msg)
 		case failBusy:
 			return fmt.Sprintf("%s on %s is overloaded (%s); wait a little and try again", server, hostName, msg)
+		case failAuth:
+			return fmt.Sprintf("%s on %s refused the credentials membrane sent (HTTP %d: %s); the key or password configured for that host is missing or wrong", server, hostName, se.StatusCode, msg)
 		}
 		return fmt.Sprintf("%s on %s failed (HTTP %d): %s", server, hostName, se.StatusCode, msg)
 	}

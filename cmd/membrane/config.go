@@ -458,14 +458,16 @@ func (c *Config) ollamaConfig() ollama.Config {
 	oc.Tools = slices.Clone(oc.Tools)
 	oc.ModelTools = ollama.ModelTools(c.ModelTools)
 	oc.Backends = slices.Clone(oc.Backends)
+	fromFile := len(oc.Backends)
 	for _, v := range c.OpenAIBackends {
 		b, err := ollama.ParseBackend(v)
 		if err != nil {
 			continue // checked when set
 		}
 		// A flag naming a backend of the file gives its URL and key; the
-		// file's entry keeps its model capabilities.
-		if i := slices.IndexFunc(oc.Backends, func(x ollama.Backend) bool { return x.Name == b.Name }); i >= 0 {
+		// file's entry keeps its model capabilities. Two flags of one name
+		// both stay, for ollama.New to refuse.
+		if i := slices.IndexFunc(oc.Backends[:fromFile], func(x ollama.Backend) bool { return x.Name == b.Name }); i >= 0 {
 			b.Models = oc.Backends[i].Models
 			oc.Backends[i] = b
 			continue

@@ -370,3 +370,36 @@ func TestSandboxHidesSecrets(t *testing.T) {
 		t.Errorf("with no config or token file, Hide = %q, want none", got)
 	}
 }
+
+func TestOpenAIBackendsMerge(t *testing.T) {
+	file := writeFile(t, "m.yaml", `openai:
+  backends:
+    - name: vllm
+      url: http://old:8000/v1
+      models: {"*": {vision: true}}
+    - name: lms
+      url: http://127.0.0.1:1234/v1
+`)
+	cfg, err := loadConfig("membrane", []string{"--config", file, "--openai-backend", "vllm=http://gpu1:8000/v1,key-env=VLLM_KEY", "--openai-backend", "lite=http://proxy:4000"}, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := cfg.ollamaConfig().Backends
+	if len(bs) != 3 {
+		t.Fatalf("backends: %+v", bs)
+	}
+	if b := bs[0]; b.Name != "vllm" || b.URL != "http://gpu1:8000/v1" || b.KeyEnv != "VLLM_KEY" || !b.Models["*"].Vision {
+		t.Errorf("the flag did not take over the file's vllm keeping its models: %+v", b)
+	}
+	if bs[1].Name != "lms" || bs[2].Name != "lite" {
+		t.Errorf("order or names: %+v", bs)
+	}
+	// Two flags of one name both land, and the pair is refused.
+	cfg, err = loadConfig("membrane", []string{"--openai-backend", "vllm=http://a:1/v1", "--openai-backend", "vllm=http://b:1/v1"}, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ollama.ValidateBackends(cfg.ollamaConfig().Backends); err == nil || !strings.Contains(err.Error(), "used twice") {
+		t.Errorf("two backends named vllm: %v", err)
+	}
+}
