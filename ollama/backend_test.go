@@ -436,3 +436,31 @@ func TestBackendResponseCap(t *testing.T) {
 		t.Errorf("uncapped answer: %v, %d bytes", res.IsError, len(res.Content[0].Text))
 	}
 }
+
+func TestPickPrefersLoadedUntilBusy(t *testing.T) {
+	mk := func() *host { return &host{up: true, name: "h"} }
+	a, b := mk(), mk()
+	mod := &model{Name: "m:latest", hosts: []*host{a, b}}
+	if got := mod.pick(nil, 2); got != a {
+		t.Fatal("with nothing loaded the first host should win")
+	}
+	b.markLoaded(mod.key(), mod.Name)
+	if got := mod.pick(nil, 2); got != b {
+		t.Error("the host with the model loaded did not win")
+	}
+	b.inflight.Add(2) // as busy as ModelConcurrency allows
+	if got := mod.pick(nil, 2); got != a {
+		t.Error("a loaded host running its share of calls still won over an idle one")
+	}
+	if got := mod.pick([]*host{a}, 2); got != b {
+		t.Error("tried hosts are not skipped")
+	}
+	// An expired entry counts as not loaded.
+	b.inflight.Add(-2)
+	b.mu.Lock()
+	b.loaded[mod.key()] = loadedModel{Name: mod.Name, Expires: time.Now().Add(-time.Second)}
+	b.mu.Unlock()
+	if got := mod.pick(nil, 2); got != a {
+		t.Error("a model whose keep-alive ran out still counts as loaded")
+	}
+}

@@ -99,7 +99,7 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 		last  *calls.Result
 	)
 	for {
-		h := mod.pickHost(tried)
+		h := mod.pick(tried, m.cfg.ModelConcurrency)
 		if h == nil {
 			if last != nil {
 				return last, nil
@@ -262,6 +262,7 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 		total = n
 	}
 	start := time.Now()
+	warm := h.isLoaded(mod.key(), start)
 
 	// A heartbeat while the model loads and until the first token.
 	hbCtx, stopHB := context.WithCancel(ctx)
@@ -278,7 +279,13 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 				n := st.tokens
 				st.mu.Unlock()
 				if n == 0 {
-					req.Progress.Report(ctx, 0, total, fmt.Sprintf("%s on %s: loading, %s so far", mod.Name, h.name, time.Since(start).Round(time.Second)))
+					msg := fmt.Sprintf("%s on %s: loading, %s so far", mod.Name, h.name, time.Since(start).Round(time.Second))
+					if !warm {
+						if d := m.loadTime(mod.key()); d > 0 {
+							msg += fmt.Sprintf(" (it took %s to load last time)", d.Round(100*time.Millisecond))
+						}
+					}
+					req.Progress.Report(ctx, 0, total, msg)
 				}
 			}
 		}
@@ -359,6 +366,10 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 		r.Structured = map[string]any{"model": mod.Name, "host": h.name, "error": text, "tokens": st.tokens}
 		r.Info = st.info(mod, h)
 		return r, false, nil
+	}
+	h.markLoaded(mod.key(), mod.Name)
+	if !warm {
+		m.recordLoad(mod.key(), st.final.LoadDuration)
 	}
 	return m.chatResult(mod, h, creq, st), false, nil
 }

@@ -43,6 +43,10 @@ type HostStatus struct {
 	Models int `json:"models"`
 	// Err says why the host is down; empty when it is up.
 	Err string `json:"err,omitempty"`
+	// Loaded are the models the host has in memory, as its /api/ps said
+	// at the last refresh (and calls since have shown); empty for an
+	// OpenAI-compatible backend, which does not say.
+	Loaded []string `json:"loaded,omitempty"`
 }
 
 // host is one Ollama server.
@@ -58,9 +62,10 @@ type host struct {
 	mu     sync.Mutex
 	up     bool
 	err    string
-	tags   []tagModel // as of the last successful listing, until downAfter failures
-	listed bool       // a listing was ever attempted
-	fails  int        // listings failed in a row
+	tags   []tagModel             // as of the last successful listing, until downAfter failures
+	listed bool                   // a listing was ever attempted
+	fails  int                    // listings failed in a row
+	loaded map[string]loadedModel // by model key, from /api/ps and calls
 }
 
 func newHost(base *url.URL, hc *http.Client) *host {
@@ -73,6 +78,7 @@ func (h *host) status() HostStatus {
 	st := HostStatus{URL: h.name, Up: h.up, Err: h.err}
 	if h.up {
 		st.Models = len(h.tags)
+		st.Loaded = h.loadedNames(time.Now())
 	}
 	if !h.listed {
 		st.Err = "not contacted yet"
@@ -334,15 +340,28 @@ func (m *model) downReasons() string {
 
 // pickHost returns the up host that has m and is running the fewest calls,
 // skipping those in tried; ties go to the earlier host in the configuration.
-func (m *model) pickHost(tried []*host) *host {
-	var best *host
-	var load int64
+func (m *model) pickHost(tried []*host) *host { return m.pick(tried, 0) }
+
+// pick is pickHost that first prefers a host that has the model loaded
+// already (a call there skips the load, and no other host has to load it
+// beside), while that host runs fewer than per calls; per <= 0 means
+// always. Among equals the least busy wins, then the earlier one.
+func (m *model) pick(tried []*host, per int) *host {
+	var (
+		best     *host
+		load     int64
+		bestWarm bool
+		now      = time.Now()
+		key      = m.key()
+	)
 	for _, h := range m.hosts {
 		if slices.Contains(tried, h) || !h.isUp() {
 			continue
 		}
-		if n := h.inflight.Load(); best == nil || n < load {
-			best, load = h, n
+		n := h.inflight.Load()
+		warm := h.isLoaded(key, now) && (per <= 0 || n < int64(per))
+		if best == nil || warm && !bestWarm || warm == bestWarm && n < load {
+			best, load, bestWarm = h, n, warm
 		}
 	}
 	return best

@@ -486,7 +486,10 @@ func TestE2ETwoHostsOverlap(t *testing.T) {
 		b.Create(t, "shared:latest", ollamatest.ChatModel())
 		b.Create(t, "only-b:latest", ollamatest.EmbedModel(32))
 		pa, pb := newUpstream(t, a.URL), newUpstream(t, b.URL)
-		h := start(t, ollama.Config{Hosts: []string{pa.URL, pb.URL}})
+		// One call per host at a time: the second call may not join the
+		// first on the host that has the model loaded (see
+		// TestE2EPreferLoadedHost), so it goes to the other.
+		h := start(t, ollama.Config{Hosts: []string{pa.URL, pb.URL}, ModelConcurrency: 1})
 		tools := h.ready(t, "models of both hosts", has("chat_only_a", "chat_shared", "embed_only_b"))
 		if d := tools["chat_shared"].Description; !strings.Contains(d, pa.URL) || !strings.Contains(d, pb.URL) {
 			t.Errorf("shared model's description does not name both hosts: %s", d)

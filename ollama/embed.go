@@ -76,7 +76,7 @@ func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a
 		last  string
 	)
 	for {
-		h := mod.pickHost(tried)
+		h := mod.pick(tried, m.cfg.ModelConcurrency)
 		if h == nil {
 			if last != "" {
 				return calls.Errorf("%s", last), nil
@@ -103,6 +103,7 @@ func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a
 			}
 			return calls.Errorf("%s", explainOn(err, mod, h)), nil
 		}
+		h.markLoaded(mod.key(), mod.Name)
 		if len(resp.Embeddings) != len(inputs) {
 			return calls.Errorf("%s on %s returned %d vectors for %d inputs", h.server(), h.name, len(resp.Embeddings), len(inputs)), nil
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
 )
@@ -171,6 +172,9 @@ type modelEntry struct {
 	Hosts         []string `json:"hosts"`
 	// Available is false while every host that has the model is down.
 	Available bool `json:"available"`
+	// LoadedOn are the hosts that have the model in memory now: a call
+	// goes to one of them first.
+	LoadedOn []string `json:"loaded_on,omitempty"`
 }
 
 func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.Result, error) {
@@ -206,7 +210,7 @@ func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.R
 			Name: mod.displayName(), Backend: mod.backend, Tools: tools, Capabilities: mod.Capabilities,
 			Family: mod.Family, ParameterSize: mod.ParameterSize, Quantization: mod.Quantization,
 			ContextLength: mod.ContextLength, Dimensions: mod.EmbeddingLength, Hosts: mod.hostNames(),
-			Available: mod.pickHost(nil) != nil,
+			Available: mod.pickHost(nil) != nil, LoadedOn: mod.loadedOn(time.Now()),
 		})
 	}
 	out := map[string]any{"models": entries, "hosts": m.Hosts()}

@@ -73,7 +73,9 @@ type Models struct {
 	specs  []ToolSpec               // logical tools
 	shows  map[string]*modelDetails // /api/show facts by digest
 	gates  map[string]*gate         // per-model queues by modelKey
-	tools  map[string]toolTarget    // reverse map: tool name -> what it runs
+	// loadTimes is how long each model (by key) took to load last time.
+	loadTimes map[string]time.Duration
+	tools     map[string]toolTarget // reverse map: tool name -> what it runs
 
 	syncMu sync.Mutex // builds and hands over one set of calls at a time
 	// waiting are the logical tools whose model no host has, as last
@@ -258,7 +260,13 @@ func (m *Models) Refresh(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(m.hosts))
 	for i, h := range m.hosts {
-		wg.Go(func() { errs[i] = m.listHost(ctx, h) })
+		wg.Go(func() {
+			if errs[i] = m.listHost(ctx, h); errs[i] == nil {
+				if err := h.readLoaded(ctx); err != nil && ctx.Err() == nil {
+					m.log.Debug("ollama /api/ps", "host", h.name, "err", err)
+				}
+			}
+		})
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
