@@ -444,7 +444,7 @@ func TestPickPrefersLoadedUntilBusy(t *testing.T) {
 	if got := mod.pick(nil, 2); got != a {
 		t.Fatal("with nothing loaded the first host should win")
 	}
-	b.markLoaded(mod.key(), mod.Name)
+	b.markLoaded(mod.key(), mod.Name, 0)
 	if got := mod.pick(nil, 2); got != b {
 		t.Error("the host with the model loaded did not win")
 	}

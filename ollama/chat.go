@@ -248,6 +248,9 @@ type chatStream struct {
 	lastSent  time.Time
 	// firstToken is the time from the request to the first token.
 	firstToken time.Duration
+	// estimate is the input's estimated tokens; numCtx the num_ctx
+	// membrane chose for the call (0: none sent).
+	estimate, numCtx int
 }
 
 // chatOn streams creq from h. retry reports that h could not be reached
@@ -256,7 +259,11 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 	h.inflight.Add(1)
 	defer h.inflight.Add(-1)
 
-	st := &chatStream{}
+	st := &chatStream{estimate: estimateTokens(creq)}
+	if n := m.chooseNumCtx(creq, mod, h, st.estimate); n > 0 {
+		creq = withNumCtx(creq, n)
+		st.numCtx = n
+	}
 	total := 0.0
 	if n, ok := number(creq.Options["num_predict"]); ok && n > 0 {
 		total = n
@@ -367,7 +374,7 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 		r.Info = st.info(mod, h)
 		return r, false, nil
 	}
-	h.markLoaded(mod.key(), mod.Name)
+	h.markLoaded(mod.key(), mod.Name, st.numCtx)
 	if !warm {
 		m.recordLoad(mod.key(), st.final.LoadDuration)
 	}
@@ -394,7 +401,19 @@ func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chat
 		out["done_reason"] = "response_limit"
 		notes = append(notes, fmt.Sprintf("[truncated: the answer passed the limit of %d bytes and generation was stopped]", m.cfg.MaxResponseBytes))
 	}
-	if cut, why := looksTruncated(creq, st.final.PromptEvalCount, mod.ContextLength); cut && h.oa == nil && !(creq.Truncate != nil && *creq.Truncate) {
+	if st.numCtx > 0 {
+		out["num_ctx"] = st.numCtx
+	}
+	cut, why := looksTruncated(creq, st.final.PromptEvalCount, mod.ContextLength)
+	if !cut {
+		window := st.numCtx
+		if window == 0 {
+			window = mod.ContextLength
+		}
+		why = estimateNote(st.estimate, st.final.PromptEvalCount, window)
+		cut = why != ""
+	}
+	if cut && h.oa == nil && !(creq.Truncate != nil && *creq.Truncate) {
 		notes = append(notes, "[warning: "+why+", so Ollama probably cut the beginning of the input; shorten it, or raise options.num_ctx (up to the model's context length)]")
 		out["context_full"] = true
 	}

@@ -188,6 +188,7 @@ type modelDetails struct {
 	ContextLength   int
 	EmbeddingLength int
 	Arch            string
+	KVBytesPerToken int // f16 KV cache per token of context; 0 unknown
 }
 
 // show reads a model's details from /api/show.
@@ -210,6 +211,8 @@ func detailsFromShow(resp *api.ShowResponse) *modelDetails {
 	if d.Arch != "" {
 		d.ContextLength = intOf(resp.ModelInfo[d.Arch+".context_length"])
 		d.EmbeddingLength = intOf(resp.ModelInfo[d.Arch+".embedding_length"])
+		d.KVBytesPerToken = kvBytesPerToken(intOf(resp.ModelInfo[d.Arch+".block_count"]), intOf(resp.ModelInfo[d.Arch+".attention.head_count"]),
+			intOf(resp.ModelInfo[d.Arch+".attention.head_count_kv"]), d.EmbeddingLength)
 	}
 	if len(d.Capabilities) == 0 {
 		// Servers older than capabilities in /api/show: an embedding model
@@ -261,6 +264,7 @@ type model struct {
 	Size            int64
 	ContextLength   int
 	EmbeddingLength int
+	KVBytesPerToken int
 	Capabilities    []string
 	hosts           []*host // hosts that have it, in configuration order
 	// backend is the name of the OpenAI-compatible backend that serves

@@ -1,6 +1,7 @@
 package ollama_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -327,6 +328,16 @@ type upstream struct {
 	*httptest.Server
 	chats  atomic.Int64
 	closed chan struct{} // one value per /api/chat answer closed before its done line
+
+	mu       sync.Mutex
+	lastChat []byte // the body of the last chat request
+}
+
+// lastChatBody returns the body of the last chat request.
+func (p *upstream) lastChatBody() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastChat
 }
 
 func newUpstream(t *testing.T, target string) *upstream {
@@ -347,6 +358,11 @@ func newUpstream(t *testing.T, target string) *upstream {
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api/chat" || r.URL.Path == "/v1/chat/completions" {
 			p.chats.Add(1)
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			p.mu.Lock()
+			p.lastChat = body
+			p.mu.Unlock()
 		}
 		rp.ServeHTTP(w, r)
 	}))

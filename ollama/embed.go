@@ -103,7 +103,7 @@ func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a
 			}
 			return calls.Errorf("%s", explainOn(err, mod, h)), nil
 		}
-		h.markLoaded(mod.key(), mod.Name)
+		h.markLoaded(mod.key(), mod.Name, 0)
 		if len(resp.Embeddings) != len(inputs) {
 			return calls.Errorf("%s on %s returned %d vectors for %d inputs", h.server(), h.name, len(resp.Embeddings), len(inputs)), nil
 		}

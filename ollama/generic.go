@@ -175,6 +175,10 @@ type modelEntry struct {
 	// LoadedOn are the hosts that have the model in memory now: a call
 	// goes to one of them first.
 	LoadedOn []string `json:"loaded_on,omitempty"`
+	// NumCtxLimit is the largest num_ctx membrane sends for the model:
+	// its context length, lowered by the context memory budget, or the
+	// configured num_ctx. Below it, membrane sizes num_ctx to the input.
+	NumCtxLimit int `json:"num_ctx_limit,omitempty"`
 }
 
 func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.Result, error) {
@@ -210,7 +214,7 @@ func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.R
 			Name: mod.displayName(), Backend: mod.backend, Tools: tools, Capabilities: mod.Capabilities,
 			Family: mod.Family, ParameterSize: mod.ParameterSize, Quantization: mod.Quantization,
 			ContextLength: mod.ContextLength, Dimensions: mod.EmbeddingLength, Hosts: mod.hostNames(),
-			Available: mod.pickHost(nil) != nil, LoadedOn: mod.loadedOn(time.Now()),
+			Available: mod.pickHost(nil) != nil, LoadedOn: mod.loadedOn(time.Now()), NumCtxLimit: m.numCtxLimit(mod),
 		})
 	}
 	out := map[string]any{"models": entries, "hosts": m.Hosts()}
@@ -220,4 +224,12 @@ func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.R
 		text = "No Ollama host is reachable (" + m.hostSummary() + "). Start Ollama, or point membrane's Ollama host setting (or OLLAMA_HOST) at it.\n" + text
 	}
 	return &calls.Result{Content: []calls.Content{{Type: calls.ContentText, Text: text}}, Structured: out}, nil
+}
+
+// numCtxLimit is ctxLimit for an Ollama model; 0 for a backend's.
+func (m *Models) numCtxLimit(mod *model) int {
+	if mod.backend != "" {
+		return 0
+	}
+	return m.ctxLimit(mod)
 }

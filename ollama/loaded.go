@@ -32,6 +32,9 @@ func (h *host) readLoaded(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	h.mu.Lock()
+	old := h.loaded
+	h.mu.Unlock()
 	loaded := make(map[string]loadedModel, len(resp.Models))
 	for _, p := range resp.Models {
 		name := p.Name
@@ -41,7 +44,14 @@ func (h *host) readLoaded(ctx context.Context) error {
 		if !validModelName(name) {
 			continue
 		}
-		loaded[modelKey(name)] = loadedModel{Name: name, Expires: p.ExpiresAt, SizeVRAM: p.SizeVRAM, ContextLength: p.ContextLength}
+		key := modelKey(name)
+		ctxLen := p.ContextLength
+		if ctxLen == 0 {
+			// Before v0.10 /api/ps does not say; keep the num_ctx
+			// membrane loaded it with, if it did.
+			ctxLen = old[key].ContextLength
+		}
+		loaded[key] = loadedModel{Name: name, Expires: p.ExpiresAt, SizeVRAM: p.SizeVRAM, ContextLength: ctxLen}
 	}
 	h.mu.Lock()
 	h.loaded = loaded
@@ -59,8 +69,9 @@ func (h *host) isLoaded(key string, now time.Time) bool {
 }
 
 // markLoaded records that a call of the model just ran on the host, so it
-// is loaded now (until the next /api/ps says otherwise).
-func (h *host) markLoaded(key, name string) {
+// is loaded now (until the next /api/ps says otherwise), with num_ctx
+// ctxLen when that is known (0 keeps what was known).
+func (h *host) markLoaded(key, name string, ctxLen int) {
 	if h.oa != nil {
 		return
 	}
@@ -71,6 +82,9 @@ func (h *host) markLoaded(key, name string) {
 	}
 	l := h.loaded[key]
 	l.Name = name
+	if ctxLen > 0 {
+		l.ContextLength = ctxLen
+	}
 	l.Expires = time.Now().Add(defaultKeepAlive)
 	h.loaded[key] = l
 }

@@ -313,7 +313,7 @@ func (m *Models) Refresh(ctx context.Context) error {
 				mod.backend = h.oa.cfg.Name
 			}
 			if d != nil {
-				mod.ContextLength, mod.EmbeddingLength = d.ContextLength, d.EmbeddingLength
+				mod.ContextLength, mod.EmbeddingLength, mod.KVBytesPerToken = d.ContextLength, d.EmbeddingLength, d.KVBytesPerToken
 			}
 			models[key] = mod
 		}

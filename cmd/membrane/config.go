@@ -246,6 +246,19 @@ func define(name string, c *Config) *settings.Set {
 	s.List(&c.OpenAIBackends, nil, D{Flag: "openai-backend", Env: "MEMBRANE_OPENAI_BACKENDS", Key: "openai.backend_urls", Arg: "NAME=URL",
 		Doc: "also serve the models of an OpenAI-compatible server (vLLM, llama-server, LM Studio, LiteLLM) at URL, such as vllm=http://gpu1:8000/v1; add ,key-env=VAR or ,key-file=PATH for its API key; repeatable"},
 		func(v string) error { _, err := ollama.ParseBackend(v); return err })
+	s.Size(&o.ContextBudget, 0, D{Flag: "context-budget", Env: "MEMBRANE_CONTEXT_BUDGET", Key: "ollama.context_budget",
+		Doc: "memory one call's context window (KV cache) may take on a host; num_ctx is capped to fit (SIZE; 0 = the model's context length)"},
+		settings.AtLeast[int64](0))
+	settings.Value(s, &o.NumCtx, D{Key: "ollama.num_ctx",
+		Doc: "num_ctx per model, instead of the size membrane picks for each input: {MODEL: TOKENS}"},
+		func(m map[string]int) error {
+			for name, n := range m {
+				if n < 256 || n > 1<<24 {
+					return fmt.Errorf("num_ctx of %s: %d is not from 256 to 16777216", name, n)
+				}
+			}
+			return nil
+		})
 	settings.Value(s, &o.Backends, D{Key: "openai.backends",
 		Doc: "OpenAI-compatible servers with per-model capabilities: [{name, url, key_env, key_file, models: {ID or '*': {vision, tools, thinking, embedding, context_length}}}] (see OpenAI-compatible backends)"},
 		ollama.ValidateBackends)

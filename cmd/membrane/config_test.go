@@ -230,6 +230,7 @@ func TestEverySetting(t *testing.T) {
 			"tokens-file": writeFile(t, "tokens.json", `{"tokens":[{"name":"a","token":"a-token-0123456789ab"}]}`),
 			"tools":       "ollama_*", "exclude-tools": "sh", "rate-limit": "sh=10/min:3", "model-tools": "generic",
 			"http-get-allow": "docs.python.org", "scrub-output": "false", "secret-env": "DEPLOY_KEY", "http_get.headers": "[{for: x.com, name: A, value: b}]",
+			"context-budget": "2GiB", "ollama.num_ctx": "{qwen3: 8192}",
 			"openai-backend": "vllm=http://gpu1:8000/v1", "openai.backends": "[{name: lms, url: 'http://127.0.0.1:1234/v1', models: {'*': {vision: true}}}]",
 		},
 		Bad: map[string]string{
@@ -239,6 +240,7 @@ func TestEverySetting(t *testing.T) {
 			"tools": "[oops", "exclude-tools": "[oops", "rate-limit": "sh=0/min", "secret-env": "1BAD-NAME",
 			"model-tools": "all", "http-get-allow": "example.com/path",
 			"openai-backend": "http://gpu1:8000/v1", "openai.backends": "[{name: Bad, url: x}]",
+			"context-budget": "-1", "ollama.num_ctx": "{qwen3: 10}",
 		},
 		NoBad: []string{"config", "http", "token-file", "tokens-file", "allowed-host", "audit-log", "store"},
 	})

@@ -446,50 +446,54 @@ func TestDoctorReportsBrokenOllama(t *testing.T) {
 // that a stdio client hears both.
 func TestListChangedStdio(t *testing.T) {
 	bin := binary(t)
-	srv := ollamatest.Start(t)
-	changed := make(chan struct{}, 10)
-	cs, _, _ := launch(t, bin, []string{"--ollama-host", srv.URL, "--ollama-refresh", "200ms"}, &sdk.ClientOptions{
-		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		},
-	})
-	t.Cleanup(func() { cs.Close() })
-	before := toolSet(t, cs)
-	waitChange := func(what string, cond func([]string) bool) []string {
-		t.Helper()
-		deadline := time.After(60 * time.Second)
-		for {
-			select {
-			case <-changed:
-				if names := toolSet(t, cs); cond(names) {
-					return names
+	for _, v := range ollamatest.Versions(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			srv := v.Start(t)
+			changed := make(chan struct{}, 10)
+			cs, _, _ := launch(t, bin, []string{"--ollama-host", srv.URL, "--ollama-refresh", "200ms"}, &sdk.ClientOptions{
+				ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) {
+					select {
+					case changed <- struct{}{}:
+					default:
+					}
+				},
+			})
+			t.Cleanup(func() { cs.Close() })
+			before := toolSet(t, cs)
+			waitChange := func(what string, cond func([]string) bool) []string {
+				t.Helper()
+				deadline := time.After(60 * time.Second)
+				for {
+					select {
+					case <-changed:
+						if names := toolSet(t, cs); cond(names) {
+							return names
+						}
+					case <-deadline:
+						t.Fatalf("no list_changed with the tools after %s; tools now %v", what, toolSet(t, cs))
+					}
 				}
-			case <-deadline:
-				t.Fatalf("no list_changed with the tools after %s; tools now %v", what, toolSet(t, cs))
 			}
-		}
-	}
-	srv.Create(t, "e2e-tiny", ollamatest.ChatModel())
-	after := waitChange("create", func(names []string) bool { return len(names) > len(before) })
-	var added []string
-	for _, n := range after {
-		if !slices.Contains(before, n) {
-			added = append(added, n)
-		}
-	}
-	if len(added) == 0 || !strings.Contains(strings.Join(added, ","), "e2e") {
-		t.Errorf("added tools %v do not name the model", added)
-	}
-	srv.Delete(t, "e2e-tiny")
-	waitChange("delete", func(names []string) bool {
-		for _, a := range added {
-			if slices.Contains(names, a) {
-				return false
+			srv.Create(t, "e2e-tiny", ollamatest.ChatModel())
+			after := waitChange("create", func(names []string) bool { return len(names) > len(before) })
+			var added []string
+			for _, n := range after {
+				if !slices.Contains(before, n) {
+					added = append(added, n)
+				}
 			}
-		}
-		return true
-	})
+			if len(added) == 0 || !strings.Contains(strings.Join(added, ","), "e2e") {
+				t.Errorf("added tools %v do not name the model", added)
+			}
+			srv.Delete(t, "e2e-tiny")
+			waitChange("delete", func(names []string) bool {
+				for _, a := range added {
+					if slices.Contains(names, a) {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
 }
