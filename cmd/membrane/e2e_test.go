@@ -497,3 +497,34 @@ func TestListChangedStdio(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenAIBackendBinary serves a real OpenAI-compatible server's models
+// (Ollama's /v1) through --openai-backend, with a key from a file, and
+// answers a chat through one.
+func TestOpenAIBackendBinary(t *testing.T) {
+	bin := binary(t)
+	for _, v := range ollamatest.Versions(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			srv := v.Start(t)
+			srv.Create(t, "friendly", ollamatest.ScriptedModel(ollamatest.Script{Answer: " Hello from a friend."}))
+			key := writeFile(t, "friend.key", "not-checked-by-ollama\n")
+			cs, _, _ := launch(t, bin, []string{"--ollama-host", "127.0.0.1:1", "--ollama-refresh", "200ms",
+				"--openai-backend", "friend=" + srv.URL + "/v1,key-file=" + key}, nil)
+			t.Cleanup(func() { cs.Close() })
+			deadline := time.Now().Add(30 * time.Second)
+			for !slices.Contains(toolSet(t, cs), "chat_friendly") {
+				if time.Now().After(deadline) {
+					t.Fatalf("no chat_friendly from the backend; tools %v", toolSet(t, cs))
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			res, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "chat_friendly", Arguments: map[string]any{"prompt": "hi"}})
+			if err != nil || res.IsError {
+				t.Fatalf("chat through the backend: %v %+v", err, res)
+			}
+			if tc, _ := res.Content[0].(*sdk.TextContent); tc == nil || strings.TrimSpace(tc.Text) != "Hello from a friend." {
+				t.Errorf("answer %+v", res.Content)
+			}
+		})
+	}
+}
