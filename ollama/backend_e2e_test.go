@@ -1,11 +1,9 @@
 package ollama_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -126,23 +124,7 @@ func TestE2EBackendCancelClosesUpstream(t *testing.T) {
 		up := newUpstream(t, srv.URL)
 		h := start(t, ollama.Config{Hosts: []string{"127.0.0.1:1"}, Backends: []ollama.Backend{{Name: "friend", URL: up.URL}}})
 		h.ready(t, "chat_gibberish", has("chat_gibberish"))
-
-		ctx, cancel := context.WithCancel(t.Context())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := h.cs.CallTool(ctx, longChat("chat_gibberish"))
-			errc <- err
-		}()
-		h.waitTokens(t)
-		cancel()
-		if err := <-errc; err == nil {
-			t.Fatal("a cancelled call returned no error")
-		}
-		select {
-		case <-up.closed:
-		case <-time.After(10 * time.Second):
-			t.Fatal("membrane did not close the upstream /v1/chat/completions request after the client cancelled")
-		}
+		h.cancelMidStream(t, up, "chat_gibberish")
 		if n := up.chats.Load(); n != 1 {
 			t.Errorf("%d upstream chat requests, want 1", n)
 		}

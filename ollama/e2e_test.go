@@ -407,6 +407,29 @@ func longChat(tool string) *sdk.CallToolParams {
 	return p
 }
 
+// cancelMidStream starts a long chat of tool, cancels it once tokens
+// flow, and checks that the call fails and that membrane closed the
+// upstream request before its end.
+func (h *harness) cancelMidStream(t *testing.T, up *upstream, tool string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.cs.CallTool(ctx, longChat(tool))
+		errc <- err
+	}()
+	h.waitTokens(t)
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("a cancelled call returned no error")
+	}
+	select {
+	case <-up.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("membrane did not close the upstream chat request after the client cancelled")
+	}
+}
+
 func (h *harness) waitTokens(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -431,23 +454,7 @@ func TestE2ECancelClosesUpstream(t *testing.T) {
 		up := newUpstream(t, srv.URL)
 		h := start(t, ollama.Config{Hosts: []string{up.URL}})
 		h.ready(t, "chat_gibberish", has("chat_gibberish"))
-
-		ctx, cancel := context.WithCancel(t.Context())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := h.cs.CallTool(ctx, longChat("chat_gibberish"))
-			errc <- err
-		}()
-		h.waitTokens(t)
-		cancel()
-		if err := <-errc; err == nil {
-			t.Fatal("a cancelled call returned no error")
-		}
-		select {
-		case <-up.closed:
-		case <-time.After(10 * time.Second):
-			t.Fatal("membrane did not close the upstream /api/chat request after the client cancelled")
-		}
+		h.cancelMidStream(t, up, "chat_gibberish")
 		// The model is free again: a new call is answered.
 		res, err := h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "chat_gibberish", Arguments: map[string]any{"prompt": "hi"}})
 		if err != nil || res.IsError {
