@@ -24,6 +24,9 @@ type Host struct {
 	URL    string
 	Up     bool
 	Models int
+	// Loaded are the models the host has in memory now, for
+	// membrane_model_loaded.
+	Loaded []string
 }
 
 // Options configures New. The zero value is usable.
@@ -193,12 +196,15 @@ var (
 		"Whether a model server answers (1) or not (0), by host.", []string{"host"}, nil)
 	descHostModels = prometheus.NewDesc("membrane_model_host_models",
 		"Models a model server holds, by host.", []string{"host"}, nil)
+	descLoaded = prometheus.NewDesc("membrane_model_loaded",
+		"1 for each model a model server has in memory (Ollama's /api/ps), by host and model.", []string{"host", "model"}, nil)
 )
 
 func (c *routerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descDropped
 	ch <- descHostUp
 	ch <- descHostModels
+	ch <- descLoaded
 }
 
 func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -220,5 +226,8 @@ func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descHostUp, prometheus.GaugeValue, up, h.URL)
 		ch <- prometheus.MustNewConstMetric(descHostModels, prometheus.GaugeValue, float64(h.Models), h.URL)
+		for _, name := range h.Loaded {
+			ch <- prometheus.MustNewConstMetric(descLoaded, prometheus.GaugeValue, 1, h.URL, name)
+		}
 	}
 }

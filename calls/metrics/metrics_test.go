@@ -24,7 +24,7 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 func TestMetrics(t *testing.T) {
 	r := calls.NewRouter(nil)
 	m := metrics.New(r, &metrics.Options{Hosts: func() []metrics.Host {
-		return []metrics.Host{{URL: "http://127.0.0.1:11434", Up: true, Models: 3}}
+		return []metrics.Host{{URL: "http://127.0.0.1:11434", Up: true, Models: 3, Loaded: []string{"qwen3:0.6b"}}}
 	}})
 	stop := r.Observe(m)
 	add := func(name string, kind calls.Kind, h calls.HandlerFunc) {
@@ -66,6 +66,7 @@ func TestMetrics(t *testing.T) {
 		`membrane_calls_in_flight 0`,
 		`membrane_model_host_up{host="http://127.0.0.1:11434"} 1`,
 		`membrane_model_host_models{host="http://127.0.0.1:11434"} 3`,
+		`membrane_model_loaded{host="http://127.0.0.1:11434",model="qwen3:0.6b"} 1`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(out, want) {

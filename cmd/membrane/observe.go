@@ -86,7 +86,7 @@ func (o *observers) attach(router *calls.Router, models *ollama.Models) {
 	o.metrics = metrics.New(router, &metrics.Options{Hosts: func() []metrics.Host {
 		var out []metrics.Host
 		for _, h := range models.Hosts() {
-			out = append(out, metrics.Host{URL: h.URL, Up: h.Up, Models: h.Models})
+			out = append(out, metrics.Host{URL: h.URL, Up: h.Up, Models: h.Models, Loaded: h.Loaded})
 		}
 		return out
 	}})
