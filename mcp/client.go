@@ -635,7 +635,11 @@ func resultFrom(r *sdk.CallToolResult) *calls.Result {
 		case *sdk.AudioContent:
 			out.Content = append(out.Content, calls.Content{Type: calls.ContentText, Text: fmt.Sprintf("[audio: %s, %d bytes]", c.MIMEType, len(c.Data))})
 		case *sdk.ResourceLink:
-			out.Content = append(out.Content, calls.Content{Type: calls.ContentText, Text: fmt.Sprintf("[resource %s: %s]", c.Name, c.URI)})
+			size := int64(-1)
+			if c.Size != nil {
+				size = *c.Size
+			}
+			out.Content = append(out.Content, calls.Content{Type: calls.ContentLink, URI: c.URI, Name: calls.ValidUTF8(c.Name), MIMEType: c.MIMEType, Size: size})
 		case *sdk.EmbeddedResource:
 			if c.Resource == nil {
 				continue

@@ -67,6 +67,10 @@ type ServerOptions struct {
 	// see (nil: all). A tool it hides is left out of tools/list, and a
 	// call to it is answered as an unknown tool.
 	Scope func(ctx context.Context, user string) (context.Context, func(tool string) bool)
+	// WorkspaceResources, when set, serves each session's workspace as
+	// MCP resources (list, read, templates, subscribe; see resources.go).
+	// Nil serves no resources.
+	WorkspaceResources *WorkspaceResourceOptions
 	// Workspaces, when set, is the store of workspace handles that the
 	// tools' calls resolve (calls.ResolveWorkspace): every session is
 	// bound to it with the user of its bearer token, and a sessionless
@@ -121,6 +125,8 @@ type Server struct {
 	calls    sync.WaitGroup // running tool calls
 
 	endWithRequestOnce sync.Once // see HTTPHandler
+
+	res *resources // nil: no workspace resources
 }
 
 // session is what the adapter keeps per MCP session.
@@ -204,7 +210,7 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 	if o.Scope != nil {
 		scope = "private"
 	}
-	s.sdk = sdk.NewServer(&sdk.Implementation{Name: o.Name, Version: o.Version}, &sdk.ServerOptions{
+	sopts := &sdk.ServerOptions{
 		Instructions: o.Instructions,
 		// Tool lists come in name order (the SDK sorts them); say how long
 		// one stays good.
@@ -224,8 +230,16 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 			//lint:ignore SA1019 logging to the client is still served to clients of 2025-11-25 and before, and through _meta on 2026-07-28.
 			Logging: &sdk.LoggingCapabilities{},
 		},
-	})
+	}
+	if o.WorkspaceResources != nil {
+		s.res = newResources(o.WorkspaceResources)
+		sopts.SubscribeHandler, sopts.UnsubscribeHandler = s.subscribe, s.unsubscribe
+	}
+	s.sdk = sdk.NewServer(&sdk.Implementation{Name: o.Name, Version: o.Version}, sopts)
 	s.sdk.AddReceivingMiddleware(checkParams)
+	if s.res != nil {
+		s.serveResources()
+	}
 	if o.Ready != nil {
 		s.ready = o.Ready
 		s.sdk.AddReceivingMiddleware(s.waitReady)
@@ -423,6 +437,9 @@ func toolOf(c *calls.Call) *sdk.Tool {
 			DestructiveHint: &destructive,
 		},
 	}
+	if len(c.OutputSchema) > 0 {
+		t.OutputSchema = json.RawMessage(c.OutputSchema)
+	}
 	return t
 }
 
@@ -441,6 +458,12 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 	defer cancel()
 	defer sess.start(cancel)()
 
+	if s.res != nil {
+		// The call may have changed a subscribed file.
+		// A call by workspace handle works in another session's
+		// directory, so all subscriptions are looked at (a bounded set).
+		defer s.checkSubscriptions("")
+	}
 	res, err := s.router.Call(ctx, name, &calls.Request{
 		Arguments: req.Params.Arguments,
 		Session:   sess.cs,
@@ -580,6 +603,13 @@ func resultOf(r *calls.Result) *sdk.CallToolResult {
 		switch c.Type {
 		case calls.ContentImage:
 			out.Content = append(out.Content, &sdk.ImageContent{Data: c.Data, MIMEType: c.MIMEType})
+		case calls.ContentLink:
+			l := &sdk.ResourceLink{URI: c.URI, Name: c.Name, MIMEType: c.MIMEType}
+			if c.Size >= 0 {
+				size := c.Size
+				l.Size = &size
+			}
+			out.Content = append(out.Content, l)
 		default:
 			out.Content = append(out.Content, &sdk.TextContent{Text: calls.ValidUTF8(c.Text)})
 		}

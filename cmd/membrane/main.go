@@ -284,6 +284,8 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		MaxResultBytes: int(cfg.MaxResult),
 		Scope:          scope,
 		Workspaces:     handles,
+		// Each session's workspace, browsable as workspace:// resources.
+		WorkspaceResources: &mcp.WorkspaceResourceOptions{},
 	})
 	if cfg.HTTP.ConformanceFixtures {
 		log.Warn("serving the conformance suite's fixture tools and resources (--conformance-fixtures): for tests only")

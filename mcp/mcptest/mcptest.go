@@ -30,7 +30,18 @@ import (
 // closed by t.Cleanup. A nil opts means the SDK's default client options.
 func Connect(t testing.TB, r *calls.Router, opts *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
-	srv := mcp.NewServer(r, &mcp.ServerOptions{Name: "membrane", Version: "test"})
+	return ConnectWith(t, r, nil, opts, nil)
+}
+
+// ConnectWith is Connect with the server's options (nil: the defaults,
+// named "membrane", version "test") and the session's (nil: the newest
+// protocol).
+func ConnectWith(t testing.TB, r *calls.Router, sopts *mcp.ServerOptions, opts *sdk.ClientOptions, sess *sdk.ClientSessionOptions) *sdk.ClientSession {
+	t.Helper()
+	if sopts == nil {
+		sopts = &mcp.ServerOptions{Name: "membrane", Version: "test"}
+	}
+	srv := mcp.NewServer(r, sopts)
 	st, ct := sdk.NewInMemoryTransports()
 	ctx := context.Background()
 	ss, err := srv.SDK().Connect(ctx, st, nil)
@@ -38,7 +49,7 @@ func Connect(t testing.TB, r *calls.Router, opts *sdk.ClientOptions) *sdk.Client
 		srv.Close()
 		t.Fatalf("mcptest: server connect: %v", err)
 	}
-	cs, err := client(opts).Connect(ctx, ct, nil)
+	cs, err := client(opts).Connect(ctx, ct, sess)
 	if err != nil {
 		ss.Close()
 		srv.Close()
