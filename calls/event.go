@@ -173,6 +173,9 @@ type Event struct {
 	// Arguments is the raw JSON the client sent (call events only). It is
 	// not scrubbed: an observer that records it must scrub it itself.
 	Arguments json.RawMessage
+	// TraceParent and TraceState are the request's W3C trace context, as
+	// the client sent it (call events only; "" when none).
+	TraceParent, TraceState string
 
 	// Progress, Total and Message are set on EventCallProgress.
 	Progress, Total float64
@@ -190,6 +193,25 @@ type Event struct {
 
 	// Change is set on EventToolsChanged.
 	Change *Change
+}
+
+// TraceID returns the trace ID of a W3C traceparent ("00-<trace>-<span>-<flags>"),
+// or "" when tp is not one.
+func TraceID(tp string) string {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' {
+		return ""
+	}
+	id := tp[3:35]
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
+	}
+	if id == "00000000000000000000000000000000" {
+		return ""
+	}
+	return id
 }
 
 // ArgsDigest returns the hex SHA-256 of the call's arguments, or "" when
