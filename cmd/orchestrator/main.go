@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -28,6 +29,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
+	"github.com/membrane-mcp/membrane/calls/otel"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
@@ -158,6 +160,12 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	if baseURL == "" {
 		baseURL = defaultBaseURL()
 	}
+	tr, err := otel.Start(root, &otel.Options{ServiceName: "orchestrator", ServiceVersion: versionString()})
+	if err != nil {
+		fmt.Fprintf(stderr, "orchestrator: tracing: %v; fix the OTEL_* variables, or unset OTEL_EXPORTER_OTLP_ENDPOINT to trace nothing\n", err)
+		return 2
+	}
+	defer shutdownTracing(tr, log)
 	model := openaicompat.New(&openaicompat.Options{
 		BaseURL:         baseURL,
 		APIKey:          cfg.APIKey,
@@ -165,6 +173,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		ReasoningEffort: cfg.ReasoningEffort,
 		ThinkTags:       true,
 		Logger:          log,
+		HTTPClient:      &http.Client{Transport: tr.Transport(nil)},
 	})
 	if cfg.Model == "" {
 		// Ctrl-C while picking the model is still start-up: exit 130.
@@ -226,6 +235,9 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		OnEvent:          u.event,
 		Logger:           log,
 	}
+	if tr.Enabled() {
+		opts.TracerProvider = tr.TracerProvider()
+	}
 	if len(cfg.Approve) > 0 {
 		opts.Approve = appr.approve
 	}
@@ -237,6 +249,15 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return s.oneShot(root, cfg.Exec)
 	}
 	return s.repl(root, lines, interactive)
+}
+
+// shutdownTracing exports the last spans, for a few seconds at most.
+func shutdownTracing(tr *otel.Tracing, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		log.Warn("tracing: the last spans were not exported", "err", err)
+	}
 }
 
 // offered is what the model is offered: the router, or a view of it.
