@@ -256,6 +256,15 @@ type Observer interface {
 	Observe(Event)
 }
 
+// An EventFilter is an Observer that wants only some events. The router asks
+// once, when the observer is added, and never queues it an event of another
+// type: an observer that keeps one record per call (a ledger, a store)
+// saves the router a queued event and a wake-up per call.
+type EventFilter interface {
+	Observer
+	Wants(EventType) bool
+}
+
 // ObserverFunc adapts a function to the Observer interface.
 type ObserverFunc func(Event)
 

@@ -129,6 +129,15 @@ func New(r *calls.Router, opts *Options) *Metrics {
 // ObserverName names the metrics in the router's observer statistics.
 func (m *Metrics) ObserverName() string { return "metrics" }
 
+// Wants says which events the metrics count.
+func (m *Metrics) Wants(t calls.EventType) bool {
+	switch t {
+	case calls.EventCallFinished, calls.EventToolsChanged, calls.EventSessionOpened:
+		return true
+	}
+	return false
+}
+
 // Registry returns the registry the metrics are in.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 

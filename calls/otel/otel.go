@@ -264,6 +264,9 @@ func NewObserver(tp trace.TracerProvider, opts *ObserverOptions) *Observer {
 // ObserverName names the observer in the router's statistics.
 func (o *Observer) ObserverName() string { return "otel" }
 
+// Wants says the observer makes spans from finished calls only.
+func (o *Observer) Wants(t calls.EventType) bool { return t == calls.EventCallFinished }
+
 // MethodToolsCall is the MCP method every call is made with.
 const MethodToolsCall = "tools/call"
 
