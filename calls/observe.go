@@ -33,13 +33,13 @@ type ObserverStats struct {
 
 // observer runs one Observer on its own goroutine behind a bounded queue.
 type observer struct {
-	o    Observer
-	name string
-	log  *slog.Logger
+	o     Observer
+	name  string
+	log   *slog.Logger
 	q     chan Event
 	wants uint64 // bit t set: the observer wants events of type t
 	quit  chan struct{}
-	done chan struct{}
+	done  chan struct{}
 
 	delivered, dropped, panics atomic.Uint64
 	reported                   uint64 // drops already logged; observer goroutine only
