@@ -130,8 +130,10 @@ type RunInfo struct {
 	// the process running). Zero means not measured.
 	Start time.Duration
 	// Killed says why the sandbox killed the process: "timeout",
-	// "memory", "processes", "output", "cancel", or "" when it was not
-	// killed (or was killed by a signal the sandbox did not send).
+	// "memory", "quota" (the workspace's), "cancel", or "" when it was
+	// not killed (or was killed by a signal the sandbox did not send).
+	// The process and output limits kill nothing: a fork past the
+	// process limit fails, and output past the cap is cut.
 	Killed string
 	// Began is when the run was requested, and Wall how long it took from
 	// then until the process had exited (Start included). Zero means not

@@ -88,11 +88,13 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 		return calls.Errorf("%v", err), nil
 	}
 	req = monotonic(req)
+	queued := time.Now()
 	release, busy, err := m.acquire(ctx, req, mod)
 	if busy != nil || err != nil {
 		return busy, err
 	}
 	defer release()
+	wait := time.Since(queued)
 
 	var (
 		tried []*host
@@ -108,6 +110,9 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 		}
 		res, retry, err := m.chatOn(ctx, req, h, mod, creq)
 		if !retry {
+			if res != nil && res.Info != nil && res.Info.Model != nil {
+				res.Info.Model.QueueWait = wait
+			}
 			return res, err
 		}
 		tried, last = append(tried, h), res

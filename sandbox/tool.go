@@ -260,6 +260,8 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 		r.Outcome, r.Info.Run.Killed = calls.OutcomeCancelled, "cancel"
 	case o.oomKilled:
 		r.Info.Run.Killed = "memory"
+	case o.quota != "":
+		r.Info.Run.Killed = "quota"
 	}
 	return r
 }

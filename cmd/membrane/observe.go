@@ -112,7 +112,7 @@ func (o *observers) attach(router *calls.Router, models *ollama.Models) {
 			out = append(out, metrics.Host{URL: h.URL, Up: h.Up, Models: h.Models})
 		}
 		return out
-	}})
+	}, Queues: models.QueueDepths})
 	router.Observe(o.metrics)
 }
 
