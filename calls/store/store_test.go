@@ -162,33 +162,7 @@ func TestMixedWorkload(t *testing.T) {
 // TestMigrationFromV1 opens a database of schema 1, with a call in it,
 // and finds it migrated with the call kept.
 func TestMigrationFromV1(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(migrations[0]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`PRAGMA user_version = 1`); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour).UnixMicro()
-	if _, err := db.Exec(`INSERT INTO calls(id, session, call, kind, started_at, dur_us, outcome, reason, args) VALUES('old-1', 's', 'sh', 'tool', ?, 1500, 'tool_error', 'exit code 1', '{"cmd":"false"}')`, old); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-
-	s, err := Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var v int
-	s.db.QueryRow(`PRAGMA user_version`).Scan(&v)
-	if v != SchemaVersion || SchemaVersion < 2 {
-		t.Errorf("schema %d after Open, want %d", v, SchemaVersion)
-	}
+	s := openOld(t, 1, `INSERT INTO calls(id, session, call, kind, started_at, dur_us, outcome, reason, args) VALUES('old-1', 's', 'sh', 'tool', ?, 1500, 'tool_error', 'exit code 1', '{"cmd":"false"}')`)
 	c, err := s.Get(t.Context(), "old-1")
 	if err != nil {
 		t.Fatal(err)
@@ -345,35 +319,7 @@ func FuzzFilter(f *testing.F) {
 // TestMigrationFromV2 opens a database of schema 2, with a call in it, and
 // finds the call kept, its trace empty, and turns stored beside it.
 func TestMigrationFromV2(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v2.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:2] {
-		if _, err := db.Exec(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.Exec(`PRAGMA user_version = 2`); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour).UnixMicro()
-	if _, err := db.Exec(`INSERT INTO calls(id, session, client, call, kind, started_at, dur_us, outcome, run) VALUES('v2-1', 's', 'c', 'sh', 'tool', ?, 2000, 'ok', '{"ExitCode":0}')`, old); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-
-	s, err := Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var v int
-	s.db.QueryRow(`PRAGMA user_version`).Scan(&v)
-	if v != SchemaVersion || SchemaVersion < 3 {
-		t.Errorf("schema %d after Open, want %d", v, SchemaVersion)
-	}
+	s := openOld(t, 2, `INSERT INTO calls(id, session, client, call, kind, started_at, dur_us, outcome, run) VALUES('v2-1', 's', 'c', 'sh', 'tool', ?, 2000, 'ok', '{"ExitCode":0}')`)
 	c, err := s.Get(t.Context(), "v2-1")
 	if err != nil {
 		t.Fatal(err)
@@ -472,4 +418,39 @@ func mustJSON(t *testing.T, v any) json.RawMessage {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// openOld makes a database of schema version v holding the row insert
+// writes (its one argument is a start time an hour ago), then opens it
+// with Open and checks it was migrated to SchemaVersion.
+func openOld(t *testing.T, v int, insert string) *Store {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:v] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`PRAGMA user_version = ` + itoa(v)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(insert, time.Now().Add(-time.Hour).UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	var got int
+	s.db.QueryRow(`PRAGMA user_version`).Scan(&got)
+	if got != SchemaVersion || SchemaVersion <= v {
+		t.Errorf("schema %d after Open, want %d", got, SchemaVersion)
+	}
+	return s
 }
