@@ -31,7 +31,7 @@ export MEMBRANE_TEST_JAEGER ?= $(TEST_JAEGER)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOTEST_FLAGS ?=
 
-.PHONY: help build run test test-go test-clients test-jaeger lint race bench fuzz demo deps test-deps clean
+.PHONY: help build run test test-go test-warm test-clients test-browser test-jaeger lint race bench fuzz demo deps test-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -53,12 +53,27 @@ test: test-deps ## everything the unit and end-to-end suites check, with -race (
 test-jaeger: test-deps $(TEST_JAEGER) ## one trace across orchestrator, membrane, the sandbox and Ollama, in a real Jaeger
 	$(GO) test -race -count=1 -run '^TestJaegerTrace$$' ./cmd/orchestrator
 
+test-warm: test-deps ## the sandbox's threat and pool tests again, every call after a session's first from the warm pool
+	MEMBRANE_TEST_WARM=2 $(GO) test -race -count=1 -run 'TestThreats|TestWarmPool|TestSandboxEtc' $(GOTEST_FLAGS) ./sandbox/
+
 test-clients: build test-deps ## real MCP clients from npm (Inspector, conformance, OpenAI Agents JS)
 	./.ci/clients.sh
+
+# The Lens's browser suite writes its screenshots (PNG) and measurements
+# (JSON) here.
+ARTIFACTS ?= $(CURDIR)/artifacts
+
+test-browser: test-deps ## the Lens in a real chromium (chromedp): screenshots and timings go to $(ARTIFACTS)/lens
+	@./.ci/deps.sh browser
+	MEMBRANE_TEST_ARTIFACTS=$(ARTIFACTS)/lens $(GO) test -race -count=1 -tags browser -run 'Browser' ./cmd/membrane
+	@# The load and timing measurements run without the race detector, whose
+	@# slowdown of the server would make the load they measure unreal.
+	MEMBRANE_TEST_ARTIFACTS=$(ARTIFACTS)/lens $(GO) test -count=1 -tags browser -run 'Browser' ./calls/lens
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags browser ./calls/lens ./cmd/membrane
 	GOOS=darwin GOARCH=arm64 $(GO) vet ./sandbox/ ./cmd/...
 	GOOS=darwin GOARCH=amd64 $(GO) build -o /dev/null ./cmd/membrane ./cmd/orchestrator
 	$(GO) run $(STATICCHECK) ./...
