@@ -89,11 +89,13 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 		return calls.Errorf("%v", err), nil
 	}
 	req = monotonic(req)
+	queued := time.Now()
 	release, busy, err := m.acquire(ctx, req, mod)
 	if busy != nil || err != nil {
 		return busy, err
 	}
 	defer release()
+	wait := time.Since(queued)
 
 	var (
 		tried []*host
@@ -109,6 +111,9 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 		}
 		res, retry, err := m.chatOn(ctx, req, h, mod, creq)
 		if !retry {
+			if res != nil && res.Info != nil && res.Info.Model != nil {
+				res.Info.Model.QueueWait = wait
+			}
 			return res, err
 		}
 		tried, last = append(tried, h), res
@@ -230,7 +235,7 @@ func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, 
 // info is what observers learn about the call: the model, the host, the
 // tokens and the timings. Called with st.mu held.
 func (st *chatStream) info(mod *model, h *host) *calls.Info {
-	mi := &calls.ModelInfo{Model: mod.Name, Host: h.name, FirstToken: st.firstToken, TokensOut: st.tokens}
+	mi := &calls.ModelInfo{Model: mod.Name, Host: h.name, FirstToken: st.firstToken, TokensOut: st.tokens, Began: st.began, Took: st.took}
 	if st.done {
 		mi.TokensIn, mi.TokensOut, mi.Generation = st.final.PromptEvalCount, st.final.EvalCount, st.final.EvalDuration
 	}
@@ -252,6 +257,9 @@ type chatStream struct {
 	// estimate is the input's estimated tokens; numCtx the num_ctx
 	// membrane chose for the call (0: none sent).
 	estimate, numCtx int
+	// began is when the request was sent; took how long until it ended.
+	began time.Time
+	took  time.Duration
 }
 
 // chatOn streams creq from h. retry reports that h could not be reached
@@ -338,6 +346,7 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.began, st.took = start, time.Since(start)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		if errors.Is(ctxErr, context.DeadlineExceeded) && st.tokens > 0 {
 			limit := "its time limit"

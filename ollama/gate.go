@@ -143,3 +143,23 @@ func monotonic(req *calls.Request) *calls.Request {
 	})
 	return &cp
 }
+
+// QueueDepths returns, for each model with calls waiting for a slot, how
+// many are waiting.
+func (m *Models) QueueDepths() map[string]int {
+	m.mu.Lock()
+	gates := make(map[string]*gate, len(m.gates))
+	for k, g := range m.gates {
+		gates[k] = g
+	}
+	m.mu.Unlock()
+	out := map[string]int{}
+	for k, g := range gates {
+		g.mu.Lock()
+		if n := len(g.waiters); n > 0 {
+			out[k] = n
+		}
+		g.mu.Unlock()
+	}
+	return out
+}
