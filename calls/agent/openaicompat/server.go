@@ -525,3 +525,26 @@ func trimHistory(msgs []agent.Message, limit int) []agent.Message {
 	}
 	return msgs
 }
+
+// WriteRefusal writes a refusal of a layer in front of the Server (a
+// Host, Origin, token or size check) as an OpenAI error object, so that
+// clients show its message.
+func WriteRefusal(w http.ResponseWriter, _ *http.Request, status int, msg string) {
+	e := &RequestError{Status: status, Type: typeInvalid, Msg: msg}
+	switch status {
+	case 401:
+		e.Type, e.Code = typeAuth, "invalid_api_key"
+	case 403:
+		e.Type, e.Code = "permission_error", "forbidden"
+	case 408:
+		e.Code = "request_timeout"
+	case 413:
+		e.Code = "request_too_large"
+	case 429:
+		e.Type, e.Code = typeRateLimit, "rate_limited"
+	}
+	if status >= 500 {
+		e.Type = typeServer
+	}
+	writeError(w, e)
+}
