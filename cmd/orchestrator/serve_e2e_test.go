@@ -292,3 +292,26 @@ func TestE2EServeBadInput(t *testing.T) {
 		t.Errorf("after bad input: %d %s", resp.StatusCode, b)
 	}
 }
+
+// The listener keeps the same Host, Origin, token and body rules as
+// membrane's: the shared suite runs against it.
+func TestE2EServeHTTPRules(t *testing.T) {
+	c := newChain(t, ollamatest.Script{})
+	const token = "serve-rules-token"
+	s := c.startServe(t, coderYAML, []string{"MEMBRANE_API_TOKEN=" + token}, "--allowed-origin", "https://chat.example.com", "--max-request", "8KiB")
+	mcptest.CheckHTTPRules(t, mcptest.HTTPRules{
+		URL:  s.url + "/chat/completions",
+		Body: `{"model":"nobody","messages":[{"role":"user","content":"x"}]}`, Header: map[string]string{"Content-Type": "application/json"},
+		OKStatus: 404, Token: token, AllowedOrigin: "https://chat.example.com", MaxBody: 8 << 10,
+	})
+	// A refusal of the layer is an OpenAI error object too.
+	resp, err := http.Post(s.url+"/models", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(string(b), `"code":"invalid_api_key"`) {
+		t.Errorf("no token: %d %s", resp.StatusCode, b)
+	}
+}
