@@ -63,6 +63,12 @@ type Config struct {
 	Verbose       bool
 	NoColor       bool
 	History       string
+
+	// Store is the SQLite trace store the turns are kept in ("off": none;
+	// "": the default path, shared with membrane's). Turns lists the
+	// stored turns and exits.
+	Store string
+	Turns bool
 }
 
 // ServeConfig is what `orchestrator serve` is told.
@@ -141,6 +147,9 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.Bool(&c.Verbose, false, D{Flag: "v", Doc: "verbose: debug logs on stderr"})
 	s.Bool(&c.NoColor, false, D{Flag: "no-color", Doc: "no colours or spinner (also NO_COLOR=1)"})
 	s.String(&c.History, "", D{Flag: "history", Arg: "FILE", Doc: `REPL history FILE (default $XDG_STATE_HOME/membrane/orchestrator_history; "off" for none)`})
+	s.String(&c.Store, "", D{Flag: "store", Env: "MEMBRANE_STORE", Arg: "FILE",
+		Doc: `keep each turn (question, steps, model calls with tokens and timings, tool calls) in the SQLite FILE membrane's trace store uses, or off (default $XDG_STATE_HOME/membrane/membrane.db)`})
+	s.Bool(&c.Turns, false, D{Flag: "turns", Doc: "print the latest stored turns with their steps (as /history does) and exit; with --json, one JSON object per turn"})
 	s.Bool(&r.version, false, D{Flag: "version", Doc: "print the version and exit", Stop: true})
 	return s
 }
@@ -175,7 +184,7 @@ Flags:
 `
 
 const usageTail = `
-REPL commands: /tools, /model [NAME], /clear, /help, /exit (or Ctrl-D).
+REPL commands: /tools, /model [NAME], /history [all], /clear, /help, /exit (or Ctrl-D).
 Ctrl-C cancels the running turn and its tool calls, not the session.
 
 Approval: --approve sh,python_run asks before each call of those tools when
