@@ -10,6 +10,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls/agent/agents"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/calls/policy"
+	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/ollama"
 )
@@ -80,6 +81,10 @@ type ServeConfig struct {
 	MaxRequest    int64
 	TurnsPerToken int
 	MaxTurns      int
+	// Conversations kept in the store for clients that name one.
+	ConversationTTL  time.Duration
+	MaxConversations int
+	ConversationSize int64
 }
 
 // define lists the orchestrator's settings, in the order of --help and the
@@ -139,6 +144,12 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.Size(&sv.MaxRequest, openaicompat.DefaultMaxRequestBytes, D{Flag: "max-request", Env: "MEMBRANE_MAX_REQUEST", Doc: "serve: largest request body (SIZE)"}, settings.Positive[int64])
 	s.Int(&sv.TurnsPerToken, openaicompat.DefaultTurnsPerToken, D{Flag: "turns-per-token", Env: "MEMBRANE_TURNS_PER_TOKEN", Doc: "serve: turns one token runs at once (N); more get 429"}, settings.AtLeast(1))
 	s.Int(&sv.MaxTurns, openaicompat.DefaultMaxTurns, D{Flag: "max-turns", Env: "MEMBRANE_MAX_TURNS", Doc: "serve: turns running at once, all clients together (N); more get 503"}, settings.AtLeast(1))
+	s.Duration(&sv.ConversationTTL, 24*time.Hour, D{Flag: "conversation-ttl", Env: "MEMBRANE_CONVERSATION_TTL",
+		Doc: "serve: forget a conversation_id's history after DURATION without a turn (kept in --store)"}, settings.Positive[time.Duration])
+	s.Int(&sv.MaxConversations, store.DefaultMaxConversations, D{Flag: "max-conversations", Env: "MEMBRANE_MAX_CONVERSATIONS",
+		Doc: "serve: conversations kept at once (N); past it the least recent go"}, settings.AtLeast(1))
+	s.Size(&sv.ConversationSize, openaicompat.DefaultConversationSize, D{Flag: "max-conversation-size", Env: "MEMBRANE_MAX_CONVERSATION_SIZE",
+		Doc: "serve: history kept per conversation (SIZE); past it the oldest messages go"}, settings.Positive[int64])
 
 	s.Bool(&c.JSON, false, D{Flag: "json", Doc: "print one JSON object (answer, tool calls, tokens, durations) instead of text; with the REPL, one per line"})
 	s.List(&c.Approve, nil, D{Flag: "approve", Arg: "TOOLS", Split: true, Doc: "ask before each call of these TOOLS (comma-separated, repeatable; '*' = all)"})

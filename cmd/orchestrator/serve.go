@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls/agent/agents"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/calls/policy"
+	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
@@ -105,15 +107,22 @@ func serve(cfg *Config, specs []agents.Spec, data []byte, log *slog.Logger, stdo
 		go w.Run(ctx, tick.C)
 	}
 
+	var convs openaicompat.Conversations
+	if ts := openTurnStore(cfg, os.Getenv, log); ts != nil {
+		defer ts.close()
+		convs = &storeConversations{st: ts.st, ttl: cfg.Serve.ConversationTTL, max: cfg.Serve.MaxConversations}
+	}
 	api, err := openaicompat.NewServer(openaicompat.ServerOptions{
-		Agents:          cat,
-		Backend:         bk.backend,
-		TurnTimeout:     cfg.Timeout,
-		MaxRequestBytes: cfg.Serve.MaxRequest,
-		TurnsPerToken:   cfg.Serve.TurnsPerToken,
-		MaxTurns:        cfg.Serve.MaxTurns,
-		Identity:        identity,
-		Logger:          log,
+		Conversations:        convs,
+		MaxConversationBytes: int(cfg.Serve.ConversationSize),
+		Agents:               cat,
+		Backend:              bk.backend,
+		TurnTimeout:          cfg.Timeout,
+		MaxRequestBytes:      cfg.Serve.MaxRequest,
+		TurnsPerToken:        cfg.Serve.TurnsPerToken,
+		MaxTurns:             cfg.Serve.MaxTurns,
+		Identity:             identity,
+		Logger:               log,
 	})
 	if err != nil {
 		return fail("%v", err)
@@ -313,4 +322,31 @@ func (s *selected) Call(ctx context.Context, name string, req *calls.Request) (*
 		return nil, fmt.Errorf("%w: %s", calls.ErrUnknownCall, name)
 	}
 	return s.r.Call(ctx, name, req)
+}
+
+// storeConversations keeps conversations in the trace store, as JSON.
+type storeConversations struct {
+	st  *store.Store
+	ttl time.Duration
+	max int
+}
+
+func (c *storeConversations) Load(ctx context.Context, owner, agentName, id string) ([]agent.Message, error) {
+	b, err := c.st.LoadConversation(ctx, owner, agentName, id)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var msgs []agent.Message
+	if err := json.Unmarshal(b, &msgs); err != nil {
+		return nil, fmt.Errorf("conversation %s: %w", id, err)
+	}
+	return msgs, nil
+}
+
+func (c *storeConversations) Save(ctx context.Context, owner, agentName, id string, msgs []agent.Message) error {
+	b, err := json.Marshal(msgs)
+	if err != nil {
+		return err
+	}
+	return c.st.SaveConversation(ctx, owner, agentName, id, b, c.ttl, c.max)
 }

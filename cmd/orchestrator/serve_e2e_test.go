@@ -19,6 +19,8 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 	"github.com/membrane-mcp/membrane/ollama/ollamatest"
 )
@@ -313,5 +315,45 @@ func TestE2EServeHTTPRules(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 || !strings.Contains(string(b), `"code":"invalid_api_key"`) {
 		t.Errorf("no token: %d %s", resp.StatusCode, b)
+	}
+}
+
+// With a conversation_id the server keeps the history in the store: the
+// second turn starts from the first, and the store holds both.
+func TestE2EServeConversation(t *testing.T) {
+	c := newChain(t, ollamatest.Script{})
+	db := filepath.Join(t.TempDir(), "store.db")
+	s := c.startServe(t, coderYAML, nil, "--store", db)
+	ask := func() string {
+		resp, err := http.Post(s.url+"/agents/coder/chat", "application/json",
+			strings.NewReader(`{"conversation_id":"talk-1","messages":[{"role":"user","content":"say hello"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), wantAnswer) || !strings.Contains(string(b), `"conversation_id":"talk-1"`) {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	ask()
+	ask()
+	st, err := store.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b, err := st.LoadConversation(t.Context(), identity(&http.Request{Header: http.Header{}}), "coder", "talk-1")
+	if err != nil || b == nil {
+		t.Fatalf("the store holds no conversation: %v", err)
+	}
+	var msgs []agent.Message
+	if err := json.Unmarshal(b, &msgs); err != nil {
+		t.Fatal(err)
+	}
+	// Two turns of user, assistant (sh call), tool, assistant.
+	if len(msgs) != 8 || msgs[0].Role != agent.RoleUser || msgs[4].Role != agent.RoleUser || msgs[2].Role != agent.RoleTool {
+		t.Errorf("kept %d messages: %+v", len(msgs), msgs)
 	}
 }
