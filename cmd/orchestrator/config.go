@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -135,11 +136,21 @@ func define(c *Config, r *rawConfig) *settings.Set {
 		Doc: "run the agent NAME of --agents: its model, endpoint, prompt, tools, approvals and limits; flags given still win"})
 	sv := &c.Serve
 	s.String(&sv.Addr, "127.0.0.1:8766", D{Flag: "http", Env: "MEMBRANE_SERVE_HTTP", Arg: "ADDR",
-		Doc: "serve: listen on ADDR (host:port; beyond loopback only with an API token)"})
+		Doc: "serve: listen on ADDR (host:port; beyond loopback only with an API token)"}, func(v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("want host:port, such as 127.0.0.1:8766")
+		}
+		return nil
+	})
 	s.String(&sv.Token, "", D{Flag: "api-token", Env: "MEMBRANE_API_TOKEN", Arg: "TOKEN",
 		Doc: "serve: bearer TOKEN every API request must carry (prefer the variable or --api-token-file: flags show in ps)"})
 	s.String(&r.apiTokenFile, "", D{Flag: "api-token-file", Arg: "FILE", Doc: "serve: read the API token from FILE"})
-	s.List(&sv.Origins, nil, D{Flag: "allowed-origin", Arg: "ORIGIN", Doc: "serve: a browser ORIGIN (scheme://host[:port]) allowed to call the API; repeatable"})
+	s.List(&sv.Origins, nil, D{Flag: "allowed-origin", Arg: "ORIGIN", Doc: "serve: a browser ORIGIN (scheme://host[:port]) allowed to call the API; repeatable"}, func(v string) error {
+		if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("want scheme://host[:port], such as https://chat.example.com")
+		}
+		return nil
+	})
 	s.List(&sv.Hosts, nil, D{Flag: "allowed-host", Arg: "HOST", Doc: "serve: a Host header accepted besides loopback names (DNS rebinding guard); repeatable"})
 	s.Size(&sv.MaxRequest, openaicompat.DefaultMaxRequestBytes, D{Flag: "max-request", Env: "MEMBRANE_MAX_REQUEST", Doc: "serve: largest request body (SIZE)"}, settings.Positive[int64])
 	s.Int(&sv.TurnsPerToken, openaicompat.DefaultTurnsPerToken, D{Flag: "turns-per-token", Env: "MEMBRANE_TURNS_PER_TOKEN", Doc: "serve: turns one token runs at once (N); more get 429"}, settings.AtLeast(1))

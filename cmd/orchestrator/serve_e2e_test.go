@@ -357,3 +357,27 @@ func TestE2EServeConversation(t *testing.T) {
 		t.Errorf("kept %d messages: %+v", len(msgs), msgs)
 	}
 }
+
+// The one-shot runs a named agent: its model, with no --model given.
+func TestE2EAgentOneShot(t *testing.T) {
+	c := newChain(t, ollamatest.Script{})
+	f := filepath.Join(t.TempDir(), "agents.yaml")
+	if err := os.WriteFile(f, []byte(coderYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := c.run(t, c.env(t), "--membrane", c.membrane, "--base-url", c.ollama.URL+"/v1", "--agents", f, "--agent", "coder", "--json", "-e", "say hello")
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	jt := decodeTurn(t, r.stdout)
+	if jt.Answer != wantAnswer || jt.Model != "scripted" || len(jt.ToolCalls) != 1 || jt.ToolCalls[0].Name != "sh" {
+		t.Errorf("turn = %+v", jt)
+	}
+	// An agent whose tools leave out sh cannot run it: the model is told.
+	os.WriteFile(f, []byte(strings.Replace(coderYAML, "tools: [sh]", "tools: [python_run]", 1)), 0o600)
+	r = c.run(t, c.env(t), "--membrane", c.membrane, "--base-url", c.ollama.URL+"/v1", "--agents", f, "--agent", "coder", "--json", "-e", "say hello")
+	jt = decodeTurn(t, r.stdout)
+	if len(jt.ToolCalls) != 1 || !jt.ToolCalls[0].IsError || !strings.Contains(jt.ToolCalls[0].Result, "unknown tool") {
+		t.Errorf("sh ran outside the agent's tools: %+v", jt)
+	}
+}
