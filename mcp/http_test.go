@@ -60,13 +60,10 @@ func post(t *testing.T, url, body string, hdr map[string]string) *http.Response 
 	return resp
 }
 
-func routerWithEcho(t *testing.T) *calls.Router {
-	r := calls.NewRouter(nil)
-	mustAdd(t, r, echoCall("echo"))
-	return r
-}
+func routerWithEcho(t testing.TB) *calls.Router { return mcptest.EchoRouter(t) }
 
 func TestHTTPHostCheck(t *testing.T) {
+	t.Parallel()
 	_, url := serveHTTP(t, routerWithEcho(t), nil)
 	for _, host := range []string{"evil.example", "evil.example:8765", "127.0.0.1.nip.io"} {
 		resp := post(t, url+"/mcp", initBody, map[string]string{"Host": host})
@@ -94,6 +91,7 @@ func TestHTTPHostCheck(t *testing.T) {
 }
 
 func TestHTTPAllowedHosts(t *testing.T) {
+	t.Parallel()
 	_, url := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{AllowedHosts: []string{"membrane.internal"}})
 	if resp := post(t, url+"/mcp", initBody, map[string]string{"Host": "membrane.internal:443"}); resp.StatusCode != http.StatusOK {
 		t.Errorf("allowed host: %d, want 200", resp.StatusCode)
@@ -104,6 +102,7 @@ func TestHTTPAllowedHosts(t *testing.T) {
 }
 
 func TestHTTPOriginCheck(t *testing.T) {
+	t.Parallel()
 	_, url := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{AllowedOrigins: []string{"https://app.example.com"}})
 	for _, origin := range []string{"https://evil.example", "null", "http://localhost:9999"} {
 		if resp := post(t, url+"/mcp", initBody, map[string]string{"Origin": origin}); resp.StatusCode != http.StatusForbidden {
@@ -136,6 +135,7 @@ func TestHTTPOriginCheck(t *testing.T) {
 }
 
 func TestHTTPToken(t *testing.T) {
+	t.Parallel()
 	const token = "s3cret-token-for-tests"
 	_, url := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{Token: token})
 	for name, auth := range map[string]string{
@@ -182,6 +182,7 @@ func TestHTTPToken(t *testing.T) {
 }
 
 func TestHTTPBodyLimit(t *testing.T) {
+	t.Parallel()
 	_, url := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{MaxBodyBytes: 1 << 10})
 	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 2<<10) + `"}}`
 	if resp := post(t, url+"/mcp", big, nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
@@ -206,6 +207,7 @@ func TestHTTPBodyLimit(t *testing.T) {
 }
 
 func TestCheckListen(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		addr, token string
 		ok          bool
@@ -238,6 +240,7 @@ func TestCheckListen(t *testing.T) {
 }
 
 func TestHTTPReadyz(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	backends := []mcp.BackendStatus{
 		{URL: "http://user:pw@10.0.0.1:11434/?key=abc", Up: false, Err: "connection refused"},
@@ -286,6 +289,7 @@ func TestHTTPReadyz(t *testing.T) {
 }
 
 func TestHTTPOptionsErrors(t *testing.T) {
+	t.Parallel()
 	srv := mcp.NewServer(calls.NewRouter(nil), nil)
 	defer srv.Close()
 	for _, o := range []*mcp.HTTPOptions{
@@ -304,12 +308,14 @@ func TestHTTPOptionsErrors(t *testing.T) {
 // TestHTTPListChanged checks that a connected HTTP client hears about added
 // and removed calls.
 func TestHTTPListChanged(t *testing.T) {
+	t.Parallel()
 	r := routerWithEcho(t)
 	_, url := serveHTTP(t, r, nil)
 	checkListChanged(t, r, "HTTP", func(o *sdk.ClientOptions) *sdk.ClientSession { return mcptest.ConnectHTTP(t, url+"/mcp", "", o) })
 }
 
 func TestHTTPStateless(t *testing.T) {
+	t.Parallel()
 	r := routerWithEcho(t)
 	_, url := serveHTTP(t, r, &mcp.HTTPOptions{Stateless: true})
 	resp := post(t, url+"/mcp", initBody, nil)
@@ -327,6 +333,7 @@ func TestHTTPStateless(t *testing.T) {
 // TestHTTPSessionIdle checks that an idle stateful session is closed, and
 // its calls.Session with it.
 func TestHTTPSessionIdle(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	closed := make(chan struct{})
 	mustAdd(t, r, call("touch", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
@@ -346,6 +353,7 @@ func TestHTTPSessionIdle(t *testing.T) {
 // TestHTTPCancel checks that cancelling a call over HTTP cancels the
 // handler.
 func TestHTTPCancel(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	started := make(chan struct{})
 	stopped := make(chan struct{})
@@ -378,7 +386,7 @@ func FuzzHTTPBody(f *testing.F) {
 	} {
 		f.Add([]byte(s), false)
 	}
-	r := routerWithEchoF(f)
+	r := routerWithEcho(f)
 	srv := mcp.NewServer(r, nil)
 	f.Cleanup(srv.Close)
 	h, err := srv.HTTPHandler(&mcp.HTTPOptions{MaxBodyBytes: 1 << 16})
@@ -414,12 +422,4 @@ func FuzzHTTPBody(f *testing.F) {
 			t.Fatalf("status %d with a body that is not JSON: %q", rec.Code, rec.Body)
 		}
 	})
-}
-
-func routerWithEchoF(f *testing.F) *calls.Router {
-	r := calls.NewRouter(nil)
-	if err := r.Add(echoCall("echo")); err != nil {
-		f.Fatal(err)
-	}
-	return r
 }

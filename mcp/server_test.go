@@ -20,24 +20,7 @@ import (
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
-// echoCall answers its "text" argument back.
-func echoCall(name string) calls.Call {
-	return calls.Call{
-		Name:        name,
-		Description: "Echo the text back.",
-		InputSchema: json.RawMessage(`{"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false}`),
-		Kind:        calls.KindTool,
-		Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
-			var in struct {
-				Text string `json:"text"`
-			}
-			if err := calls.DecodeArgs(req.Arguments, &in); err != nil {
-				return calls.Errorf("%v", err), nil
-			}
-			return calls.Text(in.Text), nil
-		}),
-	}
-}
+var echoCall = mcptest.EchoCall
 
 func call(name string, h calls.HandlerFunc) calls.Call {
 	return calls.Call{
@@ -72,6 +55,7 @@ func toolNames(t *testing.T, cs *sdk.ClientSession) []string {
 }
 
 func TestListAndCall(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	ro := echoCall("echo")
 	ro.ReadOnly = true
@@ -113,6 +97,7 @@ func TestListAndCall(t *testing.T) {
 }
 
 func TestResultContent(t *testing.T) {
+	t.Parallel()
 	png := []byte("\x89PNG\r\n\x1a\nfake")
 	r := calls.NewRouter(nil)
 	mustAdd(t, r,
@@ -166,6 +151,7 @@ func TestResultContent(t *testing.T) {
 }
 
 func TestPanicBecomesToolError(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	mustAdd(t, r, call("boom", func(context.Context, *calls.Request) (*calls.Result, error) {
 		panic("kaboom")
@@ -184,6 +170,7 @@ func TestPanicBecomesToolError(t *testing.T) {
 // client, and that a call removed while the model still knows it answers a
 // tool error that says to list the tools again.
 func TestListChanged(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	mustAdd(t, r, echoCall("echo"))
 	cs := checkListChanged(t, r, "in-memory", func(o *sdk.ClientOptions) *sdk.ClientSession { return mcptest.Connect(t, r, o) })
@@ -280,6 +267,7 @@ func TestUnknownCallAdapter(t *testing.T) {
 }
 
 func TestProgressAndLogging(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	mustAdd(t, r, call("work", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		for i := 1; i <= 3; i++ {
@@ -348,6 +336,7 @@ func TestProgressAndLogging(t *testing.T) {
 }
 
 func TestCancellation(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	started := make(chan struct{})
 	stopped := make(chan error, 1)
@@ -382,6 +371,7 @@ func TestCancellation(t *testing.T) {
 // TestSessionLifecycle checks that a call sees one calls.Session per MCP
 // session, and that it closes when the client goes away.
 func TestSessionLifecycle(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	seen := make(chan *calls.Session, 10)
 	closed := make(chan string, 10)
@@ -434,6 +424,7 @@ func TestSessionLifecycle(t *testing.T) {
 // TestCloseCancelsCalls checks that Server.Close cancels running calls and
 // waits for them.
 func TestCloseCancelsCalls(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	started := make(chan struct{})
 	var finished atomic.Bool
@@ -467,6 +458,7 @@ func TestCloseCancelsCalls(t *testing.T) {
 // calls.Validate accepts). The server must log it, leave it out and keep
 // serving the rest.
 func TestMirrorSurvivesBadTool(t *testing.T) {
+	t.Parallel()
 	var buf strings.Builder
 	var mu sync.Mutex
 	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
@@ -499,6 +491,26 @@ func TestMirrorSurvivesBadTool(t *testing.T) {
 	}
 }
 
+// TestSDKPanicsOnBadTool pins the go-sdk behaviour that addTool recovers
+// from: AddTool panics on a tool it cannot take (here an invalid
+// x-mcp-header). If this fails after an upgrade, the SDK returns an error
+// instead, and addTool should use it.
+func TestSDKPanicsOnBadTool(t *testing.T) {
+	t.Parallel()
+	s := sdk.NewServer(&sdk.Implementation{Name: "bare", Version: "1"}, nil)
+	schema := json.RawMessage(`{"type":"object","properties":{"a":{"type":"string","x-mcp-header":"bad header"}}}`)
+	panicked := func() (v any) {
+		defer func() { v = recover() }()
+		s.AddTool(&sdk.Tool{Name: "bad", InputSchema: schema}, func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) { return nil, nil })
+		return nil
+	}()
+	if panicked == nil {
+		t.Fatal("go-sdk AddTool took a tool with an invalid x-mcp-header without panicking: revisit Server.addTool")
+	}
+	// The control: a good tool is taken.
+	s.AddTool(&sdk.Tool{Name: "good", InputSchema: map[string]any{"type": "object"}}, func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) { return nil, nil })
+}
+
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
@@ -506,6 +518,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // TestReadyGate checks that initialize answers before Ready is closed while
 // tools/list waits for it, and that /readyz says "starting" meanwhile.
 func TestReadyGate(t *testing.T) {
+	t.Parallel()
 	r := routerWithEcho(t)
 	ready := make(chan struct{})
 	srv := mcp.NewServer(r, &mcp.ServerOptions{Ready: ready})

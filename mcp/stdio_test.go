@@ -16,7 +16,7 @@ import (
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
-// connectStdio serves r over mcp.StdioTransport on pipes and connects a
+// connectStdio serves r over mcp.ResilientStdioTransport on pipes and connects a
 // go-sdk client to the other ends.
 func connectStdio(t *testing.T, r *calls.Router, opts *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
@@ -31,7 +31,7 @@ func connectStdioWith(t *testing.T, r *calls.Router, so *mcp.ServerOptions, opts
 	srv := mcp.NewServer(r, so)
 	done := make(chan error, 1)
 	go func() {
-		done <- srv.Run(context.Background(), &mcp.StdioTransport{In: inR, Out: outW})
+		done <- srv.Run(context.Background(), &mcp.ResilientStdioTransport{In: inR, Out: outW})
 		outW.Close()
 	}()
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "t", Version: "1"}, opts).
@@ -51,6 +51,7 @@ func connectStdioWith(t *testing.T, r *calls.Router, so *mcp.ServerOptions, opts
 }
 
 func TestStdioListChanged(t *testing.T) {
+	t.Parallel()
 	r := routerWithEcho(t)
 	cs := checkListChanged(t, r, "stdio", func(o *sdk.ClientOptions) *sdk.ClientSession { return connectStdio(t, r, o) })
 	if _, text := callEcho(t, cs, "over stdio"); text != "over stdio" {
@@ -72,6 +73,7 @@ func floodCall(n int) calls.Call {
 // bound switched off, which ends the session: the SDK behaviour the bound
 // exists for.
 func TestStdioOversizedResult(t *testing.T) {
+	t.Parallel()
 	if mcp.DefaultMaxResultBytes > sdk.DefaultMaxLineLength/2 {
 		t.Fatalf("DefaultMaxResultBytes %d is not well under go-sdk's line limit %d", mcp.DefaultMaxResultBytes, sdk.DefaultMaxLineLength)
 	}
@@ -100,6 +102,7 @@ func TestStdioOversizedResult(t *testing.T) {
 // guards against: a line past DefaultMaxLineLength ends the client session
 // of IOTransport and CommandTransport (which share the reader).
 func TestSDKDropsSessionOnLongLine(t *testing.T) {
+	t.Parallel()
 	if sdk.DefaultMaxLineLength != 16<<20 {
 		t.Errorf("go-sdk DefaultMaxLineLength = %d, want 16 MiB: revisit DefaultMaxResultBytes", sdk.DefaultMaxLineLength)
 	}
@@ -143,7 +146,7 @@ func FuzzStdioTransport(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
-		tr := &mcp.StdioTransport{In: bytes.NewReader(data), Out: &out, MaxMessageBytes: 256}
+		tr := &mcp.ResilientStdioTransport{In: bytes.NewReader(data), Out: &out, MaxMessageBytes: 256}
 		conn, err := tr.Connect(context.Background())
 		if err != nil {
 			t.Fatal(err)
