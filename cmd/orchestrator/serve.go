@@ -25,6 +25,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/calls/store"
+	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
@@ -92,16 +93,21 @@ func serve(cfg *Config, specs []agents.Spec, data []byte, log *slog.Logger, stdo
 	bk.own(specs)
 	cat.Subscribe(bk.own)
 	if data != nil {
-		w := agents.NewWatcher(cat, data, agents.WatcherOptions{Path: cfg.AgentsFile, Logger: log, Load: func(b []byte) ([]agents.Spec, error) {
+		// Whole or nothing, as membrane reloads its config file; a turn
+		// keeps the agent it began with.
+		w := settings.NewFileWatcher(cfg.AgentsFile, data, func(b []byte) error {
 			s, err := agents.Parse(b)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if !sameServers(s, specs) {
-				return nil, errors.New("the agents' mcp_servers changed: restart orchestrator serve to connect them")
+				return errors.New("the agents' mcp_servers changed: restart orchestrator serve to connect them")
 			}
-			return s, nil
-		}})
+			cat.Replace(s)
+			log.Info("agents reloaded", "file", cfg.AgentsFile, "agents", len(s))
+			return nil
+		}, log)
+		w.What, w.Kept = "agents file", "agents"
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		go w.Run(ctx, tick.C)

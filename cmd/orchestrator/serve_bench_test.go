@@ -27,8 +27,10 @@ func serveBench(b *testing.B, turnsPerToken int) (url string, ask func() error, 
 	spec := agents.Spec{Name: "coder", Model: "scripted", Tools: []string{"sh"}}
 	sel := &selected{r: r, allow: func(n string) bool { return n == "sh" }}
 	api, err := openaicompat.NewServer(openaicompat.ServerOptions{
-		Agents:        agents.NewCatalog([]agents.Spec{spec}),
-		Backend:       func(agents.Spec) (*openaicompat.Backend, error) { return &openaicompat.Backend{Model: model, Tools: sel}, nil },
+		Agents: agents.NewCatalog([]agents.Spec{spec}),
+		Backend: func(agents.Spec) (*openaicompat.Backend, error) {
+			return &openaicompat.Backend{Model: model, Tools: sel}, nil
+		},
 		TurnsPerToken: turnsPerToken,
 		MaxTurns:      -1,
 	})

@@ -27,8 +27,9 @@ import (
 
 // served is a running `orchestrator serve`.
 type served struct {
-	url  string // up to and including /v1
-	addr string
+	url    string // up to and including /v1
+	addr   string
+	agents string // the agents file
 	logs *mcptest.SyncBuffer
 }
 
@@ -39,8 +40,9 @@ var servingRE = regexp.MustCompile(`at http://(\S+)/v1 `)
 func (c *chain) startServe(t *testing.T, agentsYAML string, env []string, args ...string) *served {
 	t.Helper()
 	all := []string{"serve", "--http", "127.0.0.1:0", "--membrane", c.membrane, "--base-url", c.ollama.URL + "/v1"}
+	var f string
 	if agentsYAML != "" {
-		f := filepath.Join(t.TempDir(), "agents.yaml")
+		f = filepath.Join(t.TempDir(), "agents.yaml")
 		if err := os.WriteFile(f, []byte(agentsYAML), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +56,7 @@ func (c *chain) startServe(t *testing.T, agentsYAML string, env []string, args .
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &served{logs: &mcptest.SyncBuffer{}}
+	s := &served{logs: &mcptest.SyncBuffer{}, agents: f}
 	cmd.Stderr = s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -379,5 +381,32 @@ func TestE2EAgentOneShot(t *testing.T) {
 	jt = decodeTurn(t, r.stdout)
 	if len(jt.ToolCalls) != 1 || !jt.ToolCalls[0].IsError || !strings.Contains(jt.ToolCalls[0].Result, "unknown tool") {
 		t.Errorf("sh ran outside the agent's tools: %+v", jt)
+	}
+}
+
+// serve reloads the agents file when it changes, whole or not at all.
+func TestE2EServeReload(t *testing.T) {
+	c := newChain(t, ollamatest.Script{})
+	s := c.startServe(t, coderYAML, nil)
+	models := func() string {
+		resp, err := http.Get(s.url + "/models")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if err := os.WriteFile(s.agents, []byte(coderYAML+"  - {name: helper, model: scripted}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "the new agent to be served", func() bool { return strings.Contains(models(), `"helper"`) })
+	// A bad file keeps the agents in use, and says why in the log.
+	if err := os.WriteFile(s.agents, []byte("agents:\n  - {name: coder}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "the refusal to be logged", func() bool { return strings.Contains(s.logs.String(), "keeping the agents in use") })
+	if m := models(); !strings.Contains(m, `"helper"`) || !strings.Contains(m, `"coder"`) {
+		t.Errorf("a bad file changed the agents: %s", m)
 	}
 }

@@ -3,8 +3,6 @@ package agents_test
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -229,68 +227,5 @@ func TestCatalog(t *testing.T) {
 	}
 	if len(got) != 1 || got[0][0].Name != "other" {
 		t.Errorf("subscriber got %v", got)
-	}
-}
-
-func TestWatcher(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "agents.yaml")
-	v1 := []byte("agents:\n  - {name: a, model: m}\n")
-	write := func(b []byte) {
-		t.Helper()
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(v1)
-	specs, err := agents.Parse(v1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat := agents.NewCatalog(specs)
-	w := agents.NewWatcher(cat, v1, agents.WatcherOptions{Path: path})
-	names := func() string { return strings.Join(cat.Names(), ",") }
-
-	// Unchanged: nothing happens.
-	if w.Check() || names() != "a" {
-		t.Fatal("an unchanged file reloaded")
-	}
-	// A change is used only once two reads agree.
-	write([]byte("agents:\n  - {name: b, model: m}\n"))
-	if w.Check() {
-		t.Fatal("reloaded on the first read of a change")
-	}
-	if !w.Check() || names() != "b" {
-		t.Fatalf("the change was not used after two reads: %s", names())
-	}
-	// A bad file changes nothing, however often it is read.
-	write([]byte("agents:\n  - {name: c}\n"))
-	for range 3 {
-		if w.Check() {
-			t.Fatal("a bad file was used")
-		}
-	}
-	if names() != "b" {
-		t.Fatalf("a bad file changed the agents: %s", names())
-	}
-	// An empty file never replaces the agents.
-	write(nil)
-	w.Check()
-	w.Check()
-	if names() != "b" {
-		t.Fatalf("an empty file changed the agents: %s", names())
-	}
-	// A file that is gone for now changes nothing.
-	os.Remove(path)
-	w.Check()
-	w.Check()
-	if names() != "b" {
-		t.Fatalf("a missing file changed the agents: %s", names())
-	}
-	// And a good file after all that is used (the control).
-	write([]byte("agents:\n  - {name: d, model: m}\n  - {name: e, model: m}\n"))
-	w.Check()
-	if !w.Check() || names() != "d,e" {
-		t.Fatalf("got %s, want d,e", names())
 	}
 }

@@ -1,16 +1,9 @@
 package agents
 
 import (
-	"bytes"
-	"context"
-	"io"
-	"log/slog"
-	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Catalog is the set of agents in use, safe for concurrent use. Readers get
@@ -85,109 +78,4 @@ func (c *Catalog) Subscribe(f func([]Spec)) {
 	c.mu.Lock()
 	c.subs = append(c.subs, f)
 	c.mu.Unlock()
-}
-
-// WatcherOptions configures a Watcher. Only Path is needed.
-type WatcherOptions struct {
-	// Path is the file to watch.
-	Path string
-	// Load turns the file's contents into agents; it must check them as
-	// start-up does. Nil means Parse.
-	Load func(data []byte) ([]Spec, error)
-	// Logger receives what the watcher did. Nil discards.
-	Logger *slog.Logger
-}
-
-// Watcher reloads a file of agents into a Catalog when it changes, by the
-// rules of membrane's config reload. A reload is whole or nothing:
-//   - the new contents go through Load, as at start-up; contents that fail
-//     change nothing, and are logged once;
-//   - contents are used only once two reads, one tick apart, agree, so a
-//     writer still writing is waited for;
-//   - an empty file, or one that cannot be read for now, never replaces the
-//     agents in use.
-type Watcher struct {
-	opts    WatcherOptions
-	cat     *Catalog
-	log     *slog.Logger
-	inUse   []byte
-	pending []byte
-	waiting bool
-	refused []byte
-}
-
-// NewWatcher returns a watcher of opts.Path that updates cat; data is the
-// contents cat's agents came from.
-func NewWatcher(cat *Catalog, data []byte, opts WatcherOptions) *Watcher {
-	w := &Watcher{opts: opts, cat: cat, inUse: data, log: opts.Logger}
-	if w.opts.Load == nil {
-		w.opts.Load = Parse
-	}
-	if w.log == nil {
-		w.log = slog.New(slog.DiscardHandler)
-	}
-	return w
-}
-
-// Run checks the file at each tick until ctx is done.
-func (w *Watcher) Run(ctx context.Context, tick <-chan time.Time) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick:
-			w.Check()
-		}
-	}
-}
-
-// Check reads the file once and acts on what it finds. It reports whether
-// the catalog was replaced.
-func (w *Watcher) Check() bool {
-	data, err := readBounded(w.opts.Path)
-	if err != nil {
-		w.waiting = false
-		return false
-	}
-	if bytes.Equal(data, w.inUse) {
-		w.waiting = false
-		return false
-	}
-	if !w.waiting || !bytes.Equal(data, w.pending) {
-		w.pending, w.waiting = data, true
-		return false
-	}
-	w.waiting = false
-	if w.refused != nil && bytes.Equal(data, w.refused) {
-		return false
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		w.refused = data
-		w.log.Error("agents file is now empty; keeping the agents in use", "file", w.opts.Path)
-		return false
-	}
-	specs, err := w.opts.Load(data)
-	if err != nil {
-		w.refused = data
-		w.log.Error("agents file changed but cannot be used; keeping the agents in use", "file", w.opts.Path, "err", err)
-		return false
-	}
-	w.inUse = data
-	if reflect.DeepEqual(specs, w.cat.List()) {
-		return false
-	}
-	w.cat.Replace(specs)
-	w.log.Info("agents reloaded", "file", w.opts.Path, "agents", len(specs))
-	return true
-}
-
-// readBounded reads path, at most one byte more than a file of agents may
-// hold (Parse refuses that).
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 }

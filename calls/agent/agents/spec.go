@@ -1,7 +1,7 @@
 // Package agents owns named agents: the Spec that describes one (its model
 // and endpoint, system prompt, tools, limits and approval rules), the
-// decoder and checks of a file of them, a concurrency-safe Catalog of the
-// agents in use, and a Watcher that reloads the file whole or not at all.
+// decoder and checks of a file of them, and a concurrency-safe Catalog of
+// the agents in use, which a reload replaces whole.
 //
 // Both programs read the same format: the "agents" key of a YAML or JSON
 // document, a list of specs.
