@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/membrane-mcp/membrane/calls"
 )
 
 // MaxFileBytes bounds a file of agents.
@@ -253,34 +255,14 @@ func cleanYAML(err error) string {
 
 // nearest returns the candidate within two edits of v, if any.
 func nearest(v string, candidates []string) string {
+	if len(v) > 64 {
+		return ""
+	}
 	best, bestD := "", 3
 	for _, c := range candidates {
-		if d := distance(v, c); d < bestD {
+		if d := calls.EditDistance(v, c); d < bestD {
 			best, bestD = c, d
 		}
 	}
 	return best
-}
-
-func distance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 99
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
