@@ -30,7 +30,7 @@ type served struct {
 	url    string // up to and including /v1
 	addr   string
 	agents string // the agents file
-	logs *mcptest.SyncBuffer
+	logs   *mcptest.SyncBuffer
 }
 
 var servingRE = regexp.MustCompile(`at http://(\S+)/v1 `)
