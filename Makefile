@@ -24,7 +24,7 @@ export MEMBRANE_TEST_OLLAMA_NEWER ?= $(TEST_OLLAMA_NEWER)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOTEST_FLAGS ?=
 
-.PHONY: help build run test test-go test-clients lint race bench fuzz demo deps test-deps clean
+.PHONY: help build run test test-go test-warm test-clients lint race bench fuzz demo deps test-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -43,7 +43,14 @@ run: build deps ## serve MCP over HTTP on $(ADDR) with whatever Ollama is found
 test: test-deps ## everything the unit and end-to-end suites check, with -race
 	$(GO) test -race -count=1 $(GOTEST_FLAGS) ./...
 
+<<<<<<< HEAD
 test-clients: build test-deps ## real clients from npm (Inspector, conformance, OpenAI Agents JS; openai and Agents JS against orchestrator serve)
+=======
+test-warm: test-deps ## the sandbox's threat and pool tests again, every call after a session's first from the warm pool
+	MEMBRANE_TEST_WARM=2 $(GO) test -race -count=1 -run 'TestThreats|TestWarmPool|TestSandboxEtc' $(GOTEST_FLAGS) ./sandbox/
+
+test-clients: build test-deps ## real MCP clients from npm (Inspector, conformance, OpenAI Agents JS)
+>>>>>>> main
 	./.ci/clients.sh
 
 lint: ## gofmt, go vet, staticcheck

@@ -27,11 +27,11 @@ var errBwrapUnsupported = errBwrapLinuxOnly
 
 func findBwrap() (string, bwrapFeatures, error) { return "", bwrapFeatures{}, errBwrapLinuxOnly }
 
-func (s *Sandbox) bwrapArgs(*job) ([]string, []*os.File, bwrapPipes, error) {
+func (s *Sandbox) bwrapArgs(context.Context, *job) ([]string, []*os.File, bwrapPipes, error) {
 	return nil, nil, bwrapPipes{}, errBwrapLinuxOnly
 }
 
-func (s *Sandbox) bwrapCommand(*job, []string) (*exec.Cmd, []func(), bwrapPipes, error) {
+func (s *Sandbox) bwrapCommand(context.Context, *job) (*exec.Cmd, []func(), bwrapPipes, error) {
 	return nil, nil, bwrapPipes{}, errBwrapLinuxOnly
 }
 
@@ -42,3 +42,7 @@ func (p bwrapPipes) close() {}
 func procMasks() []hidden { return nil }
 
 func (s *Sandbox) probe(context.Context) error { return errBwrapLinuxOnly }
+
+func (s *Sandbox) initLimits() []rlimit { return nil }
+
+func limitInit(int, int, int, []rlimit) error { return errBwrapLinuxOnly }

@@ -34,6 +34,8 @@ const (
 	DefaultProcs         = 128
 	DefaultOpenFiles     = 256
 	DefaultConcurrency   = 8
+	// MaxWarm bounds Config.Warm.
+	MaxWarm = 64
 	// DefaultWorkspaceBytes and DefaultWorkspaceFiles are the quota of a
 	// per-session workspace.
 	DefaultWorkspaceBytes = 1 << 30
@@ -101,6 +103,14 @@ type Config struct {
 	// Concurrency is how many calls of each tool may run at once; one more
 	// gets a fast "busy" tool error. Zero means DefaultConcurrency.
 	Concurrency int
+
+	// Warm is how many pre-started sandboxes (ModeBwrap) may wait for the
+	// next sh or python_run call of a workspace: each is made after a call
+	// of that workspace, in the background, with its namespaces, mounts,
+	// limits and cgroup in place, and serves exactly one call. A call that
+	// finds none starts a fresh one as usual. Zero (the default) keeps
+	// none; MaxWarm bounds it.
+	Warm int
 
 	// NoCgroup stops the sandbox from giving each call a cgroup of its own
 	// (ModeBwrap). By default, where membrane may make cgroups (cgroup v2
@@ -177,6 +187,7 @@ func (c Config) normalize() (Config, error) {
 	neg("Procs", int64(c.Procs))
 	neg("OpenFiles", int64(c.OpenFiles))
 	neg("Concurrency", int64(c.Concurrency))
+	neg("Warm", int64(c.Warm))
 	neg("WorkspaceBytes", c.WorkspaceBytes)
 	neg("WorkspaceFiles", int64(c.WorkspaceFiles))
 	if len(bad) > 0 {
@@ -208,6 +219,9 @@ func (c Config) normalize() (Config, error) {
 	seti(&c.Concurrency, d.Concurrency)
 	set(&c.WorkspaceBytes, d.WorkspaceBytes)
 	seti(&c.WorkspaceFiles, d.WorkspaceFiles)
+	if c.Warm > MaxWarm {
+		return c, fmt.Errorf("%w: Warm %d is more than %d pre-started sandboxes", ErrConfig, c.Warm, MaxWarm)
+	}
 	if c.Timeout > c.MaxTimeout {
 		return c, fmt.Errorf("%w: Timeout %s is longer than MaxTimeout %s", ErrConfig, c.Timeout, c.MaxTimeout)
 	}

@@ -72,8 +72,9 @@ func Diagnose(ctx context.Context, cfg Config) []diag.Check {
 		}
 	}
 	switch {
-	case errBwrapUnsupported != nil && s.bwrapErr == errBwrapUnsupported && ncfg.Mode == ModeBwrap:
-		// prlimit would only matter inside a bubblewrap sandbox.
+	case ncfg.Mode == ModeBwrap && errBwrapUnsupported != nil && s.bwrapErr == errBwrapUnsupported:
+	case ncfg.Mode == ModeBwrap:
+		add("prlimit", diag.StatusOK, "not needed in bwrap mode: membrane sets each sandbox's rlimits itself (prlimit(2) on the sandbox's init, before the command starts)", "")
 	case s.prlimitErr != nil:
 		add("prlimit", diag.StatusFail, s.prlimitErr.Error(), fixPrlimit)
 	case s.selfExe != "":
@@ -83,7 +84,7 @@ func Diagnose(ctx context.Context, cfg Config) []diag.Check {
 		add("prlimit", diag.StatusOK, s.prlimit+" sets the rlimits inside each sandbox", "")
 	}
 
-	if ncfg.Mode == ModeBwrap && s.bwrapErr == nil && s.prlimitErr == nil {
+	if ncfg.Mode == ModeBwrap && s.bwrapErr == nil {
 		if err := s.probe(ctx); err != nil {
 			fix := fixNamespaces
 			if container {

@@ -35,10 +35,11 @@
 // dies with membrane (--die-with-parent plus Pdeathsig) and starts a new
 // terminal session, so it cannot reach membrane's stdio or terminal.
 //
-// Limits are rlimits set by util-linux prlimit inside the sandbox's own
-// user namespace, just before the command starts: CPU seconds, address
-// space, file size, open files and processes. Setting them there, and not on
-// bwrap, matters: the kernel checks RLIMIT_NPROC against the count of the
+// Limits are rlimits: CPU seconds, address space, file size, open files and
+// processes. membrane sets them with prlimit(2) on the sandbox's init while
+// it waits on a pipe (--block-fd), inside the sandbox's own user namespace
+// and before the command exists, so they cost no extra process per call.
+// Setting them there, and not on bwrap, matters: the kernel checks RLIMIT_NPROC against the count of the
 // uid's processes in the task's own user namespace, and checks the parent
 // namespaces against the limit the namespace was created under. Set inside,
 // the cap holds one call's processes whatever else the user runs (measured:
@@ -76,6 +77,16 @@
 // they resolve in the sandbox's own mount namespace (where the system is
 // read-only and the host's files are absent), and membrane's own cleanup
 // never follows a link.
+//
+// # Warm sandboxes
+//
+// With Config.Warm, a call's sandbox may have been prepared in the
+// background after the session's previous call of the same tool: bwrap
+// started with everything in place, its init waiting on its block pipe
+// before the command exists. Each serves exactly one call; see pool.go for
+// what it changes (nothing a call can see of another) and when one is
+// thrown away. The private /etc copy is made in the background too, so New
+// returns at once; a call waits for the first copy only.
 //
 // # ModeRlimit
 //

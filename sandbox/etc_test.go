@@ -1,6 +1,9 @@
 package sandbox
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +32,9 @@ func TestEtcSnapshot(t *testing.T) {
 	write("shadow", "root:secret", 0o644) // not in etcFiles: never copied
 
 	e := &etcSnapshot{src: src, root: root, passwd: []byte("p\n"), group: []byte("g\n")}
-	dir, err := e.current()
+	e.start()
+	defer e.wait()
+	dir, err := e.current(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,19 +60,30 @@ func TestEtcSnapshot(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "shadow")); !os.IsNotExist(err) {
 		t.Fatal("an entry outside the allowlist was copied")
 	}
-	// Unchanged: the same copy.
-	e.checked = time.Time{}
-	if again, _ := e.current(); again != dir {
+	// Unchanged: a recheck keeps the same copy.
+	e.checked.Store(0)
+	e.current(t.Context())
+	e.wait()
+	if again, _ := e.current(t.Context()); again != dir {
 		t.Fatalf("rebuilt without a change: %s then %s", dir, again)
 	}
-	// A change in a nested file shows after the recheck interval.
+	// A change in a nested file shows after the recheck interval, and not
+	// before.
 	write("ssl/certs/ca.pem", "CERT2", 0o644)
 	os.Chtimes(filepath.Join(src, "ssl/certs/ca.pem"), time.Now(), time.Now().Add(time.Second))
-	if again, _ := e.current(); again != dir {
+	e.current(t.Context())
+	e.wait()
+	if again, _ := e.current(t.Context()); again != dir {
 		t.Fatal("rechecked before the interval")
 	}
-	e.checked = time.Time{}
-	dir2, err := e.current()
+	e.checked.Store(0)
+	// The call that finds the check due does not wait for the new copy: it
+	// gets the one it had, and the copy is made in the background.
+	if during, err := e.current(t.Context()); err != nil || during != dir {
+		t.Fatalf("the call path waited for a rebuild: %q %v", during, err)
+	}
+	e.wait()
+	dir2, err := e.current(t.Context())
 	if err != nil || dir2 == dir {
 		t.Fatalf("not rebuilt after a change: %v", err)
 	}
@@ -77,6 +93,53 @@ func TestEtcSnapshot(t *testing.T) {
 	// The old copy stays for sandboxes that still have it bound.
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEtcSnapshotFirstBuildFails checks that a first copy that cannot be
+// made is an error for the calls, and that a later failure keeps the last
+// good copy.
+func TestEtcSnapshotFirstBuildFails(t *testing.T) {
+	e := &etcSnapshot{src: t.TempDir(), root: filepath.Join(t.TempDir(), "missing")}
+	e.start()
+	defer e.wait()
+	if dir, err := e.current(t.Context()); err == nil || !strings.Contains(err.Error(), "copy /etc") {
+		t.Fatalf("want a copy error, got %q %v", dir, err)
+	}
+	// Allow: with a root to make it in, the next check makes the copy.
+	os.Mkdir(e.root, 0o755)
+	e.checked.Store(0)
+	e.current(t.Context())
+	e.wait()
+	dir, err := e.current(t.Context())
+	if err != nil || dir == "" {
+		t.Fatalf("no copy once possible: %q %v", dir, err)
+	}
+	// A failed rebuild keeps the good copy.
+	os.WriteFile(filepath.Join(e.src, "hosts"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(e.root, fmt.Sprintf("etc-%d", e.n)), nil, 0o644) // in the new copy's way
+	e.checked.Store(0)
+	e.current(t.Context())
+	e.wait()
+	if again, err := e.current(t.Context()); err != nil || again != dir {
+		t.Fatalf("a failed rebuild lost the good copy: %q %v", again, err)
+	}
+}
+
+// TestEtcSnapshotWaitsForTheFirstCopy checks that a call made before the
+// first copy exists waits for it, and gives up with its context.
+func TestEtcSnapshotWaitsForTheFirstCopy(t *testing.T) {
+	e := &etcSnapshot{first: make(chan struct{})}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := e.current(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("want the context's error before the first copy, got %v", err)
+	}
+	e.cur.Store(&etcCopy{dir: "/x"})
+	e.checked.Store(time.Now().UnixNano())
+	close(e.first)
+	if dir, err := e.current(ctx); err != nil || dir != "/x" {
+		t.Fatalf("with the copy made, even a done context gets it: %q %v", dir, err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,11 +23,9 @@ import (
 func requireBwrap(t testing.TB) {
 	t.Helper()
 	why := ""
-	if _, _, err := findBwrap(); err != nil {
+	if bwrap, _, err := findBwrap(); err != nil {
 		why = err.Error()
-	} else if _, err := findPrlimit(); err != nil {
-		why = err.Error()
-	} else if out, err := exec.Command("bwrap", "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/", "true").CombinedOutput(); err != nil {
+	} else if out, err := exec.Command(bwrap, "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/", "/bin/true").CombinedOutput(); err != nil {
 		why = fmt.Sprintf("bwrap cannot create namespaces here: %v: %s", err, out)
 	}
 	if why == "" {
@@ -36,6 +35,18 @@ func requireBwrap(t testing.TB) {
 		t.Fatalf("MEMBRANE_REQUIRE_E2E=1 but %s (install bubblewrap: apt-get install bubblewrap)", why)
 	}
 	t.Skipf("needs bubblewrap: %s (set MEMBRANE_REQUIRE_E2E=1 to make this a failure)", why)
+}
+
+// requirePrlimit skips the test (fails it under MEMBRANE_REQUIRE_E2E=1)
+// where util-linux prlimit, which rlimit mode uses, is missing.
+func requirePrlimit(t testing.TB) {
+	t.Helper()
+	if _, err := findPrlimit(); err != nil {
+		if os.Getenv("MEMBRANE_REQUIRE_E2E") == "1" {
+			t.Fatalf("MEMBRANE_REQUIRE_E2E=1 but %v (apt-get install util-linux)", err)
+		}
+		t.Skipf("needs prlimit: %v", err)
+	}
 }
 
 // testConfig is DefaultConfig with limits small enough that the attack
@@ -49,6 +60,9 @@ func testConfig() Config {
 	c.FileSizeBytes = 8 << 20
 	c.TmpBytes = 8 << 20
 	c.OutputBytes = 64 << 10
+	if os.Getenv("MEMBRANE_TEST_WARM") != "" {
+		c.Warm, _ = strconv.Atoi(os.Getenv("MEMBRANE_TEST_WARM"))
+	}
 	return c
 }
 
@@ -65,9 +79,12 @@ func newTestSandbox(t testing.TB, mut func(*Config)) *Sandbox {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	liveSandboxes.Store(s, true)
 	t.Cleanup(func() {
 		root := s.root
-		if err := s.Close(); err != nil {
+		err := s.Close()
+		liveSandboxes.Delete(s)
+		if err != nil {
 			t.Errorf("Close: %v", err)
 		}
 		if _, err := os.Stat(root); !os.IsNotExist(err) {
@@ -195,15 +212,45 @@ func descendants() []string {
 		info[pid] = fmt.Sprintf("%d %s %s", pid, b[j+1:i], f[0])
 	}
 	me := os.Getpid()
+	warm := warmPIDs()
 	var out []string
 	for pid := range parent {
+		if warm[pid] {
+			continue
+		}
 		for p, n := parent[pid], 0; p > 1 && n < 64; p, n = parent[p], n+1 {
+			if warm[p] {
+				break
+			}
 			if p == me {
 				out = append(out, info[pid])
 				break
 			}
 		}
 	}
+	return out
+}
+
+// liveSandboxes are the test's open Sandboxes, whose warm pools may hold
+// sandboxes waiting for a call: processes that are not left over from one.
+var liveSandboxes sync.Map
+
+// warmPIDs returns the pids of the bwrap processes the live sandboxes'
+// pools hold waiting.
+func warmPIDs() map[int]bool {
+	out := map[int]bool{}
+	liveSandboxes.Range(func(k, _ any) bool {
+		wp := k.(*Sandbox).pool
+		if wp == nil {
+			return true
+		}
+		wp.mu.Lock()
+		for _, pr := range wp.idle {
+			out[pr.cmd.Process.Pid] = true
+		}
+		wp.mu.Unlock()
+		return true
+	})
 	return out
 }
 

@@ -47,6 +47,12 @@ var rlimitNames = []struct {
 	{"as", unix.RLIMIT_AS},
 }
 
+// rlimit is one resource limit, soft and hard alike.
+type rlimit struct {
+	res int
+	n   uint64
+}
+
 // selfLimitArgs is the helper's command line for the given limits.
 func selfLimitArgs(exe string, cpu int, as, fsize int64, nofile, nproc int, cred *syscall.Credential) []string {
 	a := []string{

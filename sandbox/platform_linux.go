@@ -46,6 +46,18 @@ func chmodDirNoFollow(path string, mode uint32) {
 	}
 }
 
+// initAlive says whether the sandbox's init is still running (true when
+// there is no pidfd to ask).
+func (p *process) initAlive() bool {
+	fd := p.pidfd()
+	if fd < 0 {
+		return true
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 0
+}
+
 // readInit reads bwrap's info JSON from r, keeps a pidfd of the sandbox's
 // init, and returns its pid (0 when bwrap said nothing: it failed before
 // making the sandbox). bwrap writes it at once after clone(2).

@@ -29,6 +29,7 @@ func (p *process) readInit(*os.File) int { return 0 }
 
 func (p *process) drainInfo(r *os.File) { r.Close() }
 func (p *process) waitInit()            {}
+func (p *process) initAlive() bool      { return true }
 
 // chmodDirNoFollow sets the mode of the directory at path without following
 // a symbolic link there: AT_SYMLINK_NOFOLLOW changes the link itself.

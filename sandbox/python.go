@@ -80,10 +80,12 @@ func (s *Sandbox) handlePython(ctx context.Context, req *calls.Request) (*calls.
 		return calls.Errorf("python_run unavailable: %v. Fix: install Python 3 (Debian/Ubuntu: apt-get install python3) or point membrane's python setting at a real python3 (`membrane doctor` shows which).", s.pythonErr), nil
 	}
 	// The code travels as a file, never through a shell or an argument.
-	return s.execute(ctx, req, a.runArgs, &job{
+	j := &job{
 		argv:  []string{s.python, scriptPath},
 		files: map[string][]byte{scriptPath: []byte(a.Code)},
-	})
+	}
+	j.warm = &warmForm{argv: j.argv, files: j.files}
+	return s.execute(ctx, req, a.runArgs, j)
 }
 
 // findPython returns the first real python3 binary that usable accepts (nil

@@ -34,6 +34,14 @@ type job struct {
 	// block makes bwrap's init wait for a byte on a pipe before it starts
 	// the command (bwrapPipes.block).
 	block bool
+	// warm, when set, is the form in which a warm sandbox may run the job
+	// (see pool.go); a call run from the pool runs it instead.
+	warm *warmForm
+	// binds are host files bound read-only at their paths inside, in place
+	// of files (a warm sandbox's, written when a call takes it).
+	binds map[string]string
+	// etc is the /etc copy bwrapArgs bound.
+	etc string
 }
 
 // outcome is what became of a job.
@@ -86,12 +94,75 @@ func (p *process) kill() {
 	}
 }
 
+// pidfd returns the pidfd of the sandbox's init, or -1.
+func (p *process) pidfd() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.initFD
+}
+
 // run runs j to completion, timeout or cancellation. An error means the
-// process could not be started at all.
+// process could not be started at all. In bwrap mode a warm sandbox from
+// the pool (see pool.go) may take the place of a fresh one.
 func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	begin := time.Now()
+	if w := s.pool.take(s, j); w != nil {
+		return s.finish(ctx, w, j, begin)
+	}
+	pr, err := s.prepare(ctx, j, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.pool.refill(s, j)
+	return s.finish(ctx, pr, j, begin)
+}
+
+// prepared is a started process whose command has not begun: in bwrap
+// mode, a sandbox whose init waits on its block pipe with its namespaces,
+// mounts, rlimits and cgroup in place. finish starts the command.
+type prepared struct {
+	p       *process
+	cmd     *exec.Cmd
+	cg      *callCgroup
+	pipes   bwrapPipes
+	outR    *os.File
+	errR    *os.File
+	cleanup []func()
+	// joinErr says why the sandbox could not be readied (its init is
+	// killed): the call fails with it.
+	joinErr  error
+	infoDone chan struct{}
+	initPID  int // the sandbox's init, 0 when bwrap made none
+	// For a warm sandbox: stdin is the writing end of its stdin pipe,
+	// files the host files bound read-only at the job's file paths, to
+	// be written when a call takes it; etc the /etc copy it has bound;
+	// key what it was made for.
+	stdin *os.File
+	files map[string]*os.File
+	etc   string
+	key   warmKey
+}
+
+// release undoes prepare: the process leaves the registry, and pipes,
+// files and the cgroup go. finish calls it when the call is over; the pool
+// when it throws a warm sandbox away (after killing it).
+func (pr *prepared) release(s *Sandbox) {
+	for _, f := range pr.cleanup {
+		f()
+	}
+	pr.cleanup = nil
+	close(pr.p.done)
+	s.mu.Lock()
+	delete(s.running, pr.p)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// prepare starts j's process up to the point where its command would
+// begin. With warm set, j's files are bound from host files written only
+// when a call takes the sandbox, and stdin is a pipe: the pool's form.
+func (s *Sandbox) prepare(ctx context.Context, j *job, warm *warmKey) (_ *prepared, err error) {
 	p := &process{sess: j.sess, done: make(chan struct{}), initFD: -1}
-	defer close(p.done)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -100,54 +171,55 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	s.running[p] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	pr := &prepared{p: p, infoDone: make(chan struct{})}
 	defer func() {
-		s.mu.Lock()
-		delete(s.running, p)
-		s.mu.Unlock()
-		s.wg.Done()
-	}()
-
-	var (
-		cmd     *exec.Cmd
-		cleanup []func()
-	)
-	defer func() {
-		for _, f := range cleanup {
-			f()
+		if err != nil {
+			p.kill()
+			if pr.cmd != nil && pr.cmd.Process != nil {
+				_ = pr.cmd.Wait()
+			}
+			pr.release(s)
 		}
 	}()
-	limits, err := s.limitArgs()
-	if err != nil {
-		return nil, err
-	}
-	var (
-		pipes bwrapPipes
-		cg    *callCgroup
-	)
+
+	var cmd *exec.Cmd
 	if s.cfg.Mode == ModeBwrap {
 		if s.cg != nil {
 			// The cgroup's pids.max leaves room for bwrap's init on top
 			// of the call's own RLIMIT_NPROC.
-			cg, err = s.cg.newCall(s.cfg.MemoryBytes, s.cfg.Procs+4)
+			cg, err := s.cg.newCall(s.cfg.MemoryBytes, s.cfg.Procs+4)
 			if err != nil {
 				return nil, &startError{err}
 			}
-			cleanup = append(cleanup, func() { cg.remove() })
-			j.block = true
+			pr.cg = cg
+			pr.cleanup = append(pr.cleanup, func() { cg.remove() })
 		}
-		var closers []func()
-		cmd, closers, pipes, err = s.bwrapCommand(j, limits)
-		cleanup = append(cleanup, closers...)
-		cleanup = append(cleanup, pipes.close)
+		// The init waits for the rlimits (and the cgroup) before it
+		// starts the command.
+		j.block = true
+		if warm != nil {
+			pr.key = *warm
+			if err := s.warmFiles(pr, j); err != nil {
+				return nil, err
+			}
+		}
+		c, closers, pipes, err := s.bwrapCommand(ctx, j)
+		pr.cleanup = append(pr.cleanup, closers...)
+		pr.cleanup = append(pr.cleanup, pipes.close)
 		if err != nil {
 			return nil, err
 		}
+		cmd, pr.pipes, pr.etc = c, pipes, j.etc
 	} else {
+		limits, err := s.limitArgs()
+		if err != nil {
+			return nil, err
+		}
 		scratch, err := os.MkdirTemp(filepath.Join(s.root, "run"), "r-")
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: make scratch dir: %w", err)
 		}
-		cleanup = append(cleanup, func() { removeTree(scratch) })
+		pr.cleanup = append(pr.cleanup, func() { removeTree(scratch) })
 		if s.cred != nil {
 			if err := os.Chown(scratch, s.uid, s.gid); err != nil {
 				return nil, fmt.Errorf("sandbox: make scratch dir: %w", err)
@@ -182,7 +254,14 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 		cred = nil // the limits helper drops to s.cred itself, once the limits are set
 	}
 	cmd.SysProcAttr = sysProcAttr(cred)
-	if j.stdin != nil {
+	if warm != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: pipe: %w", err)
+		}
+		cmd.Stdin, pr.stdin = r, w
+		pr.cleanup = append(pr.cleanup, func() { r.Close(); w.Close() })
+	} else if j.stdin != nil {
 		cmd.Stdin = strings.NewReader(*j.stdin)
 	}
 	outR, outW, err := os.Pipe()
@@ -195,63 +274,107 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 		outW.Close()
 		return nil, fmt.Errorf("sandbox: pipe: %w", err)
 	}
+	pr.outR, pr.errR = outR, errR
+	pr.cleanup = append(pr.cleanup, func() { outR.Close(); errR.Close() })
 	cmd.Stdout, cmd.Stderr = outW, errW
 	// Our own timer, not the context, so that a timeout can be told from a
 	// cancellation.
 	cmd.WaitDelay = time.Second
 
-	o := &outcome{}
-	o.stdout.limit, o.stderr.limit = s.cfg.OutputBytes, s.cfg.OutputBytes
-
 	p.mu.Lock()
 	if p.killed {
 		p.mu.Unlock()
-		outR.Close()
 		outW.Close()
-		errR.Close()
 		errW.Close()
 		return nil, errClosed
 	}
 	p.cmd = cmd
 	markInheritedCloexec()
-	start := time.Now()
 	err = cmd.Start()
-	o.began, o.started = begin, time.Since(begin)
 	p.mu.Unlock()
 	outW.Close()
 	errW.Close()
 	for _, f := range cmd.ExtraFiles {
 		f.Close() // bwrap has its copies
 	}
+	if f, ok := cmd.Stdin.(*os.File); ok {
+		f.Close() // the child has its copy
+	}
 	if err != nil {
-		outR.Close()
-		errR.Close()
+		p.mu.Lock()
+		p.cmd = nil
+		p.mu.Unlock()
 		return nil, &startError{fmt.Errorf("start %s: %w", cmd.Path, err)}
 	}
+	pr.cmd = cmd
+	if pr.pipes.info == nil {
+		close(pr.infoDone)
+		return pr, nil
+	}
+	pid := p.readInit(pr.pipes.info)
+	pr.initPID = pid
+	if pid > 0 && pr.pipes.block != nil {
+		// The init waits on the block pipe: set its rlimits and join it
+		// to the call's cgroup before it starts the command, so that
+		// nothing of the call runs unlimited or outside it. If either
+		// fails, the call never starts.
+		if pr.cg != nil {
+			if err := pr.cg.join(pid); err != nil {
+				pr.joinErr = fmt.Errorf("put the call in its cgroup: %w", err)
+			}
+		}
+		if pr.joinErr == nil {
+			asUID := -1
+			if s.cred != nil {
+				asUID = s.uid
+			}
+			if err := limitInit(pid, p.pidfd(), asUID, s.initLimits()); err != nil {
+				pr.joinErr = fmt.Errorf("set the call's limits: %w", err)
+			}
+		}
+		if pr.joinErr != nil {
+			p.kill()
+		}
+	}
+	info := pr.pipes.info
+	go func() { defer close(pr.infoDone); p.drainInfo(info) }()
+	return pr, nil
+}
+
+// finish starts pr's command (releasing a bwrap init from its block pipe)
+// and runs it to completion, timeout or cancellation.
+func (s *Sandbox) finish(ctx context.Context, pr *prepared, j *job, begin time.Time) (*outcome, error) {
+	defer pr.release(s)
+	p, cmd, cg, pipes := pr.p, pr.cmd, pr.cg, pr.pipes
+	o := &outcome{}
+	o.stdout.limit, o.stderr.limit = s.cfg.OutputBytes, s.cfg.OutputBytes
 	var qw *quotaWatch
 	var startUsage usage
 	if j.ws.owned {
 		startUsage = j.ws.lastUsage()
 		qw = s.watchQuota(j.ws, startUsage, p)
 	}
-	infoDone := make(chan struct{})
-	var joinErr error
-	if pipes.info != nil {
-		pid := p.readInit(pipes.info)
-		if cg != nil && pid > 0 {
-			// The init waits on the block pipe: join it to the call's
-			// cgroup before it starts the command, so that nothing of the
-			// call runs outside it. If that fails, the call never starts.
-			if joinErr = cg.join(pid); joinErr != nil {
-				p.kill()
-			} else {
-				_, joinErr = pipes.block.Write([]byte{1})
-			}
+	joinErr := pr.joinErr
+	if pr.stdin != nil {
+		in := ""
+		if j.stdin != nil {
+			in = *j.stdin
 		}
-		go func() { defer close(infoDone); p.drainInfo(pipes.info) }()
-	} else {
-		close(infoDone)
+		w := pr.stdin
+		pr.stdin = nil
+		go func() {
+			_, _ = io.WriteString(w, in)
+			w.Close()
+		}()
 	}
+	start := time.Now()
+	o.began, o.started = begin, start.Sub(begin)
+	if joinErr == nil && pipes.block != nil && pr.initPID > 0 {
+		// (With no init, bwrap failed before making the sandbox: its
+		// message is the result.)
+		_, joinErr = pipes.block.Write([]byte{1})
+	}
+	outR, errR := pr.outR, pr.errR
 	var readers sync.WaitGroup
 	readers.Add(2)
 	go func() { defer readers.Done(); o.stdout.readFrom(outR) }()
@@ -261,6 +384,7 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	go func() { waitErr <- cmd.Wait() }()
 	timer := time.NewTimer(j.timeout)
 	defer timer.Stop()
+	var err error
 	select {
 	case err = <-waitErr:
 	case <-timer.C:
@@ -276,10 +400,10 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	// bwrap is gone, so the info pipe ends (bwrap never hands it to the
 	// sandboxed command); then make sure the sandbox itself is gone.
 	select {
-	case <-infoDone:
+	case <-pr.infoDone:
 	case <-time.After(time.Second):
 		pipes.info.Close()
-		<-infoDone
+		<-pr.infoDone
 	}
 	p.waitInit()
 	if cg != nil {
@@ -319,7 +443,7 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 		o.cancelled = true
 	}
 	if joinErr != nil {
-		return nil, &startError{fmt.Errorf("sandbox: put the call in its cgroup: %w", joinErr)}
+		return nil, &startError{fmt.Errorf("sandbox: %w", joinErr)}
 	}
 	var ee *exec.ExitError
 	switch {
@@ -343,11 +467,15 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	return o, nil
 }
 
-// limitArgs is the prlimit command line that sets every rlimit just before
-// the command starts: inside the sandbox's own user namespace, where
-// RLIMIT_NPROC counts only that sandbox's processes. In rlimit mode without
-// prlimit it is membrane's own limits helper instead.
+// limitArgs is, in rlimit mode, the prlimit command line that sets every
+// rlimit just before the command starts, or membrane's own limits helper
+// where prlimit is missing. (In bwrap mode limitInit sets them on the
+// sandbox's init, inside its own user namespace, where RLIMIT_NPROC counts
+// only that sandbox's processes.)
 func (s *Sandbox) limitArgs() ([]string, error) {
+	if s.cfg.Mode == ModeBwrap {
+		return nil, nil
+	}
 	if s.prlimitErr != nil {
 		return nil, s.prlimitErr
 	}

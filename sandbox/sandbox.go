@@ -64,15 +64,18 @@ type Sandbox struct {
 	memCap MemoryCap
 	// procMasks are the /proc entries a sandbox does not see.
 	procMasks []hidden
+	// pool holds warm sandboxes (Config.Warm); nil when there is none.
+	pool *warmPool
 
 	mu         sync.Mutex
 	closed     bool
 	workspaces map[*calls.Session]*workspace
 	running    map[*process]struct{}
 	wg         sync.WaitGroup // running processes
+	bg         sync.WaitGroup // the start-up probe
 }
 
-// New checks cfg, finds bwrap, prlimit and a Python interpreter, and
+// New checks cfg, finds bwrap (prlimit in rlimit mode) and a Python interpreter, and
 // returns a Sandbox. It does not fail because bubblewrap is missing or
 // cannot create namespaces: the calls then return a tool error that says
 // how to fix it, and Diagnose explains the same. A nil log discards.
@@ -127,7 +130,11 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 	}
 
 	s.bwrap, s.bwrapFeat, s.bwrapErr = findBwrap()
-	s.prlimit, s.prlimitErr = findPrlimit()
+	if cfg.Mode == ModeRlimit {
+		// In bwrap mode membrane sets the rlimits on the sandbox's init
+		// itself (limitInit); without namespaces prlimit sets them.
+		s.prlimit, s.prlimitErr = findPrlimit()
+	}
 	if cfg.Mode == ModeRlimit && s.prlimitErr != nil {
 		// No prlimit (macOS, or a Linux without util-linux): with no
 		// namespace to enter first, membrane can set the limits itself.
@@ -164,9 +171,6 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 		// An interpreter outside /usr (pyenv, a venv's base): bind its
 		// installation prefix read-only at the same path.
 		s.extraBinds = append(s.extraBinds, filepath.Dir(filepath.Dir(s.python)))
-	}
-	if s.prlimit != "" && !underSystemDirs(s.prlimit) {
-		s.extraBinds = append(s.extraBinds, filepath.Dir(s.prlimit))
 	}
 	for _, h := range cfg.Hide {
 		p, err := filepath.Abs(h)
@@ -213,10 +217,19 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 		s.cg.close()
 		return nil, err
 	}
-	if cfg.Mode == ModeBwrap && s.bwrapErr == nil && s.prlimitErr == nil {
-		if err := s.probe(context.Background()); err != nil {
-			log.Warn("sandbox: bubblewrap cannot create a sandbox here; sh and python_run will fail until this is fixed", "err", err)
-		}
+	if cfg.Mode == ModeBwrap && s.bwrapErr == nil && cfg.Warm > 0 {
+		s.pool = newWarmPool(cfg.Warm)
+	}
+	if cfg.Mode == ModeBwrap && s.bwrapErr == nil {
+		// In the background: the calls are listed at once, and the first
+		// one runs as soon as the /etc copy is made, probe or not.
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			if err := s.probe(context.Background()); err != nil && !errors.Is(err, errClosed) {
+				log.Warn("sandbox: bubblewrap cannot create a sandbox here; sh and python_run will fail until this is fixed", "err", err)
+			}
+		}()
 	}
 	if s.pythonErr != nil {
 		log.Warn("sandbox: no Python interpreter; python_run will fail", "err", s.pythonErr)
@@ -251,11 +264,8 @@ func (s *Sandbox) makeRoot() error {
 		os.RemoveAll(root)
 		return fmt.Errorf("sandbox: make private dir: %w", err)
 	}
-	s.etc = &etcSnapshot{src: "/etc", root: root, passwd: []byte(passwd), group: []byte(group)}
-	if _, err := s.etc.current(); err != nil {
-		os.RemoveAll(root)
-		return err
-	}
+	s.etc = &etcSnapshot{src: "/etc", root: etcRoot(root), passwd: []byte(passwd), group: []byte(group)}
+	s.etc.start()
 	return nil
 }
 
@@ -280,12 +290,18 @@ func (s *Sandbox) Close() error {
 	wss := s.workspaces
 	s.workspaces = map[*calls.Session]*workspace{}
 	s.mu.Unlock()
+	s.bg.Wait()
+	s.pool.close(s)
 	s.wg.Wait()
+	s.etc.wait()
 	var errs []error
 	for _, ws := range wss {
 		if ws.owned {
 			errs = append(errs, removeTree(ws.dir))
 		}
+	}
+	if s.etc.root != s.root {
+		errs = append(errs, removeTree(s.etc.root))
 	}
 	errs = append(errs, removeTree(s.root), s.cg.close())
 	return errors.Join(errs...)
@@ -300,7 +316,7 @@ func (s *Sandbox) unavailable() *calls.Result {
 	if s.cfg.Mode == ModeBwrap && s.bwrapErr != nil {
 		return calls.Errorf("sandbox unavailable: %v.\n%s", s.bwrapErr, fixBwrapMissing)
 	}
-	if s.prlimitErr != nil {
+	if s.cfg.Mode == ModeRlimit && s.prlimitErr != nil {
 		return calls.Errorf("sandbox unavailable: %v.\n%s", s.prlimitErr, fixPrlimit)
 	}
 	return nil
@@ -359,7 +375,14 @@ const rootPrefix = "membrane-sandbox-"
 // (SIGKILL leaves no chance to clean up): those whose pid is gone, or now
 // belongs to a process that is not a membrane sandbox owner of the same uid.
 func sweepStale() {
-	ents, err := os.ReadDir(os.TempDir())
+	sweepStaleIn(os.TempDir())
+	if shmDir != os.TempDir() {
+		sweepStaleIn(shmDir) // the /etc copies (etcRoot)
+	}
+}
+
+func sweepStaleIn(parent string) {
+	ents, err := os.ReadDir(parent)
 	if err != nil {
 		return
 	}
@@ -376,7 +399,7 @@ func sweepStale() {
 		if syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM) {
 			continue // alive
 		}
-		dir := filepath.Join(os.TempDir(), e.Name())
+		dir := filepath.Join(parent, e.Name())
 		if st, ok := statOwner(dir); !ok || int(st.Uid) != os.Geteuid() {
 			continue
 		}

@@ -410,7 +410,8 @@ func TestNamespacesUnavailable(t *testing.T) {
 }
 
 func TestRlimitMode(t *testing.T) {
-	requireBwrap(t) // for prlimit and a comparable machine
+	requireBwrap(t) // a comparable machine
+	requirePrlimit(t)
 	s := newTestSandbox(t, func(c *Config) { c.Mode = ModeRlimit; c.Procs = 32 })
 	if s.prlimit == "" || s.selfExe != "" {
 		t.Fatalf("rlimit mode with prlimit installed must use it: prlimit %q, helper %q", s.prlimit, s.selfExe)
@@ -466,6 +467,27 @@ func TestRlimitModeWithoutPrlimit(t *testing.T) {
 	}
 	if !found {
 		t.Error("Diagnose should say membrane sets the rlimits itself")
+	}
+}
+
+// TestBwrapLimitsOnInit checks the rlimits of a bubblewrap call, which
+// membrane sets on the sandbox's init (no prlimit process): each holds at
+// the configured value, soft and hard, so the code cannot raise one; and
+// they follow the config. It runs with prlimit out of reach, to show the
+// call needs none.
+func TestBwrapLimitsOnInit(t *testing.T) {
+	requireBwrap(t)
+	hidePrlimit(t)
+	for _, procs := range []int{40, 64} {
+		s := newTestSandbox(t, func(c *Config) { c.Procs = procs; c.OpenFiles = 200 })
+		cs := connect(t, s)
+		out := ok(t, sh(t, cs, `ulimit -t; ulimit -Ht; ulimit -f; ulimit -c; ulimit -n; ulimit -Hn; ulimit -v; ulimit -Hv; ulimit -p; ulimit -Hp; (ulimit -n 512) 2>/dev/null && echo raised || echo capped; (ulimit -Hp 1000) 2>/dev/null && echo raised || echo capped`))
+		c := testConfig()
+		want := fmt.Sprintf("%d\n%d\n%d\n0\n200\n200\n%d\n%d\n%d\n%d\ncapped\ncapped\n",
+			c.CPUSeconds, c.CPUSeconds, c.FileSizeBytes/512, c.MemoryBytes>>10, c.MemoryBytes>>10, procs, procs)
+		if out != want {
+			t.Fatalf("Procs %d: limits in the sandbox:\n got %q\nwant %q", procs, out, want)
+		}
 	}
 }
 

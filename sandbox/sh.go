@@ -66,11 +66,12 @@ func (s *Sandbox) handleSh(ctx context.Context, req *calls.Request) (*calls.Resu
 	if err != nil {
 		return argError(req, err), nil
 	}
-	j := &job{argv: []string{"/bin/sh", "-c", a.Cmd}}
+	script := &warmForm{argv: []string{"/bin/sh", shScriptPath}, files: map[string][]byte{shScriptPath: []byte(a.Cmd)}}
+	j := &job{argv: []string{"/bin/sh", "-c", a.Cmd}, warm: script}
 	if len(a.Cmd) > maxArgBytes {
 		// Past what one exec argument may hold (128 KiB on Linux): the
 		// same shell reads it from a file instead.
-		j = &job{argv: []string{"/bin/sh", shScriptPath}, files: map[string][]byte{shScriptPath: []byte(a.Cmd)}}
+		j = &job{argv: script.argv, files: script.files, warm: script}
 	}
 	return s.execute(ctx, req, a.runArgs, j)
 }

@@ -880,21 +880,23 @@ func testWorkspaceQuota(t *testing.T) {
 	}
 	// Making room works, and then writing again does.
 	ok(t, sh(t, cs, `rm -f big*`))
-	// 200k files, past the 100k file limit. The quota is watched, not
-	// enforced by the kernel: a pause every 1,000 files keeps the writer
-	// slower than one walk of the workspace even on a loaded machine, so
-	// the test checks the kill, not a race with the watch.
+	// Files past the 100k file limit. The quota is watched, not enforced
+	// by the kernel, so the writer must not be able to finish before a
+	// walk of the workspace sees it: it goes on to a million files (a
+	// pause every 1,000 keeps it slower than a walk), and the watch must
+	// stop it long before, on a loaded machine too. The test checks the
+	// kill, not a race with the watch.
 	r = call(t, cs, "python_run", map[string]any{"code": `
 import os, time
 os.mkdir("many")
-for i in range(200000):
+for i in range(1000000):
     os.close(os.open("many/%d" % i, os.O_CREAT | os.O_WRONLY, 0o644))
     if i % 1000 == 999:
         time.sleep(0.05)
 print("MADE-ALL")
 `, "timeout_s": 120})
 	if strings.Contains(r.text, "MADE-ALL") || !strings.Contains(r.text, "passed its quota of 100000 files") {
-		t.Fatalf("200k files made in the workspace:\n%.2000s", r.text)
+		t.Fatalf("a million files made in the workspace:\n%.2000s", r.text)
 	}
 	ok(t, sh(t, cs, `rm -rf many`))
 	// fallocate takes space faster than the watch can see: refused, and

@@ -112,6 +112,7 @@ func (s *Sandbox) endSession(sess *calls.Session) {
 		<-p.done
 	}
 	if ok && ws.owned {
+		s.pool.drop(s, ws.dir)
 		if err := removeTree(ws.dir); err != nil {
 			s.log.Warn("sandbox: remove workspace", "session", sess.ID(), "dir", ws.dir, "err", err)
 		}

@@ -117,9 +117,14 @@ func BenchmarkRoundTrip(b *testing.B) {
 // benchHTTP starts bin --http on a free port and returns the process and
 // its MCP URL.
 func benchHTTP(b *testing.B, bin string, args ...string) (*exec.Cmd, string) {
+	return benchHTTPEnv(b, bin, nil, args...)
+}
+
+// benchHTTPEnv is benchHTTP with env added to the process's environment.
+func benchHTTPEnv(b *testing.B, bin string, env []string, args ...string) (*exec.Cmd, string) {
 	ln := mcptest.FreeAddr(b)
 	cmd := exec.Command(bin, append([]string{"--http", ln}, args...)...)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn")
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn"), env...)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -178,9 +183,38 @@ func BenchmarkHTTPLoad(b *testing.B) {
 	}
 }
 
+// startToList launches bin over stdio, sends initialize, then initialized
+// and tools/list, and returns the time from the start to the tools/list
+// reply: what a client waits for before it can offer the tools to a model.
+func startToList(b *testing.B, bin string, args ...string) time.Duration {
+	start := time.Now()
+	_, cmd, stdin, r := launchInit(b, bin, args...)
+	defer func() { stdin.Close(); cmd.Wait() }()
+	io.WriteString(stdin, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n"+`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`+"\n")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			b.Fatalf("tools/list: %v", err)
+		}
+		if strings.HasPrefix(line, `{"jsonrpc":"2.0","id":2,`) {
+			if !strings.Contains(line, `"tools"`) {
+				b.Fatalf("tools/list: %s", line)
+			}
+			return time.Since(start)
+		}
+	}
+}
+
 // startToInit launches bin over stdio, sends initialize and returns the
 // time to the reply and the process (still running).
 func startToInit(b *testing.B, bin string, args ...string) (time.Duration, *exec.Cmd, io.WriteCloser) {
+	d, cmd, stdin, _ := launchInit(b, bin, args...)
+	return d, cmd, stdin
+}
+
+// launchInit is startToInit, also returning the reader of the process's
+// stdout for what follows.
+func launchInit(b *testing.B, bin string, args ...string) (time.Duration, *exec.Cmd, io.WriteCloser, *bufio.Reader) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "MEMBRANE_LOG_LEVEL=warn")
 	stdin, _ := cmd.StdinPipe()
@@ -190,12 +224,13 @@ func startToInit(b *testing.B, bin string, args ...string) (time.Duration, *exec
 		b.Fatal(err)
 	}
 	io.WriteString(stdin, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`+"\n")
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	r := bufio.NewReader(stdout)
+	line, err := r.ReadString('\n')
 	d := time.Since(start)
 	if err != nil || !strings.Contains(line, `"result"`) {
 		b.Fatalf("initialize: %q %v", line, err)
 	}
-	return d, cmd, stdin
+	return d, cmd, stdin, r
 }
 
 func rssMB(pid int) float64 {
@@ -242,4 +277,25 @@ func BenchmarkStartup(b *testing.B) {
 	b.ReportMetric(float64(m)/float64(bb), "x_bare")
 	b.ReportMetric(mrss, "idle_rss_MB")
 	b.ReportMetric(brss, "bare_rss_MB")
+}
+
+// BenchmarkFirstToolsList measures process start to the first tools/list
+// reply over stdio (sh and python_run listed; no Ollama reachable), for
+// membrane and the bare go-sdk server, interleaved. The target is 50 ms.
+func BenchmarkFirstToolsList(b *testing.B) {
+	bin, base := benchBinaries(b)
+	startToList(b, bin, noOllama...) // warm the page cache
+	startToList(b, base)
+	n := max(b.N, 5)
+	var m, bb time.Duration
+	b.ResetTimer()
+	for range n {
+		m += startToList(b, bin, noOllama...)
+		bb += startToList(b, base)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((m/time.Duration(n)).Microseconds())/1e3, "ms_to_tools_list")
+	b.ReportMetric(float64((bb/time.Duration(n)).Microseconds())/1e3, "bare_ms_to_tools_list")
+	b.ReportMetric(float64(m)/float64(bb), "x_bare")
+	b.ReportMetric(0, "ns/op")
 }

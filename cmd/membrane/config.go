@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -207,6 +208,9 @@ func define(name string, c *Config) *settings.Set {
 	s.Int(&b.Concurrency, 0, D{Flag: "concurrency", Env: "MEMBRANE_CONCURRENCY", Key: "sandbox.concurrency",
 		Doc: "calls of sh (and of python_run) running at once, a quarter kept for other sessions than the one holding the rest; more wait in the queue (N; 0 = 8 per core, as many as the free memory holds at --memory each, 2 to 64)"},
 		settings.AtLeast(0))
+	s.Int(&b.Warm, 0, D{Flag: "warm", Env: "MEMBRANE_WARM", Key: "sandbox.warm",
+		Doc: "pre-started sandboxes kept waiting for a session's next sh or python_run call, each used for one call only (N; 0 = one per core, -1 = none)"},
+		settings.AtLeast(-1))
 	s.Size(&b.WorkspaceBytes, sandbox.DefaultWorkspaceBytes, D{Flag: "workspace-quota", Env: "MEMBRANE_WORKSPACE_QUOTA", Key: "sandbox.workspace_quota",
 		Doc: "disk space a per-session workspace may take; a call that passes it is killed (SIZE)"}, posSize)
 	s.Int(&b.WorkspaceFiles, sandbox.DefaultWorkspaceFiles, D{Flag: "workspace-files", Env: "MEMBRANE_WORKSPACE_FILES", Key: "sandbox.workspace_files",
@@ -436,6 +440,12 @@ func (c *Config) sandboxConfig() sandbox.Config {
 			mem = sandbox.DefaultMemoryBytes
 		}
 		sc.Concurrency = calls.MachineConcurrency(mem)
+	}
+	switch {
+	case sc.Warm < 0:
+		sc.Warm = 0
+	case sc.Warm == 0:
+		sc.Warm = min(runtime.NumCPU(), sandbox.MaxWarm)
 	}
 	// membrane's own secrets stay out of every sandbox, even where they
 	// sit under a directory sandboxes see (/usr/local/etc, say).
