@@ -87,6 +87,9 @@ type Config struct {
 		// Store is the trace store's file, "off" for none, "" for the
 		// default ($XDG_STATE_HOME/membrane/membrane.db).
 		Store string
+		// Lens is "auto", "on" or "off": the web view at /lens/ on the
+		// HTTP listener.
+		Lens string
 	}
 	// Queue is how calls past a tool's concurrency wait (calls.RouterOptions).
 	Queue struct {
@@ -168,6 +171,9 @@ func define(name string, c *Config) *settings.Set {
 		})
 	s.String(&ob.Store, "", D{Flag: "store", Env: "MEMBRANE_STORE", Key: "observe.store", Arg: "FILE",
 		Doc: "keep sessions and calls in the SQLite FILE that `membrane calls` reads, or off (default $XDG_STATE_HOME/membrane/membrane.db)"})
+	s.String(&ob.Lens, "auto", D{Flag: "lens", Env: "MEMBRANE_LENS", Key: "observe.lens", Arg: "MODE",
+		Doc: "the live web view at /lens/ on the --http listener, behind its token: auto (on unless --stateless), on (also stateless, for a shared store) or off"},
+		settings.OneOf("auto", "on", "off"))
 	s.Duration(&c.ShutdownTimeout, 10*time.Second, D{Flag: "shutdown-timeout", Env: "MEMBRANE_SHUTDOWN_TIMEOUT", Key: "shutdown_timeout",
 		Doc: "how long running calls get to finish on SIGINT/SIGTERM (DURATION)"}, posDur)
 
