@@ -43,14 +43,10 @@ run: build deps ## serve MCP over HTTP on $(ADDR) with whatever Ollama is found
 test: test-deps ## everything the unit and end-to-end suites check, with -race
 	$(GO) test -race -count=1 $(GOTEST_FLAGS) ./...
 
-<<<<<<< HEAD
-test-clients: build test-deps ## real clients from npm (Inspector, conformance, OpenAI Agents JS; openai and Agents JS against orchestrator serve)
-=======
 test-warm: test-deps ## the sandbox's threat and pool tests again, every call after a session's first from the warm pool
 	MEMBRANE_TEST_WARM=2 $(GO) test -race -count=1 -run 'TestThreats|TestWarmPool|TestSandboxEtc' $(GOTEST_FLAGS) ./sandbox/
 
-test-clients: build test-deps ## real MCP clients from npm (Inspector, conformance, OpenAI Agents JS)
->>>>>>> main
+test-clients: build test-deps ## real clients from npm (Inspector, conformance, OpenAI Agents JS; openai and Agents JS against orchestrator serve)
 	./.ci/clients.sh
 
 # The Lens's browser suite writes its screenshots (PNG) and measurements
