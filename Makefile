@@ -83,7 +83,7 @@ demo: build test-deps ## the whole chain on a fresh machine: scripted model -> o
 deps: ## what `make run` needs: bubblewrap for the sandbox (installed when root)
 	@./.ci/deps.sh runtime
 
-test-deps: ## what the tests need: bubblewrap, prometheus and the two test Ollama versions
+test-deps: ## what the tests need: bubblewrap, prometheus, matplotlib and the two test Ollama versions
 	@./.ci/deps.sh test
 	@$(MAKE) --no-print-directory $(TEST_OLLAMA) $(if $(filter off,$(MEMBRANE_TEST_OLLAMA_NEWER)),,$(MEMBRANE_TEST_OLLAMA_NEWER))
 

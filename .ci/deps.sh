@@ -5,9 +5,10 @@
 # otherwise it says what to run. With "runtime" a missing piece is a warning
 # (membrane still starts and explains it); without, it is an error. With
 # "test" it also installs what only the tests use (prometheus, which the
-# metrics end-to-end test runs), and a missing piece is a warning too. With
-# "browser" it installs only chromium (and a font), for the Lens's browser
-# suite (make test-browser); there a missing piece is an error.
+# metrics end-to-end test runs; python3-matplotlib, which draws the chart a
+# file test returns), and a missing piece is a warning too. With "browser" it
+# installs only chromium (and a font), for the Lens's browser suite (make
+# test-browser); there a missing piece is an error.
 set -euo pipefail
 missing=()
 if [ "${1:-}" = browser ]; then
@@ -24,6 +25,8 @@ if [ "${1:-}" = browser ]; then
   exit 1
 fi
 [ "${1:-}" = test ] && { command -v prometheus >/dev/null 2>&1 || missing+=(prometheus); }
+# matplotlib draws the chart that python_run returns as an image in the tests.
+[ "${1:-}" = test ] && { /usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1 || missing+=(python3-matplotlib); }
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
 [ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || missing+=(python3)

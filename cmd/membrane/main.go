@@ -269,6 +269,12 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 	// every sandbox sees). Clients get their initialize reply at once;
 	// tools/list and tools/call wait until sh and python_run are in.
 	ready := make(chan struct{})
+	// Workspace handles let a client without a session keep its files
+	// from one call to the next; closing the store removes them.
+	handles := calls.NewWorkspaces(&calls.WorkspacesOptions{
+		Idle: cfg.HTTP.WorkspaceIdle, Total: cfg.HTTP.MaxWorkspaces, PerOwner: cfg.HTTP.MaxWorkspacesToken,
+	})
+	defer handles.Close()
 	srv := mcp.NewServer(served, &mcp.ServerOptions{
 		Name:           "membrane",
 		Version:        versionString(),
@@ -277,7 +283,14 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		Ready:          ready,
 		MaxResultBytes: int(cfg.MaxResult),
 		Scope:          scope,
+		Workspaces:     handles,
+		// Each session's workspace, browsable as workspace:// resources.
+		WorkspaceResources: &mcp.WorkspaceResourceOptions{},
 	})
+	if cfg.HTTP.ConformanceFixtures {
+		log.Warn("serving the conformance suite's fixture tools and resources (--conformance-fixtures): for tests only")
+		srv.AddConformanceFixtures()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (

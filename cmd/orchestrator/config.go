@@ -71,6 +71,12 @@ type Config struct {
 	// stored turns and exits.
 	Store string
 	Turns bool
+
+	// Images says how images that tools return are shown: imagesAuto,
+	// imagesSave or imagesOff. ImageDir is where they are saved; empty
+	// means a new temporary directory.
+	Images   string
+	ImageDir string
 }
 
 // ServeConfig is what `orchestrator serve` is told.
@@ -168,6 +174,10 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.Bool(&c.HideReasoning, false, D{Flag: "hide-reasoning", Env: "MEMBRANE_HIDE_REASONING", Doc: "do not show the model's reasoning"})
 	s.Bool(&c.Verbose, false, D{Flag: "v", Doc: "verbose: debug logs on stderr"})
 	s.Bool(&c.NoColor, false, D{Flag: "no-color", Doc: "no colours or spinner (also NO_COLOR=1)"})
+	s.String(&c.Images, imagesAuto, D{Flag: "images", Env: "MEMBRANE_IMAGES", Arg: "MODE",
+		Doc: "images tools return: auto saves each and prints its path, and draws it in kitty and iTerm2 terminals; save only saves; off shows none (MODE)"},
+		settings.OneOf(imagesAuto, imagesSave, imagesOff))
+	s.String(&c.ImageDir, "", D{Flag: "image-dir", Arg: "DIR", Doc: "save the images tools return in DIR (default: a new temporary directory)"})
 	s.String(&c.History, "", D{Flag: "history", Arg: "FILE", Doc: `REPL history FILE (default $XDG_STATE_HOME/membrane/orchestrator_history; "off" for none)`})
 	s.String(&c.Store, "", D{Flag: "store", Env: "MEMBRANE_STORE", Arg: "FILE",
 		Doc: `keep each turn (question, steps, model calls with tokens and timings, tool calls) in the SQLite FILE membrane's trace store uses, or off (default $XDG_STATE_HOME/membrane/membrane.db)`})
