@@ -56,7 +56,7 @@ test-jaeger: test-deps $(TEST_JAEGER) ## one trace across orchestrator, membrane
 test-warm: test-deps ## the sandbox's threat and pool tests again, every call after a session's first from the warm pool
 	MEMBRANE_TEST_WARM=2 $(GO) test -race -count=1 -run 'TestThreats|TestWarmPool|TestSandboxEtc' $(GOTEST_FLAGS) ./sandbox/
 
-test-clients: build test-deps ## real MCP clients from npm (Inspector, conformance, OpenAI Agents JS)
+test-clients: build test-deps ## real clients from npm (Inspector, conformance, OpenAI Agents JS; openai and Agents JS against orchestrator serve)
 	./.ci/clients.sh
 
 # The Lens's browser suite writes its screenshots (PNG) and measurements

@@ -85,6 +85,20 @@ var migrations = []string{
 		result_bytes   INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (turn_id, seq)
 	);`,
+	// 4: the conversations orchestrator serve keeps for clients that name
+	// one: the history as JSON, per owner (a token's identity) and agent,
+	// until it expires.
+	`CREATE TABLE conversations (
+		owner      TEXT NOT NULL,
+		agent      TEXT NOT NULL,
+		id         TEXT NOT NULL,
+		updated_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL,
+		history    TEXT NOT NULL,
+		PRIMARY KEY (owner, agent, id)
+	);
+	CREATE INDEX conversations_expires ON conversations(expires_at);
+	CREATE INDEX conversations_updated ON conversations(updated_at);`,
 }
 
 // SchemaVersion is the version Open migrates a database to.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/calls/agent/agents"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/calls/otel"
 	"github.com/membrane-mcp/membrane/calls/policy"
@@ -55,6 +56,8 @@ func isTerminal(f any) bool {
 // run is main without the exit; it returns the exit code: 0 answered, 1
 // failed, 2 bad usage, 130 interrupted.
 func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var probe Config
+	command, args := define(&probe, &rawConfig{}).Split(args, "serve")
 	cfg, set, err := parseConfig(args, getenv)
 	switch {
 	case errors.Is(err, settings.ErrHelp):
@@ -64,6 +67,15 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stdout, "orchestrator %s\n", versionString())
 		return 0
 	case err != nil:
+		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
+		return 2
+	}
+
+	specs, agentsData, err := cfg.loadAgents()
+	if err == nil {
+		err = cfg.useAgent(set, specs)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 		return 2
 	}
@@ -78,6 +90,13 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 
 	if cfg.Turns {
 		return showTurns(cfg, getenv, stdout, stderr)
+	}
+	if command == "serve" {
+		if cfg.Exec != "" {
+			fmt.Fprintf(stderr, "orchestrator serve: takes no question (got %q); clients ask over the API\n", cfg.Exec)
+			return 2
+		}
+		return serve(cfg, specs, agentsData, log, stdout, stderr)
 	}
 
 	oneShot := cfg.Exec != ""
@@ -119,6 +138,11 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		serverLog = &termsafe.Writer{W: serverLog}
 	}
 	servers, err := cfg.servers(serverLog)
+	if err == nil && len(cfg.agentServers) > 0 {
+		var extra []server
+		extra, err = extraServers([]agents.Spec{{Name: cfg.Agent, Servers: cfg.agentServers}}, servers, serverLog)
+		servers = append(servers, extra...)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 		return 1
