@@ -75,6 +75,10 @@ type Call struct {
 	Description string
 	// InputSchema is a JSON Schema whose top-level type is "object".
 	InputSchema json.RawMessage
+	// OutputSchema, when set, is the JSON Schema (an object schema) of
+	// the Structured field of the call's results that are not errors.
+	// Empty means the call declares none.
+	OutputSchema json.RawMessage
 	// Kind says whether a tool or a model answers the call.
 	Kind Kind
 	// Group names the component that owns the call (such as "sandbox" or
@@ -124,6 +128,17 @@ func (c *Call) Validate() error {
 	}
 	if schema.Type != "object" {
 		return fmt.Errorf("%w: %s input schema must have \"type\": \"object\"", ErrInvalidCall, c.Name)
+	}
+	if len(c.OutputSchema) > 0 {
+		var out struct {
+			Type any `json:"type"`
+		}
+		if err := json.Unmarshal(c.OutputSchema, &out); err != nil {
+			return fmt.Errorf("%w: %s output schema: %v", ErrInvalidCall, c.Name, err)
+		}
+		if out.Type != "object" {
+			return fmt.Errorf("%w: %s output schema must have \"type\": \"object\"", ErrInvalidCall, c.Name)
+		}
 	}
 	return nil
 }

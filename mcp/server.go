@@ -349,6 +349,9 @@ func toolOf(c *calls.Call) *sdk.Tool {
 			DestructiveHint: &destructive,
 		},
 	}
+	if len(c.OutputSchema) > 0 {
+		t.OutputSchema = json.RawMessage(c.OutputSchema)
+	}
 	return t
 }
 
