@@ -335,7 +335,9 @@ func TestAgentToolCard(t *testing.T) {
 	r, _ := echoRouter(t)
 	m := &fakeModel{forever: answer("x")}
 	addAgent(t, r, agent.ToolOptions{Name: "a", Model: m, Tools: r, Card: &agent.CardOptions{}, Agent: agent.Options{System: "Sys."},
-		Allow: func(context.Context) func(calls.Call) bool { return func(c calls.Call) bool { return c.Name == "echo" } }})
+		Allow: func(context.Context) func(calls.Call) bool {
+			return func(c calls.Call) bool { return c.Name == "echo" }
+		}})
 	addAgent(t, r, agent.ToolOptions{Name: "nocard", Model: m, Tools: r, Agent: agent.Options{System: "Sys."}})
 	for _, name := range []string{"agent_a", "agent_nocard"} {
 		if _, err := r.Call(t.Context(), name, &calls.Request{Arguments: json.RawMessage(`{"task":"go"}`)}); err != nil {
