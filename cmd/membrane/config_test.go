@@ -230,6 +230,8 @@ func TestEverySetting(t *testing.T) {
 			"tokens-file": writeFile(t, "tokens.json", `{"tokens":[{"name":"a","token":"a-token-0123456789ab"}]}`),
 			"tools":       "ollama_*", "exclude-tools": "sh", "rate-limit": "sh=10/min:3", "model-tools": "generic",
 			"http-get-allow": "docs.python.org", "scrub-output": "false", "secret-env": "DEPLOY_KEY", "http_get.headers": "[{for: x.com, name: A, value: b}]",
+			"agents":      writeFile(t, "agents.yaml", "agents: [{name: coder, model: qwen3:0.6b}]"),
+			"agent-depth": "2", "capabilities-card": "on", "capabilities-card-tokens": "300",
 		},
 		Bad: map[string]string{
 			"token": "has space", "allowed-origin": "app.example", "log-level": "loud", "log-format": "xml",
@@ -237,8 +239,10 @@ func TestEverySetting(t *testing.T) {
 			"procs": "0", "timeout": "-5s", "metrics-addr": "no-port",
 			"tools": "[oops", "exclude-tools": "[oops", "rate-limit": "sh=0/min", "secret-env": "1BAD-NAME",
 			"model-tools": "all", "http-get-allow": "example.com/path",
+			"agent-depth":       "0",
+			"capabilities-card": "maybe", "capabilities-card-tokens": "0",
 		},
-		NoBad: []string{"config", "http", "token-file", "tokens-file", "allowed-host", "audit-log", "store"},
+		NoBad: []string{"config", "http", "token-file", "tokens-file", "allowed-host", "audit-log", "store", "agents"},
 	})
 }
 
