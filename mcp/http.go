@@ -3,8 +3,6 @@ package mcp
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,8 +102,24 @@ type HTTPOptions struct {
 	// Origin and bearer-token checks as the MCP endpoint (a Prometheus
 	// handler, say). Nil serves no /metrics.
 	Metrics http.Handler
+	// Mounts are further handlers served on the same listener, behind the
+	// same security layer (see Mount). Their prefixes must not overlap each
+	// other, Path, /healthz, /readyz or /metrics.
+	Mounts []Mount
 	// Logger receives one record per rejected request. Nil discards.
 	Logger *slog.Logger
+}
+
+// A Mount serves Handler for every path under Prefix (which starts and
+// ends with "/", such as "/lens/") on the MCP listener. The Host and
+// Origin checks and the body bounds apply; so does the bearer token,
+// unless Public is set: then the handler authenticates requests itself (a
+// login page and its cookie), checking tokens with the Guard that
+// HTTPGuard returns for the same options.
+type Mount struct {
+	Prefix  string
+	Handler http.Handler
+	Public  bool
 }
 
 // BackendStatus is one model server's state as /readyz shows it.
@@ -169,26 +183,15 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
 	if o.MaxSessionsPerToken == 0 {
 		o.MaxSessionsPerToken = DefaultMaxSessionsPerToken
 	}
-	origins := map[string]bool{}
-	for _, raw := range o.AllowedOrigins {
-		origin, err := normalizeOrigin(raw)
-		if err != nil {
-			return nil, fmt.Errorf("mcp: allowed origin %q: %w", raw, err)
-		}
-		origins[origin] = true
+	g, err := NewGuard(o.guardOptions())
+	if err != nil {
+		return nil, err
 	}
-	hosts := make([]string, 0, len(o.AllowedHosts))
-	for _, h := range o.AllowedHosts {
-		h = strings.ToLower(strings.TrimSpace(h))
-		if h == "" {
-			return nil, fmt.Errorf("mcp: allowed host is empty")
-		}
-		hosts = append(hosts, h)
+	mounts, err := checkMounts(o, g)
+	if err != nil {
+		return nil, err
 	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := g.log
 
 	if o.Stateless {
 		s.endWithRequestOnce.Do(func() { s.sdk.AddReceivingMiddleware(endWithRequest) })
@@ -215,31 +218,89 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
 		}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(mcpHandler)
 	}
 	h := &httpHandler{
-		s:       s,
-		o:       o,
-		origins: origins,
-		hosts:   hosts,
-		log:     log,
-		mcp:     inner,
-		limits:  &sessionLimiter{max: o.MaxSessions, perOwner: o.MaxSessionsPerToken, byOwner: map[string]int{}},
-		owner:   identity(o.Token),
-	}
-	if o.Token != "" {
-		sum := sha256.Sum256([]byte(o.Token))
-		h.tokenSum = sum[:]
+		s:      s,
+		o:      o,
+		g:      g,
+		mounts: mounts,
+		log:    log,
+		mcp:    inner,
+		limits: &sessionLimiter{max: o.MaxSessions, perOwner: o.MaxSessionsPerToken, byOwner: map[string]int{}},
+		owner:  identity(o.Token),
 	}
 	return h, nil
 }
 
+// guardOptions is the part of o that the security layer takes.
+func (o *HTTPOptions) guardOptions() *GuardOptions {
+	return &GuardOptions{
+		Token:             o.Token,
+		Verify:            o.Verify,
+		AllowedOrigins:    o.AllowedOrigins,
+		AllowedHosts:      o.AllowedHosts,
+		MaxBodyBytes:      o.MaxBodyBytes,
+		BodyReadTimeout:   o.BodyReadTimeout,
+		WriteStallTimeout: o.WriteStallTimeout,
+		Logger:            o.Logger,
+	}
+}
+
+// HTTPGuard returns the security layer that HTTPHandler(opts) applies, for
+// a handler served on another listener with the same rules, or for a
+// Public mount that checks tokens itself (Guard.Check).
+func HTTPGuard(opts *HTTPOptions) (*Guard, error) {
+	var o HTTPOptions
+	if opts != nil {
+		o = *opts
+	}
+	return NewGuard(o.guardOptions())
+}
+
+// mount is a checked Mount.
+type mount struct {
+	prefix string
+	h      http.Handler
+	public bool
+}
+
+// checkMounts checks that every mount has a handler and a prefix of its
+// own, and wraps each handler in the guard.
+func checkMounts(o HTTPOptions, g *Guard) ([]mount, error) {
+	var ms []mount
+	for _, m := range o.Mounts {
+		p := m.Prefix
+		if len(p) < 2 || !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+			return nil, fmt.Errorf("mcp: mount prefix %q must start and end with /, such as /lens/", p)
+		}
+		if m.Handler == nil {
+			return nil, fmt.Errorf("mcp: mount %q has no handler", p)
+		}
+		for _, taken := range []string{o.Path, "/healthz", "/readyz", "/metrics"} {
+			if strings.HasPrefix(taken+"/", p) || strings.HasPrefix(p, taken+"/") {
+				return nil, fmt.Errorf("mcp: mount prefix %q overlaps %s", p, taken)
+			}
+		}
+		for _, other := range ms {
+			if strings.HasPrefix(p, other.prefix) || strings.HasPrefix(other.prefix, p) {
+				return nil, fmt.Errorf("mcp: mount prefixes %q and %q overlap", other.prefix, p)
+			}
+		}
+		h := g.Protect(m.Handler)
+		if m.Public {
+			h = g.Screen(m.Handler)
+		}
+		ms = append(ms, mount{prefix: p, h: h, public: m.Public})
+	}
+	return ms, nil
+}
+
 type httpHandler struct {
-	s        *Server
-	o        HTTPOptions
-	origins  map[string]bool
-	hosts    []string
-	tokenSum []byte
-	log      *slog.Logger
-	mcp      http.Handler
-	limits   *sessionLimiter
+	s      *Server
+	o      HTTPOptions
+	g      *Guard
+	mounts []mount
+	log    *slog.Logger
+	mcp    http.Handler
+	limits *sessionLimiter
 	// owner is the identity, for the per-token session bound, of every
 	// request authorized by the single token (or of every request, with
 	// no token). A request that Verify resolves to a user is that user's.
@@ -247,14 +308,14 @@ type httpHandler struct {
 }
 
 func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	var w http.ResponseWriter = &stallWriter{ResponseWriter: rw, rc: http.NewResponseController(rw), d: h.o.WriteStallTimeout}
-	if !h.hostAllowed(r) {
-		h.reject(w, r, http.StatusForbidden, fmt.Sprintf("Forbidden: Host %q is not allowed (DNS rebinding protection); connect to 127.0.0.1 or localhost, or add the host to the server's allowed hosts", r.Host))
-		return
+	for _, m := range h.mounts {
+		if strings.HasPrefix(r.URL.Path, m.prefix) {
+			m.h.ServeHTTP(rw, r)
+			return
+		}
 	}
-	origin := r.Header.Get("Origin")
-	if !h.originAllowed(r, origin) {
-		h.reject(w, r, http.StatusForbidden, fmt.Sprintf("Forbidden: Origin %q is not allowed; add it to the server's allowed origins to let that web page call this server", origin))
+	w, ok := h.g.screen(rw, r)
+	if !ok {
 		return
 	}
 	switch r.URL.Path {
@@ -274,23 +335,8 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if origin != "" && h.origins[strings.ToLower(origin)] {
-		setCORS(w, origin)
-		if r.Method == http.MethodOptions {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-	}
-	user, ok := h.authorized(r)
+	user, ok := h.g.authorize(w, r)
 	if !ok {
-		desc := "a bearer token is required"
-		challenge := `Bearer realm="membrane"`
-		if r.Header.Get("Authorization") != "" {
-			desc = "the bearer token is not valid"
-			challenge += `, error="invalid_token", error_description="` + desc + `"`
-		}
-		w.Header().Set("WWW-Authenticate", challenge)
-		h.reject(w, r, http.StatusUnauthorized, "Unauthorized: "+desc+` (send "Authorization: Bearer <token>" with the server's token)`)
 		return
 	}
 	if h.o.Metrics != nil && r.URL.Path == "/metrics" {
@@ -299,11 +345,11 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	owner := h.owner
 	if user != "" {
-		r = r.WithContext(context.WithValue(r.Context(), verifiedUser{}, user))
+		r = withUser(r, user)
 		owner = "user:" + user
 	}
 	if r.ContentLength > h.o.MaxBodyBytes {
-		h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request Entity Too Large: the body is %d bytes, the limit is %d (the server's body limit)", r.ContentLength, h.o.MaxBodyBytes))
+		h.g.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request Entity Too Large: the body is %d bytes, the limit is %d (the server's body limit)", r.ContentLength, h.o.MaxBodyBytes))
 		return
 	}
 	var msg *jsonrpc.Request // the POST's one request or notification
@@ -560,54 +606,6 @@ func (e *errorWriter) finish() {
 	writeRPCError(e.ResponseWriter, e.status, nil, code, msg)
 }
 
-// reject answers a request refused by the security layer and closes the
-// connection after it, so that a rejected client cannot keep it open.
-func (h *httpHandler) reject(w http.ResponseWriter, r *http.Request, code int, msg string) {
-	w.Header().Set("Connection", "close")
-	h.log.Warn("http request rejected", "status", code, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
-	http.Error(w, msg, code)
-}
-
-// hostAllowed is the DNS-rebinding check.
-func (h *httpHandler) hostAllowed(r *http.Request) bool {
-	host := strings.ToLower(r.Host)
-	if len(h.hosts) > 0 {
-		name := hostOnly(host)
-		for _, a := range h.hosts {
-			if a == host || a == name {
-				return true
-			}
-		}
-		return false
-	}
-	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok || local == nil || !isLoopbackAddr(local.String()) {
-		return true
-	}
-	return isLoopbackHost(hostOnly(host))
-}
-
-// originAllowed lets through requests from non-browser clients (no Origin),
-// same-origin requests, and the allowed origins. Origins compare as
-// scheme, host and port: http://localhost:8765 is not https://localhost:8765,
-// and "null" (a sandboxed frame, a file: page) is never same-origin.
-func (h *httpHandler) originAllowed(r *http.Request, origin string) bool {
-	if origin == "" {
-		// A browser that sends Sec-Fetch-Site but no Origin is making a
-		// same-origin or user-initiated request, or a cross-site one we
-		// cannot vouch for.
-		switch r.Header.Get("Sec-Fetch-Site") {
-		case "", "same-origin", "none":
-			return true
-		}
-		return false
-	}
-	if h.origins[strings.ToLower(origin)] {
-		return true
-	}
-	return sameOrigin(origin, r)
-}
-
 // sameOrigin reports whether origin is the origin r was sent to: the
 // scheme of the connection (https only over TLS) and the Host header, with
 // default ports made explicit.
@@ -636,30 +634,6 @@ func withPort(host, scheme string) string {
 		port = "443"
 	}
 	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port)
-}
-
-// verifiedUser is the context key of the user HTTPOptions.Verify named.
-type verifiedUser struct{}
-
-// authorized checks the request's bearer token, when one is required, and
-// returns the user it belongs to ("" for the single Token).
-func (h *httpHandler) authorized(r *http.Request) (user string, ok bool) {
-	if h.tokenSum == nil && h.o.Verify == nil {
-		return "", true
-	}
-	v := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(v, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	if h.o.Verify != nil {
-		return h.o.Verify(tok)
-	}
-	// Comparing digests keeps the time independent of the token's length
-	// as well as its content.
-	sum := sha256.Sum256([]byte(tok))
-	return "", subtle.ConstantTimeCompare(sum[:], h.tokenSum) == 1
 }
 
 func (h *httpHandler) ready(w http.ResponseWriter) {

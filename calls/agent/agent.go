@@ -86,6 +86,10 @@ type Options struct {
 	// Session is passed with every tool call. Nil means one the agent
 	// makes.
 	Session *calls.Session
+	// History is the conversation the agent starts from, without the
+	// system prompt (a server given the whole conversation with each
+	// request). Nil means none. The agent keeps a copy.
+	History []Message
 	// Logger receives debug records. Nil discards.
 	Logger *slog.Logger
 }
@@ -197,6 +201,8 @@ func New(m Model, t Tools, opts *Options) *Agent {
 		a.sess = calls.NewSession("")
 	}
 	a.name = a.opts.Model
+	a.history = slices.Clone(a.opts.History)
+	a.opts.History = nil
 	return a
 }
 

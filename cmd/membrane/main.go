@@ -304,7 +304,10 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	bg.Go(func() { _ = models.Run(bgCtx) })
 	if cfg.Observe.MetricsAddr != "" {
 		bg.Go(func() {
-			if err := serveMetrics(bgCtx, cfg.Observe.MetricsAddr, cfg.HTTP.Token, obs.metrics.Handler(), log); err != nil {
+			// The metrics listener takes the MCP listener's rules (token,
+			// Host, Origin), not its endpoint.
+			opts := httpOptions(cfg, models, tokens, nil, log)
+			if err := serveMetrics(bgCtx, cfg.Observe.MetricsAddr, opts, obs.metrics.Handler(), log); err != nil {
 				log.Error("metrics listener stopped", "err", err)
 			}
 		})
@@ -343,7 +346,7 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 		log.Info("membrane serving MCP on stdio", "version", versionString(), "sandbox", cfg.SandboxMode)
 		serveErr = srv.Run(ctx, &mcp.StdioTransport{In: stdin, Out: stdout})
 	} else {
-		serveErr = serveHTTP(ctx, cfg, srv, models, tokens, obs.metrics.Handler(), log)
+		serveErr = serveHTTP(ctx, cfg, srv, httpOptions(cfg, models, tokens, obs.metrics.Handler(), log), tokens, log)
 	}
 	if err := boxErr.Load(); err != nil {
 		serveErr = *err // the sandbox could not start
@@ -382,7 +385,9 @@ func shutdown(srv *mcp.Server, d time.Duration, log *slog.Logger) {
 	}
 }
 
-func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama.Models, tokens *policy.Store, metrics http.Handler, log *slog.Logger) error {
+// httpOptions is the HTTP layer's configuration, shared by the MCP listener
+// and the metrics listener so that both refuse the same requests.
+func httpOptions(cfg *Config, models *ollama.Models, tokens *policy.Store, metrics http.Handler, log *slog.Logger) *mcp.HTTPOptions {
 	var (
 		verify      func(string) (string, bool)
 		sessionsFor func(string) int
@@ -396,7 +401,7 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 			return 0
 		}
 	}
-	h, err := srv.HTTPHandler(&mcp.HTTPOptions{
+	return &mcp.HTTPOptions{
 		Verify:              verify,
 		SessionsFor:         sessionsFor,
 		Token:               cfg.HTTP.Token,
@@ -416,7 +421,11 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, models *ollama
 		},
 		Metrics: metrics,
 		Logger:  log.With("component", "http"),
-	})
+	}
+}
+
+func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, opts *mcp.HTTPOptions, tokens *policy.Store, log *slog.Logger) error {
+	h, err := srv.HTTPHandler(opts)
 	if err != nil {
 		return err
 	}

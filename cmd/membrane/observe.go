@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
@@ -111,27 +108,19 @@ func (o *observers) close(router *calls.Router, log *slog.Logger) {
 	}
 }
 
-// serveMetrics serves /metrics on addr until ctx is done, behind token when
-// one is set.
-func serveMetrics(ctx context.Context, addr, token string, h http.Handler, log *slog.Logger) error {
+// serveMetrics serves /metrics on addr until ctx is done, behind the
+// security layer of opts.
+func serveMetrics(ctx context.Context, addr string, opts *mcp.HTTPOptions, h http.Handler, log *slog.Logger) error {
+	guard, err := mcp.HTTPGuard(opts)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	sum := sha256.Sum256([]byte(token))
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		if token != "" {
-			scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-			got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], sum[:]) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="membrane"`)
-				http.Error(w, "Unauthorized: send \"Authorization: Bearer <token>\" with the server's --token", http.StatusUnauthorized)
-				return
-			}
-		}
-		h.ServeHTTP(w, r)
-	})
+	mux.Handle("/metrics", guard.Protect(h))
 	// The MCP listener's bounds: header and idle timeouts, header size and
 	// a connection cap.
 	ln = mcp.Listen(ln, nil)
