@@ -43,6 +43,9 @@ type CardOptions struct {
 	MaxTokens int
 	// Title is the card's first line. Empty means "## Your tools".
 	Title string
+	// Group, when set, names the group a call is listed under. Nil means
+	// its calls.Call.Group ("other" when empty).
+	Group func(calls.Call) string
 }
 
 func (o *CardOptions) budget() int {
@@ -81,7 +84,11 @@ func RenderCard(cs []calls.Call, o *CardOptions) string {
 	if len(cs) == 0 {
 		return ""
 	}
-	groups := groupCalls(cs)
+	var label func(calls.Call) string
+	if o != nil {
+		label = o.Group
+	}
+	groups := groupCalls(cs, label)
 	budget := o.budget()
 	head := o.title() + "\n" + cardAdvice + "\n"
 	if s := renderGroups(head, groups, cardLine); budget < 0 || len(s) <= budget {
@@ -165,10 +172,13 @@ type cardSection struct {
 	hidden int
 }
 
-func groupCalls(cs []calls.Call) []cardSection {
+func groupCalls(cs []calls.Call, label func(calls.Call) string) []cardSection {
 	by := map[string][]calls.Call{}
 	for _, c := range cs {
 		g := c.Group
+		if label != nil {
+			g = label(c)
+		}
 		if g == "" {
 			g = cardGroup
 		}
@@ -323,6 +333,35 @@ func (c *Card) list(allow func(calls.Call) bool) []calls.Call {
 		}
 	}
 	return out
+}
+
+// CardMode says which agents get a capabilities card.
+type CardMode string
+
+// The card modes.
+const (
+	// CardModeAuto gives a card to agents on small or local models (see
+	// CardAuto).
+	CardModeAuto CardMode = "auto"
+	// CardModeOn gives every agent a card.
+	CardModeOn CardMode = "on"
+	// CardModeOff gives none a card.
+	CardModeOff CardMode = "off"
+)
+
+// CardModes lists the valid modes, for help texts and checks.
+var CardModes = []string{string(CardModeAuto), string(CardModeOn), string(CardModeOff)}
+
+// Enabled reports whether an agent on model, at baseURL, gets a card in
+// mode m. The zero mode is CardModeAuto.
+func (m CardMode) Enabled(model, baseURL string) bool {
+	switch m {
+	case CardModeOn:
+		return true
+	case CardModeOff:
+		return false
+	}
+	return CardAuto(model, baseURL)
 }
 
 // sizeInName finds a parameter count such as "7b", "0.5b" or "1.5B" in a

@@ -16,14 +16,6 @@ import (
 	"github.com/membrane-mcp/membrane/ollama"
 )
 
-// Card modes: auto puts a capabilities card in the prompt of agents on
-// small models (agent.CardAuto), on in every agent's, off in none.
-const (
-	cardAuto = "auto"
-	cardOn   = "on"
-	cardOff  = "off"
-)
-
 // agentTools serves the agents of the --agents file as tools agent_NAME,
 // in the router group agent.ToolGroup, and keeps them in step with the
 // file.
@@ -100,7 +92,7 @@ func (a *agentTools) call(s *agents.Spec) (calls.Call, error) {
 		approve = s.NeedsApproval
 	}
 	var card *agent.CardOptions
-	if m := a.cfg.Agents.Card; m == cardOn || (m == cardAuto && agent.CardAuto(s.Model, base)) {
+	if agent.CardMode(a.cfg.Agents.Card).Enabled(s.Model, base) {
 		card = &agent.CardOptions{MaxTokens: a.cfg.Agents.CardTokens}
 	}
 	if len(s.Servers) > 0 {

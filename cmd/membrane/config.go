@@ -297,8 +297,8 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "serve each agent of FILE (YAML or JSON, its agents key) as a tool agent_NAME that runs the agent's loop with membrane's tools; watched"})
 	s.Int(&ag.Depth, agent.DefaultMaxDepth, D{Flag: "agent-depth", Env: "MEMBRANE_AGENT_DEPTH", Key: "agent_depth", Arg: "N",
 		Doc: "how deep agent tools nest (N): at 1 an agent is offered no agent tools; an agent never calls itself"}, pos)
-	s.String(&ag.Card, cardAuto, D{Flag: "capabilities-card", Env: "MEMBRANE_CAPABILITIES_CARD", Key: "capabilities_card", Arg: "MODE",
-		Doc: "list an agent's tools in its system prompt: auto (for small or local models), on or off"}, settings.OneOf(cardAuto, cardOn, cardOff))
+	s.String(&ag.Card, string(agent.CardModeAuto), D{Flag: "capabilities-card", Env: "MEMBRANE_CAPABILITIES_CARD", Key: "capabilities_card", Arg: "MODE",
+		Doc: "list an agent's tools in its system prompt: auto (for small or local models), on or off"}, settings.OneOf(agent.CardModes...))
 	s.Int(&ag.CardTokens, agent.DefaultCardChars/agent.CharsPerToken, D{Flag: "capabilities-card-tokens", Env: "MEMBRANE_CAPABILITIES_CARD_TOKENS", Key: "capabilities_card_tokens", Arg: "N",
 		Doc: "budget of the capabilities card (N tokens, counted as 4 bytes each)"}, pos)
 

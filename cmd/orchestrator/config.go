@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/membrane-mcp/membrane/calls/agent"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
@@ -46,6 +47,10 @@ type Config struct {
 	// it is offered only the tools Tools matches (all when empty) and
 	// ExcludeTools does not.
 	Tools, ExcludeTools []string
+	// Card is auto, on or off: whether the system prompt lists the
+	// tools (agent.RenderCard); CardTokens is its budget.
+	Card       string
+	CardTokens int
 
 	JSON          bool
 	Approve       []string
@@ -96,6 +101,11 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.List(&c.Tools, nil, D{Flag: "tools", Arg: "GLOB",
 		Doc: "offer the model only the tools whose names (as /tools shows them) match GLOB, such as 'ollama_*'; repeatable (default: all)"}, globs)
 	s.List(&c.ExcludeTools, nil, D{Flag: "exclude-tools", Arg: "GLOB", Doc: "do not offer the model the tools matching GLOB; repeatable"}, globs)
+	s.String(&c.Card, string(agent.CardModeAuto), D{Flag: "capabilities-card", Env: "MEMBRANE_CAPABILITIES_CARD", Arg: "MODE",
+		Doc: "list the model's tools in its system prompt, refreshed as they change: auto (for small or local models), on or off"},
+		settings.OneOf(agent.CardModes...))
+	s.Int(&c.CardTokens, agent.DefaultCardChars/agent.CharsPerToken, D{Flag: "capabilities-card-tokens", Env: "MEMBRANE_CAPABILITIES_CARD_TOKENS", Arg: "N",
+		Doc: "budget of the capabilities card (N tokens, counted as 4 bytes each)"}, settings.Positive[int])
 
 	s.Bool(&c.JSON, false, D{Flag: "json", Doc: "print one JSON object (answer, tool calls, tokens, durations) instead of text; with the REPL, one per line"})
 	s.List(&c.Approve, nil, D{Flag: "approve", Arg: "TOOLS", Split: true, Doc: "ask before each call of these TOOLS (comma-separated, repeatable; '*' = all)"})
