@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/jsonschema-go/jsonschema"
+
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
 )
@@ -350,5 +352,40 @@ func TestAgentToolCard(t *testing.T) {
 	}
 	if sys := reqs[1].Messages[0].Content; sys != "Sys." {
 		t.Fatalf("without a card, system = %q", sys)
+	}
+}
+
+// The structured result matches the output schema the call declares, in
+// success and when the agent stopped early.
+func TestAgentToolOutputSchema(t *testing.T) {
+	r, _ := echoRouter(t)
+	good := &fakeModel{steps: []func(*agent.Request) (*agent.Reply, error){callTools(agent.ToolCall{Name: "echo", Arguments: `{"text":"a"}`}), answer("ok")}}
+	loop := &fakeModel{forever: callTools(agent.ToolCall{Name: "fail"})}
+	addAgent(t, r, agent.ToolOptions{Name: "good", Model: good, Tools: r})
+	addAgent(t, r, agent.ToolOptions{Name: "loop", Model: loop, Tools: r, Agent: agent.Options{MaxSteps: 1}})
+	c, _ := r.Lookup("agent_good")
+	var schema jsonschema.Schema
+	if err := json.Unmarshal(c.OutputSchema, &schema); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := schema.Resolve(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"agent_good", "agent_loop"} {
+		res, err := r.Call(t.Context(), name, &calls.Request{Arguments: json.RawMessage(`{"task":"go"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(res.Structured)
+		var v any
+		_ = json.Unmarshal(b, &v)
+		if err := rs.Validate(v); err != nil {
+			t.Fatalf("%s: %s does not match the output schema: %v", name, b, err)
+		}
+	}
+	// Control: the schema does refuse a result without an answer.
+	if rs.Validate(map[string]any{"agent": "x", "steps": 1, "calls": []any{}}) == nil {
+		t.Fatal("the output schema accepts a result with no answer")
 	}
 }
