@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 // recorder is an Observer that keeps every event.
@@ -43,7 +44,7 @@ func (r *recorder) finished() map[string]calls.Event {
 // TestEventOutcomes runs one call of each outcome and checks the finished
 // event, the started event before it, and the log record of each.
 func TestEventOutcomes(t *testing.T) {
-	var logs syncBuffer
+	var logs mcptest.SyncBuffer
 	rec := &recorder{}
 	r := calls.NewRouter(&calls.RouterOptions{
 		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
@@ -282,7 +283,7 @@ func TestBlockedObserverNeverDelaysACall(t *testing.T) {
 // TestPanickingObserver: an observer that panics on every event never
 // fails a call, and the observer beside it gets everything.
 func TestPanickingObserver(t *testing.T) {
-	var logs syncBuffer
+	var logs mcptest.SyncBuffer
 	r := calls.NewRouter(&calls.RouterOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	r.Add(newCall("fast", ok("x")))
 	r.Observe(calls.ObserverFunc(func(calls.Event) { panic("observer bug") }))
@@ -321,21 +322,4 @@ func TestRoundDuration(t *testing.T) {
 			t.Errorf("RoundDuration(%v) = %s, want %s", in, got, want)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -30,7 +30,7 @@ func startStdio(t *testing.T, r *calls.Router, limit int) *rawStdio {
 	srv := mcp.NewServer(r, nil)
 	done := make(chan error, 1)
 	go func() {
-		done <- srv.Run(t.Context(), &mcp.StdioTransport{In: inR, Out: outW, MaxMessageBytes: limit})
+		done <- srv.Run(t.Context(), &mcp.ResilientStdioTransport{In: inR, Out: outW, MaxMessageBytes: limit})
 		outW.Close()
 	}()
 	c := &rawStdio{t: t, w: inW, r: bufio.NewReaderSize(outR, 1<<20), out: make(chan map[string]any, 100)}

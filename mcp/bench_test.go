@@ -74,7 +74,7 @@ func BenchmarkAdapterRoundTrip(b *testing.B) {
 			inR, inW := io.Pipe()
 			outR, outW := io.Pipe()
 			srv := mcp.NewServer(noopRouter(b), nil)
-			go srv.Run(context.Background(), &mcp.StdioTransport{In: inR, Out: outW})
+			go srv.Run(context.Background(), &mcp.ResilientStdioTransport{In: inR, Out: outW})
 			cs, err := sdk.NewClient(&sdk.Implementation{Name: "b"}, nil).Connect(context.Background(), &sdk.IOTransport{Reader: outR, Writer: inW}, nil)
 			if err != nil {
 				b.Fatal(err)

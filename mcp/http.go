@@ -593,10 +593,10 @@ func (e *errorWriter) finish() {
 	}
 	msg := strings.TrimSpace(e.buf.String())
 	code := int64(jsonrpc.CodeInvalidRequest)
-	switch {
-	case strings.Contains(msg, "not handled") || strings.Contains(msg, "method not found"):
+	switch f := sdkFailureOf(msg); {
+	case f == sdkFailureUnknownMethod:
 		code = jsonrpc.CodeMethodNotFound
-	case strings.Contains(msg, "invalid character") || strings.Contains(msg, "unexpected end of JSON") || strings.Contains(msg, "malformed"):
+	case f == sdkFailureMalformed:
 		code = jsonrpc.CodeParseError
 	case e.status == http.StatusNotFound:
 		code = CodeSessionNotFound

@@ -60,11 +60,7 @@ func post(t *testing.T, url, body string, hdr map[string]string) *http.Response 
 	return resp
 }
 
-func routerWithEcho(t *testing.T) *calls.Router {
-	r := calls.NewRouter(nil)
-	mustAdd(t, r, echoCall("echo"))
-	return r
-}
+func routerWithEcho(t testing.TB) *calls.Router { return mcptest.EchoRouter(t) }
 
 func TestHTTPHostCheck(t *testing.T) {
 	_, url := serveHTTP(t, routerWithEcho(t), nil)
@@ -378,7 +374,7 @@ func FuzzHTTPBody(f *testing.F) {
 	} {
 		f.Add([]byte(s), false)
 	}
-	r := routerWithEchoF(f)
+	r := routerWithEcho(f)
 	srv := mcp.NewServer(r, nil)
 	f.Cleanup(srv.Close)
 	h, err := srv.HTTPHandler(&mcp.HTTPOptions{MaxBodyBytes: 1 << 16})
@@ -414,12 +410,4 @@ func FuzzHTTPBody(f *testing.F) {
 			t.Fatalf("status %d with a body that is not JSON: %q", rec.Code, rec.Body)
 		}
 	})
-}
-
-func routerWithEchoF(f *testing.F) *calls.Router {
-	r := calls.NewRouter(nil)
-	if err := r.Add(echoCall("echo")); err != nil {
-		f.Fatal(err)
-	}
-	return r
 }

@@ -178,7 +178,7 @@ func serveSDKStdio(t *testing.T, r *calls.Router) (io.WriteCloser, io.Reader) {
 
 // TestSDKDuplicateIDs pins what go-sdk v1.8.0 does with a reused id: over
 // its own stdio transport the second request gets no answer at all (which
-// mcp.StdioTransport works around); over streamable HTTP it answers 400
+// mcp.ResilientStdioTransport works around); over streamable HTTP it answers 400
 // with -32600 and that id itself.
 func TestSDKDuplicateIDs(t *testing.T) {
 	t.Run("stdio", func(t *testing.T) {
@@ -209,7 +209,7 @@ func TestSDKDuplicateIDs(t *testing.T) {
 		}
 		for _, l := range got {
 			if strings.Contains(l, `"id":7`) {
-				t.Errorf("go-sdk answered the reused id before the next request: %s; mcp.StdioTransport's check may be redundant now", l)
+				t.Errorf("go-sdk answered the reused id before the next request: %s; mcp.ResilientStdioTransport's check may be redundant now", l)
 			}
 		}
 		close(release)
@@ -286,7 +286,7 @@ func TestStdioHoldsNotificationsUntilInitialized(t *testing.T) {
 func TestStdioGate(t *testing.T) {
 	inR, inW := io.Pipe()
 	var out syncBuf
-	conn, err := (&mcp.StdioTransport{In: inR, Out: &out}).Connect(t.Context())
+	conn, err := (&mcp.ResilientStdioTransport{In: inR, Out: &out}).Connect(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +379,7 @@ func TestSDKNotifiesBeforeInitialize(t *testing.T) {
 			return
 		case <-time.After(50 * time.Millisecond):
 			if i > 200 {
-				t.Fatal("go-sdk no longer notifies an uninitialized session: mcp.StdioTransport's gate may go")
+				t.Fatal("go-sdk no longer notifies an uninitialized session: mcp.ResilientStdioTransport's gate may go")
 			}
 		}
 	}
@@ -404,7 +404,7 @@ func FuzzStdioIDs(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, input string) {
 		var out bytes.Buffer
-		conn, err := (&mcp.StdioTransport{In: strings.NewReader(input), Out: &out, MaxMessageBytes: 1 << 20}).Connect(context.Background())
+		conn, err := (&mcp.ResilientStdioTransport{In: strings.NewReader(input), Out: &out, MaxMessageBytes: 1 << 20}).Connect(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
-// piped is one go-sdk client connected to srv over mcp.StdioTransport on
+// piped is one go-sdk client connected to srv over mcp.ResilientStdioTransport on
 // pipes; cut drops the connection as a client that goes away would.
 type piped struct {
 	cs  *sdk.ClientSession
@@ -30,7 +30,7 @@ func sessions(t testing.TB, srv *mcp.Server, n int, opts *sdk.ClientOptions) []p
 		outR, outW := io.Pipe()
 		done := make(chan struct{})
 		go func() {
-			_ = srv.Run(context.Background(), &mcp.StdioTransport{In: inR, Out: outW})
+			_ = srv.Run(context.Background(), &mcp.ResilientStdioTransport{In: inR, Out: outW})
 			outW.Close()
 			close(done)
 		}()

@@ -94,9 +94,9 @@ type Server struct {
 	maxResult int             // <= 0: no bound
 	scope     func(ctx context.Context, user string) (context.Context, func(tool string) bool)
 
-	// ctx is cancelled by Close, which cancels every running call.
-	ctx    context.Context
-	cancel context.CancelFunc
+	// done is closed by Close.
+	done      chan struct{}
+	closeOnce sync.Once
 
 	mu       sync.Mutex
 	closed   bool
@@ -109,10 +109,48 @@ type Server struct {
 // session is what the adapter keeps per MCP session.
 type session struct {
 	cs *calls.Session
-	// ctx is cancelled when the session ends, which cancels its calls
-	// even when the transport cannot tell them.
-	ctx    context.Context
-	cancel context.CancelFunc
+
+	// The cancel functions of the session's running calls, so that its
+	// end (or the server's) cancels them even when the transport cannot
+	// tell them. Once ended, a call that starts is cancelled at once.
+	mu      sync.Mutex
+	ended   bool
+	running map[*callCancel]struct{}
+}
+
+// callCancel is one running call's cancel function, by address.
+type callCancel struct{ cancel context.CancelFunc }
+
+// start registers a running call's cancel function; the call calls stop
+// when it returns.
+func (st *session) start(cancel context.CancelFunc) (stop func()) {
+	c := &callCancel{cancel}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		cancel()
+		return func() {}
+	}
+	if st.running == nil {
+		st.running = map[*callCancel]struct{}{}
+	}
+	st.running[c] = struct{}{}
+	return func() {
+		st.mu.Lock()
+		delete(st.running, c)
+		st.mu.Unlock()
+	}
+}
+
+// end cancels the session's running calls, and every call it starts later.
+func (st *session) end() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.ended = true
+	for c := range st.running {
+		c.cancel()
+	}
+	clear(st.running)
 }
 
 // NewServer returns a Server that mirrors r: every call in r is a tool, and
@@ -142,7 +180,7 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 	if s.maxResult == 0 {
 		s.maxResult = DefaultMaxResultBytes
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.done = make(chan struct{})
 	s.sdk = sdk.NewServer(&sdk.Implementation{Name: o.Name, Version: o.Version}, &sdk.ServerOptions{
 		Instructions: o.Instructions,
 		// The SDK logs at info for every session; keep its records below
@@ -218,7 +256,7 @@ func (s *Server) waitReady(next sdk.MethodHandler) sdk.MethodHandler {
 			case <-s.ready:
 			case <-ctx.Done():
 				return nil, ctx.Err()
-			case <-s.ctx.Done():
+			case <-s.done:
 				return nil, errors.New("mcp: server is shutting down")
 			}
 		}
@@ -265,7 +303,7 @@ func (s *Server) Run(ctx context.Context, t sdk.Transport) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		if st := s.sessions[ss]; st != nil {
-			st.cancel()
+			st.end()
 		}
 		s.mu.Unlock()
 		go ss.Close()
@@ -294,7 +332,12 @@ func (s *Server) Close() {
 	s.closed = true
 	s.mu.Unlock()
 	s.unsub()
-	s.cancel()
+	s.closeOnce.Do(func() { close(s.done) })
+	s.mu.Lock()
+	for _, st := range s.sessions {
+		st.end()
+	}
+	s.mu.Unlock()
 	for ss := range s.sdk.Sessions() {
 		ss.Close()
 	}
@@ -304,7 +347,7 @@ func (s *Server) Close() {
 	s.sessions = map[*sdk.ServerSession]*session{}
 	s.mu.Unlock()
 	for _, st := range sessions {
-		st.cancel()
+		st.end()
 		st.cs.Close()
 	}
 }
@@ -368,10 +411,7 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 	// whatever the transport does.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(s.ctx, cancel)
-	defer stop()
-	stop2 := context.AfterFunc(sess.ctx, cancel)
-	defer stop2()
+	defer sess.start(cancel)()
 
 	res, err := s.router.Call(ctx, name, &calls.Request{
 		Arguments: req.Params.Arguments,
@@ -404,7 +444,6 @@ func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 		return st, nil
 	}
 	st := &session{cs: s.openSession(ss.ID(), clientName(ss))}
-	st.ctx, st.cancel = context.WithCancel(context.Background())
 	s.sessions[ss] = st
 	s.log.Debug("session opened", "session", st.cs.ID())
 	go func() {
@@ -412,7 +451,7 @@ func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 		// Its queued calls leave their queues before its running calls
 		// are cancelled and free their slots.
 		st.cs.End()
-		st.cancel()
+		st.end()
 		s.mu.Lock()
 		if s.sessions[ss] == st {
 			delete(s.sessions, ss)

@@ -10,16 +10,15 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// Defaults used where StdioTransport leaves a field zero.
+// Defaults used where ResilientStdioTransport leaves a field zero.
 const (
-	// DefaultMaxMessageBytes caps one message read by StdioTransport.
+	// DefaultMaxMessageBytes caps one message read by ResilientStdioTransport.
 	DefaultMaxMessageBytes = 16 << 20
 	// DefaultMaxInFlight caps the requests a stdio client may have
 	// waiting for an answer at once.
@@ -30,9 +29,10 @@ const (
 // initialized; identical ones are sent once.
 const maxHeld = 64
 
-// StdioTransport serves MCP over newline-delimited JSON on a reader and a
-// writer (stdin and stdout by default). Unlike go-sdk's StdioTransport, a
-// line that is not a JSON-RPC message does not end the session: the client
+// ResilientStdioTransport serves MCP over newline-delimited JSON on a reader
+// and a writer (stdin and stdout by default), and is named for what sets it
+// apart from go-sdk's StdioTransport: a line that is not a JSON-RPC
+// message does not end the session. The client
 // gets a JSON-RPC error (parse error, invalid request, message too large,
 // batch not supported) and the session goes on. It also answers what
 // go-sdk v1.8.0 would get wrong:
@@ -46,7 +46,7 @@ const maxHeld = 64
 //   - nothing but replies goes out before initialize is answered, and
 //     only pings and log messages before notifications/initialized: other
 //     notifications (tools/list_changed, say) are held until then.
-type StdioTransport struct {
+type ResilientStdioTransport struct {
 	// In and Out default to os.Stdin and os.Stdout.
 	In  io.Reader
 	Out io.Writer
@@ -58,10 +58,10 @@ type StdioTransport struct {
 	MaxInFlight int
 }
 
-var _ sdk.Transport = (*StdioTransport)(nil)
+var _ sdk.Transport = (*ResilientStdioTransport)(nil)
 
 // Connect implements sdk.Transport.
-func (t *StdioTransport) Connect(context.Context) (sdk.Connection, error) {
+func (t *ResilientStdioTransport) Connect(context.Context) (sdk.Connection, error) {
 	in, out := t.In, t.Out
 	if in == nil {
 		in = os.Stdin
@@ -440,7 +440,7 @@ func fixErrorCode(r *jsonrpc.Response) {
 	}
 	fixed := *we
 	fixed.Code = jsonrpc.CodeInternalError
-	if strings.Contains(we.Message, "during session initialization") {
+	if sdkFailureOf(we.Message) == sdkFailureBeforeInit {
 		fixed.Code = jsonrpc.CodeInvalidRequest
 		fixed.Message += "; send initialize first"
 	}

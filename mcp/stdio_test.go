@@ -16,7 +16,7 @@ import (
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
-// connectStdio serves r over mcp.StdioTransport on pipes and connects a
+// connectStdio serves r over mcp.ResilientStdioTransport on pipes and connects a
 // go-sdk client to the other ends.
 func connectStdio(t *testing.T, r *calls.Router, opts *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
@@ -31,7 +31,7 @@ func connectStdioWith(t *testing.T, r *calls.Router, so *mcp.ServerOptions, opts
 	srv := mcp.NewServer(r, so)
 	done := make(chan error, 1)
 	go func() {
-		done <- srv.Run(context.Background(), &mcp.StdioTransport{In: inR, Out: outW})
+		done <- srv.Run(context.Background(), &mcp.ResilientStdioTransport{In: inR, Out: outW})
 		outW.Close()
 	}()
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "t", Version: "1"}, opts).
@@ -143,7 +143,7 @@ func FuzzStdioTransport(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
-		tr := &mcp.StdioTransport{In: bytes.NewReader(data), Out: &out, MaxMessageBytes: 256}
+		tr := &mcp.ResilientStdioTransport{In: bytes.NewReader(data), Out: &out, MaxMessageBytes: 256}
 		conn, err := tr.Connect(context.Background())
 		if err != nil {
 			t.Fatal(err)

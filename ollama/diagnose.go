@@ -5,17 +5,17 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/diag"
 )
 
 // Diagnose checks each host as `membrane doctor` reports it: whether it
 // answers, its Ollama version, and what models it would serve. hosts are as
 // in Config.Hosts (none means OLLAMA_HOST's default).
-func Diagnose(ctx context.Context, hosts []string) []calls.Check {
+func Diagnose(ctx context.Context, hosts []string) []diag.Check {
 	urls, err := parseHosts(hosts)
-	var out []calls.Check
+	var out []diag.Check
 	if err != nil {
-		out = append(out, calls.Check{Name: "ollama hosts", Status: calls.StatusFail, Detail: err.Error(),
+		out = append(out, diag.Check{Name: "ollama hosts", Status: diag.StatusFail, Detail: err.Error(),
 			Fix: "give hosts as host:port or http://host:port in the Ollama hosts setting or OLLAMA_HOST", Setting: "ollama.hosts"})
 	}
 	hc := newHTTPClient()
@@ -25,7 +25,7 @@ func Diagnose(ctx context.Context, hosts []string) []calls.Check {
 		name := "ollama " + h.name
 		tags, lerr := h.list(ctx)
 		if lerr != nil {
-			out = append(out, calls.Check{Name: name, Status: calls.StatusFail,
+			out = append(out, diag.Check{Name: name, Status: diag.StatusFail,
 				Detail:  "cannot list models: " + describeHostErr(lerr),
 				Fix:     "start Ollama (`ollama serve`), or point the Ollama hosts setting (or OLLAMA_HOST) at it; membrane still serves sh and python_run meanwhile",
 				Setting: "ollama.hosts"})
@@ -36,7 +36,7 @@ func Diagnose(ctx context.Context, hosts []string) []calls.Check {
 			version = "(version unknown)"
 		}
 		if len(tags) == 0 {
-			out = append(out, calls.Check{Name: name, Status: calls.StatusWarn,
+			out = append(out, diag.Check{Name: name, Status: diag.StatusWarn,
 				Detail: fmt.Sprintf("Ollama %s answers but has no models", version),
 				Fix:    "pull one, e.g. `ollama pull qwen3:0.6b`; membrane picks it up within the refresh interval"})
 			continue
@@ -59,9 +59,9 @@ func Diagnose(ctx context.Context, hosts []string) []calls.Check {
 			}
 		}
 		detail := fmt.Sprintf("Ollama %s: %d models (%d chat, %d embedding)", version, len(tags), len(chat), len(embed))
-		c := calls.Check{Name: name, Status: calls.StatusOK, Detail: detail}
+		c := diag.Check{Name: name, Status: diag.StatusOK, Detail: detail}
 		if len(other) > 0 {
-			c.Status = calls.StatusWarn
+			c.Status = diag.StatusWarn
 			c.Detail += "; no capabilities known for " + strings.Join(other, ", ")
 			c.Fix = "those models are not served; check `ollama show MODEL` works for them"
 		}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/diag"
 )
 
 // DiagnoseTools checks each logical tool against its model, as `membrane
@@ -13,7 +13,7 @@ import (
 // what the tool asks of it, and that the tool's options fit the model (a
 // num_ctx beyond the model's context length fails every call). hosts are
 // as in Config.Hosts.
-func DiagnoseTools(ctx context.Context, hosts []string, specs []ToolSpec) []calls.Check {
+func DiagnoseTools(ctx context.Context, hosts []string, specs []ToolSpec) []diag.Check {
 	if len(specs) == 0 {
 		return nil
 	}
@@ -39,12 +39,12 @@ func DiagnoseTools(ctx context.Context, hosts []string, specs []ToolSpec) []call
 			}
 		}
 	}
-	var out []calls.Check
+	var out []diag.Check
 	for _, s := range specs {
-		c := calls.Check{Name: "tool " + s.Tool, Status: calls.StatusOK}
+		c := diag.Check{Name: "tool " + s.Tool, Status: diag.StatusOK}
 		f, ok := models[modelKey(s.Model)]
 		if !ok {
-			c.Status = calls.StatusWarn
+			c.Status = diag.StatusWarn
 			if reachable == 0 {
 				c.Detail = fmt.Sprintf("model %s: no Ollama server answers", s.Model)
 				c.Fix = "start Ollama; the tool appears once its model is there"
@@ -57,7 +57,7 @@ func DiagnoseTools(ctx context.Context, hosts []string, specs []ToolSpec) []call
 		}
 		d, err := f.h.show(ctx, f.name)
 		if err != nil {
-			c.Status, c.Detail = calls.StatusWarn, fmt.Sprintf("model %s: cannot read its details: %v", f.name, err)
+			c.Status, c.Detail = diag.StatusWarn, fmt.Sprintf("model %s: cannot read its details: %v", f.name, err)
 			out = append(out, c)
 			continue
 		}
@@ -70,7 +70,7 @@ func DiagnoseTools(ctx context.Context, hosts []string, specs []ToolSpec) []call
 			problems = append(problems, err.Error())
 		}
 		if len(problems) > 0 {
-			c.Status = calls.StatusFail
+			c.Status = diag.StatusFail
 			c.Detail = strings.Join(problems, "; ")
 			c.Fix = "change the tool's options in the config file; every call of the tool fails until then"
 		} else {

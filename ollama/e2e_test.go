@@ -19,6 +19,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/diag"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 	"github.com/membrane-mcp/membrane/ollama"
 	"github.com/membrane-mcp/membrane/ollama/ollamatest"
@@ -530,16 +531,16 @@ func TestE2EDiagnose(t *testing.T) {
 		if len(checks) != 3 {
 			t.Fatalf("%d checks for 3 hosts: %+v", len(checks), checks)
 		}
-		if c := checks[0]; c.Status != calls.StatusOK || !strings.Contains(c.Detail, "2 models (1 chat, 1 embedding)") {
+		if c := checks[0]; c.Status != diag.StatusOK || !strings.Contains(c.Detail, "2 models (1 chat, 1 embedding)") {
 			t.Errorf("host with models: %+v", c)
 		}
-		if c := checks[1]; c.Status != calls.StatusWarn || !strings.Contains(c.Fix, "ollama pull") {
+		if c := checks[1]; c.Status != diag.StatusWarn || !strings.Contains(c.Fix, "ollama pull") {
 			t.Errorf("empty host: %+v", c)
 		}
-		if c := checks[2]; c.Status != calls.StatusFail || !strings.Contains(c.Detail, "refused") || !strings.Contains(c.Fix, "OLLAMA_HOST") {
+		if c := checks[2]; c.Status != diag.StatusFail || !strings.Contains(c.Detail, "refused") || !strings.Contains(c.Fix, "OLLAMA_HOST") {
 			t.Errorf("dead host: %+v", c)
 		}
-		if c := ollama.Diagnose(t.Context(), []string{"ftp://x"}); len(c) != 1 || c[0].Status != calls.StatusFail {
+		if c := ollama.Diagnose(t.Context(), []string{"ftp://x"}); len(c) != 1 || c[0].Status != diag.StatusFail {
 			t.Errorf("bad host: %+v", c)
 		}
 	})

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/diag"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
@@ -358,7 +359,7 @@ func TestBwrapMissing(t *testing.T) {
 	}
 	var fail bool
 	for _, c := range Diagnose(t.Context(), testConfig()) {
-		if c.Name == "bubblewrap" && c.Status == calls.StatusFail && strings.Contains(c.Fix, "sandbox mode to rlimit") && c.Setting == "sandbox.mode" {
+		if c.Name == "bubblewrap" && c.Status == diag.StatusFail && strings.Contains(c.Fix, "sandbox mode to rlimit") && c.Setting == "sandbox.mode" {
 			fail = true
 		}
 	}
@@ -399,7 +400,7 @@ func TestNamespacesUnavailable(t *testing.T) {
 	}
 	var fail bool
 	for _, c := range Diagnose(t.Context(), testConfig()) {
-		if c.Name == "sandbox namespaces" && c.Status == calls.StatusFail {
+		if c.Name == "sandbox namespaces" && c.Status == diag.StatusFail {
 			fail = true
 		}
 	}
@@ -459,7 +460,7 @@ func TestRlimitModeWithoutPrlimit(t *testing.T) {
 	// Diagnose says who sets the limits.
 	var found bool
 	for _, c := range Diagnose(t.Context(), Config{Mode: ModeRlimit}) {
-		if c.Name == "prlimit" && c.Status == calls.StatusOK && strings.Contains(c.Detail, "membrane sets the rlimits itself") {
+		if c.Name == "prlimit" && c.Status == diag.StatusOK && strings.Contains(c.Detail, "membrane sets the rlimits itself") {
 			found = true
 		}
 	}
@@ -621,10 +622,10 @@ func TestConfigErrors(t *testing.T) {
 func TestDiagnose(t *testing.T) {
 	requireBwrap(t)
 	checks := Diagnose(t.Context(), testConfig())
-	seen := map[string]calls.Check{}
+	seen := map[string]diag.Check{}
 	for _, c := range checks {
 		seen[c.Name] = c
-		if c.Status != calls.StatusOK && c.Fix == "" {
+		if c.Status != diag.StatusOK && c.Fix == "" {
 			t.Errorf("%s is %s with no fix", c.Name, c.Status)
 		}
 	}
@@ -634,7 +635,7 @@ func TestDiagnose(t *testing.T) {
 			t.Errorf("no %q check", name)
 			continue
 		}
-		if c.Status == calls.StatusFail {
+		if c.Status == diag.StatusFail {
 			t.Errorf("%s failed: %s", name, c.Detail)
 		}
 	}
@@ -655,19 +656,19 @@ func TestDiagnose(t *testing.T) {
 	nc := testConfig()
 	nc.NoCgroup = true
 	for _, c := range Diagnose(t.Context(), nc) {
-		if c.Name == "sandbox memory" && (c.Status != calls.StatusOK || !strings.Contains(c.Detail, "memfd_create and System V shared memory refused")) {
+		if c.Name == "sandbox memory" && (c.Status != diag.StatusOK || !strings.Contains(c.Detail, "memfd_create and System V shared memory refused")) {
 			t.Errorf("without a cgroup: %+v", c)
 		}
 	}
 	nc.AllowMemfd = true
 	for _, c := range Diagnose(t.Context(), nc) {
-		if c.Name == "sandbox memory" && (c.Status != calls.StatusWarn || c.Fix == "") {
+		if c.Name == "sandbox memory" && (c.Status != diag.StatusWarn || c.Fix == "") {
 			t.Errorf("memfds allowed without a cgroup should warn: %+v", c)
 		}
 	}
 	// rlimit mode is a warning, with the reason.
 	for _, c := range Diagnose(t.Context(), Config{Mode: ModeRlimit}) {
-		if c.Name == "sandbox mode" && c.Status != calls.StatusWarn {
+		if c.Name == "sandbox mode" && c.Status != diag.StatusWarn {
 			t.Errorf("rlimit mode should warn: %+v", c)
 		}
 	}
@@ -883,21 +884,21 @@ func TestHide(t *testing.T) {
 // the flag; with the network off there is nothing to advise.
 func TestDiagnoseNetworkSetting(t *testing.T) {
 	requireBwrap(t)
-	find := func(cfg Config) calls.Check {
+	find := func(cfg Config) diag.Check {
 		for _, c := range Diagnose(t.Context(), cfg) {
 			if c.Name == "sandbox network" {
 				return c
 			}
 		}
 		t.Fatal("no sandbox network check")
-		return calls.Check{}
+		return diag.Check{}
 	}
 	on := testConfig()
 	on.Network = true
-	if c := find(on); c.Status != calls.StatusWarn || c.Setting != "sandbox.network" || strings.Contains(c.Fix+c.Detail, "--") {
+	if c := find(on); c.Status != diag.StatusWarn || c.Setting != "sandbox.network" || strings.Contains(c.Fix+c.Detail, "--") {
 		t.Errorf("network on: %+v", c)
 	}
-	if c := find(testConfig()); c.Status != calls.StatusOK || c.Setting != "" {
+	if c := find(testConfig()); c.Status != diag.StatusOK || c.Setting != "" {
 		t.Errorf("network off: %+v", c)
 	}
 }

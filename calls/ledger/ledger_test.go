@@ -9,13 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/ledger"
 	"github.com/membrane-mcp/membrane/calls/scrub"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 const (
@@ -23,23 +23,6 @@ const (
 	akia   = "AKIAIOSFODNN7EXAMPLE"
 	pemKey = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func call(name string, h calls.HandlerFunc) calls.Call {
 	return calls.Call{Name: name, Description: name, InputSchema: json.RawMessage(`{"type":"object"}`), Kind: calls.KindTool, Handler: h}
@@ -71,7 +54,7 @@ func readLines(t *testing.T, path string) []ledger.Entry {
 // ledger, not in the router's log.
 func TestMixedWorkload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	var logs syncBuffer
+	var logs mcptest.SyncBuffer
 	scr := scrub.New(&scrub.Options{Secrets: []string{token}})
 	l, err := ledger.Open(path, &ledger.Options{Scrubber: scr, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
@@ -284,7 +267,7 @@ func TestFullDisk(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full on this system")
 	}
-	var logs syncBuffer
+	var logs mcptest.SyncBuffer
 	l, err := ledger.Open("/dev/full", &ledger.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +294,7 @@ func TestFullDisk(t *testing.T) {
 // a file that stays.
 func TestDeletedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	var logs syncBuffer
+	var logs mcptest.SyncBuffer
 	l, err := ledger.Open(path, &ledger.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

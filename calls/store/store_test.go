@@ -10,12 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/scrub"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 const (
@@ -23,23 +23,6 @@ const (
 	akia   = "AKIAIOSFODNN7EXAMPLE"
 	pemKey = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func tool(name string, h calls.HandlerFunc) calls.Call {
 	return calls.Call{Name: name, Description: name, InputSchema: json.RawMessage(`{"type":"object"}`), Kind: calls.KindTool, Handler: h}
@@ -238,7 +221,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 // limit) is logged clearly, the event counted as lost, and the calls go on;
 // the allow control is the same store writing before the limit.
 func TestFullDatabase(t *testing.T) {
-	var logs syncBuffer
+	var logs mcptest.SyncBuffer
 	s, _ := openTemp(t, &Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	r := calls.NewRouter(&calls.RouterOptions{Observers: []calls.Observer{s}})
 	big := strings.Repeat("x", 900)

@@ -4,17 +4,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/diag"
 )
 
 // A doctor finding about a setting gets that setting's flag, variable and
 // file key; one about no setting keeps its fix as the library wrote it.
 func TestDoctorAdviceNamesSetting(t *testing.T) {
 	t.Parallel()
-	checks := []calls.Check{
-		{Name: "net", Status: calls.StatusWarn, Fix: "turn it off", Setting: "sandbox.network"},
-		{Name: "plain", Status: calls.StatusWarn, Fix: "install bubblewrap"},
-		{Name: "odd", Status: calls.StatusWarn, Fix: "see", Setting: "no.such_key"},
+	checks := []diag.Check{
+		{Name: "net", Status: diag.StatusWarn, Fix: "turn it off", Setting: "sandbox.network"},
+		{Name: "plain", Status: diag.StatusWarn, Fix: "install bubblewrap"},
+		{Name: "odd", Status: diag.StatusWarn, Fix: "see", Setting: "no.such_key"},
 	}
 	adviseSettings(checks)
 	if got, want := checks[0].Fix, "turn it off (--sandbox-network, MEMBRANE_SANDBOX_NETWORK or sandbox.network in the config file)"; got != want {

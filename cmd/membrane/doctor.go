@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/diag"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
 	"github.com/membrane-mcp/membrane/sandbox"
@@ -19,17 +19,17 @@ import (
 func runDoctor(ctx context.Context, cfg *Config, jsonOut bool, w io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	var checks []calls.Check
+	var checks []diag.Check
 	if cfg.File != "" {
-		checks = append(checks, calls.Check{Name: "config file", Status: calls.StatusOK, Detail: cfg.File + " reads without errors"})
+		checks = append(checks, diag.Check{Name: "config file", Status: diag.StatusOK, Detail: cfg.File + " reads without errors"})
 	}
 	checks = append(checks, sandbox.Diagnose(ctx, cfg.sandboxConfig())...)
 	checks = append(checks, ollama.Diagnose(ctx, cfg.Ollama.Hosts)...)
 	checks = append(checks, ollama.DiagnoseTools(ctx, cfg.Ollama.Hosts, cfg.Ollama.Tools)...)
 	if cfg.HTTP.Addr != "" {
-		c := calls.Check{Name: "http", Status: calls.StatusOK, Detail: "would serve http://" + cfg.HTTP.Addr + mcp.DefaultPath}
+		c := diag.Check{Name: "http", Status: diag.StatusOK, Detail: "would serve http://" + cfg.HTTP.Addr + mcp.DefaultPath}
 		if err := mcp.CheckListen(cfg.HTTP.Addr, cfg.HTTP.Token); err != nil {
-			c.Status, c.Detail, c.Fix, c.Setting = calls.StatusFail, err.Error(), "set a token, or listen on 127.0.0.1", "http.token"
+			c.Status, c.Detail, c.Fix, c.Setting = diag.StatusFail, err.Error(), "set a token, or listen on 127.0.0.1", "http.token"
 		} else if cfg.HTTP.Token == "" {
 			c.Detail += " without a token (loopback only)"
 		} else {
@@ -47,7 +47,7 @@ func runDoctor(ctx context.Context, cfg *Config, jsonOut bool, w io.Writer) int 
 
 // printJSON writes the findings as one JSON document, for scripts, and
 // returns the exit code as printChecks does.
-func printJSON(w io.Writer, checks []calls.Check) int {
+func printJSON(w io.Writer, checks []diag.Check) int {
 	type finding struct {
 		Name   string `json:"name"`
 		Status string `json:"status"`
@@ -60,7 +60,7 @@ func printJSON(w io.Writer, checks []calls.Check) int {
 		Checks  []finding `json:"checks"`
 	}{Version: versionString(), OK: true, Checks: []finding{}}
 	for _, c := range checks {
-		if c.Status == calls.StatusFail {
+		if c.Status == diag.StatusFail {
 			doc.OK = false
 		}
 		doc.Checks = append(doc.Checks, finding{c.Name, c.Status.String(), oneLine(c.Detail), oneLine(c.Fix)})
@@ -75,7 +75,7 @@ func printJSON(w io.Writer, checks []calls.Check) int {
 
 // printChecks writes one block per check and returns the exit code: 1 when
 // any check failed.
-func printChecks(w io.Writer, checks []calls.Check) int {
+func printChecks(w io.Writer, checks []diag.Check) int {
 	width := 0
 	for _, c := range checks {
 		width = max(width, len(c.Name))
@@ -84,15 +84,15 @@ func printChecks(w io.Writer, checks []calls.Check) int {
 	for _, c := range checks {
 		mark := "ok  "
 		switch c.Status {
-		case calls.StatusWarn:
+		case diag.StatusWarn:
 			mark = "warn"
 			warns++
-		case calls.StatusFail:
+		case diag.StatusFail:
 			mark = "FAIL"
 			fails++
 		}
 		fmt.Fprintf(w, "%s  %-*s  %s\n", mark, width, c.Name, oneLine(c.Detail))
-		if c.Fix != "" && c.Status != calls.StatusOK {
+		if c.Fix != "" && c.Status != diag.StatusOK {
 			fmt.Fprintf(w, "      %-*s  fix: %s\n", width, "", oneLine(c.Fix))
 		}
 	}
@@ -111,7 +111,7 @@ func printChecks(w io.Writer, checks []calls.Check) int {
 
 // adviseSettings adds, to each fix that is about a setting, the flag,
 // variable and file key that set it: the libraries give only the key.
-func adviseSettings(checks []calls.Check) {
+func adviseSettings(checks []diag.Check) {
 	for i, c := range checks {
 		if c.Setting != "" && c.Fix != "" {
 			checks[i].Fix += " (" + settingNames(c.Setting) + ")"

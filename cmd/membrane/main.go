@@ -344,7 +344,7 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	var serveErr error
 	if cfg.HTTP.Addr == "" {
 		log.Info("membrane serving MCP on stdio", "version", versionString(), "sandbox", cfg.SandboxMode)
-		serveErr = srv.Run(ctx, &mcp.StdioTransport{In: stdin, Out: stdout})
+		serveErr = srv.Run(ctx, &mcp.ResilientStdioTransport{In: stdin, Out: stdout})
 	} else {
 		serveErr = serveHTTP(ctx, cfg, srv, httpOptions(cfg, models, tokens, obs.metrics.Handler(), log), tokens, log)
 	}

@@ -2,10 +2,14 @@ package mcptest
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"sync"
 	"testing"
+
+	"github.com/membrane-mcp/membrane/calls"
 )
 
 // EnvRequire, set to 1 (as CI sets it), turns every skip for a missing
@@ -53,4 +57,35 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// EchoCall is a tool that answers its "text" argument back; any other
+// argument is a tool error.
+func EchoCall(name string) calls.Call {
+	return calls.Call{
+		Name:        name,
+		Description: "Echo the text back.",
+		InputSchema: json.RawMessage(`{"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false}`),
+		Kind:        calls.KindTool,
+		Handler: calls.HandlerFunc(func(_ context.Context, req *calls.Request) (*calls.Result, error) {
+			var in struct {
+				Text string `json:"text"`
+			}
+			if err := calls.DecodeArgs(req.Arguments, &in); err != nil {
+				return calls.Errorf("%v", err), nil
+			}
+			return calls.Text(in.Text), nil
+		}),
+	}
+}
+
+// EchoRouter returns a router holding one EchoCall, "echo": the smallest
+// tool set a test of the MCP path needs.
+func EchoRouter(t testing.TB) *calls.Router {
+	t.Helper()
+	r := calls.NewRouter(nil)
+	if err := r.Add(EchoCall("echo")); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

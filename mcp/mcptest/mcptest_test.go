@@ -1,8 +1,6 @@
 package mcptest_test
 
 import (
-	"context"
-	"encoding/json"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -12,40 +10,20 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
-func echoRouter(t *testing.T) *calls.Router {
-	r := calls.NewRouter(nil)
-	err := r.Add(calls.Call{
-		Name: "echo", Description: "echo", Kind: calls.KindTool,
-		InputSchema: json.RawMessage(`{"type":"object"}`),
-		Handler: calls.HandlerFunc(func(_ context.Context, req *calls.Request) (*calls.Result, error) {
-			var in struct{ Text string }
-			if err := json.Unmarshal(req.Arguments, &in); err != nil {
-				return calls.Errorf("%v", err), nil
-			}
-			return calls.Text(in.Text), nil
-		}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 func TestConnectAndCallText(t *testing.T) {
-	cs := mcptest.Connect(t, echoRouter(t), nil)
-	res, text := mcptest.CallText(t, cs, "echo", map[string]any{"Text": "hi"})
+	cs := mcptest.Connect(t, mcptest.EchoRouter(t), nil)
+	res, text := mcptest.CallText(t, cs, "echo", map[string]any{"text": "hi"})
 	if res.IsError || text != "hi" {
 		t.Errorf("CallText = %q, %v", text, res.IsError)
 	}
 }
 
 func TestConnectHTTPWithToken(t *testing.T) {
-	srv := mcp.NewServer(echoRouter(t), nil)
+	srv := mcp.NewServer(mcptest.EchoRouter(t), nil)
 	h, err := srv.HTTPHandler(&mcp.HTTPOptions{Token: "tok"})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +32,7 @@ func TestConnectHTTPWithToken(t *testing.T) {
 	defer ts.Close()
 	defer srv.Close()
 	cs := mcptest.ConnectHTTP(t, ts.URL+"/mcp", "tok", nil)
-	if _, text := mcptest.CallText(t, cs, "echo", map[string]any{"Text": "http"}); text != "http" {
+	if _, text := mcptest.CallText(t, cs, "echo", map[string]any{"text": "http"}); text != "http" {
 		t.Errorf("over HTTP: %q", text)
 	}
 }

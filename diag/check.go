@@ -1,4 +1,8 @@
-package calls
+// Package diag holds the findings of a self-diagnosis, such as `membrane
+// doctor`: the library packages (sandbox, ollama) report what they check
+// as Checks, and a program shows them. It is apart from package calls
+// because a finding is not part of a call's path.
+package diag
 
 // Status grades a Check.
 type Status int
