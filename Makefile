@@ -43,7 +43,7 @@ run: build deps ## serve MCP over HTTP on $(ADDR) with whatever Ollama is found
 test: test-deps ## everything the unit and end-to-end suites check, with -race
 	$(GO) test -race -count=1 $(GOTEST_FLAGS) ./...
 
-test-clients: build test-deps ## real MCP clients from npm (Inspector, conformance, OpenAI Agents JS)
+test-clients: build test-deps ## real clients from npm (Inspector, conformance, OpenAI Agents JS; openai and Agents JS against orchestrator serve)
 	./.ci/clients.sh
 
 lint: ## gofmt, go vet, staticcheck

@@ -249,7 +249,8 @@ func (r *Router) observe(e *entry) Middleware {
 					Type: EventCallStarted, Time: start, ID: r.nextID.Add(1),
 					Call: req.Call.Name, Kind: req.Call.Kind, Group: req.Call.Group,
 					Session: req.Session.ID(), Client: req.Session.Client(),
-					Arguments: req.Arguments,
+					Arguments:   req.Arguments,
+					TraceParent: req.TraceParent, TraceState: req.TraceState,
 				}
 				r.emit(ev)
 				req.Progress = observedProgress{r: r, ev: ev, next: req.Progress}

@@ -533,6 +533,14 @@ func (c *Client) handler(remote string) calls.Handler {
 			args = json.RawMessage("{}")
 		}
 		params := &sdk.CallToolParams{Name: remote, Arguments: args}
+		if req.TraceParent != "" {
+			// The caller's trace goes on in the server (SEP-414).
+			m := map[string]any{"traceparent": req.TraceParent}
+			if req.TraceState != "" {
+				m["tracestate"] = req.TraceState
+			}
+			params.SetMeta(m)
+		}
 		if req.Progress != nil {
 			tok := c.name + "-" + strconv.FormatInt(c.nextTok.Add(1), 10)
 			params.SetProgressToken(tok)

@@ -221,7 +221,7 @@ func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, 
 // info is what observers learn about the call: the model, the host, the
 // tokens and the timings. Called with st.mu held.
 func (st *chatStream) info(mod *model, h *host) *calls.Info {
-	mi := &calls.ModelInfo{Model: mod.Name, Host: h.name, FirstToken: st.firstToken, TokensOut: st.tokens}
+	mi := &calls.ModelInfo{Model: mod.Name, Host: h.name, FirstToken: st.firstToken, TokensOut: st.tokens, Began: st.began, Took: st.took}
 	if st.done {
 		mi.TokensIn, mi.TokensOut, mi.Generation = st.final.PromptEvalCount, st.final.EvalCount, st.final.EvalDuration
 	}
@@ -240,6 +240,9 @@ type chatStream struct {
 	lastSent  time.Time
 	// firstToken is the time from the request to the first token.
 	firstToken time.Duration
+	// began is when the request was sent; took how long until it ended.
+	began time.Time
+	took  time.Duration
 }
 
 // chatOn streams creq from h. retry reports that h could not be reached
@@ -315,6 +318,7 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.began, st.took = start, time.Since(start)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		if errors.Is(ctxErr, context.DeadlineExceeded) && st.tokens > 0 {
 			limit := "its time limit"

@@ -43,6 +43,7 @@ type outcome struct {
 	stdout, stderr capture
 	dur            time.Duration
 	started        time.Duration // from the run request to the process running
+	began          time.Time     // when the run was requested
 	timedOut       bool          // our timeout fired and we killed it
 	cancelled      bool          // the caller gave up (client cancel, disconnect, shutdown)
 	oomKilled      bool          // the kernel killed a process for passing the call's memory cap
@@ -215,7 +216,7 @@ func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	markInheritedCloexec()
 	start := time.Now()
 	err = cmd.Start()
-	o.started = time.Since(begin)
+	o.began, o.started = begin, time.Since(begin)
 	p.mu.Unlock()
 	outW.Close()
 	errW.Close()

@@ -261,10 +261,11 @@ func (s *Store) insertCall(ctx context.Context, e *calls.Event) error {
 		model, _ = json.Marshal(e.Info.Model)
 	}
 	start := e.Time.Add(-e.Duration)
-	return s.exec(ctx, `INSERT INTO calls(id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	return s.exec(ctx, `INSERT INTO calls(id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model, trace_id)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.callID(e.ID), e.Session, e.Client, e.Call, e.Kind.String(), e.Group, start.UnixMicro(), e.Duration.Microseconds(),
-		e.Outcome.String(), s.scr.String(e.Reason), nullable(args), len(e.Arguments), e.ArgsDigest(), e.ResultBytes, nullable(run), nullable(model))
+		e.Outcome.String(), s.scr.String(e.Reason), nullable(args), len(e.Arguments), e.ArgsDigest(), e.ResultBytes, nullable(run), nullable(model),
+		calls.TraceID(e.TraceParent))
 }
 
 func nullable(b []byte) any {
@@ -319,6 +320,8 @@ func (s *Store) retain(ctx context.Context) {
 			s.log.Warn("trace store: retention", "err", err)
 		}
 		_, _ = s.db.ExecContext(ctx, `DELETE FROM sessions WHERE opened_at < ? AND id NOT IN (SELECT session FROM calls)`, cut)
+		_, _ = s.db.ExecContext(ctx, `DELETE FROM turns WHERE started_at < ?`, cut)
+		_, _ = s.db.ExecContext(ctx, `DELETE FROM turn_steps WHERE turn_id NOT IN (SELECT id FROM turns)`)
 	}
 	if s.opts.MaxBytes <= 0 {
 		return
@@ -332,7 +335,13 @@ func (s *Store) retain(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		n, _ := res.RowsAffected()
+		if res, err := s.db.ExecContext(ctx, `DELETE FROM turns WHERE rowid IN (SELECT rowid FROM turns ORDER BY started_at LIMIT max(1, (SELECT count(*) FROM turns) / 10))`); err == nil {
+			m, _ := res.RowsAffected()
+			n += m
+			_, _ = s.db.ExecContext(ctx, `DELETE FROM turn_steps WHERE turn_id NOT IN (SELECT id FROM turns)`)
+		}
+		if n == 0 {
 			return
 		}
 		_, _ = s.db.ExecContext(ctx, `VACUUM`)

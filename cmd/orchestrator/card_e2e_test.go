@@ -100,3 +100,37 @@ func TestE2ECapabilitiesCard(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EServeCapabilitiesCard: an agent served by `orchestrator serve` on
+// a small local model gets the card of its own tools (sh only, as its
+// tools say); with the card off it gets its system prompt alone.
+func TestE2EServeCapabilitiesCard(t *testing.T) {
+	c := newChain(t, ollamatest.DefaultScript())
+	rec := &recorder{}
+	base := rec.proxy(t, c.ollama.URL) + "/v1"
+	const yaml = "agents:\n  - name: coder\n    system: Be brief.\n    model: scripted\n    tools: [sh]\n"
+	ask := func(extra ...string) []string {
+		t.Helper()
+		s := c.startServe(t, yaml, nil, append([]string{"--base-url", base}, extra...)...)
+		body := strings.NewReader(`{"model":"coder","messages":[{"role":"user","content":"say hello"}]}`)
+		resp, err := http.Post(s.url+"/chat/completions", "application/json", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), wantAnswer) {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		return rec.take()
+	}
+	systems := ask()
+	if len(systems) != 2 || !strings.HasPrefix(systems[0], "Be brief.\n\n## Your tools\n") || !strings.Contains(systems[0], "\n- sh: ") || strings.Contains(systems[0], "python_run") {
+		t.Fatalf("served agent's system prompts = %q", systems)
+	}
+	for _, sys := range ask("--capabilities-card", "off") {
+		if sys != "Be brief." {
+			t.Fatalf("with the card off, system = %q", sys)
+		}
+	}
+}

@@ -23,6 +23,7 @@ package agents
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
 	"regexp"
@@ -286,7 +287,7 @@ func Validate(specs []Spec) error {
 		if len(s.Servers) > MaxServers {
 			bad("mcp_servers", "%d servers; at most %d", len(s.Servers), MaxServers)
 		}
-		for _, name := range slices.Sorted(mapKeys(s.Servers)) {
+		for _, name := range slices.Sorted(maps.Keys(s.Servers)) {
 			if err := checkServer(name, s.Servers[name]); err != nil {
 				bad("mcp_servers."+name, "%v", err)
 			}
@@ -305,16 +306,6 @@ func Validate(specs []Spec) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func checkGlob(g string) error {

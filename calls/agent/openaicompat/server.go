@@ -37,6 +37,9 @@ type Backend struct {
 	Tools agent.Tools
 	// ExtractTextCalls runs tool calls the model writes as text.
 	ExtractTextCalls bool
+	// Capabilities, when set, is the agent's capabilities card, asked at
+	// each step (agent.Options.Capabilities). Nil means none.
+	Capabilities func() string
 }
 
 // Conversations keeps the histories of conversations a client names by id.
@@ -441,6 +444,7 @@ func (s *Server) serveTurn(w http.ResponseWriter, r *http.Request, spec agents.S
 		MaxSteps:         spec.Steps(),
 		MaxParallel:      spec.Parallel,
 		ExtractTextCalls: be.ExtractTextCalls,
+		Capabilities:     be.Capabilities,
 		History:          history,
 		Session:          calls.NewSession(""),
 		Logger:           s.log,
@@ -524,4 +528,27 @@ func trimHistory(msgs []agent.Message, limit int) []agent.Message {
 		msgs, sizes = msgs[1:], sizes[1:]
 	}
 	return msgs
+}
+
+// WriteRefusal writes a refusal of a layer in front of the Server (a
+// Host, Origin, token or size check) as an OpenAI error object, so that
+// clients show its message.
+func WriteRefusal(w http.ResponseWriter, _ *http.Request, status int, msg string) {
+	e := &RequestError{Status: status, Type: typeInvalid, Msg: msg}
+	switch status {
+	case 401:
+		e.Type, e.Code = typeAuth, "invalid_api_key"
+	case 403:
+		e.Type, e.Code = "permission_error", "forbidden"
+	case 408:
+		e.Code = "request_timeout"
+	case 413:
+		e.Code = "request_too_large"
+	case 429:
+		e.Type, e.Code = typeRateLimit, "rate_limited"
+	}
+	if status >= 500 {
+		e.Type = typeServer
+	}
+	writeError(w, e)
 }
