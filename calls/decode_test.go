@@ -29,6 +29,7 @@ type argsUnderTest struct {
 }
 
 func TestDecodeArgsExact(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		raw, want string // want "" means accepted
 	}{

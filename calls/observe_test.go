@@ -44,6 +44,7 @@ func (r *recorder) finished() map[string]calls.Event {
 // TestEventOutcomes runs one call of each outcome and checks the finished
 // event, the started event before it, and the log record of each.
 func TestEventOutcomes(t *testing.T) {
+	t.Parallel()
 	var logs mcptest.SyncBuffer
 	rec := &recorder{}
 	r := calls.NewRouter(&calls.RouterOptions{
@@ -206,6 +207,7 @@ func TestEventOutcomes(t *testing.T) {
 }
 
 func TestToolsChangedEvent(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	r := calls.NewRouter(nil)
 	stop := r.Observe(rec)
@@ -242,6 +244,7 @@ func TestToolsChangedEvent(t *testing.T) {
 // TestBlockedObserverNeverDelaysACall: an observer stuck forever in
 // Observe costs the calls nothing; it loses events, and they are counted.
 func TestBlockedObserverNeverDelaysACall(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(&calls.RouterOptions{ObserverBuffer: 4})
 	r.Add(newCall("fast", ok("x")))
 	unblock := make(chan struct{})
@@ -283,6 +286,7 @@ func TestBlockedObserverNeverDelaysACall(t *testing.T) {
 // TestPanickingObserver: an observer that panics on every event never
 // fails a call, and the observer beside it gets everything.
 func TestPanickingObserver(t *testing.T) {
+	t.Parallel()
 	var logs mcptest.SyncBuffer
 	r := calls.NewRouter(&calls.RouterOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	r.Add(newCall("fast", ok("x")))
@@ -313,6 +317,7 @@ func TestPanickingObserver(t *testing.T) {
 }
 
 func TestRoundDuration(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[time.Duration]string{
 		53*time.Millisecond + 412*time.Microsecond: "53ms",
 		412*time.Microsecond + 7:                   "412µs",

@@ -148,6 +148,7 @@ func (rig *queueRig) finish(id string) {
 // TestQueueOrderAndFairness: a freed slot goes to the waiting sessions in
 // turn, each session's calls in the order they came.
 func TestQueueOrderAndFairness(t *testing.T) {
+	t.Parallel()
 	rig := newQueueRig(t, 1, calls.RouterOptions{QueueLength: 8})
 	a, b, c := calls.NewSession("a"), calls.NewSession("b"), calls.NewSession("c")
 	rig.startRunning(a, "a1")
@@ -172,6 +173,7 @@ func TestQueueOrderAndFairness(t *testing.T) {
 // long calls as there are slots and keeps them; another session's call
 // still runs at once, and the first session's extra call waits for its own.
 func TestQueueSessionShare(t *testing.T) {
+	t.Parallel()
 	const limit = 8
 	rig := newQueueRig(t, limit, calls.RouterOptions{})
 	a, b := calls.NewSession("a"), calls.NewSession("b")
@@ -220,6 +222,7 @@ func TestQueueSessionShare(t *testing.T) {
 // session holding less than its fair part, even when another session is
 // first in turn.
 func TestQueueFairPart(t *testing.T) {
+	t.Parallel()
 	rig := newQueueRig(t, 4, calls.RouterOptions{SessionShare: -1})
 	a, b := calls.NewSession("a"), calls.NewSession("b")
 	for i := range 4 {
@@ -249,6 +252,7 @@ func TestQueueFairPart(t *testing.T) {
 // TestQueueTimeout: a call that waits past the queue timeout is answered
 // busy, and the slot holder is unaffected.
 func TestQueueTimeout(t *testing.T) {
+	t.Parallel()
 	rig := newQueueRig(t, 1, calls.RouterOptions{QueueTimeout: 1})
 	rig.startRunning(calls.NewSession("a"), "a0")
 	rig.start(context.Background(), calls.NewSession("b"), "b0")
@@ -268,6 +272,7 @@ func TestQueueTimeout(t *testing.T) {
 // TestQueueCancel: a call cancelled while queued leaves the queue at once:
 // it never runs, and its place is free for another call.
 func TestQueueCancel(t *testing.T) {
+	t.Parallel()
 	rig := newQueueRig(t, 1, calls.RouterOptions{QueueLength: 1})
 	rig.startRunning(calls.NewSession("a"), "a0")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -297,6 +302,7 @@ func TestQueueCancel(t *testing.T) {
 // TestQueueFull: busy comes only once the queue is full, in all or for
 // one session (half of the queue), and not before.
 func TestQueueFull(t *testing.T) {
+	t.Parallel()
 	rig := newQueueRig(t, 1, calls.RouterOptions{QueueLength: 4})
 	a, b, c := calls.NewSession("a"), calls.NewSession("b"), calls.NewSession("c")
 	rig.startRunning(a, "a0")
@@ -332,6 +338,7 @@ func TestQueueFull(t *testing.T) {
 // small limit: never more than the limit run, never more than the share
 // from one session, and every call ends.
 func TestQueueStress(t *testing.T) {
+	t.Parallel()
 	const limit, share = 3, 2
 	var running, worst atomic.Int32
 	var mu sync.Mutex
@@ -393,6 +400,7 @@ func TestQueueStress(t *testing.T) {
 }
 
 func TestMachineConcurrency(t *testing.T) {
+	t.Parallel()
 	for _, mem := range []int64{0, 1, 1 << 30, 1 << 50} {
 		n := calls.MachineConcurrency(mem)
 		if n < 2 || n > 64 {

@@ -30,6 +30,7 @@ func ok(text string) calls.HandlerFunc {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	good := newCall("good_name-1", ok(""))
 	for name, mut := range map[string]func(c *calls.Call){
 		"empty name":      func(c *calls.Call) { c.Name = "" },
@@ -67,6 +68,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestRouterAddReplaceRemove(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	if err := r.Add(newCall("a", ok("1"))); err != nil {
 		t.Fatal(err)
@@ -91,6 +93,7 @@ func TestRouterAddReplaceRemove(t *testing.T) {
 }
 
 func TestSubscribe(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	if err := r.Add(newCall("pre", ok(""))); err != nil {
 		t.Fatal(err)
@@ -117,6 +120,7 @@ func TestSubscribe(t *testing.T) {
 }
 
 func TestSyncGroups(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	r.Add(newCall("mine", ok("")))
 	ch, err := r.Sync("g", []calls.Call{newCall("mine", ok("")), newCall("x", ok("")), newCall("x", ok("")), newCall("bad name", ok(""))})
@@ -135,6 +139,7 @@ func TestSyncGroups(t *testing.T) {
 // concurrency limit, the deadline, then the router's own middleware (first
 // outermost), then the handler.
 func TestMiddlewareOrder(t *testing.T) {
+	t.Parallel()
 	var (
 		mu    sync.Mutex
 		trace []string
@@ -180,6 +185,7 @@ func TestMiddlewareOrder(t *testing.T) {
 }
 
 func TestBusy(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(&calls.RouterOptions{QueueLength: -1})
 	release := make(chan struct{})
 	var running atomic.Int32
@@ -236,6 +242,7 @@ func TestBusy(t *testing.T) {
 }
 
 func TestPanicBecomesToolError(t *testing.T) {
+	t.Parallel()
 	var logs strings.Builder
 	var mu sync.Mutex
 	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
@@ -260,6 +267,7 @@ func TestPanicBecomesToolError(t *testing.T) {
 }
 
 func TestDeadline(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(&calls.RouterOptions{DefaultTimeout: 20 * time.Millisecond})
 	r.Add(newCall("hang", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		<-ctx.Done()
@@ -301,6 +309,7 @@ func TestDeadline(t *testing.T) {
 }
 
 func TestNilResultIsError(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	r.Add(newCall("nil", func(context.Context, *calls.Request) (*calls.Result, error) { return nil, nil }))
 	if _, err := r.Call(t.Context(), "nil", nil); err == nil {
@@ -309,6 +318,7 @@ func TestNilResultIsError(t *testing.T) {
 }
 
 func TestRequestDefaults(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	r.Add(newCall("inspect", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		if req.Session == nil || req.Progress == nil || req.Logger == nil || req.Call == nil || req.Call.Name != "inspect" {
@@ -326,6 +336,7 @@ func TestRequestDefaults(t *testing.T) {
 // TestRouterConcurrency adds, replaces, removes, syncs, lists and calls
 // from many goroutines at once; run with -race.
 func TestRouterConcurrency(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	var notes atomic.Int64
 	cancel := r.Subscribe(func(ch calls.Change) { notes.Add(int64(len(ch.Added) + len(ch.Removed))) })
@@ -391,6 +402,7 @@ func TestRouterConcurrency(t *testing.T) {
 }
 
 func TestSession(t *testing.T) {
+	t.Parallel()
 	s := calls.NewSession("")
 	if !strings.HasPrefix(s.ID(), "s-") {
 		t.Errorf("ID = %q", s.ID())
@@ -415,6 +427,7 @@ func TestSession(t *testing.T) {
 }
 
 func TestTextAndErrorf(t *testing.T) {
+	t.Parallel()
 	if r := calls.Text("a\xffb"); r.TextOf() != "a\uFFFDb" || r.IsError {
 		t.Errorf("Text = %+v", r)
 	}
@@ -428,6 +441,7 @@ func TestTextAndErrorf(t *testing.T) {
 }
 
 func TestDecodeArgs(t *testing.T) {
+	t.Parallel()
 	type args struct {
 		Cmd string `json:"cmd"`
 	}

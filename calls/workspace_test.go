@@ -43,6 +43,7 @@ func workspaceFixture(t *testing.T) (dir, secret string) {
 }
 
 func TestReadWorkspaceFile(t *testing.T) {
+	t.Parallel()
 	dir, secret := workspaceFixture(t)
 	ok := []struct{ name, want string }{
 		{"img.png", "picture"},
@@ -105,6 +106,7 @@ func TestReadWorkspaceFile(t *testing.T) {
 }
 
 func TestReadWorkspaceFileCaps(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// A sparse terabyte is refused from its size, without reading it.
 	f, err := os.Create(filepath.Join(dir, "huge.png"))
@@ -152,6 +154,7 @@ func TestReadWorkspaceFileCaps(t *testing.T) {
 // TestReadWorkspaceFileFIFOsHoldNoThreads reads many FIFOs at once: none
 // waits for a writer, so none pins an OS thread in open().
 func TestReadWorkspaceFileFIFOsHoldNoThreads(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS != "linux" {
 		t.Skip("counts threads in /proc")
 	}
@@ -191,6 +194,7 @@ func threads(t *testing.T) int {
 
 // TestRootEscapeText pins the os.Root error text isEscape matches.
 func TestRootEscapeText(t *testing.T) {
+	t.Parallel()
 	dir, _ := workspaceFixture(t)
 	root, err := os.OpenRoot(dir)
 	if err != nil {

@@ -103,6 +103,7 @@ const initLine = `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"proto
 // TestStdioAbuse sends what a broken or hostile client might, and checks
 // each gets the right JSON-RPC error while the session keeps working.
 func TestStdioAbuse(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	mustAdd(t, r, echoCall("echo"))
 	// The 10 MB message is sent to the real binary in cmd/membrane; here a
@@ -203,6 +204,7 @@ func trim(m map[string]any) string {
 // TestHTTPAbuse sends the same kinds of bad input over HTTP: each gets a
 // JSON-RPC error or a clean HTTP rejection, and the session survives.
 func TestHTTPAbuse(t *testing.T) {
+	t.Parallel()
 	_, url := serveHTTP(t, routerWithEcho(t), nil)
 	url += "/mcp"
 

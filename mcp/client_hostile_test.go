@@ -46,6 +46,7 @@ func objTool(name string) *sdk.Tool {
 }
 
 func TestClientListBounds(t *testing.T) {
+	t.Parallel()
 	var pages atomic.Int64
 	_, ct := rawServer(t, func(cursor string) *sdk.ListToolsResult {
 		n := pages.Add(1)
@@ -96,6 +97,7 @@ func TestClientListBounds(t *testing.T) {
 }
 
 func TestClientCapsDescriptionsAndSkipsBadSchemas(t *testing.T) {
+	t.Parallel()
 	deep := `{"type":"object","properties":{"x":` + strings.Repeat(`{"type":"array","items":`, 50) + `{}` + strings.Repeat(`}`, 50) + `}}`
 	var deepSchema map[string]any
 	if err := json.Unmarshal([]byte(deep), &deepSchema); err != nil {
@@ -129,6 +131,7 @@ func TestClientCapsDescriptionsAndSkipsBadSchemas(t *testing.T) {
 }
 
 func TestCheckSchema(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		schema string
 		ok     bool
@@ -157,6 +160,7 @@ func TestCheckSchema(t *testing.T) {
 // "a__b" with tool "sh" get different names, and each name's server part
 // is the server it belongs to.
 func TestLocalNamesJoinNotSpoofable(t *testing.T) {
+	t.Parallel()
 	p := mcp.ServerPrefixes([]string{"a", "a__b"})
 	x := mcp.LocalNames("a", true, []string{"b__sh"})["b__sh"]
 	y := mcp.LocalNames("a__b", true, []string{"sh"})["sh"]
@@ -190,6 +194,7 @@ func TestLocalNamesJoinNotSpoofable(t *testing.T) {
 
 // A burst of list_changed costs one listing, not one per notification.
 func TestClientDebouncesListChanged(t *testing.T) {
+	t.Parallel()
 	var lists atomic.Int64
 	s, ct := rawServer(t, func(string) *sdk.ListToolsResult {
 		lists.Add(1)
@@ -223,6 +228,7 @@ func TestClientDebouncesListChanged(t *testing.T) {
 }
 
 func TestClientToolIdentity(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	r.Add(remoteTool("sh", func(context.Context, *calls.Request) (*calls.Result, error) { return calls.Text("x"), nil }))
 	c, _ := serve(t, r, &mcp.ClientOptions{Name: "a__b", Prefix: true})

@@ -58,6 +58,7 @@ func names(r *calls.Router) []string {
 }
 
 func TestClientMirrorsRemoteTools(t *testing.T) {
+	t.Parallel()
 	remote := calls.NewRouter(nil)
 	for _, c := range []calls.Call{
 		remoteTool("echo", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
@@ -121,6 +122,7 @@ func waitFor(t *testing.T, changed <-chan calls.Change, ok func() bool) {
 }
 
 func TestClientCancelReachesTheServer(t *testing.T) {
+	t.Parallel()
 	remote := calls.NewRouter(nil)
 	started := make(chan struct{})
 	stopped := make(chan error, 1)
@@ -153,6 +155,7 @@ func TestClientCancelReachesTheServer(t *testing.T) {
 // tool waits for each report to arrive before sending the next, since
 // notifications that trail a call's result are not delivered.
 func TestClientProgress(t *testing.T) {
+	t.Parallel()
 	remote := calls.NewRouter(nil)
 	seen := make(chan struct{})
 	if err := remote.Add(remoteTool("work", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
@@ -183,6 +186,7 @@ func TestClientProgress(t *testing.T) {
 }
 
 func TestClientCloseRemovesTools(t *testing.T) {
+	t.Parallel()
 	remote := calls.NewRouter(nil)
 	if err := remote.Add(remoteTool("echo", func(context.Context, *calls.Request) (*calls.Result, error) { return calls.Text(""), nil })); err != nil {
 		t.Fatal(err)
@@ -218,6 +222,7 @@ func TestClientCloseRemovesTools(t *testing.T) {
 // A raw go-sdk server may name tools in ways OpenAI-style APIs reject; the
 // client renames them and still calls the right remote tool.
 func TestClientOddToolNames(t *testing.T) {
+	t.Parallel()
 	s := sdk.NewServer(&sdk.Implementation{Name: "odd"}, nil)
 	long := strings.Repeat("x", 100)
 	for _, n := range []string{"files.read", long, "no_schema_type"} {
@@ -255,6 +260,7 @@ func TestClientOddToolNames(t *testing.T) {
 }
 
 func TestLocalNames(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("a", 70)
 	tests := []struct {
 		server string
@@ -311,6 +317,7 @@ func FuzzLocalNames(f *testing.F) {
 }
 
 func TestParseServers(t *testing.T) {
+	t.Parallel()
 	ok := `{"mcpServers": {
 		"membrane": {"command": "/usr/local/bin/membrane", "args": ["--config", "m.yaml"], "env": {"OLLAMA_HOST": "127.0.0.1:11434"}},
 		"remote": {"type": "http", "url": "https://example.com/mcp", "headers": {"Authorization": "Bearer x"}},
@@ -375,6 +382,7 @@ func FuzzParseServers(f *testing.F) {
 // When the server goes away, its tools leave the router and the owner is
 // told; calls made after that fail as unknown calls, not hang.
 func TestClientServerGone(t *testing.T) {
+	t.Parallel()
 	remote := calls.NewRouter(nil)
 	if err := remote.Add(remoteTool("echo", func(context.Context, *calls.Request) (*calls.Result, error) { return calls.Text(""), nil })); err != nil {
 		t.Fatal(err)

@@ -52,6 +52,7 @@ var echoBody = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 // TestGuardProtect: a handler behind Protect gets the MCP endpoint's
 // checks, in order, and the user Verify named.
 func TestGuardProtect(t *testing.T) {
+	t.Parallel()
 	g, err := mcp.NewGuard(&mcp.GuardOptions{
 		Verify: func(tok string) (string, bool) {
 			if tok == "alice-token" {
@@ -110,6 +111,7 @@ func TestGuardProtect(t *testing.T) {
 // TestGuardScreenAndCheck: Screen leaves the token to the handler, which
 // checks it with Check; the Reject hook shapes refusals.
 func TestGuardScreenAndCheck(t *testing.T) {
+	t.Parallel()
 	g, err := mcp.NewGuard(&mcp.GuardOptions{
 		Token: "the-token",
 		Reject: func(w http.ResponseWriter, _ *http.Request, status int, msg string) {
@@ -168,6 +170,7 @@ func TestGuardScreenAndCheck(t *testing.T) {
 // TestHTTPMounts: a mount on the MCP listener gets its checks; a Public
 // one skips only the token.
 func TestHTTPMounts(t *testing.T) {
+	t.Parallel()
 	const token = "mount-token"
 	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "page "+r.URL.Path) })
 	_, url := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{Token: token, Mounts: []mcp.Mount{

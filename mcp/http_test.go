@@ -63,6 +63,7 @@ func post(t *testing.T, url, body string, hdr map[string]string) *http.Response 
 func routerWithEcho(t testing.TB) *calls.Router { return mcptest.EchoRouter(t) }
 
 func TestHTTPHostCheck(t *testing.T) {
+	t.Parallel()
 	_, url := serveHTTP(t, routerWithEcho(t), nil)
 	for _, host := range []string{"evil.example", "evil.example:8765", "127.0.0.1.nip.io"} {
 		resp := post(t, url+"/mcp", initBody, map[string]string{"Host": host})
@@ -90,6 +91,7 @@ func TestHTTPHostCheck(t *testing.T) {
 }
 
 func TestHTTPAllowedHosts(t *testing.T) {
+	t.Parallel()
 	_, url := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{AllowedHosts: []string{"membrane.internal"}})
 	if resp := post(t, url+"/mcp", initBody, map[string]string{"Host": "membrane.internal:443"}); resp.StatusCode != http.StatusOK {
 		t.Errorf("allowed host: %d, want 200", resp.StatusCode)
@@ -100,6 +102,7 @@ func TestHTTPAllowedHosts(t *testing.T) {
 }
 
 func TestHTTPOriginCheck(t *testing.T) {
+	t.Parallel()
 	_, url := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{AllowedOrigins: []string{"https://app.example.com"}})
 	for _, origin := range []string{"https://evil.example", "null", "http://localhost:9999"} {
 		if resp := post(t, url+"/mcp", initBody, map[string]string{"Origin": origin}); resp.StatusCode != http.StatusForbidden {
@@ -132,6 +135,7 @@ func TestHTTPOriginCheck(t *testing.T) {
 }
 
 func TestHTTPToken(t *testing.T) {
+	t.Parallel()
 	const token = "s3cret-token-for-tests"
 	_, url := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{Token: token})
 	for name, auth := range map[string]string{
@@ -178,6 +182,7 @@ func TestHTTPToken(t *testing.T) {
 }
 
 func TestHTTPBodyLimit(t *testing.T) {
+	t.Parallel()
 	_, url := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{MaxBodyBytes: 1 << 10})
 	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 2<<10) + `"}}`
 	if resp := post(t, url+"/mcp", big, nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
@@ -202,6 +207,7 @@ func TestHTTPBodyLimit(t *testing.T) {
 }
 
 func TestCheckListen(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		addr, token string
 		ok          bool
@@ -234,6 +240,7 @@ func TestCheckListen(t *testing.T) {
 }
 
 func TestHTTPReadyz(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	backends := []mcp.BackendStatus{
 		{URL: "http://user:pw@10.0.0.1:11434/?key=abc", Up: false, Err: "connection refused"},
@@ -282,6 +289,7 @@ func TestHTTPReadyz(t *testing.T) {
 }
 
 func TestHTTPOptionsErrors(t *testing.T) {
+	t.Parallel()
 	srv := mcp.NewServer(calls.NewRouter(nil), nil)
 	defer srv.Close()
 	for _, o := range []*mcp.HTTPOptions{
@@ -300,12 +308,14 @@ func TestHTTPOptionsErrors(t *testing.T) {
 // TestHTTPListChanged checks that a connected HTTP client hears about added
 // and removed calls.
 func TestHTTPListChanged(t *testing.T) {
+	t.Parallel()
 	r := routerWithEcho(t)
 	_, url := serveHTTP(t, r, nil)
 	checkListChanged(t, r, "HTTP", func(o *sdk.ClientOptions) *sdk.ClientSession { return mcptest.ConnectHTTP(t, url+"/mcp", "", o) })
 }
 
 func TestHTTPStateless(t *testing.T) {
+	t.Parallel()
 	r := routerWithEcho(t)
 	_, url := serveHTTP(t, r, &mcp.HTTPOptions{Stateless: true})
 	resp := post(t, url+"/mcp", initBody, nil)
@@ -323,6 +333,7 @@ func TestHTTPStateless(t *testing.T) {
 // TestHTTPSessionIdle checks that an idle stateful session is closed, and
 // its calls.Session with it.
 func TestHTTPSessionIdle(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	closed := make(chan struct{})
 	mustAdd(t, r, call("touch", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
@@ -342,6 +353,7 @@ func TestHTTPSessionIdle(t *testing.T) {
 // TestHTTPCancel checks that cancelling a call over HTTP cancels the
 // handler.
 func TestHTTPCancel(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	started := make(chan struct{})
 	stopped := make(chan struct{})

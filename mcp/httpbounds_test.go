@@ -45,6 +45,7 @@ func deleteSession(t *testing.T, url, sid string, hdr map[string]string) {
 // the initialize past each gets its status, Retry-After and
 // CodeTooManySessions; closing a session makes room again.
 func TestHTTPSessionBounds(t *testing.T) {
+	t.Parallel()
 	const token = "bounds-token"
 	auth := map[string]string{"Authorization": "Bearer " + token}
 	for _, tc := range []struct {
@@ -99,6 +100,7 @@ func TestHTTPSessionBounds(t *testing.T) {
 // TestHTTPInitializeSize refuses an initialize whose clientInfo would make
 // a session hold a large body, and serves an ordinary one.
 func TestHTTPInitializeSize(t *testing.T) {
+	t.Parallel()
 	_, base := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{MaxInitializeBytes: 4 << 10})
 	url := base + "/mcp"
 	big := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"` +
@@ -117,6 +119,7 @@ func TestHTTPInitializeSize(t *testing.T) {
 
 // TestHTTPOriginScheme compares origins as scheme, host and port.
 func TestHTTPOriginScheme(t *testing.T) {
+	t.Parallel()
 	_, base := serveHTTP(t, routerWithEcho(t), nil)
 	u, _ := neturl.Parse(base)
 	_, port, _ := net.SplitHostPort(u.Host)
@@ -173,6 +176,7 @@ func closedByPeer(t *testing.T, c net.Conn, br *bufio.Reader) {
 // TestHTTPCloseAfterReject checks that a refused request (401 here) ends
 // its keep-alive connection, while an authorized one keeps it.
 func TestHTTPCloseAfterReject(t *testing.T) {
+	t.Parallel()
 	const token = "close-token"
 	_, base := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{Token: token})
 	u, _ := neturl.Parse(base)
@@ -233,6 +237,7 @@ func serveListener(t *testing.T, r *calls.Router, o *mcp.HTTPOptions, lo *mcp.Li
 // TestHTTPIdleConnClosed: a keep-alive connection with nothing in flight is
 // closed after IdleTimeout, while a long call on a connection outlives it.
 func TestHTTPIdleConnClosed(t *testing.T) {
+	t.Parallel()
 	h := newHang()
 	r := calls.NewRouter(nil)
 	mustAdd(t, r, h.call())
@@ -263,6 +268,7 @@ func TestHTTPIdleConnClosed(t *testing.T) {
 // TestHTTPSlowBody: a body that does not arrive within BodyReadTimeout
 // gets 408 and a closed connection; a whole body on time is served.
 func TestHTTPSlowBody(t *testing.T) {
+	t.Parallel()
 	addr := serveListener(t, routerWithEcho(t), &mcp.HTTPOptions{BodyReadTimeout: 50 * time.Millisecond}, nil)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -289,6 +295,7 @@ func TestHTTPSlowBody(t *testing.T) {
 // TestListenMaxConns: with MaxConns open, the next connection is accepted
 // only after one closes.
 func TestListenMaxConns(t *testing.T) {
+	t.Parallel()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -131,6 +131,7 @@ var newProtoHdr = map[string]string{"Mcp-Protocol-Version": "2026-07-28", "Mcp-M
 // stateless: the call's context is cancelled. Beside each, the allow
 // control: the same call on a connection that stays open runs to its end.
 func TestHTTPDisconnectCancels(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		stateless bool
@@ -184,6 +185,7 @@ func readReply(t *testing.T, c net.Conn) string {
 // TestHTTPGetStreamCloseKeepsCalls closes a session's GET SSE stream while
 // a call of that session runs on its own POST: the call is not cancelled.
 func TestHTTPGetStreamCloseKeepsCalls(t *testing.T) {
+	t.Parallel()
 	h := newHang()
 	r := calls.NewRouter(nil)
 	mustAdd(t, r, h.call())
@@ -218,6 +220,7 @@ func TestHTTPGetStreamCloseKeepsCalls(t *testing.T) {
 // If this fails after an SDK upgrade, the SDK now does the job itself:
 // drop the workaround in mcp/httpcancel.go.
 func TestSDKDisconnectContract(t *testing.T) {
+	t.Parallel()
 	h := newHang()
 	srv := sdk.NewServer(&sdk.Implementation{Name: "bare", Version: "1"}, nil)
 	srv.AddTool(&sdk.Tool{Name: "hang", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, _ *sdk.CallToolRequest) (*sdk.CallToolResult, error) {

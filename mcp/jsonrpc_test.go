@@ -51,6 +51,7 @@ var strictCases = []struct {
 }
 
 func TestStdioStrictJSONRPC(t *testing.T) {
+	t.Parallel()
 	c := startStdio(t, routerWithEcho(t), 0)
 	c.send(initLine)
 	if m := c.recv(); m["result"] == nil {
@@ -83,6 +84,7 @@ func TestStdioStrictJSONRPC(t *testing.T) {
 }
 
 func TestHTTPStrictJSONRPC(t *testing.T) {
+	t.Parallel()
 	url, hdr := httpSession(t, routerWithEcho(t))
 	for _, tc := range strictCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,6 +139,7 @@ func blockingRouter(t *testing.T) (*calls.Router, chan struct{}, chan struct{}) 
 // -32600 with that id, and the first one is answered when it ends. Once
 // answered, the id is free again.
 func TestStdioDuplicateID(t *testing.T) {
+	t.Parallel()
 	r, started, release := blockingRouter(t)
 	c := startStdio(t, r, 0)
 	c.send(initLine)
@@ -181,6 +184,7 @@ func serveSDKStdio(t *testing.T, r *calls.Router) (io.WriteCloser, io.Reader) {
 // mcp.ResilientStdioTransport works around); over streamable HTTP it answers 400
 // with -32600 and that id itself.
 func TestSDKDuplicateIDs(t *testing.T) {
+	t.Parallel()
 	t.Run("stdio", func(t *testing.T) {
 		r, started, release := blockingRouter(t)
 		inW, outR := serveSDKStdio(t, r)
@@ -247,6 +251,7 @@ func TestSDKDuplicateIDs(t *testing.T) {
 // TestSDKRoundsIDs pins the go-sdk behaviour idProblem works around: its
 // decoder turns an id of 1.5 into 1.
 func TestSDKRoundsIDs(t *testing.T) {
+	t.Parallel()
 	m, err := jsonrpc.DecodeMessage([]byte(`{"jsonrpc":"2.0","id":1.5,"method":"ping"}`))
 	if err != nil {
 		t.Fatalf("go-sdk now refuses a fractional id (%v): the check in mcp may go", err)
@@ -260,6 +265,7 @@ func TestSDKRoundsIDs(t *testing.T) {
 // client connects sends list_changed only after notifications/initialized,
 // and the initialize reply is the first thing the client reads.
 func TestStdioHoldsNotificationsUntilInitialized(t *testing.T) {
+	t.Parallel()
 	r := routerWithEcho(t)
 	c := startStdio(t, r, 0)
 	mustAdd(t, r, echoCall("early")) // the session exists: the SDK notifies it
@@ -284,6 +290,7 @@ func TestStdioHoldsNotificationsUntilInitialized(t *testing.T) {
 // once notifications/initialized arrives, held messages first, in order,
 // identical ones once.
 func TestStdioGate(t *testing.T) {
+	t.Parallel()
 	inR, inW := io.Pipe()
 	var out syncBuf
 	conn, err := (&mcp.ResilientStdioTransport{In: inR, Out: &out}).Connect(t.Context())
@@ -360,6 +367,7 @@ type syncBuf = mcptest.SyncBuffer
 // exists for: over its own stdio transport, a tool added after the
 // session connected sends list_changed before any initialize.
 func TestSDKNotifiesBeforeInitialize(t *testing.T) {
+	t.Parallel()
 	r := routerWithEcho(t)
 	_, outR := serveSDKStdio(t, r)
 	got := make(chan string, 1)

@@ -12,6 +12,7 @@ import (
 // TestHTTPMetrics: /metrics sits behind the same token and Host checks as
 // the MCP endpoint, and is a 404 when no metrics handler is given.
 func TestHTTPMetrics(t *testing.T) {
+	t.Parallel()
 	const token = "metrics-token-for-tests"
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "membrane_calls_total 1\n") })
 	_, url := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{Token: token, Metrics: metrics})

@@ -60,6 +60,7 @@ func sessions(t testing.TB, srv *mcp.Server, n int, opts *sdk.ClientOptions) []p
 // slots, and more; session B's call still runs. When A disconnects, its
 // queued calls are dropped without running and its running ones end.
 func TestQueueStarvation(t *testing.T) {
+	t.Parallel()
 	const limit = 4
 	r := calls.NewRouter(nil)
 	var started atomic.Int32

@@ -10,6 +10,7 @@ import (
 )
 
 func TestBoundResult(t *testing.T) {
+	t.Parallel()
 	const limit = 64 << 10
 	ctrl := strings.Repeat("\x01", 40<<10) // 6 bytes each once encoded
 	for _, tc := range []struct {
@@ -104,6 +105,7 @@ func abs(n int) int {
 }
 
 func TestEscapedLenMatchesEncoding(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"", "abc", "\x00\x1f\n\t\"\\", "<>&", "\u2028\u2029", "é中", "\xff\xfe", "a\xc3"} {
 		b, _ := json.Marshal(s)
 		if got := escapedLen(s); got < len(b) {

@@ -77,6 +77,7 @@ func writeTokens(t *testing.T, path, body string) {
 }
 
 func TestScopedTokensOverHTTP(t *testing.T) {
+	t.Parallel()
 	path, store, url := scopedServer(t)
 	alice := mcptest.ConnectHTTP(t, url, aliceToken, nil)
 	bob := mcptest.ConnectHTTP(t, url, bobToken, nil)
@@ -138,6 +139,7 @@ func TestScopedTokensOverHTTP(t *testing.T) {
 // opened with one token cannot be used with another (the SDK compares the
 // user of the request's token info with the session's).
 func TestSessionBoundToItsToken(t *testing.T) {
+	t.Parallel()
 	_, _, url := scopedServer(t)
 	resp := post(t, url, initBody, map[string]string{"Authorization": "Bearer " + aliceToken})
 	io.Copy(io.Discard, resp.Body)
@@ -160,6 +162,7 @@ func TestSessionBoundToItsToken(t *testing.T) {
 // TestScopedTokenMaxSessions: a scoped token's max_sessions bounds its own
 // sessions (429 past it), and another token still gets sessions.
 func TestScopedTokenMaxSessions(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "tokens.json")
 	writeTokens(t, path, `{"tokens":[
 		{"name":"alice","token":"`+aliceToken+`","max_sessions":2},

@@ -16,6 +16,7 @@ import (
 // must still classify as before. When this fails after an upgrade, update
 // sdkFailureOf and sdkTextsCheckedWith together.
 func TestSDKErrorTexts(t *testing.T) {
+	t.Parallel()
 	s := sdk.NewServer(&sdk.Implementation{Name: "bare", Version: "1"}, nil)
 	ts := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, nil))
 	defer ts.Close()

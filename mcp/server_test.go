@@ -55,6 +55,7 @@ func toolNames(t *testing.T, cs *sdk.ClientSession) []string {
 }
 
 func TestListAndCall(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	ro := echoCall("echo")
 	ro.ReadOnly = true
@@ -96,6 +97,7 @@ func TestListAndCall(t *testing.T) {
 }
 
 func TestResultContent(t *testing.T) {
+	t.Parallel()
 	png := []byte("\x89PNG\r\n\x1a\nfake")
 	r := calls.NewRouter(nil)
 	mustAdd(t, r,
@@ -149,6 +151,7 @@ func TestResultContent(t *testing.T) {
 }
 
 func TestPanicBecomesToolError(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	mustAdd(t, r, call("boom", func(context.Context, *calls.Request) (*calls.Result, error) {
 		panic("kaboom")
@@ -167,6 +170,7 @@ func TestPanicBecomesToolError(t *testing.T) {
 // client, and that a call removed while the model still knows it answers a
 // tool error that says to list the tools again.
 func TestListChanged(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	mustAdd(t, r, echoCall("echo"))
 	cs := checkListChanged(t, r, "in-memory", func(o *sdk.ClientOptions) *sdk.ClientSession { return mcptest.Connect(t, r, o) })
@@ -263,6 +267,7 @@ func TestUnknownCallAdapter(t *testing.T) {
 }
 
 func TestProgressAndLogging(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	mustAdd(t, r, call("work", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		for i := 1; i <= 3; i++ {
@@ -331,6 +336,7 @@ func TestProgressAndLogging(t *testing.T) {
 }
 
 func TestCancellation(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	started := make(chan struct{})
 	stopped := make(chan error, 1)
@@ -365,6 +371,7 @@ func TestCancellation(t *testing.T) {
 // TestSessionLifecycle checks that a call sees one calls.Session per MCP
 // session, and that it closes when the client goes away.
 func TestSessionLifecycle(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	seen := make(chan *calls.Session, 10)
 	closed := make(chan string, 10)
@@ -417,6 +424,7 @@ func TestSessionLifecycle(t *testing.T) {
 // TestCloseCancelsCalls checks that Server.Close cancels running calls and
 // waits for them.
 func TestCloseCancelsCalls(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	started := make(chan struct{})
 	var finished atomic.Bool
@@ -450,6 +458,7 @@ func TestCloseCancelsCalls(t *testing.T) {
 // calls.Validate accepts). The server must log it, leave it out and keep
 // serving the rest.
 func TestMirrorSurvivesBadTool(t *testing.T) {
+	t.Parallel()
 	var buf strings.Builder
 	var mu sync.Mutex
 	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
@@ -487,6 +496,7 @@ func TestMirrorSurvivesBadTool(t *testing.T) {
 // x-mcp-header). If this fails after an upgrade, the SDK returns an error
 // instead, and addTool should use it.
 func TestSDKPanicsOnBadTool(t *testing.T) {
+	t.Parallel()
 	s := sdk.NewServer(&sdk.Implementation{Name: "bare", Version: "1"}, nil)
 	schema := json.RawMessage(`{"type":"object","properties":{"a":{"type":"string","x-mcp-header":"bad header"}}}`)
 	panicked := func() (v any) {
@@ -508,6 +518,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // TestReadyGate checks that initialize answers before Ready is closed while
 // tools/list waits for it, and that /readyz says "starting" meanwhile.
 func TestReadyGate(t *testing.T) {
+	t.Parallel()
 	r := routerWithEcho(t)
 	ready := make(chan struct{})
 	srv := mcp.NewServer(r, &mcp.ServerOptions{Ready: ready})

@@ -51,6 +51,7 @@ func connectStdioWith(t *testing.T, r *calls.Router, so *mcp.ServerOptions, opts
 }
 
 func TestStdioListChanged(t *testing.T) {
+	t.Parallel()
 	r := routerWithEcho(t)
 	cs := checkListChanged(t, r, "stdio", func(o *sdk.ClientOptions) *sdk.ClientSession { return connectStdio(t, r, o) })
 	if _, text := callEcho(t, cs, "over stdio"); text != "over stdio" {
@@ -72,6 +73,7 @@ func floodCall(n int) calls.Call {
 // bound switched off, which ends the session: the SDK behaviour the bound
 // exists for.
 func TestStdioOversizedResult(t *testing.T) {
+	t.Parallel()
 	if mcp.DefaultMaxResultBytes > sdk.DefaultMaxLineLength/2 {
 		t.Fatalf("DefaultMaxResultBytes %d is not well under go-sdk's line limit %d", mcp.DefaultMaxResultBytes, sdk.DefaultMaxLineLength)
 	}
@@ -100,6 +102,7 @@ func TestStdioOversizedResult(t *testing.T) {
 // guards against: a line past DefaultMaxLineLength ends the client session
 // of IOTransport and CommandTransport (which share the reader).
 func TestSDKDropsSessionOnLongLine(t *testing.T) {
+	t.Parallel()
 	if sdk.DefaultMaxLineLength != 16<<20 {
 		t.Errorf("go-sdk DefaultMaxLineLength = %d, want 16 MiB: revisit DefaultMaxResultBytes", sdk.DefaultMaxLineLength)
 	}

@@ -29,6 +29,7 @@ func echoCall(name string) calls.Call {
 }
 
 func TestSelector(t *testing.T) {
+	t.Parallel()
 	sel, err := NewSelector([]string{"ollama_*", "sh"}, []string{"ollama_embed*"})
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +92,7 @@ func (r *recorder) names() []string {
 }
 
 func TestViewFollowsTheRouterAndTheSelector(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	for _, n := range []string{"sh", "python_run", "ollama_chat"} {
 		if err := r.Add(echoCall(n)); err != nil {
@@ -139,6 +141,7 @@ func TestViewFollowsTheRouterAndTheSelector(t *testing.T) {
 }
 
 func TestViewUnderConcurrentChanges(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	v := NewView(r, nil)
 	defer v.Close()
@@ -227,6 +230,7 @@ func callAll(t *testing.T, ctx context.Context, r *calls.Router, tool string, n 
 }
 
 func TestRateLimitBurstThenSteadyExact(t *testing.T) {
+	t.Parallel()
 	clk := &fakeClock{t: time.Unix(1e9, 0)}
 	p, err := New(Options{Now: clk.now, Limits: []Limit{{Tools: "sh", PerMinute: 60, Burst: 5}}})
 	if err != nil {
@@ -272,6 +276,7 @@ func TestRateLimitBurstThenSteadyExact(t *testing.T) {
 }
 
 func TestRateLimitsPerClientAndShared(t *testing.T) {
+	t.Parallel()
 	clk := &fakeClock{t: time.Unix(1e9, 0)}
 	p, err := New(Options{Now: clk.now, Limits: []Limit{{Tools: "ollama_*", PerMinute: 60, Burst: 6}}})
 	if err != nil {
@@ -306,6 +311,7 @@ func TestRateLimitsPerClientAndShared(t *testing.T) {
 }
 
 func TestScopeAndConcurrency(t *testing.T) {
+	t.Parallel()
 	set, err := ParseTokens([]byte(`{"tokens":[
 		{"name":"reader","token":"reader-token-0123456789","tools":["ollama_*"],"exclude_tools":["ollama_embed"],"concurrency":1}]}`))
 	if err != nil {
@@ -359,6 +365,7 @@ func TestScopeAndConcurrency(t *testing.T) {
 }
 
 func TestParseTokensErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ file, want string }{
 		{`{"tokens":[]}`, "no tokens"},
 		{`{}`, "no tokens"},
@@ -381,6 +388,7 @@ func TestParseTokensErrors(t *testing.T) {
 }
 
 func TestLookupPlainHashedAndShared(t *testing.T) {
+	t.Parallel()
 	// sha256 of "hashed-token-0123456789"
 	set, err := ParseTokens([]byte(`{"tokens":[
 		{"name":"plain","token":"plain-token-0123456789"},
@@ -415,6 +423,7 @@ func sum(s string) string {
 }
 
 func TestReloadIsWholeOrNothing(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tokens.json")
 	write := func(s string) {
@@ -453,6 +462,7 @@ func TestReloadIsWholeOrNothing(t *testing.T) {
 }
 
 func TestWatchReloadsOnceTheFileHoldsStill(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tokens.json")
 	if err := os.WriteFile(path, []byte(`{"tokens":[{"name":"alice","token":"alice-token-0123456789"}]}`), 0o600); err != nil {
@@ -494,6 +504,7 @@ func TestWatchReloadsOnceTheFileHoldsStill(t *testing.T) {
 // TestViewOpensRouterSessions: a session served through a View is one of
 // the router's, so the store, the ledger and the metrics see it.
 func TestViewOpensRouterSessions(t *testing.T) {
+	t.Parallel()
 	r := calls.NewRouter(nil)
 	v := NewView(r, nil)
 	defer v.Close()

@@ -65,6 +65,7 @@ func structuredText(t *testing.T, res *calls.Result) string {
 }
 
 func TestScrubbingHidesSecretsInResults(t *testing.T) {
+	t.Parallel()
 	secrets := map[string]string{
 		testAWSKey:      "aws-access-key",
 		testGitHubToken: "github-token",
@@ -111,6 +112,7 @@ func TestScrubbingHidesSecretsInResults(t *testing.T) {
 }
 
 func TestScrubbingLeavesLookAlikes(t *testing.T) {
+	t.Parallel()
 	sum := sha256.Sum256([]byte("x"))
 	img := make([]byte, 16<<10)
 	rand.Read(img)
@@ -140,6 +142,7 @@ func TestScrubbingLeavesLookAlikes(t *testing.T) {
 // TestScrubbingOffChangesNothing is the control: without the middleware
 // the same output reaches the caller as it was.
 func TestScrubbingOffChangesNothing(t *testing.T) {
+	t.Parallel()
 	out := "id: " + testAWSKey + " server: " + testServerToken
 	r := scrubRouter(t, nil, func() string { return out })
 	res, err := r.Call(t.Context(), "sh", nil)
@@ -155,6 +158,7 @@ func TestScrubbingOffChangesNothing(t *testing.T) {
 // then on, and a tokens file's plain tokens are what it feeds the scrubber
 // (a sha256: digest has no plain text to hide).
 func TestScrubbingSetAndPlainTokens(t *testing.T) {
+	t.Parallel()
 	const plain = "client-token-0a1b2c3d4e5f60718293"
 	ts, err := ParseTokens([]byte(`{"tokens":[{"name":"a","token":"` + plain + `"},{"name":"b","token":"sha256:` + strings.Repeat("ab", 32) + `"}]}`))
 	if err != nil {

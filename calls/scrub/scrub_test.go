@@ -18,6 +18,7 @@ MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu
 -----END PRIVATE KEY-----`
 
 func TestStringFindsEachKind(t *testing.T) {
+	t.Parallel()
 	s := scrub.New(&scrub.Options{Secrets: []string{"membrane-token-0123456789", "abc"}})
 	for _, tc := range []struct{ in, want string }{
 		{"token is membrane-token-0123456789.", "token is [membrane: redacted secret]."},
@@ -45,6 +46,7 @@ func TestStringFindsEachKind(t *testing.T) {
 
 // TestNoFalsePositives: what only looks random is not a secret.
 func TestNoFalsePositives(t *testing.T) {
+	t.Parallel()
 	s := scrub.New(nil)
 	sum := sha256.Sum256([]byte("x"))
 	img := make([]byte, 64<<10)
@@ -70,6 +72,7 @@ func TestNoFalsePositives(t *testing.T) {
 }
 
 func TestJSON(t *testing.T) {
+	t.Parallel()
 	s := scrub.New(&scrub.Options{Secrets: []string{"tok-0123456789"}})
 	in := `{"cmd":"curl -H 'Authorization: Bearer tok-0123456789' https://u:pw@h/","password":"plain","n":12345678901234567890,"nested":[{"api_key":"v"},{"text":"AKIAIOSFODNN7EXAMPLE"}],"empty":{"token":""}}`
 	got := string(s.JSON([]byte(in)))

@@ -51,6 +51,7 @@ func loadDemo(t *testing.T, args []string, env map[string]string, file string) (
 }
 
 func TestPrecedence(t *testing.T) {
+	t.Parallel()
 	file := "name: y\na: {n: 5, on: true}\nb:\n  hosts: [f1, f2]\n  wait: 30\nitems: [{name: i, max: 2}]\n"
 	env := map[string]string{"DEMO_CONFIG": "c.yaml", "DEMO_N": "6", "DEMO_HOSTS": "e1, e2"}
 	d, s, err := loadDemo(t, []string{"--n=7", "-host", "a1", "--host", "a2", "--tag", "t1,t2", "--tag=t3", "--on=false", "rest", "--n=9"}, env, file)
@@ -82,6 +83,7 @@ func TestPrecedence(t *testing.T) {
 }
 
 func TestErrorsNameTheSetting(t *testing.T) {
+	t.Parallel()
 	withFile := map[string]string{"DEMO_CONFIG": "c.yaml"}
 	for _, tc := range []struct {
 		args []string
@@ -127,6 +129,7 @@ func TestErrorsNameTheSetting(t *testing.T) {
 }
 
 func TestHelpAndStop(t *testing.T) {
+	t.Parallel()
 	for _, a := range []string{"-h", "--help", "-help"} {
 		if _, _, err := loadDemo(t, []string{a}, nil, ""); err != ErrHelp {
 			t.Errorf("%s: %v", a, err)
@@ -150,6 +153,7 @@ func TestHelpAndStop(t *testing.T) {
 }
 
 func TestSizesAndDurations(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]int64{"1024": 1024, "1KiB": 1024, "1k": 1024, "2MiB": 2 << 20, "1.5GiB": 3 << 29, "1MB": 1e6, " 8 mib ": 8 << 20, "0": 0} {
 		if n, err := ParseSize(in); err != nil || n != want {
 			t.Errorf("size %q = %d, %v; want %d", in, n, err, want)
@@ -174,6 +178,7 @@ func TestSizesAndDurations(t *testing.T) {
 
 // Encode writes what was given; loading it gives the same values.
 func TestEncodeRoundTrip(t *testing.T) {
+	t.Parallel()
 	file := "name: zed\na: {n: 5, on: true, ratio: 0.25}\nb:\n  hosts: [f1, f2]\n  wait: 90\n  size: 3KiB\nitems: [{name: i, max: 2}]\n"
 	_, s, err := loadDemo(t, nil, map[string]string{"DEMO_CONFIG": "c.yaml"}, file)
 	if err != nil {
@@ -220,6 +225,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestNearest(t *testing.T) {
+	t.Parallel()
 	keys := []string{"sandbox.timeout", "sandbox.memory", "http.addr"}
 	for in, want := range map[string]string{"sandbox.timout": "sandbox.timeout", "http.timeout": "sandbox.timeout", "memroy": "sandbox.memory", "zzzzzz": "", "a": ""} {
 		if got := nearest(in, keys); got != want {
@@ -231,6 +237,7 @@ func TestNearest(t *testing.T) {
 // TestErrorHidesPassword: a bad URL value with user:password@ is shown
 // without the password; other values are shown as given.
 func TestErrorHidesPassword(t *testing.T) {
+	t.Parallel()
 	for v, want := range map[string]string{
 		"ftp://alice:hunter2@h/v1": "alice:xxxxx@",
 		"alice:hunter2@h:1:2":      "not shown",
