@@ -233,7 +233,7 @@ func sameDefinition(a, b *Call) bool {
 	return a.Name == b.Name && a.Title == b.Title && a.Description == b.Description &&
 		a.Kind == b.Kind && a.Timeout == b.Timeout && a.Concurrency == b.Concurrency &&
 		a.ReadOnly == b.ReadOnly && a.Destructive == b.Destructive &&
-		bytes.Equal(a.InputSchema, b.InputSchema)
+		bytes.Equal(a.InputSchema, b.InputSchema) && bytes.Equal(a.OutputSchema, b.OutputSchema)
 }
 
 // Lookup returns the call registered under name.

@@ -43,6 +43,8 @@ func TestValidate(t *testing.T) {
 		"array schema":    func(c *calls.Call) { c.InputSchema = json.RawMessage(`{"type":"array"}`) },
 		"no schema":       func(c *calls.Call) { c.InputSchema = nil },
 		"bad JSON schema": func(c *calls.Call) { c.InputSchema = json.RawMessage(`{"type":`) },
+		"array output":    func(c *calls.Call) { c.OutputSchema = json.RawMessage(`{"type":"array"}`) },
+		"bad output JSON": func(c *calls.Call) { c.OutputSchema = json.RawMessage(`{`) },
 	} {
 		c := good
 		mut(&c)
@@ -52,6 +54,11 @@ func TestValidate(t *testing.T) {
 	}
 	if err := good.Validate(); err != nil {
 		t.Errorf("good call: %v", err)
+	}
+	withOut := good
+	withOut.OutputSchema = json.RawMessage(`{"type":"object","properties":{"n":{"type":"integer"}}}`)
+	if err := withOut.Validate(); err != nil {
+		t.Errorf("an object output schema: %v", err)
 	}
 	long := good
 	long.Name = strings.Repeat("a", 64)

@@ -63,6 +63,11 @@ type Options struct {
 	// System is a system prompt put before the conversation. Empty means
 	// none.
 	System string
+	// Capabilities, when set, is called before every model call, and the
+	// text it returns (a capabilities card: see Card and RenderCard) is
+	// added to the system prompt, so that the model is told of the tools
+	// it has at that step. Nil adds nothing.
+	Capabilities func() string
 	// MaxSteps bounds the model calls of one turn. Zero means
 	// DefaultMaxSteps; negative means no limit.
 	MaxSteps int
@@ -370,14 +375,32 @@ func (a *Agent) loop(ctx context.Context, turn *Turn) error {
 	}
 }
 
+// system is the system prompt of one step: Options.System, then the
+// capabilities card.
+func (a *Agent) system() string {
+	sys := a.opts.System
+	if a.opts.Capabilities == nil {
+		return sys
+	}
+	card := a.opts.Capabilities()
+	switch {
+	case card == "":
+		return sys
+	case sys == "":
+		return card
+	}
+	return sys + "\n\n" + card
+}
+
 // step makes one model call and returns the assistant message, with tool
 // calls found in its text when extraction is on.
 func (a *Agent) step(ctx context.Context, step int, turn *Turn) (Message, bool, error) {
 	tools := a.Tools()
+	sys := a.system()
 	a.mu.Lock()
 	req := &Request{Model: a.name}
-	if a.opts.System != "" {
-		req.Messages = append(req.Messages, Message{Role: RoleSystem, Content: a.opts.System})
+	if sys != "" {
+		req.Messages = append(req.Messages, Message{Role: RoleSystem, Content: sys})
 	}
 	req.Messages = append(req.Messages, a.history...)
 	a.mu.Unlock()

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/calls/agent/agents"
 	"github.com/membrane-mcp/membrane/calls/ledger"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
@@ -109,6 +111,19 @@ type Config struct {
 	}
 	// MaxResult bounds one tool result as encoded (mcp.ServerOptions).
 	MaxResult int64
+	// Agents are served as tools agent_NAME (calls/agent).
+	Agents struct {
+		// File holds the agents (calls/agent/agents); watched.
+		File string
+		// Specs and Data are what File held at start-up.
+		Specs []agents.Spec
+		Data  []byte
+		// Depth bounds how deep agent tools nest.
+		Depth int
+		// Card is auto, on or off; CardTokens is its budget.
+		Card       string
+		CardTokens int
+	}
 	// ShutdownTimeout bounds how long running calls get to finish after
 	// SIGINT or SIGTERM.
 	ShutdownTimeout time.Duration
@@ -325,6 +340,16 @@ func define(name string, c *Config) *settings.Set {
 	s.Size(&g.MaxBody, httpget.DefaultMaxBodyBytes, D{Flag: "http-get-max-body", Env: "MEMBRANE_HTTP_GET_MAX_BODY", Key: "http_get.max_body",
 		Doc: "largest body http_get reads; longer is cut (SIZE)"}, posSize)
 
+	ag := &c.Agents
+	s.String(&ag.File, "", D{Flag: "agents", Env: "MEMBRANE_AGENTS", Key: "agents_file", Arg: "FILE",
+		Doc: "serve each agent of FILE (YAML or JSON, its agents key) as a tool agent_NAME that runs the agent's loop with membrane's tools; watched"})
+	s.Int(&ag.Depth, agent.DefaultMaxDepth, D{Flag: "agent-depth", Env: "MEMBRANE_AGENT_DEPTH", Key: "agent_depth", Arg: "N",
+		Doc: "how deep agent tools nest (N): at 1 an agent is offered no agent tools; an agent never calls itself"}, pos)
+	s.String(&ag.Card, string(agent.CardModeAuto), D{Flag: "capabilities-card", Env: "MEMBRANE_CAPABILITIES_CARD", Key: "capabilities_card", Arg: "MODE",
+		Doc: "list an agent's tools in its system prompt: auto (for small or local models), on or off"}, settings.OneOf(agent.CardModes...))
+	s.Int(&ag.CardTokens, agent.DefaultCardChars/agent.CharsPerToken, D{Flag: "capabilities-card-tokens", Env: "MEMBRANE_CAPABILITIES_CARD_TOKENS", Key: "capabilities_card_tokens", Arg: "N",
+		Doc: "budget of the capabilities card (N tokens, counted as 4 bytes each)"}, pos)
+
 	settings.Value(s, &o.Tools, D{Key: "ollama.tools",
 		Doc: "logical tools: a model under a name of its own, with a system prompt, options and a timeout (see Models as tools); reloaded on change"},
 		ollama.ValidateTools)
@@ -423,6 +448,19 @@ func (c *Config) validate() error {
 			errs = append(errs, s.Errorf("tokens-file", "%v", err))
 		}
 	}
+	if s.SourceOf("agents") == settings.FromFile && c.Agents.File != "" && !filepath.IsAbs(c.Agents.File) {
+		c.Agents.File = filepath.Join(filepath.Dir(c.File), c.Agents.File)
+	}
+	if c.Agents.File != "" {
+		if abs, err := filepath.Abs(c.Agents.File); err == nil {
+			c.Agents.File = abs
+		}
+		specs, data, err := loadAgents(c.Agents.File)
+		if err != nil {
+			errs = append(errs, s.Errorf("agents", "%v", err))
+		}
+		c.Agents.Specs, c.Agents.Data = specs, data
+	}
 	if len(c.HTTPGet.Allow) > 0 {
 		if _, err := httpget.New(c.httpGetOptions()); err != nil {
 			errs = append(errs, s.Errorf("http-get-allow", "%v", strings.TrimPrefix(err.Error(), "httpget: ")))
@@ -493,7 +531,7 @@ func (c *Config) sandboxConfig() sandbox.Config {
 	}
 	// membrane's own secrets stay out of every sandbox, even where they
 	// sit under a directory sandboxes see (/usr/local/etc, say).
-	sc.Hide = slices.DeleteFunc([]string{c.File, c.HTTP.TokenFile, c.HTTP.TokensFile}, func(s string) bool { return s == "" })
+	sc.Hide = slices.DeleteFunc([]string{c.File, c.HTTP.TokenFile, c.HTTP.TokensFile, c.Agents.File}, func(s string) bool { return s == "" })
 	return sc
 }
 

@@ -232,6 +232,8 @@ func TestEverySetting(t *testing.T) {
 			"http-get-allow": "docs.python.org", "scrub-output": "false", "secret-env": "DEPLOY_KEY", "lens": "off", "http_get.headers": "[{for: x.com, name: A, value: b}]",
 			"context-budget": "2GiB", "ollama.num_ctx": "{qwen3: 8192}",
 			"openai-backend": "vllm=http://gpu1:8000/v1", "openai.backends": "[{name: lms, url: 'http://127.0.0.1:1234/v1', models: {'*': {vision: true}}}]",
+			"agents":      writeFile(t, "agents.yaml", "agents: [{name: coder, model: qwen3:0.6b}]"),
+			"agent-depth": "2", "capabilities-card": "on", "capabilities-card-tokens": "300",
 		},
 		Bad: map[string]string{
 			"token": "has space", "allowed-origin": "app.example", "log-level": "loud", "log-format": "xml",
@@ -241,8 +243,10 @@ func TestEverySetting(t *testing.T) {
 			"model-tools": "all", "http-get-allow": "example.com/path", "lens": "sometimes",
 			"openai-backend": "http://gpu1:8000/v1", "openai.backends": "[{name: Bad, url: x}]",
 			"context-budget": "-1", "ollama.num_ctx": "{qwen3: 10}",
+			"agent-depth":       "0",
+			"capabilities-card": "maybe", "capabilities-card-tokens": "0",
 		},
-		NoBad: []string{"config", "http", "token-file", "tokens-file", "allowed-host", "audit-log", "store"},
+		NoBad: []string{"config", "http", "token-file", "tokens-file", "allowed-host", "audit-log", "store", "agents"},
 	})
 }
 

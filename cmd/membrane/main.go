@@ -30,6 +30,7 @@ import (
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/lens"
+	"github.com/membrane-mcp/membrane/calls/agent"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/calls/scrub"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
@@ -155,7 +156,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	reload := func(data []byte) (*Config, error) {
 		return loadConfig(name, args, getenv, func(string) ([]byte, error) { return data, nil })
 	}
-	if err := serve(cfg, log, stdin, stdout, reload); err != nil {
+	if err := serve(cfg, log, getenv, stdin, stdout, reload); err != nil {
 		log.Error("membrane stopped", "err", err)
 		return 1
 	}
@@ -182,7 +183,7 @@ func newLogger(cfg *Config, w io.Writer, getenv func(string) string) *slog.Logge
 
 // serve runs membrane until stdin ends (stdio), a signal arrives, or the
 // listener fails.
-func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, reload func([]byte) (*Config, error)) error {
+func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.Reader, stdout io.Writer, reload func([]byte) (*Config, error)) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -254,11 +255,21 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		}
 	}
 	sel, _ := policy.NewSelector(cfg.Policy.Tools, cfg.Policy.ExcludeTools) // checked when set
-	var served mcp.Router = router
+	var (
+		served mcp.Router  = router
+		inner  agent.Tools = router // what agent tools call: the served set
+	)
 	if !sel.All() {
 		view := policy.NewView(router, sel)
 		defer view.Close()
-		served = view
+		served, inner = view, view
+	}
+	var agentSet *agentTools
+	if cfg.Agents.File != "" {
+		agentSet = newAgentTools(cfg, router, inner, getenv, log.With("component", "agents"))
+		if err := agentSet.set(cfg.Agents.Specs); err != nil {
+			return fmt.Errorf("agents: %w", err)
+		}
 	}
 	var scope func(context.Context, string) (context.Context, func(string) bool)
 	if tokens != nil {
@@ -349,6 +360,13 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 			t := time.NewTicker(2 * time.Second)
 			defer t.Stop()
 			w.run(bgCtx, t.C)
+		})
+	}
+	if agentSet != nil {
+		bg.Go(func() {
+			t := time.NewTicker(2 * time.Second)
+			defer t.Stop()
+			agentSet.watch(bgCtx, cfg.Agents.Data, t.C)
 		})
 	}
 	if tokens != nil {

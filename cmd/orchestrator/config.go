@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/membrane-mcp/membrane/calls/agent"
 	"github.com/membrane-mcp/membrane/calls/agent/agents"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/calls/policy"
@@ -49,6 +50,10 @@ type Config struct {
 	// it is offered only the tools Tools matches (all when empty) and
 	// ExcludeTools does not.
 	Tools, ExcludeTools []string
+	// Card is auto, on or off: whether the system prompt lists the
+	// tools (agent.RenderCard); CardTokens is its budget.
+	Card       string
+	CardTokens int
 
 	// AgentsFile holds named agents; Agent picks the one the REPL and
 	// one-shot run. agentServers are that agent's MCP servers.
@@ -134,6 +139,11 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.List(&c.Tools, nil, D{Flag: "tools", Arg: "GLOB",
 		Doc: "offer the model only the tools whose names (as /tools shows them) match GLOB, such as 'ollama_*'; repeatable (default: all)"}, globs)
 	s.List(&c.ExcludeTools, nil, D{Flag: "exclude-tools", Arg: "GLOB", Doc: "do not offer the model the tools matching GLOB; repeatable"}, globs)
+	s.String(&c.Card, string(agent.CardModeAuto), D{Flag: "capabilities-card", Env: "MEMBRANE_CAPABILITIES_CARD", Arg: "MODE",
+		Doc: "list the model's tools in its system prompt, refreshed as they change: auto (for small or local models), on or off"},
+		settings.OneOf(agent.CardModes...))
+	s.Int(&c.CardTokens, agent.DefaultCardChars/agent.CharsPerToken, D{Flag: "capabilities-card-tokens", Env: "MEMBRANE_CAPABILITIES_CARD_TOKENS", Arg: "N",
+		Doc: "budget of the capabilities card (N tokens, counted as 4 bytes each)"}, settings.Positive[int])
 
 	// Named agents, and the API of `orchestrator serve`.
 	s.String(&c.AgentsFile, "", D{Flag: "agents", Env: "MEMBRANE_AGENTS", Arg: "FILE",

@@ -90,13 +90,15 @@ func TestEverySetting(t *testing.T) {
 		Good: map[string]string{
 			"base-url": "https://api.example/v1", "server-url": "http://127.0.0.1:1/mcp", "reasoning-effort": "low",
 			"temperature": "0.5", "max-steps": "3", "parallel": "2", "http": "127.0.0.1:0", "allowed-origin": "https://chat.example.com", "images": "save",
+			"capabilities-card": "off", "capabilities-card-tokens": "200",
 		},
 		Bad: map[string]string{
 			"base-url": "localhost:11434", "server-url": "ftp://x", "reasoning-effort": "max", "temperature": "3",
 			"max-steps": "-1", "parallel": "-1", "timeout": "-1s", "tools": "[oops", "exclude-tools": "[oops",
 			"http": "localhost", "allowed-origin": "chat.example.com", "max-request": "0", "turns-per-token": "0", "max-turns": "0",
 			"conversation-ttl": "0s", "max-conversations": "0", "max-conversation-size": "0",
-			"images": "inline",
+			"images":            "inline",
+			"capabilities-card": "sometimes", "capabilities-card-tokens": "0",
 		},
 		NoBad: []string{"e", "model", "system", "token", "token-file", "membrane", "server-arg", "config", "mcp-config",
 			"server-log", "approve", "history", "agents", "agent", "api-token", "api-token-file", "allowed-host", "store", "image-dir"},

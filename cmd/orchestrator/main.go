@@ -276,7 +276,20 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	if len(cfg.Approve) > 0 {
 		opts.Approve = appr.approve
 	}
-	ag := agent.New(model, tools, opts)
+	var ag *agent.Agent
+	if src, ok := tools.(agent.CardSource); ok && agent.CardMode(cfg.Card) != agent.CardModeOff {
+		card := agent.NewCard(src, &agent.CardOptions{MaxTokens: cfg.CardTokens, Group: cardGroup})
+		defer card.Close()
+		mode, base := agent.CardMode(cfg.Card), model.BaseURL()
+		// Asked at each step: /model may have switched to a larger model.
+		opts.Capabilities = func() string {
+			if !mode.Enabled(ag.Model(), base) {
+				return ""
+			}
+			return card.String()
+		}
+	}
+	ag = agent.New(model, tools, opts)
 	log.Debug("ready", "model", cfg.Model, "endpoint", model.BaseURL(), "tools", tools.Len(), "extract_text_calls", opts.ExtractTextCalls)
 
 	turns := openTurnStore(cfg, getenv, log)
@@ -287,6 +300,9 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 	return s.repl(root, lines, interactive)
 }
+
+// cardGroup lists a tool on the capabilities card under its server's name.
+func cardGroup(c calls.Call) string { return strings.TrimPrefix(c.Group, "mcp:") }
 
 // showTurns prints the stored turns for --turns.
 func showTurns(cfg *Config, getenv func(string) string, stdout, stderr io.Writer) int {

@@ -308,7 +308,13 @@ func (b *backends) backend(spec agents.Spec) (*openaicompat.Backend, error) {
 		}
 		return true
 	}
-	return &openaicompat.Backend{Model: m.client, Tools: &selected{r: b.router, allow: allow}, ExtractTextCalls: *extract}, nil
+	tools := &selected{r: b.router, allow: allow}
+	be := &openaicompat.Backend{Model: m.client, Tools: tools, ExtractTextCalls: *extract}
+	if agent.CardMode(b.cfg.Card).Enabled(spec.Model, m.client.BaseURL()) {
+		opts := &agent.CardOptions{MaxTokens: b.cfg.CardTokens, Group: cardGroup}
+		be.Capabilities = func() string { return agent.RenderCard(tools.List(), opts) }
+	}
+	return be, nil
 }
 
 // selected is the part of a router one agent may use.

@@ -37,6 +37,9 @@ type Backend struct {
 	Tools agent.Tools
 	// ExtractTextCalls runs tool calls the model writes as text.
 	ExtractTextCalls bool
+	// Capabilities, when set, is the agent's capabilities card, asked at
+	// each step (agent.Options.Capabilities). Nil means none.
+	Capabilities func() string
 }
 
 // Conversations keeps the histories of conversations a client names by id.
@@ -441,6 +444,7 @@ func (s *Server) serveTurn(w http.ResponseWriter, r *http.Request, spec agents.S
 		MaxSteps:         spec.Steps(),
 		MaxParallel:      spec.Parallel,
 		ExtractTextCalls: be.ExtractTextCalls,
+		Capabilities:     be.Capabilities,
 		History:          history,
 		Session:          calls.NewSession(""),
 		Logger:           s.log,
