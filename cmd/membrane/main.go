@@ -29,8 +29,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/membrane-mcp/membrane/calls"
-	"github.com/membrane-mcp/membrane/calls/lens"
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/calls/lens"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/calls/scrub"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
