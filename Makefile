@@ -24,7 +24,7 @@ export MEMBRANE_TEST_OLLAMA_NEWER ?= $(TEST_OLLAMA_NEWER)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOTEST_FLAGS ?=
 
-.PHONY: help build run test test-go test-warm test-clients lint race bench bench-peers fuzz demo deps test-deps clean
+.PHONY: help build run test test-go test-warm test-clients test-browser lint race bench bench-peers fuzz demo deps test-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -49,9 +49,21 @@ test-warm: test-deps ## the sandbox's threat and pool tests again, every call af
 test-clients: build test-deps ## real MCP clients from npm (Inspector, conformance, OpenAI Agents JS)
 	./.ci/clients.sh
 
+# The Lens's browser suite writes its screenshots (PNG) and measurements
+# (JSON) here.
+ARTIFACTS ?= $(CURDIR)/artifacts
+
+test-browser: test-deps ## the Lens in a real chromium (chromedp): screenshots and timings go to $(ARTIFACTS)/lens
+	@./.ci/deps.sh browser
+	MEMBRANE_TEST_ARTIFACTS=$(ARTIFACTS)/lens $(GO) test -race -count=1 -tags browser -run 'Browser' ./cmd/membrane
+	@# The load and timing measurements run without the race detector, whose
+	@# slowdown of the server would make the load they measure unreal.
+	MEMBRANE_TEST_ARTIFACTS=$(ARTIFACTS)/lens $(GO) test -count=1 -tags browser -run 'Browser' ./calls/lens
+
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags browser ./calls/lens ./cmd/membrane
 	cd tools/bench/mcpgo && $(GO) vet .
 	GOOS=darwin GOARCH=arm64 $(GO) vet ./sandbox/ ./cmd/...
 	GOOS=darwin GOARCH=amd64 $(GO) build -o /dev/null ./cmd/membrane ./cmd/orchestrator
@@ -81,7 +93,7 @@ demo: build test-deps ## the whole chain on a fresh machine: scripted model -> o
 deps: ## what `make run` needs: bubblewrap for the sandbox (installed when root)
 	@./.ci/deps.sh runtime
 
-test-deps: ## what the tests need: bubblewrap, prometheus and the two test Ollama versions
+test-deps: ## what the tests need: bubblewrap, prometheus, matplotlib and the two test Ollama versions
 	@./.ci/deps.sh test
 	@$(MAKE) --no-print-directory $(TEST_OLLAMA) $(if $(filter off,$(MEMBRANE_TEST_OLLAMA_NEWER)),,$(MEMBRANE_TEST_OLLAMA_NEWER))
 

@@ -75,6 +75,10 @@ type Call struct {
 	Description string
 	// InputSchema is a JSON Schema whose top-level type is "object".
 	InputSchema json.RawMessage
+	// OutputSchema, when set, is a JSON Schema whose top-level type is
+	// "object", which every successful result's Structured content
+	// matches. Clients read it as the tool's outputSchema.
+	OutputSchema json.RawMessage
 	// Kind says whether a tool or a model answers the call.
 	Kind Kind
 	// Group names the component that owns the call (such as "sandbox" or
@@ -124,6 +128,15 @@ func (c *Call) Validate() error {
 	}
 	if schema.Type != "object" {
 		return fmt.Errorf("%w: %s input schema must have \"type\": \"object\"", ErrInvalidCall, c.Name)
+	}
+	if len(c.OutputSchema) > 0 {
+		schema.Type = nil
+		if err := json.Unmarshal(c.OutputSchema, &schema); err != nil {
+			return fmt.Errorf("%w: %s output schema: %v", ErrInvalidCall, c.Name, err)
+		}
+		if schema.Type != "object" {
+			return fmt.Errorf("%w: %s output schema must have \"type\": \"object\"", ErrInvalidCall, c.Name)
+		}
 	}
 	return nil
 }

@@ -13,6 +13,9 @@ type ContentType string
 const (
 	ContentText  ContentType = "text"
 	ContentImage ContentType = "image"
+	// ContentLink points at a resource the client may read (a file in
+	// the workspace too large to carry inline, say).
+	ContentLink ContentType = "resource_link"
 )
 
 // Content is one piece of a Result.
@@ -20,9 +23,15 @@ type Content struct {
 	Type ContentType
 	// Text is set for ContentText. It is valid UTF-8.
 	Text string
-	// Data and MIMEType are set for ContentImage.
+	// Data and MIMEType are set for ContentImage. MIMEType may be set
+	// for ContentLink.
 	Data     []byte
 	MIMEType string
+	// URI, Name and Size are set for ContentLink: where the resource is,
+	// a name to show for it, and its size in bytes (-1 when unknown).
+	URI  string
+	Name string
+	Size int64
 }
 
 // Result is what a call answers.

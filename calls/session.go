@@ -2,6 +2,7 @@ package calls
 
 import (
 	"crypto/rand"
+	"strings"
 	"sync"
 )
 
@@ -20,6 +21,8 @@ type Session struct {
 	closed    bool
 	closers   []func()
 	workspace string
+	handle    string
+	handles   workspaceBinding
 }
 
 // NewSession returns an open session. An empty id gets a random one.
@@ -102,4 +105,16 @@ func (s *Session) SetWorkspace(dir string) {
 	s.mu.Lock()
 	s.workspace = dir
 	s.mu.Unlock()
+}
+
+// WorkspaceHandle returns the name of the session's workspace in workspace
+// URIs (see WorkspaceURI): random and unguessable, made on first use, the
+// same for the life of the session.
+func (s *Session) WorkspaceHandle() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handle == "" {
+		s.handle = "w" + strings.ToLower(rand.Text())
+	}
+	return s.handle
 }

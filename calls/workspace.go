@@ -41,6 +41,9 @@ type WorkspaceFileError struct {
 	Err error
 	// Limit is the size limit, for ErrFileTooLarge.
 	Limit int64
+	// Op is what was done with the path, for the error's text: "read"
+	// when empty.
+	Op string
 }
 
 func (e *WorkspaceFileError) Error() string {
@@ -57,7 +60,11 @@ func (e *WorkspaceFileError) Error() string {
 	case errors.Is(e.Err, fs.ErrNotExist):
 		return p + " is not a file in the session workspace"
 	}
-	return p + " cannot be read: " + e.Err.Error()
+	op := e.Op
+	if op == "" {
+		op = "read"
+	}
+	return p + " cannot be " + op + ": " + e.Err.Error()
 }
 
 func (e *WorkspaceFileError) Unwrap() error { return e.Err }
@@ -83,33 +90,14 @@ func ReadWorkspaceFile(ctx context.Context, dir, name string, max int64) ([]byte
 	fail := func(err error) ([]byte, error) {
 		return nil, &WorkspaceFileError{Path: name, Err: err, Limit: max}
 	}
-	if dir == "" {
-		return fail(ErrNoWorkspace)
-	}
-	rel, ok := workspaceRel(dir, name)
-	if !ok {
-		return fail(ErrOutsideWorkspace)
-	}
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
-	root, err := os.OpenRoot(dir)
+	f, st, err := openRegular(dir, name)
 	if err != nil {
-		return fail(errors.New("the session workspace cannot be opened"))
-	}
-	defer root.Close()
-	f, err := root.OpenFile(rel, os.O_RDONLY|openNoBlock, 0)
-	if err != nil {
-		return fail(openError(err))
+		return fail(err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fail(errors.New("the file cannot be inspected"))
-	}
-	if !st.Mode().IsRegular() {
-		return fail(ErrNotRegular)
-	}
 	if max > 0 && st.Size() > max {
 		return fail(ErrFileTooLarge)
 	}
@@ -136,6 +124,48 @@ func ReadWorkspaceFile(ctx context.Context, dir, name string, max int64) ([]byte
 			return fail(errors.New("the read failed"))
 		}
 	}
+}
+
+// openWorkspace opens dir as a root and turns name into a path inside
+// it, by the rules of ReadWorkspaceFile. The caller closes the root.
+func openWorkspace(dir, name string) (*os.Root, string, error) {
+	if dir == "" {
+		return nil, "", ErrNoWorkspace
+	}
+	rel, ok := workspaceRel(dir, name)
+	if !ok {
+		return nil, "", ErrOutsideWorkspace
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, "", errors.New("the session workspace cannot be opened")
+	}
+	return root, rel, nil
+}
+
+// openRegular opens the regular file name inside dir without blocking
+// and without a link out, and checks its type on the open descriptor.
+// The caller closes the file.
+func openRegular(dir, name string) (*os.File, fs.FileInfo, error) {
+	root, rel, err := openWorkspace(dir, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(rel, os.O_RDONLY|openNoBlock, 0)
+	if err != nil {
+		return nil, nil, openError(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, errors.New("the file cannot be inspected")
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, ErrNotRegular
+	}
+	return f, st, nil
 }
 
 type writerTo struct{ b *[]byte }

@@ -15,6 +15,7 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 	"github.com/membrane-mcp/membrane/ollama/ollamatest"
 )
 
@@ -273,38 +274,83 @@ func TestClientsInspector(t *testing.T) {
 	})
 }
 
-// conformanceScenarios are the official suite's general server scenarios.
-// The ones membrane cannot pass by design are listed, with the reason, in
+// conformanceServerRuns are the runs of the official suite's server
+// scenarios: its whole active suite at each protocol era (tools,
+// resources, logging, progress, ping, DNS rebinding, sessions; prompts,
+// completions, sampling and elicitation fail and are baselined), plus the
+// draft scenarios that apply to membrane (the sessionless protocol,
+// caching hints, Mcp-Method/Mcp-Name headers, a missing resource, JSON
+// Schema 2020-12). A suite run per era, not per scenario, keeps node's
+// start-up cost to a few runs. membrane runs with --conformance-fixtures,
+// so the suite's fixture tools and resources are there. The scenarios
+// membrane cannot pass by design are listed, with the reason, in
 // .ci/clients/conformance-baseline.yml.
-var conformanceScenarios = []string{
-	"server-initialize",
-	"ping",
-	"tools-list",
-	"tools-call-simple-text",
-	"tools-call-error",
-	"dns-rebinding-protection",
-	"server-sse-multiple-streams",
-	"logging-set-level",
+var conformanceServerRuns = []struct {
+	name string
+	args []string
+}{
+	{"active@2025-11-25", []string{"--spec-version", "2025-11-25"}},
+	{"active@2026-07-28", []string{"--spec-version", "2026-07-28"}},
+	{"json-schema-2020-12@2025-11-25", []string{"--scenario", "json-schema-2020-12", "--spec-version", "2025-11-25"}},
+	{"json-schema-2020-12@2026-07-28", []string{"--scenario", "json-schema-2020-12", "--spec-version", "2026-07-28"}},
+	{"server-stateless@2026-07-28", []string{"--scenario", "server-stateless", "--spec-version", "2026-07-28"}},
+	{"caching@2026-07-28", []string{"--scenario", "caching", "--spec-version", "2026-07-28"}},
+	{"http-header-validation@2026-07-28", []string{"--scenario", "http-header-validation", "--spec-version", "2026-07-28"}},
+	{"sep-2164-resource-not-found@2026-07-28", []string{"--scenario", "sep-2164-resource-not-found", "--spec-version", "2026-07-28"}},
 }
 
-// TestClientsConformance runs the official MCP conformance suite's general
-// scenarios against `membrane --http` on loopback. A scenario fails the
-// test unless it passes, or fails and is in the baseline; a baseline entry
-// that passes fails it too (the suite reports it stale).
+// conformanceClientScenarios are the suite's client scenarios, run against
+// the orchestrator's MCP client (cmd/orchestrator/testdata/conformance-client).
+var conformanceClientScenarios = []struct {
+	name     string
+	versions []string
+}{
+	{"initialize", []string{"2025-11-25"}},
+	{"tools_call", []string{"2025-11-25", "2026-07-28"}},
+	{"sse-retry", []string{"2025-11-25"}},
+}
+
+// TestClientsConformance runs the official MCP conformance suite's server
+// scenarios against `membrane --http --conformance-fixtures` on loopback,
+// at each protocol version they apply to, on the one default endpoint. A
+// scenario fails the test unless it passes, or fails and is in the
+// baseline; a baseline entry that passes fails it too (the suite reports
+// it stale).
 func TestClientsConformance(t *testing.T) {
 	dir := npmClients(t)
-	mb := startMembraneHTTP(t, nil, "")
+	mb := startMembraneHTTP(t, []string{"MEMBRANE_CONFORMANCE_FIXTURES=1"}, "")
 	baseline := filepath.Join(repoRoot(t), ".ci/clients/conformance-baseline.yml")
-	for _, sc := range conformanceScenarios {
-		t.Run(sc, func(t *testing.T) {
-			r := runClient(t, dir, nodeEnv(dir), 2*time.Minute, "conformance", "server",
-				"--url", mb.URL, "--scenario", sc, "--expected-failures", baseline, "-o", t.TempDir())
+	for _, run := range conformanceServerRuns {
+		t.Run(run.name, func(t *testing.T) {
+			args := append([]string{"server", "--url", mb.URL, "--expected-failures", baseline, "-o", t.TempDir()}, run.args...)
+			r := runClient(t, dir, nodeEnv(dir), 10*time.Minute, "conformance", args...)
 			if r.Exit != 0 {
-				t.Errorf("conformance %s: exit %d\n%s\n%s", sc, r.Exit, r.Stdout, r.Stderr)
+				t.Errorf("conformance %s: exit %d\n%s\n%s", run.name, r.Exit, r.Stdout, r.Stderr)
 			} else if testing.Verbose() {
 				t.Log(r.Stdout)
 			}
 		})
+	}
+}
+
+// TestClientsConformanceClient runs the suite's client scenarios against
+// the orchestrator's MCP client: the suite starts a mock server and runs
+// the client against it.
+func TestClientsConformanceClient(t *testing.T) {
+	dir := npmClients(t)
+	bin := mcptest.BuildBinary(t, "./cmd/orchestrator/testdata/conformance-client")
+	for _, sc := range conformanceClientScenarios {
+		for _, v := range sc.versions {
+			t.Run(sc.name+"@"+v, func(t *testing.T) {
+				r := runClient(t, dir, nodeEnv(dir), 2*time.Minute, "conformance", "client",
+					"--command", bin, "--scenario", sc.name, "--spec-version", v, "-o", t.TempDir())
+				if r.Exit != 0 {
+					t.Errorf("conformance client %s at %s: exit %d\n%s\n%s", sc.name, v, r.Exit, r.Stdout, r.Stderr)
+				} else if testing.Verbose() {
+					t.Log(r.Stdout)
+				}
+			})
+		}
 	}
 }
 

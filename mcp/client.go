@@ -60,6 +60,12 @@ type ClientOptions struct {
 	// DefaultDebounce; a storm that never pauses is listed at most once
 	// per 10×Debounce.
 	Debounce time.Duration
+	// ProtocolVersion is the newest protocol version offered. Empty means
+	// the SDK's newest (2026-07-28): the client probes with server/discover
+	// and falls back to initialize, and so to a session, when the server
+	// does not take it. List changes are followed on either era
+	// (subscriptions/listen, or the session's notifications).
+	ProtocolVersion string
 	// Logger receives the client's records. Nil discards. (A launched
 	// server's own logs go to its stderr; MCP logging notifications are
 	// deprecated and not requested.) Tools skipped and lists cut short are
@@ -159,6 +165,10 @@ type Client struct {
 
 	progress sync.Map // token string -> calls.Progress
 	nextTok  atomic.Int64
+
+	// handle is the workspace handle the server's last result named
+	// (see carryWorkspace).
+	handle atomic.Value // string
 }
 
 // Connect connects to the MCP server at the other end of t, registers its
@@ -205,7 +215,7 @@ func Connect(ctx context.Context, t sdk.Transport, r *calls.Router, opts *Client
 			}
 		},
 	})
-	cs, err := client.Connect(ctx, t, nil)
+	cs, err := client.Connect(ctx, t, &sdk.ClientSessionOptions{ProtocolVersion: c.opts.ProtocolVersion})
 	if err != nil {
 		return nil, fmt.Errorf("mcp: connect to %s: %w", c.name, err)
 	}
@@ -293,6 +303,14 @@ func (c *Client) settle() bool {
 
 // Name returns the server's name.
 func (c *Client) Name() string { return c.name }
+
+// ProtocolVersion returns the protocol version agreed with the server.
+func (c *Client) ProtocolVersion() string {
+	if r := c.cs.InitializeResult(); r != nil {
+		return r.ProtocolVersion
+	}
+	return ""
+}
 
 // Session returns the underlying go-sdk session.
 func (c *Client) Session() *sdk.ClientSession { return c.cs }
@@ -490,7 +508,7 @@ func (c *Client) callOf(t *sdk.Tool, local string, check bool) (calls.Call, erro
 		Kind:        calls.KindTool,
 		Timeout:     c.opts.CallTimeout,
 		Concurrency: -1, // the server applies its own limits
-		Handler:     c.handler(t.Name),
+		Handler:     c.handler(t.Name, takesWorkspace(schema)),
 	}
 	if a := t.Annotations; a != nil {
 		call.ReadOnly = a.ReadOnlyHint
@@ -526,11 +544,14 @@ func objectSchema(s any) (json.RawMessage, error) {
 	return nil, fmt.Errorf("input schema has type %v, want object", m["type"])
 }
 
-func (c *Client) handler(remote string) calls.Handler {
+func (c *Client) handler(remote string, workspace bool) calls.Handler {
 	return calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		args := req.Arguments
 		if len(args) == 0 {
 			args = json.RawMessage("{}")
+		}
+		if workspace {
+			args = c.carryWorkspace(args)
 		}
 		params := &sdk.CallToolParams{Name: remote, Arguments: args}
 		if req.Progress != nil {
@@ -546,8 +567,58 @@ func (c *Client) handler(remote string) calls.Handler {
 			}
 			return nil, fmt.Errorf("mcp: %s: call %s: %w", c.name, remote, err)
 		}
+		if workspace {
+			c.noteWorkspace(res)
+		}
 		return resultFrom(res), nil
 	})
+}
+
+// takesWorkspace reports whether a tool's input schema has the
+// "workspace" argument of a workspace handle.
+func takesWorkspace(schema json.RawMessage) bool {
+	var s struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	_ = json.Unmarshal(schema, &s)
+	_, ok := s.Properties[calls.WorkspaceArg]
+	return ok
+}
+
+// carryWorkspace adds the last workspace handle the server returned to
+// arguments that name none. Over the sessionless protocol, a server such
+// as membrane keeps files from one call to the next only for calls that
+// pass the handle, which a model may forget; the client carries it, as a
+// session would have. Arguments that name a workspace keep theirs.
+func (c *Client) carryWorkspace(args json.RawMessage) json.RawMessage {
+	h, _ := c.handle.Load().(string)
+	if h == "" {
+		return args
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(args, &m) != nil || m == nil {
+		return args
+	}
+	if _, ok := m[calls.WorkspaceArg]; ok {
+		return args
+	}
+	m[calls.WorkspaceArg], _ = json.Marshal(h)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return args
+	}
+	return out
+}
+
+// noteWorkspace keeps the workspace handle a result names.
+func (c *Client) noteWorkspace(res *sdk.CallToolResult) {
+	st, ok := res.StructuredContent.(map[string]any)
+	if !ok {
+		return
+	}
+	if h, ok := st[calls.WorkspaceArg].(string); ok && calls.ValidWorkspaceHandle(h) {
+		c.handle.Store(h)
+	}
 }
 
 // resultFrom turns an MCP tool result into a calls.Result. Content the
@@ -564,7 +635,11 @@ func resultFrom(r *sdk.CallToolResult) *calls.Result {
 		case *sdk.AudioContent:
 			out.Content = append(out.Content, calls.Content{Type: calls.ContentText, Text: fmt.Sprintf("[audio: %s, %d bytes]", c.MIMEType, len(c.Data))})
 		case *sdk.ResourceLink:
-			out.Content = append(out.Content, calls.Content{Type: calls.ContentText, Text: fmt.Sprintf("[resource %s: %s]", c.Name, c.URI)})
+			size := int64(-1)
+			if c.Size != nil {
+				size = *c.Size
+			}
+			out.Content = append(out.Content, calls.Content{Type: calls.ContentLink, URI: c.URI, Name: calls.ValidUTF8(c.Name), MIMEType: c.MIMEType, Size: size})
 		case *sdk.EmbeddedResource:
 			if c.Resource == nil {
 				continue

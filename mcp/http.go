@@ -193,29 +193,40 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
 	}
 	log := g.log
 
-	if o.Stateless {
-		s.endWithRequestOnce.Do(func() { s.sdk.AddReceivingMiddleware(endWithRequest) })
+	// endWithRequest passes every call without a stateless request's
+	// mark untouched, so one server takes it for both eras.
+	s.endWithRequestOnce.Do(func() { s.sdk.AddReceivingMiddleware(endWithRequest) })
+	sdkHandler := func(stateless bool) http.Handler {
+		var h http.Handler = sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s.sdk }, &sdk.StreamableHTTPOptions{
+			Stateless:                    stateless,
+			SessionTimeout:               o.SessionIdleTimeout,
+			MaxRequestBodyBytes:          o.MaxBodyBytes,
+			PropagateRequestCancellation: true,
+			// Our Host check below does the same job and also honours
+			// AllowedHosts (a reverse proxy on loopback).
+			DisableLocalhostProtection: true,
+			Logger:                     slog.New(sdkLogHandler{log.Handler()}),
+		})
+		if o.Verify != nil {
+			// The SDK reads the user from the token info this puts on
+			// the request: it binds sessions to it and hands it to every
+			// method. The token was checked already; this only carries
+			// the answer.
+			h = auth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
+				user, _ := ctx.Value(verifiedUser{}).(string)
+				return &auth.TokenInfo{UserID: user}, nil
+			}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
+		}
+		return h
 	}
-	mcpHandler := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s.sdk }, &sdk.StreamableHTTPOptions{
-		Stateless:                    o.Stateless,
-		SessionTimeout:               o.SessionIdleTimeout,
-		MaxRequestBodyBytes:          o.MaxBodyBytes,
-		PropagateRequestCancellation: true,
-		// Our Host check below does the same job and also honours
-		// AllowedHosts (a reverse proxy on loopback).
-		DisableLocalhostProtection: true,
-		Logger:                     slog.New(sdkLogHandler{log.Handler()}),
-	})
-	var inner http.Handler = mcpHandler
-	if o.Verify != nil {
-		// The SDK reads the user from the token info this puts on the
-		// request: it binds sessions to it and hands it to every
-		// method. The token was checked already; this only carries
-		// the answer.
-		inner = auth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
-			user, _ := ctx.Value(verifiedUser{}).(string)
-			return &auth.TokenInfo{UserID: user}, nil
-		}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(mcpHandler)
+	inner := sdkHandler(o.Stateless)
+	// go-sdk takes the sessionless protocol (2026-07-28) only on a
+	// stateless handler, and sessions only on a stateful one; both serve
+	// the same server, and each request goes to the one its protocol
+	// needs (see modernRequest).
+	modern := inner
+	if !o.Stateless {
+		modern = sdkHandler(true)
 	}
 	h := &httpHandler{
 		s:      s,
@@ -224,6 +235,7 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) (http.Handler, error) {
 		mounts: mounts,
 		log:    log,
 		mcp:    inner,
+		modern: modern,
 		limits: &sessionLimiter{max: o.MaxSessions, perOwner: o.MaxSessionsPerToken, byOwner: map[string]int{}},
 		owner:  identity(o.Token),
 	}
@@ -299,7 +311,8 @@ type httpHandler struct {
 	g      *Guard
 	mounts []mount
 	log    *slog.Logger
-	mcp    http.Handler
+	mcp    http.Handler // the SDK's handler for HTTPOptions.Stateless
+	modern http.Handler // the SDK's stateless handler, for the sessionless protocol
 	limits *sessionLimiter
 	// owner is the identity, for the per-token session bound, of every
 	// request authorized by the single token (or of every request, with
@@ -360,7 +373,8 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sid := r.Header.Get("Mcp-Session-Id")
-	stateful := !h.o.Stateless && !isNewProtocol(r)
+	sessionless := h.o.Stateless || modernRequest(r, msg)
+	stateful := !sessionless
 	reserved := false
 	if stateful && sid == "" && msg != nil && msg.Method == "initialize" {
 		own := 0
@@ -373,8 +387,10 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		reserved = true
 	}
-	if h.o.Stateless {
+	target := h.mcp
+	if sessionless {
 		r = withRequestCtx(r)
+		target = h.modern
 	}
 	ew := &errorWriter{ResponseWriter: w}
 	var watch *replyWatch
@@ -382,7 +398,7 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		watch = &replyWatch{ResponseWriter: w, id: msg.ID}
 		ew.ResponseWriter = watch
 	}
-	h.mcp.ServeHTTP(ew, r)
+	target.ServeHTTP(ew, r)
 	ew.finish()
 	if reserved {
 		h.track(ew.Header().Get("Mcp-Session-Id"), owner)
@@ -474,22 +490,53 @@ func (h *httpHandler) readPost(w http.ResponseWriter, r *http.Request) (*jsonrpc
 // 2026-07-28 protocol. Anything else the SDK would run in a throwaway
 // session, or answer with an error without a code.
 func (h *httpHandler) sessionless(r *http.Request, req *jsonrpc.Request) bool {
-	if isNewProtocol(r) || !req.IsCall() {
+	if isNewProtocol(r) || !req.IsCall() || metaProtocol(req) != "" {
 		return true
-	}
-	var p struct {
-		Meta map[string]any `json:"_meta"`
-	}
-	if json.Unmarshal(req.Params, &p) == nil {
-		if _, ok := p.Meta["io.modelcontextprotocol/protocolVersion"]; ok {
-			return true
-		}
 	}
 	switch req.Method {
 	case "initialize", "ping", "server/discover":
 		return true
 	}
 	return false
+}
+
+// metaProtocol is the protocol version a request of the sessionless
+// protocol names in its _meta, or "".
+func metaProtocol(req *jsonrpc.Request) string {
+	if req == nil || len(req.Params) == 0 {
+		return ""
+	}
+	var p struct {
+		Meta map[string]any `json:"_meta"`
+	}
+	if json.Unmarshal(req.Params, &p) != nil {
+		return ""
+	}
+	if v, ok := p.Meta[sdk.MetaKeyProtocolVersion]; ok {
+		if s, _ := v.(string); s != "" {
+			return s
+		}
+		return "?" // present but not a string: the SDK answers it
+	}
+	return ""
+}
+
+// modernRequest reports whether r speaks the sessionless protocol
+// (2026-07-28 and later): its MCP-Protocol-Version header, or the version
+// in the _meta of its one message, says so. Such a request goes to the
+// stateless SDK handler whatever HTTPOptions.Stateless says; everything
+// else (initialize, a session's requests, the GET stream, DELETE) to the
+// stateful one. A client that offers the new protocol (server/discover
+// first) so gets it, and one that offers only an older one gets a session.
+func modernRequest(r *http.Request, msg *jsonrpc.Request) bool {
+	if isNewProtocol(r) {
+		return true
+	}
+	if msg == nil || r.Header.Get("Mcp-Session-Id") != "" {
+		return false
+	}
+	v := metaProtocol(msg)
+	return v != "" && (v == "?" || v >= newProtocol)
 }
 
 func callID(req *jsonrpc.Request) *jsonrpc.ID {

@@ -137,6 +137,8 @@ func upperBound(res *sdk.CallToolResult) int {
 			n += 6*len(c.Text) + 64
 		case *sdk.ImageContent:
 			n += (len(c.Data)+2)/3*4 + len(c.MIMEType) + 64
+		case *sdk.ResourceLink:
+			n += 6*(len(c.URI)+len(c.Name)+len(c.MIMEType)) + 128
 		default:
 			return int(^uint(0) >> 1) // unknown: measure it
 		}

@@ -68,6 +68,26 @@ type ServerOptions struct {
 	// see (nil: all). A tool it hides is left out of tools/list, and a
 	// call to it is answered as an unknown tool.
 	Scope func(ctx context.Context, user string) (context.Context, func(tool string) bool)
+	// WorkspaceResources, when set, serves each session's workspace as
+	// MCP resources (list, read, templates, subscribe; see resources.go).
+	// Nil serves no resources.
+	WorkspaceResources *WorkspaceResourceOptions
+	// Workspaces, when set, is the store of workspace handles that the
+	// tools' calls resolve (calls.ResolveWorkspace): every session is
+	// bound to it with the user of its bearer token, and a sessionless
+	// HTTP request's calls make a new handle when they name none. Nil
+	// serves no handles: each session keeps its own workspace, and a
+	// sessionless request's workspace lasts that request.
+	Workspaces *calls.Workspaces
+	// ToolListTTL is the ttlMs a tools/list result gives clients of the
+	// 2026-07-28 protocol: how long they may answer tools/list from their
+	// cache. Zero (or less) means 0, always ask again: the list changes
+	// when models come and go and when a token's scope is reloaded, and
+	// go-sdk's client serves its cache for the whole TTL without asking
+	// (TestSDKClientCachesToolListForTTL). The cacheScope is "private"
+	// when Scope is set (each token may see other tools), "public"
+	// otherwise.
+	ToolListTTL time.Duration
 }
 
 // Router is what a Server serves: a *calls.Router, or a view of one that
@@ -94,6 +114,7 @@ type Server struct {
 	ready     <-chan struct{} // nil: always ready
 	maxResult int             // <= 0: no bound
 	scope     func(ctx context.Context, user string) (context.Context, func(tool string) bool)
+	handles   *calls.Workspaces
 
 	// done is closed by Close.
 	done      chan struct{}
@@ -105,6 +126,8 @@ type Server struct {
 	calls    sync.WaitGroup // running tool calls
 
 	endWithRequestOnce sync.Once // see HTTPHandler
+
+	res *resources // nil: no workspace resources
 }
 
 // session is what the adapter keeps per MCP session.
@@ -177,13 +200,27 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 		log:       log,
 		sessions:  map[*sdk.ServerSession]*session{},
 		maxResult: o.MaxResultBytes,
+		handles:   o.Workspaces,
 	}
 	if s.maxResult == 0 {
 		s.maxResult = DefaultMaxResultBytes
 	}
 	s.done = make(chan struct{})
-	s.sdk = sdk.NewServer(&sdk.Implementation{Name: o.Name, Version: o.Version}, &sdk.ServerOptions{
+	ttl := max(o.ToolListTTL, 0)
+	scope := "public"
+	if o.Scope != nil {
+		scope = "private"
+	}
+	sopts := &sdk.ServerOptions{
 		Instructions: o.Instructions,
+		// Tool lists come in name order (the SDK sorts them); say how long
+		// one stays good.
+		SetCacheable: func(_ context.Context, req sdk.Request, c *sdk.Cacheable) {
+			if _, ok := req.(*sdk.ListToolsRequest); ok {
+				c.TTLMs = int(ttl.Milliseconds())
+				c.CacheScope = scope
+			}
+		},
 		// The SDK logs at info for every session; keep its records below
 		// ours unless the operator asks for debug.
 		Logger: slog.New(sdkLogHandler{log.Handler()}),
@@ -194,8 +231,16 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 			//lint:ignore SA1019 logging to the client is still served to clients of 2025-11-25 and before, and through _meta on 2026-07-28.
 			Logging: &sdk.LoggingCapabilities{},
 		},
-	})
+	}
+	if o.WorkspaceResources != nil {
+		s.res = newResources(o.WorkspaceResources)
+		sopts.SubscribeHandler, sopts.UnsubscribeHandler = s.subscribe, s.unsubscribe
+	}
+	s.sdk = sdk.NewServer(&sdk.Implementation{Name: o.Name, Version: o.Version}, sopts)
 	s.sdk.AddReceivingMiddleware(checkParams)
+	if s.res != nil {
+		s.serveResources()
+	}
 	if o.Ready != nil {
 		s.ready = o.Ready
 		s.sdk.AddReceivingMiddleware(s.waitReady)
@@ -405,6 +450,9 @@ func toolOf(c *calls.Call) *sdk.Tool {
 		destructive := c.Destructive
 		t.Annotations.DestructiveHint = &destructive
 	}
+	if len(c.OutputSchema) > 0 {
+		t.OutputSchema = json.RawMessage(c.OutputSchema)
+	}
 	return t
 }
 
@@ -412,7 +460,7 @@ func toolOf(c *calls.Call) *sdk.Tool {
 // router.
 func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
 	name := req.Params.Name
-	sess, err := s.session(req.Session)
+	sess, err := s.session(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -423,6 +471,12 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 	defer cancel()
 	defer sess.start(cancel)()
 
+	if s.res != nil {
+		// The call may have changed a subscribed file.
+		// A call by workspace handle works in another session's
+		// directory, so all subscriptions are looked at (a bounded set).
+		defer s.checkSubscriptions("")
+	}
 	res, err := s.router.Call(ctx, name, &calls.Request{
 		Arguments: req.Params.Arguments,
 		Session:   sess.cs,
@@ -443,7 +497,8 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 
 // session returns the adapter's state of ss, making it on first use, and
 // counts one more running call. The calls.Session is closed when ss ends.
-func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
+func (s *Server) session(ctx context.Context, req *sdk.CallToolRequest) (*session, error) {
+	ss := req.Session
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -454,6 +509,14 @@ func (s *Server) session(ss *sdk.ServerSession) (*session, error) {
 		return st, nil
 	}
 	st := &session{cs: s.openSession(ss.ID(), clientName(ss))}
+	if s.handles != nil {
+		user := ""
+		if ex := req.GetExtra(); ex != nil && ex.TokenInfo != nil {
+			user = ex.TokenInfo.UserID
+		}
+		_, sessionless := ctx.Value(requestCtxKey{}).(context.Context)
+		st.cs.BindWorkspaces(s.handles, user, sessionless)
+	}
 	s.sessions[ss] = st
 	s.log.Debug("session opened", "session", st.cs.ID())
 	go func() {
@@ -553,6 +616,13 @@ func resultOf(r *calls.Result) *sdk.CallToolResult {
 		switch c.Type {
 		case calls.ContentImage:
 			out.Content = append(out.Content, &sdk.ImageContent{Data: c.Data, MIMEType: c.MIMEType})
+		case calls.ContentLink:
+			l := &sdk.ResourceLink{URI: c.URI, Name: c.Name, MIMEType: c.MIMEType}
+			if c.Size >= 0 {
+				size := c.Size
+				l.Size = &size
+			}
+			out.Content = append(out.Content, l)
 		default:
 			out.Content = append(out.Content, &sdk.TextContent{Text: calls.ValidUTF8(c.Text)})
 		}

@@ -54,15 +54,16 @@ func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
 	}
 	key := modelKey(mod.Name)
 	return calls.Call{
-		Name:        name,
-		Title:       "Chat: " + mod.Name,
-		Description: desc.String(),
-		InputSchema: chatSchema(flags),
-		Kind:        calls.KindModel,
-		Group:       Group,
-		Timeout:     m.timeoutFor(spec),
-		Concurrency: -1, // the model's gate queues instead
-		ReadOnly:    true,
+		Name:         name,
+		Title:        "Chat: " + mod.Name,
+		Description:  desc.String(),
+		InputSchema:  chatSchema(flags),
+		OutputSchema: chatOutputSchema,
+		Kind:         calls.KindModel,
+		Group:        Group,
+		Timeout:      m.timeoutFor(spec),
+		Concurrency:  -1, // the model's gate queues instead
+		ReadOnly:     true,
 		Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 			a, err := decodeChat(req.Arguments, false, spec != nil && spec.System != "")
 			if err != nil {
@@ -322,6 +323,7 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 				limit = req.Call.Timeout.String()
 			}
 			r := calls.Errorf("timeout: %s did not finish within %s; %d tokens came back before it stopped:\n%s", mod.Name, limit, st.tokens, st.content.String())
+			r.Structured = map[string]any{"model": mod.Name, "host": h.name, "error": "timeout after " + limit, "tokens": st.tokens}
 			return r, false, nil
 		}
 		return nil, false, fmt.Errorf("ollama: chat %s: %w", mod.Name, ctxErr)
@@ -355,19 +357,32 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 	return m.chatResult(mod, h, creq, st), false, nil
 }
 
+// structuredAnswerBytes is the longest answer (and reasoning) the
+// structured content repeats beside the text.
+const structuredAnswerBytes = 16 << 10
+
 // chatResult is the result of a finished (or capped) answer.
 func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chatStream) *calls.Result {
 	answer := st.content.String()
 	out := map[string]any{
 		"model":       mod.Name,
 		"host":        h.name,
-		"answer":      calls.ValidUTF8(answer),
 		"done_reason": st.final.DoneReason,
+	}
+	// The text carries the answer; the structured content repeats it only
+	// when it is small.
+	if len(answer) <= structuredAnswerBytes {
+		out["answer"] = calls.ValidUTF8(answer)
+	} else {
+		out["answer_in_text"] = true
 	}
 	if st.final.EvalCount > 0 {
 		out["eval_count"] = st.final.EvalCount
 		out["prompt_eval_count"] = st.final.PromptEvalCount
 		out["total_duration_ms"] = st.final.TotalDuration.Milliseconds()
+		out["load_duration_ms"] = st.final.LoadDuration.Milliseconds()
+		out["prompt_eval_duration_ms"] = st.final.PromptEvalDuration.Milliseconds()
+		out["eval_duration_ms"] = st.final.EvalDuration.Milliseconds()
 	}
 	var notes []string
 	if st.truncated {
@@ -385,7 +400,9 @@ func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chat
 	res := &calls.Result{Structured: out, Info: st.info(mod, h)}
 	res.Content = append(res.Content, calls.Content{Type: calls.ContentText, Text: calls.ValidUTF8(answer)})
 	if th := st.thinking.String(); th != "" {
-		out["thinking"] = calls.ValidUTF8(th)
+		if len(th) <= structuredAnswerBytes {
+			out["thinking"] = calls.ValidUTF8(th)
+		}
 		res.Content = append(res.Content, calls.Content{Type: calls.ContentText, Text: "Reasoning:\n" + calls.ValidUTF8(th)})
 	}
 	for _, n := range notes {

@@ -272,6 +272,11 @@ func TestE2EChatEmbedAndProgress(t *testing.T) {
 		if got := firstText(res); got != scriptAnswer {
 			t.Errorf("chat answer %q, want %q", got, scriptAnswer)
 		}
+		schemas := mcptest.OutputSchemas(t, h.cs, nil)
+		mcptest.CheckStructured(t, "chat_scripted", schemas["chat_scripted"], res)
+		if st, _ := res.StructuredContent.(map[string]any); st["answer"] != scriptAnswer || st["eval_count"] == nil || st["eval_duration_ms"] == nil {
+			t.Errorf("chat structured content lacks the answer, token counts or timings: %v", st)
+		}
 		// Notifications are sent before the result but handled by the client
 		// on their own goroutine, so they may land just after it.
 		h.waitTokens(t)
@@ -280,27 +285,40 @@ func TestE2EChatEmbedAndProgress(t *testing.T) {
 		if err != nil || res.IsError || firstText(res) != scriptAnswer {
 			t.Fatalf("logical tool: %v %s", err, textOf(res))
 		}
+		mcptest.CheckStructured(t, "helper", schemas["helper"], res)
 
 		for _, tool := range []string{"embed_embedder", "vectors"} {
 			res, err = h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: tool, Arguments: map[string]any{"input": []string{"one", "two", "three"}}})
 			if err != nil || res.IsError {
 				t.Fatalf("%s: %v %s", tool, err, textOf(res))
 			}
+			mcptest.CheckStructured(t, tool, schemas[tool], res)
 			var out struct {
 				Dimensions int         `json:"dimensions"`
 				Embeddings [][]float64 `json:"embeddings"`
 			}
-			if err := json.Unmarshal([]byte(textOf(res)), &out); err != nil {
-				t.Fatalf("%s result is not JSON: %v", tool, err)
+			b, _ := json.Marshal(res.StructuredContent)
+			if err := json.Unmarshal(b, &out); err != nil {
+				t.Fatalf("%s structured content: %v", tool, err)
 			}
 			if out.Dimensions != 64 || len(out.Embeddings) != 3 || len(out.Embeddings[2]) != 64 {
 				t.Errorf("%s: dimensions %d, %d vectors", tool, out.Dimensions, len(out.Embeddings))
+			}
+			// The text is a summary: the vectors travel once.
+			if txt := textOf(res); strings.Contains(txt, `"embeddings"`) || !strings.Contains(txt, `"summaries"`) || len(txt) > 4096 {
+				t.Errorf("%s: the text is not a summary (%d bytes): %.200s", tool, len(txt), txt)
 			}
 		}
 		res, err = h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "ollama_embed", Arguments: map[string]any{"model": "embedder", "input": "one", "summary": true}})
 		if err != nil || res.IsError || !strings.Contains(textOf(res), `"summaries"`) || strings.Contains(textOf(res), `"embeddings"`) {
 			t.Fatalf("embed summary: %v %s", err, textOf(res))
 		}
+		mcptest.CheckStructured(t, "ollama_embed", schemas["ollama_embed"], res)
+		res, err = h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "ollama_models", Arguments: map[string]any{}})
+		if err != nil || res.IsError {
+			t.Fatalf("ollama_models: %v %s", err, textOf(res))
+		}
+		mcptest.CheckStructured(t, "ollama_models", schemas["ollama_models"], res)
 
 		// Arguments the model does not accept are tool errors naming the problem.
 		for _, bad := range []map[string]any{

@@ -28,15 +28,16 @@ func (m *Models) embedCall(name string, mod *model, spec *ToolSpec) calls.Call {
 	desc += " Give one input or an array of inputs; returns one vector per input, or with summary a compact summary of each."
 	key := modelKey(mod.Name)
 	return calls.Call{
-		Name:        name,
-		Title:       "Embed: " + mod.Name,
-		Description: desc,
-		InputSchema: embedSchema(false, mod.EmbeddingLength),
-		Kind:        calls.KindModel,
-		Group:       Group,
-		Timeout:     m.timeoutFor(spec),
-		Concurrency: -1,
-		ReadOnly:    true,
+		Name:         name,
+		Title:        "Embed: " + mod.Name,
+		Description:  desc,
+		InputSchema:  embedSchema(false, mod.EmbeddingLength),
+		OutputSchema: embedOutputSchema,
+		Kind:         calls.KindModel,
+		Group:        Group,
+		Timeout:      m.timeoutFor(spec),
+		Concurrency:  -1,
+		ReadOnly:     true,
 		Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 			a, inputs, err := decodeEmbed(req.Arguments, false)
 			if err != nil {
@@ -131,23 +132,29 @@ func embedResult(mod *model, h *host, resp *api.EmbedResponse, summary bool) *ca
 	if len(resp.Embeddings) > 0 {
 		dims = len(resp.Embeddings[0])
 	}
+	// The text is a summary a model can read; the vectors travel once, in
+	// the structured content.
 	out := map[string]any{"model": mod.Name, "host": h.name, "dimensions": dims, "count": len(resp.Embeddings)}
+	sums := make([]vectorSummary, len(resp.Embeddings))
+	for i, v := range resp.Embeddings {
+		sums[i] = summarize(v)
+	}
+	text := map[string]any{"model": mod.Name, "host": h.name, "dimensions": dims, "count": len(resp.Embeddings), "summaries": sums}
+	note := "\n[the vectors are in the structured content (embeddings), one per input]"
 	if summary {
-		sums := make([]vectorSummary, len(resp.Embeddings))
-		for i, v := range resp.Embeddings {
-			sums[i] = summarize(v)
-		}
 		out["summaries"] = sums
+		note = ""
 	} else {
 		out["embeddings"] = resp.Embeddings
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
+	b, err := json.Marshal(text)
+	if _, verr := json.Marshal(out); err != nil || verr != nil {
 		// NaN or Inf in a vector: report the shape only.
 		delete(out, "embeddings")
 		delete(out, "summaries")
-		b, _ = json.Marshal(out)
+		delete(text, "summaries")
+		b, _ = json.Marshal(text)
 		return &calls.Result{Content: []calls.Content{{Type: calls.ContentText, Text: string(b) + "\n[warning: the vectors hold values JSON cannot carry (NaN or Inf)]"}}, Structured: out, IsError: true}
 	}
-	return &calls.Result{Content: []calls.Content{{Type: calls.ContentText, Text: string(b)}}, Structured: out}
+	return &calls.Result{Content: []calls.Content{{Type: calls.ContentText, Text: string(b) + note}}, Structured: out}
 }

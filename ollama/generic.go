@@ -41,9 +41,10 @@ func (m *Models) genericCalls() []calls.Call {
 				},
 				"additionalProperties": false,
 			}),
-			Kind:     calls.KindTool,
-			ReadOnly: true,
-			Handler:  calls.HandlerFunc(m.handleModels),
+			OutputSchema: modelsOutputSchema,
+			Kind:         calls.KindTool,
+			ReadOnly:     true,
+			Handler:      calls.HandlerFunc(m.handleModels),
 		},
 		{
 			Name:  ToolChat,
@@ -51,11 +52,12 @@ func (m *Models) genericCalls() []calls.Call {
 			Description: "Chat with any local Ollama model by name (see ollama_models). Give model and a prompt, or messages for a conversation; " +
 				"optional system prompt, options such as temperature, format for JSON output (\"json\" or a JSON schema), images for vision models " +
 				"(base64 or session workspace paths), and think for thinking models. Returns the model's answer.",
-			InputSchema: chatSchema(schemaFlags{generic: true, system: true}),
-			Kind:        calls.KindModel,
-			Timeout:     m.cfg.CallTimeout,
-			Concurrency: -1,
-			ReadOnly:    true,
+			InputSchema:  chatSchema(schemaFlags{generic: true, system: true}),
+			OutputSchema: chatOutputSchema,
+			Kind:         calls.KindModel,
+			Timeout:      m.cfg.CallTimeout,
+			Concurrency:  -1,
+			ReadOnly:     true,
 			Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 				a, err := decodeChat(req.Arguments, true, false)
 				if err != nil {
@@ -73,11 +75,12 @@ func (m *Models) genericCalls() []calls.Call {
 			Title: "Embed text with an Ollama model",
 			Description: "Embed text with any local Ollama embedding model by name (see ollama_models). Give model and one input or an array of inputs; " +
 				"returns one vector per input, or with summary a compact summary of each.",
-			InputSchema: embedSchema(true, 0),
-			Kind:        calls.KindModel,
-			Timeout:     m.cfg.CallTimeout,
-			Concurrency: -1,
-			ReadOnly:    true,
+			InputSchema:  embedSchema(true, 0),
+			OutputSchema: embedOutputSchema,
+			Kind:         calls.KindModel,
+			Timeout:      m.cfg.CallTimeout,
+			Concurrency:  -1,
+			ReadOnly:     true,
 			Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 				a, inputs, err := decodeEmbed(req.Arguments, true)
 				if err != nil {

@@ -133,6 +133,14 @@ type Config struct {
 	// WorkspaceFiles is the most files and directories a per-session
 	// workspace may hold. Zero means DefaultWorkspaceFiles.
 	WorkspaceFiles int
+
+	// ImageBytes is the largest image (PNG, JPEG, SVG, WebP, GIF) that
+	// comes back inline with a result; a larger one comes back as a
+	// resource link. Zero means DefaultImageBytes.
+	ImageBytes int64
+	// FileBytes is the largest file write_file writes and read_file
+	// returns. Zero means DefaultFileBytes.
+	FileBytes int64
 }
 
 // DefaultConfig returns the defaults: bubblewrap, no network, a workspace
@@ -190,6 +198,8 @@ func (c Config) normalize() (Config, error) {
 	neg("Warm", int64(c.Warm))
 	neg("WorkspaceBytes", c.WorkspaceBytes)
 	neg("WorkspaceFiles", int64(c.WorkspaceFiles))
+	neg("ImageBytes", c.ImageBytes)
+	neg("FileBytes", c.FileBytes)
 	if len(bad) > 0 {
 		return c, errors.Join(bad...)
 	}

@@ -27,7 +27,9 @@ var pythonSchema = json.RawMessage(`{
   "properties": {
     "code": {"type": "string", "minLength": 1, "description": "A Python 3 program, run as a script file in the workspace directory. Print what you want to see."},
     "timeout_s": {"type": "number", "exclusiveMinimum": 0, "description": "Wall-clock limit in seconds; the whole process tree is killed when it passes."},
-    "stdin": {"type": "string", "description": "Text given to the program on standard input; empty input when left out."}
+    "stdin": {"type": "string", "description": "Text given to the program on standard input; empty input when left out."},
+    "files": {"type": "array", "maxItems": 16, "items": {"type": "string", "minLength": 1}, "description": "Workspace files to return with the result (images inline, other files as resource links), besides those written under /workspace/out/."},
+    "workspace": ` + calls.WorkspaceArgSchema + `
   },
   "required": ["code"],
   "additionalProperties": false
@@ -58,16 +60,18 @@ func (s *Sandbox) pythonCall() calls.Call {
 		Name:  pythonName,
 		Title: "Run Python code in a sandbox",
 		Description: fmt.Sprintf("Run a Python 3 program in an isolated sandbox and return its exit code, stdout and stderr. "+
-			"The working directory %s is private to this session and lasts across its calls (sh and python_run share it); "+
-			"only the standard library and the system's installed packages are available. %s. Default timeout %s, at most %s.",
-			WorkspaceDir, s.networkSentence(), s.cfg.Timeout, s.cfg.MaxTimeout),
-		InputSchema: pythonSchema,
-		Kind:        calls.KindTool,
-		Group:       "sandbox",
-		Timeout:     s.cfg.MaxTimeout + callGrace,
-		Concurrency: s.cfg.Concurrency,
-		Destructive: true,
-		Handler:     calls.HandlerFunc(s.handlePython),
+			"The working directory %s belongs to this session, or to the workspace handle given, and lasts across calls (sh, python_run and the file tools share it). "+calls.WorkspaceHint+" "+
+			"Files it writes under %s/%s/ come back with the result (images inline, others as resource links), as do those named in files. "+
+			"Only the standard library and the system's installed packages are available. %s. Default timeout %s, at most %s.",
+			WorkspaceDir, WorkspaceDir, OutDir, s.networkSentence(), s.cfg.Timeout, s.cfg.MaxTimeout),
+		InputSchema:  pythonSchema,
+		OutputSchema: runOutputSchema,
+		Kind:         calls.KindTool,
+		Group:        "sandbox",
+		Timeout:      s.cfg.MaxTimeout + callGrace,
+		Concurrency:  s.cfg.Concurrency,
+		Destructive:  true,
+		Handler:      calls.HandlerFunc(s.handlePython),
 	}
 }
 

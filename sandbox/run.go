@@ -502,7 +502,7 @@ func (s *Sandbox) limitArgs() ([]string, error) {
 // sandboxEnv is the whole environment of a sandboxed process: nothing of
 // membrane's own.
 func sandboxEnv(home, tmp string) []string {
-	return []string{
+	return append([]string{
 		"PATH=" + sandboxPATH,
 		"HOME=" + home,
 		"TMPDIR=" + tmp,
@@ -513,7 +513,21 @@ func sandboxEnv(home, tmp string) []string {
 		"TERM=dumb",
 		"PYTHONDONTWRITEBYTECODE=1",
 		"PYTHONUNBUFFERED=1",
+		// matplotlib keeps its font cache in the call's /tmp, not in
+		// the workspace.
+		"MPLCONFIGDIR=" + tmp + "/matplotlib",
+	}, matplotlibEnv()...)
+}
+
+// matplotlibEnv points matplotlib at its own default settings file when
+// the host has one under /usr: Debian's matplotlib looks for it in /etc,
+// whose copy in the sandbox holds only what name resolution and TLS need.
+func matplotlibEnv() []string {
+	const rc = "/usr/share/matplotlib/mpl-data/matplotlibrc"
+	if fi, err := os.Stat(rc); err == nil && fi.Mode().IsRegular() {
+		return []string{"MATPLOTLIBRC=" + rc}
 	}
+	return nil
 }
 
 // capture keeps the first limit bytes of a stream and counts the rest. Past

@@ -269,9 +269,10 @@ func (s *Sandbox) makeRoot() error {
 	return nil
 }
 
-// Calls returns the sh and python_run calls, in the group "sandbox".
+// Calls returns the sh and python_run calls and the file tools
+// (write_file, read_file, list_files), in the group "sandbox".
 func (s *Sandbox) Calls() []calls.Call {
-	return []calls.Call{s.shCall(), s.pythonCall()}
+	return append([]calls.Call{s.shCall(), s.pythonCall()}, s.fileCalls()...)
 }
 
 // Close kills every process still running, waits for them, and removes the

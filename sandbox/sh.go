@@ -17,7 +17,9 @@ var shSchema = json.RawMessage(`{
   "properties": {
     "cmd": {"type": "string", "minLength": 1, "description": "The shell command, run as /bin/sh -c CMD in the workspace directory."},
     "timeout_s": {"type": "number", "exclusiveMinimum": 0, "description": "Wall-clock limit in seconds; the whole process tree is killed when it passes."},
-    "stdin": {"type": "string", "description": "Text given to the command on standard input; empty input when left out."}
+    "stdin": {"type": "string", "description": "Text given to the command on standard input; empty input when left out."},
+    "files": {"type": "array", "maxItems": 16, "items": {"type": "string", "minLength": 1}, "description": "Workspace files to return with the result (images inline, other files as resource links), besides those written under /workspace/out/."},
+    "workspace": ` + calls.WorkspaceArgSchema + `
   },
   "required": ["cmd"],
   "additionalProperties": false
@@ -48,16 +50,18 @@ func (s *Sandbox) shCall() calls.Call {
 		Name:  shName,
 		Title: "Run a shell command in a sandbox",
 		Description: fmt.Sprintf("Run a command with /bin/sh -c in an isolated sandbox and return its exit code, stdout and stderr. "+
-			"The working directory %s is private to this session and lasts across its calls (sh and python_run share it); "+
-			"nothing else is writable except /tmp. %s. Default timeout %s, at most %s.",
-			WorkspaceDir, s.networkSentence(), s.cfg.Timeout, s.cfg.MaxTimeout),
-		InputSchema: shSchema,
-		Kind:        calls.KindTool,
-		Group:       "sandbox",
-		Timeout:     s.cfg.MaxTimeout + callGrace,
-		Concurrency: s.cfg.Concurrency,
-		Destructive: true,
-		Handler:     calls.HandlerFunc(s.handleSh),
+			"The working directory %s belongs to this session, or to the workspace handle given, and lasts across calls (sh, python_run and the file tools share it). "+calls.WorkspaceHint+" "+
+			"Files it writes under %s/%s/ come back with the result (images inline, others as resource links), as do those named in files. "+
+			"Nothing else is writable except /tmp. %s. Default timeout %s, at most %s.",
+			WorkspaceDir, WorkspaceDir, OutDir, s.networkSentence(), s.cfg.Timeout, s.cfg.MaxTimeout),
+		InputSchema:  shSchema,
+		OutputSchema: runOutputSchema,
+		Kind:         calls.KindTool,
+		Group:        "sandbox",
+		Timeout:      s.cfg.MaxTimeout + callGrace,
+		Concurrency:  s.cfg.Concurrency,
+		Destructive:  true,
+		Handler:      calls.HandlerFunc(s.handleSh),
 	}
 }
 

@@ -198,7 +198,9 @@ func mountCount(t *testing.T) int {
 
 // TestHTTP runs a subset of the checklist against the real binary over
 // streamable HTTP, the other transport: two clients, each with its own
-// session and workspace.
+// session and workspace. They offer 2025-11-25, the newest protocol with
+// sessions; a 2026-07-28 client keeps its workspace by handle instead
+// (TestWorkspaceHandles, and the binary's TestWorkspaceHandlesBinary).
 func TestHTTP(t *testing.T) {
 	requireBwrap(t)
 	bin := mcptest.BuildBinary(t, "./cmd/membrane")
@@ -230,8 +232,8 @@ func TestHTTP(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	a := mcptest.ConnectHTTP(t, "http://"+addr+"/mcp", "", nil)
-	b := mcptest.ConnectHTTP(t, "http://"+addr+"/mcp", "", nil)
+	a := mcptest.ConnectHTTPVersion(t, "http://"+addr+"/mcp", "", "2025-11-25", nil)
+	b := mcptest.ConnectHTTPVersion(t, "http://"+addr+"/mcp", "", "2025-11-25", nil)
 	t.Setenv("MEMBRANE_TEST_SECRET", "x")
 	out := ok(t, sh(t, a, `echo mine > f; ls /proc/self/fd | wc -l; env | grep -c MEMBRANE || true; (echo x > /etc/x) 2>&1; true`))
 	if out != "4\n0\n/bin/sh: 1: cannot create /etc/x: Read-only file system\n" {

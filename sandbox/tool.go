@@ -13,8 +13,12 @@ import (
 
 // runArgs are the arguments sh and python_run share.
 type runArgs struct {
-	TimeoutS *float64 `json:"timeout_s,omitempty"`
-	Stdin    *string  `json:"stdin,omitempty"`
+	TimeoutS  *float64 `json:"timeout_s,omitempty"`
+	Stdin     *string  `json:"stdin,omitempty"`
+	Workspace string   `json:"workspace,omitempty"`
+	// Files names workspace files to return with the result, besides
+	// those the call made or changed in out/.
+	Files []string `json:"files,omitempty"`
 }
 
 // timeout returns the call's wall-clock limit and, when the request asked for
@@ -46,14 +50,23 @@ func (s *Sandbox) execute(ctx context.Context, req *calls.Request, a runArgs, j 
 	if err != nil {
 		return argError(req, err), nil
 	}
-	ws, err := s.workspaceFor(req.Session)
+	rw, err := calls.ResolveWorkspace(req, a.Workspace)
+	if err != nil {
+		return calls.Errorf("%s: not run: %v", req.Call.Name, err), nil
+	}
+	defer rw.Release()
+	ws, err := s.workspaceFor(rw.Session)
 	if err != nil {
 		if errors.Is(err, errClosed) || errors.Is(err, errSessionClosed) {
 			return calls.Errorf("%s: not run: %v", req.Call.Name, err), nil
 		}
 		return nil, err
 	}
-	j.timeout, j.stdin, j.ws, j.sess = timeout, a.Stdin, ws, req.Session
+	if len(a.Files) > maxReturnedFiles {
+		return argError(req, fmt.Errorf("files names %d files; at most %d come back with one call", len(a.Files), maxReturnedFiles)), nil
+	}
+	j.timeout, j.stdin, j.ws, j.sess = timeout, a.Stdin, ws, rw.Session
+	before := snapshotOut(ctx, ws.dir)
 	stop := s.reportProgress(ctx, req, timeout)
 	o, err := s.run(ctx, j)
 	stop()
@@ -68,15 +81,68 @@ func (s *Sandbox) execute(ctx context.Context, req *calls.Request, a runArgs, j 
 	}
 	s.log.Debug("sandbox run", "call", req.Call.Name, "session", req.Session.ID(), "exit_code", o.exitCode,
 		"dur", o.dur, "timed_out", o.timedOut, "cancelled", o.cancelled)
-	return s.result(o, timeout, note), nil
+	r := s.result(o, timeout, note)
+	if o.setupErr == "" && !o.cancelled {
+		s.addFiles(ctx, uriHandle(rw), r, ws, a.Files, before)
+	}
+	return withHandle(r, rw.Handle), nil
+}
+
+// uriHandle is the name of a resolved workspace in workspace:// URIs: its
+// handle, or for a session's own workspace the session's random name.
+func uriHandle(rw *calls.ResolvedWorkspace) string {
+	if rw.Handle != "" {
+		return rw.Handle
+	}
+	return rw.Session.WorkspaceHandle()
+}
+
+// addFiles puts the files a call returns into its result: images and
+// resource links after the text, a list of them in the text, and the same
+// list in the structured content.
+func (s *Sandbox) addFiles(ctx context.Context, handle string, r *calls.Result, ws *workspace, named []string, before map[string]outStamp) {
+	content, files := s.collectFiles(ctx, handle, ws, named, before)
+	if st, ok := r.Structured.(map[string]any); ok {
+		if files == nil {
+			files = []returnedFile{}
+		}
+		st["files"] = files
+	}
+	if len(files) == 0 {
+		return
+	}
+	if len(r.Content) > 0 && r.Content[0].Type == calls.ContentText {
+		r.Content[0].Text += "\n" + strings.TrimSuffix(filesText(files), "\n")
+	}
+	r.Content = append(r.Content, content...)
+}
+
+// withHandle names the workspace handle in a result, in the structured
+// content and in the text, so that a model can carry it to the next call.
+func withHandle(r *calls.Result, handle string) *calls.Result {
+	if handle == "" {
+		return r
+	}
+	if st, ok := r.Structured.(map[string]any); ok {
+		st[calls.WorkspaceArg] = handle
+	}
+	line := fmt.Sprintf("workspace: %s (pass \"workspace\": %q to later calls to keep these files)", handle, handle)
+	for i := range r.Content {
+		if r.Content[i].Type == calls.ContentText {
+			r.Content[i].Text += "\n" + line
+			return r
+		}
+	}
+	r.Content = append(r.Content, calls.Content{Type: calls.ContentText, Text: line})
+	return r
 }
 
 // argError is the tool error for bad arguments: what was wrong and what the
 // call expects.
 func argError(req *calls.Request, err error) *calls.Result {
-	usage := "{\"cmd\": string, \"timeout_s\"?: number, \"stdin\"?: string}"
+	usage := "{\"cmd\": string, \"timeout_s\"?: number, \"stdin\"?: string, \"workspace\"?: string, \"files\"?: [string]}"
 	if req.Call.Name == pythonName {
-		usage = "{\"code\": string, \"timeout_s\"?: number, \"stdin\"?: string}"
+		usage = "{\"code\": string, \"timeout_s\"?: number, \"stdin\"?: string, \"workspace\"?: string, \"files\"?: [string]}"
 	}
 	return calls.Errorf("%s: %v. It takes %s.", req.Call.Name, err, usage)
 }

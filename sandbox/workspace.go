@@ -88,6 +88,11 @@ func (s *Sandbox) workspaceLocked(sess *calls.Session) (_ *workspace, fresh bool
 			}
 		}
 		ws.dir, ws.owned = dir, true
+		// out/ is where a call leaves the files it returns.
+		out := filepath.Join(dir, OutDir)
+		if err := os.Mkdir(out, 0o755); err == nil && s.cred != nil {
+			_ = os.Lchown(out, s.uid, s.gid)
+		}
 	}
 	s.workspaces[sess] = ws
 	sess.SetWorkspace(ws.dir)

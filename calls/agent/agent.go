@@ -508,6 +508,8 @@ func (a *Agent) resultText(res *calls.Result) string {
 		switch c.Type {
 		case calls.ContentText:
 			b.WriteString(c.Text)
+		case calls.ContentLink:
+			fmt.Fprintf(&b, "[resource %s: %s, %s, %d bytes]", c.Name, c.URI, c.MIMEType, c.Size)
 		default:
 			fmt.Fprintf(&b, "[%s content: %s, %d bytes]", c.Type, c.MIMEType, len(c.Data))
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"testing"
-	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -77,23 +76,7 @@ func BenchmarkObservedCall(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			offR, onR := observedRouter(b, false), observedRouter(b, true)
 			off, on := ways[name](b, offR), ways[name](b, onR)
-			const round = 200
-			var tOff, tOn time.Duration
-			b.ResetTimer()
-			for done := 0; done < b.N; done += round {
-				t0 := time.Now()
-				for range round {
-					off()
-				}
-				t1 := time.Now()
-				for range round {
-					on()
-				}
-				tOn += time.Since(t1)
-				tOff += t1.Sub(t0)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(tOn)/float64(tOff), "x_off")
+			b.ReportMetric(mcptest.Alternate(b, 200, off, on), "x_off")
 			var dropped uint64
 			for _, s := range onR.ObserverStats() {
 				dropped += s.Dropped

@@ -25,6 +25,10 @@ type Filter struct {
 	Tool, Outcome, Session string
 	// Since, when set, keeps calls started at or after it.
 	Since time.Time
+	// Until, when set, keeps calls started before it: the end of a time
+	// range, or the cursor of the next page (the start of the oldest call
+	// of the page before).
+	Until time.Time
 	// Limit caps the number of calls, newest first. Zero means
 	// DefaultLimit.
 	Limit int
@@ -36,7 +40,7 @@ var ErrBadFilter = errors.New("bad filter")
 // ParseFilter reads a filter written as space-separated key=value terms:
 // tool=NAME, outcome=ok|tool_error|error|busy|cancelled|timeout,
 // session=ID, since=DURATION (such as 1h, meaning that long before now) or
-// since=RFC3339 time, limit=N. now is the time a duration counts back from.
+// since=RFC3339 time, until= the same, limit=N. now is the time a duration counts back from.
 func ParseFilter(s string, now time.Time) (Filter, error) {
 	var f Filter
 	for _, term := range strings.Fields(s) {
@@ -72,16 +76,16 @@ func (f *Filter) Set(key, value string, now time.Time) error {
 			return fmt.Errorf("%w: session %q is not a session ID", ErrBadFilter, value)
 		}
 		f.Session = value
-	case "since":
-		if d, err := time.ParseDuration(value); err == nil && d >= 0 {
-			f.Since = now.Add(-d)
-			return nil
-		}
-		t, err := time.Parse(time.RFC3339Nano, value)
+	case "since", "until":
+		t, err := parseTime(value, now)
 		if err != nil {
-			return fmt.Errorf("%w: since %q is neither a duration (1h) nor a time (2026-12-01T10:00:00Z)", ErrBadFilter, value)
+			return fmt.Errorf("%w: %s %q is neither a duration (1h) nor a time (2026-12-01T10:00:00Z)", ErrBadFilter, key, value)
 		}
-		f.Since = t
+		if key == "since" {
+			f.Since = t
+		} else {
+			f.Until = t
+		}
 	case "limit":
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 1 || n > MaxLimit {
@@ -89,12 +93,21 @@ func (f *Filter) Set(key, value string, now time.Time) error {
 		}
 		f.Limit = n
 	default:
-		return fmt.Errorf("%w: unknown key %q (tool, outcome, session, since, limit)", ErrBadFilter, key)
+		return fmt.Errorf("%w: unknown key %q (tool, outcome, session, since, until, limit)", ErrBadFilter, key)
 	}
 	return nil
 }
 
-// String writes f as ParseFilter reads it, with since as an RFC 3339 time.
+// parseTime reads a duration before now or an RFC 3339 time.
+func parseTime(value string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(value); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Parse(time.RFC3339Nano, value)
+}
+
+// String writes f as ParseFilter reads it, with since and until as RFC 3339
+// times.
 func (f Filter) String() string {
 	var parts []string
 	if f.Tool != "" {
@@ -108,6 +121,9 @@ func (f Filter) String() string {
 	}
 	if !f.Since.IsZero() {
 		parts = append(parts, "since="+f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		parts = append(parts, "until="+f.Until.UTC().Format(time.RFC3339Nano))
 	}
 	if f.Limit != 0 {
 		parts = append(parts, "limit="+strconv.Itoa(f.Limit))
@@ -131,6 +147,9 @@ func (f Filter) where() (string, []any) {
 	}
 	if !f.Since.IsZero() {
 		conds, args = append(conds, "started_at >= ?"), append(args, f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		conds, args = append(conds, "started_at < ?"), append(args, f.Until.UnixMicro())
 	}
 	if len(conds) == 0 {
 		return "", nil

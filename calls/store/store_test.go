@@ -119,6 +119,8 @@ func TestMixedWorkload(t *testing.T) {
 		"since=1h":                    6,
 		"since=2000-01-01T00:00:00Z":  6,
 		"since=2999-01-01T00:00:00Z":  0,
+		"until=2000-01-01T00:00:00Z":  0,
+		"until=0s":                    6,
 		"limit=2":                     2,
 		"tool=nosuch":                 0,
 		"session=sess-a outcome=busy": 0,
@@ -280,7 +282,7 @@ func TestRetentionByAge(t *testing.T) {
 }
 
 func TestParseFilterErrors(t *testing.T) {
-	for _, bad := range []string{"tool", "tool=", "tool=a.b", "outcome=fine", "since=yesterday", "since=-1h", "limit=0", "limit=99999", "color=red", "session=a\x01b"} {
+	for _, bad := range []string{"tool", "tool=", "tool=a.b", "outcome=fine", "since=yesterday", "since=-1h", "until=soon", "limit=0", "limit=99999", "color=red", "session=a\x01b"} {
 		if _, err := ParseFilter(bad, time.Now()); !errors.Is(err, ErrBadFilter) {
 			t.Errorf("ParseFilter(%q) = %v, want ErrBadFilter", bad, err)
 		}
@@ -291,7 +293,7 @@ func TestParseFilterErrors(t *testing.T) {
 // survives a round trip through String, and that the store's answer
 // holds only calls the filter matches.
 func FuzzFilter(f *testing.F) {
-	for _, seed := range []string{"", "tool=sh", "outcome=ok session=s-1", "since=1h limit=3", "since=2026-01-01T00:00:00Z", "session=x'OR'1'='1", "tool=sh tool=py"} {
+	for _, seed := range []string{"", "tool=sh", "outcome=ok session=s-1", "since=1h limit=3", "since=2026-01-01T00:00:00Z", "since=10m until=1m", "session=x'OR'1'='1", "tool=sh tool=py"} {
 		f.Add(seed)
 	}
 	path := filepath.Join(f.TempDir(), "fuzz.db")
@@ -320,7 +322,7 @@ func FuzzFilter(f *testing.F) {
 			return
 		}
 		again, err := ParseFilter(flt.String(), now)
-		if err != nil || again.Tool != flt.Tool || again.Outcome != flt.Outcome || again.Session != flt.Session || again.Limit != flt.Limit || !again.Since.Equal(flt.Since) {
+		if err != nil || again.Tool != flt.Tool || again.Outcome != flt.Outcome || again.Session != flt.Session || again.Limit != flt.Limit || !again.Since.Equal(flt.Since) || !again.Until.Equal(flt.Until) {
 			t.Fatalf("round trip of %q: %+v -> %q -> %+v (%v)", text, flt, flt.String(), again, err)
 		}
 		cs, err := s.Calls(context.Background(), flt)
@@ -335,7 +337,8 @@ func FuzzFilter(f *testing.F) {
 			t.Fatalf("%d calls for %+v", len(cs), flt)
 		}
 		for _, c := range cs {
-			if flt.Tool != "" && c.Call != flt.Tool || flt.Outcome != "" && c.Outcome != flt.Outcome || flt.Session != "" && c.Session != flt.Session || c.Started.Before(flt.Since.Truncate(time.Microsecond)) {
+			if flt.Tool != "" && c.Call != flt.Tool || flt.Outcome != "" && c.Outcome != flt.Outcome || flt.Session != "" && c.Session != flt.Session || c.Started.Before(flt.Since.Truncate(time.Microsecond)) ||
+				!flt.Until.IsZero() && !c.Started.Before(flt.Until.Truncate(time.Microsecond)) {
 				t.Fatalf("call %+v does not match %+v", c, flt)
 			}
 		}

@@ -279,6 +279,68 @@ func BenchmarkStartup(b *testing.B) {
 	b.ReportMetric(brss, "bare_rss_MB")
 }
 
+// BenchmarkShTrueHandleVsSession is `sh true` over HTTP with the
+// sessionless protocol (2026-07-28) and a workspace handle, against the
+// same call of a 2025-11-25 client in a session, on one membrane. The two
+// alternate call by call, so that load on the machine falls on both
+// alike; x_session is the ratio (target: at most 1.10).
+func BenchmarkShTrueHandleVsSession(b *testing.B) {
+	bin := mcptest.BuildBinary(b, "./cmd/membrane")
+	_, url := benchHTTP(b, bin, noOllama...)
+	connect := func(version string) *sdk.ClientSession {
+		cs, err := sdk.NewClient(&sdk.Implementation{Name: "bench"}, nil).Connect(b.Context(),
+			&sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1}, &sdk.ClientSessionOptions{ProtocolVersion: version})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cs.Close() })
+		return cs
+	}
+	modern, old := connect(newProto), connect("2025-11-25")
+	if modern.ID() != "" || old.ID() == "" {
+		b.Fatalf("sessions: %q (want none), %q (want one)", modern.ID(), old.ID())
+	}
+	sh := func(cs *sdk.ClientSession, args map[string]any) (*sdk.CallToolResult, time.Duration) {
+		start := time.Now()
+		res, err := cs.CallTool(b.Context(), &sdk.CallToolParams{Name: "sh", Arguments: args})
+		d := time.Since(start)
+		if err != nil || res.IsError {
+			b.Fatalf("sh true: %v %v", err, mcptest.TextOf(res))
+		}
+		return res, d
+	}
+	first, _ := sh(modern, map[string]any{"cmd": "true"})
+	handle, _ := first.StructuredContent.(map[string]any)["workspace"].(string)
+	if handle == "" {
+		b.Fatal("no workspace handle in the first sessionless result")
+	}
+	withHandle := map[string]any{"cmd": "true", "workspace": handle}
+	for range 5 {
+		sh(modern, withHandle)
+		sh(old, map[string]any{"cmd": "true"})
+	}
+	n := max(b.N, 30)
+	var tm, to time.Duration
+	b.ResetTimer()
+	for i := range n {
+		if i%2 == 0 {
+			_, d := sh(modern, withHandle)
+			tm += d
+			_, d = sh(old, map[string]any{"cmd": "true"})
+			to += d
+		} else {
+			_, d := sh(old, map[string]any{"cmd": "true"})
+			to += d
+			_, d = sh(modern, withHandle)
+			tm += d
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((tm/time.Duration(n)).Microseconds())/1e3, "ms/handle_call")
+	b.ReportMetric(float64((to/time.Duration(n)).Microseconds())/1e3, "ms/session_call")
+	b.ReportMetric(float64(tm)/float64(to), "x_session")
+}
+
 // BenchmarkFirstToolsList measures process start to the first tools/list
 // reply over stdio (sh and python_run listed; no Ollama reachable), for
 // membrane and the bare go-sdk server, interleaved. The target is 50 ms.

@@ -44,6 +44,14 @@ type Config struct {
 		MaxSessionsToken   int
 		IdleTimeout        time.Duration
 		MaxConns           int
+		// Workspace handles (calls.Workspaces), for clients without a
+		// session.
+		WorkspaceIdle      time.Duration
+		MaxWorkspaces      int
+		MaxWorkspacesToken int
+		// ConformanceFixtures serves the conformance suite's fixture
+		// tools and resources (tests only).
+		ConformanceFixtures bool
 		// TokensFile holds scoped tokens (calls/policy); watched.
 		TokensFile string
 	}
@@ -87,6 +95,9 @@ type Config struct {
 		// Store is the trace store's file, "off" for none, "" for the
 		// default ($XDG_STATE_HOME/membrane/membrane.db).
 		Store string
+		// Lens is "auto", "on" or "off": the web view at /lens/ on the
+		// HTTP listener.
+		Lens string
 	}
 	// Queue is how calls past a tool's concurrency wait (calls.RouterOptions).
 	Queue struct {
@@ -148,6 +159,14 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "close a keep-alive HTTP connection idle this long (DURATION)"}, posDur)
 	s.Int(&h.MaxConns, mcp.DefaultMaxConns, D{Flag: "max-conns", Env: "MEMBRANE_MAX_CONNS", Key: "http.max_conns", Arg: "N",
 		Doc: "HTTP connections served at once (N); more wait to be accepted"}, pos)
+	s.Duration(&h.WorkspaceIdle, calls.DefaultWorkspaceIdle, D{Flag: "workspace-idle-timeout", Env: "MEMBRANE_WORKSPACE_IDLE_TIMEOUT", Key: "http.workspace_idle_timeout",
+		Doc: "remove a workspace handle's files after no call used it this long (DURATION)"}, posDur)
+	s.Int(&h.MaxWorkspaces, calls.DefaultWorkspacesTotal, D{Flag: "max-workspaces", Env: "MEMBRANE_MAX_WORKSPACES", Key: "http.max_workspaces", Arg: "N",
+		Doc: "workspace handles open at once, for clients without a session (N); a call that would make one more is refused"}, pos)
+	s.Int(&h.MaxWorkspacesToken, calls.DefaultWorkspacesPerOwner, D{Flag: "max-workspaces-per-token", Env: "MEMBRANE_MAX_WORKSPACES_PER_TOKEN", Key: "http.max_workspaces_per_token", Arg: "N",
+		Doc: "workspace handles one token holds at once (N)"}, pos)
+	s.Bool(&h.ConformanceFixtures, false, D{Flag: "conformance-fixtures", Env: "MEMBRANE_CONFORMANCE_FIXTURES", Key: "http.conformance_fixtures",
+		Doc: "for tests only: also serve the MCP conformance suite's fixture tools (test_*) and test:// resources"})
 
 	s.String(&c.Log.Level, "info", D{Flag: "log-level", Env: "MEMBRANE_LOG_LEVEL", Key: "log.level", Arg: "LEVEL",
 		Doc: "LEVEL of the logs on stderr: debug, info, warn or error"}, settings.OneOf("debug", "info", "warn", "error"))
@@ -168,6 +187,9 @@ func define(name string, c *Config) *settings.Set {
 		})
 	s.String(&ob.Store, "", D{Flag: "store", Env: "MEMBRANE_STORE", Key: "observe.store", Arg: "FILE",
 		Doc: "keep sessions and calls in the SQLite FILE that `membrane calls` reads, or off (default $XDG_STATE_HOME/membrane/membrane.db)"})
+	s.String(&ob.Lens, "auto", D{Flag: "lens", Env: "MEMBRANE_LENS", Key: "observe.lens", Arg: "MODE",
+		Doc: "the live web view at /lens/ on the --http listener, behind its token: auto (on unless --stateless), on (also stateless, for a shared store) or off"},
+		settings.OneOf("auto", "on", "off"))
 	s.Duration(&c.ShutdownTimeout, 10*time.Second, D{Flag: "shutdown-timeout", Env: "MEMBRANE_SHUTDOWN_TIMEOUT", Key: "shutdown_timeout",
 		Doc: "how long running calls get to finish on SIGINT/SIGTERM (DURATION)"}, posDur)
 

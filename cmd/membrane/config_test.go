@@ -229,14 +229,14 @@ func TestEverySetting(t *testing.T) {
 			"ollama-host": "gpu-box:11434", "metrics-addr": "127.0.0.1:0", "ollama.tools": "[{tool: t, model: m, timeout: 30}]", "output-limit": "2MiB",
 			"tokens-file": writeFile(t, "tokens.json", `{"tokens":[{"name":"a","token":"a-token-0123456789ab"}]}`),
 			"tools":       "ollama_*", "exclude-tools": "sh", "rate-limit": "sh=10/min:3", "model-tools": "generic",
-			"http-get-allow": "docs.python.org", "scrub-output": "false", "secret-env": "DEPLOY_KEY", "http_get.headers": "[{for: x.com, name: A, value: b}]",
+			"http-get-allow": "docs.python.org", "scrub-output": "false", "secret-env": "DEPLOY_KEY", "lens": "off", "http_get.headers": "[{for: x.com, name: A, value: b}]",
 		},
 		Bad: map[string]string{
 			"token": "has space", "allowed-origin": "app.example", "log-level": "loud", "log-format": "xml",
 			"sandbox": "docker", "workspace": "/no/such/dir", "python": "/no/such/python", "ollama-host": "ftp://x",
 			"procs": "0", "timeout": "-5s", "metrics-addr": "no-port",
 			"tools": "[oops", "exclude-tools": "[oops", "rate-limit": "sh=0/min", "secret-env": "1BAD-NAME",
-			"model-tools": "all", "http-get-allow": "example.com/path",
+			"model-tools": "all", "http-get-allow": "example.com/path", "lens": "sometimes",
 		},
 		NoBad: []string{"config", "http", "token-file", "tokens-file", "allowed-host", "audit-log", "store"},
 	})

@@ -106,12 +106,10 @@ func shCall(id int, cmd string) string {
 
 const newProto = "2026-07-28"
 
-// newProtoShCall is a tools/call of the sessionless 2026-07-28 protocol.
+// newProtoShCall is a tools/call of sh in the sessionless 2026-07-28
+// protocol.
 func newProtoShCall(id int, cmd string) (string, map[string]string) {
-	body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"sh","arguments":{"cmd":%q},"_meta":{`+
-		`"io.modelcontextprotocol/protocolVersion":%q,"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},`+
-		`"io.modelcontextprotocol/clientCapabilities":{}}}}`, id, cmd, newProto)
-	return body, map[string]string{"Mcp-Protocol-Version": newProto, "Mcp-Method": "tools/call", "Mcp-Name": "sh"}
+	return newProtoCall(id, "sh", fmt.Sprintf(`{"cmd":%q}`, cmd))
 }
 
 // waitProcs waits until the number of processes whose command line holds

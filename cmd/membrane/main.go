@@ -29,6 +29,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/lens"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/calls/scrub"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
@@ -268,6 +269,12 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 	// every sandbox sees). Clients get their initialize reply at once;
 	// tools/list and tools/call wait until sh and python_run are in.
 	ready := make(chan struct{})
+	// Workspace handles let a client without a session keep its files
+	// from one call to the next; closing the store removes them.
+	handles := calls.NewWorkspaces(&calls.WorkspacesOptions{
+		Idle: cfg.HTTP.WorkspaceIdle, Total: cfg.HTTP.MaxWorkspaces, PerOwner: cfg.HTTP.MaxWorkspacesToken,
+	})
+	defer handles.Close()
 	srv := mcp.NewServer(served, &mcp.ServerOptions{
 		Name:           "membrane",
 		Version:        versionString(),
@@ -276,7 +283,14 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		Ready:          ready,
 		MaxResultBytes: int(cfg.MaxResult),
 		Scope:          scope,
+		Workspaces:     handles,
+		// Each session's workspace, browsable as workspace:// resources.
+		WorkspaceResources: &mcp.WorkspaceResourceOptions{},
 	})
+	if cfg.HTTP.ConformanceFixtures {
+		log.Warn("serving the conformance suite's fixture tools and resources (--conformance-fixtures): for tests only")
+		srv.AddConformanceFixtures()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -356,7 +370,13 @@ func serve(cfg *Config, log *slog.Logger, stdin io.Reader, stdout io.Writer, rel
 		log.Info("membrane serving MCP on stdio", "version", versionString(), "sandbox", cfg.SandboxMode)
 		serveErr = srv.Run(ctx, &mcp.ResilientStdioTransport{In: stdin, Out: stdout})
 	} else {
-		serveErr = serveHTTP(ctx, cfg, srv, httpOptions(cfg, models, tokens, obs.metrics.Handler(), log), tokens, log)
+		opts := httpOptions(cfg, models, tokens, obs.metrics.Handler(), log)
+		if lensOn(cfg) {
+			serveErr = mountLens(cfg, opts, router, models, obs, log)
+		}
+		if serveErr == nil {
+			serveErr = serveHTTP(ctx, cfg, srv, opts, tokens, log)
+		}
 	}
 	if err := boxErr.Load(); err != nil {
 		serveErr = *err // the sandbox could not start
@@ -460,6 +480,14 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, opts *mcp.HTTP
 	}
 	log.Info("membrane serving MCP over HTTP", "url", "http://"+ln.Addr().String()+mcp.DefaultPath,
 		"version", versionString(), "auth", auth, "stateless", cfg.HTTP.Stateless, "sandbox", cfg.SandboxMode)
+	for _, m := range opts.Mounts {
+		if m.Prefix == lens.DefaultPrefix {
+			log.Info("membrane lens: open it in a browser and log in with the token", "url", "http://"+ln.Addr().String()+m.Prefix)
+		}
+	}
+	if cfg.HTTP.Stateless && !lensOn(cfg) && cfg.Observe.Lens == "auto" {
+		log.Info("lens off: a stateless replica sees only its own calls; set " + cfg.set.NameOf("lens") + " on if the store is shared")
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

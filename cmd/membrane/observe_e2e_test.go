@@ -220,7 +220,9 @@ scrape_configs:
 
 	// The scrape works (through the token) before any call.
 	waitFor(`up{job="membrane"}`, func(v float64) bool { return v == 1 })
-	cs := mcptest.ConnectHTTP(t, base+"/mcp", token, nil)
+	// A client with a session (2025-11-25), whose one open session the
+	// gauge counts; a 2026-07-28 client has none.
+	cs := mcptest.ConnectHTTPVersion(t, base+"/mcp", token, "2025-11-25", nil)
 	res, text := mcptest.CallText(t, cs, "sh", map[string]any{"cmd": "true"})
 	sandboxWorks(t, res, text)
 	if res.IsError {

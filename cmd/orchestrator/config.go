@@ -54,6 +54,12 @@ type Config struct {
 	Verbose       bool
 	NoColor       bool
 	History       string
+
+	// Images says how images that tools return are shown: imagesAuto,
+	// imagesSave or imagesOff. ImageDir is where they are saved; empty
+	// means a new temporary directory.
+	Images   string
+	ImageDir string
 }
 
 // define lists the orchestrator's settings, in the order of --help and the
@@ -103,6 +109,10 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.Bool(&c.HideReasoning, false, D{Flag: "hide-reasoning", Env: "MEMBRANE_HIDE_REASONING", Doc: "do not show the model's reasoning"})
 	s.Bool(&c.Verbose, false, D{Flag: "v", Doc: "verbose: debug logs on stderr"})
 	s.Bool(&c.NoColor, false, D{Flag: "no-color", Doc: "no colours or spinner (also NO_COLOR=1)"})
+	s.String(&c.Images, imagesAuto, D{Flag: "images", Env: "MEMBRANE_IMAGES", Arg: "MODE",
+		Doc: "images tools return: auto saves each and prints its path, and draws it in kitty and iTerm2 terminals; save only saves; off shows none (MODE)"},
+		settings.OneOf(imagesAuto, imagesSave, imagesOff))
+	s.String(&c.ImageDir, "", D{Flag: "image-dir", Arg: "DIR", Doc: "save the images tools return in DIR (default: a new temporary directory)"})
 	s.String(&c.History, "", D{Flag: "history", Arg: "FILE", Doc: `REPL history FILE (default $XDG_STATE_HOME/membrane/orchestrator_history; "off" for none)`})
 	s.Bool(&r.version, false, D{Flag: "version", Doc: "print the version and exit", Stop: true})
 	return s

@@ -89,14 +89,15 @@ func TestEverySetting(t *testing.T) {
 		New: func() *settings.Set { return define(&Config{}, &rawConfig{}) },
 		Good: map[string]string{
 			"base-url": "https://api.example/v1", "server-url": "http://127.0.0.1:1/mcp", "reasoning-effort": "low",
-			"temperature": "0.5", "max-steps": "3", "parallel": "2",
+			"temperature": "0.5", "max-steps": "3", "parallel": "2", "images": "save",
 		},
 		Bad: map[string]string{
 			"base-url": "localhost:11434", "server-url": "ftp://x", "reasoning-effort": "max", "temperature": "3",
 			"max-steps": "-1", "parallel": "-1", "timeout": "-1s", "tools": "[oops", "exclude-tools": "[oops",
+			"images": "inline",
 		},
 		NoBad: []string{"e", "model", "system", "token", "token-file", "membrane", "server-arg", "config", "mcp-config",
-			"server-log", "approve", "history"},
+			"server-log", "approve", "history", "image-dir"},
 	})
 }
 

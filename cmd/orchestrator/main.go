@@ -30,6 +30,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termimage"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
 )
 
@@ -211,6 +212,11 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	if v, ok := tools.(*policy.View); ok {
 		defer v.Close()
 	}
+	show := &imageShow{mode: cfg.Images, dir: cfg.ImageDir, u: u}
+	if errTTY {
+		show.inline = termimage.Detect(getenv)
+	}
+	tools = showingTools{offered: tools, show: show}
 	appr := newApprover(cfg.Approve, fl, interactive, cfg.Yes, keys, u, stderr)
 	if err := appr.check(); err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)

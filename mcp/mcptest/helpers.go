@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
 )
@@ -57,6 +58,29 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// Alternate runs base and other b.N times each, in alternating rounds of
+// round calls so that both see the same machine, and returns how long
+// other took over how long base took (1.0: other costs no more). Call it
+// after the setup; it resets the benchmark's timer.
+func Alternate(b *testing.B, round int, base, other func()) float64 {
+	var tBase, tOther time.Duration
+	b.ResetTimer()
+	for done := 0; done < b.N; done += round {
+		t0 := time.Now()
+		for range round {
+			base()
+		}
+		t1 := time.Now()
+		for range round {
+			other()
+		}
+		tOther += time.Since(t1)
+		tBase += t1.Sub(t0)
+	}
+	b.StopTimer()
+	return float64(tOther) / float64(tBase)
 }
 
 // EchoCall is a tool that answers its "text" argument back; any other

@@ -30,7 +30,18 @@ import (
 // closed by t.Cleanup. A nil opts means the SDK's default client options.
 func Connect(t testing.TB, r *calls.Router, opts *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
-	srv := mcp.NewServer(r, &mcp.ServerOptions{Name: "membrane", Version: "test"})
+	return ConnectWith(t, r, nil, opts, nil)
+}
+
+// ConnectWith is Connect with the server's options (nil: the defaults,
+// named "membrane", version "test") and the session's (nil: the newest
+// protocol).
+func ConnectWith(t testing.TB, r *calls.Router, sopts *mcp.ServerOptions, opts *sdk.ClientOptions, sess *sdk.ClientSessionOptions) *sdk.ClientSession {
+	t.Helper()
+	if sopts == nil {
+		sopts = &mcp.ServerOptions{Name: "membrane", Version: "test"}
+	}
+	srv := mcp.NewServer(r, sopts)
 	st, ct := sdk.NewInMemoryTransports()
 	ctx := context.Background()
 	ss, err := srv.SDK().Connect(ctx, st, nil)
@@ -38,7 +49,7 @@ func Connect(t testing.TB, r *calls.Router, opts *sdk.ClientOptions) *sdk.Client
 		srv.Close()
 		t.Fatalf("mcptest: server connect: %v", err)
 	}
-	cs, err := client(opts).Connect(ctx, ct, nil)
+	cs, err := client(opts).Connect(ctx, ct, sess)
 	if err != nil {
 		ss.Close()
 		srv.Close()
@@ -171,15 +182,24 @@ func ConnectStdio(t testing.TB, bin string, args, env []string, opts *sdk.Client
 // every request. t.Cleanup closes the session.
 func ConnectHTTP(t testing.TB, url, token string, opts *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
+	return ConnectHTTPVersion(t, url, token, "", opts)
+}
+
+// ConnectHTTPVersion is ConnectHTTP with the newest protocol version the
+// client offers: "" for the SDK's newest (2026-07-28: server/discover,
+// without a session, where the server takes it), or an older one such
+// as "2025-11-25" (initialize, and a session).
+func ConnectHTTPVersion(t testing.TB, url, token, version string, opts *sdk.ClientOptions) *sdk.ClientSession {
+	t.Helper()
 	tr := &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1}
 	if token != "" {
 		tr.HTTPClient = &http.Client{Transport: BearerTransport{Token: token}}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cs, err := client(opts).Connect(ctx, tr, nil)
+	cs, err := client(opts).Connect(ctx, tr, &sdk.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
-		t.Fatalf("mcptest: connect %s: %v", url, err)
+		t.Fatalf("mcptest: connect %s offering %q: %v", url, version, err)
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs

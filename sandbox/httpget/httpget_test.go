@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 const page = `<!doctype html><html><head><title>T</title><script>stealCookies()</script><style>p{}</style></head>
@@ -531,6 +532,10 @@ func TestToolResult(t *testing.T) {
 	if res.IsError || !strings.HasPrefix(res.TextOf(), "URL: http://public.test/\nStatus: 200 OK\nContent-Type: text/html\n\n# Hello") {
 		t.Fatalf("result: %+v\n%s", res, res.TextOf())
 	}
+	mcptest.CheckSchema(t, Name, g.Call().OutputSchema, res.Structured)
+	if b, _ := json.Marshal(res.Structured); strings.Contains(string(b), "# Hello") {
+		t.Errorf("the page text travels twice: %s", b)
+	}
 	res, err = r.Call(t.Context(), Name, &calls.Request{Arguments: json.RawMessage(`{"url":"http://127.0.0.1:6379/"}`)})
 	if err != nil {
 		t.Fatal(err)
@@ -541,6 +546,7 @@ func TestToolResult(t *testing.T) {
 	if m, _ := res.Structured.(map[string]any); m["refused"] != true {
 		t.Fatalf("refusal not marked: %v", res.Structured)
 	}
+	mcptest.CheckSchema(t, Name, g.Call().OutputSchema, res.Structured)
 }
 
 func TestNewNeedsAnAllowList(t *testing.T) {

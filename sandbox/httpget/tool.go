@@ -14,6 +14,26 @@ import (
 
 var inputSchema = json.RawMessage(`{"type":"object","properties":{"url":{"type":"string","description":"The http or https URL to fetch. Only URLs the server's allow-list names can be fetched."}},"required":["url"],"additionalProperties":false}`)
 
+// outputSchema is the structured content of http_get: the facts of the
+// page (its text is the text content, once), or a refusal.
+var outputSchema = json.RawMessage(`{
+  "type": "object",
+  "properties": {
+    "url": {"type": "string", "description": "The URL as asked for, normalised."},
+    "final_url": {"type": "string", "description": "Where the redirects ended."},
+    "status": {"type": "integer", "description": "The HTTP status."},
+    "content_type": {"type": "string", "description": "The media type, without parameters."},
+    "bytes": {"type": "integer", "minimum": 0, "description": "Body bytes read."},
+    "truncated": {"type": "boolean", "description": "The body or its text was cut at a limit."},
+    "cached": {"type": "boolean", "description": "The page came from the cache."},
+    "refused": {"type": "boolean", "description": "The URL was refused (not on the allow-list, or a private address); nothing was fetched."}
+  },
+  "anyOf": [
+    {"required": ["url", "final_url", "status", "content_type", "bytes", "truncated", "cached"]},
+    {"required": ["refused"]}
+  ]
+}`)
+
 // Call returns http_get as a call, in group "http_get". Its description
 // names what the allow-list lets through, so that a model does not guess.
 func (g *Getter) Call() calls.Call {
@@ -30,13 +50,14 @@ func (g *Getter) Call() calls.Call {
 		Description: "Fetch a web page or a text document over http(s) and return it as readable text (HTML becomes Markdown), " +
 			"with the final URL, the status and the content type. Only public addresses on the server's allow-list can be fetched: " +
 			strings.Join(allowed, ", ") + ". Answers are cached for a short while.",
-		InputSchema: inputSchema,
-		Kind:        calls.KindTool,
-		Group:       Name,
-		Timeout:     g.o.Timeout + 5*time.Second,
-		Concurrency: g.o.Concurrency,
-		ReadOnly:    true,
-		Handler:     calls.HandlerFunc(g.handle),
+		InputSchema:  inputSchema,
+		OutputSchema: outputSchema,
+		Kind:         calls.KindTool,
+		Group:        Name,
+		Timeout:      g.o.Timeout + 5*time.Second,
+		Concurrency:  g.o.Concurrency,
+		ReadOnly:     true,
+		Handler:      calls.HandlerFunc(g.handle),
 	}
 }
 
