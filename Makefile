@@ -21,10 +21,17 @@ OLLAMA_NEWER_VERSION := v0.17.4
 TEST_OLLAMA_NEWER    := $(CACHE_DIR)/ollama-$(OLLAMA_NEWER_VERSION)/ollama
 export MEMBRANE_TEST_OLLAMA_NEWER ?= $(TEST_OLLAMA_NEWER)
 
+# Jaeger, which the trace end-to-end test (make test-jaeger) sends OTLP to
+# and queries: built from the Go module proxy into the cache on first use
+# (about 12 minutes of CPU, once), then reused.
+JAEGER_VERSION := v1.76.0
+TEST_JAEGER    := $(CACHE_DIR)/jaeger-$(JAEGER_VERSION)/jaeger
+export MEMBRANE_TEST_JAEGER ?= $(TEST_JAEGER)
+
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOTEST_FLAGS ?=
 
-.PHONY: help build run test test-go test-warm test-clients test-browser lint race bench bench-peers fuzz demo deps test-deps clean
+.PHONY: help build run test test-go test-warm test-clients test-browser test-jaeger lint race bench bench-peers fuzz demo deps test-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -40,13 +47,16 @@ build: ## build bin/membrane, bin/orchestrator and the load driver bin/membrane-
 run: build deps ## serve MCP over HTTP on $(ADDR) with whatever Ollama is found
 	./$(BIN)/membrane --http $(ADDR)
 
-test: test-deps ## everything the unit and end-to-end suites check, with -race
-	$(GO) test -race -count=1 $(GOTEST_FLAGS) ./...
+test: test-deps ## everything the unit and end-to-end suites check, with -race (but Jaeger's: make test-jaeger)
+	$(GO) test -race -count=1 -skip '^TestJaegerTrace$$' $(GOTEST_FLAGS) ./...
+
+test-jaeger: test-deps $(TEST_JAEGER) ## one trace across orchestrator, membrane, the sandbox and Ollama, in a real Jaeger
+	$(GO) test -race -count=1 -run '^TestJaegerTrace$$' ./cmd/orchestrator
 
 test-warm: test-deps ## the sandbox's threat and pool tests again, every call after a session's first from the warm pool
 	MEMBRANE_TEST_WARM=2 $(GO) test -race -count=1 -run 'TestThreats|TestWarmPool|TestSandboxEtc' $(GOTEST_FLAGS) ./sandbox/
 
-test-clients: build test-deps ## real MCP clients from npm (Inspector, conformance, OpenAI Agents JS)
+test-clients: build test-deps ## real clients from npm (Inspector, conformance, OpenAI Agents JS; openai and Agents JS against orchestrator serve)
 	./.ci/clients.sh
 
 # The Lens's browser suite writes its screenshots (PNG) and measurements
@@ -105,6 +115,10 @@ $(TEST_OLLAMA):
 $(MEMBRANE_TEST_OLLAMA_NEWER):
 	@echo "building the newer test Ollama $(OLLAMA_NEWER_VERSION) into $(dir $@) (long: cgo and C++, once)"
 	./.ci/ollama-newer.sh $(OLLAMA_NEWER_VERSION) $(dir $@)
+
+$(TEST_JAEGER):
+	@echo "building Jaeger $(JAEGER_VERSION) into $(dir $@) (about 12 minutes of CPU, once)"
+	GO=$(GO) ./.ci/jaeger.sh $(JAEGER_VERSION) $(dir $@)
 
 clean:
 	rm -rf $(BIN)

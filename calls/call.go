@@ -156,6 +156,10 @@ type Request struct {
 	// Logger sends log messages to the client (and nowhere else). Never nil
 	// once the router has it.
 	Logger *slog.Logger
+	// TraceParent and TraceState are the W3C trace context the client sent
+	// with the call (MCP carries them in the request's _meta), or "". A
+	// client adapter sends them on; the router hands them to observers.
+	TraceParent, TraceState string
 }
 
 // Progress reports how far a running call has come. Implementations are safe

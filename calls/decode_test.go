@@ -154,3 +154,32 @@ func countKeys(t *testing.T, raw []byte) int {
 	}
 	return n
 }
+
+// FuzzTraceParent: ValidTraceParent accepts only what the W3C format
+// allows, and TraceID of an accepted value is its 32 lowercase hex digits,
+// never all zeros.
+func FuzzTraceParent(f *testing.F) {
+	f.Add("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	f.Add("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra")
+	f.Add("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-")
+	f.Add("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	f.Add("garbage")
+	f.Fuzz(func(t *testing.T, tp string) {
+		id := TraceID(tp)
+		if !ValidTraceParent(tp) {
+			if id != "" {
+				t.Fatalf("TraceID(%q) = %q for an invalid traceparent", tp, id)
+			}
+			return
+		}
+		if len(tp) != 55 && (tp[:2] == "00" || tp[55] != '-') {
+			t.Fatalf("accepted %q: version 00 is exactly 55 bytes, later ones go on with '-'", tp)
+		}
+		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" || id == strings.Repeat("0", 32) || id != tp[3:35] {
+			t.Fatalf("TraceID(%q) = %q", tp, id)
+		}
+		if tp[:2] == "ff" || tp[36:52] == strings.Repeat("0", 16) || strings.Trim(tp[:2]+tp[36:52]+tp[53:55], "0123456789abcdef") != "" {
+			t.Fatalf("accepted %q", tp)
+		}
+	})
+}

@@ -130,9 +130,16 @@ type RunInfo struct {
 	// the process running). Zero means not measured.
 	Start time.Duration
 	// Killed says why the sandbox killed the process: "timeout",
-	// "memory", "processes", "output", "cancel", or "" when it was not
-	// killed (or was killed by a signal the sandbox did not send).
+	// "memory", "quota" (the workspace's), "cancel", or "" when it was
+	// not killed (or was killed by a signal the sandbox did not send).
+	// The process and output limits kill nothing: a fork past the
+	// process limit fails, and output past the cap is cut.
 	Killed string
+	// Began is when the run was requested, and Wall how long it took from
+	// then until the process had exited (Start included). Zero means not
+	// measured. Tracing draws the run's span from them.
+	Began time.Time
+	Wall  time.Duration
 }
 
 // ModelInfo describes a model call.
@@ -150,6 +157,11 @@ type ModelInfo struct {
 	Generation time.Duration
 	// QueueWait is how long the call waited for a free slot on the model.
 	QueueWait time.Duration
+	// Began is when the request was sent to the host, and Took how long
+	// until its answer ended. Zero means not measured. Tracing draws the
+	// request's span from them.
+	Began time.Time
+	Took  time.Duration
 }
 
 // Event is one thing that happened in a Router. Observers receive Events by
@@ -173,6 +185,9 @@ type Event struct {
 	// Arguments is the raw JSON the client sent (call events only). It is
 	// not scrubbed: an observer that records it must scrub it itself.
 	Arguments json.RawMessage
+	// TraceParent and TraceState are the request's W3C trace context, as
+	// the client sent it (call events only; "" when none).
+	TraceParent, TraceState string
 
 	// Progress, Total and Message are set on EventCallProgress.
 	Progress, Total float64
@@ -190,6 +205,37 @@ type Event struct {
 
 	// Change is set on EventToolsChanged.
 	Change *Change
+}
+
+// TraceID returns the trace ID of a W3C traceparent ("00-<trace>-<span>-<flags>"),
+// or "" when tp is not a valid one.
+func TraceID(tp string) string {
+	if !ValidTraceParent(tp) {
+		return ""
+	}
+	return tp[3:35]
+}
+
+// ValidTraceParent reports whether tp is a W3C traceparent of version 00
+// (or a later version's first 55 bytes, followed by "-"), with a trace ID
+// and a parent ID that are not all zeros.
+func ValidTraceParent(tp string) bool {
+	if len(tp) < 55 || (len(tp) > 55 && (tp[:2] == "00" || tp[55] != '-')) || len(tp) > 512 {
+		return false
+	}
+	if tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || tp[:2] == "ff" {
+		return false
+	}
+	for i := 0; i < 55; i++ {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		c := tp[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return tp[3:35] != "00000000000000000000000000000000" && tp[36:52] != "0000000000000000"
 }
 
 // ArgsDigest returns the hex SHA-256 of the call's arguments, or "" when
@@ -210,6 +256,15 @@ func (e *Event) ArgsDigest() string {
 // a call; one that panics loses that event and keeps the rest.
 type Observer interface {
 	Observe(Event)
+}
+
+// An EventFilter is an Observer that wants only some events. The router asks
+// once, when the observer is added, and never queues it an event of another
+// type: an observer that keeps one record per call (a ledger, a store)
+// saves the router a queued event and a wake-up per call.
+type EventFilter interface {
+	Observer
+	Wants(EventType) bool
 }
 
 // ObserverFunc adapts a function to the Observer interface.

@@ -33,12 +33,13 @@ type ObserverStats struct {
 
 // observer runs one Observer on its own goroutine behind a bounded queue.
 type observer struct {
-	o    Observer
-	name string
-	log  *slog.Logger
-	q    chan Event
-	quit chan struct{}
-	done chan struct{}
+	o     Observer
+	name  string
+	log   *slog.Logger
+	q     chan Event
+	wants uint64 // bit t set: the observer wants events of type t
+	quit  chan struct{}
+	done  chan struct{}
 
 	delivered, dropped, panics atomic.Uint64
 	reported                   uint64 // drops already logged; observer goroutine only
@@ -56,14 +57,23 @@ func newObserver(o Observer, buffer int, log *slog.Logger) *observer {
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	f, filtered := o.(EventFilter)
+	for t := EventCallStarted; t <= EventToolsChanged; t++ {
+		if !filtered || f.Wants(t) {
+			ob.wants |= 1 << t
+		}
+	}
 	go ob.run()
 	return ob
 }
 
-// send queues e without ever waiting.
-func (ob *observer) send(e Event) {
+// send queues e without ever waiting, if the observer wants it.
+func (ob *observer) send(e *Event) {
+	if ob.wants&(1<<e.Type) == 0 {
+		return
+	}
 	select {
-	case ob.q <- e:
+	case ob.q <- *e:
 	default:
 		if ob.dropped.Add(1) == 1 {
 			ob.log.Warn("observer is falling behind: dropping events", "observer", ob.name, "buffer", cap(ob.q))
@@ -129,8 +139,9 @@ func (ob *observer) stop() {
 // observers is the router's set of observers, copied on write so that a
 // call reads it without a lock.
 type observers struct {
-	mu   sync.Mutex
-	list atomic.Pointer[[]*observer]
+	mu    sync.Mutex
+	list  atomic.Pointer[[]*observer]
+	wants atomic.Uint64 // the union of the observers' wants
 }
 
 func (os *observers) get() []*observer {
@@ -145,6 +156,7 @@ func (os *observers) add(ob *observer) {
 	defer os.mu.Unlock()
 	l := append(append([]*observer(nil), os.get()...), ob)
 	os.list.Store(&l)
+	os.wants.Store(os.wants.Load() | ob.wants)
 }
 
 func (os *observers) remove(ob *observer) bool {
@@ -161,6 +173,11 @@ func (os *observers) remove(ob *observer) bool {
 		l = append(l, o)
 	}
 	os.list.Store(&l)
+	var w uint64
+	for _, o := range l {
+		w |= o.wants
+	}
+	os.wants.Store(w)
 	return found
 }
 
@@ -205,15 +222,18 @@ func (r *Router) InFlight() int64 { return r.inFlight.Load() }
 // SessionsOpen returns how many sessions opened with OpenSession are open.
 func (r *Router) SessionsOpen() int64 { return r.sessionsOpen.Load() }
 
-// emit hands e to every observer.
+// emit hands e to every observer that wants it.
 func (r *Router) emit(e Event) {
 	for _, ob := range r.obs.get() {
-		ob.send(e)
+		ob.send(&e)
 	}
 }
 
 // observed reports whether anyone is listening.
 func (r *Router) observed() bool { return len(r.obs.get()) > 0 }
+
+// wanted reports whether some observer wants events of type t.
+func (r *Router) wanted(t EventType) bool { return r.obs.wants.Load()&(1<<t) != 0 }
 
 // OpenSession returns a new session for a client connection, with the
 // client's name (empty when unknown) for the records, and tells observers.
@@ -249,10 +269,15 @@ func (r *Router) observe(e *entry) Middleware {
 					Type: EventCallStarted, Time: start, ID: r.nextID.Add(1),
 					Call: req.Call.Name, Kind: req.Call.Kind, Group: req.Call.Group,
 					Session: req.Session.ID(), Client: req.Session.Client(),
-					Arguments: req.Arguments,
+					Arguments:   req.Arguments,
+					TraceParent: req.TraceParent, TraceState: req.TraceState,
 				}
-				r.emit(ev)
-				req.Progress = observedProgress{r: r, ev: ev, next: req.Progress}
+				if r.wanted(EventCallStarted) {
+					r.emit(ev)
+				}
+				if r.wanted(EventCallProgress) {
+					req.Progress = &observedProgress{r: r, ev: ev, next: req.Progress}
+				}
 			}
 			res, err := next.Handle(ctx, req)
 			dur := time.Since(start)
@@ -286,7 +311,7 @@ type observedProgress struct {
 	next Progress
 }
 
-func (p observedProgress) Report(ctx context.Context, progress, total float64, message string) {
+func (p *observedProgress) Report(ctx context.Context, progress, total float64, message string) {
 	e := p.ev
 	e.Type, e.Time = EventCallProgress, time.Now()
 	e.Progress, e.Total, e.Message = progress, total, message

@@ -328,3 +328,54 @@ func TestRoundDuration(t *testing.T) {
 		}
 	}
 }
+
+// finishedOnly is a recorder that wants finished calls only.
+type finishedOnly struct{ recorder }
+
+func (*finishedOnly) Wants(t calls.EventType) bool { return t == calls.EventCallFinished }
+
+// TestEventFilter: an observer that says it wants only finished calls gets
+// only those, while an observer beside it that says nothing (the control)
+// gets every event; progress still reaches the caller when no observer
+// wants it.
+func TestEventFilter(t *testing.T) {
+	t.Parallel()
+	filtered, all := &finishedOnly{}, &recorder{}
+	r := calls.NewRouter(&calls.RouterOptions{Observers: []calls.Observer{filtered}})
+	if err := r.Add(calls.Call{Name: "p", Description: "p", Kind: calls.KindTool, InputSchema: []byte(`{"type":"object"}`),
+		Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+			req.Progress.Report(ctx, 1, 2, "half")
+			return calls.Text("ok"), nil
+		})}); err != nil {
+		t.Fatal(err)
+	}
+	var reported []string
+	progress := calls.ProgressFunc(func(_ context.Context, p, total float64, msg string) { reported = append(reported, msg) })
+	if _, err := r.Call(t.Context(), "p", &calls.Request{Progress: progress}); err != nil {
+		t.Fatal(err)
+	}
+	stop := r.Observe(all)
+	if _, err := r.Call(t.Context(), "p", &calls.Request{Progress: progress}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	r.Close()
+	if len(reported) != 2 {
+		t.Errorf("the caller got progress %v, want it from both calls", reported)
+	}
+	for _, e := range filtered.all() {
+		if e.Type != calls.EventCallFinished {
+			t.Errorf("the filtered observer got %v", e.Type)
+		}
+	}
+	if n := len(filtered.all()); n != 2 {
+		t.Errorf("the filtered observer got %d events, want the 2 finished calls", n)
+	}
+	var types []string
+	for _, e := range all.all() {
+		types = append(types, e.Type.String())
+	}
+	if strings.Join(types, " ") != "call_started call_progress call_finished" {
+		t.Errorf("the unfiltered observer got %v", types)
+	}
+}

@@ -396,3 +396,104 @@ func TestClientsClaudeDesktopHTTP(t *testing.T) {
 		t.Errorf("sh through mcp-remote: isError=%v text=%q\nstderr:\n%s", res.IsError, text, stderr.String())
 	}
 }
+
+// TestClientsServe points the official openai package and the OpenAI
+// Agents SDK (OpenAIChatCompletionsModel) at `orchestrator serve`, whose
+// agent "coder" runs the scripted model in a real Ollama: it calls sh in
+// the sandbox, and each client must get the scripted answer.
+func TestClientsServe(t *testing.T) {
+	dir := npmClients(t)
+	needBwrap(t)
+	ollama := scriptedOllama(t)
+	orch := orchestratorBinary(t)
+	const token = "serve-clients-token"
+	url := startServe(t, orch, []string{"OLLAMA_HOST=" + ollama.Host, "MEMBRANE_API_TOKEN=" + token},
+		"agents:\n  - {name: coder, model: scripted, tools: [sh], description: runs sh}\n")
+
+	runDir, err := os.MkdirTemp(dir, "serve-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runDir) })
+	script := func(name string) string {
+		src, err := os.ReadFile(filepath.Join(repoRoot(t), ".ci/clients", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(runDir, name)
+		if err := os.WriteFile(p, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	env := nodeEnv(dir, "SERVE_URL="+url, "SERVE_TOKEN="+token)
+	const answer = "The command printed hello."
+
+	t.Run("openai", func(t *testing.T) {
+		r := runClient(t, dir, env, 3*time.Minute, "node", script("serve-openai.mjs"), "coder")
+		if r.Exit != 0 {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.Exit, r.Stdout, r.Stderr)
+		}
+		var out struct {
+			Models []string
+			Plain  struct {
+				Content, Finish string
+				Usage           struct {
+					TotalTokens int `json:"total_tokens"`
+				}
+			}
+			Stream struct {
+				Content, Reasoning, Finish string
+				Chunks                     int
+				Usage                      *struct {
+					TotalTokens int `json:"total_tokens"`
+				}
+			}
+			Unknown struct {
+				Status  int
+				Code    string
+				Message string
+			}
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
+			t.Fatalf("%v\n%s", err, r.Stdout)
+		}
+		if len(out.Models) != 1 || out.Models[0] != "coder" {
+			t.Errorf("models.list: %q", out.Models)
+		}
+		if strings.TrimSpace(out.Plain.Content) != answer || out.Plain.Finish != "stop" || out.Plain.Usage.TotalTokens == 0 {
+			t.Errorf("create: %+v", out.Plain)
+		}
+		s := out.Stream
+		if strings.TrimSpace(s.Content) != answer || s.Finish != "stop" || s.Chunks < 3 || s.Usage == nil || s.Usage.TotalTokens == 0 {
+			t.Errorf("create with stream: %+v", s)
+		}
+		if !strings.Contains(s.Reasoning, `[tool sh {"cmd":"echo hello"}]`) || !strings.Contains(s.Reasoning, "[tool sh done in") {
+			t.Errorf("the stream does not show the sh run as reasoning: %q", s.Reasoning)
+		}
+		if out.Unknown.Status != 404 || out.Unknown.Code != "model_not_found" || !strings.Contains(out.Unknown.Message, "coder") {
+			t.Errorf("unknown agent: %+v", out.Unknown)
+		}
+	})
+	for _, mode := range []string{"run", "stream"} {
+		t.Run("agents sdk "+mode, func(t *testing.T) {
+			r := runClient(t, dir, env, 3*time.Minute, "node", script("serve-agents.mjs"), "coder", mode)
+			if r.Exit != 0 {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.Exit, r.Stdout, r.Stderr)
+			}
+			var out struct{ FinalOutput, Streamed string }
+			if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
+				t.Fatalf("%v\n%s", err, r.Stdout)
+			}
+			if strings.TrimSpace(out.FinalOutput) != answer || (mode == "stream" && strings.TrimSpace(out.Streamed) != answer) {
+				t.Errorf("got %+v", out)
+			}
+		})
+	}
+	t.Run("wrong token", func(t *testing.T) {
+		r := runClient(t, dir, nodeEnv(dir, "SERVE_URL="+url, "SERVE_TOKEN=wrong"), 2*time.Minute, "node", script("serve-agents.mjs"), "coder")
+		if r.Exit == 0 || strings.Contains(r.Stdout, answer) || !strings.Contains(r.Stderr, "401") {
+			t.Errorf("ran with a wrong token: exit %d\nstdout:\n%s\nstderr:\n%s", r.Exit, r.Stdout, r.Stderr)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package examples
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -198,3 +199,67 @@ func waitHealthy(ctx context.Context, url string, exited <-chan error) error {
 // syncBuffer is mcptest.SyncBuffer: safe for a process to write while a
 // test reads it.
 type syncBuffer = mcptest.SyncBuffer
+
+// orchestratorBinary returns the orchestrator binary to test:
+// $MEMBRANE_ORCHESTRATOR_BIN (set by .ci/clients.sh), else one built for
+// this test process.
+func orchestratorBinary(t testing.TB) string {
+	t.Helper()
+	if bin := os.Getenv("MEMBRANE_ORCHESTRATOR_BIN"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("MEMBRANE_ORCHESTRATOR_BIN: %v", err)
+		}
+		return bin
+	}
+	return mcptest.BuildBinary(t, "./cmd/orchestrator")
+}
+
+// startServe runs `orchestrator serve` on a free port with the agents of
+// agentsYAML, launching membraneBinary, and returns its API's base URL
+// (ending in /v1) once it serves. It is stopped with SIGTERM at cleanup.
+func startServe(t testing.TB, orch string, env []string, agentsYAML string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "agents.yaml")
+	if err := os.WriteFile(f, []byte(agentsYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(orch, "serve", "--http", "127.0.0.1:0", "--agents", f, "--membrane", membraneBinary(t))
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("orchestrator serve stderr:\n%s", stderr.String())
+		}
+	})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if _, rest, ok := strings.Cut(sc.Text(), " at http://"); ok {
+				a, _, _ := strings.Cut(rest, " ")
+				addr <- "http://" + a
+			}
+		}
+		close(addr)
+	}()
+	select {
+	case u, ok := <-addr:
+		if !ok {
+			t.Fatalf("orchestrator serve exited:\n%s", stderr.String())
+		}
+		return u
+	case <-time.After(90 * time.Second):
+		t.Fatalf("orchestrator serve did not start:\n%s", stderr.String())
+	}
+	return ""
+}

@@ -554,6 +554,14 @@ func (c *Client) handler(remote string, workspace bool) calls.Handler {
 			args = c.carryWorkspace(args)
 		}
 		params := &sdk.CallToolParams{Name: remote, Arguments: args}
+		if req.TraceParent != "" {
+			// The caller's trace goes on in the server (SEP-414).
+			m := map[string]any{"traceparent": req.TraceParent}
+			if req.TraceState != "" {
+				m["tracestate"] = req.TraceState
+			}
+			params.SetMeta(m)
+		}
 		if req.Progress != nil {
 			tok := c.name + "-" + strconv.FormatInt(c.nextTok.Add(1), 10)
 			params.SetProgressToken(tok)

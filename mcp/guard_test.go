@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/membrane-mcp/membrane/mcp"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 // guardDo sends one request to url and returns its status and body.
@@ -210,4 +211,15 @@ func TestHTTPMounts(t *testing.T) {
 			t.Errorf("mounts %+v accepted", ms)
 		}
 	}
+}
+
+// TestHTTPRulesMCP runs the shared HTTP rules (mcptest.CheckHTTPRules)
+// against the MCP endpoint; every other listener runs the same.
+func TestHTTPRulesMCP(t *testing.T) {
+	const token = "rules-token-for-tests"
+	_, url := serveHTTP(t, routerWithEcho(t), &mcp.HTTPOptions{Token: token, AllowedOrigins: []string{"https://app.example.com"}, MaxBodyBytes: 4 << 10})
+	mcptest.CheckHTTPRules(t, mcptest.HTTPRules{
+		URL: url + "/mcp", Body: initBody, OKStatus: 200, Token: token, AllowedOrigin: "https://app.example.com", MaxBody: 4 << 10,
+		Header: map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+	})
 }

@@ -477,11 +477,14 @@ func (s *Server) callTool(ctx context.Context, req *sdk.CallToolRequest) (*sdk.C
 		// directory, so all subscriptions are looked at (a bounded set).
 		defer s.checkSubscriptions("")
 	}
+	tp, ts := traceContext(req.Params.GetMeta())
 	res, err := s.router.Call(ctx, name, &calls.Request{
-		Arguments: req.Params.Arguments,
-		Session:   sess.cs,
-		Progress:  progressFor(req),
-		Logger:    clientLogger(req.Session, name),
+		Arguments:   req.Params.Arguments,
+		Session:     sess.cs,
+		Progress:    progressFor(req),
+		Logger:      clientLogger(req.Session, name),
+		TraceParent: tp,
+		TraceState:  ts,
 	})
 	if errors.Is(err, calls.ErrUnknownCall) {
 		// Removed between the client's tools/list and this call: data the

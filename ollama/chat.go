@@ -37,9 +37,9 @@ func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
 	}
 	var desc strings.Builder
 	if spec != nil && spec.Description != "" {
-		fmt.Fprintf(&desc, "%s (runs the local model %s: %s.)", spec.Description, mod.Name, mod.summary())
+		fmt.Fprintf(&desc, "%s (runs the %s %s: %s.)", spec.Description, mod.where(), mod.displayName(), mod.summary())
 	} else {
-		fmt.Fprintf(&desc, "Chat with the local model %s (%s).", mod.Name, mod.summary())
+		fmt.Fprintf(&desc, "Chat with the %s %s (%s).", mod.where(), mod.displayName(), mod.summary())
 	}
 	desc.WriteString(" Give a prompt, or messages for a conversation")
 	if flags.system {
@@ -52,10 +52,10 @@ func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
 	if flags.think {
 		desc.WriteString(" Set think to have it reason first; the reasoning comes back separately.")
 	}
-	key := modelKey(mod.Name)
+	key := mod.key()
 	return calls.Call{
 		Name:         name,
-		Title:        "Chat: " + mod.Name,
+		Title:        "Chat: " + mod.displayName(),
 		Description:  desc.String(),
 		InputSchema:  chatSchema(flags),
 		OutputSchema: chatOutputSchema,
@@ -89,18 +89,20 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 		return calls.Errorf("%v", err), nil
 	}
 	req = monotonic(req)
+	queued := time.Now()
 	release, busy, err := m.acquire(ctx, req, mod)
 	if busy != nil || err != nil {
 		return busy, err
 	}
 	defer release()
+	wait := time.Since(queued)
 
 	var (
 		tried []*host
 		last  *calls.Result
 	)
 	for {
-		h := mod.pickHost(tried)
+		h := mod.pick(tried, m.cfg.ModelConcurrency)
 		if h == nil {
 			if last != nil {
 				return last, nil
@@ -109,6 +111,9 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 		}
 		res, retry, err := m.chatOn(ctx, req, h, mod, creq)
 		if !retry {
+			if res != nil && res.Info != nil && res.Info.Model != nil {
+				res.Info.Model.QueueWait = wait
+			}
 			return res, err
 		}
 		tried, last = append(tried, h), res
@@ -135,6 +140,14 @@ func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, 
 	caller, err := checkOptions(a.Options, mod)
 	if err != nil {
 		return nil, fmt.Errorf("invalid arguments: %v", err)
+	}
+	if mod.backend != "" {
+		if err := checkBackendOptions(caller); err != nil {
+			return nil, fmt.Errorf("invalid arguments: %v", err)
+		}
+		if err := checkBackendOptions(opts); err != nil {
+			return nil, fmt.Errorf("the configured options of this tool are wrong: %v", err)
+		}
 	}
 	if len(caller) > 0 && opts == nil {
 		opts = map[string]any{}
@@ -222,7 +235,7 @@ func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, 
 // info is what observers learn about the call: the model, the host, the
 // tokens and the timings. Called with st.mu held.
 func (st *chatStream) info(mod *model, h *host) *calls.Info {
-	mi := &calls.ModelInfo{Model: mod.Name, Host: h.name, FirstToken: st.firstToken, TokensOut: st.tokens}
+	mi := &calls.ModelInfo{Model: mod.Name, Host: h.name, FirstToken: st.firstToken, TokensOut: st.tokens, Began: st.began, Took: st.took}
 	if st.done {
 		mi.TokensIn, mi.TokensOut, mi.Generation = st.final.PromptEvalCount, st.final.EvalCount, st.final.EvalDuration
 	}
@@ -241,6 +254,12 @@ type chatStream struct {
 	lastSent  time.Time
 	// firstToken is the time from the request to the first token.
 	firstToken time.Duration
+	// estimate is the input's estimated tokens; numCtx the num_ctx
+	// membrane chose for the call (0: none sent).
+	estimate, numCtx int
+	// began is when the request was sent; took how long until it ended.
+	began time.Time
+	took  time.Duration
 }
 
 // chatOn streams creq from h. retry reports that h could not be reached
@@ -249,12 +268,17 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 	h.inflight.Add(1)
 	defer h.inflight.Add(-1)
 
-	st := &chatStream{}
+	st := &chatStream{estimate: estimateTokens(creq)}
+	if n := m.chooseNumCtx(creq, mod, h, st.estimate); n > 0 {
+		creq = withNumCtx(creq, n)
+		st.numCtx = n
+	}
 	total := 0.0
 	if n, ok := number(creq.Options["num_predict"]); ok && n > 0 {
 		total = n
 	}
 	start := time.Now()
+	warm := h.isLoaded(mod.key(), start)
 
 	// A heartbeat while the model loads and until the first token.
 	hbCtx, stopHB := context.WithCancel(ctx)
@@ -271,14 +295,20 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 				n := st.tokens
 				st.mu.Unlock()
 				if n == 0 {
-					req.Progress.Report(ctx, 0, total, fmt.Sprintf("%s on %s: loading, %s so far", mod.Name, h.name, time.Since(start).Round(time.Second)))
+					msg := fmt.Sprintf("%s on %s: loading, %s so far", mod.Name, h.name, time.Since(start).Round(time.Second))
+					if !warm {
+						if d := m.loadTime(mod.key()); d > 0 {
+							msg += fmt.Sprintf(" (it took %s to load last time)", d.Round(100*time.Millisecond))
+						}
+					}
+					req.Progress.Report(ctx, 0, total, msg)
 				}
 			}
 		}
 	}()
 
 	limit := m.cfg.MaxResponseBytes
-	err = h.client.Chat(ctx, creq, func(r api.ChatResponse) error {
+	err = h.chat(ctx, creq, func(r api.ChatResponse) error {
 		st.mu.Lock()
 		st.content.WriteString(r.Message.Content)
 		st.thinking.WriteString(r.Message.Thinking)
@@ -316,6 +346,7 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.began, st.took = start, time.Since(start)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		if errors.Is(ctxErr, context.DeadlineExceeded) && st.tokens > 0 {
 			limit := "its time limit"
@@ -335,8 +366,8 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 		if unreachable(err) && st.tokens == 0 && !errors.Is(err, errCutStream) {
 			h.markDown(err)
 			m.kickRefresh()
-			m.log.Warn("ollama host unreachable during a call", "host", h.name, "model", mod.Name, "err", err)
-			return calls.Errorf("%s", explain(err, mod.Name, h.name, mod.ContextLength)), true, nil
+			m.log.Warn("model host unreachable during a call", "host", h.name, "model", mod.Name, "err", err)
+			return calls.Errorf("%s", explainOn(err, mod, h)), true, nil
 		}
 		if unreachable(err) {
 			m.kickRefresh()
@@ -345,7 +376,7 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 		if errors.As(err, &se) && se.StatusCode == 404 {
 			m.kickRefresh()
 		}
-		text := explain(err, mod.Name, h.name, mod.ContextLength)
+		text := explainOn(err, mod, h)
 		if st.tokens > 0 {
 			text += fmt.Sprintf("\n%d tokens came back before it failed:\n%s", st.tokens, st.content.String())
 		}
@@ -353,6 +384,10 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 		r.Structured = map[string]any{"model": mod.Name, "host": h.name, "error": text, "tokens": st.tokens}
 		r.Info = st.info(mod, h)
 		return r, false, nil
+	}
+	h.markLoaded(mod.key(), mod.Name, st.numCtx)
+	if !warm {
+		m.recordLoad(mod.key(), st.final.LoadDuration)
 	}
 	return m.chatResult(mod, h, creq, st), false, nil
 }
@@ -390,7 +425,19 @@ func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chat
 		out["done_reason"] = "response_limit"
 		notes = append(notes, fmt.Sprintf("[truncated: the answer passed the limit of %d bytes and generation was stopped]", m.cfg.MaxResponseBytes))
 	}
-	if cut, why := looksTruncated(creq, st.final.PromptEvalCount, mod.ContextLength); cut && !(creq.Truncate != nil && *creq.Truncate) {
+	if st.numCtx > 0 {
+		out["num_ctx"] = st.numCtx
+	}
+	cut, why := looksTruncated(creq, st.final.PromptEvalCount, mod.ContextLength)
+	if !cut {
+		window := st.numCtx
+		if window == 0 {
+			window = mod.ContextLength
+		}
+		why = estimateNote(st.estimate, st.final.PromptEvalCount, window)
+		cut = why != ""
+	}
+	if cut && h.oa == nil && !(creq.Truncate != nil && *creq.Truncate) {
 		notes = append(notes, "[warning: "+why+", so Ollama probably cut the beginning of the input; shorten it, or raise options.num_ctx (up to the model's context length)]")
 		out["context_full"] = true
 	}

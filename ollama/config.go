@@ -107,6 +107,19 @@ type Config struct {
 	// ModelTools says which tools the discovered models get. Empty means
 	// ModelToolsPerModel.
 	ModelTools ModelTools
+	// ContextBudget is the memory, in bytes, one call's context window
+	// (its KV cache) may take on a host: num_ctx is capped where the
+	// model's KV cache would pass it. Zero means no cap but the model's
+	// context length.
+	ContextBudget int64
+	// NumCtx sets the num_ctx sent with every call of a model, by model
+	// name, instead of the size membrane chooses (a caller's own num_ctx
+	// still wins). Nil means none.
+	NumCtx map[string]int
+	// Backends are OpenAI-compatible servers whose models are served
+	// beside the Ollama hosts' (see Backend), with the same routing,
+	// queueing, limits and refresh. None by default.
+	Backends []Backend
 }
 
 // ModelTools is how the discovered models become tools.
@@ -155,6 +168,13 @@ func (c *Config) withDefaults() {
 	}
 	if c.ModelTools == "" {
 		c.ModelTools = ModelToolsPerModel
+	}
+	if len(c.NumCtx) > 0 {
+		keyed := make(map[string]int, len(c.NumCtx))
+		for name, n := range c.NumCtx {
+			keyed[modelKey(name)] = n
+		}
+		c.NumCtx = keyed
 	}
 }
 

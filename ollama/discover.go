@@ -43,23 +43,29 @@ type HostStatus struct {
 	Models int `json:"models"`
 	// Err says why the host is down; empty when it is up.
 	Err string `json:"err,omitempty"`
+	// Loaded are the models the host has in memory, as its /api/ps said
+	// at the last refresh (and calls since have shown); empty for an
+	// OpenAI-compatible backend, which does not say.
+	Loaded []string `json:"loaded,omitempty"`
 }
 
 // host is one Ollama server.
 type host struct {
 	base   *url.URL
-	name   string // base with the password redacted, for logs and descriptions
-	client *api.Client
+	name   string      // base with the password redacted, for logs and descriptions
+	client *api.Client // nil for an OpenAI-compatible backend
 	http   *http.Client
+	oa     *openAI // set for an OpenAI-compatible backend
 
 	inflight atomic.Int64 // calls running on this host, for least-busy routing
 
 	mu     sync.Mutex
 	up     bool
 	err    string
-	tags   []tagModel // as of the last successful listing, until downAfter failures
-	listed bool       // a listing was ever attempted
-	fails  int        // listings failed in a row
+	tags   []tagModel             // as of the last successful listing, until downAfter failures
+	listed bool                   // a listing was ever attempted
+	fails  int                    // listings failed in a row
+	loaded map[string]loadedModel // by model key, from /api/ps and calls
 }
 
 func newHost(base *url.URL, hc *http.Client) *host {
@@ -72,6 +78,7 @@ func (h *host) status() HostStatus {
 	st := HostStatus{URL: h.name, Up: h.up, Err: h.err}
 	if h.up {
 		st.Models = len(h.tags)
+		st.Loaded = h.loadedNames(time.Now())
 	}
 	if !h.listed {
 		st.Err = "not contacted yet"
@@ -104,6 +111,9 @@ type tagModel struct {
 	Size         int64            `json:"size"`
 	Details      api.ModelDetails `json:"details"`
 	Capabilities []string         `json:"capabilities,omitempty"`
+	// contextLength is what an OpenAI-compatible listing said of the
+	// context window; Ollama's comes from /api/show.
+	contextLength int
 }
 
 // parseTags decodes an /api/tags body. Entries with no usable name are
@@ -144,6 +154,9 @@ func validModelName(s string) bool {
 
 // list reads the host's models.
 func (h *host) list(ctx context.Context) ([]tagModel, error) {
+	if h.oa != nil {
+		return h.oa.listModels(ctx, h.http)
+	}
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base.JoinPath("/api/tags").String(), nil)
@@ -175,6 +188,7 @@ type modelDetails struct {
 	ContextLength   int
 	EmbeddingLength int
 	Arch            string
+	KVBytesPerToken int // f16 KV cache per token of context; 0 unknown
 }
 
 // show reads a model's details from /api/show.
@@ -197,6 +211,8 @@ func detailsFromShow(resp *api.ShowResponse) *modelDetails {
 	if d.Arch != "" {
 		d.ContextLength = intOf(resp.ModelInfo[d.Arch+".context_length"])
 		d.EmbeddingLength = intOf(resp.ModelInfo[d.Arch+".embedding_length"])
+		d.KVBytesPerToken = kvBytesPerToken(intOf(resp.ModelInfo[d.Arch+".block_count"]), intOf(resp.ModelInfo[d.Arch+".attention.head_count"]),
+			intOf(resp.ModelInfo[d.Arch+".attention.head_count_kv"]), d.EmbeddingLength)
 	}
 	if len(d.Capabilities) == 0 {
 		// Servers older than capabilities in /api/show: an embedding model
@@ -248,9 +264,26 @@ type model struct {
 	Size            int64
 	ContextLength   int
 	EmbeddingLength int
+	KVBytesPerToken int
 	Capabilities    []string
 	hosts           []*host // hosts that have it, in configuration order
+	// backend is the name of the OpenAI-compatible backend that serves
+	// the model (its one host); "" for an Ollama model.
+	backend string
 }
+
+// key is the model's identity: modelKey of its name for an Ollama model
+// (one model over every Ollama host that lists the name), and
+// "@backend/id" for a backend's, whose ids are the backend's own.
+func (m *model) key() string {
+	if m.backend != "" {
+		return backendKey(m.backend, m.Name)
+	}
+	return modelKey(m.Name)
+}
+
+// backendKey is the key of a backend's model.
+func backendKey(backend, id string) string { return "@" + backend + "/" + id }
 
 func (m *model) has(c string) bool { return slices.Contains(m.Capabilities, c) }
 
@@ -311,15 +344,28 @@ func (m *model) downReasons() string {
 
 // pickHost returns the up host that has m and is running the fewest calls,
 // skipping those in tried; ties go to the earlier host in the configuration.
-func (m *model) pickHost(tried []*host) *host {
-	var best *host
-	var load int64
+func (m *model) pickHost(tried []*host) *host { return m.pick(tried, 0) }
+
+// pick is pickHost that first prefers a host that has the model loaded
+// already (a call there skips the load, and no other host has to load it
+// beside), while that host runs fewer than per calls; per <= 0 means
+// always. Among equals the least busy wins, then the earlier one.
+func (m *model) pick(tried []*host, per int) *host {
+	var (
+		best     *host
+		load     int64
+		bestWarm bool
+		now      = time.Now()
+		key      = m.key()
+	)
 	for _, h := range m.hosts {
 		if slices.Contains(tried, h) || !h.isUp() {
 			continue
 		}
-		if n := h.inflight.Load(); best == nil || n < load {
-			best, load = h, n
+		n := h.inflight.Load()
+		warm := h.isLoaded(key, now) && (per <= 0 || n < int64(per))
+		if best == nil || warm && !bestWarm || warm == bestWarm && n < load {
+			best, load, bestWarm = h, n, warm
 		}
 	}
 	return best

@@ -1,6 +1,7 @@
 package ollama_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -339,11 +340,22 @@ func TestE2EChatEmbedAndProgress(t *testing.T) {
 }
 
 // upstream is a reverse proxy in front of a real Ollama that sees when
-// membrane closes a chat request before Ollama finished the answer.
+// membrane closes a chat request (/api/chat, or /v1/chat/completions)
+// before Ollama finished the answer.
 type upstream struct {
 	*httptest.Server
 	chats  atomic.Int64
 	closed chan struct{} // one value per /api/chat answer closed before its done line
+
+	mu       sync.Mutex
+	lastChat []byte // the body of the last chat request
+}
+
+// lastChatBody returns the body of the last chat request.
+func (p *upstream) lastChatBody() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastChat
 }
 
 func newUpstream(t *testing.T, target string) *upstream {
@@ -353,14 +365,22 @@ func newUpstream(t *testing.T, target string) *upstream {
 	rp.FlushInterval = -1
 	rp.ErrorLog = log.New(io.Discard, "", 0)
 	rp.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.URL.Path == "/api/chat" {
-			resp.Body = &watchBody{ReadCloser: resp.Body, early: p.closed}
+		switch resp.Request.URL.Path {
+		case "/api/chat":
+			resp.Body = &watchBody{ReadCloser: resp.Body, early: p.closed, end: `"done":true`}
+		case "/v1/chat/completions":
+			resp.Body = &watchBody{ReadCloser: resp.Body, early: p.closed, end: "[DONE]"}
 		}
 		return nil
 	}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/chat" {
+		if r.URL.Path == "/api/chat" || r.URL.Path == "/v1/chat/completions" {
 			p.chats.Add(1)
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			p.mu.Lock()
+			p.lastChat = body
+			p.mu.Unlock()
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -368,11 +388,12 @@ func newUpstream(t *testing.T, target string) *upstream {
 	return p
 }
 
-// watchBody reports, when closed, whether the stream ended with Ollama's
-// final "done":true line.
+// watchBody reports, when closed, whether the stream ended with its end
+// marker: Ollama's final "done":true line, or an SSE stream's [DONE].
 type watchBody struct {
 	io.ReadCloser
 	early chan struct{}
+	end   string
 	last  []byte
 	once  sync.Once
 }
@@ -388,7 +409,7 @@ func (b *watchBody) Read(p []byte) (int, error) {
 
 func (b *watchBody) Close() error {
 	b.once.Do(func() {
-		if !strings.Contains(string(b.last), `"done":true`) {
+		if !strings.Contains(string(b.last), b.end) {
 			b.early <- struct{}{}
 		}
 	})
@@ -402,6 +423,29 @@ func longChat(tool string) *sdk.CallToolParams {
 	p := &sdk.CallToolParams{Name: tool, Arguments: map[string]any{"prompt": "a", "options": map[string]any{"num_predict": 1000000, "temperature": 0, "seed": 1}}}
 	p.SetProgressToken("long")
 	return p
+}
+
+// cancelMidStream starts a long chat of tool, cancels it once tokens
+// flow, and checks that the call fails and that membrane closed the
+// upstream request before its end.
+func (h *harness) cancelMidStream(t *testing.T, up *upstream, tool string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.cs.CallTool(ctx, longChat(tool))
+		errc <- err
+	}()
+	h.waitTokens(t)
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("a cancelled call returned no error")
+	}
+	select {
+	case <-up.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("membrane did not close the upstream chat request after the client cancelled")
+	}
 }
 
 func (h *harness) waitTokens(t *testing.T) {
@@ -428,23 +472,7 @@ func TestE2ECancelClosesUpstream(t *testing.T) {
 		up := newUpstream(t, srv.URL)
 		h := start(t, ollama.Config{Hosts: []string{up.URL}})
 		h.ready(t, "chat_gibberish", has("chat_gibberish"))
-
-		ctx, cancel := context.WithCancel(t.Context())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := h.cs.CallTool(ctx, longChat("chat_gibberish"))
-			errc <- err
-		}()
-		h.waitTokens(t)
-		cancel()
-		if err := <-errc; err == nil {
-			t.Fatal("a cancelled call returned no error")
-		}
-		select {
-		case <-up.closed:
-		case <-time.After(10 * time.Second):
-			t.Fatal("membrane did not close the upstream /api/chat request after the client cancelled")
-		}
+		h.cancelMidStream(t, up, "chat_gibberish")
 		// The model is free again: a new call is answered.
 		res, err := h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "chat_gibberish", Arguments: map[string]any{"prompt": "hi"}})
 		if err != nil || res.IsError {
@@ -500,7 +528,10 @@ func TestE2ETwoHostsOverlap(t *testing.T) {
 		b.Create(t, "shared:latest", ollamatest.ChatModel())
 		b.Create(t, "only-b:latest", ollamatest.EmbedModel(32))
 		pa, pb := newUpstream(t, a.URL), newUpstream(t, b.URL)
-		h := start(t, ollama.Config{Hosts: []string{pa.URL, pb.URL}})
+		// One call per host at a time: the second call may not join the
+		// first on the host that has the model loaded (see
+		// TestE2EPreferLoadedHost), so it goes to the other.
+		h := start(t, ollama.Config{Hosts: []string{pa.URL, pb.URL}, ModelConcurrency: 1})
 		tools := h.ready(t, "models of both hosts", has("chat_only_a", "chat_shared", "embed_only_b"))
 		if d := tools["chat_shared"].Description; !strings.Contains(d, pa.URL) || !strings.Contains(d, pb.URL) {
 			t.Errorf("shared model's description does not name both hosts: %s", d)

@@ -21,15 +21,15 @@ const summaryValues = 8
 func (m *Models) embedCall(name string, mod *model, spec *ToolSpec) calls.Call {
 	var desc string
 	if spec != nil && spec.Description != "" {
-		desc = fmt.Sprintf("%s (runs the local embedding model %s: %s.)", spec.Description, mod.Name, mod.summary())
+		desc = fmt.Sprintf("%s (runs the %s %s: %s.)", spec.Description, mod.where(), mod.displayName(), mod.summary())
 	} else {
-		desc = fmt.Sprintf("Embed text with the local model %s (%s).", mod.Name, mod.summary())
+		desc = fmt.Sprintf("Embed text with the %s %s (%s).", mod.where(), mod.displayName(), mod.summary())
 	}
 	desc += " Give one input or an array of inputs; returns one vector per input, or with summary a compact summary of each."
-	key := modelKey(mod.Name)
+	key := mod.key()
 	return calls.Call{
 		Name:         name,
-		Title:        "Embed: " + mod.Name,
+		Title:        "Embed: " + mod.displayName(),
 		Description:  desc,
 		InputSchema:  embedSchema(false, mod.EmbeddingLength),
 		OutputSchema: embedOutputSchema,
@@ -77,7 +77,7 @@ func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a
 		last  string
 	)
 	for {
-		h := mod.pickHost(tried)
+		h := mod.pick(tried, m.cfg.ModelConcurrency)
 		if h == nil {
 			if last != "" {
 				return calls.Errorf("%s", last), nil
@@ -86,7 +86,7 @@ func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a
 		}
 		req.Progress.Report(ctx, 0, float64(len(inputs)), fmt.Sprintf("embedding %d inputs with %s on %s", len(inputs), mod.Name, h.name))
 		h.inflight.Add(1)
-		resp, err := h.client.Embed(ctx, ereq)
+		resp, err := h.embed(ctx, ereq)
 		h.inflight.Add(-1)
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, fmt.Errorf("ollama: embed %s: %w", mod.Name, ctxErr)
@@ -96,16 +96,17 @@ func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a
 			if unreachable(err) && !errors.As(err, &se) {
 				h.markDown(err)
 				m.kickRefresh()
-				tried, last = append(tried, h), explain(err, mod.Name, h.name, mod.ContextLength)
+				tried, last = append(tried, h), explainOn(err, mod, h)
 				continue
 			}
 			if errors.As(err, &se) && se.StatusCode == 404 {
 				m.kickRefresh()
 			}
-			return calls.Errorf("%s", explain(err, mod.Name, h.name, mod.ContextLength)), nil
+			return calls.Errorf("%s", explainOn(err, mod, h)), nil
 		}
+		h.markLoaded(mod.key(), mod.Name, 0)
 		if len(resp.Embeddings) != len(inputs) {
-			return calls.Errorf("Ollama on %s returned %d vectors for %d inputs", h.name, len(resp.Embeddings), len(inputs)), nil
+			return calls.Errorf("%s on %s returned %d vectors for %d inputs", h.server(), h.name, len(resp.Embeddings), len(inputs)), nil
 		}
 		return embedResult(mod, h, resp, a.Summary), nil
 	}

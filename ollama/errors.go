@@ -73,6 +73,7 @@ const (
 	failRunner               // the host's runner could not start, or died
 	failBusy                 // the host's queue is full
 	failServer               // any other failure inside Ollama
+	failAuth                 // the server (or a proxy before it) refused the credentials
 )
 
 // replyPattern is a piece of an Ollama error text that tells one failure
@@ -122,6 +123,10 @@ func classify(se api.StatusError) failure {
 		return failModelMissing
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		return failBusy
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		// Ollama itself has no authentication: a proxy before it, or an
+		// OpenAI-compatible server's API key check.
+		return failAuth
 	case code >= 400 && code < 500:
 		if k := matchReply(se.ErrorMessage, false); k != failOther {
 			return k
@@ -149,6 +154,17 @@ func matchReply(msg string, server bool) failure {
 // explain turns an error from a model call into a sentence the calling model
 // can act on.
 func explain(err error, modelName, hostName string, ctxLen int) string {
+	return explainFrom("Ollama", err, modelName, hostName, ctxLen)
+}
+
+// explainOn is explain for a call of mod on h, naming h's kind of server.
+func explainOn(err error, mod *model, h *host) string {
+	return explainFrom(h.server(), err, mod.Name, h.name, mod.ContextLength)
+}
+
+// explainFrom is explain with server ("Ollama", or another kind of server)
+// as the one that answered.
+func explainFrom(server string, err error, modelName, hostName string, ctxLen int) string {
 	var se api.StatusError
 	if errors.As(err, &se) {
 		msg := se.ErrorMessage
@@ -166,30 +182,35 @@ func explain(err error, modelName, hostName string, ctxLen int) string {
 		case failUnsupported:
 			return fmt.Sprintf("%s cannot do that: %s", modelName, msg)
 		case failBadRequest:
-			return fmt.Sprintf("Ollama rejected the request to %s: %s", modelName, msg)
+			return fmt.Sprintf("%s rejected the request to %s: %s", server, modelName, msg)
 		case failNoMemory:
 			return fmt.Sprintf("model %s failed to load on %s: %s; try a smaller model, or again once other models are unloaded", modelName, hostName, msg)
 		case failModelLoad:
+			if server != "Ollama" {
+				return fmt.Sprintf("model %s failed to load on %s: %s; use another model", modelName, hostName, msg)
+			}
 			return fmt.Sprintf("model %s failed to load on %s: %s; the model file may be damaged or need a newer Ollama (`ollama run %s` on that host shows the same); use another model", modelName, hostName, msg, modelName)
 		case failRunner:
-			return fmt.Sprintf("Ollama on %s could not run model %s: %s; the host's Ollama installation or its model runner is broken (its server log says why), not the model; use another host or model, or try again later", hostName, modelName, msg)
+			return fmt.Sprintf("%s on %s could not run model %s: %s; the host's installation or its model runner is broken (its server log says why), not the model; use another host or model, or try again later", server, hostName, modelName, msg)
 		case failBusy:
-			return fmt.Sprintf("Ollama on %s is overloaded (%s); wait a little and try again", hostName, msg)
+			return fmt.Sprintf("%s on %s is overloaded (%s); wait a little and try again", server, hostName, msg)
+		case failAuth:
+			return fmt.Sprintf("%s on %s refused the credentials membrane sent (HTTP %d: %s); the key or password configured for that host is missing or wrong", server, hostName, se.StatusCode, msg)
 		}
-		return fmt.Sprintf("Ollama on %s failed (HTTP %d): %s", hostName, se.StatusCode, msg)
+		return fmt.Sprintf("%s on %s failed (HTTP %d): %s", server, hostName, se.StatusCode, msg)
 	}
 	if errors.Is(err, errCutStream) {
-		return fmt.Sprintf("Ollama on %s stopped in the middle of the answer (it may have crashed or restarted); try again", hostName)
+		return fmt.Sprintf("%s on %s stopped in the middle of the answer (it may have crashed or restarted); try again", server, hostName)
 	}
 	if unreachable(err) {
-		return fmt.Sprintf("Ollama on %s cannot be reached (%s); membrane will pick the model up again when the host is back", hostName, describeHostErr(err))
+		return fmt.Sprintf("%s on %s cannot be reached (%s); membrane will pick the model up again when the host is back", server, hostName, describeHostErr(err))
 	}
 	low := strings.ToLower(err.Error())
 	// api.Client returns a line it cannot parse as the error text itself.
 	if t := strings.TrimSpace(err.Error()); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") ||
 		strings.Contains(low, "invalid character") || strings.Contains(low, "unexpected end of json") || strings.Contains(low, "cannot unmarshal") {
-		return fmt.Sprintf("Ollama on %s sent a malformed reply (%v); try again, and check the host's Ollama version", hostName, err)
+		return fmt.Sprintf("%s on %s sent a malformed reply (%v); try again, and check the server's version", server, hostName, err)
 	}
 	// An {"error": ...} line in the middle of a stream, or a stray line.
-	return fmt.Sprintf("Ollama on %s failed during the answer of %s: %v", hostName, modelName, err)
+	return fmt.Sprintf("%s on %s failed during the answer of %s: %v", server, hostName, modelName, err)
 }

@@ -55,7 +55,7 @@ func (m *Models) limit(mod *model) int {
 // progress) while the model is busy. It returns a result instead when the
 // queue is full, and an error when ctx ends first.
 func (m *Models) acquire(ctx context.Context, req *calls.Request, mod *model) (release func(), busy *calls.Result, err error) {
-	g := m.gateFor(modelKey(mod.Name))
+	g := m.gateFor(mod.key())
 	if g == nil {
 		return func() {}, nil, nil
 	}
@@ -92,7 +92,11 @@ func (m *Models) acquire(ctx context.Context, req *calls.Request, mod *model) (r
 	start := time.Now()
 	tick := time.NewTicker(progressHeartbeat)
 	defer tick.Stop()
-	req.Progress.Report(ctx, 0, 0, fmt.Sprintf("waiting for %s: %d calls running, %d ahead in line", mod.Name, running, ahead))
+	msg := fmt.Sprintf("waiting for %s: %d calls running, %d ahead in line", mod.Name, running, ahead)
+	if d := m.loadTime(mod.key()); d > 0 && len(mod.loadedOn(time.Now())) == 0 {
+		msg += fmt.Sprintf("; it is not loaded, and took %s to load last time", d.Round(100*time.Millisecond))
+	}
+	req.Progress.Report(ctx, 0, 0, msg)
 	for {
 		select {
 		case <-turn:
@@ -138,4 +142,24 @@ func monotonic(req *calls.Request) *calls.Request {
 		mu.Unlock()
 	})
 	return &cp
+}
+
+// QueueDepths returns, for each model with calls waiting for a slot, how
+// many are waiting.
+func (m *Models) QueueDepths() map[string]int {
+	m.mu.Lock()
+	gates := make(map[string]*gate, len(m.gates))
+	for k, g := range m.gates {
+		gates[k] = g
+	}
+	m.mu.Unlock()
+	out := map[string]int{}
+	for k, g := range gates {
+		g.mu.Lock()
+		if n := len(g.waiters); n > 0 {
+			out[k] = n
+		}
+		g.mu.Unlock()
+	}
+	return out
 }

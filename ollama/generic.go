@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
 )
@@ -107,10 +108,13 @@ func (m *Models) resolve(name string, capability string) (*model, *calls.Result)
 	if mod, ok := m.lookup(modelKey(name)); ok {
 		return mod, nil
 	}
+	if mod, ok := m.lookup("@" + name); ok {
+		return mod, nil // a backend's model, as BACKEND/ID
+	}
 	var names []string
 	for _, mod := range m.snapshot() {
 		if mod.has(capability) {
-			names = append(names, mod.Name)
+			names = append(names, mod.displayName())
 		}
 	}
 	if len(names) == 0 {
@@ -157,7 +161,10 @@ func truncateString(s string, n int) string {
 
 // modelEntry is one model in the ollama_models answer.
 type modelEntry struct {
-	Name          string   `json:"name"`
+	Name string `json:"name"`
+	// Backend is the OpenAI-compatible backend that serves the model;
+	// empty for an Ollama model. Its name is BACKEND/ID.
+	Backend       string   `json:"backend,omitempty"`
 	Tools         []string `json:"tools"`
 	Capabilities  []string `json:"capabilities"`
 	Family        string   `json:"family,omitempty"`
@@ -168,6 +175,13 @@ type modelEntry struct {
 	Hosts         []string `json:"hosts"`
 	// Available is false while every host that has the model is down.
 	Available bool `json:"available"`
+	// LoadedOn are the hosts that have the model in memory now: a call
+	// goes to one of them first.
+	LoadedOn []string `json:"loaded_on,omitempty"`
+	// NumCtxLimit is the largest num_ctx membrane sends for the model:
+	// its context length, lowered by the context memory budget, or the
+	// configured num_ctx. Below it, membrane sizes num_ctx to the input.
+	NumCtxLimit int `json:"num_ctx_limit,omitempty"`
 }
 
 func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.Result, error) {
@@ -197,13 +211,13 @@ func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.R
 		if a.Capability != "" && !mod.has(a.Capability) {
 			continue
 		}
-		tools := toolsOf[modelKey(mod.Name)]
+		tools := toolsOf[mod.key()]
 		slices.Sort(tools)
 		entries = append(entries, modelEntry{
-			Name: mod.Name, Tools: tools, Capabilities: mod.Capabilities,
+			Name: mod.displayName(), Backend: mod.backend, Tools: tools, Capabilities: mod.Capabilities,
 			Family: mod.Family, ParameterSize: mod.ParameterSize, Quantization: mod.Quantization,
 			ContextLength: mod.ContextLength, Dimensions: mod.EmbeddingLength, Hosts: mod.hostNames(),
-			Available: mod.pickHost(nil) != nil,
+			Available: mod.pickHost(nil) != nil, LoadedOn: mod.loadedOn(time.Now()), NumCtxLimit: m.numCtxLimit(mod),
 		})
 	}
 	out := map[string]any{"models": entries, "hosts": m.Hosts()}
@@ -213,4 +227,12 @@ func (m *Models) handleModels(ctx context.Context, req *calls.Request) (*calls.R
 		text = "No Ollama host is reachable (" + m.hostSummary() + "). Start Ollama, or point membrane's Ollama host setting (or OLLAMA_HOST) at it.\n" + text
 	}
 	return &calls.Result{Content: []calls.Content{{Type: calls.ContentText, Text: text}}, Structured: out}, nil
+}
+
+// numCtxLimit is ctxLimit for an Ollama model; 0 for a backend's.
+func (m *Models) numCtxLimit(mod *model) int {
+	if mod.backend != "" {
+		return 0
+	}
+	return m.ctxLimit(mod)
 }

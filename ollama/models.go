@@ -73,7 +73,9 @@ type Models struct {
 	specs  []ToolSpec               // logical tools
 	shows  map[string]*modelDetails // /api/show facts by digest
 	gates  map[string]*gate         // per-model queues by modelKey
-	tools  map[string]toolTarget    // reverse map: tool name -> what it runs
+	// loadTimes is how long each model (by key) took to load last time.
+	loadTimes map[string]time.Duration
+	tools     map[string]toolTarget // reverse map: tool name -> what it runs
 
 	syncMu sync.Mutex // builds and hands over one set of calls at a time
 	// waiting are the logical tools whose model no host has, as last
@@ -124,6 +126,16 @@ func New(cfg Config, r *calls.Router, log *slog.Logger) (*Models, error) {
 	}
 	for _, u := range urls {
 		m.hosts = append(m.hosts, newHost(u, hc))
+	}
+	if err := ValidateBackends(cfg.Backends); err != nil {
+		return nil, fmt.Errorf("ollama: %w", err)
+	}
+	for _, b := range cfg.Backends {
+		h, err := newBackendHost(b, hc)
+		if err != nil {
+			return nil, fmt.Errorf("ollama: %w", err)
+		}
+		m.hosts = append(m.hosts, h)
 	}
 	m.sync()
 	return m, nil
@@ -248,7 +260,13 @@ func (m *Models) Refresh(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(m.hosts))
 	for i, h := range m.hosts {
-		wg.Go(func() { errs[i] = m.listHost(ctx, h) })
+		wg.Go(func() {
+			if errs[i] = m.listHost(ctx, h); errs[i] == nil {
+				if err := h.readLoaded(ctx); err != nil && ctx.Err() == nil {
+					m.log.Debug("ollama /api/ps", "host", h.name, "err", err)
+				}
+			}
+		})
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -275,6 +293,9 @@ func (m *Models) Refresh(ctx context.Context) error {
 			}
 			used[showKey(h, t)] = true
 			key := modelKey(t.Name)
+			if h.oa != nil {
+				key = backendKey(h.oa.cfg.Name, t.Name)
+			}
 			if mod, ok := models[key]; ok {
 				if !slices.Contains(mod.hosts, h) {
 					mod.hosts = append(mod.hosts, h)
@@ -286,9 +307,13 @@ func (m *Models) Refresh(ctx context.Context) error {
 				Family: t.Details.Family, ParameterSize: t.Details.ParameterSize,
 				Quantization: t.Details.QuantizationLevel, Format: t.Details.Format,
 				Capabilities: slices.Clone(caps), hosts: []*host{h},
+				ContextLength: t.contextLength,
+			}
+			if h.oa != nil {
+				mod.backend = h.oa.cfg.Name
 			}
 			if d != nil {
-				mod.ContextLength, mod.EmbeddingLength = d.ContextLength, d.EmbeddingLength
+				mod.ContextLength, mod.EmbeddingLength, mod.KVBytesPerToken = d.ContextLength, d.EmbeddingLength, d.KVBytesPerToken
 			}
 			models[key] = mod
 		}
@@ -363,6 +388,9 @@ func (m *Models) showMissing(ctx context.Context) {
 	queued := map[string]bool{}
 	m.mu.RLock()
 	for _, h := range m.hosts {
+		if h.oa != nil {
+			continue // a backend's listing says all there is
+		}
 		h.mu.Lock()
 		tags := h.tags
 		h.mu.Unlock()
@@ -437,7 +465,7 @@ func (m *Models) snapshot() []*model {
 		out = append(out, mod)
 	}
 	m.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *model) int { return strings.Compare(modelKey(a.Name), modelKey(b.Name)) })
+	slices.SortFunc(out, func(a, b *model) int { return strings.Compare(a.key(), b.key()) })
 	return out
 }
 
@@ -452,7 +480,7 @@ func (m *Models) ToolModel(tool string) (model string, ok bool) {
 		return "", false
 	}
 	if mod, ok := m.models[t.Model]; ok {
-		return mod.Name, true
+		return mod.displayName(), true
 	}
 	return "", false
 }
@@ -470,14 +498,14 @@ func (m *Models) sync() {
 	var chatModels, embedModels []string
 	for _, mod := range mods {
 		if mod.canChat() {
-			chatModels = append(chatModels, mod.Name)
+			chatModels = append(chatModels, mod.displayName())
 		}
 		if mod.canEmbed() {
-			embedModels = append(embedModels, mod.Name)
+			embedModels = append(embedModels, mod.displayName())
 		}
 	}
-	chatNames := assignNames(prefixChat, chatModels)
-	embedNames := assignNames(prefixEmbed, embedModels)
+	chatNames := assignModelNames(prefixChat, mods, (*model).canChat)
+	embedNames := assignModelNames(prefixEmbed, mods, (*model).canEmbed)
 
 	anyUp := false
 	for _, h := range m.hosts {
@@ -520,12 +548,12 @@ func (m *Models) sync() {
 		}
 	}
 	for _, mod := range mods {
-		key := modelKey(mod.Name)
+		key := mod.key()
 		if mod.canChat() && mode == ModelToolsPerModel {
-			add(m.chatCall(chatNames[mod.Name], mod, nil), toolTarget{Kind: "chat", Model: key})
+			add(m.chatCall(chatNames[key], mod, nil), toolTarget{Kind: "chat", Model: key})
 		}
 		if mod.canEmbed() && mode == ModelToolsPerModel {
-			add(m.embedCall(embedNames[mod.Name], mod, nil), toolTarget{Kind: "embed", Model: key})
+			add(m.embedCall(embedNames[key], mod, nil), toolTarget{Kind: "embed", Model: key})
 		}
 	}
 	for i := range specs {
@@ -536,7 +564,7 @@ func (m *Models) sync() {
 		key := modelKey(s.Model)
 		var mod *model
 		for _, x := range mods {
-			if modelKey(x.Name) == key {
+			if x.key() == key || x.backend != "" && x.displayName() == s.Model {
 				mod = x
 			}
 		}

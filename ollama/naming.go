@@ -114,3 +114,69 @@ func assignNames(prefix string, models []string) map[string]string {
 	}
 	return out
 }
+
+// displayName is the name callers use for mod: its Ollama name, or
+// BACKEND/ID for a backend's model.
+func (m *model) displayName() string {
+	if m.backend != "" {
+		return m.backend + "/" + m.Name
+	}
+	return m.Name
+}
+
+// assignModelNames gives each model for which ok holds its tool name for
+// prefix, by model key. Ollama models are named as assignNames names them.
+// A backend's model gets the plain name of its id when no other model
+// would have that name, and otherwise prefix + backend + "_" + id, so that
+// it never takes an Ollama model's name, and two backends serving the
+// same id never fight over one.
+func assignModelNames(prefix string, mods []*model, ok func(*model) bool) map[string]string {
+	var ollamaNames []string
+	plain := map[string]int{} // plain tool name -> models that want it
+	for _, mod := range mods {
+		if !ok(mod) {
+			continue
+		}
+		if mod.backend == "" {
+			ollamaNames = append(ollamaNames, mod.Name)
+		}
+		plain[toolName(prefix, mod.Name)]++
+	}
+	out := map[string]string{}
+	taken := map[string]bool{}
+	for name, tool := range assignNames(prefix, ollamaNames) {
+		out[modelKey(name)] = tool
+		taken[tool] = true
+	}
+	var prefixed []string
+	byPrefixed := map[string]*model{}
+	for _, mod := range mods {
+		if !ok(mod) || mod.backend == "" {
+			continue
+		}
+		if n := toolName(prefix, mod.Name); plain[n] == 1 && !taken[n] {
+			out[mod.key()] = n
+			taken[n] = true
+			continue
+		}
+		p := mod.backend + "_" + mod.Name
+		prefixed = append(prefixed, p)
+		byPrefixed[p] = mod
+	}
+	for name, tool := range assignNames(prefix, prefixed) {
+		if taken[tool] {
+			tool = hashedToolName(prefix, name)
+		}
+		out[byPrefixed[name].key()] = tool
+		taken[tool] = true
+	}
+	return out
+}
+
+// where says what kind of model mod is, for descriptions.
+func (m *model) where() string {
+	if m.backend != "" {
+		return "model of the OpenAI-compatible server"
+	}
+	return "local model"
+}

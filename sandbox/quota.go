@@ -94,6 +94,29 @@ func (s *Sandbox) over(u usage) string {
 	return ""
 }
 
+// watchLimit is where a scan during a call that started at start may stop:
+// past the quota, and past start. A scan stops as soon as one count passes
+// its limit, and counts taken by walks in different orders cannot be
+// compared; but a count past start is more than start held, whatever the
+// order. start must be a whole count when it is over the quota (see
+// startUsage).
+func (s *Sandbox) watchLimit(start usage) usage {
+	q := s.quotaLimit()
+	return usage{bytes: max(q.bytes, start.bytes), files: max(q.files, start.files)}
+}
+
+// startUsage is what ws held when a call starts. The last scan stopped at
+// the quota; when that is where it stopped, the workspace is counted whole,
+// once, so that a call that only deletes (rm -rf in a workspace over its
+// quota) is never taken for one that grows it.
+func (s *Sandbox) startUsage(ws *workspace) usage {
+	u := ws.lastUsage()
+	if s.over(u) != "" {
+		u = measureUsage(ws.dir, usage{})
+	}
+	return u
+}
+
 // watchQuota starts watching ws for the call p. It kills p when the
 // workspace passes the quota and holds more than start.
 func (s *Sandbox) watchQuota(ws *workspace, start usage, p *process) *quotaWatch {
@@ -110,7 +133,7 @@ func (s *Sandbox) watchQuota(ws *workspace, start usage, p *process) *quotaWatch
 			case <-t.C:
 			}
 			t0 := time.Now()
-			u := measureUsage(ws.dir, s.quotaLimit())
+			u := measureUsage(ws.dir, s.watchLimit(start))
 			if why := s.over(u); why != "" && (u.bytes > start.bytes || u.files > start.files) {
 				w.mu.Lock()
 				w.reason = why

@@ -51,6 +51,7 @@ type outcome struct {
 	stdout, stderr capture
 	dur            time.Duration
 	started        time.Duration // from the run request to the process running
+	began          time.Time     // when the run was requested
 	timedOut       bool          // our timeout fired and we killed it
 	cancelled      bool          // the caller gave up (client cancel, disconnect, shutdown)
 	oomKilled      bool          // the kernel killed a process for passing the call's memory cap
@@ -350,7 +351,7 @@ func (s *Sandbox) finish(ctx context.Context, pr *prepared, j *job, begin time.T
 	var qw *quotaWatch
 	var startUsage usage
 	if j.ws.owned {
-		startUsage = j.ws.lastUsage()
+		startUsage = s.startUsage(j.ws)
 		qw = s.watchQuota(j.ws, startUsage, p)
 	}
 	joinErr := pr.joinErr
@@ -367,7 +368,7 @@ func (s *Sandbox) finish(ctx context.Context, pr *prepared, j *job, begin time.T
 		}()
 	}
 	start := time.Now()
-	o.started = start.Sub(begin)
+	o.began, o.started = begin, start.Sub(begin)
 	if joinErr == nil && pipes.block != nil && pr.initPID > 0 {
 		// (With no init, bwrap failed before making the sandbox: its
 		// message is the result.)
@@ -429,7 +430,7 @@ func (s *Sandbox) finish(ctx context.Context, pr *prepared, j *job, begin time.T
 
 	if qw != nil {
 		o.quota = qw.end()
-		u := measureUsage(j.ws.dir, s.quotaLimit())
+		u := measureUsage(j.ws.dir, s.watchLimit(startUsage))
 		j.ws.setUsage(u)
 		if why := s.over(u); o.quota == "" && why != "" && (u.bytes > startUsage.bytes || u.files > startUsage.files) {
 			o.quotaAfter = why

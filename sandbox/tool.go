@@ -317,6 +317,7 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 	r.Info = &calls.Info{Run: &calls.RunInfo{
 		ExitCode: o.exitCode, Signal: sig, Isolation: string(iso.Mode),
 		StdoutBytes: o.stdout.total, StderrBytes: o.stderr.total, Start: o.started,
+		Began: o.began, Wall: o.started + o.dur,
 	}}
 	switch {
 	case o.timedOut:
@@ -325,6 +326,8 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 		r.Outcome, r.Info.Run.Killed = calls.OutcomeCancelled, "cancel"
 	case o.oomKilled:
 		r.Info.Run.Killed = "memory"
+	case o.quota != "":
+		r.Info.Run.Killed = "quota"
 	}
 	return r
 }

@@ -27,6 +27,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/membrane-mcp/membrane/calls"
 )
 
@@ -81,8 +87,18 @@ type Options struct {
 	// Session is passed with every tool call. Nil means one the agent
 	// makes.
 	Session *calls.Session
+	// History is the conversation the agent starts from, without the
+	// system prompt (a server given the whole conversation with each
+	// request). Nil means none. The agent keeps a copy.
+	History []Message
 	// Logger receives debug records. Nil discards.
 	Logger *slog.Logger
+	// TracerProvider, when set, traces each turn: a span for the turn, a
+	// child for each model call (whose context the Model gets, so that an
+	// instrumented HTTP client continues it), and one for each tool call,
+	// whose W3C trace context goes in the calls.Request for the server to
+	// continue. Nil means no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // EventKind says what an Event reports.
@@ -138,6 +154,21 @@ type CallRecord struct {
 	// than made as a structured call.
 	FromText bool
 	Duration time.Duration
+	// Started is when the call was made (or refused).
+	Started time.Time
+}
+
+// ModelRecord is one model call of a turn and how it went.
+type ModelRecord struct {
+	Step  int
+	Model string
+	Usage Usage
+	// Started is when the request was sent; FirstToken the time from then
+	// to the first streamed text (zero when none came).
+	Started    time.Time
+	FirstToken time.Duration
+	Duration   time.Duration
+	Err        error
 }
 
 // Turn is the outcome of one Ask.
@@ -149,8 +180,11 @@ type Turn struct {
 	// Steps counts the model calls.
 	Steps    int
 	Calls    []CallRecord
+	Models   []ModelRecord
 	Usage    Usage
 	Duration time.Duration
+	// TraceID is the turn's OpenTelemetry trace ID in hex, when traced.
+	TraceID string
 }
 
 // Agent holds a conversation with a model that can call tools. Ask runs one
@@ -161,6 +195,7 @@ type Agent struct {
 	opts  Options
 	log   *slog.Logger
 	sess  *calls.Session
+	trc   trace.Tracer
 
 	turnMu sync.Mutex // one Ask at a time
 	evMu   sync.Mutex // serialises OnEvent
@@ -192,6 +227,13 @@ func New(m Model, t Tools, opts *Options) *Agent {
 		a.sess = calls.NewSession("")
 	}
 	a.name = a.opts.Model
+	a.history = slices.Clone(a.opts.History)
+	a.opts.History = nil
+	tp := a.opts.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	a.trc = tp.Tracer("github.com/membrane-mcp/membrane/calls/agent")
 	return a
 }
 
@@ -261,6 +303,12 @@ func (a *Agent) Ask(ctx context.Context, prompt string) (*Turn, error) {
 
 	start := time.Now()
 	turn := &Turn{}
+	ctx, span := a.trc.Start(ctx, "turn", trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "invoke_agent"),
+		attribute.String("gen_ai.request.model", a.Model())))
+	if sc := span.SpanContext(); sc.IsValid() {
+		turn.TraceID = sc.TraceID().String()
+	}
 	a.mu.Lock()
 	saved := len(a.history)
 	a.history = append(a.history, Message{Role: RoleUser, Content: prompt})
@@ -268,6 +316,13 @@ func (a *Agent) Ask(ctx context.Context, prompt string) (*Turn, error) {
 
 	err := a.loop(ctx, turn)
 	turn.Duration = time.Since(start)
+	span.SetAttributes(attribute.Int("membrane.turn.steps", turn.Steps),
+		attribute.Int64("gen_ai.usage.input_tokens", turn.Usage.PromptTokens),
+		attribute.Int64("gen_ai.usage.output_tokens", turn.Usage.CompletionTokens))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 	if err != nil && !errors.Is(err, ErrMaxSteps) {
 		a.mu.Lock()
 		a.history = a.history[:saved:saved]
@@ -341,8 +396,19 @@ func (a *Agent) step(ctx context.Context, step int, turn *Turn) (Message, bool, 
 	}
 
 	a.emit(Event{Kind: EventModelStart, Step: step})
+	mctx, span := a.trc.Start(ctx, "chat "+req.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "chat"),
+		attribute.String("gen_ai.request.model", req.Model),
+		attribute.Int("membrane.turn.step", step)))
 	t0 := time.Now()
-	reply, err := a.model.Complete(ctx, req, onDelta)
+	var first time.Duration
+	timed := func(d Delta) {
+		if first == 0 && (d.Content != "" || d.Reasoning != "") {
+			first = time.Since(t0)
+		}
+		onDelta(d)
+	}
+	reply, err := a.model.Complete(mctx, req, timed)
 	if err == nil && reply == nil {
 		err = errors.New("model returned no reply")
 	}
@@ -350,8 +416,16 @@ func (a *Agent) step(ctx context.Context, step int, turn *Turn) (Message, bool, 
 	if reply != nil {
 		usage = reply.Usage
 	}
+	dur := time.Since(t0)
+	span.SetAttributes(attribute.Int64("gen_ai.usage.input_tokens", usage.PromptTokens),
+		attribute.Int64("gen_ai.usage.output_tokens", usage.CompletionTokens))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 	turn.Usage = turn.Usage.Add(usage)
-	a.emit(Event{Kind: EventModelDone, Step: step, Usage: usage, Duration: time.Since(t0), Err: err})
+	turn.Models = append(turn.Models, ModelRecord{Step: step, Model: req.Model, Usage: usage, Started: t0, FirstToken: first, Duration: dur, Err: err})
+	a.emit(Event{Kind: EventModelDone, Step: step, Usage: usage, Duration: dur, Err: err})
 	if err != nil {
 		if ctx.Err() != nil {
 			return Message{}, false, ctx.Err()
@@ -404,7 +478,7 @@ func (a *Agent) runCalls(ctx context.Context, step int, tcs []ToolCall, fromText
 	}
 	slices.Sort(names)
 	for i, tc := range tcs {
-		recs[i] = CallRecord{Step: step, ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments, FromText: fromText}
+		recs[i] = CallRecord{Step: step, ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments, FromText: fromText, Started: time.Now()}
 		if !known[tc.Name] {
 			avail := strings.Join(names, ", ")
 			if avail == "" {
@@ -464,11 +538,31 @@ func (a *Agent) runCalls(ctx context.Context, step int, tcs []ToolCall, fromText
 			defer func() { <-sem }()
 			a.emit(Event{Kind: EventToolStart, Step: step, Call: &tcs[i]})
 			t0 := time.Now()
+			recs[i].Started = t0
 			progress := calls.ProgressFunc(func(_ context.Context, p, total float64, msg string) {
 				a.emit(Event{Kind: EventToolProgress, Step: step, Call: &tcs[i], Text: msg, Progress: p, Total: total})
 			})
-			res, err := a.tools.Call(ctx, tcs[i].Name, &calls.Request{Arguments: args[i], Session: a.sess, Progress: progress})
+			cctx, span := a.trc.Start(ctx, "tools/call "+tcs[i].Name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+				attribute.String("mcp.method.name", "tools/call"),
+				attribute.String("gen_ai.operation.name", "execute_tool"),
+				attribute.String("gen_ai.tool.name", tcs[i].Name),
+				attribute.String("gen_ai.tool.call.id", tcs[i].ID)))
+			creq := &calls.Request{Arguments: args[i], Session: a.sess, Progress: progress}
+			if span.SpanContext().IsValid() {
+				carrier := propagation.MapCarrier{}
+				propagation.TraceContext{}.Inject(cctx, carrier)
+				creq.TraceParent, creq.TraceState = carrier["traceparent"], carrier["tracestate"]
+			}
+			res, err := a.tools.Call(cctx, tcs[i].Name, creq)
 			recs[i].Duration = time.Since(t0)
+			switch {
+			case err != nil:
+				span.SetStatus(codes.Error, err.Error())
+			case res != nil && res.IsError:
+				span.SetAttributes(attribute.String("error.type", "tool_error"))
+				span.SetStatus(codes.Error, "tool_error")
+			}
+			span.End()
 			switch {
 			case ctx.Err() != nil:
 				// The turn ended (Ctrl-C, its deadline): say that, not

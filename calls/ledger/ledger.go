@@ -137,6 +137,9 @@ func newLedger(opts *Options) *Ledger {
 // ObserverName names the ledger in the router's observer statistics.
 func (l *Ledger) ObserverName() string { return "ledger" }
 
+// Wants says the ledger records finished calls only.
+func (l *Ledger) Wants(t calls.EventType) bool { return t == calls.EventCallFinished }
+
 // open (re)opens the file. Called with mu held, or before l is shared.
 func (l *Ledger) open() error {
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)

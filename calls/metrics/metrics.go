@@ -24,6 +24,9 @@ type Host struct {
 	URL    string
 	Up     bool
 	Models int
+	// Loaded are the models the host has in memory now, for
+	// membrane_model_loaded.
+	Loaded []string
 }
 
 // Options configures New. The zero value is usable.
@@ -34,6 +37,9 @@ type Options struct {
 	// Hosts, when set, is read at each scrape for membrane_model_host_up
 	// and membrane_model_host_models.
 	Hosts func() []Host
+	// Queues, when set, is read at each scrape for
+	// membrane_model_queue_depth: the calls waiting for a slot, by model.
+	Queues func() map[string]int
 }
 
 // Metrics holds membrane's metrics. Add it to the router with
@@ -49,6 +55,7 @@ type Metrics struct {
 	firstToken  *prometheus.HistogramVec
 	tokenRate   *prometheus.HistogramVec
 	tokens      *prometheus.CounterVec
+	queueWait   *prometheus.HistogramVec
 	listChanged prometheus.Counter
 	sessions    prometheus.Counter
 }
@@ -88,7 +95,7 @@ func New(r *calls.Router, opts *Options) *Metrics {
 		}),
 		kills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "membrane_sandbox_kills_total",
-			Help: "Sandboxed processes the sandbox killed, by reason (timeout, memory, processes, output, cancel).",
+			Help: "Sandboxed processes the sandbox killed, by reason (timeout, memory, quota, cancel).",
 		}, []string{"reason"}),
 		firstToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "membrane_model_time_to_first_token_seconds",
@@ -104,6 +111,11 @@ func New(r *calls.Router, opts *Options) *Metrics {
 			Name: "membrane_model_tokens_total",
 			Help: "Tokens of model calls, by model and direction (in: the prompt, out: generated).",
 		}, []string{"model", "direction"}),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "membrane_model_queue_wait_seconds",
+			Help:    "Time model calls waited for a free slot on their model, by model.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"model"}),
 		listChanged: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "membrane_tools_list_changed_total",
 			Help: "Changes of the tool set, each sent to every connected session as notifications/tools/list_changed.",
@@ -113,7 +125,7 @@ func New(r *calls.Router, opts *Options) *Metrics {
 			Help: "Client sessions opened.",
 		}),
 	}
-	reg.MustRegister(m.calls, m.duration, m.busy, m.start, m.kills, m.firstToken, m.tokenRate, m.tokens, m.listChanged, m.sessions)
+	reg.MustRegister(m.calls, m.duration, m.busy, m.start, m.kills, m.firstToken, m.tokenRate, m.tokens, m.queueWait, m.listChanged, m.sessions)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "membrane_calls_in_flight",
 		Help: "Calls running now.",
@@ -122,12 +134,21 @@ func New(r *calls.Router, opts *Options) *Metrics {
 		Name: "membrane_sessions_open",
 		Help: "Client sessions open now.",
 	}, func() float64 { return float64(r.SessionsOpen()) }))
-	reg.MustRegister(&routerCollector{r: r, hosts: o.Hosts})
+	reg.MustRegister(&routerCollector{r: r, hosts: o.Hosts, queues: o.Queues})
 	return m
 }
 
 // ObserverName names the metrics in the router's observer statistics.
 func (m *Metrics) ObserverName() string { return "metrics" }
+
+// Wants says which events the metrics count.
+func (m *Metrics) Wants(t calls.EventType) bool {
+	switch t {
+	case calls.EventCallFinished, calls.EventToolsChanged, calls.EventSessionOpened:
+		return true
+	}
+	return false
+}
 
 // Registry returns the registry the metrics are in.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
@@ -174,6 +195,9 @@ func (m *Metrics) Observe(e calls.Event) {
 		if mi.Generation > 0 && mi.TokensOut > 0 {
 			m.tokenRate.WithLabelValues(mi.Model).Observe(float64(mi.TokensOut) / mi.Generation.Seconds())
 		}
+		if mi.QueueWait > 0 {
+			m.queueWait.WithLabelValues(mi.Model).Observe(mi.QueueWait.Seconds())
+		}
 		m.tokens.WithLabelValues(mi.Model, "in").Add(float64(mi.TokensIn))
 		m.tokens.WithLabelValues(mi.Model, "out").Add(float64(mi.TokensOut))
 	}
@@ -182,8 +206,9 @@ func (m *Metrics) Observe(e calls.Event) {
 // routerCollector reads, at each scrape, the observers' drop counts and the
 // model hosts' state.
 type routerCollector struct {
-	r     *calls.Router
-	hosts func() []Host
+	r      *calls.Router
+	hosts  func() []Host
+	queues func() map[string]int
 }
 
 var (
@@ -193,12 +218,18 @@ var (
 		"Whether a model server answers (1) or not (0), by host.", []string{"host"}, nil)
 	descHostModels = prometheus.NewDesc("membrane_model_host_models",
 		"Models a model server holds, by host.", []string{"host"}, nil)
+	descLoaded = prometheus.NewDesc("membrane_model_loaded",
+		"1 for each model a model server has in memory (Ollama's /api/ps), by host and model.", []string{"host", "model"}, nil)
+	descQueueDepth = prometheus.NewDesc("membrane_model_queue_depth",
+		"Model calls waiting for a free slot now, by model (models with none waiting are left out).", []string{"model"}, nil)
 )
 
 func (c *routerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descDropped
 	ch <- descHostUp
 	ch <- descHostModels
+	ch <- descLoaded
+	ch <- descQueueDepth
 }
 
 func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -210,6 +241,11 @@ func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(s.Dropped), name)
 	}
+	if c.queues != nil {
+		for model, n := range c.queues() {
+			ch <- prometheus.MustNewConstMetric(descQueueDepth, prometheus.GaugeValue, float64(n), model)
+		}
+	}
 	if c.hosts == nil {
 		return
 	}
@@ -220,5 +256,8 @@ func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descHostUp, prometheus.GaugeValue, up, h.URL)
 		ch <- prometheus.MustNewConstMetric(descHostModels, prometheus.GaugeValue, float64(h.Models), h.URL)
+		for _, name := range h.Loaded {
+			ch <- prometheus.MustNewConstMetric(descLoaded, prometheus.GaugeValue, 1, h.URL, name)
+		}
 	}
 }

@@ -24,8 +24,8 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 func TestMetrics(t *testing.T) {
 	r := calls.NewRouter(nil)
 	m := metrics.New(r, &metrics.Options{Hosts: func() []metrics.Host {
-		return []metrics.Host{{URL: "http://127.0.0.1:11434", Up: true, Models: 3}}
-	}})
+		return []metrics.Host{{URL: "http://127.0.0.1:11434", Up: true, Models: 3, Loaded: []string{"qwen3:0.6b"}}}
+	}, Queues: func() map[string]int { return map[string]int{"qwen3:0.6b": 4} }})
 	stop := r.Observe(m)
 	add := func(name string, kind calls.Kind, h calls.HandlerFunc) {
 		if err := r.Add(calls.Call{Name: name, Description: name, InputSchema: json.RawMessage(`{"type":"object"}`), Kind: kind, Handler: h}); err != nil {
@@ -40,7 +40,7 @@ func TestMetrics(t *testing.T) {
 	})
 	add("qwen", calls.KindModel, func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		res := calls.Text("hi")
-		res.Info = &calls.Info{Model: &calls.ModelInfo{Model: "qwen3:0.6b", TokensIn: 10, TokensOut: 20, FirstToken: 200 * time.Millisecond, Generation: 2 * time.Second}}
+		res.Info = &calls.Info{Model: &calls.ModelInfo{Model: "qwen3:0.6b", TokensIn: 10, TokensOut: 20, FirstToken: 200 * time.Millisecond, Generation: 2 * time.Second, QueueWait: 50 * time.Millisecond}}
 		return res, nil
 	})
 	sess := r.OpenSession("s-secret-id", "c")
@@ -61,11 +61,15 @@ func TestMetrics(t *testing.T) {
 		`membrane_model_tokens_per_second_sum{model="qwen3:0.6b"} 10`,
 		`membrane_model_time_to_first_token_seconds_count{model="qwen3:0.6b"} 1`,
 		`membrane_tools_list_changed_total 2`,
+		`membrane_model_queue_wait_seconds_count{model="qwen3:0.6b"} 1`,
+		`membrane_model_queue_wait_seconds_sum{model="qwen3:0.6b"} 0.05`,
+		`membrane_model_queue_depth{model="qwen3:0.6b"} 4`,
 		`membrane_sessions_open 1`,
 		`membrane_sessions_opened_total 1`,
 		`membrane_calls_in_flight 0`,
 		`membrane_model_host_up{host="http://127.0.0.1:11434"} 1`,
 		`membrane_model_host_models{host="http://127.0.0.1:11434"} 3`,
+		`membrane_model_loaded{host="http://127.0.0.1:11434",model="qwen3:0.6b"} 1`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(out, want) {

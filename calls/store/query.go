@@ -175,6 +175,7 @@ type Call struct {
 	ResultBytes int             `json:"result_bytes"`
 	Run         json.RawMessage `json:"run,omitempty"`
 	Model       json.RawMessage `json:"model,omitempty"`
+	TraceID     string          `json:"trace_id,omitempty"`
 	Events      []Event         `json:"events,omitempty"`
 }
 
@@ -187,7 +188,7 @@ type Event struct {
 	Message  string    `json:"message,omitempty"`
 }
 
-const callColumns = `id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model`
+const callColumns = `id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model, trace_id`
 
 // Calls returns the calls f selects, newest first.
 func (s *Store) Calls(ctx context.Context, f Filter) ([]Call, error) {
@@ -249,7 +250,7 @@ func scanCall(row interface{ Scan(...any) error }) (Call, error) {
 		args, run, model sql.NullString
 	)
 	err := row.Scan(&c.ID, &c.Session, &c.Client, &c.Call, &c.Kind, &c.Group, &started, &dur, &c.Outcome, &c.Reason,
-		&args, &c.ArgsBytes, &c.ArgsSHA256, &c.ResultBytes, &run, &model)
+		&args, &c.ArgsBytes, &c.ArgsSHA256, &c.ResultBytes, &run, &model, &c.TraceID)
 	if err != nil {
 		return c, err
 	}

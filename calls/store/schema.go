@@ -47,6 +47,58 @@ var migrations = []string{
 		message  TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX call_events_call ON call_events(call_id, time);`,
+	// 3: the trace a call belongs to, and an orchestrator's turns: the
+	// question, the answer, and each step of the turn (a model call with
+	// its tokens and timings, or a tool call) in order.
+	`ALTER TABLE calls ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';
+	CREATE TABLE turns (
+		id           TEXT PRIMARY KEY,
+		conversation TEXT NOT NULL DEFAULT '',
+		started_at   INTEGER NOT NULL,
+		dur_us       INTEGER NOT NULL,
+		model        TEXT NOT NULL DEFAULT '',
+		question     TEXT NOT NULL,
+		answer       TEXT NOT NULL DEFAULT '',
+		steps        INTEGER NOT NULL DEFAULT 0,
+		tokens_in    INTEGER NOT NULL DEFAULT 0,
+		tokens_out   INTEGER NOT NULL DEFAULT 0,
+		outcome      TEXT NOT NULL,
+		reason       TEXT NOT NULL DEFAULT '',
+		trace_id     TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX turns_started ON turns(started_at);
+	CREATE INDEX turns_conversation ON turns(conversation, started_at);
+	CREATE TABLE turn_steps (
+		turn_id        TEXT NOT NULL,
+		seq            INTEGER NOT NULL,
+		step           INTEGER NOT NULL,
+		kind           TEXT NOT NULL,
+		name           TEXT NOT NULL,
+		started_at     INTEGER NOT NULL,
+		dur_us         INTEGER NOT NULL,
+		tokens_in      INTEGER NOT NULL DEFAULT 0,
+		tokens_out     INTEGER NOT NULL DEFAULT 0,
+		first_token_us INTEGER NOT NULL DEFAULT 0,
+		outcome        TEXT NOT NULL DEFAULT '',
+		reason         TEXT NOT NULL DEFAULT '',
+		args           TEXT,
+		result_bytes   INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (turn_id, seq)
+	);`,
+	// 4: the conversations orchestrator serve keeps for clients that name
+	// one: the history as JSON, per owner (a token's identity) and agent,
+	// until it expires.
+	`CREATE TABLE conversations (
+		owner      TEXT NOT NULL,
+		agent      TEXT NOT NULL,
+		id         TEXT NOT NULL,
+		updated_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL,
+		history    TEXT NOT NULL,
+		PRIMARY KEY (owner, agent, id)
+	);
+	CREATE INDEX conversations_expires ON conversations(expires_at);
+	CREATE INDEX conversations_updated ON conversations(updated_at);`,
 }
 
 // SchemaVersion is the version Open migrates a database to.

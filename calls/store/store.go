@@ -63,6 +63,10 @@ type Store struct {
 	log  *slog.Logger
 	run  string // this process's prefix of call IDs
 
+	// The statements of every call, prepared once: parsing the SQL anew
+	// was half the cost of a write.
+	insCall, insEvent *sql.Stmt
+
 	mu      sync.Mutex // guards everything below
 	tx      *sql.Tx    // the open batch, or nil
 	txRows  int
@@ -135,6 +139,13 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
+	if s.insCall, err = db.Prepare(insertCallSQL); err == nil {
+		s.insEvent, err = db.Prepare(insertEventSQL)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w", path, err)
+	}
 	s.retain(context.Background())
 	s.stop = make(chan struct{})
 	s.done.Go(s.flusher)
@@ -184,6 +195,12 @@ func (s *Store) Close() error {
 // exec runs one write in the open batch, starting one if needed, and
 // commits the batch when it is full or old. Called with mu held.
 func (s *Store) exec(ctx context.Context, q string, args ...any) error {
+	return s.execStmt(ctx, nil, q, args...)
+}
+
+// execStmt is exec with a prepared statement (st), when not nil, instead
+// of q.
+func (s *Store) execStmt(ctx context.Context, st *sql.Stmt, q string, args ...any) error {
 	if s.closed {
 		return errors.New("store is closed")
 	}
@@ -194,7 +211,13 @@ func (s *Store) exec(ctx context.Context, q string, args ...any) error {
 		}
 		s.tx, s.txRows, s.txStart = tx, 0, time.Now()
 	}
-	if _, err := s.tx.ExecContext(ctx, q, args...); err != nil {
+	var err error
+	if st != nil {
+		_, err = s.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	} else {
+		_, err = s.tx.ExecContext(ctx, q, args...)
+	}
+	if err != nil {
 		return err
 	}
 	s.txRows++
@@ -223,6 +246,16 @@ func (s *Store) commit() error {
 // ObserverName names the store in the router's observer statistics.
 func (s *Store) ObserverName() string { return "store" }
 
+// Wants says which events the store records: sessions, progress and
+// finished calls.
+func (s *Store) Wants(t calls.EventType) bool {
+	switch t {
+	case calls.EventSessionOpened, calls.EventSessionClosed, calls.EventCallProgress, calls.EventCallFinished:
+		return true
+	}
+	return false
+}
+
 // Observe records one event.
 func (s *Store) Observe(e calls.Event) {
 	ctx := context.Background()
@@ -236,8 +269,7 @@ func (s *Store) Observe(e calls.Event) {
 	case calls.EventSessionClosed:
 		err = s.exec(ctx, `UPDATE sessions SET closed_at = ? WHERE id = ?`, e.Time.UnixMicro(), e.Session)
 	case calls.EventCallProgress:
-		err = s.exec(ctx, `INSERT INTO call_events(call_id, time, kind, progress, total, message) VALUES(?, ?, 'progress', ?, ?, ?)`,
-			s.callID(e.ID), e.Time.UnixMicro(), e.Progress, e.Total, s.scr.String(e.Message))
+		err = s.execStmt(ctx, s.insEvent, "", s.callID(e.ID), e.Time.UnixMicro(), e.Progress, e.Total, s.scr.String(e.Message))
 	case calls.EventCallFinished:
 		err = s.insertCall(ctx, &e)
 	default:
@@ -245,6 +277,12 @@ func (s *Store) Observe(e calls.Event) {
 	}
 	s.record(err)
 }
+
+const (
+	insertCallSQL = `INSERT INTO calls(id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model, trace_id)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertEventSQL = `INSERT INTO call_events(call_id, time, kind, progress, total, message) VALUES(?, ?, 'progress', ?, ?, ?)`
+)
 
 func (s *Store) callID(id uint64) string { return fmt.Sprintf("%s-%d", s.run, id) }
 
@@ -261,10 +299,10 @@ func (s *Store) insertCall(ctx context.Context, e *calls.Event) error {
 		model, _ = json.Marshal(e.Info.Model)
 	}
 	start := e.Time.Add(-e.Duration)
-	return s.exec(ctx, `INSERT INTO calls(id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	return s.execStmt(ctx, s.insCall, "",
 		s.callID(e.ID), e.Session, e.Client, e.Call, e.Kind.String(), e.Group, start.UnixMicro(), e.Duration.Microseconds(),
-		e.Outcome.String(), s.scr.String(e.Reason), nullable(args), len(e.Arguments), e.ArgsDigest(), e.ResultBytes, nullable(run), nullable(model))
+		e.Outcome.String(), s.scr.String(e.Reason), nullable(args), len(e.Arguments), e.ArgsDigest(), e.ResultBytes, nullable(run), nullable(model),
+		calls.TraceID(e.TraceParent))
 }
 
 func nullable(b []byte) any {
@@ -319,6 +357,8 @@ func (s *Store) retain(ctx context.Context) {
 			s.log.Warn("trace store: retention", "err", err)
 		}
 		_, _ = s.db.ExecContext(ctx, `DELETE FROM sessions WHERE opened_at < ? AND id NOT IN (SELECT session FROM calls)`, cut)
+		_, _ = s.db.ExecContext(ctx, `DELETE FROM turns WHERE started_at < ?`, cut)
+		_, _ = s.db.ExecContext(ctx, `DELETE FROM turn_steps WHERE turn_id NOT IN (SELECT id FROM turns)`)
 	}
 	if s.opts.MaxBytes <= 0 {
 		return
@@ -332,7 +372,13 @@ func (s *Store) retain(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		n, _ := res.RowsAffected()
+		if res, err := s.db.ExecContext(ctx, `DELETE FROM turns WHERE rowid IN (SELECT rowid FROM turns ORDER BY started_at LIMIT max(1, (SELECT count(*) FROM turns) / 10))`); err == nil {
+			m, _ := res.RowsAffected()
+			n += m
+			_, _ = s.db.ExecContext(ctx, `DELETE FROM turn_steps WHERE turn_id NOT IN (SELECT id FROM turns)`)
+		}
+		if n == 0 {
 			return
 		}
 		_, _ = s.db.ExecContext(ctx, `VACUUM`)

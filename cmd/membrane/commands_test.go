@@ -163,9 +163,11 @@ func TestClientConfig(t *testing.T) {
 // on a model of 2048 tokens fails in doctor, not at the first call.
 func TestDoctorChecksLogicalTools(t *testing.T) {
 	bin := binary(t)
-	srv := ollamatest.Start(t)
-	srv.Create(t, "doc-tiny", ollamatest.ChatModel())
-	cfg := writeFile(t, "membrane.yaml", `ollama:
+	for _, v := range ollamatest.Versions(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			srv := v.Start(t)
+			srv.Create(t, "doc-tiny", ollamatest.ChatModel())
+			cfg := writeFile(t, "membrane.yaml", `ollama:
   hosts: ["`+srv.URL+`"]
   tools:
     - tool: fits
@@ -177,31 +179,33 @@ func TestDoctorChecksLogicalTools(t *testing.T) {
     - tool: absent
       model: no-such-model
 `)
-	out, _, code := runBin(t, bin, "doctor", "--json", "--config", cfg)
-	var doc struct {
-		Checks []struct{ Name, Status, Detail, Fix string }
-	}
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	got := map[string]string{}
-	for _, c := range doc.Checks {
-		got[c.Name] = c.Status + ": " + c.Detail + " / " + c.Fix
-	}
-	want := map[string][]string{
-		"tool fits":    {"ok: ", "doc-tiny", "2048"},
-		"tool too_big": {"fail: ", "num_ctx 8192", "2048"},
-		"tool absent":  {"warn: ", "no-such-model", "ollama pull no-such-model"},
-	}
-	for name, parts := range want {
-		for _, p := range parts {
-			if !strings.Contains(got[name], p) {
-				t.Errorf("%s = %q, want %q in it", name, got[name], p)
+			out, _, code := runBin(t, bin, "doctor", "--json", "--config", cfg)
+			var doc struct {
+				Checks []struct{ Name, Status, Detail, Fix string }
 			}
-		}
-	}
-	if code != 1 {
-		t.Errorf("doctor exit %d with a tool that cannot work, want 1", code)
+			if err := json.Unmarshal([]byte(out), &doc); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			got := map[string]string{}
+			for _, c := range doc.Checks {
+				got[c.Name] = c.Status + ": " + c.Detail + " / " + c.Fix
+			}
+			want := map[string][]string{
+				"tool fits":    {"ok: ", "doc-tiny", "2048"},
+				"tool too_big": {"fail: ", "num_ctx 8192", "2048"},
+				"tool absent":  {"warn: ", "no-such-model", "ollama pull no-such-model"},
+			}
+			for name, parts := range want {
+				for _, p := range parts {
+					if !strings.Contains(got[name], p) {
+						t.Errorf("%s = %q, want %q in it", name, got[name], p)
+					}
+				}
+			}
+			if code != 1 {
+				t.Errorf("doctor exit %d with a tool that cannot work, want 1", code)
+			}
+		})
 	}
 }
 
@@ -272,33 +276,37 @@ func TestNoFalseHostDown(t *testing.T) {
 // once in the log, not silently absent.
 func TestMissingModelLogged(t *testing.T) {
 	bin := binary(t)
-	srv := ollamatest.Start(t)
-	cfg := writeFile(t, "membrane.yaml", "ollama:\n  tools:\n    - tool: helper\n      model: not-pulled:1b\n")
-	cmd := exec.Command(bin, "--config", cfg, "--ollama-host", srv.URL, "--ollama-refresh", "100ms")
-	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+privateTmp(t))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs mcptest.SyncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	const line = "no host has its model"
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(logs.String(), line) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	// Several refreshes later, still said once.
-	for n := strings.Count(logs.String(), "ollama host up"); n == 0 && time.Now().Before(deadline); n = strings.Count(logs.String(), "ollama host up") {
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond) // several refresh intervals, to see the line is not repeated
-	stdin.Close()
-	cmd.Wait()
-	got := logs.String()
-	if n := strings.Count(got, line); n != 1 || !strings.Contains(got, "not-pulled:1b") || !strings.Contains(got, "tool=helper") {
-		t.Errorf("%q logged %d times, want once with the tool and model:\n%s", line, n, got)
+	for _, v := range ollamatest.Versions(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			srv := v.Start(t)
+			cfg := writeFile(t, "membrane.yaml", "ollama:\n  tools:\n    - tool: helper\n      model: not-pulled:1b\n")
+			cmd := exec.Command(bin, "--config", cfg, "--ollama-host", srv.URL, "--ollama-refresh", "100ms")
+			cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+privateTmp(t))
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs mcptest.SyncBuffer
+			cmd.Stderr = &logs
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			const line = "no host has its model"
+			deadline := time.Now().Add(30 * time.Second)
+			for !strings.Contains(logs.String(), line) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			// Several refreshes later, still said once.
+			for n := strings.Count(logs.String(), "ollama host up"); n == 0 && time.Now().Before(deadline); n = strings.Count(logs.String(), "ollama host up") {
+				time.Sleep(20 * time.Millisecond)
+			}
+			time.Sleep(500 * time.Millisecond) // several refresh intervals, to see the line is not repeated
+			stdin.Close()
+			cmd.Wait()
+			got := logs.String()
+			if n := strings.Count(got, line); n != 1 || !strings.Contains(got, "not-pulled:1b") || !strings.Contains(got, "tool=helper") {
+				t.Errorf("%q logged %d times, want once with the tool and model:\n%s", line, n, got)
+			}
+		})
 	}
 }

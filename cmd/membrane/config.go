@@ -76,7 +76,10 @@ type Config struct {
 	}
 	// ModelTools is Ollama.ModelTools as text.
 	ModelTools string
-	Log        struct {
+	// OpenAIBackends are the --openai-backend values, NAME=URL[,key-...];
+	// ollamaConfig merges them with Ollama.Backends from the file.
+	OpenAIBackends []string
+	Log            struct {
 		Level, Format string
 	}
 	// SandboxMode is Sandbox.Mode as text.
@@ -266,6 +269,25 @@ func define(name string, c *Config) *settings.Set {
 	s.String(&c.ModelTools, string(ollama.ModelToolsPerModel), D{Flag: "model-tools", Env: "MEMBRANE_MODEL_TOOLS", Key: "ollama.model_tools", Arg: "MODE",
 		Doc: "how models become tools: per-model (one each, plus the generic ones), generic (only ollama_chat, ollama_embed, ollama_models, with a model enum) or off"},
 		settings.OneOf(string(ollama.ModelToolsPerModel), string(ollama.ModelToolsGeneric), string(ollama.ModelToolsOff)))
+	s.List(&c.OpenAIBackends, nil, D{Flag: "openai-backend", Env: "MEMBRANE_OPENAI_BACKENDS", Key: "openai.backend_urls", Arg: "NAME=URL",
+		Doc: "also serve the models of an OpenAI-compatible server (vLLM, llama-server, LM Studio, LiteLLM) at URL, such as vllm=http://gpu1:8000/v1; add ,key-env=VAR or ,key-file=PATH for its API key; repeatable"},
+		func(v string) error { _, err := ollama.ParseBackend(v); return err })
+	s.Size(&o.ContextBudget, 0, D{Flag: "context-budget", Env: "MEMBRANE_CONTEXT_BUDGET", Key: "ollama.context_budget",
+		Doc: "memory one call's context window (KV cache) may take on a host; num_ctx is capped to fit (SIZE; 0 = the model's context length)"},
+		settings.AtLeast[int64](0))
+	settings.Value(s, &o.NumCtx, D{Key: "ollama.num_ctx",
+		Doc: "num_ctx per model, instead of the size membrane picks for each input: {MODEL: TOKENS}"},
+		func(m map[string]int) error {
+			for name, n := range m {
+				if n < 256 || n > 1<<24 {
+					return fmt.Errorf("num_ctx of %s: %d is not from 256 to 16777216", name, n)
+				}
+			}
+			return nil
+		})
+	settings.Value(s, &o.Backends, D{Key: "openai.backends",
+		Doc: "OpenAI-compatible servers with per-model capabilities: [{name, url, key_env, key_file, models: {ID or '*': {vision, tools, thinking, embedding, context_length}}}] (see OpenAI-compatible backends)"},
+		ollama.ValidateBackends)
 
 	p := &c.Policy
 	globs := func(g string) error { _, err := policy.NewSelector([]string{g}, nil); return err }
@@ -480,6 +502,23 @@ func (c *Config) ollamaConfig() ollama.Config {
 	oc.Hosts = slices.Clone(oc.Hosts)
 	oc.Tools = slices.Clone(oc.Tools)
 	oc.ModelTools = ollama.ModelTools(c.ModelTools)
+	oc.Backends = slices.Clone(oc.Backends)
+	fromFile := len(oc.Backends)
+	for _, v := range c.OpenAIBackends {
+		b, err := ollama.ParseBackend(v)
+		if err != nil {
+			continue // checked when set
+		}
+		// A flag naming a backend of the file gives its URL and key; the
+		// file's entry keeps its model capabilities. Two flags of one name
+		// both stay, for ollama.New to refuse.
+		if i := slices.IndexFunc(oc.Backends[:fromFile], func(x ollama.Backend) bool { return x.Name == b.Name }); i >= 0 {
+			b.Models = oc.Backends[i].Models
+			oc.Backends[i] = b
+			continue
+		}
+		oc.Backends = append(oc.Backends, b)
+	}
 	return oc
 }
 

@@ -230,6 +230,8 @@ func TestEverySetting(t *testing.T) {
 			"tokens-file": writeFile(t, "tokens.json", `{"tokens":[{"name":"a","token":"a-token-0123456789ab"}]}`),
 			"tools":       "ollama_*", "exclude-tools": "sh", "rate-limit": "sh=10/min:3", "model-tools": "generic",
 			"http-get-allow": "docs.python.org", "scrub-output": "false", "secret-env": "DEPLOY_KEY", "lens": "off", "http_get.headers": "[{for: x.com, name: A, value: b}]",
+			"context-budget": "2GiB", "ollama.num_ctx": "{qwen3: 8192}",
+			"openai-backend": "vllm=http://gpu1:8000/v1", "openai.backends": "[{name: lms, url: 'http://127.0.0.1:1234/v1', models: {'*': {vision: true}}}]",
 		},
 		Bad: map[string]string{
 			"token": "has space", "allowed-origin": "app.example", "log-level": "loud", "log-format": "xml",
@@ -237,6 +239,8 @@ func TestEverySetting(t *testing.T) {
 			"procs": "0", "timeout": "-5s", "metrics-addr": "no-port",
 			"tools": "[oops", "exclude-tools": "[oops", "rate-limit": "sh=0/min", "secret-env": "1BAD-NAME",
 			"model-tools": "all", "http-get-allow": "example.com/path", "lens": "sometimes",
+			"openai-backend": "http://gpu1:8000/v1", "openai.backends": "[{name: Bad, url: x}]",
+			"context-budget": "-1", "ollama.num_ctx": "{qwen3: 10}",
 		},
 		NoBad: []string{"config", "http", "token-file", "tokens-file", "allowed-host", "audit-log", "store"},
 	})
@@ -366,5 +370,38 @@ func TestSandboxHidesSecrets(t *testing.T) {
 	}
 	if got := cfg.sandboxConfig().Hide; len(got) != 0 {
 		t.Errorf("with no config or token file, Hide = %q, want none", got)
+	}
+}
+
+func TestOpenAIBackendsMerge(t *testing.T) {
+	file := writeFile(t, "m.yaml", `openai:
+  backends:
+    - name: vllm
+      url: http://old:8000/v1
+      models: {"*": {vision: true}}
+    - name: lms
+      url: http://127.0.0.1:1234/v1
+`)
+	cfg, err := loadConfig("membrane", []string{"--config", file, "--openai-backend", "vllm=http://gpu1:8000/v1,key-env=VLLM_KEY", "--openai-backend", "lite=http://proxy:4000"}, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := cfg.ollamaConfig().Backends
+	if len(bs) != 3 {
+		t.Fatalf("backends: %+v", bs)
+	}
+	if b := bs[0]; b.Name != "vllm" || b.URL != "http://gpu1:8000/v1" || b.KeyEnv != "VLLM_KEY" || !b.Models["*"].Vision {
+		t.Errorf("the flag did not take over the file's vllm keeping its models: %+v", b)
+	}
+	if bs[1].Name != "lms" || bs[2].Name != "lite" {
+		t.Errorf("order or names: %+v", bs)
+	}
+	// Two flags of one name both land, and the pair is refused.
+	cfg, err = loadConfig("membrane", []string{"--openai-backend", "vllm=http://a:1/v1", "--openai-backend", "vllm=http://b:1/v1"}, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ollama.ValidateBackends(cfg.ollamaConfig().Backends); err == nil || !strings.Contains(err.Error(), "used twice") {
+		t.Errorf("two backends named vllm: %v", err)
 	}
 }

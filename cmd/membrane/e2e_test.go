@@ -446,50 +446,85 @@ func TestDoctorReportsBrokenOllama(t *testing.T) {
 // that a stdio client hears both.
 func TestListChangedStdio(t *testing.T) {
 	bin := binary(t)
-	srv := ollamatest.Start(t)
-	changed := make(chan struct{}, 10)
-	cs, _, _ := launch(t, bin, []string{"--ollama-host", srv.URL, "--ollama-refresh", "200ms"}, &sdk.ClientOptions{
-		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		},
-	})
-	t.Cleanup(func() { cs.Close() })
-	before := toolSet(t, cs)
-	waitChange := func(what string, cond func([]string) bool) []string {
-		t.Helper()
-		deadline := time.After(60 * time.Second)
-		for {
-			select {
-			case <-changed:
-				if names := toolSet(t, cs); cond(names) {
-					return names
+	for _, v := range ollamatest.Versions(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			srv := v.Start(t)
+			changed := make(chan struct{}, 10)
+			cs, _, _ := launch(t, bin, []string{"--ollama-host", srv.URL, "--ollama-refresh", "200ms"}, &sdk.ClientOptions{
+				ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) {
+					select {
+					case changed <- struct{}{}:
+					default:
+					}
+				},
+			})
+			t.Cleanup(func() { cs.Close() })
+			before := toolSet(t, cs)
+			waitChange := func(what string, cond func([]string) bool) []string {
+				t.Helper()
+				deadline := time.After(60 * time.Second)
+				for {
+					select {
+					case <-changed:
+						if names := toolSet(t, cs); cond(names) {
+							return names
+						}
+					case <-deadline:
+						t.Fatalf("no list_changed with the tools after %s; tools now %v", what, toolSet(t, cs))
+					}
 				}
-			case <-deadline:
-				t.Fatalf("no list_changed with the tools after %s; tools now %v", what, toolSet(t, cs))
 			}
-		}
-	}
-	srv.Create(t, "e2e-tiny", ollamatest.ChatModel())
-	after := waitChange("create", func(names []string) bool { return len(names) > len(before) })
-	var added []string
-	for _, n := range after {
-		if !slices.Contains(before, n) {
-			added = append(added, n)
-		}
-	}
-	if len(added) == 0 || !strings.Contains(strings.Join(added, ","), "e2e") {
-		t.Errorf("added tools %v do not name the model", added)
-	}
-	srv.Delete(t, "e2e-tiny")
-	waitChange("delete", func(names []string) bool {
-		for _, a := range added {
-			if slices.Contains(names, a) {
-				return false
+			srv.Create(t, "e2e-tiny", ollamatest.ChatModel())
+			after := waitChange("create", func(names []string) bool { return len(names) > len(before) })
+			var added []string
+			for _, n := range after {
+				if !slices.Contains(before, n) {
+					added = append(added, n)
+				}
 			}
-		}
-		return true
-	})
+			if len(added) == 0 || !strings.Contains(strings.Join(added, ","), "e2e") {
+				t.Errorf("added tools %v do not name the model", added)
+			}
+			srv.Delete(t, "e2e-tiny")
+			waitChange("delete", func(names []string) bool {
+				for _, a := range added {
+					if slices.Contains(names, a) {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
+}
+
+// TestOpenAIBackendBinary serves a real OpenAI-compatible server's models
+// (Ollama's /v1) through --openai-backend, with a key from a file, and
+// answers a chat through one.
+func TestOpenAIBackendBinary(t *testing.T) {
+	bin := binary(t)
+	for _, v := range ollamatest.Versions(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			srv := v.Start(t)
+			srv.Create(t, "friendly", ollamatest.ScriptedModel(ollamatest.Script{Answer: " Hello from a friend."}))
+			key := writeFile(t, "friend.key", "not-checked-by-ollama\n")
+			cs, _, _ := launch(t, bin, []string{"--ollama-host", "127.0.0.1:1", "--ollama-refresh", "200ms",
+				"--openai-backend", "friend=" + srv.URL + "/v1,key-file=" + key}, nil)
+			t.Cleanup(func() { cs.Close() })
+			deadline := time.Now().Add(30 * time.Second)
+			for !slices.Contains(toolSet(t, cs), "chat_friendly") {
+				if time.Now().After(deadline) {
+					t.Fatalf("no chat_friendly from the backend; tools %v", toolSet(t, cs))
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			res, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "chat_friendly", Arguments: map[string]any{"prompt": "hi"}})
+			if err != nil || res.IsError {
+				t.Fatalf("chat through the backend: %v %+v", err, res)
+			}
+			if tc, _ := res.Content[0].(*sdk.TextContent); tc == nil || strings.TrimSpace(tc.Text) != "Hello from a friend." {
+				t.Errorf("answer %+v", res.Content)
+			}
+		})
+	}
 }

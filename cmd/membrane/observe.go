@@ -13,6 +13,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/ledger"
 	"github.com/membrane-mcp/membrane/calls/metrics"
+	"github.com/membrane-mcp/membrane/calls/otel"
 	"github.com/membrane-mcp/membrane/calls/scrub"
 	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/mcp"
@@ -26,12 +27,28 @@ type observers struct {
 	ledger  *ledger.Ledger // nil without --audit-log
 	store   *store.Store   // nil with --store off, or when it cannot open
 	metrics *metrics.Metrics
+	tracing *otel.Tracing // a no-op one unless OTEL_* switch it on
+	tracer  calls.Observer
 }
 
 // newObservers opens the audit ledger, if one is asked for. The metrics
 // come later (attach), once the router exists.
 func newObservers(cfg *Config, log *slog.Logger) (*observers, error) {
 	o := &observers{scrub: scrub.New(&scrub.Options{Secrets: cfg.secrets()})}
+	tr, err := otel.Start(context.Background(), &otel.Options{ServiceName: "membrane", ServiceVersion: versionString()})
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w; fix the OTEL_* variables, or unset OTEL_EXPORTER_OTLP_ENDPOINT to trace nothing", err)
+	}
+	o.tracing = tr
+	transport := "pipe"
+	if cfg.HTTP.Addr != "" {
+		transport = "tcp"
+	}
+	o.tracer = tr.Observer(&otel.ObserverOptions{Transport: transport})
+	if tr.Enabled() {
+		c := tr.Config()
+		log.Info("tracing on", "protocol", c.Protocol, "endpoint", c.Endpoint)
+	}
 	lopts := &ledger.Options{
 		Scrubber:     o.scrub,
 		MaxFileBytes: int64(cfg.Observe.AuditLogMaxSize),
@@ -78,6 +95,9 @@ func (o *observers) routerObservers() []calls.Observer {
 	if o.store != nil {
 		out = append(out, o.store)
 	}
+	if o.tracer != nil {
+		out = append(out, o.tracer)
+	}
 	return out
 }
 
@@ -86,10 +106,10 @@ func (o *observers) attach(router *calls.Router, models *ollama.Models) {
 	o.metrics = metrics.New(router, &metrics.Options{Hosts: func() []metrics.Host {
 		var out []metrics.Host
 		for _, h := range models.Hosts() {
-			out = append(out, metrics.Host{URL: h.URL, Up: h.Up, Models: h.Models})
+			out = append(out, metrics.Host{URL: h.URL, Up: h.Up, Models: h.Models, Loaded: h.Loaded})
 		}
 		return out
-	}})
+	}, Queues: models.QueueDepths})
 	router.Observe(o.metrics)
 }
 
@@ -105,6 +125,11 @@ func (o *observers) close(router *calls.Router, log *slog.Logger) {
 		if err := o.store.Close(); err != nil {
 			log.Warn("trace store close", "err", err)
 		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.tracing.Shutdown(ctx); err != nil {
+		log.Warn("tracing: the last spans were not exported", "err", err)
 	}
 }
 

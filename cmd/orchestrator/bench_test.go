@@ -27,22 +27,8 @@ import (
 // connections: x_direct is what the loop adds on top of the model and the
 // tool.
 func BenchmarkTurn(b *testing.B) {
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		b.Skip("bubblewrap is missing")
-	}
-	srv := ollamatest.Start(b)
-	srv.Create(b, "scripted", ollamatest.ScriptedModel(ollamatest.Script{}))
-	bin := mcptest.BuildBinary(b, "./cmd/membrane")
 	ctx := context.Background()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "OLLAMA_HOST="+srv.Host, "MEMBRANE_LOG_LEVEL=error")
-	r := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
-	c, err := mcp.Connect(ctx, mcp.CommandTransport(cmd), r, &mcp.ClientOptions{Name: "membrane"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	model := openaicompat.New(&openaicompat.Options{BaseURL: srv.URL + "/v1", Model: "scripted"})
+	model, r := benchChain(b)
 	tools := agent.New(model, r, nil).Tools()
 
 	direct := func() {
@@ -78,6 +64,28 @@ func BenchmarkTurn(b *testing.B) {
 		a.Reset()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/base, "x_direct")
+}
+
+// benchChain starts the real chain of the turn benchmarks: a test Ollama
+// with the scripted model, and a real membrane over stdio whose tools are
+// in the router returned.
+func benchChain(b *testing.B) (*openaicompat.Client, *calls.Router) {
+	b.Helper()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		b.Skip("bubblewrap is missing")
+	}
+	srv := ollamatest.Start(b)
+	srv.Create(b, "scripted", ollamatest.ScriptedModel(ollamatest.Script{}))
+	bin := mcptest.BuildBinary(b, "./cmd/membrane")
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "OLLAMA_HOST="+srv.Host, "MEMBRANE_LOG_LEVEL=error")
+	r := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
+	c, err := mcp.Connect(context.Background(), mcp.CommandTransport(cmd), r, &mcp.ClientOptions{Name: "membrane"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return openaicompat.New(&openaicompat.Options{BaseURL: srv.URL + "/v1", Model: "scripted"}), r
 }
 
 // BenchmarkTurn500Tools measures what the hostile-server defences cost

@@ -2,13 +2,16 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/membrane-mcp/membrane/calls/agent/agents"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
 	"github.com/membrane-mcp/membrane/calls/policy"
+	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/ollama"
 )
@@ -47,6 +50,14 @@ type Config struct {
 	// ExcludeTools does not.
 	Tools, ExcludeTools []string
 
+	// AgentsFile holds named agents; Agent picks the one the REPL and
+	// one-shot run. agentServers are that agent's MCP servers.
+	AgentsFile   string
+	Agent        string
+	agentServers map[string]agents.Server
+	// Serve configures `orchestrator serve`.
+	Serve ServeConfig
+
 	JSON          bool
 	Approve       []string
 	Yes           bool
@@ -55,11 +66,32 @@ type Config struct {
 	NoColor       bool
 	History       string
 
+	// Store is the SQLite trace store the turns are kept in ("off": none;
+	// "": the default path, shared with membrane's). Turns lists the
+	// stored turns and exits.
+	Store string
+	Turns bool
+
 	// Images says how images that tools return are shown: imagesAuto,
 	// imagesSave or imagesOff. ImageDir is where they are saved; empty
 	// means a new temporary directory.
 	Images   string
 	ImageDir string
+}
+
+// ServeConfig is what `orchestrator serve` is told.
+type ServeConfig struct {
+	Addr          string
+	Token         string
+	Origins       []string
+	Hosts         []string
+	MaxRequest    int64
+	TurnsPerToken int
+	MaxTurns      int
+	// Conversations kept in the store for clients that name one.
+	ConversationTTL  time.Duration
+	MaxConversations int
+	ConversationSize int64
 }
 
 // define lists the orchestrator's settings, in the order of --help and the
@@ -81,7 +113,7 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.Float(&r.temperature, 0, D{Flag: "temperature", Arg: "T", Doc: "sampling temperature (T, from 0 to 2; default the model's)"}, settings.Between(0.0, 2.0))
 	s.String(&c.ReasoningEffort, "", D{Flag: "reasoning-effort", Arg: "LEVEL", Doc: "LEVEL sent as reasoning_effort: low, medium, high or none"},
 		settings.OneOf("", "low", "medium", "high", "none"))
-	s.Duration(&c.Timeout, 0, D{Flag: "timeout", Doc: "give up on a question after DURATION (default none)"})
+	s.Duration(&c.Timeout, 0, D{Flag: "timeout", Doc: "give up on a question after DURATION (default none; a turn of serve: 5m, unless its agent sets a timeout)"})
 	s.Bool(&r.extract, false, D{Flag: "extract-text-calls", Arg: "BOOL", Doc: "run tool calls the model writes as JSON text (BOOL; default true for Ollama, false otherwise)"})
 
 	s.String(&c.ServerURL, "", D{Flag: "server-url", Env: "MEMBRANE_SERVER_URL", Arg: "URL",
@@ -103,6 +135,39 @@ func define(c *Config, r *rawConfig) *settings.Set {
 		Doc: "offer the model only the tools whose names (as /tools shows them) match GLOB, such as 'ollama_*'; repeatable (default: all)"}, globs)
 	s.List(&c.ExcludeTools, nil, D{Flag: "exclude-tools", Arg: "GLOB", Doc: "do not offer the model the tools matching GLOB; repeatable"}, globs)
 
+	// Named agents, and the API of `orchestrator serve`.
+	s.String(&c.AgentsFile, "", D{Flag: "agents", Env: "MEMBRANE_AGENTS", Arg: "FILE",
+		Doc: "read named agents from the agents key of FILE (YAML or JSON; membrane's config file may hold them); serve reloads it on change"})
+	s.String(&c.Agent, "", D{Flag: "agent", Env: "MEMBRANE_AGENT", Arg: "NAME",
+		Doc: "run the agent NAME of --agents: its model, endpoint, prompt, tools, approvals and limits; flags given still win"})
+	sv := &c.Serve
+	s.String(&sv.Addr, "127.0.0.1:8766", D{Flag: "http", Env: "MEMBRANE_SERVE_HTTP", Arg: "ADDR",
+		Doc: "serve: listen on ADDR (host:port; beyond loopback only with an API token)"}, func(v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("want host:port, such as 127.0.0.1:8766")
+		}
+		return nil
+	})
+	s.String(&sv.Token, "", D{Flag: "api-token", Env: "MEMBRANE_API_TOKEN", Arg: "TOKEN",
+		Doc: "serve: bearer TOKEN every API request must carry (prefer the variable or --api-token-file: flags show in ps)"})
+	s.String(&r.apiTokenFile, "", D{Flag: "api-token-file", Arg: "FILE", Doc: "serve: read the API token from FILE"})
+	s.List(&sv.Origins, nil, D{Flag: "allowed-origin", Arg: "ORIGIN", Doc: "serve: a browser ORIGIN (scheme://host[:port]) allowed to call the API; repeatable"}, func(v string) error {
+		if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("want scheme://host[:port], such as https://chat.example.com")
+		}
+		return nil
+	})
+	s.List(&sv.Hosts, nil, D{Flag: "allowed-host", Arg: "HOST", Doc: "serve: a Host header accepted besides loopback names (DNS rebinding guard); repeatable"})
+	s.Size(&sv.MaxRequest, openaicompat.DefaultMaxRequestBytes, D{Flag: "max-request", Env: "MEMBRANE_MAX_REQUEST", Doc: "serve: largest request body (SIZE)"}, settings.Positive[int64])
+	s.Int(&sv.TurnsPerToken, openaicompat.DefaultTurnsPerToken, D{Flag: "turns-per-token", Env: "MEMBRANE_TURNS_PER_TOKEN", Doc: "serve: turns one token runs at once (N); more get 429"}, settings.AtLeast(1))
+	s.Int(&sv.MaxTurns, openaicompat.DefaultMaxTurns, D{Flag: "max-turns", Env: "MEMBRANE_MAX_TURNS", Doc: "serve: turns running at once, all clients together (N); more get 503"}, settings.AtLeast(1))
+	s.Duration(&sv.ConversationTTL, 24*time.Hour, D{Flag: "conversation-ttl", Env: "MEMBRANE_CONVERSATION_TTL",
+		Doc: "serve: forget a conversation_id's history after DURATION without a turn (kept in --store)"}, settings.Positive[time.Duration])
+	s.Int(&sv.MaxConversations, store.DefaultMaxConversations, D{Flag: "max-conversations", Env: "MEMBRANE_MAX_CONVERSATIONS",
+		Doc: "serve: conversations kept at once (N); past it the least recent go"}, settings.AtLeast(1))
+	s.Size(&sv.ConversationSize, openaicompat.DefaultConversationSize, D{Flag: "max-conversation-size", Env: "MEMBRANE_MAX_CONVERSATION_SIZE",
+		Doc: "serve: history kept per conversation (SIZE); past it the oldest messages go"}, settings.Positive[int64])
+
 	s.Bool(&c.JSON, false, D{Flag: "json", Doc: "print one JSON object (answer, tool calls, tokens, durations) instead of text; with the REPL, one per line"})
 	s.List(&c.Approve, nil, D{Flag: "approve", Arg: "TOOLS", Split: true, Doc: "ask before each call of these TOOLS (comma-separated, repeatable; '*' = all)"})
 	s.Bool(&c.Yes, false, D{Flag: "yes", Doc: "approve the --approve tools without asking when there is no terminal"})
@@ -114,6 +179,9 @@ func define(c *Config, r *rawConfig) *settings.Set {
 		settings.OneOf(imagesAuto, imagesSave, imagesOff))
 	s.String(&c.ImageDir, "", D{Flag: "image-dir", Arg: "DIR", Doc: "save the images tools return in DIR (default: a new temporary directory)"})
 	s.String(&c.History, "", D{Flag: "history", Arg: "FILE", Doc: `REPL history FILE (default $XDG_STATE_HOME/membrane/orchestrator_history; "off" for none)`})
+	s.String(&c.Store, "", D{Flag: "store", Env: "MEMBRANE_STORE", Arg: "FILE",
+		Doc: `keep each turn (question, steps, model calls with tokens and timings, tool calls) in the SQLite FILE membrane's trace store uses, or off (default $XDG_STATE_HOME/membrane/membrane.db)`})
+	s.Bool(&c.Turns, false, D{Flag: "turns", Doc: "print the latest stored turns with their steps (as /history does) and exit; with --json, one JSON object per turn"})
 	s.Bool(&r.version, false, D{Flag: "version", Doc: "print the version and exit", Stop: true})
 	return s
 }
@@ -125,6 +193,8 @@ type rawConfig struct {
 	extract     bool
 	tokenFile   string
 	version     bool
+
+	apiTokenFile string
 }
 
 const usageHead = `orchestrator drives a reasoning model that calls membrane's tools (and any
@@ -134,6 +204,8 @@ Usage:
   orchestrator [flags]                 interactive session (a REPL)
   orchestrator [flags] -e "QUESTION"   answer one question and exit (0 ok, 1 failed)
   orchestrator [flags] QUESTION...     the same
+  orchestrator serve [flags]           serve the agents of --agents over an
+                                       OpenAI-compatible API at --http
 
 By default it launches the membrane binary found next to itself (else on
 PATH) over stdio, and talks to Ollama's /v1 at OLLAMA_HOST. A setting's
@@ -144,7 +216,7 @@ Flags:
 `
 
 const usageTail = `
-REPL commands: /tools, /model [NAME], /clear, /help, /exit (or Ctrl-D).
+REPL commands: /tools, /model [NAME], /history [all], /clear, /help, /exit (or Ctrl-D).
 Ctrl-C cancels the running turn and its tool calls, not the session.
 
 Approval: --approve sh,python_run asks before each call of those tools when
@@ -197,6 +269,19 @@ func parseConfig(args []string, getenv func(string) string) (*Config, *settings.
 			return nil, s, s.Errorf("token-file", "%v", err)
 		}
 		cfg.Token = strings.TrimSpace(string(b))
+	}
+	if raw.apiTokenFile != "" {
+		if s.SourceOf("api-token") == settings.FromFlag {
+			return nil, s, s.Errorf("api-token-file", "set either --api-token or --api-token-file, not both")
+		}
+		b, err := os.ReadFile(raw.apiTokenFile)
+		if err != nil {
+			return nil, s, s.Errorf("api-token-file", "%v", err)
+		}
+		cfg.Serve.Token = strings.TrimSpace(string(b))
+		if cfg.Serve.Token == "" {
+			return nil, s, s.Errorf("api-token-file", "%s is empty", raw.apiTokenFile)
+		}
 	}
 	if cfg.NoMembrane && cfg.MCPConfig == "" {
 		return nil, s, s.Errorf("no-membrane", "needs --mcp-config: there would be no tools at all")

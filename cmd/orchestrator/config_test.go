@@ -89,15 +89,17 @@ func TestEverySetting(t *testing.T) {
 		New: func() *settings.Set { return define(&Config{}, &rawConfig{}) },
 		Good: map[string]string{
 			"base-url": "https://api.example/v1", "server-url": "http://127.0.0.1:1/mcp", "reasoning-effort": "low",
-			"temperature": "0.5", "max-steps": "3", "parallel": "2", "images": "save",
+			"temperature": "0.5", "max-steps": "3", "parallel": "2", "http": "127.0.0.1:0", "allowed-origin": "https://chat.example.com", "images": "save",
 		},
 		Bad: map[string]string{
 			"base-url": "localhost:11434", "server-url": "ftp://x", "reasoning-effort": "max", "temperature": "3",
 			"max-steps": "-1", "parallel": "-1", "timeout": "-1s", "tools": "[oops", "exclude-tools": "[oops",
+			"http": "localhost", "allowed-origin": "chat.example.com", "max-request": "0", "turns-per-token": "0", "max-turns": "0",
+			"conversation-ttl": "0s", "max-conversations": "0", "max-conversation-size": "0",
 			"images": "inline",
 		},
 		NoBad: []string{"e", "model", "system", "token", "token-file", "membrane", "server-arg", "config", "mcp-config",
-			"server-log", "approve", "history", "image-dir"},
+			"server-log", "approve", "history", "agents", "agent", "api-token", "api-token-file", "allowed-host", "store", "image-dir"},
 	})
 }
 
@@ -219,5 +221,59 @@ func TestDefaultBaseURL(t *testing.T) {
 		if got := defaultBaseURL(); got != want {
 			t.Errorf("OLLAMA_HOST=%q: %s, want %s", in, got, want)
 		}
+	}
+}
+
+// --agent NAME takes the agent's settings where no flag or variable gave
+// one; a flag given still wins.
+func TestUseAgent(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "agents.yaml")
+	os.WriteFile(f, []byte(`agents:
+  - name: coder
+    model: qwen3:0.6b
+    system: be terse
+    tools: [sh]
+    max_steps: 3
+    timeout: 30s
+    approve: [sh]
+    unattended: allow
+    extract_text_calls: false
+`), 0o600)
+	load := func(args ...string) (*Config, error) {
+		cfg, set, err := parseConfig(args, envOf(nil))
+		if err != nil {
+			return nil, err
+		}
+		specs, _, err := cfg.loadAgents()
+		if err != nil {
+			return nil, err
+		}
+		return cfg, cfg.useAgent(set, specs)
+	}
+	cfg, err := load("--agents", f, "--agent", "coder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Model != "qwen3:0.6b" || cfg.System != "be terse" || len(cfg.Tools) != 1 || cfg.MaxSteps != 3 || cfg.Timeout != 30*time.Second ||
+		len(cfg.Approve) != 1 || !cfg.Yes || cfg.extractText() {
+		t.Errorf("the agent's settings were not taken: %+v", cfg)
+	}
+	cfg, err = load("--agents", f, "--agent", "coder", "--model", "other", "--max-steps", "7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Model != "other" || cfg.MaxSteps != 7 || cfg.System != "be terse" {
+		t.Errorf("flags must win over the agent: %+v", cfg)
+	}
+	if _, err := load("--agents", f, "--agent", "codr"); err == nil || !strings.Contains(err.Error(), "did you mean coder?") || !strings.Contains(err.Error(), "--agent") {
+		t.Errorf("unknown agent: %v", err)
+	}
+	if _, err := load("--agent", "coder"); err == nil || !strings.Contains(err.Error(), "needs --agents") {
+		t.Errorf("--agent without --agents: %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("agents:\n  - {name: x}\n"), 0o600)
+	if _, err := load("--agents", bad); err == nil || !strings.Contains(err.Error(), "--agents "+bad) || !strings.Contains(err.Error(), "model: missing") {
+		t.Errorf("bad agents file: %v", err)
 	}
 }

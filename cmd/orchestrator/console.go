@@ -136,7 +136,7 @@ func (c *console) readLine(ctx context.Context, prompt string) (string, error) {
 	return line, err
 }
 
-var commands = []string{"/tools", "/model", "/clear", "/help", "/exit"}
+var commands = []string{"/tools", "/model", "/history", "/clear", "/help", "/exit"}
 
 func completeCommand(line string, pos int, key rune) (string, int, bool) {
 	if key != '\t' || !strings.HasPrefix(line, "/") || strings.Contains(line, " ") {

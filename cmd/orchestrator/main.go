@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -27,8 +28,11 @@ import (
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/calls/agent/agents"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
+	"github.com/membrane-mcp/membrane/calls/otel"
 	"github.com/membrane-mcp/membrane/calls/policy"
+	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termimage"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
@@ -52,6 +56,8 @@ func isTerminal(f any) bool {
 // run is main without the exit; it returns the exit code: 0 answered, 1
 // failed, 2 bad usage, 130 interrupted.
 func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var probe Config
+	command, args := define(&probe, &rawConfig{}).Split(args, "serve")
 	cfg, set, err := parseConfig(args, getenv)
 	switch {
 	case errors.Is(err, settings.ErrHelp):
@@ -65,6 +71,15 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return 2
 	}
 
+	specs, agentsData, err := cfg.loadAgents()
+	if err == nil {
+		err = cfg.useAgent(set, specs)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
+		return 2
+	}
+
 	errTTY := isTerminal(stderr)
 	color := errTTY && !cfg.NoColor
 	level := slog.LevelWarn
@@ -72,6 +87,17 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		level = slog.LevelDebug
 	}
 	log := slog.New(tint.NewTextHandler(stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !color}))
+
+	if cfg.Turns {
+		return showTurns(cfg, getenv, stdout, stderr)
+	}
+	if command == "serve" {
+		if cfg.Exec != "" {
+			fmt.Fprintf(stderr, "orchestrator serve: takes no question (got %q); clients ask over the API\n", cfg.Exec)
+			return 2
+		}
+		return serve(cfg, specs, agentsData, log, stdout, stderr)
+	}
 
 	oneShot := cfg.Exec != ""
 	inFile, _ := stdin.(*os.File)
@@ -112,6 +138,11 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		serverLog = &termsafe.Writer{W: serverLog}
 	}
 	servers, err := cfg.servers(serverLog)
+	if err == nil && len(cfg.agentServers) > 0 {
+		var extra []server
+		extra, err = extraServers([]agents.Spec{{Name: cfg.Agent, Servers: cfg.agentServers}}, servers, serverLog)
+		servers = append(servers, extra...)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 		return 1
@@ -159,6 +190,12 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	if baseURL == "" {
 		baseURL = defaultBaseURL()
 	}
+	tr, err := otel.Start(root, &otel.Options{ServiceName: "orchestrator", ServiceVersion: versionString()})
+	if err != nil {
+		fmt.Fprintf(stderr, "orchestrator: tracing: %v; fix the OTEL_* variables, or unset OTEL_EXPORTER_OTLP_ENDPOINT to trace nothing\n", err)
+		return 2
+	}
+	defer shutdownTracing(tr, log)
 	model := openaicompat.New(&openaicompat.Options{
 		BaseURL:         baseURL,
 		APIKey:          cfg.APIKey,
@@ -166,6 +203,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		ReasoningEffort: cfg.ReasoningEffort,
 		ThinkTags:       true,
 		Logger:          log,
+		HTTPClient:      &http.Client{Transport: tr.Transport(nil)},
 	})
 	if cfg.Model == "" {
 		// Ctrl-C while picking the model is still start-up: exit 130.
@@ -232,17 +270,55 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		OnEvent:          u.event,
 		Logger:           log,
 	}
+	if tr.Enabled() {
+		opts.TracerProvider = tr.TracerProvider()
+	}
 	if len(cfg.Approve) > 0 {
 		opts.Approve = appr.approve
 	}
 	ag := agent.New(model, tools, opts)
 	log.Debug("ready", "model", cfg.Model, "endpoint", model.BaseURL(), "tools", tools.Len(), "extract_text_calls", opts.ExtractTextCalls)
 
-	s := &session{cfg: cfg, ag: ag, model: model, tools: tools, fleet: fl, ui: u, stdout: stdout, stderr: stderr}
+	turns := openTurnStore(cfg, getenv, log)
+	defer turns.close()
+	s := &session{cfg: cfg, ag: ag, model: model, tools: tools, fleet: fl, ui: u, stdout: stdout, stderr: stderr, turns: turns}
 	if oneShot {
 		return s.oneShot(root, cfg.Exec)
 	}
 	return s.repl(root, lines, interactive)
+}
+
+// showTurns prints the stored turns for --turns.
+func showTurns(cfg *Config, getenv func(string) string, stdout, stderr io.Writer) int {
+	if cfg.Store == "off" {
+		fmt.Fprintln(stderr, "orchestrator: --turns reads the trace store, and --store is off")
+		return 2
+	}
+	path, err := turnStorePath(cfg.Store, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
+		return 1
+	}
+	st, err := store.Open(path, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	if err := printTurns(context.Background(), stdout, st, store.TurnFilter{Limit: 20}, cfg.JSON); err != nil {
+		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// shutdownTracing exports the last spans, for a few seconds at most.
+func shutdownTracing(tr *otel.Tracing, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		log.Warn("tracing: the last spans were not exported", "err", err)
+	}
 }
 
 // offered is what the model is offered: the router, or a view of it.
@@ -331,6 +407,7 @@ type session struct {
 	ui     *ui
 	stdout io.Writer
 	stderr io.Writer
+	turns  *turnStore // nil with --store off
 }
 
 func (s *session) ask(ctx context.Context, q string) (*agent.Turn, error) {
@@ -339,7 +416,9 @@ func (s *session) ask(ctx context.Context, q string) (*agent.Turn, error) {
 		ctx, cancel = context.WithTimeoutCause(ctx, s.cfg.Timeout, fmt.Errorf("no answer within --timeout %s", s.cfg.Timeout))
 		defer cancel()
 	}
+	started := time.Now()
 	turn, err := s.ag.Ask(ctx, q)
+	s.turns.record(context.WithoutCancel(ctx), started, q, s.ag.Model(), turn, err)
 	err = modelAdvice(err)
 	if err != nil && ctx.Err() != nil && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), context.Canceled) {
 		err = context.Cause(ctx)
@@ -528,9 +607,22 @@ func (s *session) command(ctx context.Context, line string) bool {
 		}
 		s.ag.SetModel(arg)
 		s.ui.note("model: %s", arg)
+	case "/history":
+		if s.turns == nil {
+			s.ui.note("no turns are kept (--store off, or the store could not be opened)")
+			return false
+		}
+		f := store.TurnFilter{Conversation: s.turns.conv, Limit: 20}
+		if arg == "all" {
+			f.Conversation = ""
+		}
+		if err := printTurns(ctx, s.stdout, s.turns.st, f, false); err != nil {
+			s.ui.note("history: %s", termsafe.String(err.Error()))
+		}
 	case "/help", "/?":
 		fmt.Fprint(s.stdout, `  /tools         list the tools the model can call
   /model [NAME]  show or change the model
+  /history [all] this session's turns (all: every session's latest) from the store
   /clear         forget the conversation
   /exit          leave (or Ctrl-D)
   Ctrl-C cancels the running question and its tool calls.
@@ -564,6 +656,7 @@ type jsonTurn struct {
 	DurationMS      float64    `json:"duration_ms"`
 	Error           string     `json:"error,omitempty"`
 	MaxStepsReached bool       `json:"max_steps_reached,omitempty"`
+	TraceID         string     `json:"trace_id,omitempty"`
 }
 
 type jsonUsage struct {
@@ -578,7 +671,7 @@ func (s *session) printJSON(q string, t *agent.Turn, err error) {
 	if t != nil {
 		out.Answer, out.Reasoning, out.Steps = t.Answer, t.Reasoning, t.Steps
 		out.Usage = jsonUsage{t.Usage.PromptTokens, t.Usage.CompletionTokens}
-		out.DurationMS = ms(t.Duration)
+		out.DurationMS, out.TraceID = ms(t.Duration), t.TraceID
 		for _, c := range t.Calls {
 			args := json.RawMessage(c.Arguments)
 			if !json.Valid(args) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/membrane-mcp/membrane/calls"
 	"io"
 	"os"
 	"reflect"
@@ -517,26 +518,7 @@ func nearest(v string, candidates []string) string {
 }
 
 // distance is the Levenshtein distance of a and b.
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
+func distance(a, b string) int { return calls.EditDistance(a, b) }
 
 // Encode returns the current values of the settings that were given (by
 // any source) and have a file key, as a config file document (YAML; JSON

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
+	"github.com/membrane-mcp/membrane/ollama/ollamatest"
+)
+
+// EnvTestJaeger names the Jaeger binary the trace test runs ("off" skips
+// the test on purpose). `make test-jaeger` builds it into the cache.
+const EnvTestJaeger = "MEMBRANE_TEST_JAEGER"
+
+// jaegerBinary finds the Jaeger all-in-one binary, or fails or skips as
+// mcptest.Require says.
+func jaegerBinary(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv(EnvTestJaeger)
+	if p == "off" {
+		t.Skipf("%s=off", EnvTestJaeger)
+	}
+	if p == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			mcptest.Require(t, "no cache directory for the Jaeger binary")
+		}
+		p = filepath.Join(dir, "membrane", "jaeger-v1.76.0", "jaeger")
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
+		mcptest.Require(t, fmt.Sprintf("no Jaeger at %s (run `make test-jaeger`, or set %s)", p, EnvTestJaeger))
+	}
+	return p
+}
+
+// jaeger is a running Jaeger all-in-one with in-memory storage.
+type jaeger struct {
+	otlpHTTP, otlpGRPC, query string
+}
+
+func startJaeger(t *testing.T) *jaeger {
+	t.Helper()
+	bin := jaegerBinary(t)
+	j := &jaeger{otlpHTTP: mcptest.FreeAddr(t), otlpGRPC: mcptest.FreeAddr(t), query: mcptest.FreeAddr(t)}
+	health, queryGRPC := mcptest.FreeAddr(t), mcptest.FreeAddr(t)
+	config := fmt.Sprintf(`service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: info
+extensions:
+  healthcheckv2:
+    use_v2: true
+    http:
+      endpoint: %s
+  jaeger_query:
+    storage:
+      traces: mem
+    http:
+      endpoint: %s
+    grpc:
+      endpoint: %s
+  jaeger_storage:
+    backends:
+      mem:
+        memory:
+          max_traces: 1000
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %s
+      http:
+        endpoint: %s
+processors:
+  batch:
+    timeout: 100ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: mem
+`, health, j.query, queryGRPC, j.otlpGRPC, j.otlpHTTP)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "jaeger.yaml")
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs mcptest.SyncBuffer
+	cmd := exec.Command(bin, "--config", cfg)
+	// Jaeger traces itself to a fixed default port unless told not to.
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("jaeger log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get("http://" + j.query + "/api/services")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return j
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jaeger never answered on %s: %v", j.query, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// jaegerSpan is a span as Jaeger's HTTP API shows it.
+type jaegerSpan struct {
+	SpanID        string `json:"spanID"`
+	OperationName string `json:"operationName"`
+	References    []struct {
+		RefType string `json:"refType"`
+		SpanID  string `json:"spanID"`
+	} `json:"references"`
+	Tags []struct {
+		Key   string `json:"key"`
+		Value any    `json:"value"`
+	} `json:"tags"`
+	ProcessID string `json:"processID"`
+	service   string
+}
+
+func (s jaegerSpan) tag(k string) string {
+	for _, t := range s.Tags {
+		if t.Key == k {
+			return fmt.Sprint(t.Value)
+		}
+	}
+	return ""
+}
+
+func (s jaegerSpan) parent() string {
+	for _, r := range s.References {
+		if r.RefType == "CHILD_OF" {
+			return r.SpanID
+		}
+	}
+	return ""
+}
+
+// trace fetches one trace by ID from Jaeger's query API.
+func (j *jaeger) trace(id string) ([]jaegerSpan, error) {
+	resp, err := http.Get("http://" + j.query + "/api/traces/" + id)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %s", resp.Status)
+	}
+	var body struct {
+		Data []struct {
+			Spans     []jaegerSpan `json:"spans"`
+			Processes map[string]struct {
+				ServiceName string `json:"serviceName"`
+			} `json:"processes"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	if len(body.Data) != 1 {
+		return nil, fmt.Errorf("%d traces", len(body.Data))
+	}
+	spans := body.Data[0].Spans
+	for i := range spans {
+		spans[i].service = body.Data[0].Processes[spans[i].ProcessID].ServiceName
+	}
+	return spans, nil
+}
+
+// TestJaegerTrace runs a turn through the whole chain (the orchestrator,
+// the real test Ollama's scripted model on /v1, membrane over stdio, the
+// sandbox and membrane's Ollama model tool), exporting OTLP to a real
+// Jaeger, over HTTP and then over gRPC, and finds each turn as ONE trace in
+// Jaeger's API: the turn, its model call, the orchestrator's tools/call
+// spans, membrane's tools/call spans beneath them, the sandbox run and the
+// Ollama request with its tokens.
+func TestJaegerTrace(t *testing.T) {
+	j := startJaeger(t)
+	c := newChain(t, ollamatest.Script{
+		Calls:  []ollamatest.ToolCall{{Name: "sh", Args: `{"cmd":"echo traced"}`}, {Name: "chat_scripted", Args: `{"prompt":"hi"}`}},
+		Answer: " Both ran.",
+	})
+	for _, proto := range []struct{ name, endpoint string }{
+		{"http/protobuf", "http://" + j.otlpHTTP},
+		{"grpc", "http://" + j.otlpGRPC},
+	} {
+		t.Run(strings.ReplaceAll(proto.name, "/", "_"), func(t *testing.T) {
+			env := c.env(t, "OTEL_EXPORTER_OTLP_ENDPOINT="+proto.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL="+proto.name, "OTEL_SERVICE_NAME=")
+			// A freshly launched membrane lists its Ollama model tools once
+			// it has found them; a turn that came first is asked again.
+			var turn jsonTurn
+			for try := 0; ; try++ {
+				r := c.run(t, env, c.args("--json", "-e", "run both")...)
+				if r.code != 0 {
+					t.Fatalf("exit %d", r.code)
+				}
+				turn = decodeTurn(t, r.stdout)
+				if try == 4 || !strings.Contains(r.stdout, `unknown tool \"chat_scripted\"`) {
+					break
+				}
+			}
+			if turn.TraceID == "" || len(turn.ToolCalls) != 2 {
+				t.Fatalf("turn: trace %q, %d tool calls", turn.TraceID, len(turn.ToolCalls))
+			}
+			for _, tc := range turn.ToolCalls {
+				if tc.IsError {
+					t.Fatalf("tool call %s failed: %s", tc.Name, tc.Result)
+				}
+			}
+			// Both programs have exited, so both flushed; Jaeger's batch
+			// may still be on its way.
+			want := []string{"orchestrator/turn", "orchestrator/chat scripted", "orchestrator/tools/call sh", "orchestrator/tools/call chat_scripted",
+				"membrane/tools/call sh", "membrane/sandbox run", "membrane/tools/call chat_scripted", "membrane/chat scripted:latest"}
+			var spans []jaegerSpan
+			var missing []string
+			var err error
+			for deadline := time.Now().Add(30 * time.Second); ; {
+				spans, err = j.trace(turn.TraceID)
+				missing = missing[:0]
+				have := map[string]bool{}
+				for _, s := range spans {
+					have[s.service+"/"+s.OperationName] = true
+				}
+				for _, w := range want {
+					if !have[w] {
+						missing = append(missing, w)
+					}
+				}
+				if err == nil && len(missing) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					var b bytes.Buffer
+					for _, s := range spans {
+						fmt.Fprintf(&b, "  %s/%s %s parent %s\n", s.service, s.OperationName, s.SpanID, s.parent())
+					}
+					t.Fatalf("trace %s: %v; missing %v; has:\n%s", turn.TraceID, err, missing, b.String())
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			byKey := map[string]jaegerSpan{}
+			byID := map[string]jaegerSpan{}
+			for _, s := range spans {
+				byID[s.SpanID] = s
+				k := s.service + "/" + s.OperationName
+				if _, dup := byKey[k]; dup && k != "orchestrator/chat scripted" && k != "orchestrator/HTTP POST" {
+					t.Errorf("two %s spans", k)
+				}
+				byKey[k] = s
+			}
+			parentOf := func(k string) string {
+				p, ok := byID[byKey[k].parent()]
+				if !ok {
+					return "(none)"
+				}
+				return p.service + "/" + p.OperationName
+			}
+			for child, parent := range map[string]string{
+				"orchestrator/tools/call sh":            "orchestrator/turn",
+				"membrane/tools/call sh":                "orchestrator/tools/call sh",
+				"membrane/sandbox run":                  "membrane/tools/call sh",
+				"membrane/tools/call chat_scripted":     "orchestrator/tools/call chat_scripted",
+				"membrane/chat scripted:latest":         "membrane/tools/call chat_scripted",
+				"orchestrator/tools/call chat_scripted": "orchestrator/turn",
+			} {
+				if got := parentOf(child); got != parent {
+					t.Errorf("%s's parent is %s, want %s", child, got, parent)
+				}
+			}
+			sh := byKey["membrane/tools/call sh"]
+			if sh.tag("mcp.method.name") != "tools/call" || sh.tag("gen_ai.tool.name") != "sh" || sh.tag("span.kind") != "server" || sh.tag("mcp.session.id") == "" {
+				t.Errorf("membrane's sh span tags: %+v", sh.Tags)
+			}
+			if run := byKey["membrane/sandbox run"]; run.tag("process.exit.code") != "0" || run.tag("membrane.sandbox.isolation") == "" {
+				t.Errorf("sandbox span tags: %+v", run.Tags)
+			}
+			chat := byKey["membrane/chat scripted:latest"]
+			if !strings.HasPrefix(chat.tag("gen_ai.request.model"), "scripted") || chat.tag("gen_ai.usage.output_tokens") == "0" || chat.tag("gen_ai.usage.output_tokens") == "" ||
+				chat.tag("gen_ai.usage.input_tokens") == "" || chat.tag("gen_ai.provider.name") != "ollama" {
+				t.Errorf("membrane's Ollama span tags: %+v", chat.Tags)
+			}
+			// The model request to /v1 is an HTTP client span under the
+			// orchestrator's model call: traceparent went to the endpoint.
+			http := 0
+			for _, s := range spans {
+				if s.service == "orchestrator" && s.tag("http.request.method") == "POST" {
+					if p := byID[s.parent()]; p.OperationName != "chat scripted" {
+						t.Errorf("HTTP span %s under %q", s.OperationName, p.OperationName)
+					}
+					http++
+				}
+			}
+			if http < 2 {
+				t.Errorf("%d HTTP spans of the model calls, want one per model call (2)", http)
+			}
+		})
+	}
+}
