@@ -360,14 +360,24 @@ func (l *Lens) serveCalls(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (l *Lens) serveCall(w http.ResponseWriter, r *http.Request) {
+// storedID reads the id= of a stored call or turn (what names it), and
+// answers the error itself when there is no store or no usable id.
+func (l *Lens) storedID(w http.ResponseWriter, r *http.Request, what string) (string, bool) {
 	if l.o.Store == nil {
 		writeError(w, http.StatusNotFound, "no history: the trace store is off")
-		return
+		return "", false
 	}
 	id := r.URL.Query().Get("id")
 	if id == "" || len(id) > 128 {
-		writeError(w, http.StatusBadRequest, "give the call's id")
+		writeError(w, http.StatusBadRequest, "give the "+what+"'s id")
+		return "", false
+	}
+	return id, true
+}
+
+func (l *Lens) serveCall(w http.ResponseWriter, r *http.Request) {
+	id, ok := l.storedID(w, r, "call")
+	if !ok {
 		return
 	}
 	c, err := l.o.Store.Get(r.Context(), id)
@@ -514,13 +524,8 @@ func (l *Lens) serveTurns(w http.ResponseWriter, r *http.Request) {
 
 // serveTurn answers one turn with its steps.
 func (l *Lens) serveTurn(w http.ResponseWriter, r *http.Request) {
-	if l.o.Store == nil {
-		writeError(w, http.StatusNotFound, "no turns: the trace store is off")
-		return
-	}
-	id := r.URL.Query().Get("id")
-	if id == "" || len(id) > 128 {
-		writeError(w, http.StatusBadRequest, "give the turn's id")
+	id, ok := l.storedID(w, r, "turn")
+	if !ok {
 		return
 	}
 	t, err := l.o.Store.GetTurn(r.Context(), id)

@@ -181,7 +181,9 @@ func TestBrowserOpen100k(t *testing.T) {
 // the models a host has loaded and the calls waiting per model.
 func TestBrowserTurnsAndHosts(t *testing.T) {
 	f := newFixture(t, Options{
-		Hosts:  func() []Host { return []Host{{URL: "http://ollama.test", Up: true, Models: []string{"qwen", "llava"}, Loaded: []string{"qwen"}}} },
+		Hosts: func() []Host {
+			return []Host{{URL: "http://ollama.test", Up: true, Models: []string{"qwen", "llava"}, Loaded: []string{"qwen"}}}
+		},
 		Queues: func() map[string]int { return map[string]int{"qwen": 2} },
 	}, true)
 	now := time.Now().UTC()
