@@ -65,6 +65,9 @@ type Models struct {
 	hosts  []*host
 	http   *http.Client
 	kick   chan struct{}
+	// first is closed when Run's first refresh has ended.
+	first     chan struct{}
+	firstOnce sync.Once
 
 	refreshMu sync.Mutex // one refresh at a time
 
@@ -119,6 +122,7 @@ func New(cfg Config, r *calls.Router, log *slog.Logger) (*Models, error) {
 		router: r,
 		log:    log,
 		kick:   make(chan struct{}, 1),
+		first:  make(chan struct{}),
 		models: map[string]*model{},
 		specs:  slices.Clone(cfg.Tools),
 		shows:  map[string]*modelDetails{},
@@ -162,6 +166,7 @@ func (m *Models) Run(ctx context.Context) error {
 		if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
 			m.log.Debug("ollama refresh", "err", err)
 		}
+		m.firstOnce.Do(func() { close(m.first) })
 		wait := m.cfg.RefreshInterval
 		if m.anyDown() {
 			wait = min(wait, downRetry)
@@ -177,6 +182,12 @@ func (m *Models) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// Discovered returns a channel closed when Run's first refresh has ended,
+// whether the hosts answered or not: from then on the tool set holds the
+// models the hosts had, so a program can wait for it before the first
+// tools/list.
+func (m *Models) Discovered() <-chan struct{} { return m.first }
 
 // kickRefresh asks Run for a refresh soon, without waiting.
 func (m *Models) kickRefresh() {
