@@ -26,8 +26,9 @@ import (
 // it changes: the subscribed files are looked at when any tool call ends,
 // and every subscriptionPoll while subscriptions exist.
 //
-// A session sees only its own workspace; a URI with another handle is
-// not found. Every part is bounded: a page of resourcesPage files, reads
+// A session sees only its own workspace and the workspace handles of its
+// token (calls.Workspaces): resources/list shows both, and a URI of any
+// other workspace is not found. Every part is bounded: a page of resourcesPage files, reads
 // of at most WorkspaceResourceOptions.MaxReadBytes, and
 // maxSubscriptions per session.
 
@@ -104,8 +105,8 @@ func (s *Server) serveResources() {
 		URITemplate: calls.WorkspaceURITemplate,
 		Name:        "workspace",
 		Title:       "Files of the session workspace",
-		Description: "The files sh, python_run and the file tools see in " + calls.WorkspaceDir + ". HANDLE names this session's workspace: " +
-			"take it from a resource link a tool returned, or from resources/list.",
+		Description: "The files sh, python_run and the file tools see in " + calls.WorkspaceDir + ". HANDLE names this session's workspace or a workspace handle (ws_...) of this token: " +
+			"take it from a resource link or the workspace a tool returned, or from resources/list.",
 	}, s.readResource)
 	s.sdk.AddReceivingMiddleware(s.listResources)
 }
