@@ -31,7 +31,7 @@ export MEMBRANE_TEST_JAEGER ?= $(TEST_JAEGER)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOTEST_FLAGS ?=
 
-.PHONY: help build run test test-go test-warm test-clients test-browser test-jaeger lint race bench fuzz demo deps test-deps clean
+.PHONY: help build run test test-go test-warm test-clients test-browser test-jaeger lint race bench bench-peers fuzz demo deps test-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -74,6 +74,7 @@ lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags browser ./calls/lens ./cmd/membrane
+	cd tools/bench/mcpgo && $(GO) vet .
 	GOOS=darwin GOARCH=arm64 $(GO) vet ./sandbox/ ./cmd/...
 	GOOS=darwin GOARCH=amd64 $(GO) build -o /dev/null ./cmd/membrane ./cmd/orchestrator
 	$(GO) run $(STATICCHECK) ./...
@@ -83,6 +84,15 @@ race: test-deps ## the Go tests with the race detector, run twice to shake out f
 
 bench: build test-deps ## benchmarks, reported as ratios against a baseline from the same run
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=2s ./...
+
+# The peers bench-peers times membrane against, installed from npm into the
+# cache; srt needs ripgrep and socat as well.
+PEERS ?= $(HOME)/.cache/membrane/peers
+
+bench-peers: build test-deps ## membrane side by side with ollama-mcp, mcp-server-commands and srt (npm): a table for the README; off CI
+	@if [ "$$(id -u)" = 0 ] && ! { command -v rg && command -v socat; } >/dev/null; then apt-get install -y -q ripgrep socat; fi
+	npm install --no-audit --no-fund --silent --prefix $(PEERS) ollama-mcp@2.1.0 mcp-server-commands@0.5.0 @anthropic-ai/sandbox-runtime@0.0.78
+	$(GO) run ./tools/bench/peers -membrane ./$(BIN)/membrane -peers $(PEERS)
 
 fuzz: ## each fuzz target for FUZZTIME (default 10s)
 	./.ci/fuzz.sh $(or $(FUZZTIME),10s)

@@ -93,7 +93,7 @@ func newLimiter(name string, limit int, q queueConfig) *limiter {
 	case q.length > 0:
 		l.queueMax = q.length
 	default:
-		l.queueMax = 4 * limit
+		l.queueMax = max(4*limit, MinDefaultQueue)
 	}
 	l.perQueue = max(1, l.queueMax/2)
 	if l.timeout <= 0 {
@@ -101,6 +101,12 @@ func newLimiter(name string, limit int, q queueConfig) *limiter {
 	}
 	return l
 }
+
+// MinDefaultQueue is the least queue a call gets by default, however few
+// its slots: 20 sessions calling one tool at once all wait their turn even
+// at the smallest limit a machine is given (2). A waiting call holds only
+// a goroutine.
+const MinDefaultQueue = 32
 
 // DefaultShare is how many of limit slots one session may hold at once by
 // default: all but a quarter of them (at least one is kept for other

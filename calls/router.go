@@ -37,8 +37,8 @@ type RouterOptions struct {
 	// QueueLength is how many invocations of one call may wait for a slot
 	// once its Concurrency are running; one more is answered busy at once.
 	// One session may fill at most half of the queue (at least one place).
-	// Zero means four per slot; negative means no queue: a call past the
-	// limit is busy at once.
+	// Zero means four per slot, at least MinDefaultQueue; negative means
+	// no queue: a call past the limit is busy at once.
 	QueueLength int
 	// QueueTimeout is the longest an invocation waits in the queue before
 	// it is answered busy. Zero means DefaultQueueTimeout.

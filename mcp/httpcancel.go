@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -102,12 +103,82 @@ func isReplyTo(p []byte, id jsonrpc.ID) bool {
 }
 
 func replyIs(data []byte, id jsonrpc.ID) bool {
+	if is, sure := replyIsQuick(data, id); sure {
+		return is
+	}
 	m, err := jsonrpc.DecodeMessage(data)
 	if err != nil {
 		return false
 	}
 	resp, ok := m.(*jsonrpc.Response)
 	return ok && resp.ID == id
+}
+
+// replyIsQuick tells a reply from the envelope's first keys, without
+// decoding what follows: the SDK writes "jsonrpc", "id" and "method"
+// ahead of "params", "result" and "error" (TestSDKWritesIDFirst pins it),
+// and the result of a tools/list is the whole tool list, every time. sure
+// is false for anything it cannot tell at once; the caller then decodes
+// the whole message.
+func replyIsQuick(data []byte, id jsonrpc.ID) (is, sure bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false, false
+	}
+	var got json.RawMessage
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return false, false
+		}
+		switch k {
+		case "jsonrpc":
+			var v string
+			if dec.Decode(&v) != nil || v != "2.0" {
+				return false, false
+			}
+		case "id":
+			if got != nil || dec.Decode(&got) != nil {
+				return false, false
+			}
+		case "method":
+			return false, false // a request or a notification: rare, small
+		case "result", "error":
+			if got == nil {
+				return false, false
+			}
+			return idIs(got, id)
+		default:
+			return false, false
+		}
+	}
+	return false, false
+}
+
+// idIs compares a JSON-RPC id as written with id; sure is false for a
+// form it does not know.
+func idIs(raw json.RawMessage, id jsonrpc.ID) (is, sure bool) {
+	switch want := id.Raw().(type) {
+	case string:
+		var s string
+		if raw[0] != '"' {
+			return false, raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')
+		}
+		if json.Unmarshal(raw, &s) != nil {
+			return false, false
+		}
+		return s == want, true
+	case int64:
+		if raw[0] == '"' {
+			return false, true
+		}
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil {
+			return false, false
+		}
+		return n == want, true
+	}
+	return false, false
 }
 
 // discardWriter is the ResponseWriter of a request the layer makes itself.

@@ -54,6 +54,16 @@ func FuzzIsReplyTo(f *testing.F) {
 		if isReplyTo([]byte("event: message\ndata: "+string(note)+"\n\n"), id) {
 			t.Fatalf("notification taken for a response: %s", note)
 		}
+		// The quick reading, when it is sure, agrees with the whole decode.
+		for _, p := range [][]byte{reply, note, bytes.TrimSpace(raw)} {
+			if is, sure := replyIsQuick(p, id); sure {
+				m, err := jsonrpc.DecodeMessage(p)
+				resp, ok := m.(*jsonrpc.Response)
+				if full := err == nil && ok && resp.ID == id; full != is {
+					t.Fatalf("quick reading of %q says %v, the decode %v", p, is, full)
+				}
+			}
+		}
 		// Arbitrary bytes: no panic; a yes for raw is a yes for one of its
 		// lines or for the whole.
 		if isReplyTo(raw, id) && !replyIs(bytes.TrimSpace(raw), id) {
@@ -68,4 +78,40 @@ func FuzzIsReplyTo(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSDKWritesIDFirst pins the go-sdk behaviour replyIsQuick relies on:
+// a response is written with its id ahead of its result or error, so the
+// reply to a tools/list is told without decoding the tool list. Were the
+// order to change, the quick reading would stop being sure and every reply
+// would be decoded whole (slower, still right): this test says so.
+func TestSDKWritesIDFirst(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []any{int64(7), "call-7"} {
+		id, err := jsonrpc.MakeID(raw)
+		if err != nil {
+			if n, ok := raw.(int64); ok {
+				id, err = jsonrpc.MakeID(float64(n))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		other, _ := jsonrpc.MakeID("other")
+		for _, m := range []jsonrpc.Message{
+			&jsonrpc.Response{ID: id, Result: json.RawMessage(`{"tools":[{"name":"sh"}]}`)},
+			&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: 1, Message: "no"}},
+		} {
+			data, err := jsonrpc.EncodeMessage(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if is, sure := replyIsQuick(data, id); !sure || !is {
+				t.Errorf("%s: quick reading (is %v, sure %v); want a sure yes", data, is, sure)
+			}
+			if is, sure := replyIsQuick(data, other); !sure || is {
+				t.Errorf("%s for another id: quick reading (is %v, sure %v); want a sure no", data, is, sure)
+			}
+		}
+	}
 }

@@ -17,6 +17,7 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -423,19 +424,31 @@ func (s *Server) addTool(c *calls.Call) {
 	s.sdk.AddTool(t, s.callTool)
 }
 
-// toolOf describes c as an MCP tool.
+// toolOf describes c as an MCP tool. The schema is compacted here, once:
+// the SDK hands a json.RawMessage schema through to every tools/list as it
+// is (TestSDKListsSchemaAsGiven), and encoding/json compacts it on every
+// encoding, which is a plain copy once there is nothing left to remove.
+// destructiveHint is left out of a read-only tool's annotations: the
+// protocol gives it a meaning only when readOnlyHint is false.
 func toolOf(c *calls.Call) *sdk.Tool {
-	destructive := c.Destructive
+	schema := json.RawMessage(c.InputSchema)
+	var buf bytes.Buffer
+	if json.Compact(&buf, schema) == nil {
+		schema = buf.Bytes()
+	}
 	t := &sdk.Tool{
 		Name:        c.Name,
 		Title:       c.Title,
 		Description: c.Description,
-		InputSchema: json.RawMessage(c.InputSchema),
+		InputSchema: schema,
 		Annotations: &sdk.ToolAnnotations{
-			Title:           c.Title,
-			ReadOnlyHint:    c.ReadOnly,
-			DestructiveHint: &destructive,
+			Title:        c.Title,
+			ReadOnlyHint: c.ReadOnly,
 		},
+	}
+	if !c.ReadOnly {
+		destructive := c.Destructive
+		t.Annotations.DestructiveHint = &destructive
 	}
 	if len(c.OutputSchema) > 0 {
 		t.OutputSchema = json.RawMessage(c.OutputSchema)

@@ -84,7 +84,10 @@ func TestE2EBackendDiscoveryChatEmbedAndNames(t *testing.T) {
 			Dimensions int         `json:"dimensions"`
 			Embeddings [][]float64 `json:"embeddings"`
 		}
-		if err := json.Unmarshal([]byte(textOf(res)), &emb); err != nil || emb.Dimensions != 64 || len(emb.Embeddings) != 3 {
+		// The vectors travel in the structured content only; the text
+		// is a summary.
+		b, _ := json.Marshal(res.StructuredContent)
+		if err := json.Unmarshal(b, &emb); err != nil || emb.Dimensions != 64 || len(emb.Embeddings) != 3 {
 			t.Errorf("backend embeddings: %v, %d dims, %d vectors", err, emb.Dimensions, len(emb.Embeddings))
 		}
 

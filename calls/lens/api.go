@@ -71,6 +71,10 @@ func (l *Lens) serveAPI(w http.ResponseWriter, r *http.Request, path string) {
 		l.serveStats(w, r)
 	case "events":
 		l.serveEvents(w, r)
+	case "turns":
+		l.serveTurns(w, r)
+	case "turn":
+		l.serveTurn(w, r)
 	default:
 		writeError(w, http.StatusNotFound, "no such API: "+path)
 	}
@@ -84,6 +88,7 @@ func (l *Lens) serveOverview(w http.ResponseWriter, r *http.Request) {
 		SessionsOpen int64          `json:"sessions_open"`
 		InFlight     int64          `json:"in_flight"`
 		InFlightBy   map[string]int `json:"in_flight_by_tool"`
+		QueuedBy     map[string]int `json:"queued_by_model"`
 		CallsPerMin  int            `json:"calls_per_min"`
 		ErrorRate    float64        `json:"error_rate"`
 		History      bool           `json:"history"`
@@ -93,6 +98,14 @@ func (l *Lens) serveOverview(w http.ResponseWriter, r *http.Request) {
 	ov := overview{Hosts: []Host{}, Sandbox: l.o.Sandbox, InFlightBy: l.inFlight(), History: l.o.Store != nil, Seq: l.ring.last()}
 	if l.o.Hosts != nil {
 		ov.Hosts = append(ov.Hosts, l.o.Hosts()...)
+	}
+	ov.QueuedBy = map[string]int{}
+	if l.o.Queues != nil {
+		for m, n := range l.o.Queues() {
+			if n > 0 {
+				ov.QueuedBy[m] = n
+			}
+		}
 	}
 	if t := l.o.Tools; t != nil {
 		ov.Tools, ov.SessionsOpen, ov.InFlight = t.Len(), t.SessionsOpen(), t.InFlight()
@@ -347,14 +360,24 @@ func (l *Lens) serveCalls(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (l *Lens) serveCall(w http.ResponseWriter, r *http.Request) {
+// storedID reads the id= of a stored call or turn (what names it), and
+// answers the error itself when there is no store or no usable id.
+func (l *Lens) storedID(w http.ResponseWriter, r *http.Request, what string) (string, bool) {
 	if l.o.Store == nil {
 		writeError(w, http.StatusNotFound, "no history: the trace store is off")
-		return
+		return "", false
 	}
 	id := r.URL.Query().Get("id")
 	if id == "" || len(id) > 128 {
-		writeError(w, http.StatusBadRequest, "give the call's id")
+		writeError(w, http.StatusBadRequest, "give the "+what+"'s id")
+		return "", false
+	}
+	return id, true
+}
+
+func (l *Lens) serveCall(w http.ResponseWriter, r *http.Request) {
+	id, ok := l.storedID(w, r, "call")
+	if !ok {
 		return
 	}
 	c, err := l.o.Store.Get(r.Context(), id)
@@ -463,4 +486,59 @@ func (l *Lens) serveStats(w http.ResponseWriter, r *http.Request) {
 		"since": since, "width_ms": width.Milliseconds(), "buckets": nonNil(buckets),
 		"models": mr, "kills": kills, "outcomes": outcomes,
 	})
+}
+
+// serveTurns answers one page of the orchestrator turns, newest first,
+// without their steps; next is the cursor (until=) of the page after it.
+func (l *Lens) serveTurns(w http.ResponseWriter, r *http.Request) {
+	if l.o.Store == nil {
+		writeError(w, http.StatusNotFound, "no turns: the trace store is off")
+		return
+	}
+	q := r.URL.Query()
+	f := store.TurnFilter{Conversation: q.Get("conversation")}
+	if len(f.Conversation) > 128 {
+		writeError(w, http.StatusBadRequest, "conversation is an id of at most 128 bytes")
+		return
+	}
+	if v := q.Get("until"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "until is an RFC 3339 time, as the last page's next gave it")
+			return
+		}
+		f.Until = t
+	}
+	_, f.Limit = pageArgs(r)
+	ts, err := l.o.Store.Turns(r.Context(), f)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := map[string]any{"turns": nonNil(ts)}
+	if len(ts) == f.Limit {
+		out["next"] = ts[len(ts)-1].Started.Format(time.RFC3339Nano)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// serveTurn answers one turn with its steps.
+func (l *Lens) serveTurn(w http.ResponseWriter, r *http.Request) {
+	id, ok := l.storedID(w, r, "turn")
+	if !ok {
+		return
+	}
+	t, err := l.o.Store.GetTurn(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such turn (retention may have removed it)")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if t.Parts == nil {
+		t.Parts = []store.TurnStep{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"turn": t})
 }

@@ -175,3 +175,41 @@ func TestBrowserOpen100k(t *testing.T) {
 		t.Errorf("page problems: %v", p)
 	}
 }
+
+// TestBrowserTurnsAndHosts: the turns view lists a recorded turn and its
+// detail shows the question, each step and the answer; the overview shows
+// the models a host has loaded and the calls waiting per model.
+func TestBrowserTurnsAndHosts(t *testing.T) {
+	f := newFixture(t, Options{
+		Hosts: func() []Host {
+			return []Host{{URL: "http://ollama.test", Up: true, Models: []string{"qwen", "llava"}, Loaded: []string{"qwen"}}}
+		},
+		Queues: func() map[string]int { return map[string]int{"qwen": 2} },
+	}, true)
+	now := time.Now().UTC()
+	err := f.st.RecordTurn(context.Background(), &store.Turn{ID: "turn-b1", Started: now, DurMS: 900, Model: "qwen", Question: "what is in /tmp?",
+		Answer: "nothing much", Steps: 1, TokensIn: 30, TokensOut: 12, Outcome: "ok", Parts: []store.TurnStep{
+			{Step: 1, Kind: "model", Name: "qwen", Started: now, DurMS: 500, TokensIn: 30, TokensOut: 12, FirstTokenMS: 80, Outcome: "ok"},
+			{Step: 1, Kind: "tool", Name: "sh", Started: now, DurMS: 30, Outcome: "ok", Args: []byte(`{"cmd":"ls /tmp"}`), ResultBytes: 3},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := lenstest.New(t)
+	loginBrowser(t, b, f.srv.URL)
+	b.WaitJS("the loaded models and the queue", `(() => { const c = document.querySelector('tr[data-host="http://ollama.test"] td.loaded');
+		const q = document.querySelector('#queued tr[data-model="qwen"]');
+		return c && c.textContent === 'qwen' && q && q.textContent.includes('2'); })()`)
+	b.Do(chromedp.Navigate(f.srv.URL + "/lens/#/turns"))
+	b.WaitJS("the turn listed", `document.querySelector('#turns tr[data-turn="turn-b1"]') !== null`)
+	b.Do(chromedp.Click(chromedp.CSS(`#turns tr[data-turn="turn-b1"] a`)))
+	b.WaitJS("the turn's detail", `(() => { const d = document.getElementById('turn-detail');
+		return d && document.getElementById('turn-question').textContent === 'what is in /tmp?' &&
+			document.getElementById('turn-answer').textContent === 'nothing much' &&
+			document.querySelector('#turn-steps tr[data-kind="model"]').textContent.includes('12 out') &&
+			document.querySelector('#turn-steps tr[data-kind="tool"][data-name="sh"]').textContent.includes('ls /tmp'); })()`)
+	b.Screenshot("lens-turn")
+	if p := b.Problems(); len(p) > 0 {
+		t.Errorf("page problems: %v", p)
+	}
+}

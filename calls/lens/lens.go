@@ -51,8 +51,9 @@ type Host struct {
 	Up     bool     `json:"up"`
 	Err    string   `json:"error,omitempty"`
 	Models []string `json:"models"`
-	// Loaded lists the models loaded in memory now (Ollama's /api/ps),
-	// or nil where the host does not say.
+	// Loaded lists the models loaded in memory now (Ollama's /api/ps);
+	// empty where none are, or where the host does not say (an
+	// OpenAI-compatible backend).
 	Loaded []string `json:"loaded,omitempty"`
 }
 
@@ -109,6 +110,9 @@ type Options struct {
 	// ModelOf returns the model behind a tool, for the tools view. Nil
 	// shows no models.
 	ModelOf func(tool string) (Model, bool)
+	// Queues reports the calls waiting for a model slot, by model, for
+	// the overview. Nil reports none.
+	Queues func() map[string]int
 	// Sandbox describes the sandbox for the overview.
 	Sandbox Sandbox
 	// Scrubber hides secrets in the argument previews of live events.

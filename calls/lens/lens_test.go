@@ -679,3 +679,119 @@ func TestImagesKept(t *testing.T) {
 		t.Errorf("byte bound: %d bytes, %v", big.bytes, big.order)
 	}
 }
+
+func TestTurnsPages(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Options{}, true)
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	const n = 130
+	for i := range n {
+		tr := &store.Turn{ID: fmt.Sprintf("turn-%03d", i), Conversation: "conv-" + fmt.Sprint(i%2), Started: base.Add(time.Duration(i) * time.Second),
+			DurMS: 1500, Model: "qwen", Question: fmt.Sprintf("question %d", i), Answer: fmt.Sprintf("answer %d", i),
+			Steps: 1, TokensIn: 10, TokensOut: 5, Outcome: "ok"}
+		if i == n-1 {
+			tr.Parts = []store.TurnStep{
+				{Step: 1, Kind: "model", Name: "qwen", Started: tr.Started, DurMS: 800, TokensIn: 10, TokensOut: 5, FirstTokenMS: 120, Outcome: "ok"},
+				{Step: 1, Kind: "tool", Name: "sh", Started: tr.Started.Add(time.Second), DurMS: 40, Outcome: "tool_error", Reason: "exit 1", Args: json.RawMessage(`{"cmd":"false"}`), ResultBytes: 7},
+			}
+		}
+		if err := f.st.RecordTurn(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.st.Flush()
+	cookie := f.login(t)
+	hdr := map[string]string{"Cookie": cookie}
+	seen := map[string]bool{}
+	q := url.Values{"limit": {"50"}}
+	var prev time.Time
+	for page := 0; ; page++ {
+		resp, body := f.do(t, "GET", "/lens/api/turns?"+q.Encode(), "", hdr)
+		if resp.StatusCode != 200 {
+			t.Fatalf("turns: %d %s", resp.StatusCode, body)
+		}
+		var out struct {
+			Turns []store.Turn
+			Next  string
+		}
+		if err := json.Unmarshal([]byte(body), &out); err != nil {
+			t.Fatal(err, body)
+		}
+		if page == 0 && (len(out.Turns) == 0 || out.Turns[0].ID != "turn-129" || out.Turns[0].Question != "question 129") {
+			t.Fatalf("first page does not start with the newest turn: %.300s", body)
+		}
+		for _, tr := range out.Turns {
+			if seen[tr.ID] || len(tr.Parts) != 0 {
+				t.Errorf("turn %s again, or with its steps in the list", tr.ID)
+			}
+			if !prev.IsZero() && !tr.Started.Before(prev) {
+				t.Errorf("turn %s not older than the one before it", tr.ID)
+			}
+			seen[tr.ID], prev = true, tr.Started
+		}
+		if out.Next == "" {
+			break
+		}
+		q.Set("until", out.Next)
+		if page > 3 {
+			t.Fatal("too many pages")
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d turns over the pages, want %d", len(seen), n)
+	}
+	_, body := f.do(t, "GET", "/lens/api/turns?conversation=conv-1&limit=500", "", hdr)
+	if c := strings.Count(body, `"conversation":"conv-1"`); c != n/2 || strings.Contains(body, "conv-0") {
+		t.Errorf("conversation filter: %d of conv-1", c)
+	}
+
+	resp, body := f.do(t, "GET", "/lens/api/turn?id=turn-129", "", hdr)
+	var one struct{ Turn store.Turn }
+	if err := json.Unmarshal([]byte(body), &one); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("turn: %d %v %s", resp.StatusCode, err, body)
+	}
+	if p := one.Turn.Parts; len(p) != 2 || p[0].Kind != "model" || p[0].TokensOut != 5 || p[0].FirstTokenMS != 120 ||
+		p[1].Kind != "tool" || p[1].Name != "sh" || p[1].Outcome != "tool_error" || !strings.Contains(string(p[1].Args), "false") || one.Turn.Answer != "answer 129" {
+		t.Errorf("turn detail: %s", body)
+	}
+	for path, want := range map[string]int{"/lens/api/turn?id=nope": 404, "/lens/api/turn": 400, "/lens/api/turns?until=yesterday": 400, "/lens/api/turn?id=turn-000": 200} {
+		if resp, body := f.do(t, "GET", path, "", hdr); resp.StatusCode != want {
+			t.Errorf("%s: %d %s, want %d", path, resp.StatusCode, body, want)
+		}
+	}
+	// Without a store the API says so rather than answering empty.
+	g := newFixture(t, Options{}, false)
+	if resp, _ := g.do(t, "GET", "/lens/api/turns", "", map[string]string{"Cookie": g.login(t)}); resp.StatusCode != 404 {
+		t.Errorf("turns without a store: %d", resp.StatusCode)
+	}
+}
+
+func TestOverviewLoadedAndQueued(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Options{
+		Hosts: func() []Host {
+			return []Host{{URL: "http://a", Up: true, Models: []string{"m1", "m2"}, Loaded: []string{"m1"}}, {URL: "http://b", Up: true, Models: []string{"m3"}}}
+		},
+		Queues: func() map[string]int { return map[string]int{"m1": 3, "m2": 0} },
+	}, false)
+	_, body := f.do(t, "GET", "/lens/api/overview", "", map[string]string{"Cookie": f.login(t)})
+	var ov struct {
+		Hosts  []Host
+		Queued map[string]int `json:"queued_by_model"`
+	}
+	if err := json.Unmarshal([]byte(body), &ov); err != nil {
+		t.Fatal(err, body)
+	}
+	if len(ov.Hosts) != 2 || len(ov.Hosts[0].Loaded) != 1 || ov.Hosts[0].Loaded[0] != "m1" || ov.Hosts[1].Loaded != nil {
+		t.Errorf("hosts: %s", body)
+	}
+	if len(ov.Queued) != 1 || ov.Queued["m1"] != 3 {
+		t.Errorf("queued (idle models left out): %s", body)
+	}
+	// The zero value reports an empty queue, not null.
+	g := newFixture(t, Options{}, false)
+	if _, body := g.do(t, "GET", "/lens/api/overview", "", map[string]string{"Cookie": g.login(t)}); !strings.Contains(body, `"queued_by_model":{}`) {
+		t.Errorf("zero options overview: %s", body)
+	}
+}

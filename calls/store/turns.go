@@ -64,7 +64,10 @@ type TurnStep struct {
 type TurnFilter struct {
 	Conversation string
 	Since        time.Time
-	Limit        int
+	// Until, when set, keeps turns started before it: the cursor of the
+	// next page, newest first.
+	Until time.Time
+	Limit int
 }
 
 // maxTurnText bounds the question and the answer kept of one turn.
@@ -123,6 +126,9 @@ func (s *Store) Turns(ctx context.Context, f TurnFilter) ([]Turn, error) {
 	}
 	if !f.Since.IsZero() {
 		conds, args = append(conds, "started_at >= ?"), append(args, f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		conds, args = append(conds, "started_at < ?"), append(args, f.Until.UnixMicro())
 	}
 	where := ""
 	if len(conds) > 0 {

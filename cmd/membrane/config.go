@@ -260,7 +260,7 @@ func define(name string, c *Config) *settings.Set {
 	s.Bool(&b.AllowMemfd, false, D{Flag: "sandbox-allow-memfd", Env: "MEMBRANE_SANDBOX_ALLOW_MEMFD", Key: "sandbox.allow_memfd",
 		Doc: "allow memfd_create and System V shared memory where no cgroup counts them (the memory cap then no longer holds)"})
 	s.Int(&c.Queue.Length, 0, D{Flag: "queue-length", Env: "MEMBRANE_QUEUE_LENGTH", Key: "queue.length",
-		Doc: "calls of one tool that may wait for a slot, half of them from one session; one more gets busy (N; 0 = 4 per slot, -1 = no queue)"},
+		Doc: "calls of one tool that may wait for a slot, half of them from one session; one more gets busy (N; 0 = 4 per slot, at least 32, -1 = no queue)"},
 		settings.AtLeast(-1))
 	s.Duration(&c.Queue.Timeout, calls.DefaultQueueTimeout, D{Flag: "queue-timeout", Env: "MEMBRANE_QUEUE_TIMEOUT", Key: "queue.timeout",
 		Doc: "longest a call waits in the queue before it gets busy (DURATION)"}, posDur)

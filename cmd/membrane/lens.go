@@ -39,7 +39,7 @@ func mountLens(cfg *Config, opts *mcp.HTTPOptions, router *calls.Router, models 
 			hs, names := models.Hosts(), models.HostModels()
 			out := make([]lens.Host, len(hs))
 			for i, h := range hs {
-				out[i] = lens.Host{URL: h.URL, Up: h.Up, Err: h.Err, Models: names[i]}
+				out[i] = lens.Host{URL: h.URL, Up: h.Up, Err: h.Err, Models: names[i], Loaded: h.Loaded}
 			}
 			return out
 		},
@@ -51,6 +51,7 @@ func mountLens(cfg *Config, opts *mcp.HTTPOptions, router *calls.Router, models 
 			return lens.Model{Name: m.Name, Hosts: m.Hosts, Family: m.Family, ParameterSize: m.ParameterSize,
 				Quantization: m.Quantization, Size: m.Size, ContextLength: m.ContextLength, Capabilities: m.Capabilities}, true
 		},
+		Queues:  models.QueueDepths,
 		Sandbox: lens.Sandbox{Mode: cfg.SandboxMode, Isolation: isolationOf(cfg)},
 		Logger:  log.With("component", "lens"),
 	})

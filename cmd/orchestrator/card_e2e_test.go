@@ -71,7 +71,11 @@ func TestE2ECapabilitiesCard(t *testing.T) {
 	base := rec.proxy(t, c.ollama.URL) + "/v1"
 	run := func(extra ...string) []string {
 		t.Helper()
-		args := append([]string{"--membrane", c.membrane, "--base-url", base, "--model", c.model, "--system", "Be brief.", "--json", "-e", "say hello"}, extra...)
+		// Without model tools, membrane's tool set is whole once the
+		// sandbox is in: the model tools would arrive whenever Ollama's
+		// discovery ends, maybe between the two steps, and change the
+		// card as they should.
+		args := append([]string{"--membrane", c.membrane, "--server-arg", "--model-tools=off", "--base-url", base, "--model", c.model, "--system", "Be brief.", "--json", "-e", "say hello"}, extra...)
 		r := c.run(t, c.env(t), args...)
 		if r.code != 0 || decodeTurn(t, r.stdout).Answer != "The command printed hello." {
 			t.Fatalf("exit %d, stdout %s", r.code, r.stdout)

@@ -152,8 +152,12 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	// and under -v the server logs it too (with its own session), so a
 	// record here would show one call as if it ran twice.
 	router := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
-	connectCtx, cancelConnect := signal.NotifyContext(root, os.Interrupt)
+	connectCtx, cancelConnect := context.WithCancel(root)
 	fl := newFleet(servers, router, cfg.CallTimeout, log)
+	// A Ctrl-C during start-up ends it, and one after that kills the
+	// servers that will not go.
+	kill := &killSwitch{fl: fl, u: u}
+	kill.during(cancelConnect)
 	fl.say = func(msg string, bad bool) {
 		code := dim
 		if bad {
@@ -176,8 +180,9 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 	err = fl.start(connectCtx, servers)
 	interrupted := connectCtx.Err() != nil && root.Err() == nil
+	kill.during(nil)
 	cancelConnect()
-	defer closeFleet(fl, u)
+	defer closeFleet(fl, kill)
 	switch {
 	case interrupted:
 		return 130
@@ -207,12 +212,14 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	})
 	if cfg.Model == "" {
 		// Ctrl-C while picking the model is still start-up: exit 130.
-		sctx, stopSig := signal.NotifyContext(root, os.Interrupt)
+		sctx, stopPick := context.WithCancel(root)
+		kill.during(stopPick)
 		mctx, cancel := context.WithTimeout(sctx, 30*time.Second)
 		cfg.Model, err = defaultModel(mctx, model)
 		cancel()
 		interrupted := sctx.Err() != nil && root.Err() == nil
-		stopSig()
+		kill.during(nil)
+		stopPick()
 		if interrupted {
 			return 130
 		}
@@ -254,6 +261,8 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	if errTTY {
 		show.inline = termimage.Detect(getenv)
 	}
+	// The card follows the tool set itself, which the image wrapper hides.
+	cardSrc, hasCard := tools.(agent.CardSource)
 	tools = showingTools{offered: tools, show: show}
 	appr := newApprover(cfg.Approve, fl, interactive, cfg.Yes, keys, u, stderr)
 	if err := appr.check(); err != nil {
@@ -277,8 +286,8 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		opts.Approve = appr.approve
 	}
 	var ag *agent.Agent
-	if src, ok := tools.(agent.CardSource); ok && agent.CardMode(cfg.Card) != agent.CardModeOff {
-		card := agent.NewCard(src, &agent.CardOptions{MaxTokens: cfg.CardTokens, Group: cardGroup})
+	if hasCard && agent.CardMode(cfg.Card) != agent.CardModeOff {
+		card := agent.NewCard(cardSrc, &agent.CardOptions{MaxTokens: cfg.CardTokens, Group: cardGroup})
 		defer card.Close()
 		mode, base := agent.CardMode(cfg.Card), model.BaseURL()
 		// Asked at each step: /model may have switched to a larger model.
@@ -294,7 +303,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 
 	turns := openTurnStore(cfg, getenv, log)
 	defer turns.close()
-	s := &session{cfg: cfg, ag: ag, model: model, tools: tools, fleet: fl, ui: u, stdout: stdout, stderr: stderr, turns: turns}
+	s := &session{cfg: cfg, ag: ag, model: model, tools: tools, fleet: fl, kill: kill, ui: u, stdout: stdout, stderr: stderr, turns: turns}
 	if oneShot {
 		return s.oneShot(root, cfg.Exec)
 	}
@@ -375,23 +384,80 @@ func selectTools(r *calls.Router, include, exclude []string) (offered, error) {
 }
 
 // closeFleet ends every server's session. A Ctrl-C while that takes time
-// (a server that ignores SIGTERM is given a few seconds) kills the servers'
-// process groups at once, so that none is left behind.
-func closeFleet(fl *fleet, u *ui) {
-	sigs := make(chan os.Signal, 1)
+// (a server that ignores SIGTERM) kills the servers' process groups.
+func closeFleet(fl *fleet, kill *killSwitch) {
+	kill.arm()
+	fl.close()
+	kill.disarm()
+}
+
+// killSwitch listens for Ctrl-C from start-up to the end of the run. While
+// a step that Ctrl-C ends is running (start-up, a one-shot turn), the first
+// Ctrl-C ends it; any Ctrl-C after that kills the servers' process groups.
+// One listener does both, so that a second Ctrl-C right after the first
+// never falls in a gap where nobody listens (and the program waits on a
+// server that ignores SIGTERM for good).
+type killSwitch struct {
+	fl *fleet
+	u  *ui
+
+	mu   sync.Mutex
+	sigs chan os.Signal     // nil: not armed
+	done chan struct{}      // closed by disarm
+	step context.CancelFunc // what the next Ctrl-C ends; nil: kill
+}
+
+// arm starts listening for Ctrl-C; arming again does nothing.
+func (k *killSwitch) arm() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.sigs != nil {
+		return
+	}
+	sigs, done := make(chan os.Signal, 1), make(chan struct{})
+	k.sigs, k.done = sigs, done
 	signal.Notify(sigs, os.Interrupt)
-	defer signal.Stop(sigs)
-	done := make(chan struct{})
 	go func() {
-		select {
-		case <-sigs:
-			u.note("%s", u.style("Ctrl-C again: killing the servers", red))
-			fl.kill()
-		case <-done:
+		for {
+			select {
+			case <-sigs:
+			case <-done:
+				return
+			}
+			k.mu.Lock()
+			step := k.step
+			k.step = nil
+			k.mu.Unlock()
+			if step != nil {
+				step()
+				continue
+			}
+			k.u.note("%s", k.u.style("Ctrl-C again: killing the servers", red))
+			k.fl.kill()
+			return
 		}
 	}()
-	fl.close()
-	close(done)
+}
+
+// during arms k and makes the next Ctrl-C call cancel (nil: kill the
+// servers).
+func (k *killSwitch) during(cancel context.CancelFunc) {
+	k.arm()
+	k.mu.Lock()
+	k.step = cancel
+	k.mu.Unlock()
+}
+
+// disarm stops listening, if armed.
+func (k *killSwitch) disarm() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.sigs == nil {
+		return
+	}
+	signal.Stop(k.sigs)
+	close(k.done)
+	k.sigs, k.done, k.step = nil, nil, nil
 }
 
 // defaultModel picks the endpoint's model when it serves exactly one.
@@ -420,6 +486,7 @@ type session struct {
 	model  *openaicompat.Client
 	tools  offered
 	fleet  *fleet
+	kill   *killSwitch
 	ui     *ui
 	stdout io.Writer
 	stderr io.Writer
@@ -447,9 +514,13 @@ func (s *session) ask(ctx context.Context, q string) (*agent.Turn, error) {
 }
 
 func (s *session) oneShot(root context.Context, q string) int {
-	ctx, stop := signal.NotifyContext(root, os.Interrupt)
-	defer stop()
+	// The first Ctrl-C ends the turn, the next kills the servers: one
+	// listener for both, so that no Ctrl-C falls between the two.
+	ctx, cancel := context.WithCancel(root)
+	defer cancel()
+	s.kill.during(cancel)
 	_, err := s.ask(ctx, q)
+	s.kill.during(nil)
 	switch {
 	case err == nil:
 		return 0
@@ -472,6 +543,9 @@ func (s *session) repl(root context.Context, in lineReader, interactive bool) in
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt)
 	defer signal.Stop(sigs)
+	// The REPL's Ctrl-C ends a turn or the line, never the servers:
+	// closeFleet arms the kill switch again at the end.
+	s.kill.disarm()
 	go func() {
 		for {
 			select {

@@ -117,6 +117,12 @@ func build(pkg string) (string, error) {
 	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
 	cmd := exec.Command("go", "build", "-o", tmp, pkg)
 	cmd.Dir = root
+	// A package with a module of its own (a peer baseline under tools/,
+	// kept out of membrane's dependencies) builds inside that module.
+	if _, err := os.Stat(filepath.Join(root, pkg, "go.mod")); err == nil {
+		cmd = exec.Command("go", "build", "-o", tmp, ".")
+		cmd.Dir = filepath.Join(root, pkg)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

@@ -386,9 +386,10 @@
         h('td', {}, h('code', {text: x.url})),
         h('td', {}, h('span', {class: 'pill ' + (x.up ? 'ok' : 'bad'), text: x.up ? 'up' : 'down'}), x.error ? h('div', {class: 'muted', text: x.error}) : null),
         h('td', {text: (x.models || []).join(', ') || '—'}),
-        h('td', {text: x.loaded ? (x.loaded.join(', ') || 'none') : 'not reported by this host'})))))
+        h('td', {class: 'loaded', text: (x.loaded || []).join(', ') || (x.up ? 'none reported' : '—')})))))
       : h('p', {class: 'muted', text: 'No model hosts configured.'});
     const flights = Object.entries(ov.in_flight_by_tool || {}).sort((a, b) => b[1] - a[1]);
+    const queued = Object.entries(ov.queued_by_model || {}).sort((a, b) => b[1] - a[1]);
     return h('div', {},
       h('h2', {text: 'Overview'}),
       h('div', {class: 'cards'},
@@ -403,7 +404,10 @@
       h('h3', {text: 'Model hosts'}), hosts,
       h('h3', {text: 'Queue depth (calls running or waiting, per tool)'}),
       flights.length ? h('table', {}, h('tbody', {}, flights.map(([k, v]) => h('tr', {}, h('td', {}, h('a', {href: '#/tool/' + encodeURIComponent(k), text: k})), h('td', {class: 'num', text: v})))))
-        : h('p', {class: 'muted', text: 'Nothing running.'}));
+        : h('p', {class: 'muted', text: 'Nothing running.'}),
+      h('h3', {text: 'Waiting for a model slot, per model'}),
+      queued.length ? h('table', {id: 'queued'}, h('tbody', {}, queued.map(([k, v]) => h('tr', {'data-model': k}, h('td', {text: k}), h('td', {class: 'num', text: v})))))
+        : h('p', {class: 'muted', text: 'No calls waiting.'}));
   }
 
   // ---- tools ----
@@ -636,9 +640,60 @@
       h('p', {class: 'muted', text: 'Latency histograms are on each tool\'s page.'}));
   }
 
-  function turns() {
-    return h('div', {}, h('h2', {text: 'Orchestrator turns'}),
-      h('p', {class: 'muted', text: 'This store records no orchestrator turns yet: membrane\'s trace store keeps sessions and calls. When an orchestrator records its turns into the same store, they will show here.'}));
+  // ---- orchestrator turns ----
+  async function turns(r) {
+    if (!me.history) return h('p', {class: 'muted', text: 'The trace store is off: no orchestrator turns are kept.'});
+    if (r.arg) return turn(r.arg);
+    const q = new URLSearchParams({limit: 50});
+    if (r.params.get('until')) q.set('until', r.params.get('until'));
+    if (r.params.get('conversation')) q.set('conversation', r.params.get('conversation'));
+    const d = await api('turns?' + q);
+    const rows = d.turns.length ? h('table', {id: 'turns'},
+      h('thead', {}, h('tr', {}, h('th', {text: 'Started'}), h('th', {text: 'Question'}), h('th', {text: 'Model'}), h('th', {text: 'Outcome'}), h('th', {class: 'num', text: 'Steps'}), h('th', {class: 'num', text: 'Tokens in / out'}), h('th', {class: 'num', text: 'Duration'}))),
+      h('tbody', {}, d.turns.map((t) => h('tr', {'data-turn': t.id, 'data-outcome': t.outcome},
+        h('td', {}, h('a', {href: '#/turns/' + encodeURIComponent(t.id), text: fmtTime(t.started)})),
+        h('td', {text: (t.question || '').slice(0, 160)}),
+        h('td', {text: t.model || ''}),
+        h('td', {}, pill(t.outcome), t.reason ? h('div', {class: 'muted', text: t.reason}) : null),
+        h('td', {class: 'num', text: t.steps}),
+        h('td', {class: 'num', text: t.tokens_in + ' / ' + t.tokens_out}),
+        h('td', {class: 'num', text: fmtMS(t.dur_ms)})))))
+      : h('p', {class: 'muted', id: 'no-turns', text: 'No orchestrator turns recorded. An orchestrator that writes to this trace store shows its turns here.'});
+    const more = [];
+    if (d.next) {
+      const n = new URLSearchParams(r.params);
+      n.set('until', d.next);
+      more.push(h('a', {href: '#/turns?' + n, id: 'older-turns', text: 'older →'}));
+    }
+    return h('div', {}, h('h2', {text: 'Orchestrator turns'}), rows, h('div', {class: 'pager'}, more));
+  }
+
+  async function turn(id) {
+    const t = (await api('turn?' + new URLSearchParams({id}))).turn;
+    const kv = [['outcome', pill(t.outcome)], ['reason', t.reason || '—'], ['model', t.model || '—'], ['started', fmtTime(t.started)], ['duration', fmtMS(t.dur_ms)],
+      ['model steps', String(t.steps)], ['tokens', t.tokens_in + ' in, ' + t.tokens_out + ' out'],
+      ['conversation', t.conversation ? h('a', {href: '#/turns?' + new URLSearchParams({conversation: t.conversation}), text: t.conversation}) : '—'],
+      ['trace', t.trace_id ? h('code', {text: t.trace_id}) : 'not traced']];
+    const parts = t.parts || [];
+    const steps = parts.length ? h('table', {id: 'turn-steps'},
+      h('thead', {}, h('tr', {}, h('th', {class: 'num', text: 'Step'}), h('th', {text: 'Kind'}), h('th', {text: 'Name'}), h('th', {text: 'Outcome'}), h('th', {class: 'num', text: 'Duration'}), h('th', {text: 'Detail'}))),
+      h('tbody', {}, parts.map((p) => h('tr', {'data-kind': p.kind, 'data-name': p.name},
+        h('td', {class: 'num', text: p.step}),
+        h('td', {text: p.kind}),
+        h('td', {}, p.kind === 'tool' ? h('a', {href: '#/tool/' + encodeURIComponent(p.name), text: p.name}) : p.name),
+        h('td', {}, p.outcome ? pill(p.outcome) : null, p.reason ? h('div', {class: 'muted', text: p.reason}) : null),
+        h('td', {class: 'num', text: fmtMS(p.dur_ms)}),
+        h('td', {}, p.kind === 'model'
+          ? (p.tokens_in || 0) + ' in, ' + (p.tokens_out || 0) + ' out' + (p.first_token_ms ? ', first token ' + fmtMS(p.first_token_ms) : '')
+          : [p.args ? h('code', {text: JSON.stringify(p.args).slice(0, 300)}) : null, p.result_bytes ? h('div', {class: 'muted', text: p.result_bytes + ' B result'}) : null])))))
+      : h('p', {class: 'muted', text: 'No steps recorded.'});
+    return h('div', {id: 'turn-detail', 'data-id': t.id},
+      h('p', {}, h('a', {href: '#/turns', text: '← turns'})),
+      h('h2', {text: 'Turn · ' + fmtTime(t.started)}),
+      h('h3', {text: 'Question'}), h('pre', {id: 'turn-question', text: t.question || ''}),
+      h('dl', {class: 'kv'}, kv.map(([k, v]) => [h('dt', {text: k}), h('dd', {}, v)])),
+      h('h3', {text: 'Steps'}), steps,
+      h('h3', {text: 'Answer'}), h('pre', {id: 'turn-answer', text: t.answer || '(no answer)'}));
   }
 
   // ---- keyboard ----

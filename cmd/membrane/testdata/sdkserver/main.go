@@ -1,6 +1,8 @@
 // Command sdkserver is the baseline of membrane's benchmarks: a bare go-sdk
-// MCP server with one no-op tool, over stdio or (with -http ADDR)
-// streamable HTTP. It is what membrane's numbers are divided by.
+// MCP server (mcptest.BareServer) over stdio or (with -http ADDR)
+// streamable HTTP, serving one no-op tool or (with -tools FILE) the tools of
+// a JSON array, such as membrane's own tools/list. It is what membrane's
+// numbers are divided by.
 package main
 
 import (
@@ -9,20 +11,28 @@ import (
 	"flag"
 	"log"
 	"net/http"
+	"os"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
 func main() {
 	addr := flag.String("http", "", "serve streamable HTTP on ADDR")
+	file := flag.String("tools", "", "a JSON array of MCP tools to serve instead of one no-op")
 	flag.Parse()
-	s := sdk.NewServer(&sdk.Implementation{Name: "sdkserver", Version: "1"}, nil)
-	s.AddTool(&sdk.Tool{Name: "noop", InputSchema: json.RawMessage(`{"type":"object"}`)},
-		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
-			r := &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "ok"}}}
-			r.IsError = true // the same shape as membrane's no-op: a short tool error
-			return r, nil
-		})
+	var tools []*sdk.Tool
+	if *file != "" {
+		data, err := os.ReadFile(*file)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &tools); err != nil {
+			log.Fatalf("%s: %v", *file, err)
+		}
+	}
+	s := mcptest.BareServer(tools...)
 	if *addr == "" {
 		if err := s.Run(context.Background(), &sdk.StdioTransport{}); err != nil {
 			log.Fatal(err)

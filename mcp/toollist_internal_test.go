@@ -1,0 +1,87 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/membrane-mcp/membrane/calls"
+)
+
+// TestSDKListsSchemaAsGiven pins the go-sdk behaviour toolOf relies on: a
+// tool added with a json.RawMessage schema is listed with those very bytes,
+// not re-encoded, so a schema compacted once at add is what every
+// tools/list encodes.
+func TestSDKListsSchemaAsGiven(t *testing.T) {
+	t.Parallel()
+	schema := json.RawMessage(`{"type":"object","properties":{"x":{"type":"string"}}}`)
+	s := sdk.NewServer(&sdk.Implementation{Name: "pin", Version: "1"}, nil)
+	s.AddTool(&sdk.Tool{Name: "t", InputSchema: schema}, func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		return &sdk.CallToolResult{}, nil
+	})
+	var listed any
+	s.AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
+		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+			res, err := next(ctx, method, req)
+			if lr, ok := res.(*sdk.ListToolsResult); ok && len(lr.Tools) == 1 {
+				listed = lr.Tools[0].InputSchema
+			}
+			return res, err
+		}
+	})
+	st, ct := sdk.NewInMemoryTransports()
+	ss, err := s.Connect(t.Context(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "c"}, nil).Connect(t.Context(), ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if _, err := cs.ListTools(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := listed.(json.RawMessage)
+	if !ok || !bytes.Equal(got, schema) || &got[0] != &schema[0] {
+		t.Fatalf("the SDK listed the schema as %T %s; want the json.RawMessage it was given", listed, listed)
+	}
+}
+
+// TestToolOfCompactsAndTrims: the schema goes out compacted and with the
+// same meaning; a read-only tool has no destructiveHint, and a writing one
+// keeps it (both values).
+func TestToolOfCompactsAndTrims(t *testing.T) {
+	t.Parallel()
+	in := "{\n  \"type\": \"object\",\n  \"properties\": { \"cmd\": { \"type\": \"string\", \"description\": \"a b\" } }\n}"
+	for _, c := range []calls.Call{
+		{Name: "r", ReadOnly: true, InputSchema: json.RawMessage(in)},
+		{Name: "w", Destructive: true, InputSchema: json.RawMessage(in)},
+		{Name: "w2", Destructive: false, InputSchema: json.RawMessage(in)},
+	} {
+		tool := toolOf(&c)
+		raw := tool.InputSchema.(json.RawMessage)
+		var want bytes.Buffer
+		if err := json.Compact(&want, []byte(in)); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(raw, want.Bytes()) {
+			t.Errorf("%s: schema %s; want %s", c.Name, raw, want.Bytes())
+		}
+		switch d := tool.Annotations.DestructiveHint; {
+		case c.ReadOnly && d != nil:
+			t.Errorf("%s: read-only tool has destructiveHint %v", c.Name, *d)
+		case !c.ReadOnly && (d == nil || *d != c.Destructive):
+			t.Errorf("%s: destructiveHint %v; want %v", c.Name, d, c.Destructive)
+		}
+	}
+	// A schema that is not JSON goes to the SDK as it came, for it to refuse.
+	bad := calls.Call{Name: "bad", InputSchema: json.RawMessage(`{"type":`)}
+	if got := toolOf(&bad).InputSchema.(json.RawMessage); string(got) != `{"type":` {
+		t.Errorf("bad schema changed to %s", got)
+	}
+}
