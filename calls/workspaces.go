@@ -418,3 +418,44 @@ func (s *Session) workspaceBinding() workspaceBinding {
 	defer s.mu.Unlock()
 	return s.handles
 }
+
+// OwnedWorkspace is one entry of Workspaces.Owned.
+type OwnedWorkspace struct {
+	Handle string
+	// Dir is the workspace directory, "" while no sandbox has made it.
+	Dir string
+}
+
+// Owned lists the open handles of owner in the order of their handles, at
+// most max of them (at most the per-owner bound; max <= 0 means that
+// bound). Listing is not a use: it does not restart a handle's idle time.
+// Another owner's handles never appear.
+func (w *Workspaces) Owned(owner string, max int) []OwnedWorkspace {
+	if max <= 0 || max > w.perOwner {
+		max = w.perOwner
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.sweepLocked(w.now())
+	var sess []*Session
+	var out []OwnedWorkspace
+	for h, e := range w.handles {
+		if e.owner == owner {
+			out = append(out, OwnedWorkspace{Handle: h})
+			sess = append(sess, e.sess)
+		}
+	}
+	w.mu.Unlock()
+	// Workspace() takes the session's lock: ask off the store's.
+	for i := range out {
+		out[i].Dir = sess[i].Workspace()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Handle < out[j].Handle })
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out
+}

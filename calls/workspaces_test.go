@@ -289,3 +289,47 @@ func FuzzWorkspaceHandle(f *testing.F) {
 		}
 	})
 }
+
+// TestWorkspacesOwned: Owned lists an owner's handles in order, bounded by
+// max; another owner's never appear (bob sees only his, alice only hers),
+// and an expired one is gone.
+func TestWorkspacesOwned(t *testing.T) {
+	w, clk := newStore(t, WorkspacesOptions{Idle: time.Minute})
+	mk := func(owner string) string {
+		t.Helper()
+		rw, err := ResolveWorkspace(request(w, owner, true), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rw.Release()
+		return rw.Handle
+	}
+	a1, a2, b1 := mk("alice"), mk("alice"), mk("bob")
+	handles := func(owner string, max int) []string {
+		var hs []string
+		for _, o := range w.Owned(owner, max) {
+			hs = append(hs, o.Handle)
+		}
+		return hs
+	}
+	want := []string{a1, a2}
+	if want[0] > want[1] {
+		want[0], want[1] = want[1], want[0]
+	}
+	if got := handles("alice", 0); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("alice's handles %v, want %v", got, want)
+	}
+	if got := handles("bob", 0); len(got) != 1 || got[0] != b1 {
+		t.Fatalf("bob's handles %v, want only %s", got, b1)
+	}
+	if got := handles("alice", 1); len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("alice's handles, at most 1: %v", got)
+	}
+	if got := handles("mallory", 0); len(got) != 0 {
+		t.Fatalf("an owner with none: %v", got)
+	}
+	clk.Add(2 * time.Minute)
+	if got := handles("alice", 0); len(got) != 0 {
+		t.Fatalf("expired handles listed: %v", got)
+	}
+}

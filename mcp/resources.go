@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -25,8 +26,9 @@ import (
 // it changes: the subscribed files are looked at when any tool call ends,
 // and every subscriptionPoll while subscriptions exist.
 //
-// A session sees only its own workspace; a URI with another handle is
-// not found. Every part is bounded: a page of resourcesPage files, reads
+// A session sees only its own workspace and the workspace handles of its
+// token (calls.Workspaces): resources/list shows both, and a URI of any
+// other workspace is not found. Every part is bounded: a page of resourcesPage files, reads
 // of at most WorkspaceResourceOptions.MaxReadBytes, and
 // maxSubscriptions per session.
 
@@ -103,8 +105,8 @@ func (s *Server) serveResources() {
 		URITemplate: calls.WorkspaceURITemplate,
 		Name:        "workspace",
 		Title:       "Files of the session workspace",
-		Description: "The files sh, python_run and the file tools see in " + calls.WorkspaceDir + ". HANDLE names this session's workspace: " +
-			"take it from a resource link a tool returned, or from resources/list.",
+		Description: "The files sh, python_run and the file tools see in " + calls.WorkspaceDir + ". HANDLE names this session's workspace or a workspace handle (ws_...) of this token: " +
+			"take it from a resource link or the workspace a tool returned, or from resources/list.",
 	}, s.readResource)
 	s.sdk.AddReceivingMiddleware(s.listResources)
 }
@@ -152,12 +154,8 @@ func (s *Server) handleWorkspace(req sdk.Request, handle string) string {
 	if s.handles == nil {
 		return ""
 	}
-	user := ""
-	if ex := req.GetExtra(); ex != nil && ex.TokenInfo != nil {
-		user = ex.TokenInfo.UserID
-	}
 	probe := calls.NewSession("")
-	probe.BindWorkspaces(s.handles, user, false)
+	probe.BindWorkspaces(s.handles, userOf(req), false)
 	rw, err := calls.ResolveWorkspace(&calls.Request{Session: probe}, handle)
 	if err != nil {
 		return ""
@@ -166,48 +164,117 @@ func (s *Server) handleWorkspace(req sdk.Request, handle string) string {
 	return rw.Session.Workspace()
 }
 
-// listResources answers resources/list with the files of the session's
-// workspace, a page at a time.
+// listResources answers resources/list, a page at a time, with the files
+// of the session's own workspace and then those of the workspace handles
+// of the request's token (in the order of their handles): a sessionless
+// client, whose every request is its own, sees its handles' files. The
+// cursor is the offset in the session's workspace ("N"), or a handle and
+// the offset in its workspace ("ws_...:N").
 func (s *Server) listResources(next sdk.MethodHandler) sdk.MethodHandler {
 	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
 		lr, ok := req.(*sdk.ListResourcesRequest)
 		if method != "resources/list" || !ok {
 			return next(ctx, method, req)
 		}
-		skip := 0
-		if c := cursorOf(lr); c != "" {
-			n, err := strconv.Atoi(c)
-			if err != nil || n < 0 || n > maxResourcesSkip {
-				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid cursor: pass the nextCursor of the previous page"}
+		from, skip, err := parseResourcesCursor(cursorOf(lr))
+		if err != nil {
+			return nil, err
+		}
+		var srcs []resourceSource
+		if from == "" {
+			if dir, handle := s.workspaceOf(lr.Session); dir != "" {
+				srcs = append(srcs, resourceSource{dir, handle, true})
 			}
-			skip = n
+		}
+		if s.handles != nil {
+			for _, o := range s.handles.Owned(userOf(req), 0) {
+				if o.Dir != "" && o.Handle >= from {
+					srcs = append(srcs, resourceSource{o.Dir, o.Handle, false})
+				}
+			}
 		}
 		out := &sdk.ListResourcesResult{Resources: []*sdk.Resource{}}
-		dir, handle := s.workspaceOf(lr.Session)
-		if dir == "" {
-			return out, nil
-		}
-		ents, more, err := calls.ListWorkspace(ctx, dir, calls.ListOptions{Skip: skip, Max: resourcesPage,
-			Filter: func(e calls.WorkspaceEntry) bool { return e.Type == "file" }})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
+		for i, src := range srcs {
+			if i > 0 || src.own != (from == "") || (from != "" && src.handle != from) {
+				skip = 0 // the cursor's workspace went away: start the next one
 			}
-			return out, nil // the workspace went away with its session
-		}
-		for _, e := range ents {
-			out.Resources = append(out.Resources, &sdk.Resource{
-				URI:      calls.WorkspaceURI(handle, e.Path),
-				Name:     e.Path,
-				MIMEType: calls.MIMEByName(e.Path),
-				Size:     e.Size,
-			})
-		}
-		if more && skip+len(ents) <= maxResourcesSkip {
-			out.NextCursor = strconv.Itoa(skip + len(ents))
+			room := resourcesPage - len(out.Resources)
+			ents, more, err := calls.ListWorkspace(ctx, src.dir, calls.ListOptions{Skip: skip, Max: room,
+				Filter: func(e calls.WorkspaceEntry) bool { return e.Type == "file" }})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				continue // the workspace went away with its session or handle
+			}
+			for _, e := range ents {
+				out.Resources = append(out.Resources, &sdk.Resource{
+					URI:      calls.WorkspaceURI(src.handle, e.Path),
+					Name:     e.Path,
+					MIMEType: calls.MIMEByName(e.Path),
+					Size:     e.Size,
+				})
+			}
+			if more {
+				if skip+len(ents) <= maxResourcesSkip {
+					out.NextCursor = resourcesCursor(src, skip+len(ents))
+				}
+				return out, nil
+			}
+			if len(out.Resources) >= resourcesPage {
+				// This workspace is done; the next page starts at the
+				// following handle.
+				if i+1 < len(srcs) {
+					out.NextCursor = resourcesCursor(srcs[i+1], 0)
+				}
+				return out, nil
+			}
 		}
 		return out, nil
 	}
+}
+
+// resourceSource is one workspace resources/list walks.
+type resourceSource struct {
+	dir, handle string
+	own         bool // the session's own workspace, not a handle's
+}
+
+// resourcesCursor is the cursor of a page starting at offset n of the
+// workspace with the given handle.
+func resourcesCursor(src resourceSource, n int) string {
+	if !src.own {
+		return src.handle + ":" + strconv.Itoa(n)
+	}
+	return strconv.Itoa(n)
+}
+
+// parseResourcesCursor reads a cursor of resourcesCursor: the handle
+// ("" for the session's own workspace) and the offset.
+func parseResourcesCursor(c string) (handle string, skip int, err error) {
+	if c == "" {
+		return "", 0, nil
+	}
+	num := c
+	if h, n, ok := strings.Cut(c, ":"); ok {
+		handle, num = h, n
+		if !calls.ValidWorkspaceHandle(h) {
+			num = "" // refused below
+		}
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || n > maxResourcesSkip {
+		return "", 0, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid cursor: pass the nextCursor of the previous page"}
+	}
+	return handle, n, nil
+}
+
+// userOf is the user of the request's bearer token, "" for none.
+func userOf(req sdk.Request) string {
+	if ex := req.GetExtra(); ex != nil && ex.TokenInfo != nil {
+		return ex.TokenInfo.UserID
+	}
+	return ""
 }
 
 // readResource answers resources/read of a workspace URI: UTF-8 text as

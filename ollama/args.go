@@ -139,6 +139,9 @@ type chatArgs struct {
 	Think    json.RawMessage `json:"think,omitempty"`
 	Options  map[string]any  `json:"options,omitempty"`
 	Truncate *bool           `json:"truncate,omitempty"`
+	// Workspace is a workspace handle whose files image paths name (see
+	// calls.ResolveWorkspace); empty means the session's workspace.
+	Workspace string `json:"workspace,omitempty"`
 }
 
 type chatMessage struct {

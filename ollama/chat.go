@@ -156,7 +156,11 @@ func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, 
 		opts[k] = v
 	}
 
-	ws := req.Session.Workspace()
+	ws, release, err := imageWorkspace(req, a.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	var size int64
 	images := 0
 	load := func(where string, list []string) ([]api.ImageData, error) {

@@ -48,6 +48,21 @@ func loadImage(ctx context.Context, workspace, s string) ([]byte, error) {
 	return readWorkspaceImage(ctx, workspace, s)
 }
 
+// imageWorkspace is the workspace directory image paths are read in: that
+// of the workspace handle when the call names one (resolved as the sandbox
+// tools resolve it, so a sessionless call sees a handle's files), else the
+// session's own. Call release once the images are read.
+func imageWorkspace(req *calls.Request, handle string) (dir string, release func(), err error) {
+	if handle == "" {
+		return req.Session.Workspace(), func() {}, nil
+	}
+	rw, err := calls.ResolveWorkspace(req, handle)
+	if err != nil {
+		return "", nil, fmt.Errorf("invalid arguments: %v", err)
+	}
+	return rw.Session.Workspace(), rw.Release, nil
+}
+
 // looksBase64 reports whether s could be base64 image data rather than a
 // file name: long enough and made only of base64 characters.
 func looksBase64(s string) bool {
@@ -91,7 +106,7 @@ func readWorkspaceImage(ctx context.Context, workspace, p string) ([]byte, error
 	b, err := calls.ReadWorkspaceFile(ctx, workspace, p, maxImageBytes)
 	switch {
 	case errors.Is(err, calls.ErrNoWorkspace):
-		return nil, errors.New("is not base64 image data, and this session has no workspace to read a file from (run a sandbox tool first, or send the image as base64)")
+		return nil, errors.New("is not base64 image data, and this session has no workspace to read a file from (run a sandbox tool first and pass the workspace handle it returned as \"workspace\", or send the image as base64)")
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("is neither base64 image data nor a file in the session workspace (%q not found)", p)
 	case errors.Is(err, calls.ErrFileTooLarge):

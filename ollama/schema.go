@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/membrane-mcp/membrane/calls"
 )
 
 // schemaFlags says which optional chat fields a tool's schema offers.
@@ -20,7 +22,7 @@ func imagesSchema() map[string]any {
 	return map[string]any{
 		"type": "array",
 		"description": "Images for the model to look at. Each is base64 data (optionally a data: URI) " +
-			"or the path of a regular file in this session's workspace (the sandbox's working directory), such as \"plot.png\" or \"/workspace/plot.png\".",
+			"or the path of a regular file in the workspace (the sandbox's working directory; the one \"workspace\" names, else this session's), such as \"plot.png\" or \"/workspace/plot.png\".",
 		"items":    map[string]any{"type": "string"},
 		"maxItems": maxImages,
 	}
@@ -121,6 +123,7 @@ func buildChatSchema(f schemaFlags) json.RawMessage {
 	}
 	if f.vision {
 		props["images"] = imagesSchema()
+		props[calls.WorkspaceArg] = json.RawMessage(calls.WorkspaceArgSchema)
 	}
 	if f.think {
 		props["think"] = map[string]any{
@@ -135,6 +138,7 @@ func buildChatSchema(f schemaFlags) json.RawMessage {
 	if f.generic {
 		props["model"] = map[string]any{"type": "string", "description": "The model to run, exactly as ollama_models lists it (e.g. \"qwen3:0.6b\")."}
 		props["images"] = imagesSchema()
+		props[calls.WorkspaceArg] = json.RawMessage(calls.WorkspaceArgSchema)
 		props["think"] = map[string]any{
 			"description": "For thinking models: true, false, \"low\", \"medium\" or \"high\".",
 			"anyOf": []any{
