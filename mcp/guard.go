@@ -237,25 +237,15 @@ func (g *Guard) readBody(w http.ResponseWriter, r *http.Request) bool {
 		g.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request Entity Too Large: the body is %d bytes, the limit is %d (the server's body limit)", r.ContentLength, limit))
 		return false
 	}
-	rc := http.NewResponseController(w)
-	if g.o.BodyReadTimeout > 0 {
-		_ = rc.SetReadDeadline(time.Now().Add(g.o.BodyReadTimeout))
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	r.Body.Close()
-	// After the body, no read deadline: reading is how the server sees a
-	// client go away during a long answer.
-	_ = rc.SetReadDeadline(time.Time{})
+	body, err := readBody(w, r, limit, g.o.BodyReadTimeout)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		var ne net.Error
-		switch {
-		case errors.As(err, &mbe):
-			g.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request Entity Too Large: the body is over %d bytes (the server's body limit)", mbe.Limit))
-		case errors.As(err, &ne) && ne.Timeout():
-			g.reject(w, r, http.StatusRequestTimeout, fmt.Sprintf("Request Timeout: the body did not arrive within %s", g.o.BodyReadTimeout))
+		switch status, limit := bodyErrorStatus(err); status {
+		case http.StatusRequestEntityTooLarge:
+			g.reject(w, r, status, fmt.Sprintf("Request Entity Too Large: the body is over %d bytes (the server's body limit)", limit))
+		case http.StatusRequestTimeout:
+			g.reject(w, r, status, fmt.Sprintf("Request Timeout: the body did not arrive within %s", g.o.BodyReadTimeout))
 		default:
-			g.reject(w, r, http.StatusBadRequest, "Bad Request: cannot read the body: "+err.Error())
+			g.reject(w, r, status, "Bad Request: cannot read the body: "+err.Error())
 		}
 		return false
 	}
@@ -314,4 +304,33 @@ func (g *Guard) originAllowed(r *http.Request, origin string) bool {
 		return true
 	}
 	return sameOrigin(origin, r)
+}
+
+// readBody reads r's body whole, at most limit bytes within timeout (none
+// when not positive), and closes it. After the body there is no read
+// deadline: reading is how the server sees a client go away during a long
+// answer.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	if timeout > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(timeout))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	r.Body.Close()
+	_ = rc.SetReadDeadline(time.Time{})
+	return body, err
+}
+
+// bodyErrorStatus is the HTTP status for an error of readBody: 413 (with
+// the limit passed), 408 or 400.
+func bodyErrorStatus(err error) (status int, limit int64) {
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, mbe.Limit
+	case errors.As(err, &ne) && ne.Timeout():
+		return http.StatusRequestTimeout, 0
+	}
+	return http.StatusBadRequest, 0
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -429,24 +428,14 @@ func (h *httpHandler) readPost(w http.ResponseWriter, r *http.Request) (*jsonrpc
 		writeRPCError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf(what, limit))
 		return nil, false
 	}
-	rc := http.NewResponseController(w)
-	if h.o.BodyReadTimeout > 0 {
-		_ = rc.SetReadDeadline(time.Now().Add(h.o.BodyReadTimeout))
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	r.Body.Close()
-	// The rest of the request's life (a long call, an SSE stream) has no
-	// read deadline: reading is how the server sees the client go away.
-	_ = rc.SetReadDeadline(time.Time{})
+	body, err := readBody(w, r, limit, h.o.BodyReadTimeout)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		var ne net.Error
 		w.Header().Set("Connection", "close")
-		switch {
-		case errors.As(err, &mbe):
-			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf(what, mbe.Limit))
-		case errors.As(err, &ne) && ne.Timeout():
-			writeRPCError(w, http.StatusRequestTimeout, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("the request body did not arrive within %s", h.o.BodyReadTimeout))
+		switch status, limit := bodyErrorStatus(err); status {
+		case http.StatusRequestEntityTooLarge:
+			writeRPCError(w, status, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf(what, limit))
+		case http.StatusRequestTimeout:
+			writeRPCError(w, status, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("the request body did not arrive within %s", h.o.BodyReadTimeout))
 		default:
 			writeRPCError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "cannot read the request body: "+err.Error())
 		}
