@@ -193,7 +193,10 @@ func (s *Server) listResources(next sdk.MethodHandler) sdk.MethodHandler {
 				}
 			}
 		}
-		out := &sdk.ListResourcesResult{Resources: []*sdk.Resource{}}
+		// Answered here, so the SDK's SetCacheable does not run: a
+		// listing is the caller's own (its session's and its handles'
+		// files) and changes with every call.
+		out := &sdk.ListResourcesResult{Resources: []*sdk.Resource{}, Cacheable: sdk.Cacheable{CacheScope: "private"}}
 		for i, src := range srcs {
 			if i > 0 || src.own != (from == "") || (from != "" && src.handle != from) {
 				skip = 0 // the cursor's workspace went away: start the next one
