@@ -19,8 +19,8 @@ import (
 
 // toolIndex says who a local tool name is. The fleet implements it.
 type toolIndex interface {
-	tool(local string) (mcp.ToolInfo, bool)
-	tools() []mcp.ToolInfo
+	Tool(local string) (mcp.ToolInfo, bool)
+	Tools() []mcp.ToolInfo
 }
 
 // keyReader asks for one key press on a terminal.
@@ -77,7 +77,7 @@ func matches(n string, t mcp.ToolInfo) bool {
 // check refuses --approve names that match no tool, so that a typo does
 // not leave the tool it meant ungated.
 func (a *approver) check() error {
-	tools := a.index.tools()
+	tools := a.index.Tools()
 	var bad []string
 	for _, n := range a.names {
 		if !slices.ContainsFunc(tools, func(t mcp.ToolInfo) bool { return matches(n, t) }) {
@@ -100,7 +100,7 @@ func (a *approver) check() error {
 // needs reports whether a call of the local name must be approved, and who
 // the tool is. A name no server owns always needs approval.
 func (a *approver) needs(local string) (mcp.ToolInfo, bool) {
-	t, ok := a.index.tool(local)
+	t, ok := a.index.Tool(local)
 	if !ok {
 		return mcp.ToolInfo{Local: local, Name: local}, true
 	}

@@ -14,7 +14,7 @@ import (
 // fakeIndex is a toolIndex over a fixed list.
 type fakeIndex []mcp.ToolInfo
 
-func (f fakeIndex) tool(local string) (mcp.ToolInfo, bool) {
+func (f fakeIndex) Tool(local string) (mcp.ToolInfo, bool) {
 	for _, t := range f {
 		if t.Local == local {
 			return t, true
@@ -22,7 +22,7 @@ func (f fakeIndex) tool(local string) (mcp.ToolInfo, bool) {
 	}
 	return mcp.ToolInfo{}, false
 }
-func (f fakeIndex) tools() []mcp.ToolInfo { return f }
+func (f fakeIndex) Tools() []mcp.ToolInfo { return f }
 
 // fakeKeys answers prompts from a script of key presses.
 type fakeKeys struct {

@@ -36,6 +36,7 @@ import (
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termimage"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
+	"github.com/membrane-mcp/membrane/mcp"
 )
 
 var version = ""
@@ -139,7 +140,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 	servers, err := cfg.servers(serverLog)
 	if err == nil && len(cfg.agentServers) > 0 {
-		var extra []server
+		var extra []mcp.FleetServer
 		extra, err = extraServers([]agents.Spec{{Name: cfg.Agent, Servers: cfg.agentServers}}, servers, serverLog)
 		servers = append(servers, extra...)
 	}
@@ -153,32 +154,38 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	// record here would show one call as if it ran twice.
 	router := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
 	connectCtx, cancelConnect := context.WithCancel(root)
-	fl := newFleet(servers, router, cfg.CallTimeout, log)
+	var kill *killSwitch
+	fl := mcp.NewFleet(router, servers, &mcp.FleetOptions{
+		CallTimeout: cfg.CallTimeout,
+		ClientName:  "membrane-orchestrator",
+		Logger:      log,
+		Advise:      advise,
+		Say: func(msg string, bad bool) {
+			code := dim
+			if bad {
+				code = red
+			}
+			u.note("%s", u.style(termsafe.String(msg), code))
+		},
+		OnToolsChanged: func(server string, ch calls.Change) {
+			if oneShot && !cfg.Verbose {
+				return
+			}
+			var parts []string
+			for _, c := range ch.Added {
+				parts = append(parts, "+"+c.Name)
+			}
+			for _, n := range ch.Removed {
+				parts = append(parts, "-"+n)
+			}
+			u.note("%s", u.style(termsafe.String(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " "))), dim))
+		},
+	})
 	// A Ctrl-C during start-up ends it, and one after that kills the
 	// servers that will not go.
-	kill := &killSwitch{fl: fl, u: u}
+	kill = &killSwitch{fl: fl, u: u}
 	kill.during(cancelConnect)
-	fl.say = func(msg string, bad bool) {
-		code := dim
-		if bad {
-			code = red
-		}
-		u.note("%s", u.style(termsafe.String(msg), code))
-	}
-	fl.onChange = func(server string, ch calls.Change) {
-		if oneShot && !cfg.Verbose {
-			return
-		}
-		var parts []string
-		for _, c := range ch.Added {
-			parts = append(parts, "+"+c.Name)
-		}
-		for _, n := range ch.Removed {
-			parts = append(parts, "-"+n)
-		}
-		u.note("%s", u.style(termsafe.String(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " "))), dim))
-	}
-	err = fl.start(connectCtx, servers)
+	err = fl.Start(connectCtx)
 	interrupted := connectCtx.Err() != nil && root.Err() == nil
 	kill.during(nil)
 	cancelConnect()
@@ -385,9 +392,9 @@ func selectTools(r *calls.Router, include, exclude []string) (offered, error) {
 
 // closeFleet ends every server's session. A Ctrl-C while that takes time
 // (a server that ignores SIGTERM) kills the servers' process groups.
-func closeFleet(fl *fleet, kill *killSwitch) {
+func closeFleet(fl *mcp.Fleet, kill *killSwitch) {
 	kill.arm()
-	fl.close()
+	fl.Close()
 	kill.disarm()
 }
 
@@ -398,7 +405,7 @@ func closeFleet(fl *fleet, kill *killSwitch) {
 // never falls in a gap where nobody listens (and the program waits on a
 // server that ignores SIGTERM for good).
 type killSwitch struct {
-	fl *fleet
+	fl *mcp.Fleet
 	u  *ui
 
 	mu   sync.Mutex
@@ -433,7 +440,7 @@ func (k *killSwitch) arm() {
 				continue
 			}
 			k.u.note("%s", k.u.style("Ctrl-C again: killing the servers", red))
-			k.fl.kill()
+			k.fl.Kill()
 			return
 		}
 	}()
@@ -485,7 +492,7 @@ type session struct {
 	ag     *agent.Agent
 	model  *openaicompat.Client
 	tools  offered
-	fleet  *fleet
+	fleet  *mcp.Fleet
 	kill   *killSwitch
 	ui     *ui
 	stdout io.Writer
@@ -657,7 +664,7 @@ func (s *session) command(ctx context.Context, line string) bool {
 		for _, t := range tools {
 			pad := strings.Repeat(" ", width-len(t.Name))
 			desc := termsafe.String(firstLine(t.Description, 90))
-			if info, ok := s.fleet.tool(t.Name); ok && info.Name != t.Name {
+			if info, ok := s.fleet.Tool(t.Name); ok && info.Name != t.Name {
 				desc = "(" + termsafe.Line(info.Name) + " of " + termsafe.Line(info.Server) + ") " + desc
 			}
 			fmt.Fprintf(&b, "  %s%s  %s\n", s.ui.style(termsafe.Line(t.Name), bold), pad, s.ui.style(desc, dim))

@@ -60,22 +60,15 @@ func serve(cfg *Config, specs []agents.Spec, data []byte, log *slog.Logger, stdo
 	}
 	servers = append(servers, extra...)
 	router := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
-	fl := newFleet(servers, router, cfg.CallTimeout, log)
-	fl.say = func(msg string, bad bool) {
-		if bad {
-			log.Warn(msg)
-		} else {
-			log.Info(msg)
-		}
-	}
-	if err := fl.start(ctx, servers); err != nil {
-		fl.close()
+	fl := mcp.NewFleet(router, servers, &mcp.FleetOptions{CallTimeout: cfg.CallTimeout, ClientName: "membrane-orchestrator", Logger: log, Advise: advise})
+	if err := fl.Start(ctx); err != nil {
+		fl.Close()
 		if ctx.Err() != nil {
 			return 130
 		}
 		return fail("%v", err)
 	}
-	defer fl.close()
+	defer fl.Close()
 
 	if len(specs) == 0 {
 		if cfg.Model == "" {
@@ -235,7 +228,7 @@ func (c *Config) modelClient(baseURL, key string, temp *float64, effort string, 
 type backends struct {
 	cfg    *Config
 	router *calls.Router
-	fleet  *fleet
+	fleet  *mcp.Fleet
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -302,7 +295,7 @@ func (b *backends) backend(spec agents.Spec) (*openaicompat.Backend, error) {
 			return false
 		}
 		if len(hidden) > 0 {
-			if info, ok := b.fleet.tool(name); ok && hidden[info.Server] {
+			if info, ok := b.fleet.Tool(name); ok && hidden[info.Server] {
 				return false
 			}
 		}
