@@ -89,7 +89,9 @@ type ServerError struct {
 	Err           error
 }
 
-func (e *ServerError) Error() string { return fmt.Sprintf("server %s (%s): %v", e.Server, e.Where, e.Err) }
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("server %s (%s): %v", e.Server, e.Where, e.Err)
+}
 func (e *ServerError) Unwrap() error { return e.Err }
 
 // NoServersError is the error of Fleet.Start when every server failed; it

@@ -21,7 +21,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lmittmann/tint"
 	"golang.org/x/term"
@@ -34,8 +33,13 @@ import (
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/approve"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/console"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/display"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/images"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termimage"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/turns"
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
@@ -122,7 +126,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	root, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 
-	u := newUI(stdout, stderr, color, errTTY && isTerminal(stdout), cfg.HideReasoning, cfg.JSON)
+	u := display.New(stdout, stderr, &display.Options{Color: color, Shared: errTTY && isTerminal(stdout), HideReasoning: cfg.HideReasoning, Quiet: cfg.JSON})
 
 	var serverLog io.Writer = stderr
 	if cfg.ServerLog != "" {
@@ -161,11 +165,11 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		Logger:      log,
 		Advise:      advise,
 		Say: func(msg string, bad bool) {
-			code := dim
+			code := display.Dim
 			if bad {
-				code = red
+				code = display.Red
 			}
-			u.note("%s", u.style(termsafe.String(msg), code))
+			u.Note("%s", u.Style(termsafe.String(msg), code))
 		},
 		OnToolsChanged: func(server string, ch calls.Change) {
 			if oneShot && !cfg.Verbose {
@@ -178,7 +182,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			for _, n := range ch.Removed {
 				parts = append(parts, "-"+n)
 			}
-			u.note("%s", u.style(termsafe.String(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " "))), dim))
+			u.Note("%s", u.Style(termsafe.String(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " "))), display.Dim))
 		},
 	})
 	// A Ctrl-C during start-up ends it, and one after that kills the
@@ -237,24 +241,24 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 
 	// Input for the REPL and for approval prompts.
-	var lines lineReader
-	var keys keyReader
+	var lines console.LineReader
+	var keys approve.Keys
 	if interactive {
 		hist := cfg.History
 		if hist == "" {
-			hist = historyPath(getenv)
+			hist = console.HistoryPath(getenv)
 		}
 		var h term.History
 		if hist != "off" && !oneShot {
-			h = loadHistory(hist)
+			h = console.LoadHistory(hist)
 		}
-		con := newConsole(inFile, stdout, h)
-		u.atPrompt = con.promptWriter
+		con := console.New(inFile, stdout, h, commands)
+		u.SetPrompt(con.PromptWriter)
 		lines = con
 		errFile, _ := stderr.(*os.File)
-		keys = ttyKeys{in: inFile, out: errFile}
+		keys = console.Keys{In: inFile, Out: errFile}
 	} else if !oneShot {
-		lines = newPipeReader(stdin)
+		lines = console.NewPipe(stdin)
 	}
 	tools, err := selectTools(router, cfg.Tools, cfg.ExcludeTools)
 	if err != nil {
@@ -264,15 +268,15 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	if v, ok := tools.(*policy.View); ok {
 		defer v.Close()
 	}
-	show := &imageShow{mode: cfg.Images, dir: cfg.ImageDir, u: u}
+	show := &images.Show{Mode: cfg.Images, Dir: cfg.ImageDir, UI: u}
 	if errTTY {
-		show.inline = termimage.Detect(getenv)
+		show.Inline = termimage.Detect(getenv)
 	}
 	// The card follows the tool set itself, which the image wrapper hides.
 	cardSrc, hasCard := tools.(agent.CardSource)
-	tools = showingTools{offered: tools, show: show}
-	appr := newApprover(cfg.Approve, fl, interactive, cfg.Yes, keys, u, stderr)
-	if err := appr.check(); err != nil {
+	tools = images.Showing{Tools: tools, Show: show}
+	appr := approve.New(&approve.Options{Names: cfg.Approve, Index: fl, Interactive: interactive, Yes: cfg.Yes, Keys: keys, UI: u, Out: stderr})
+	if err := appr.Check(); err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 		return 2
 	}
@@ -283,14 +287,14 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		MaxSteps:         cfg.MaxSteps,
 		MaxParallel:      cfg.Parallel,
 		ExtractTextCalls: cfg.extractText(),
-		OnEvent:          u.event,
+		OnEvent:          u.Event,
 		Logger:           log,
 	}
 	if tr.Enabled() {
 		opts.TracerProvider = tr.TracerProvider()
 	}
 	if len(cfg.Approve) > 0 {
-		opts.Approve = appr.approve
+		opts.Approve = appr.Approve
 	}
 	var ag *agent.Agent
 	if hasCard && agent.CardMode(cfg.Card) != agent.CardModeOff {
@@ -308,9 +312,9 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	ag = agent.New(model, tools, opts)
 	log.Debug("ready", "model", cfg.Model, "endpoint", model.BaseURL(), "tools", tools.Len(), "extract_text_calls", opts.ExtractTextCalls)
 
-	turns := openTurnStore(cfg, getenv, log)
-	defer turns.close()
-	s := &session{cfg: cfg, ag: ag, model: model, tools: tools, fleet: fl, kill: kill, ui: u, stdout: stdout, stderr: stderr, turns: turns}
+	rec := turns.Open(cfg.Store, getenv, log)
+	defer rec.Close()
+	s := &session{cfg: cfg, ag: ag, model: model, tools: tools, fleet: fl, kill: kill, ui: u, stdout: stdout, stderr: stderr, turns: rec}
 	if oneShot {
 		return s.oneShot(root, cfg.Exec)
 	}
@@ -326,7 +330,7 @@ func showTurns(cfg *Config, getenv func(string) string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "orchestrator: --turns reads the trace store, and --store is off")
 		return 2
 	}
-	path, err := turnStorePath(cfg.Store, getenv)
+	path, err := turns.Path(cfg.Store, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 		return 1
@@ -337,7 +341,7 @@ func showTurns(cfg *Config, getenv func(string) string, stdout, stderr io.Writer
 		return 1
 	}
 	defer st.Close()
-	if err := printTurns(context.Background(), stdout, st, store.TurnFilter{Limit: 20}, cfg.JSON); err != nil {
+	if err := turns.Print(context.Background(), stdout, st, store.TurnFilter{Limit: 20}, cfg.JSON); err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 		return 1
 	}
@@ -406,7 +410,7 @@ func closeFleet(fl *mcp.Fleet, kill *killSwitch) {
 // server that ignores SIGTERM for good).
 type killSwitch struct {
 	fl *mcp.Fleet
-	u  *ui
+	u  *display.UI
 
 	mu   sync.Mutex
 	sigs chan os.Signal     // nil: not armed
@@ -439,7 +443,7 @@ func (k *killSwitch) arm() {
 				step()
 				continue
 			}
-			k.u.note("%s", k.u.style("Ctrl-C again: killing the servers", red))
+			k.u.Note("%s", k.u.Style("Ctrl-C again: killing the servers", display.Red))
 			k.fl.Kill()
 			return
 		}
@@ -494,10 +498,10 @@ type session struct {
 	tools  offered
 	fleet  *mcp.Fleet
 	kill   *killSwitch
-	ui     *ui
+	ui     *display.UI
 	stdout io.Writer
 	stderr io.Writer
-	turns  *turnStore // nil with --store off
+	turns  *turns.Recorder // nil with --store off
 }
 
 func (s *session) ask(ctx context.Context, q string) (*agent.Turn, error) {
@@ -508,12 +512,12 @@ func (s *session) ask(ctx context.Context, q string) (*agent.Turn, error) {
 	}
 	started := time.Now()
 	turn, err := s.ag.Ask(ctx, q)
-	s.turns.record(context.WithoutCancel(ctx), started, q, s.ag.Model(), turn, err)
+	s.turns.Record(context.WithoutCancel(ctx), started, q, s.ag.Model(), turn, err)
 	err = modelAdvice(err)
 	if err != nil && ctx.Err() != nil && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), context.Canceled) {
 		err = context.Cause(ctx)
 	}
-	s.ui.endTurn(turn, err)
+	s.ui.EndTurn(turn, err)
 	if s.cfg.JSON {
 		s.printJSON(q, turn, err)
 	}
@@ -540,7 +544,7 @@ func (s *session) oneShot(root context.Context, q string) int {
 	return 1
 }
 
-func (s *session) repl(root context.Context, in lineReader, interactive bool) int {
+func (s *session) repl(root context.Context, in console.LineReader, interactive bool) int {
 	var (
 		mu         sync.Mutex
 		cancelTurn context.CancelFunc
@@ -564,7 +568,7 @@ func (s *session) repl(root context.Context, in lineReader, interactive bool) in
 			if cancelTurn != nil {
 				cancelTurn()
 				if interactive {
-					s.ui.note("") // end the line the terminal echoed ^C on
+					s.ui.Note("") // end the line the terminal echoed ^C on
 				}
 			} else if !interactive {
 				cancel() // idle and no terminal: Ctrl-C ends the session
@@ -573,26 +577,26 @@ func (s *session) repl(root context.Context, in lineReader, interactive bool) in
 		}
 	}()
 
-	if con, ok := in.(*console); ok {
+	if con, ok := in.(*console.Console); ok {
 		// SIGTERM while a line is read at the terminal: ReadLine cannot be
 		// interrupted, so put the terminal back and leave. A launched
 		// membrane gets SIGTERM from the kernel when we are gone.
 		go func() {
 			<-root.Done()
-			if con.reading.Load() {
-				con.restore()
+			if con.Reading() {
+				con.Restore()
 				fmt.Fprintln(s.stderr)
 				os.Exit(143)
 			}
 		}()
 	}
 	if interactive {
-		s.ui.note("%s", s.ui.style(fmt.Sprintf("model %s · %d tools · /help for commands · Ctrl-D to leave", s.ag.Model(), s.tools.Len()), dim))
+		s.ui.Note("%s", s.ui.Style(fmt.Sprintf("model %s · %d tools · /help for commands · Ctrl-D to leave", s.ag.Model(), s.tools.Len()), display.Dim))
 	}
 	for {
-		line, err := in.readLine(ctx, "› ")
+		line, err := in.ReadLine(ctx, "› ")
 		switch {
-		case errors.Is(err, errInterrupt):
+		case errors.Is(err, console.ErrInterrupt):
 			continue
 		case errors.Is(err, io.EOF):
 			if interactive {
@@ -631,15 +635,18 @@ func (s *session) repl(root context.Context, in lineReader, interactive bool) in
 		switch {
 		case err == nil:
 		case interrupted && errors.Is(err, context.Canceled):
-			s.ui.note("%s", s.ui.style("cancelled; the conversation is as it was before this question", dim))
+			s.ui.Note("%s", s.ui.Style("cancelled; the conversation is as it was before this question", display.Dim))
 		case !s.cfg.JSON:
-			s.ui.note("error: %s", termsafe.String(err.Error()))
+			s.ui.Note("error: %s", termsafe.String(err.Error()))
 		}
 		if root.Err() != nil {
 			return 0
 		}
 	}
 }
+
+// commands are the REPL's /commands, for Tab to complete.
+var commands = []string{"/tools", "/model", "/history", "/clear", "/help", "/exit"}
 
 // command runs a /command and reports whether the session should end.
 func (s *session) command(ctx context.Context, line string) bool {
@@ -650,11 +657,11 @@ func (s *session) command(ctx context.Context, line string) bool {
 		return true
 	case "/clear", "/reset":
 		s.ag.Reset()
-		s.ui.note("conversation cleared")
+		s.ui.Note("conversation cleared")
 	case "/tools":
 		tools := s.ag.Tools()
 		if len(tools) == 0 {
-			s.ui.note("no tools")
+			s.ui.Note("no tools")
 		}
 		width := 0
 		for _, t := range tools {
@@ -663,11 +670,11 @@ func (s *session) command(ctx context.Context, line string) bool {
 		var b strings.Builder
 		for _, t := range tools {
 			pad := strings.Repeat(" ", width-len(t.Name))
-			desc := termsafe.String(firstLine(t.Description, 90))
+			desc := termsafe.String(display.FirstLine(t.Description, 90))
 			if info, ok := s.fleet.Tool(t.Name); ok && info.Name != t.Name {
 				desc = "(" + termsafe.Line(info.Name) + " of " + termsafe.Line(info.Server) + ") " + desc
 			}
-			fmt.Fprintf(&b, "  %s%s  %s\n", s.ui.style(termsafe.Line(t.Name), bold), pad, s.ui.style(desc, dim))
+			fmt.Fprintf(&b, "  %s%s  %s\n", s.ui.Style(termsafe.Line(t.Name), display.Bold), pad, s.ui.Style(desc, display.Dim))
 		}
 		io.WriteString(s.stdout, b.String())
 	case "/model":
@@ -679,7 +686,7 @@ func (s *session) command(ctx context.Context, line string) bool {
 			if err == nil {
 				msg += "\navailable: " + strings.Join(names, ", ")
 			}
-			s.ui.note("%s", msg)
+			s.ui.Note("%s", msg)
 			return false
 		}
 		// Check the name against what the endpoint serves; an endpoint
@@ -699,22 +706,22 @@ func (s *session) command(ctx context.Context, line string) bool {
 			} else if len(names) > 0 {
 				msg += "\navailable: " + strings.Join(names, ", ")
 			}
-			s.ui.note("%s", msg)
+			s.ui.Note("%s", msg)
 			return false
 		}
 		s.ag.SetModel(arg)
-		s.ui.note("model: %s", arg)
+		s.ui.Note("model: %s", arg)
 	case "/history":
 		if s.turns == nil {
-			s.ui.note("no turns are kept (--store off, or the store could not be opened)")
+			s.ui.Note("no turns are kept (--store off, or the store could not be opened)")
 			return false
 		}
-		f := store.TurnFilter{Conversation: s.turns.conv, Limit: 20}
+		f := store.TurnFilter{Conversation: s.turns.Conversation(), Limit: 20}
 		if arg == "all" {
 			f.Conversation = ""
 		}
-		if err := printTurns(ctx, s.stdout, s.turns.st, f, false); err != nil {
-			s.ui.note("history: %s", termsafe.String(err.Error()))
+		if err := turns.Print(ctx, s.stdout, s.turns.Store(), f, false); err != nil {
+			s.ui.Note("history: %s", termsafe.String(err.Error()))
 		}
 	case "/help", "/?":
 		fmt.Fprint(s.stdout, `  /tools         list the tools the model can call
@@ -725,7 +732,7 @@ func (s *session) command(ctx context.Context, line string) bool {
   Ctrl-C cancels the running question and its tool calls.
 `)
 	default:
-		s.ui.note("unknown command %s: try /help", name)
+		s.ui.Note("unknown command %s: try /help", name)
 	}
 	return false
 }
@@ -783,29 +790,7 @@ func (s *session) printJSON(q string, t *agent.Turn, err error) {
 		out.MaxStepsReached = errors.Is(err, agent.ErrMaxSteps)
 	}
 	b, _ := json.Marshal(out)
-	fmt.Fprintf(s.stdout, "%s\n", escapeJSON(b))
-}
-
-// escapeJSON writes the C1 controls and bidi controls that json.Marshal
-// leaves raw as \u escapes: the same JSON, safe to print on a terminal.
-func escapeJSON(b []byte) []byte {
-	var out []byte
-	for i := 0; i < len(b); {
-		r, n := utf8.DecodeRune(b[i:])
-		if r >= 0x80 && termsafe.Unsafe(r) {
-			if out == nil {
-				out = append(make([]byte, 0, len(b)+16), b[:i]...)
-			}
-			out = fmt.Appendf(out, `\u%04x`, r)
-		} else if out != nil {
-			out = append(out, b[i:i+n]...)
-		}
-		i += n
-	}
-	if out == nil {
-		return b
-	}
-	return out
+	fmt.Fprintf(s.stdout, "%s\n", termsafe.JSON(b))
 }
 
 // modelAdvice adds to an endpoint error the flag that fixes it: the
