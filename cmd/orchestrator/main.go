@@ -104,11 +104,28 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return serve(cfg, specs, agentsData, log, stdout, stderr)
 	}
 
+	// SIGTERM ends everything. Until the turn (or the REPL) takes over, the
+	// first Ctrl-C ends the run with 130 in whatever phase it is in, and
+	// any Ctrl-C after that kills the servers: one listener for both, with
+	// no gap between phases.
+	root, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	start, cancelStart := context.WithCancel(root)
+	defer cancelStart()
+	u := display.New(stdout, stderr, &display.Options{Color: color, Shared: errTTY && isTerminal(stdout), HideReasoning: cfg.HideReasoning, Quiet: cfg.JSON})
+	kill := &killSwitch{u: u}
+	kill.during(cancelStart)
+	defer kill.disarm()
+	interrupted := func() bool { return start.Err() != nil && root.Err() == nil }
+
 	oneShot := cfg.Exec != ""
 	inFile, _ := stdin.(*os.File)
 	interactive := inFile != nil && isTerminal(inFile)
 	if cfg.Exec == "-" {
-		b, err := io.ReadAll(stdin)
+		var b []byte
+		if !phase(start, func() { b, err = io.ReadAll(stdin) }) {
+			return 130
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "orchestrator: read the question from stdin: %v\n", err)
 			return 2
@@ -121,16 +138,12 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		}
 	}
 
-	// SIGTERM ends everything; SIGINT ends a one-shot run, and only the
-	// running turn in the REPL.
-	root, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-
-	u := display.New(stdout, stderr, &display.Options{Color: color, Shared: errTTY && isTerminal(stdout), HideReasoning: cfg.HideReasoning, Quiet: cfg.JSON})
-
 	var serverLog io.Writer = stderr
 	if cfg.ServerLog != "" {
-		f, err := os.OpenFile(cfg.ServerLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		var f *os.File
+		if !phase(start, func() { f, err = os.OpenFile(cfg.ServerLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600) }) {
+			return 130
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "orchestrator: --server-log: %v\n", err)
 			return 2
@@ -157,8 +170,6 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	// and under -v the server logs it too (with its own session), so a
 	// record here would show one call as if it ran twice.
 	router := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
-	connectCtx, cancelConnect := context.WithCancel(root)
-	var kill *killSwitch
 	fl := mcp.NewFleet(router, servers, &mcp.FleetOptions{
 		CallTimeout: cfg.CallTimeout,
 		ClientName:  "membrane-orchestrator",
@@ -185,17 +196,11 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			u.Note("%s", u.Style(termsafe.String(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " "))), display.Dim))
 		},
 	})
-	// A Ctrl-C during start-up ends it, and one after that kills the
-	// servers that will not go.
-	kill = &killSwitch{fl: fl, u: u}
-	kill.during(cancelConnect)
-	err = fl.Start(connectCtx)
-	interrupted := connectCtx.Err() != nil && root.Err() == nil
-	kill.during(nil)
-	cancelConnect()
+	kill.setFleet(fl)
+	err = fl.Start(start)
 	defer closeFleet(fl, kill)
 	switch {
-	case interrupted:
+	case interrupted():
 		return 130
 	case err != nil:
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
@@ -222,16 +227,10 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		HTTPClient:      &http.Client{Transport: tr.Transport(nil)},
 	})
 	if cfg.Model == "" {
-		// Ctrl-C while picking the model is still start-up: exit 130.
-		sctx, stopPick := context.WithCancel(root)
-		kill.during(stopPick)
-		mctx, cancel := context.WithTimeout(sctx, 30*time.Second)
+		mctx, cancel := context.WithTimeout(start, 30*time.Second)
 		cfg.Model, err = defaultModel(mctx, model)
 		cancel()
-		interrupted := sctx.Err() != nil && root.Err() == nil
-		kill.during(nil)
-		stopPick()
-		if interrupted {
+		if interrupted() {
 			return 130
 		}
 		if err != nil {
@@ -249,8 +248,8 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			hist = console.HistoryPath(getenv)
 		}
 		var h term.History
-		if hist != "off" && !oneShot {
-			h = console.LoadHistory(hist)
+		if hist != "off" && !oneShot && !phase(start, func() { h = console.LoadHistory(hist) }) {
+			return 130
 		}
 		con := console.New(inFile, stdout, h, commands)
 		u.SetPrompt(con.PromptWriter)
@@ -315,10 +314,13 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	rec := turns.Open(cfg.Store, getenv, log)
 	defer rec.Close()
 	s := &session{cfg: cfg, ag: ag, model: model, tools: tools, fleet: fl, kill: kill, ui: u, stdout: stdout, stderr: stderr, turns: rec}
-	if oneShot {
-		return s.oneShot(root, cfg.Exec)
+	if interrupted() {
+		return 130
 	}
-	return s.repl(root, lines, interactive)
+	if oneShot {
+		return s.oneShot(root, start, cfg.Exec)
+	}
+	return s.repl(root, start, lines, interactive)
 }
 
 // cardGroup lists a tool on the capabilities card under its server's name.
@@ -397,7 +399,7 @@ func selectTools(r *calls.Router, include, exclude []string) (offered, error) {
 // closeFleet ends every server's session. A Ctrl-C while that takes time
 // (a server that ignores SIGTERM) kills the servers' process groups.
 func closeFleet(fl *mcp.Fleet, kill *killSwitch) {
-	kill.arm()
+	kill.during(nil)
 	fl.Close()
 	kill.disarm()
 }
@@ -409,10 +411,10 @@ func closeFleet(fl *mcp.Fleet, kill *killSwitch) {
 // never falls in a gap where nobody listens (and the program waits on a
 // server that ignores SIGTERM for good).
 type killSwitch struct {
-	fl *mcp.Fleet
-	u  *display.UI
+	u *display.UI
 
 	mu   sync.Mutex
+	fl   *mcp.Fleet         // nil: no servers yet
 	sigs chan os.Signal     // nil: not armed
 	done chan struct{}      // closed by disarm
 	step context.CancelFunc // what the next Ctrl-C ends; nil: kill
@@ -443,8 +445,14 @@ func (k *killSwitch) arm() {
 				step()
 				continue
 			}
+			k.mu.Lock()
+			fl := k.fl
+			k.mu.Unlock()
+			if fl == nil {
+				continue // nothing launched yet; start-up is ending
+			}
 			k.u.Note("%s", k.u.Style("Ctrl-C again: killing the servers", display.Red))
-			k.fl.Kill()
+			fl.Kill()
 			return
 		}
 	}()
@@ -457,6 +465,31 @@ func (k *killSwitch) during(cancel context.CancelFunc) {
 	k.mu.Lock()
 	k.step = cancel
 	k.mu.Unlock()
+}
+
+// setFleet gives k the servers to kill.
+func (k *killSwitch) setFleet(fl *mcp.Fleet) {
+	k.mu.Lock()
+	k.fl = fl
+	k.mu.Unlock()
+}
+
+// phase runs fn, a step of start-up that may block on something outside
+// the program (a pipe, a FIFO, a hung mount), and reports whether it
+// ended before ctx (a Ctrl-C). When ctx ends first, fn is left to finish
+// on its own as the program exits, and must not be waited for.
+func phase(ctx context.Context, fn func()) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // disarm stops listening, if armed.
@@ -524,12 +557,9 @@ func (s *session) ask(ctx context.Context, q string) (*agent.Turn, error) {
 	return turn, err
 }
 
-func (s *session) oneShot(root context.Context, q string) int {
-	// The first Ctrl-C ends the turn, the next kills the servers: one
-	// listener for both, so that no Ctrl-C falls between the two.
-	ctx, cancel := context.WithCancel(root)
-	defer cancel()
-	s.kill.during(cancel)
+// oneShot answers q. ctx is start-up's: the first Ctrl-C ends it (and so
+// the turn), and the kill switch kills the servers at the next.
+func (s *session) oneShot(root, ctx context.Context, q string) int {
 	_, err := s.ask(ctx, q)
 	s.kill.during(nil)
 	switch {
@@ -544,12 +574,15 @@ func (s *session) oneShot(root context.Context, q string) int {
 	return 1
 }
 
-func (s *session) repl(root context.Context, in console.LineReader, interactive bool) int {
+// repl reads questions and commands from in until its end. start is
+// start-up's context: a Ctrl-C that ended it before the REPL took over
+// Ctrl-C ends the REPL at once with 130.
+func (s *session) repl(root, start context.Context, in console.LineReader, interactive bool) int {
 	var (
 		mu         sync.Mutex
 		cancelTurn context.CancelFunc
 	)
-	ctx, cancel := context.WithCancel(root)
+	ctx, cancel := context.WithCancel(start)
 	defer cancel()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt)
