@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -37,6 +35,7 @@ import (
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/console"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/display"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/images"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/session"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termimage"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/turns"
@@ -113,9 +112,9 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	start, cancelStart := context.WithCancel(root)
 	defer cancelStart()
 	u := display.New(stdout, stderr, &display.Options{Color: color, Shared: errTTY && isTerminal(stdout), HideReasoning: cfg.HideReasoning, Quiet: cfg.JSON})
-	kill := &killSwitch{u: u}
-	kill.during(cancelStart)
-	defer kill.disarm()
+	kill := session.NewKillSwitch(u)
+	kill.During(cancelStart)
+	defer kill.Disarm()
 	interrupted := func() bool { return start.Err() != nil && root.Err() == nil }
 
 	oneShot := cfg.Exec != ""
@@ -123,7 +122,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	interactive := inFile != nil && isTerminal(inFile)
 	if cfg.Exec == "-" {
 		var b []byte
-		if !phase(start, func() { b, err = io.ReadAll(stdin) }) {
+		if !session.Phase(start, func() { b, err = io.ReadAll(stdin) }) {
 			return 130
 		}
 		if err != nil {
@@ -141,7 +140,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	var serverLog io.Writer = stderr
 	if cfg.ServerLog != "" {
 		var f *os.File
-		if !phase(start, func() { f, err = os.OpenFile(cfg.ServerLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600) }) {
+		if !session.Phase(start, func() { f, err = os.OpenFile(cfg.ServerLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600) }) {
 			return 130
 		}
 		if err != nil {
@@ -196,7 +195,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			u.Note("%s", u.Style(termsafe.String(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " "))), display.Dim))
 		},
 	})
-	kill.setFleet(fl)
+	kill.SetKill(fl.Kill)
 	err = fl.Start(start)
 	defer closeFleet(fl, kill)
 	switch {
@@ -248,10 +247,10 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 			hist = console.HistoryPath(getenv)
 		}
 		var h term.History
-		if hist != "off" && !oneShot && !phase(start, func() { h = console.LoadHistory(hist) }) {
+		if hist != "off" && !oneShot && !session.Phase(start, func() { h = console.LoadHistory(hist) }) {
 			return 130
 		}
-		con := console.New(inFile, stdout, h, commands)
+		con := console.New(inFile, stdout, h, session.Commands)
 		u.SetPrompt(con.PromptWriter)
 		lines = con
 		errFile, _ := stderr.(*os.File)
@@ -313,14 +312,15 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 
 	rec := turns.Open(cfg.Store, getenv, log)
 	defer rec.Close()
-	s := &session{cfg: cfg, ag: ag, model: model, tools: tools, fleet: fl, kill: kill, ui: u, stdout: stdout, stderr: stderr, turns: rec}
+	s := session.New(&session.Options{Agent: ag, Model: model, Tools: tools, Index: fl, Kill: kill, UI: u,
+		Stdout: stdout, Stderr: stderr, Turns: rec, Timeout: cfg.Timeout, JSON: cfg.JSON, Advise: modelAdvice})
 	if interrupted() {
 		return 130
 	}
 	if oneShot {
-		return s.oneShot(root, start, cfg.Exec)
+		return s.OneShot(root, start, cfg.Exec)
 	}
-	return s.repl(root, start, lines, interactive)
+	return s.REPL(root, start, lines, interactive)
 }
 
 // cardGroup lists a tool on the capabilities card under its server's name.
@@ -398,110 +398,10 @@ func selectTools(r *calls.Router, include, exclude []string) (offered, error) {
 
 // closeFleet ends every server's session. A Ctrl-C while that takes time
 // (a server that ignores SIGTERM) kills the servers' process groups.
-func closeFleet(fl *mcp.Fleet, kill *killSwitch) {
-	kill.during(nil)
+func closeFleet(fl *mcp.Fleet, kill *session.KillSwitch) {
+	kill.During(nil)
 	fl.Close()
-	kill.disarm()
-}
-
-// killSwitch listens for Ctrl-C from start-up to the end of the run. While
-// a step that Ctrl-C ends is running (start-up, a one-shot turn), the first
-// Ctrl-C ends it; any Ctrl-C after that kills the servers' process groups.
-// One listener does both, so that a second Ctrl-C right after the first
-// never falls in a gap where nobody listens (and the program waits on a
-// server that ignores SIGTERM for good).
-type killSwitch struct {
-	u *display.UI
-
-	mu   sync.Mutex
-	fl   *mcp.Fleet         // nil: no servers yet
-	sigs chan os.Signal     // nil: not armed
-	done chan struct{}      // closed by disarm
-	step context.CancelFunc // what the next Ctrl-C ends; nil: kill
-}
-
-// arm starts listening for Ctrl-C; arming again does nothing.
-func (k *killSwitch) arm() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.sigs != nil {
-		return
-	}
-	sigs, done := make(chan os.Signal, 1), make(chan struct{})
-	k.sigs, k.done = sigs, done
-	signal.Notify(sigs, os.Interrupt)
-	go func() {
-		for {
-			select {
-			case <-sigs:
-			case <-done:
-				return
-			}
-			k.mu.Lock()
-			step := k.step
-			k.step = nil
-			k.mu.Unlock()
-			if step != nil {
-				step()
-				continue
-			}
-			k.mu.Lock()
-			fl := k.fl
-			k.mu.Unlock()
-			if fl == nil {
-				continue // nothing launched yet; start-up is ending
-			}
-			k.u.Note("%s", k.u.Style("Ctrl-C again: killing the servers", display.Red))
-			fl.Kill()
-			return
-		}
-	}()
-}
-
-// during arms k and makes the next Ctrl-C call cancel (nil: kill the
-// servers).
-func (k *killSwitch) during(cancel context.CancelFunc) {
-	k.arm()
-	k.mu.Lock()
-	k.step = cancel
-	k.mu.Unlock()
-}
-
-// setFleet gives k the servers to kill.
-func (k *killSwitch) setFleet(fl *mcp.Fleet) {
-	k.mu.Lock()
-	k.fl = fl
-	k.mu.Unlock()
-}
-
-// phase runs fn, a step of start-up that may block on something outside
-// the program (a pipe, a FIFO, a hung mount), and reports whether it
-// ended before ctx (a Ctrl-C). When ctx ends first, fn is left to finish
-// on its own as the program exits, and must not be waited for.
-func phase(ctx context.Context, fn func()) bool {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// disarm stops listening, if armed.
-func (k *killSwitch) disarm() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.sigs == nil {
-		return
-	}
-	signal.Stop(k.sigs)
-	close(k.done)
-	k.sigs, k.done, k.step = nil, nil, nil
+	kill.Disarm()
 }
 
 // defaultModel picks the endpoint's model when it serves exactly one.
@@ -521,309 +421,6 @@ func defaultModel(ctx context.Context, m *openaicompat.Client) (string, error) {
 		shown = append(shown[:12:12], "…")
 	}
 	return "", fmt.Errorf("no --model given, and %s serves %d models: pass --model NAME (or set MEMBRANE_MODEL); they are: %s", m.BaseURL(), len(names), strings.Join(shown, ", "))
-}
-
-// session runs turns and shows them.
-type session struct {
-	cfg    *Config
-	ag     *agent.Agent
-	model  *openaicompat.Client
-	tools  offered
-	fleet  *mcp.Fleet
-	kill   *killSwitch
-	ui     *display.UI
-	stdout io.Writer
-	stderr io.Writer
-	turns  *turns.Recorder // nil with --store off
-}
-
-func (s *session) ask(ctx context.Context, q string) (*agent.Turn, error) {
-	if s.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, s.cfg.Timeout, fmt.Errorf("no answer within --timeout %s", s.cfg.Timeout))
-		defer cancel()
-	}
-	started := time.Now()
-	turn, err := s.ag.Ask(ctx, q)
-	s.turns.Record(context.WithoutCancel(ctx), started, q, s.ag.Model(), turn, err)
-	err = modelAdvice(err)
-	if err != nil && ctx.Err() != nil && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), context.Canceled) {
-		err = context.Cause(ctx)
-	}
-	s.ui.EndTurn(turn, err)
-	if s.cfg.JSON {
-		s.printJSON(q, turn, err)
-	}
-	return turn, err
-}
-
-// oneShot answers q. ctx is start-up's: the first Ctrl-C ends it (and so
-// the turn), and the kill switch kills the servers at the next.
-func (s *session) oneShot(root, ctx context.Context, q string) int {
-	_, err := s.ask(ctx, q)
-	s.kill.during(nil)
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, context.Canceled) && root.Err() == nil:
-		return 130
-	}
-	if !s.cfg.JSON {
-		fmt.Fprintf(s.stderr, "orchestrator: %s\n", termsafe.String(err.Error()))
-	}
-	return 1
-}
-
-// repl reads questions and commands from in until its end. start is
-// start-up's context: a Ctrl-C that ended it before the REPL took over
-// Ctrl-C ends the REPL at once with 130.
-func (s *session) repl(root, start context.Context, in console.LineReader, interactive bool) int {
-	var (
-		mu         sync.Mutex
-		cancelTurn context.CancelFunc
-	)
-	ctx, cancel := context.WithCancel(start)
-	defer cancel()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt)
-	defer signal.Stop(sigs)
-	// The REPL's Ctrl-C ends a turn or the line, never the servers:
-	// closeFleet arms the kill switch again at the end.
-	s.kill.disarm()
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sigs:
-			}
-			mu.Lock()
-			if cancelTurn != nil {
-				cancelTurn()
-				if interactive {
-					s.ui.Note("") // end the line the terminal echoed ^C on
-				}
-			} else if !interactive {
-				cancel() // idle and no terminal: Ctrl-C ends the session
-			}
-			mu.Unlock()
-		}
-	}()
-
-	if con, ok := in.(*console.Console); ok {
-		// SIGTERM while a line is read at the terminal: ReadLine cannot be
-		// interrupted, so put the terminal back and leave. A launched
-		// membrane gets SIGTERM from the kernel when we are gone.
-		go func() {
-			<-root.Done()
-			if con.Reading() {
-				con.Restore()
-				fmt.Fprintln(s.stderr)
-				os.Exit(143)
-			}
-		}()
-	}
-	if interactive {
-		s.ui.Note("%s", s.ui.Style(fmt.Sprintf("model %s · %d tools · /help for commands · Ctrl-D to leave", s.ag.Model(), s.tools.Len()), display.Dim))
-	}
-	for {
-		line, err := in.ReadLine(ctx, "› ")
-		switch {
-		case errors.Is(err, console.ErrInterrupt):
-			continue
-		case errors.Is(err, io.EOF):
-			if interactive {
-				fmt.Fprintln(s.stdout)
-			}
-			return 0
-		case ctx.Err() != nil:
-			if root.Err() != nil {
-				return 0 // SIGTERM
-			}
-			return 130
-		case err != nil:
-			fmt.Fprintf(s.stderr, "orchestrator: read input: %v\n", err)
-			return 1
-		}
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		if strings.HasPrefix(line, "/") {
-			if s.command(ctx, line) {
-				return 0
-			}
-			continue
-		}
-		turnCtx, cancelT := context.WithCancel(ctx)
-		mu.Lock()
-		cancelTurn = cancelT
-		mu.Unlock()
-		_, err = s.ask(turnCtx, line)
-		mu.Lock()
-		cancelTurn = nil
-		mu.Unlock()
-		interrupted := turnCtx.Err() != nil && ctx.Err() == nil
-		cancelT()
-		switch {
-		case err == nil:
-		case interrupted && errors.Is(err, context.Canceled):
-			s.ui.Note("%s", s.ui.Style("cancelled; the conversation is as it was before this question", display.Dim))
-		case !s.cfg.JSON:
-			s.ui.Note("error: %s", termsafe.String(err.Error()))
-		}
-		if root.Err() != nil {
-			return 0
-		}
-	}
-}
-
-// commands are the REPL's /commands, for Tab to complete.
-var commands = []string{"/tools", "/model", "/history", "/clear", "/help", "/exit"}
-
-// command runs a /command and reports whether the session should end.
-func (s *session) command(ctx context.Context, line string) bool {
-	name, arg, _ := strings.Cut(line, " ")
-	arg = strings.TrimSpace(arg)
-	switch name {
-	case "/exit", "/quit", "/q":
-		return true
-	case "/clear", "/reset":
-		s.ag.Reset()
-		s.ui.Note("conversation cleared")
-	case "/tools":
-		tools := s.ag.Tools()
-		if len(tools) == 0 {
-			s.ui.Note("no tools")
-		}
-		width := 0
-		for _, t := range tools {
-			width = max(width, len(t.Name))
-		}
-		var b strings.Builder
-		for _, t := range tools {
-			pad := strings.Repeat(" ", width-len(t.Name))
-			desc := termsafe.String(display.FirstLine(t.Description, 90))
-			if info, ok := s.fleet.Tool(t.Name); ok && info.Name != t.Name {
-				desc = "(" + termsafe.Line(info.Name) + " of " + termsafe.Line(info.Server) + ") " + desc
-			}
-			fmt.Fprintf(&b, "  %s%s  %s\n", s.ui.Style(termsafe.Line(t.Name), display.Bold), pad, s.ui.Style(desc, display.Dim))
-		}
-		io.WriteString(s.stdout, b.String())
-	case "/model":
-		if arg == "" {
-			mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			names, err := s.model.Models(mctx)
-			cancel()
-			msg := "model: " + s.ag.Model()
-			if err == nil {
-				msg += "\navailable: " + strings.Join(names, ", ")
-			}
-			s.ui.Note("%s", msg)
-			return false
-		}
-		// Check the name against what the endpoint serves; an endpoint
-		// that cannot list its models gets the benefit of the doubt.
-		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		names, err := s.model.Models(mctx)
-		cancel()
-		// Ollama lists "qwen3:latest" for the "qwen3" one asks for.
-		var short []string
-		for _, n := range names {
-			short = append(short, strings.TrimSuffix(n, ":latest"))
-		}
-		if err == nil && !slices.Contains(names, arg) && !slices.Contains(short, arg) {
-			msg := fmt.Sprintf("%s does not serve %q; the model stays %s", s.model.BaseURL(), arg, s.ag.Model())
-			if near := settings.Nearest(arg, short); near != "" {
-				msg += fmt.Sprintf(" (did you mean %s?)", near)
-			} else if len(names) > 0 {
-				msg += "\navailable: " + strings.Join(names, ", ")
-			}
-			s.ui.Note("%s", msg)
-			return false
-		}
-		s.ag.SetModel(arg)
-		s.ui.Note("model: %s", arg)
-	case "/history":
-		if s.turns == nil {
-			s.ui.Note("no turns are kept (--store off, or the store could not be opened)")
-			return false
-		}
-		f := store.TurnFilter{Conversation: s.turns.Conversation(), Limit: 20}
-		if arg == "all" {
-			f.Conversation = ""
-		}
-		if err := turns.Print(ctx, s.stdout, s.turns.Store(), f, false); err != nil {
-			s.ui.Note("history: %s", termsafe.String(err.Error()))
-		}
-	case "/help", "/?":
-		fmt.Fprint(s.stdout, `  /tools         list the tools the model can call
-  /model [NAME]  show or change the model
-  /history [all] this session's turns (all: every session's latest) from the store
-  /clear         forget the conversation
-  /exit          leave (or Ctrl-D)
-  Ctrl-C cancels the running question and its tool calls.
-`)
-	default:
-		s.ui.Note("unknown command %s: try /help", name)
-	}
-	return false
-}
-
-type jsonCall struct {
-	Step       int             `json:"step"`
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	Arguments  json.RawMessage `json:"arguments"`
-	Result     string          `json:"result"`
-	IsError    bool            `json:"is_error"`
-	Denied     bool            `json:"denied,omitempty"`
-	FromText   bool            `json:"from_text,omitempty"`
-	DurationMS float64         `json:"duration_ms"`
-}
-
-type jsonTurn struct {
-	Question        string     `json:"question"`
-	Answer          string     `json:"answer"`
-	Reasoning       string     `json:"reasoning,omitempty"`
-	Model           string     `json:"model"`
-	Steps           int        `json:"steps"`
-	ToolCalls       []jsonCall `json:"tool_calls"`
-	Usage           jsonUsage  `json:"usage"`
-	DurationMS      float64    `json:"duration_ms"`
-	Error           string     `json:"error,omitempty"`
-	MaxStepsReached bool       `json:"max_steps_reached,omitempty"`
-	TraceID         string     `json:"trace_id,omitempty"`
-}
-
-type jsonUsage struct {
-	PromptTokens     int64 `json:"prompt_tokens"`
-	CompletionTokens int64 `json:"completion_tokens"`
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func (s *session) printJSON(q string, t *agent.Turn, err error) {
-	out := jsonTurn{Question: q, Model: s.ag.Model(), ToolCalls: []jsonCall{}}
-	if t != nil {
-		out.Answer, out.Reasoning, out.Steps = t.Answer, t.Reasoning, t.Steps
-		out.Usage = jsonUsage{t.Usage.PromptTokens, t.Usage.CompletionTokens}
-		out.DurationMS, out.TraceID = ms(t.Duration), t.TraceID
-		for _, c := range t.Calls {
-			args := json.RawMessage(c.Arguments)
-			if !json.Valid(args) {
-				args, _ = json.Marshal(c.Arguments)
-			}
-			out.ToolCalls = append(out.ToolCalls, jsonCall{Step: c.Step, ID: c.ID, Name: c.Name, Arguments: args, Result: c.Result,
-				IsError: c.IsError, Denied: c.Denied, FromText: c.FromText, DurationMS: ms(c.Duration)})
-		}
-	}
-	if err != nil {
-		out.Error = err.Error()
-		out.MaxStepsReached = errors.Is(err, agent.ErrMaxSteps)
-	}
-	b, _ := json.Marshal(out)
-	fmt.Fprintf(s.stdout, "%s\n", termsafe.JSON(b))
 }
 
 // modelAdvice adds to an endpoint error the flag that fixes it: the
