@@ -280,7 +280,7 @@ func TestTTYCtrlCBetweenPhases(t *testing.T) {
 	c := newChain(t, ollamatest.Script{})
 	t.Run("once", func(t *testing.T) {
 		hist, held := fifoWhenRead(t)
-		_, out, exited, pid := startOnTTYPid(t, c, c.args("--history", hist)...)
+		_, out, exited, pid := startOnTTYPid(t, c, c.args("--history-file", hist)...)
 		held()
 		syscall.Kill(pid, syscall.SIGINT)
 		if code := exitCode(t, exited); code != 130 {
@@ -295,7 +295,7 @@ func TestTTYCtrlCBetweenPhases(t *testing.T) {
 		eof := filepath.Join(t.TempDir(), "eof")
 		secs := fmt.Sprintf("4343.%d", os.Getpid()%1000+100)
 		cfg := hostileConfig(t, hostileServer{name: "stubborn", mode: "ignoreterm", env: map[string]string{"HOSTILE_EOF_MARK": eof, "HOSTILE_SLEEP": secs}})
-		_, out, exited, pid := startOnTTYPid(t, c, c.args("--no-membrane", "--mcp-config", cfg, "--history", hist)...)
+		_, out, exited, pid := startOnTTYPid(t, c, c.args("--no-membrane", "--mcp-config", cfg, "--history-file", hist)...)
 		held()
 		if len(procsWith("sleep", secs)) == 0 {
 			t.Fatal("the server's child is not running")

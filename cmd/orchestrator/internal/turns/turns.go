@@ -1,5 +1,5 @@
 // Package turns keeps the orchestrator's turns in the trace store (calls/store)
-// and prints them back, for --turns and the REPL's /history.
+// and prints them back, for --history and the REPL's /history.
 package turns
 
 import (
