@@ -249,7 +249,7 @@ func (f *Fleet) connect(ctx context.Context, s FleetServer) error {
 	})
 	if err != nil {
 		if cctx.Err() != nil && ctx.Err() == nil {
-			err = fmt.Errorf("no answer within %s: %w", f.opts.ConnectTimeout, err)
+			err = fmt.Errorf("no answer within %gs: %w", f.opts.ConnectTimeout.Seconds(), err)
 		}
 		if s.refused != nil {
 			if st := int(s.refused.status.Load()); st != 0 {
