@@ -2,8 +2,7 @@ package ollamatest_test
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -85,26 +84,17 @@ func TestScriptedThinking(t *testing.T) {
 			}
 			_, err = chatThink(t, srv, "thinker", &api.ThinkValue{Value: "low"}, []api.Message{user})
 			var se api.StatusError
-			if !errorsAs(err, &se) || se.StatusCode != 400 || !strings.Contains(se.ErrorMessage, `think value "low" is not supported for this model`) {
+			if !errors.As(err, &se) || se.StatusCode != 400 || !strings.Contains(se.ErrorMessage, `think value "low" is not supported for this model`) {
 				t.Errorf("think low: %v; want 400 think value not supported", err)
 			}
 
 			// /v1: the reasoning in delta.reasoning, the call whole.
 			body := `{"model":"thinker","stream":true,"messages":[{"role":"user","content":"hi"}],
 				"tools":[{"type":"function","function":{"name":"sh","parameters":{"type":"object"}}}]}`
-			resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
+			b, events := sseEvents(t, srv, body)
 			var reasoning, content strings.Builder
 			calls := 0
-			for line := range strings.Lines(string(b)) {
-				data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
-				if !ok || data == "[DONE]" {
-					continue
-				}
+			for _, data := range events {
 				var chunk struct {
 					Choices []struct {
 						Delta struct {
@@ -125,17 +115,8 @@ func TestScriptedThinking(t *testing.T) {
 			if reasoning.String() != "I should run it." || strings.TrimSpace(content.String()) != "" || calls != 1 {
 				t.Errorf("/v1 stream: reasoning %q content %q calls %d\n%s", reasoning.String(), content.String(), calls, b)
 			}
-			t.Logf("v1 stream:\n%s", b)
 		})
 	}
-}
-
-func errorsAs(err error, se *api.StatusError) bool {
-	if e, ok := err.(api.StatusError); ok {
-		*se = e
-		return true
-	}
-	return false
 }
 
 // TestLevelsModel pins think levels on each version: v0.17.4 reports the
