@@ -329,11 +329,8 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 		// that lists once and goes (a one-shot agent) would not see them
 		// otherwise. A host that hangs holds the list up to a bound; its
 		// models come later, with list_changed.
-		select {
-		case <-models.Discovered():
-		case <-time.After(firstDiscoveryWait):
-			log.Warn("the model hosts have not answered yet; serving the tools without their models for now", "waited", firstDiscoveryWait)
-		case <-ctx.Done():
+		if !models.WaitDiscovered(ctx, ollama.FirstListWait) && ctx.Err() == nil {
+			log.Warn("the model hosts have not answered yet; serving the tools without their models for now (membrane doctor times them)", "waited", ollama.FirstListWait)
 		}
 		warnUnmatched(log, sel, router)
 		close(ready)
@@ -419,10 +416,6 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 // warnUnmatched warns of --tools and --exclude-tools patterns that match
 // none of the tools registered so far. It is not an error: a model's tools
 // appear when the model is pulled, and the pattern applies then.
-// firstDiscoveryWait bounds how long the first tools/list waits for the
-// model hosts' first answer.
-const firstDiscoveryWait = 3 * time.Second
-
 func warnUnmatched(log *slog.Logger, sel *policy.Selector, r *calls.Router) {
 	var names []string
 	for _, c := range r.List() {
