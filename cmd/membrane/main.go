@@ -30,6 +30,7 @@ import (
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/calls/agent/agenttool"
 	"github.com/membrane-mcp/membrane/calls/lens"
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/calls/scrub"
@@ -264,10 +265,10 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 		defer view.Close()
 		served, inner = view, view
 	}
-	var agentSet *agentTools
+	var agentSet *agenttool.Set
 	if cfg.Agents.File != "" {
 		agentSet = newAgentTools(cfg, router, inner, getenv, log.With("component", "agents"))
-		if err := agentSet.set(cfg.Agents.Specs); err != nil {
+		if err := agentSet.Use(cfg.Agents.Specs); err != nil {
 			return fmt.Errorf("agents: %w", err)
 		}
 	}
@@ -373,7 +374,7 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 		bg.Go(func() {
 			t := time.NewTicker(2 * time.Second)
 			defer t.Stop()
-			agentSet.watch(bgCtx, cfg.Agents.Data, t.C)
+			watchAgents(bgCtx, cfg, agentSet, log.With("component", "agents"), t.C)
 		})
 	}
 	if tokens != nil {
