@@ -410,7 +410,9 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 		log.Info("shutting down: cancelling running calls", "timeout", cfg.ShutdownTimeout.String())
 	}
 	stop() // a second signal kills at once
-	shutdown(srv, cfg.ShutdownTimeout, log)
+	if !srv.CloseWithin(cfg.ShutdownTimeout) {
+		log.Warn("calls still running after the shutdown timeout; stopping anyway", "timeout", cfg.ShutdownTimeout.String())
+	}
 	return serveErr
 }
 
@@ -424,20 +426,6 @@ func warnUnmatched(log *slog.Logger, sel *policy.Selector, r *calls.Router) {
 	}
 	for _, p := range sel.Unmatched(names) {
 		log.Warn("a --tools or --exclude-tools pattern matches no tool yet; it will apply to tools that appear later (check it for a typo)", "pattern", p, "tools", len(names))
-	}
-}
-
-// shutdown cancels running calls and waits for them, at most d.
-func shutdown(srv *mcp.Server, d time.Duration, log *slog.Logger) {
-	done := make(chan struct{})
-	go func() {
-		srv.Close()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		log.Warn("calls still running after the shutdown timeout; stopping anyway", "timeout", d.String())
 	}
 }
 
@@ -480,23 +468,8 @@ func httpOptions(cfg *Config, models *ollama.Models, tokens *policy.Store, metri
 	}
 }
 
+// serveHTTP serves srv on --http until ctx is done, and logs where.
 func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, opts *mcp.HTTPOptions, tokens *policy.Store, log *slog.Logger) error {
-	h, err := srv.HTTPHandler(opts)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("%s %s: another process already listens there; choose a free address (%s HOST:PORT, or ADDR=HOST:PORT make run): %w",
-				cfg.set.NameOf("http"), cfg.HTTP.Addr, cfg.set.Lookup("http").FlagName(), err)
-		}
-		return fmt.Errorf("%s %s: %w", cfg.set.NameOf("http"), cfg.HTTP.Addr, err)
-	}
-	lo := &mcp.ListenOptions{IdleTimeout: cfg.HTTP.IdleTimeout, MaxConns: cfg.HTTP.MaxConns}
-	hs := mcp.NewHTTPServer(h, lo)
-	hs.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-	ln = mcp.Listen(ln, lo)
 	auth := "none (loopback only)"
 	switch {
 	case tokens != nil:
@@ -504,35 +477,32 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, opts *mcp.HTTP
 	case cfg.HTTP.Token != "":
 		auth = "bearer token"
 	}
-	log.Info("membrane serving MCP over HTTP", "url", "http://"+ln.Addr().String()+mcp.DefaultPath,
-		"version", versionString(), "auth", auth, "stateless", cfg.HTTP.Stateless, "sandbox", cfg.SandboxMode)
-	for _, m := range opts.Mounts {
-		if m.Prefix == lens.DefaultPrefix {
-			log.Info("membrane lens: open it in a browser and log in with the token", "url", "http://"+ln.Addr().String()+m.Prefix)
-		}
+	err := srv.ListenAndServe(ctx, cfg.HTTP.Addr, &mcp.ServeOptions{
+		HTTP:            opts,
+		Listen:          &mcp.ListenOptions{IdleTimeout: cfg.HTTP.IdleTimeout, MaxConns: cfg.HTTP.MaxConns},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		OnListen: func(addr net.Addr) {
+			log.Info("membrane serving MCP over HTTP", "url", "http://"+addr.String()+mcp.DefaultPath,
+				"version", versionString(), "auth", auth, "stateless", cfg.HTTP.Stateless, "sandbox", cfg.SandboxMode)
+			for _, m := range opts.Mounts {
+				if m.Prefix == lens.DefaultPrefix {
+					log.Info("membrane lens: open it in a browser and log in with the token", "url", "http://"+addr.String()+m.Prefix)
+				}
+			}
+			if cfg.HTTP.Stateless && !lensOn(cfg) && cfg.Observe.Lens == "auto" {
+				log.Info("lens off: a stateless replica sees only its own calls; set " + cfg.set.NameOf("lens") + " on if the store is shared")
+			}
+		},
+	})
+	var le *mcp.ListenError
+	switch {
+	case errors.As(err, &le) && le.InUse():
+		return fmt.Errorf("%s %s: another process already listens there; choose a free address (%s HOST:PORT, or ADDR=HOST:PORT make run): %w",
+			cfg.set.NameOf("http"), cfg.HTTP.Addr, cfg.set.Lookup("http").FlagName(), le.Err)
+	case errors.As(err, &le):
+		return fmt.Errorf("%s %s: %w", cfg.set.NameOf("http"), cfg.HTTP.Addr, le.Err)
 	}
-	if cfg.HTTP.Stateless && !lensOn(cfg) && cfg.Observe.Lens == "auto" {
-		log.Info("lens off: a stateless replica sees only its own calls; set " + cfg.set.NameOf("lens") + " on if the store is shared")
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http: %w", err)
-	case <-ctx.Done():
-	}
-	// Stop accepting and close idle connections; sessions (and their
-	// open SSE streams) end when srv closes, which shutdown does next.
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	go srv.Close()
-	if err := hs.Shutdown(sctx); err != nil {
-		hs.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return err
 }
 
 func idle(d time.Duration) time.Duration {
