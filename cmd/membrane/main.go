@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,7 +56,7 @@ func main() {
 // (about 100 MiB against under 50 MiB): see the README's Tuning paragraph.
 func tuneGC() {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(softMemoryLimit(memTotal()))
+		debug.SetMemoryLimit(softMemoryLimit(calls.MemTotal()))
 	}
 }
 
@@ -69,26 +68,6 @@ func softMemoryLimit(total int64) int64 {
 		return 512 << 20
 	}
 	return min(max(total/8, 64<<20), 512<<20)
-}
-
-// memTotal returns the machine's memory in bytes from /proc/meminfo, or 0
-// where there is none (macOS).
-func memTotal() int64 {
-	data, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(l, "MemTotal:"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 2 && f[1] == "kB" {
-				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-					return kb << 10
-				}
-			}
-		}
-	}
-	return 0
 }
 
 func versionString() string { return settings.Version(version) }
@@ -437,13 +416,7 @@ func httpOptions(cfg *Config, models *ollama.Models, tokens *policy.Store, metri
 		sessionsFor func(string) int
 	)
 	if tokens != nil {
-		verify = tokens.Verify // the single --token stays in it, unlimited
-		sessionsFor = func(user string) int {
-			if p, ok := tokens.Principal(user); ok {
-				return p.MaxSessions
-			}
-			return 0
-		}
+		verify, sessionsFor = tokens.Verify, tokens.SessionsFor // the single --token stays in it, unlimited
 	}
 	return &mcp.HTTPOptions{
 		Verify:              verify,
