@@ -32,7 +32,6 @@ import (
 	"github.com/membrane-mcp/membrane/calls/agent/agenttool"
 	"github.com/membrane-mcp/membrane/calls/lens"
 	"github.com/membrane-mcp/membrane/calls/policy"
-	"github.com/membrane-mcp/membrane/calls/scrub"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
@@ -171,8 +170,18 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	if err != nil {
 		return err
 	}
-	pol, err := policy.New(policy.Options{
-		Limits: cfg.limits(),
+	var set *policy.TokenSet
+	if cfg.HTTP.TokensFile != "" {
+		if set, err = policy.LoadTokens(cfg.HTTP.TokensFile); err != nil {
+			return err
+		}
+		if cfg.HTTP.Addr == "" {
+			log.Warn("--tokens-file applies to HTTP clients only; on stdio every tool is served", "tokens_file", cfg.HTTP.TokensFile)
+		}
+	}
+	guard, err := policy.NewGuard(policy.GuardOptions{
+		Limits: cfg.limits(), Tokens: set, SharedToken: cfg.HTTP.Token,
+		Scrub: cfg.Policy.ScrubOutput, Secrets: cfg.secrets(), Logger: log.With("component", "scrub"),
 		OnRefuse: func(ctx context.Context, r policy.Refusal) {
 			log.Info("call refused", "call", r.Call, "client", r.Principal, "reason", string(r.Reason), "retry_after", r.RetryAfter)
 		},
@@ -180,34 +189,9 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	if err != nil {
 		return fmt.Errorf("rate limits: %w", err)
 	}
-	var (
-		tokens    *policy.Store
-		plainToks []string
-	)
-	if cfg.HTTP.TokensFile != "" {
-		set, err := policy.LoadTokens(cfg.HTTP.TokensFile)
-		if err != nil {
-			return err
-		}
-		tokens = policy.NewStore(set, cfg.HTTP.Token)
-		plainToks = set.PlainTokens()
-		if cfg.HTTP.Addr == "" {
-			log.Warn("--tokens-file applies to HTTP clients only; on stdio every tool is served", "tokens_file", cfg.HTTP.TokensFile)
-		}
-	}
-	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout, Observers: obs.routerObservers(), Redact: obs.scrub.String}
-	// Scrubbing is the outermost: it sees every answer, refusals too.
-	var scrubbing *policy.Scrubbing
-	outputScrubber := func(plain []string) *scrub.Scrubber {
-		return scrub.New(&scrub.Options{Secrets: append(cfg.secrets(), plain...)})
-	}
-	if cfg.Policy.ScrubOutput {
-		scrubbing = policy.NewScrubbing(outputScrubber(plainToks), log.With("component", "scrub"))
-		ropts.Middleware = append(ropts.Middleware, scrubbing.Middleware())
-	}
-	if len(cfg.Policy.RateLimits) > 0 || tokens != nil {
-		ropts.Middleware = append(ropts.Middleware, pol.Middleware())
-	}
+	tokens, scrubbing := guard.Tokens, guard.Scrubbing
+	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout,
+		Observers: obs.routerObservers(), Redact: obs.scrub.String, Middleware: guard.Middleware()}
 	router := calls.NewRouter(ropts)
 	defer obs.close(router, log)
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
@@ -358,11 +342,7 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	}
 	if tokens != nil {
 		bg.Go(func() {
-			tokens.Watch(bgCtx, cfg.HTTP.TokensFile, 2*time.Second, func(set *policy.TokenSet) {
-				pol.Retain(set)
-				if scrubbing != nil {
-					scrubbing.Set(outputScrubber(set.PlainTokens()))
-				}
+			guard.Watch(bgCtx, cfg.HTTP.TokensFile, 2*time.Second, func(set *policy.TokenSet) {
 				log.Info("tokens file reloaded", "tokens", len(set.Names()))
 			}, func(err error) {
 				log.Warn("tokens file not reloaded; the tokens in use stay", "err", err)
