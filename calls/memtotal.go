@@ -1,6 +1,7 @@
 package calls
 
 import (
+	"bufio"
 	"bytes"
 	"os"
 	"strconv"
@@ -8,28 +9,31 @@ import (
 
 // MemTotal returns the machine's memory in bytes, from /proc/meminfo, or 0
 // where the system does not say (macOS).
-func MemTotal() int64 {
+func MemTotal() int64 { return meminfo("MemTotal:") }
+
+// meminfo returns the line of /proc/meminfo named key ("MemTotal:") in
+// bytes, or 0 when it cannot be read.
+func meminfo(key string) int64 {
 	data, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0
 	}
-	return parseMemTotal(data)
+	return parseMeminfo(data, key)
 }
 
-// parseMemTotal reads the MemTotal line of /proc/meminfo ("MemTotal: N kB").
-func parseMemTotal(data []byte) int64 {
-	for l := range bytes.SplitSeq(data, []byte("\n")) {
-		rest, ok := bytes.CutPrefix(l, []byte("MemTotal:"))
-		if !ok {
+// parseMeminfo reads the line named key of /proc/meminfo ("key N kB").
+func parseMeminfo(data []byte, key string) int64 {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := bytes.Fields(sc.Bytes())
+		if len(f) < 2 || string(f[0]) != key {
 			continue
 		}
-		f := bytes.Fields(rest)
-		if len(f) == 2 && string(f[1]) == "kB" {
-			if kb, err := strconv.ParseInt(string(f[0]), 10, 64); err == nil && kb >= 0 {
-				return kb << 10
-			}
+		kb, err := strconv.ParseInt(string(f[1]), 10, 64)
+		if err != nil || kb < 0 {
+			return 0
 		}
-		return 0
+		return kb << 10
 	}
 	return 0
 }

@@ -5,21 +5,21 @@ import (
 	"testing"
 )
 
-func TestParseMemTotal(t *testing.T) {
+func TestParseMeminfo(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]int64{
-		"MemTotal:       16384 kB\nMemFree: 1 kB\n": 16384 << 10,
-		"MemFree: 1 kB\nMemTotal: 2 kB":             2 << 10,
-		"MemTotal: 2 MB\n":                          0,
-		"MemTotal: x kB\n":                          0,
-		"MemTotal: -5 kB\n":                         0,
-		"":                                          0,
+	const info = "MemTotal:       16384 kB\nMemFree: 1 kB\nMemAvailable:    8192 kB\nBad: x kB\nNeg: -5 kB\n"
+	for key, want := range map[string]int64{
+		"MemTotal:":     16384 << 10,
+		"MemAvailable:": 8192 << 10,
+		"Bad:":          0,
+		"Neg:":          0,
+		"Missing:":      0,
 	} {
-		if got := parseMemTotal([]byte(in)); got != want {
-			t.Errorf("parseMemTotal(%q) = %d, want %d", in, got, want)
+		if got := parseMeminfo([]byte(info), key); got != want {
+			t.Errorf("parseMeminfo(%s) = %d, want %d", key, got, want)
 		}
 	}
-	if runtime.GOOS == "linux" && MemTotal() <= 0 {
-		t.Error("MemTotal found no MemTotal in /proc/meminfo")
+	if runtime.GOOS == "linux" && (MemTotal() <= 0 || memAvailable() <= 0 || memAvailable() > MemTotal()) {
+		t.Errorf("MemTotal %d, memAvailable %d from /proc/meminfo", MemTotal(), memAvailable())
 	}
 }
