@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -69,6 +70,7 @@ type Store struct {
 
 	mu      sync.Mutex // guards everything below
 	tx      *sql.Tx    // the open batch, or nil
+	txStmts map[*sql.Stmt]*sql.Stmt
 	txRows  int
 	txStart time.Time
 	writes  int
@@ -210,10 +212,21 @@ func (s *Store) execStmt(ctx context.Context, st *sql.Stmt, q string, args ...an
 			return err
 		}
 		s.tx, s.txRows, s.txStart = tx, 0, time.Now()
+		clear(s.txStmts)
 	}
 	var err error
 	if st != nil {
-		_, err = s.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		// The batch's own handle on st, made once per batch: making
+		// one per row cost as much as the row.
+		ts := s.txStmts[st]
+		if ts == nil {
+			ts = s.tx.StmtContext(ctx, st)
+			if s.txStmts == nil {
+				s.txStmts = map[*sql.Stmt]*sql.Stmt{}
+			}
+			s.txStmts[st] = ts
+		}
+		_, err = ts.ExecContext(ctx, args...)
 	} else {
 		_, err = s.tx.ExecContext(ctx, q, args...)
 	}
@@ -284,7 +297,7 @@ const (
 	insertEventSQL = `INSERT INTO call_events(call_id, time, kind, progress, total, message) VALUES(?, ?, 'progress', ?, ?, ?)`
 )
 
-func (s *Store) callID(id uint64) string { return fmt.Sprintf("%s-%d", s.run, id) }
+func (s *Store) callID(id uint64) string { return s.run + "-" + strconv.FormatUint(id, 10) }
 
 func (s *Store) insertCall(ctx context.Context, e *calls.Event) error {
 	var args []byte
