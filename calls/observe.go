@@ -261,7 +261,7 @@ type bus struct {
 	pending []Event
 	free    []*batch // batches done with, for reuse
 	parked  bool     // the dispatcher waits for a first event
-	running bool // the dispatcher goroutine exists
+	running bool     // the dispatcher goroutine exists
 	wake    chan struct{}
 	flush   chan chan struct{}
 	quit    chan struct{}
