@@ -47,4 +47,3 @@ func TestMigrationFromEachVersion(t *testing.T) {
 		})
 	}
 }
-
