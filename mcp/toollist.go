@@ -58,14 +58,17 @@ func (c *toolListCache) changed(add, remove []string) {
 	defer c.mu.Unlock()
 	c.version++
 	c.entries = nil
-	if len(remove) > 0 {
-		c.names = slices.DeleteFunc(c.names, func(n string) bool { return slices.Contains(remove, n) })
+	if len(add) == 0 && len(remove) == 0 {
+		return
 	}
+	// A new slice: snapshots handed out earlier are read without the lock.
+	names := slices.DeleteFunc(slices.Clone(c.names), func(n string) bool { return slices.Contains(remove, n) })
 	for _, n := range add {
-		if i, found := slices.BinarySearch(c.names, n); !found {
-			c.names = slices.Insert(c.names, i, n)
+		if i, found := slices.BinarySearch(names, n); !found {
+			names = slices.Insert(names, i, n)
 		}
 	}
+	c.names = names
 }
 
 // invalidate empties the cache without a change of names.
@@ -155,7 +158,9 @@ func (s *Server) captureToolList(next sdk.MethodHandler) sdk.MethodHandler {
 		version, names := s.lists.snapshot()
 		key := listKey(proto, names, s.visibleTo(ctx, userOf(req)))
 		res, err := next(ctx, method, req)
-		if out, ok := res.(*sdk.ListToolsResult); ok && err == nil {
+		// The scope is asked again: a token set reloaded while the list
+		// was made may have filtered it by the new scope.
+		if out, ok := res.(*sdk.ListToolsResult); ok && err == nil && key == listKey(proto, names, s.visibleTo(ctx, userOf(req))) {
 			if data, err := marshalNoEscape(out); err == nil {
 				s.lists.put(version, key, data)
 			}

@@ -265,3 +265,49 @@ func pollUntil(t *testing.T, cond func() bool, msg string) {
 	}
 	t.Fatal(msg)
 }
+
+// TestToolListCacheUnderChange: lists made while tools come and go are
+// each whole, and once the changes stop, the next list shows the final
+// set (for -race: the cache, its snapshots and the mirror together).
+func TestToolListCacheUnderChange(t *testing.T) {
+	t.Parallel()
+	var bobSees atomic.Value
+	bobSees.Store("s")
+	r, url := listServer(t, &bobSees)
+	sid := openSession(t, url, "ta", "2025-11-25")
+	flip := calls.Call{Name: "flip", Kind: calls.KindTool, InputSchema: []byte(`{"type":"object"}`),
+		Handler: calls.HandlerFunc(func(context.Context, *calls.Request) (*calls.Result, error) { return calls.Text("ok"), nil })}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 41 {
+			if i%2 == 1 {
+				r.Remove("flip")
+			} else if err := r.Add(flip); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	const body = `{"jsonrpc":"2.0","id":4,"method":"tools/list"}`
+	check := func() []byte {
+		st, _, msg, _ := listPost(t, url, "ta", sid, "2025-11-25", body)
+		if st != http.StatusOK || !bytes.HasSuffix(msg, []byte(`]}}`)) || !bytes.Contains(msg, []byte(`"name":"zz_escapes"`)) {
+			t.Fatalf("list during changes: %d %.200s", st, msg)
+		}
+		return msg
+	}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			check()
+		}
+	}
+	for range 3 {
+		if msg := check(); !bytes.Contains(msg, []byte(`"name":"flip"`)) {
+			t.Fatalf("after the changes the list lacks flip: %.300s", msg)
+		}
+	}
+}
