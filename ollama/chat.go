@@ -109,7 +109,12 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 			}
 			return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, mod.downReasons()), nil
 		}
+		turn, err := m.hostTurn(ctx, req, h, mod)
+		if err != nil {
+			return nil, err
+		}
 		res, retry, err := m.chatOn(ctx, req, h, mod, creq)
+		turn()
 		if !retry {
 			if res != nil && res.Info != nil && res.Info.Model != nil {
 				res.Info.Model.QueueWait = wait

@@ -125,13 +125,8 @@ func TestCapabilitiesFromTags(t *testing.T) {
 
 func TestChatHangTimesOutAndClosesUpstream(t *testing.T) {
 	f := newFake(t, chatModelFake("slow:latest"))
-	closed := make(chan struct{})
-	f.setChat(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusOK)
-		w.(http.Flusher).Flush()
-		<-r.Context().Done() // the client went away
-		close(closed)
-	})
+	h, closed := hangChat(nil)
+	f.setChat(h)
 	m, r := newModels(t, Config{Hosts: []string{f.URL}, CallTimeout: 300 * time.Millisecond})
 	if err := m.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
@@ -140,11 +135,7 @@ func TestChatHangTimesOutAndClosesUpstream(t *testing.T) {
 	if !res.IsError || !strings.Contains(res.TextOf(), "timeout") {
 		t.Fatalf("hung chat: IsError=%v %q", res.IsError, res.TextOf())
 	}
-	select {
-	case <-closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the upstream request was not closed after the timeout")
-	}
+	wantUpstreamClosed(t, closed, "the timeout")
 }
 
 func TestChatStreamFaults(t *testing.T) {
