@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,6 +120,8 @@ func BenchmarkBackendChatOverhead(b *testing.B) {
 // heap_KiB_per_model (the heap of the Models, router and session of that
 // size) are the slopes; rss_MiB is the process's resident size after the
 // listing, which only grows, so the sizes show its growth in turn.
+// list_cpu_µs is the process's CPU time (user and system) per listing,
+// which a loaded machine stretches less than the wall time.
 func BenchmarkToolsListBackends(b *testing.B) {
 	const servers = 3
 	var srvs []*ollamatest.Server
@@ -145,6 +148,7 @@ func BenchmarkToolsListBackends(b *testing.B) {
 			m.Refresh(b.Context())
 			cs := mcptest.Connect(b, r, nil)
 			models := 0
+			cpu0 := cpuTime()
 			for b.Loop() {
 				models = 0
 				for _, err := range cs.Tools(b.Context(), nil) {
@@ -154,6 +158,7 @@ func BenchmarkToolsListBackends(b *testing.B) {
 					models++
 				}
 			}
+			cpu := cpuTime() - cpu0
 			models -= 3 // the generic tools
 			if models != total {
 				b.Fatalf("%d model tools, want %d", models, total)
@@ -162,6 +167,7 @@ func BenchmarkToolsListBackends(b *testing.B) {
 			heap := heapInUse() - heap0
 			per := float64(b.Elapsed().Microseconds()) / float64(b.N)
 			b.ReportMetric(per, "list_µs")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "list_cpu_µs")
 			b.ReportMetric(per/float64(models), "list_µs_per_model")
 			b.ReportMetric(float64(heap)/1024/float64(models), "heap_KiB_per_model")
 			b.ReportMetric(rssMiB(), "rss_MiB")
@@ -211,6 +217,16 @@ func capturedChatBody(b *testing.B, base, tool, prompt string) []byte {
 		b.Fatalf("captured request lacks the prompt: %s", body)
 	}
 	return body
+}
+
+// cpuTime is the CPU time this process has used (0 where getrusage is
+// missing).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func heapInUse() int64 {
