@@ -88,7 +88,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 	log := slog.New(tint.NewTextHandler(stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !color}))
 
-	if cfg.Turns {
+	if cfg.History {
 		return showTurns(cfg, getenv, stdout, stderr)
 	}
 	if command == "serve" {
@@ -233,7 +233,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	var lines lineReader
 	var keys keyReader
 	if interactive {
-		hist := cfg.History
+		hist := cfg.HistoryFile
 		if hist == "" {
 			hist = historyPath(getenv)
 		}
@@ -313,10 +313,10 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 // cardGroup lists a tool on the capabilities card under its server's name.
 func cardGroup(c calls.Call) string { return strings.TrimPrefix(c.Group, "mcp:") }
 
-// showTurns prints the stored turns for --turns.
+// showTurns prints the stored turns for --history.
 func showTurns(cfg *Config, getenv func(string) string, stdout, stderr io.Writer) int {
 	if cfg.Store == "off" {
-		fmt.Fprintln(stderr, "orchestrator: --turns reads the trace store, and --store is off")
+		fmt.Fprintln(stderr, "orchestrator: --history reads the trace store, and --store is off")
 		return 2
 	}
 	path, err := turnStorePath(cfg.Store, getenv)
