@@ -109,7 +109,7 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 			}
 			return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, mod.downReasons()), nil
 		}
-		turn, err := m.hostTurn(ctx, req, h, mod)
+		h, turn, err := m.hostTurn(ctx, req, h, mod, tried)
 		if err != nil {
 			return nil, err
 		}

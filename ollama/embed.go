@@ -85,7 +85,7 @@ func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a
 			return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, mod.downReasons()), nil
 		}
 		req.Progress.Report(ctx, 0, float64(len(inputs)), fmt.Sprintf("embedding %d inputs with %s on %s", len(inputs), mod.Name, h.name))
-		turn, err := m.hostTurn(ctx, req, h, mod)
+		h, turn, err := m.hostTurn(ctx, req, h, mod, tried)
 		if err != nil {
 			return nil, err
 		}

@@ -654,7 +654,10 @@ func TestProgressWhileLoadingAndQueued(t *testing.T) {
 	defer func(d time.Duration) { progressHeartbeat = d }(progressHeartbeat)
 	progressHeartbeat = 30 * time.Millisecond
 	f := newFake(t, chatModelFake("m:latest"))
+	first := make(chan struct{})
+	var once sync.Once
 	f.setChat(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(first) })
 		time.Sleep(200 * time.Millisecond) // the model loads
 		answer("a", "b", "c")(w, r)
 	})
@@ -682,7 +685,7 @@ func TestProgressWhileLoadingAndQueued(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { run(0) })
-	time.Sleep(50 * time.Millisecond)
+	<-first // call 0 is loading the model: call 1 queues
 	wg.Go(func() { run(1) })
 	wg.Wait()
 	has := func(i int, s string) bool {

@@ -93,6 +93,24 @@ func (s *hostSched) admit(key string, r schedRules) *hostWaiter {
 	return w
 }
 
+// tryAdmit lets a call for key run now if the order allows it at once,
+// and queues nothing otherwise.
+func (s *hostSched) tryAdmit(key string, r schedRules) bool {
+	w := s.admit(key, r)
+	if w == nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w.granted {
+		return true
+	}
+	if i := slices.Index(s.queue, w); i >= 0 {
+		s.queue = slices.Delete(s.queue, i, i+1)
+	}
+	return false
+}
+
 // done ends one running call of key and lets the next ones in.
 func (s *hostSched) done(key string, r schedRules) {
 	s.mu.Lock()
@@ -308,17 +326,39 @@ func (m *Models) rules(h *host) schedRules {
 	}
 }
 
-// hostTurn waits until mod's call may run on h, telling the client its
-// place in line and how long the model took to load before. release ends
-// the call's turn; after a call that had to load the model it reads the
-// host's /api/ps first, to learn how many models the host keeps.
-func (m *Models) hostTurn(ctx context.Context, req *calls.Request, h *host, mod *model) (release func(), err error) {
+// hostTurn waits until mod's call may run on a host, and returns it: h
+// (pick's choice), or another host of the model, not in tried, that can
+// run the call at once while h cannot. While the call waits, the client is
+// told its place in line and how long the model took to load before.
+// release ends the call's turn; after a call that had to load the model
+// it reads the host's /api/ps first, to learn how many models the host
+// keeps.
+func (m *Models) hostTurn(ctx context.Context, req *calls.Request, h *host, mod *model, tried []*host) (_ *host, release func(), err error) {
 	if !m.ordering(h) {
-		return func() {}, nil
+		return h, func() {}, nil
 	}
 	key := mod.key()
+	order := []*host{h}
+	for {
+		o := mod.pick(append(slices.Clone(tried), order...), m.cfg.ModelConcurrency)
+		if o == nil {
+			break
+		}
+		order = append(order, o)
+	}
+	for _, o := range order {
+		if m.ordering(o) && o.sched.tryAdmit(key, m.rules(o)) {
+			return o, m.turnRelease(ctx, o, key), nil
+		}
+	}
+	release, err = m.waitTurn(ctx, req, h, mod)
+	return h, release, err
+}
+
+// turnRelease is the release of a call's turn on h.
+func (m *Models) turnRelease(ctx context.Context, h *host, key string) func() {
 	cold := !h.isLoaded(key, time.Now())
-	release = func() {
+	return func() {
 		if cold && m.cfg.MaxLoadedModels == 0 {
 			// Learn before the next call is let in. The call's own
 			// context may have ended; the reading is bounded by
@@ -329,6 +369,12 @@ func (m *Models) hostTurn(ctx context.Context, req *calls.Request, h *host, mod 
 		}
 		h.sched.done(key, m.rules(h))
 	}
+}
+
+// waitTurn queues mod's call on h and waits for its turn; see hostTurn.
+func (m *Models) waitTurn(ctx context.Context, req *calls.Request, h *host, mod *model) (release func(), err error) {
+	key := mod.key()
+	release = m.turnRelease(ctx, h, key)
 	w := h.sched.admit(key, m.rules(h))
 	if w == nil {
 		return release, nil
