@@ -292,8 +292,9 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 	// A heartbeat while the model loads and until the first token.
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
+	every := progressHeartbeat // read here: the goroutine may start after the call ended
 	go func() {
-		t := time.NewTicker(progressHeartbeat)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
