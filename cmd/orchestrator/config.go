@@ -118,7 +118,8 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.Int(&r.maxSteps, 10, D{Flag: "max-steps", Env: "MEMBRANE_MAX_STEPS", Doc: "model calls per question before giving up (N; 0 = no limit)"}, settings.AtLeast(0))
 	s.Int(&c.Parallel, 0, D{Flag: "parallel", Doc: "tool calls of one step run at once (N; 0 = all, the default)"}, settings.AtLeast(0))
 	s.Float(&r.temperature, 0, D{Flag: "temperature", Arg: "T", Doc: "sampling temperature (T, from 0 to 2; default the model's)"}, settings.Between(0.0, 2.0))
-	s.String(&c.ReasoningEffort, "", D{Flag: "reasoning-effort", Arg: "LEVEL", Doc: "LEVEL sent as reasoning_effort: low, medium, high or none"},
+	s.String(&c.ReasoningEffort, "", D{Flag: "reasoning-effort", Env: "MEMBRANE_REASONING_EFFORT", Arg: "LEVEL",
+		Doc: "LEVEL sent as reasoning_effort: low, medium, high or none (none turns a thinking model's reasoning off; Ollama takes the levels for gpt-oss models only; default: the model's own)"},
 		settings.OneOf("", "low", "medium", "high", "none"))
 	s.Duration(&c.Timeout, 0, D{Flag: "timeout", Doc: "give up on a question after DURATION (default none; a turn of serve: 5m, unless its agent sets a timeout)"})
 	s.Bool(&r.extract, false, D{Flag: "extract-text-calls", Arg: "BOOL", Doc: "run tool calls the model writes as JSON text (BOOL; default true for Ollama, false otherwise)"})

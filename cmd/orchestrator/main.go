@@ -813,6 +813,10 @@ func modelAdvice(err error) error {
 		return fmt.Errorf("%w; pick the model with --model or MEMBRANE_MODEL", err)
 	case openaicompat.CodeNotFound, openaicompat.CodeUnreachable:
 		return fmt.Errorf("%w; set the endpoint with --base-url", err)
+	case openaicompat.CodeThinkLevelUnsupported:
+		return fmt.Errorf("%w; use --reasoning-effort none, or leave it unset (MEMBRANE_REASONING_EFFORT, or the agent's reasoning_effort)", err)
+	case openaicompat.CodeNoThinking:
+		return fmt.Errorf("%w; drop --reasoning-effort (MEMBRANE_REASONING_EFFORT, or the agent's reasoning_effort), or pick a thinking model with --model", err)
 	}
 	return err
 }
