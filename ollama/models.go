@@ -325,7 +325,11 @@ func (m *Models) Refresh(ctx context.Context) error {
 			}
 			if d != nil {
 				mod.ContextLength, mod.EmbeddingLength, mod.KVBytesPerToken = d.ContextLength, d.EmbeddingLength, d.KVBytesPerToken
+				mod.ThinkLevels = d.ThinkLevels
 			}
+			// A backend maps a level to reasoning_effort, which OpenAI-
+			// compatible servers take.
+			mod.ThinkLevels = mod.ThinkLevels || mod.backend != ""
 			models[key] = mod
 		}
 	}

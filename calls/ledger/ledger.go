@@ -179,7 +179,8 @@ type Entry struct {
 	Model       *Model          `json:"model,omitempty"`
 }
 
-// Run is what the ledger records of a sandboxed process.
+// Run is what the ledger (and the store, in the same form) records of a
+// sandboxed process.
 type Run struct {
 	ExitCode    int     `json:"exit_code"`
 	Signal      string  `json:"signal,omitempty"`
@@ -188,15 +189,38 @@ type Run struct {
 	StderrBytes int64   `json:"stderr_bytes"`
 	Killed      string  `json:"killed,omitempty"`
 	StartMS     float64 `json:"start_ms,omitempty"`
+	WallMS      float64 `json:"wall_ms,omitempty"`
 }
 
-// Model is what the ledger records of a model call.
+// RunOf is the record of r; nil for nil.
+func RunOf(r *calls.RunInfo) *Run {
+	if r == nil {
+		return nil
+	}
+	return &Run{ExitCode: r.ExitCode, Signal: r.Signal, Isolation: r.Isolation,
+		StdoutBytes: r.StdoutBytes, StderrBytes: r.StderrBytes, Killed: r.Killed,
+		StartMS: ms(r.Start), WallMS: ms(r.Wall)}
+}
+
+// Model is what the ledger (and the store, in the same form) records of a
+// model call.
 type Model struct {
 	Model        string  `json:"model"`
 	Host         string  `json:"host,omitempty"`
 	TokensIn     int     `json:"tokens_in"`
 	TokensOut    int     `json:"tokens_out"`
 	FirstTokenMS float64 `json:"first_token_ms,omitempty"`
+	GenerationMS float64 `json:"generation_ms,omitempty"`
+	QueueWaitMS  float64 `json:"queue_wait_ms,omitempty"`
+}
+
+// ModelOf is the record of m; nil for nil.
+func ModelOf(m *calls.ModelInfo) *Model {
+	if m == nil {
+		return nil
+	}
+	return &Model{Model: m.Model, Host: m.Host, TokensIn: m.TokensIn, TokensOut: m.TokensOut,
+		FirstTokenMS: ms(m.FirstToken), GenerationMS: ms(m.Generation), QueueWaitMS: ms(m.QueueWait)}
 }
 
 // Observe records a finished call; other events are ignored.
@@ -225,14 +249,8 @@ func (l *Ledger) Entry(e *calls.Event) *Entry {
 	if len(e.Arguments) > 0 {
 		en.Args = Args(l.scr, e.Arguments, l.opts.MaxValueBytes, l.opts.MaxArgsBytes)
 	}
-	if e.Info != nil && e.Info.Run != nil {
-		r := e.Info.Run
-		en.Run = &Run{ExitCode: r.ExitCode, Signal: r.Signal, Isolation: r.Isolation,
-			StdoutBytes: r.StdoutBytes, StderrBytes: r.StderrBytes, Killed: r.Killed, StartMS: ms(r.Start)}
-	}
-	if e.Info != nil && e.Info.Model != nil {
-		m := e.Info.Model
-		en.Model = &Model{Model: m.Model, Host: m.Host, TokensIn: m.TokensIn, TokensOut: m.TokensOut, FirstTokenMS: ms(m.FirstToken)}
+	if e.Info != nil {
+		en.Run, en.Model = RunOf(e.Info.Run), ModelOf(e.Info.Model)
 	}
 	return en
 }

@@ -293,10 +293,10 @@ func (s *Store) insertCall(ctx context.Context, e *calls.Event) error {
 	}
 	var run, model []byte
 	if e.Info != nil && e.Info.Run != nil {
-		run, _ = json.Marshal(e.Info.Run)
+		run, _ = json.Marshal(ledger.RunOf(e.Info.Run))
 	}
 	if e.Info != nil && e.Info.Model != nil {
-		model, _ = json.Marshal(e.Info.Model)
+		model, _ = json.Marshal(ledger.ModelOf(e.Info.Model))
 	}
 	start := e.Time.Add(-e.Duration)
 	return s.execStmt(ctx, s.insCall, "",

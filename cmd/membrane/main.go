@@ -514,7 +514,11 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, opts *mcp.HTTP
 		"version", versionString(), "auth", auth, "stateless", cfg.HTTP.Stateless, "sandbox", cfg.SandboxMode)
 	for _, m := range opts.Mounts {
 		if m.Prefix == lens.DefaultPrefix {
-			log.Info("membrane lens: open it in a browser and log in with the token", "url", "http://"+ln.Addr().String()+m.Prefix)
+			how := "open it in a browser and log in with the token"
+			if tokens == nil && cfg.HTTP.Token == "" {
+				how = "open it in a browser (no login: no token is set, and only loopback clients are served)"
+			}
+			log.Info("membrane lens: "+how, "url", "http://"+ln.Addr().String()+m.Prefix)
 		}
 	}
 	if cfg.HTTP.Stateless && !lensOn(cfg) && cfg.Observe.Lens == "auto" {
