@@ -184,7 +184,7 @@ func pyProbe(r ran) map[string]any {
 // and the workspace. Each warm run is checked to have come from the pool,
 // and a script declaring a non-UTF-8 encoding is checked to run fresh.
 func TestWarmPythonMatchesFresh(t *testing.T) {
-	fresh := newTestSandbox(t, nil)
+	fresh := newTestSandbox(t, func(c *Config) { c.Warm = 0 }) // also under MEMBRANE_TEST_WARM
 	if fresh.python == "" {
 		t.Skip("no python")
 	}
@@ -262,14 +262,7 @@ print(sorted((l.split()[4], l.split()[5], l.split(' - ')[1].split()[0]) for l in
 // Deny control: a writer that closes at once loses the bytes.
 func TestSendScriptWaitsForTheReader(t *testing.T) {
 	for _, size := range []int{9, 200 << 10} { // within and past a pipe's buffer
-		path := filepath.Join(t.TempDir(), "main.py")
-		if err := syscall.Mkfifo(path, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		path, f := hostFIFO(t)
 		script := []byte(strings.Repeat("x", size-1) + "\n")
 		sent := make(chan struct{})
 		go func() { defer close(sent); sendScript(f, script, make(chan struct{})) }()
@@ -288,14 +281,7 @@ func TestSendScriptWaitsForTheReader(t *testing.T) {
 		}
 	}
 	// No reader: sendScript ends when the call does.
-	path := filepath.Join(t.TempDir(), "main.py")
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, f := hostFIFO(t)
 	defer f.Close()
 	done := make(chan struct{})
 	sent := make(chan struct{})
@@ -315,4 +301,18 @@ func TestSendScriptWaitsForTheReader(t *testing.T) {
 	if n, _ := r.Read(make([]byte, 16)); n != 0 {
 		t.Fatalf("a FIFO closed before its reader opened it kept %d bytes", n)
 	}
+}
+
+// hostFIFO makes a FIFO and opens it read-write, as prestart does.
+func hostFIFO(t *testing.T) (string, *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "main.py")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, f
 }
