@@ -8,9 +8,11 @@
 // duration, and, where the call's handler reported them, the sandbox's exit
 // code, signal, isolation and output sizes or the model, host and tokens.
 //
-// The file is only appended to, and each line is written with one write
-// (no buffering, so a crash loses at most the line being written; there is
-// no fsync). When it passes Options.MaxFileBytes it is renamed to FILE.1
+// The file is only appended to. The lines of one batch of the router's
+// events (the calls of about a millisecond) are written with one write,
+// at the end of the batch: nothing waits longer in memory, so a crash
+// loses at most the lines of the last few milliseconds (there is no
+// fsync). When it passes Options.MaxFileBytes it is renamed to FILE.1
 // (FILE.1 to FILE.2, and so on, keeping Options.Keep files) and a new FILE
 // is started. A file that cannot be written (a full disk, a deleted or
 // read-only file) is logged loudly and tried again at the next line; the
@@ -83,9 +85,12 @@ type Ledger struct {
 	lost      uint64
 	lastCheck time.Time
 	closed    bool
+
+	pending      []byte // lines observed, not yet written (EndBatch)
+	pendingLines int
 }
 
-var _ calls.Observer = (*Ledger)(nil)
+var _ calls.BatchObserver = (*Ledger)(nil)
 
 // Open returns a Ledger appending to the file at path, creating it (mode
 // 0600) if needed.
@@ -233,7 +238,38 @@ func (l *Ledger) Observe(e calls.Event) {
 		l.log.Error("audit ledger: cannot encode a line", "call", e.Call, "err", err)
 		return
 	}
-	l.write(append(line, '\n'))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = append(append(l.pending, line...), '\n')
+	l.pendingLines++
+	if len(l.pending) >= maxPending {
+		l.flushPending()
+	}
+}
+
+// maxPending bounds the lines held between two writes.
+const maxPending = 256 << 10
+
+// EndBatch writes the lines of the calls observed since the last one, with
+// one write. The router calls it after each batch of events (within a few
+// milliseconds of the calls); a caller that calls Observe itself calls
+// EndBatch after it.
+func (l *Ledger) EndBatch() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushPending()
+}
+
+// flushPending writes the held lines. Called with mu held.
+func (l *Ledger) flushPending() {
+	if l.pendingLines == 0 {
+		return
+	}
+	l.write(l.pending, l.pendingLines)
+	l.pending, l.pendingLines = l.pending[:0], 0
+	if cap(l.pending) > maxPending {
+		l.pending = nil
+	}
 }
 
 // Entry returns the line the ledger writes for a finished call.
@@ -337,11 +373,10 @@ func cutOf(s string, head int) Cut {
 	return Cut{Head: h, Bytes: len(s), SHA256: hex.EncodeToString(sum[:])}
 }
 
-// write appends one line, rotating or reopening the file as needed. It never
-// fails: trouble is logged and the line counted as lost.
-func (l *Ledger) write(line []byte) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// write appends whole lines (n of them), rotating or reopening the file
+// as needed. It never fails: trouble is logged and the lines counted as
+// lost. Called with mu held.
+func (l *Ledger) write(line []byte, lines int) {
 	if l.closed {
 		return
 	}
@@ -349,7 +384,7 @@ func (l *Ledger) write(line []byte) {
 		l.check()
 		if l.f == nil {
 			if err := l.open(); err != nil {
-				l.fail(err)
+				l.fail(err, lines)
 				return
 			}
 		}
@@ -358,13 +393,13 @@ func (l *Ledger) write(line []byte) {
 		}
 	}
 	if l.w == nil {
-		l.fail(errors.New("no file open"))
+		l.fail(errors.New("no file open"), lines)
 		return
 	}
 	n, err := l.w.Write(line)
 	l.size += int64(n)
 	if err != nil {
-		l.fail(err)
+		l.fail(err, lines-bytes.Count(line[:n], []byte{'\n'}))
 		if l.f != nil {
 			l.f.Close()
 			l.f, l.w = nil, nil // reopened at the next line
@@ -394,7 +429,7 @@ func (l *Ledger) check() {
 	}
 	l.log.Error("audit ledger: the file was deleted or replaced; starting a new one", "path", l.path)
 	if err := l.open(); err != nil {
-		l.fail(err)
+		l.fail(err, 0)
 		l.f.Close()
 		l.f, l.w = nil, nil
 	}
@@ -415,15 +450,16 @@ func (l *Ledger) rotate() {
 		l.log.Error("audit ledger: cannot rotate; going on in the same file", "path", l.path, "err", err)
 	}
 	if err := l.open(); err != nil {
-		l.fail(err)
+		l.fail(err, 0)
 	}
 }
 
-// fail counts a lost line and says so: at once the first time, then every
-// thousandth line.
-func (l *Ledger) fail(err error) {
-	l.lost++
-	if !l.failing || l.lost%1000 == 0 {
+// fail counts lost lines and says so: at once the first time, then about
+// every thousandth line.
+func (l *Ledger) fail(err error, lines int) {
+	before := l.lost
+	l.lost += uint64(lines)
+	if !l.failing || l.lost/1000 != before/1000 {
 		l.log.Error("audit ledger: cannot write; calls go on but are not recorded until this is fixed",
 			"path", l.path, "err", err, "lost_lines", l.lost)
 	}
@@ -443,6 +479,7 @@ func (l *Ledger) Lost() uint64 {
 func (l *Ledger) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.flushPending()
 	l.closed = true
 	if l.f != nil {
 		err := l.f.Close()
