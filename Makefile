@@ -54,7 +54,7 @@ test-jaeger: test-deps $(TEST_JAEGER) ## one trace across orchestrator, membrane
 	$(GO) test -race -count=1 -run '^TestJaegerTrace$$' ./cmd/orchestrator
 
 test-warm: test-deps ## the sandbox's threat and pool tests again, every call after a session's first from the warm pool
-	MEMBRANE_TEST_WARM=2 $(GO) test -race -count=1 -run 'TestThreats|TestWarmPool|TestSandboxEtc' $(GOTEST_FLAGS) ./sandbox/
+	MEMBRANE_TEST_WARM=2 $(GO) test -race -count=1 -run 'TestThreats|TestWarmPool|TestWarmPython|TestSandboxEtc' $(GOTEST_FLAGS) ./sandbox/
 
 test-clients: build test-deps ## real clients from npm (Inspector, conformance, OpenAI Agents JS; openai and Agents JS against orchestrator serve)
 	./.ci/clients.sh

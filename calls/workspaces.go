@@ -43,11 +43,12 @@ const WorkspaceArg = "workspace"
 
 // WorkspaceArgSchema is the JSON Schema of the "workspace" argument, for a
 // tool's input schema.
-const WorkspaceArgSchema = `{"type": "string", "pattern": "^ws_[A-Z2-7]{26}$", "description": "A workspace handle (ws_...) from an earlier result: the call works in that workspace, with the files earlier calls left there. Leave it out to use this connection's workspace; without a session (a stateless client) leaving it out makes a new workspace whose handle the result returns."}`
+const WorkspaceArgSchema = `{"type": "string", "pattern": "^ws_[A-Z2-7]{26}$", "description": "A workspace handle (ws_...) from an earlier result: work on the files left there. Left out: this session's workspace, or a new one (its handle in the result) without a session."}`
 
 // WorkspaceHint is the sentence a tool description adds to tell a model how
-// to carry a handle.
-const WorkspaceHint = `Each result names its workspace handle ("workspace": "ws_..."): to use the same files in a later sh, python_run or file call, pass that handle as its "workspace" argument; without it a stateless client gets a new, empty workspace.`
+// to carry a handle. It is short: the "workspace" argument's own
+// description (WorkspaceArgSchema) says the rest, in the same tool.
+const WorkspaceHint = `To keep the same files in later sh, python_run or file calls, pass the "workspace" handle each result names.`
 
 // Errors of Resolve, matched with errors.Is; a *WorkspaceHandleError
 // carries one.

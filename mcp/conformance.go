@@ -52,8 +52,12 @@ const jsonSchema202012 = `{
 // test://static-binary, the template test://template/{id}/data). For
 // tests only: they are not calls, and no policy applies to them.
 func (s *Server) AddConformanceFixtures() {
+	var names []string
+	s.lists.invalidate()
+	defer func() { s.lists.changed(names, nil) }()
 	text := func(t string) []sdk.Content { return []sdk.Content{&sdk.TextContent{Text: t}} }
 	tool := func(name, desc string, h func(context.Context, *sdk.CallToolRequest) *sdk.CallToolResult) {
+		names = append(names, name)
 		s.sdk.AddTool(&sdk.Tool{Name: name, Description: desc, InputSchema: json.RawMessage(`{"type":"object","properties":{}}`)},
 			func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
 				return h(ctx, req), nil
@@ -104,6 +108,7 @@ func (s *Server) AddConformanceFixtures() {
 	tool("test_error_handling", "Conformance fixture: always fails as a tool error.", func(context.Context, *sdk.CallToolRequest) *sdk.CallToolResult {
 		return &sdk.CallToolResult{IsError: true, Content: text("This tool intentionally returns an error for testing")}
 	})
+	names = append(names, "json_schema_2020_12_tool")
 	s.sdk.AddTool(&sdk.Tool{Name: "json_schema_2020_12_tool", Description: "Conformance fixture: a JSON Schema 2020-12 input schema.", InputSchema: json.RawMessage(jsonSchema202012)},
 		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
 			return &sdk.CallToolResult{Content: text("ok")}, nil

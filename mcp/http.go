@@ -317,6 +317,8 @@ type httpHandler struct {
 	// request authorized by the single token (or of every request, with
 	// no token). A request that Verify resolves to a user is that user's.
 	owner string
+	// live holds the stateful sessions the SDK made, for fastToolsList.
+	live sessionTable
 }
 
 func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -374,6 +376,14 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	sid := r.Header.Get("Mcp-Session-Id")
 	sessionless := h.o.Stateless || modernRequest(r, msg)
 	stateful := !sessionless
+	if stateful && h.fastToolsList(w, r, msg, sid, user) {
+		return
+	}
+	if stateful && sid != "" && r.Method == http.MethodPost {
+		if ls := h.live.get(sid); ls != nil {
+			ls.lastSDK.Store(time.Now().UnixNano())
+		}
+	}
 	reserved := false
 	if stateful && sid == "" && msg != nil && msg.Method == "initialize" {
 		own := 0
@@ -400,7 +410,7 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	target.ServeHTTP(ew, r)
 	ew.finish()
 	if reserved {
-		h.track(ew.Header().Get("Mcp-Session-Id"), owner)
+		h.track(ew.Header().Get("Mcp-Session-Id"), owner, user)
 	}
 	if watch != nil && !watch.seen.Load() && r.Context().Err() != nil {
 		h.cancelAbandoned(r, sid, msg.ID)
@@ -549,8 +559,9 @@ func (h *httpHandler) tooManySessions(w http.ResponseWriter, r *http.Request, re
 }
 
 // track gives the session slot taken for an initialize back when the
-// session it made ends, or at once if it made none.
-func (h *httpHandler) track(sid, owner string) {
+// session it made ends, or at once if it made none. The session is in
+// h.live while it lasts, bound to user as the SDK binds it.
+func (h *httpHandler) track(sid, owner, user string) {
 	var ss *sdk.ServerSession
 	if sid != "" {
 		for s := range h.s.sdk.Sessions() {
@@ -564,8 +575,17 @@ func (h *httpHandler) track(sid, owner string) {
 		h.limits.release(owner)
 		return
 	}
+	ls := &liveSession{ss: ss}
+	if h.o.Verify != nil {
+		// The SDK binds a session to the user of the token info the
+		// Verify wrapper puts on the request, and only then.
+		ls.user = user
+	}
+	ls.lastSDK.Store(time.Now().UnixNano())
+	h.live.add(sid, ls)
 	go func() {
 		_ = ss.Wait()
+		h.live.remove(sid, ls)
 		h.limits.release(owner)
 	}()
 }

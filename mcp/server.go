@@ -128,6 +128,8 @@ type Server struct {
 	endWithRequestOnce sync.Once // see HTTPHandler
 
 	res *resources // nil: no workspace resources
+
+	lists toolListCache // encoded tools/list results (toollist.go)
 }
 
 // session is what the adapter keeps per MCP session.
@@ -249,6 +251,8 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 		s.scope = o.Scope
 		s.sdk.AddReceivingMiddleware(s.scopeTools)
 	}
+	// Outermost: it sees the result every other middleware made.
+	s.sdk.AddReceivingMiddleware(s.captureToolList)
 	s.unsub = r.Subscribe(s.mirror)
 	return s
 }
@@ -400,28 +404,38 @@ func (s *Server) Close() {
 
 // mirror applies a router change to the SDK server. It runs on the goroutine
 // that changed the router.
+//
+// The encoded tool lists are dropped before the SDK's list changes and
+// again after, so that none made from the old list outlives the change.
 func (s *Server) mirror(ch calls.Change) {
+	s.lists.invalidate()
 	if len(ch.Removed) > 0 {
 		s.sdk.RemoveTools(ch.Removed...)
 	}
+	added := make([]string, 0, len(ch.Added))
 	for i := range ch.Added {
-		s.addTool(&ch.Added[i])
+		if s.addTool(&ch.Added[i]) {
+			added = append(added, ch.Added[i].Name)
+		}
 	}
+	s.lists.changed(added, ch.Removed)
 }
 
 // addTool adds c to the SDK server. The SDK panics on a schema it cannot
 // take; the router validates before it notifies, but a panic here would take
 // the whole server down with it, so it becomes a logged error and the tool
-// stays out of the list.
-func (s *Server) addTool(c *calls.Call) {
+// stays out of the list. It reports whether the tool is served.
+func (s *Server) addTool(c *calls.Call) (ok bool) {
 	t := toolOf(c)
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("tool not served: the MCP SDK rejected it", "call", c.Name, "err", fmt.Sprint(v))
 			s.sdk.RemoveTools(c.Name)
+			ok = false
 		}
 	}()
 	s.sdk.AddTool(t, s.callTool)
+	return true
 }
 
 // toolOf describes c as an MCP tool. The schema is compacted here, once:

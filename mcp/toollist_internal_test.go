@@ -85,3 +85,28 @@ func TestToolOfCompactsAndTrims(t *testing.T) {
 		t.Errorf("bad schema changed to %s", got)
 	}
 }
+
+// FuzzPlainParams: the HTTP fast path takes tools/list params as plain
+// only when the SDK, decoding the same bytes, sees a plain first page too
+// (what captureToolList keys the cache by): no cursor, no _meta entries.
+func FuzzPlainParams(f *testing.F) {
+	for _, s := range []string{``, `null`, `{}`, `{"_meta":{}}`, `{"cursor":""}`, `{"cursor":"x"}`,
+		`{"_meta":{"progressToken":1}}`, `{"_meta":null}`, `[]`, `{"a":1}`, ` { } `, `{"_meta":{},"_meta":{"x":1}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !plainParams(raw) {
+			return
+		}
+		if len(bytes.TrimSpace(raw)) == 0 {
+			return // no params: the SDK's nil, plain by definition
+		}
+		var p sdk.ListToolsParams
+		if err := json.Unmarshal(raw, &p); err != nil {
+			t.Fatalf("plainParams took %q, which does not decode as params: %v", raw, err)
+		}
+		if !plainListParams(&p) {
+			t.Fatalf("plainParams took %q, which the SDK reads as %+v", raw, p)
+		}
+	})
+}

@@ -88,9 +88,7 @@ const usage = `{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}`
 
 func TestBackendStreamFaults(t *testing.T) {
 	f := newFakeBackend(t, "m1")
-	cfg := Config{Hosts: []string{"127.0.0.1:1"}, Backends: []Backend{{Name: "fb", URL: f.URL, APIKey: "sekret"}}}
-	m, r := newModels(t, cfg)
-	m.Refresh(t.Context())
+	_, r := backendModels(t, f.URL, Config{}, Backend{APIKey: "sekret"})
 	if !slices.Contains(names(r), "chat_m1") {
 		t.Fatalf("tools: %v", names(r))
 	}
@@ -160,9 +158,8 @@ func TestBackendRequestShape(t *testing.T) {
 	f := newFakeBackend(t, "vis")
 	f.setChat(sse(delta("{}"), finishStop, "[DONE]"))
 	on := true
-	m, r := newModels(t, Config{Hosts: []string{"127.0.0.1:1"}, Backends: []Backend{{Name: "fb", URL: f.URL,
-		Models: map[string]BackendModel{"vis": {Vision: true, Thinking: true, ContextLength: 1000, Embedding: new(bool)}, "*": {Embedding: &on}}}}})
-	m.Refresh(t.Context())
+	m, r := backendModels(t, f.URL, Config{}, Backend{
+		Models: map[string]BackendModel{"vis": {Vision: true, Thinking: true, ContextLength: 1000, Embedding: new(bool)}, "*": {Embedding: &on}}})
 	png := pngBytes
 	res := call(t, r, "chat_vis", map[string]any{
 		"prompt": "what is this", "images": []string{b64(png)}, "think": "high", "format": "json",
@@ -395,25 +392,17 @@ func FuzzParseModels(f *testing.F) {
 
 func TestBackendHangTimesOutAndClosesUpstream(t *testing.T) {
 	f := newFakeBackend(t, "slow")
-	closed := make(chan struct{})
-	f.setChat(func(w http.ResponseWriter, r *http.Request) {
+	h, closed := hangChat(func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprintf(w, "data: %s\n\n", delta("part"))
-		w.(http.Flusher).Flush()
-		<-r.Context().Done() // the client went away
-		close(closed)
 	})
-	m, r := newModels(t, Config{Hosts: []string{"127.0.0.1:1"}, CallTimeout: 300 * time.Millisecond, Backends: []Backend{{Name: "fb", URL: f.URL}}})
-	m.Refresh(t.Context())
+	f.setChat(h)
+	_, r := backendModels(t, f.URL, Config{CallTimeout: 300 * time.Millisecond}, Backend{})
 	res := call(t, r, "chat_slow", map[string]any{"prompt": "hi"})
 	if !res.IsError || !strings.Contains(res.TextOf(), "timeout: slow did not finish") || !strings.Contains(res.TextOf(), "part") {
 		t.Fatalf("hung backend chat: IsError=%v %q", res.IsError, res.TextOf())
 	}
-	select {
-	case <-closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the upstream request was not closed after the timeout")
-	}
+	wantUpstreamClosed(t, closed, "the timeout")
 }
 
 func TestBackendResponseCap(t *testing.T) {
@@ -423,15 +412,13 @@ func TestBackendResponseCap(t *testing.T) {
 		lines = append(lines, delta(strings.Repeat("x", 100)))
 	}
 	f.setChat(sse(append(lines, finishStop, "[DONE]")...))
-	m, r := newModels(t, Config{Hosts: []string{"127.0.0.1:1"}, MaxResponseBytes: 1000, Backends: []Backend{{Name: "fb", URL: f.URL}}})
-	m.Refresh(t.Context())
+	_, r := backendModels(t, f.URL, Config{MaxResponseBytes: 1000}, Backend{})
 	res := call(t, r, "chat_chatty", map[string]any{"prompt": "hi"})
 	if res.IsError || !strings.Contains(res.TextOf(), "[truncated: the answer passed the limit of 1000 bytes") {
 		t.Fatalf("capped answer: %v %q", res.IsError, res.TextOf())
 	}
 	// Control: a larger limit takes the whole answer.
-	m2, r2 := newModels(t, Config{Hosts: []string{"127.0.0.1:1"}, Backends: []Backend{{Name: "fb", URL: f.URL}}})
-	m2.Refresh(t.Context())
+	_, r2 := backendModels(t, f.URL, Config{}, Backend{})
 	if res := call(t, r2, "chat_chatty", map[string]any{"prompt": "hi"}); res.IsError || strings.Contains(res.TextOf(), "truncated") || len(res.Content[0].Text) != 10000 {
 		t.Errorf("uncapped answer: %v, %d bytes", res.IsError, len(res.Content[0].Text))
 	}

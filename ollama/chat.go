@@ -114,7 +114,12 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 			}
 			return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, mod.downReasons()), nil
 		}
+		h, turn, err := m.hostTurn(ctx, req, h, mod, tried)
+		if err != nil {
+			return nil, err
+		}
 		res, retry, err := m.chatOn(ctx, req, h, mod, creq)
+		turn()
 		if !retry {
 			if res != nil && res.Info != nil && res.Info.Model != nil {
 				res.Info.Model.QueueWait = wait
@@ -291,8 +296,9 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 	// A heartbeat while the model loads and until the first token.
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
+	every := progressHeartbeat // read here: the goroutine may start after the call ended
 	go func() {
-		t := time.NewTicker(progressHeartbeat)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -120,6 +120,19 @@ type Config struct {
 	// beside the Ollama hosts' (see Backend), with the same routing,
 	// queueing, limits and refresh. None by default.
 	Backends []Backend
+
+	// MaxLoadedModels is how many models one Ollama host keeps in memory
+	// at once, for the order of calls across models (hostsched.go): calls
+	// of a model that is running on a host join it, and calls of other
+	// models wait until the host has room, so the host does not load and
+	// unload models in turn. Zero learns it from each host's /api/ps (no
+	// limit until a load pushes a model out); negative turns the ordering
+	// off. OpenAI-compatible backends are never ordered.
+	MaxLoadedModels int
+	// SwitchWait bounds how long a call waits while calls of the models
+	// running on its host keep being let in before it: past it, they
+	// drain and the call's model goes next. Zero means DefaultSwitchWait.
+	SwitchWait time.Duration
 }
 
 // ModelTools is how the discovered models become tools.

@@ -79,8 +79,11 @@ func (m *Models) chooseNumCtx(creq *api.ChatRequest, mod *model, h *host, estima
 	need := estimate + reserve
 	// A call without num_ctx, or with another one, makes Ollama load the
 	// model again: while what is loaded fits, ask for just that.
-	loaded := h.loadedCtx(mod.key())
+	loaded, asked, known := h.loadedCtx(mod.key())
 	if loaded >= need {
+		if known {
+			return asked // what it was loaded for, 0 included: no reload
+		}
 		return loaded
 	}
 	if loaded == 0 && need <= minDefaultCtx {
@@ -112,11 +115,13 @@ func withNumCtx(creq *api.ChatRequest, n int) *api.ChatRequest {
 }
 
 // loadedCtx is the window the host has the model loaded with, when it is
-// loaded and that is known (from /api/ps, or the num_ctx membrane sent).
-func (h *host) loadedCtx(key string) int {
+// loaded and that is known (from /api/ps, or the num_ctx membrane sent),
+// and the num_ctx membrane's last call there sent, when known.
+func (h *host) loadedCtx(key string) (window, asked int, known bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.loaded[key].ContextLength
+	l := h.loaded[key]
+	return l.ContextLength, l.Asked, l.AskedKnown
 }
 
 // estimateNote is the warning for an answer whose input was estimated

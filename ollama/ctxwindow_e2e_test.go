@@ -64,12 +64,20 @@ func TestE2ENumCtxSizedToTheInput(t *testing.T) {
 		// size, 4096, and the whole input (930 tokens of this vocabulary) is
 		// read.
 		medium := strings.Repeat(" The command printed", 310)
+		// Newer versions load it with 4096 by default already (their
+		// /api/ps says so): membrane then sends no num_ctx, as the first
+		// call did, since one that differs from the load's makes Ollama
+		// load the model again.
 		res, n = chat("chat_roomy", medium, 2)
 		read, _ := res.StructuredContent.(map[string]any)["prompt_eval_count"].(float64)
-		if res.IsError || n != 4096 || strings.Contains(textOf(res), "warning") || read < 930 {
-			t.Errorf("medium prompt: num_ctx %d, IsError %v, %v tokens read, %s", n, res.IsError, read, textOf(res))
+		want := 4096
+		if v.Version != ollamatest.Version {
+			want = 0
 		}
-		if got, _ := res.StructuredContent.(map[string]any)["num_ctx"].(float64); got != 4096 {
+		if res.IsError || n != want || strings.Contains(textOf(res), "warning") || read < 930 {
+			t.Errorf("medium prompt: num_ctx %d (want %d), IsError %v, %v tokens read, %s", n, want, res.IsError, read, textOf(res))
+		}
+		if got, _ := res.StructuredContent.(map[string]any)["num_ctx"].(float64); want > 0 && got != 4096 {
 			t.Errorf("the result does not say which num_ctx was used: %v", res.StructuredContent)
 		}
 

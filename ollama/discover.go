@@ -66,6 +66,8 @@ type host struct {
 	listed bool                   // a listing was ever attempted
 	fails  int                    // listings failed in a row
 	loaded map[string]loadedModel // by model key, from /api/ps and calls
+
+	sched hostSched // orders the calls of different models (hostsched.go)
 }
 
 func newHost(base *url.URL, hc *http.Client) *host {

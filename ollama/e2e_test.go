@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -346,6 +347,9 @@ type upstream struct {
 	*httptest.Server
 	chats  atomic.Int64
 	closed chan struct{} // one value per /api/chat answer closed before its done line
+	// connsClosed counts the client connections that ended (membrane
+	// closed them, or the proxy did).
+	connsClosed atomic.Int64
 
 	mu       sync.Mutex
 	lastChat []byte // the body of the last chat request
@@ -373,7 +377,7 @@ func newUpstream(t *testing.T, target string) *upstream {
 		}
 		return nil
 	}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api/chat" || r.URL.Path == "/v1/chat/completions" {
 			p.chats.Add(1)
 			body, _ := io.ReadAll(r.Body)
@@ -384,6 +388,12 @@ func newUpstream(t *testing.T, target string) *upstream {
 		}
 		rp.ServeHTTP(w, r)
 	}))
+	p.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			p.connsClosed.Add(1)
+		}
+	}
+	p.Start()
 	t.Cleanup(p.Close)
 	return p
 }

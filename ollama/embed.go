@@ -85,9 +85,17 @@ func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a
 			return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, mod.downReasons()), nil
 		}
 		req.Progress.Report(ctx, 0, float64(len(inputs)), fmt.Sprintf("embedding %d inputs with %s on %s", len(inputs), mod.Name, h.name))
+		h, turn, err := m.hostTurn(ctx, req, h, mod, tried)
+		if err != nil {
+			return nil, err
+		}
 		h.inflight.Add(1)
 		resp, err := h.embed(ctx, ereq)
 		h.inflight.Add(-1)
+		if err == nil {
+			h.markLoaded(mod.key(), mod.Name, 0) // before turn reads /api/ps
+		}
+		turn()
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, fmt.Errorf("ollama: embed %s: %w", mod.Name, ctxErr)
 		}

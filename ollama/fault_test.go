@@ -125,13 +125,8 @@ func TestCapabilitiesFromTags(t *testing.T) {
 
 func TestChatHangTimesOutAndClosesUpstream(t *testing.T) {
 	f := newFake(t, chatModelFake("slow:latest"))
-	closed := make(chan struct{})
-	f.setChat(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusOK)
-		w.(http.Flusher).Flush()
-		<-r.Context().Done() // the client went away
-		close(closed)
-	})
+	h, closed := hangChat(nil)
+	f.setChat(h)
 	m, r := newModels(t, Config{Hosts: []string{f.URL}, CallTimeout: 300 * time.Millisecond})
 	if err := m.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
@@ -140,11 +135,7 @@ func TestChatHangTimesOutAndClosesUpstream(t *testing.T) {
 	if !res.IsError || !strings.Contains(res.TextOf(), "timeout") {
 		t.Fatalf("hung chat: IsError=%v %q", res.IsError, res.TextOf())
 	}
-	select {
-	case <-closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the upstream request was not closed after the timeout")
-	}
+	wantUpstreamClosed(t, closed, "the timeout")
 }
 
 func TestChatStreamFaults(t *testing.T) {
@@ -668,7 +659,10 @@ func TestProgressWhileLoadingAndQueued(t *testing.T) {
 	defer func(d time.Duration) { progressHeartbeat = d }(progressHeartbeat)
 	progressHeartbeat = 30 * time.Millisecond
 	f := newFake(t, chatModelFake("m:latest"))
+	first := make(chan struct{})
+	var once sync.Once
 	f.setChat(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(first) })
 		time.Sleep(200 * time.Millisecond) // the model loads
 		answer("a", "b", "c")(w, r)
 	})
@@ -696,7 +690,7 @@ func TestProgressWhileLoadingAndQueued(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { run(0) })
-	time.Sleep(50 * time.Millisecond)
+	<-first // call 0 is loading the model: call 1 queues
 	wg.Go(func() { run(1) })
 	wg.Wait()
 	has := func(i int, s string) bool {

@@ -72,6 +72,21 @@ func (m *Models) acquire(ctx context.Context, req *calls.Request, mod *model) (r
 		g.running--
 	}
 	g.mu.Lock()
+	if m.orderingFor(mod) {
+		// The hosts' schedulers queue the calls, in an order that keeps
+		// each host's loaded model busy (hostsched.go), and hold each
+		// model to ModelConcurrency calls per host; here the model's
+		// calls, running and waiting, are only bounded.
+		if most := limit * (maxQueuePerSlot + 1); g.running >= most {
+			g.mu.Unlock()
+			res := calls.Errorf("busy: %d calls of %s are already running or waiting; try again later", most, mod.Name)
+			res.Reason = calls.ReasonBusy
+			return nil, res, nil
+		}
+		g.running++
+		g.mu.Unlock()
+		return release, nil, nil
+	}
 	if g.running < limit && len(g.waiters) == 0 {
 		g.running++
 		g.mu.Unlock()
@@ -145,7 +160,8 @@ func monotonic(req *calls.Request) *calls.Request {
 }
 
 // QueueDepths returns, for each model with calls waiting for a slot, how
-// many are waiting.
+// many are waiting: for the model's own slots, and for its turn on a host
+// (hostsched.go).
 func (m *Models) QueueDepths() map[string]int {
 	m.mu.Lock()
 	gates := make(map[string]*gate, len(m.gates))
@@ -160,6 +176,11 @@ func (m *Models) QueueDepths() map[string]int {
 			out[k] = n
 		}
 		g.mu.Unlock()
+	}
+	for _, h := range m.hosts {
+		for k, n := range h.sched.waiting() {
+			out[k] += n
+		}
 	}
 	return out
 }

@@ -18,6 +18,14 @@ type loadedModel struct {
 	// ContextLength is the window the model was loaded with (v0.10 and
 	// later report it; 0 before).
 	ContextLength int
+	// Asked is the num_ctx the last call membrane ran there sent (0: none,
+	// Ollama's default), when AskedKnown. Ollama loads the model again
+	// for a call whose num_ctx differs from the one it was loaded for,
+	// even when the window it reports is the same (v0.17.4 caps a
+	// default 4096 at a model's 2048 and reports 2048), so a call that
+	// fits sends this again.
+	Asked      int
+	AskedKnown bool
 }
 
 // readLoaded reads the host's /api/ps and records which models it has
@@ -51,11 +59,12 @@ func (h *host) readLoaded(ctx context.Context) error {
 			// membrane loaded it with, if it did.
 			ctxLen = old[key].ContextLength
 		}
-		loaded[key] = loadedModel{Name: name, Expires: p.ExpiresAt, SizeVRAM: p.SizeVRAM, ContextLength: ctxLen}
+		loaded[key] = loadedModel{Name: name, Expires: p.ExpiresAt, SizeVRAM: p.SizeVRAM, ContextLength: ctxLen, Asked: old[key].Asked, AskedKnown: old[key].AskedKnown}
 	}
 	h.mu.Lock()
 	h.loaded = loaded
 	h.mu.Unlock()
+	h.sched.observeLoaded(old, loaded, time.Now())
 	return nil
 }
 
@@ -85,6 +94,7 @@ func (h *host) markLoaded(key, name string, ctxLen int) {
 	if ctxLen > 0 {
 		l.ContextLength = ctxLen
 	}
+	l.Asked, l.AskedKnown = ctxLen, true
 	l.Expires = time.Now().Add(defaultKeepAlive)
 	h.loaded[key] = l
 }

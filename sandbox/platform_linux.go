@@ -182,3 +182,13 @@ const (
 	// rlimitCaveat ends the isolation summary of rlimit mode.
 	rlimitCaveat = ""
 )
+
+// unread says how many bytes written to a pipe or FIFO no reader has read
+// yet (0 when it cannot tell): FIONREAD, which Linux calls TIOCINQ.
+func unread(f *os.File) int {
+	n := 0
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
+	}
+	return n
+}

@@ -126,3 +126,6 @@ var (
 	fixRlimitWeak        = "run membrane in a Linux VM or container with bubblewrap for real isolation, unless something around membrane is the boundary"
 	rlimitCaveat         = rlimitCaveatFor(runtime.GOOS)
 )
+
+// unread is 0: there is no pre-started interpreter (bwrap) here.
+func unread(*os.File) int { return 0 }

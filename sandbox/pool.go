@@ -10,24 +10,43 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 )
 
 // The warm pool (Config.Warm) hides a bubblewrap sandbox's set-up, most of
-// a short call's time, behind the previous call. After a call of some
-// workspace, a sandbox for that workspace's next call of the same kind is
-// prepared in the background: bwrap is started with the call's whole
-// command line, namespaces, mounts, /etc, seccomp filter, rlimits and
-// cgroup, and its init waits on the block pipe before the command exists.
-// The next such call takes it, writes its code into the files bound
-// read-only at the job's file paths and its stdin into the stdin pipe, and
-// releases the init. Nothing ran in that sandbox before, and nothing runs
-// in it after: each serves exactly one call, so a call sees nothing of
-// another.
+// a short call's time, behind the previous call; for python_run, the
+// interpreter's start-up too. After a call of some workspace, a sandbox
+// for that workspace's next call of the same kind is prepared in the
+// background: bwrap is started with the call's whole command line,
+// namespaces, mounts, /etc, seccomp filter, rlimits and cgroup, and its
+// init waits on the block pipe before the command exists. The next such
+// call takes it, writes its code into the files bound read-only at the
+// job's file paths and its stdin into the stdin pipe, and releases the
+// init. Nothing ran in that sandbox before, and nothing runs in it after:
+// each serves exactly one call, so a call sees nothing of another.
+//
+// python_run's sandbox goes one step further (see prestart): its init is
+// released as soon as the limits and cgroup are in place, and the
+// interpreter, started up under them, blocks reading its script from a
+// FIFO at the script's path, having read nothing of any call. The call's
+// script arrives down the FIFO, and the interpreter runs it as it runs a
+// script file: no code of ours runs in it, and what the script sees
+// (argv, __file__, globals, sys.modules, sys.path, tracebacks, stdin,
+// fds, limits, mounts, exit codes and signals) is a fresh run's, as
+// TestWarmPythonMatchesFresh checks. Its timeout counts from the call.
+// Scripts that declare a non-UTF-8 source encoding run fresh
+// (foreignCoding).
 //
 // What differs from a fresh sandbox, and why it is the same to the code:
 // sh runs its command as a script file (/bin/sh /run/membrane/cmd.sh, the
-// form a long command always takes), so $0 is that path; stdin is a pipe,
-// empty when the call gives none, where a fresh sandbox has /dev/null.
+// form a long command always takes), so $0 is that path. A warm
+// interpreter's process started before the call (its start time in
+// /proc/self/stat). stdin is a pipe in both, empty when the call gives
+// none.
+//
+// The refill starts when a call served warm ends, so that on a small
+// machine it does not compete with the call for CPU.
 //
 // The pool is bounded (Config.Warm sandboxes, waiting or being made),
 // throws away a sandbox whose /etc copy is no longer current or whose
@@ -59,6 +78,14 @@ type warmKey struct {
 type warmForm struct {
 	argv  []string
 	files map[string][]byte
+	// script, when set, is the one file (directly in runDir) that argv's
+	// interpreter runs: a warm sandbox then starts the interpreter at
+	// once, and it waits, started up, for the script (see prestart).
+	script string
+	// cold says the job must not take a pre-started interpreter (its
+	// script declares a source encoding that an interpreter reading it
+	// from a pipe cannot honour); it still refills the pool.
+	cold bool
 }
 
 func keyOf(ws string, f *warmForm) warmKey {
@@ -74,7 +101,7 @@ func newWarmPool(n int) *warmPool { return &warmPool{max: n} }
 // take returns a warm sandbox ready to run j, with j's files written and
 // j's session its owner, or nil when there is none.
 func (wp *warmPool) take(s *Sandbox, j *job) *prepared {
-	if wp == nil || wp.max == 0 || j.warm == nil || j.ws == nil {
+	if wp == nil || wp.max == 0 || j.warm == nil || j.ws == nil || j.warm.cold {
 		return nil
 	}
 	key := keyOf(j.ws.dir, j.warm)
@@ -94,7 +121,7 @@ func (wp *warmPool) take(s *Sandbox, j *job) *prepared {
 			wp.discard(s, pr)
 			continue
 		}
-		if err := pr.write(j.warm.files); err != nil {
+		if err := pr.write(s, j.warm.files); err != nil {
 			s.log.Warn("sandbox: warm sandbox not used", "err", err)
 			wp.discard(s, pr)
 			return nil
@@ -104,7 +131,6 @@ func (wp *warmPool) take(s *Sandbox, j *job) *prepared {
 		s.mu.Unlock()
 		j.argv, j.files = j.warm.argv, j.warm.files
 		wp.hits.Add(1)
-		wp.refill(s, j)
 		return pr
 	}
 }
@@ -142,7 +168,7 @@ func (wp *warmPool) refill(s *Sandbox, j *job) {
 	for name := range j.warm.files {
 		names[name] = nil
 	}
-	tmpl := &job{argv: j.warm.argv, files: names, ws: j.ws}
+	tmpl := &job{argv: j.warm.argv, files: names, ws: j.ws, warm: &warmForm{script: j.warm.script}}
 	go func() {
 		defer wp.wg.Done()
 		pr, err := s.prepare(context.Background(), tmpl, &key)
@@ -238,8 +264,13 @@ func (wp *warmPool) kill(s *Sandbox, pr *prepared) {
 
 // warmFiles makes the host files a warm sandbox binds read-only at j's
 // file paths, empty until a call takes it, in a directory of their own;
-// j's files are then bound from them instead of copied in.
+// j's files are then bound from them instead of copied in. For an
+// interpreter that starts at once (warmForm.script) it makes prestart's
+// directory instead.
 func (s *Sandbox) warmFiles(pr *prepared, j *job) error {
+	if j.warm != nil && j.warm.script != "" {
+		return s.prestart(pr, j)
+	}
 	dir, err := os.MkdirTemp(filepath.Join(s.root, "run"), "w-")
 	if err != nil {
 		return fmt.Errorf("sandbox: make warm dir: %w", err)
@@ -270,8 +301,112 @@ func (s *Sandbox) warmFiles(pr *prepared, j *job) error {
 	return nil
 }
 
-// write puts a call's file contents into a warm sandbox's bound files.
-func (pr *prepared) write(files map[string][]byte) error {
+// prestart readies a warm sandbox whose interpreter starts at once and
+// waits, started up, for the call's script, hiding its start-up as well
+// as the sandbox's set-up. runDir is bound read-only from a host
+// directory of the warm sandbox's own, owned (mode 0755) by the uid
+// sandboxes run as, as bwrap makes runDir in a fresh sandbox; in it, at
+// the script's name, is a FIFO the host holds open. The interpreter runs
+// the script's path, as a fresh one does; having started up, it opens the
+// FIFO and blocks reading it, having read nothing of the call.
+//
+// When a call takes the sandbox (write), its script goes into a regular
+// file (mode 0600, as bwrap's --ro-bind-data makes it) renamed over the
+// FIFO; when the call starts (finish), the same bytes go down the FIFO and
+// the host closes its end. The interpreter compiles what it read under the
+// script's path and runs it as __main__, exactly as it runs a script file;
+// anything that opens the path later (a traceback's source lines,
+// inspect, the code itself) finds the regular file with the same bytes.
+// So sys.argv, sys.orig_argv, /proc/self/cmdline, __file__, tracebacks,
+// sys.path, sys.modules and __main__'s globals are a fresh run's: no
+// bootstrap code of ours ever runs in the interpreter.
+func (s *Sandbox) prestart(pr *prepared, j *job) error {
+	dir, name, err := s.scriptDir(pr, j)
+	if err != nil {
+		return err
+	}
+	fifo := filepath.Join(dir, name)
+	err = syscall.Mkfifo(fifo, 0o600)
+	if err == nil && s.cred != nil {
+		err = os.Chown(fifo, s.uid, s.gid)
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox: make warm script: %w", err)
+	}
+	// Read-write, so that opening it never blocks and the interpreter's
+	// open never does either: it blocks in read until the host's end
+	// closes.
+	f, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("sandbox: open warm script: %w", err)
+	}
+	pr.cleanup = append(pr.cleanup, func() { f.Close() })
+	pr.fifo, pr.runHost = f, dir
+	return nil
+}
+
+// scriptDir makes the host directory bound read-only at runDir for a job
+// whose one file is an interpreter's script (warmForm.script), in a fresh
+// sandbox as in a warm one, so that both look the same from inside: owned
+// by the uid sandboxes run as, mode 0755 (as bwrap makes a directory). It
+// returns the directory and the script's name in it; j binds it in place
+// of its files.
+func (s *Sandbox) scriptDir(pr *prepared, j *job) (dir, name string, err error) {
+	script := j.warm.script
+	if filepath.Dir(script) != runDir || len(j.files) != 1 || !slices.Contains(slices.Collect(maps.Keys(j.files)), script) {
+		return "", "", fmt.Errorf("sandbox: an interpreter's script dir takes one script in %s, not %v", runDir, slices.Sorted(maps.Keys(j.files)))
+	}
+	dir, err = os.MkdirTemp(filepath.Join(s.root, "run"), "p-")
+	if err != nil {
+		return "", "", fmt.Errorf("sandbox: make script dir: %w", err)
+	}
+	pr.cleanup = append(pr.cleanup, func() { removeTree(dir) })
+	err = os.Chmod(dir, 0o755)
+	if err == nil && s.cred != nil {
+		err = os.Chown(dir, s.uid, s.gid)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("sandbox: make script dir: %w", err)
+	}
+	j.binds = map[string]string{runDir: dir}
+	j.files = nil
+	return dir, filepath.Base(script), nil
+}
+
+// writeScript puts an interpreter's script into dir, readable by the uid
+// sandboxes run as only (mode 0600, as bwrap's --ro-bind-data makes a
+// file), renamed into place so that a reader sees all of it or none.
+func (s *Sandbox) writeScript(dir, name string, data []byte) error {
+	tmp := filepath.Join(dir, "."+name)
+	err := os.WriteFile(tmp, data, 0o600)
+	if err == nil && s.cred != nil {
+		err = os.Chown(tmp, s.uid, s.gid)
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox: write %s: %w", name, err)
+	}
+	return nil
+}
+
+// write puts a call's file contents into a warm sandbox's bound files (for
+// a pre-started interpreter: the script file prestart describes, whose
+// bytes finish then sends).
+func (pr *prepared) write(s *Sandbox, files map[string][]byte) error {
+	if pr.fifo != nil {
+		name := filepath.Base(pr.fifo.Name())
+		data, ok := files[filepath.Join(runDir, name)]
+		if len(files) != 1 || !ok {
+			return fmt.Errorf("sandbox: a pre-started interpreter takes its script %s only, not %v", name, slices.Sorted(maps.Keys(files)))
+		}
+		if err := s.writeScript(pr.runHost, name, data); err != nil {
+			return err
+		}
+		pr.script = data
+		return nil
+	}
 	if len(files) != len(pr.files) {
 		return fmt.Errorf("sandbox: warm sandbox has %d files, the call %d", len(pr.files), len(files))
 	}
@@ -300,4 +435,23 @@ func (s *Sandbox) hasWorkspace(dir string) bool {
 		}
 	}
 	return false
+}
+
+// sendScript writes a pre-started interpreter's script down its FIFO f
+// (the host's read-write end) and closes f once the interpreter has read
+// every byte: it then holds the FIFO open, and the close is its end of
+// file. A close before it opened the FIFO would lose the bytes and leave
+// it blocked in open. Had it opened the path only after write's rename,
+// it reads the regular file instead, and f is closed when done is (the
+// call is over).
+func sendScript(f *os.File, script []byte, done <-chan struct{}) {
+	_, err := f.Write(script)
+	for d := 20 * time.Microsecond; err == nil && unread(f) > 0; d = min(2*d, 2*time.Millisecond) {
+		select {
+		case <-done:
+			return
+		case <-time.After(d):
+		}
+	}
+	f.Close()
 }

@@ -1,10 +1,15 @@
 package sandbox
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -154,4 +159,160 @@ func TestWarmPoolBounds(t *testing.T) {
 		c()
 	}
 	waitWarm(t, s, 0)
+}
+
+// pyProbe is the part of python_run's structured result a fresh and a
+// warm run must agree on: everything but the duration.
+func pyProbe(r ran) map[string]any {
+	out := map[string]any{}
+	for k, v := range r.st {
+		if k != "duration_ms" {
+			out[k] = v
+		}
+	}
+	out["is_error"] = r.res.IsError
+	return out
+}
+
+// TestWarmPythonMatchesFresh runs probing scripts in a fresh sandbox and
+// in a warm one whose interpreter was started before the call (prestart),
+// and checks that each script sees and does exactly the same: its
+// globals, sys.modules, sys.argv and sys.path, /proc/self/cmdline, its
+// script file and directory, stdin, fds, limits, environment,
+// tracebacks, warnings and syntax errors (which reread the script),
+// exit codes, signals, a timeout's SIGKILL, output caps, the memory cap
+// and the workspace. Each warm run is checked to have come from the pool,
+// and a script declaring a non-UTF-8 encoding is checked to run fresh.
+func TestWarmPythonMatchesFresh(t *testing.T) {
+	fresh := newTestSandbox(t, func(c *Config) { c.Warm = 0 }) // also under MEMBRANE_TEST_WARM
+	if fresh.python == "" {
+		t.Skip("no python")
+	}
+	warm := newTestSandbox(t, func(c *Config) { c.Warm = 1 })
+	fcs, wcs := connect(t, fresh), connect(t, warm)
+	ok(t, py(t, wcs, "pass")) // a session's first call makes its warm sandbox
+	const identity = `import sys, os, stat, resource
+g = globals()
+print(sorted(g))
+print({k: type(v).__name__ for k, v in g.items()})
+print(__name__, __file__, __doc__, __package__, __spec__, __cached__, __loader__.name, __loader__.path)
+print(sorted(sys.modules))
+print(sys.argv, sys.orig_argv, sys.path, sys.flags, sys.executable)
+print(open('/proc/self/cmdline', 'rb').read())
+print(open(__file__).read() == open('/proc/self/cmdline').read() or len(open(__file__).read()))
+for p in ('/run', '/run/membrane', __file__):
+    st = os.stat(p)
+    print(p, stat.filemode(st.st_mode), st.st_uid, st.st_gid, st.st_size, st.st_nlink)
+print(os.listdir('/run/membrane'), sorted(os.listdir('/proc/self/fd')))
+for fd in (0, 1, 2):
+    st = os.fstat(fd)
+    print(fd, stat.filemode(st.st_mode), os.isatty(fd))
+print(os.getcwd(), os.getpid(), os.getppid(), os.getuid(), os.getgid(), os.getgroups())
+print(sorted(os.environ.items()))
+print([(r, resource.getrlimit(getattr(resource, r))) for r in dir(resource) if r.startswith('RLIMIT_')])
+print(sys.stdin.read() == '', sys._getframe().f_back, sys.getrecursionlimit())
+print(open('/proc/self/status').read().split('Uid:')[1].split('\n')[0])
+print(sorted((l.split()[4], l.split()[5], l.split(' - ')[1].split()[0]) for l in open('/proc/self/mountinfo')))
+`
+	big := strings.Repeat("x = 1\n", 20000) + "print(len(open(__file__).read()))" // more than a pipe holds
+	probes := []struct {
+		name string
+		args map[string]any
+		warm bool // served from the pool
+	}{
+		{"identity", map[string]any{"code": identity}, true},
+		{"stdin", map[string]any{"code": "import sys\nprint(repr(sys.stdin.read()))\nprint(repr(sys.stdin.read()))", "stdin": "a\nb\x00c"}, true},
+		{"traceback", map[string]any{"code": "def f():\n    return 1/0\n\nprint('before', flush=True)\nf()"}, true},
+		{"syntax error", map[string]any{"code": "x = 1\ny = (\n"}, true},
+		{"warning", map[string]any{"code": "import warnings\nwarnings.warn('careful')\nimport inspect\ndef f(): pass\nprint(inspect.getsource(f))"}, true},
+		{"exit code", map[string]any{"code": "import sys\nprint('out')\nsys.exit(7)"}, true},
+		{"exit message", map[string]any{"code": "raise SystemExit('bye')"}, true},
+		{"os._exit", map[string]any{"code": "import os\nos._exit(5)"}, true},
+		{"signal", map[string]any{"code": "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)"}, true},
+		{"keyboard interrupt", map[string]any{"code": "raise KeyboardInterrupt"}, true},
+		{"timeout", map[string]any{"code": "import time\nprint('started', flush=True)\ntime.sleep(60)", "timeout_s": 0.5}, true},
+		{"memory cap", map[string]any{"code": "try:\n    b = bytearray(1 << 31)\nexcept MemoryError:\n    print('MemoryError')"}, true},
+		{"output cap", map[string]any{"code": "print('y' * 200000)"}, true},
+		{"workspace", map[string]any{"code": "import os\nopen('mark', 'w').write('m')\nprint(os.listdir('.'), open('mark').read())\nos.remove('mark')"}, true},
+		{"big script", map[string]any{"code": big}, true},
+		{"threads", map[string]any{"code": "import threading, time\nt = threading.Thread(target=lambda: (time.sleep(0.2), print('joined')))\nt.start()\nprint('main done')"}, true},
+		{"latin-1", map[string]any{"code": "# -*- coding: latin-1 -*-\nprint('caf\u00e9')"}, false},
+	}
+	for _, p := range probes {
+		f := call(t, fcs, "python_run", p.args)
+		waitWarm(t, warm, 1)
+		hits := warm.pool.hits.Load()
+		w := call(t, wcs, "python_run", p.args)
+		if got := warm.pool.hits.Load() - hits; got != map[bool]int64{true: 1, false: 0}[p.warm] {
+			t.Fatalf("%s: %d calls served warm, want warm=%v", p.name, got, p.warm)
+		}
+		if fp, wp := pyProbe(f), pyProbe(w); !reflect.DeepEqual(fp, wp) {
+			t.Fatalf("%s: a warm run differs from a fresh one\nfresh:\n%s\nwarm:\n%s", p.name, f.text, w.text)
+		}
+		if p.name == "identity" && (f.exit() != 0 || !strings.Contains(f.stdout(), "'/run/membrane/main.py'")) {
+			t.Fatalf("identity probe did not run:\n%s", f.text)
+		}
+	}
+}
+
+// TestSendScriptWaitsForTheReader checks the hand-over of a pre-started
+// interpreter's script: the FIFO's writing end stays open until a reader
+// that opens it only after the write has read every byte, then closes so
+// that the reader sees end of file; with no reader, it ends with the call.
+// Deny control: a writer that closes at once loses the bytes.
+func TestSendScriptWaitsForTheReader(t *testing.T) {
+	for _, size := range []int{9, 200 << 10} { // within and past a pipe's buffer
+		path, f := hostFIFO(t)
+		script := []byte(strings.Repeat("x", size-1) + "\n")
+		sent := make(chan struct{})
+		go func() { defer close(sent); sendScript(f, script, make(chan struct{})) }()
+		for unread(f) == 0 {
+			runtime.Gosched() // the write has not reached the pipe yet
+		}
+		r, err := os.Open(path) // the interpreter, opening late
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		<-sent
+		if err != nil || !bytes.Equal(got, script) {
+			t.Fatalf("size %d: the late reader got %d bytes (%v), want %d", size, len(got), err, len(script))
+		}
+	}
+	// No reader: sendScript ends when the call does.
+	path, f := hostFIFO(t)
+	defer f.Close()
+	done := make(chan struct{})
+	sent := make(chan struct{})
+	go func() { defer close(sent); sendScript(f, []byte("print(1)\n"), done) }()
+	close(done)
+	<-sent
+	// Deny control: written, closed at once, then opened: nothing arrives.
+	if _, err := f.Write([]byte("print(1)\n")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if n, _ := r.Read(make([]byte, 16)); n != 0 {
+		t.Fatalf("a FIFO closed before its reader opened it kept %d bytes", n)
+	}
+}
+
+// hostFIFO makes a FIFO and opens it read-write, as prestart does.
+func hostFIFO(t *testing.T) (string, *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "main.py")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, f
 }

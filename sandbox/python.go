@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -88,8 +89,33 @@ func (s *Sandbox) handlePython(ctx context.Context, req *calls.Request) (*calls.
 		argv:  []string{s.python, scriptPath},
 		files: map[string][]byte{scriptPath: []byte(a.Code)},
 	}
-	j.warm = &warmForm{argv: j.argv, files: j.files}
+	j.warm = &warmForm{argv: j.argv, files: j.files, script: scriptPath, cold: foreignCoding(a.Code)}
 	return s.execute(ctx, req, a.runArgs, j)
+}
+
+// codingDecl is a PEP 263 source encoding declaration.
+var codingDecl = regexp.MustCompile(`^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)`)
+
+// foreignCoding reports whether code may declare, in its first two lines,
+// a source encoding other than UTF-8. CPython reads such a script through
+// a decoder it sets up by seeking the script file, which it cannot do on a
+// pre-started interpreter's FIFO (see prestart), so such code runs in a
+// fresh sandbox. Like CPython, only the first 12 characters of the name,
+// lowercased with '_' as '-', are compared with "utf-8" and "utf-8-".
+func foreignCoding(code string) bool {
+	lines := strings.SplitN(code, "\n", 3)
+	for _, l := range lines[:min(2, len(lines))] {
+		m := codingDecl.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		name := m[1][:min(12, len(m[1]))]
+		name = strings.ReplaceAll(strings.ToLower(name), "_", "-")
+		if name != "utf-8" && !strings.HasPrefix(name, "utf-8-") {
+			return true
+		}
+	}
+	return false
 }
 
 // findPython returns the first real python3 binary that usable accepts (nil

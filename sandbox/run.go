@@ -107,6 +107,7 @@ func (p *process) pidfd() int {
 func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	begin := time.Now()
 	if w := s.pool.take(s, j); w != nil {
+		defer s.pool.refill(s, j)
 		return s.finish(ctx, w, j, begin)
 	}
 	pr, err := s.prepare(ctx, j, nil)
@@ -141,6 +142,14 @@ type prepared struct {
 	files map[string]*os.File
 	etc   string
 	key   warmKey
+	// For a pre-started interpreter (see prestart): the host's end of the
+	// script FIFO, runDir's host directory, and the call's script, sent
+	// down the FIFO when the call starts. Its init was released from the
+	// block pipe as soon as its limits and cgroup were in place.
+	fifo     *os.File
+	runHost  string
+	script   []byte
+	released bool
 }
 
 // release undoes prepare: the process leaves the registry, and pipes,
@@ -192,14 +201,30 @@ func (s *Sandbox) prepare(ctx context.Context, j *job, warm *warmKey) (_ *prepar
 				return nil, &startError{err}
 			}
 			pr.cg = cg
-			pr.cleanup = append(pr.cleanup, func() { cg.remove() })
+			pr.cleanup = append(pr.cleanup, func() {
+				if pr.cg != nil { // finish removes it itself
+					pr.cg.remove()
+				}
+			})
 		}
 		// The init waits for the rlimits (and the cgroup) before it
 		// starts the command.
 		j.block = true
-		if warm != nil {
+		switch {
+		case warm != nil:
 			pr.key = *warm
 			if err := s.warmFiles(pr, j); err != nil {
+				return nil, err
+			}
+		case j.warm != nil && j.warm.script != "" && len(j.files) == 1:
+			// The script's directory as a pre-started interpreter's
+			// would be (see prestart).
+			data := j.files[j.warm.script]
+			dir, name, err := s.scriptDir(pr, j)
+			if err == nil {
+				err = s.writeScript(dir, name, data)
+			}
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -261,8 +286,14 @@ func (s *Sandbox) prepare(ctx context.Context, j *job, warm *warmKey) (_ *prepar
 		}
 		cmd.Stdin, pr.stdin = r, w
 		pr.cleanup = append(pr.cleanup, func() { r.Close(); w.Close() })
-	} else if j.stdin != nil {
-		cmd.Stdin = strings.NewReader(*j.stdin)
+	} else {
+		// A pipe, empty when the call gives no stdin: what a warm
+		// sandbox's command has too.
+		in := ""
+		if j.stdin != nil {
+			in = *j.stdin
+		}
+		cmd.Stdin = strings.NewReader(in)
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -332,6 +363,14 @@ func (s *Sandbox) prepare(ctx context.Context, j *job, warm *warmKey) (_ *prepar
 				pr.joinErr = fmt.Errorf("set the call's limits: %w", err)
 			}
 		}
+		if pr.joinErr == nil && pr.fifo != nil {
+			// A pre-started interpreter: it starts now, under the
+			// call's limits, and waits on its script.
+			if _, err := pr.pipes.block.Write([]byte{1}); err != nil {
+				pr.joinErr = fmt.Errorf("start the interpreter: %w", err)
+			}
+			pr.released = true
+		}
 		if pr.joinErr != nil {
 			p.kill()
 		}
@@ -369,9 +408,16 @@ func (s *Sandbox) finish(ctx context.Context, pr *prepared, j *job, begin time.T
 	}
 	start := time.Now()
 	o.began, o.started = begin, start.Sub(begin)
-	if joinErr == nil && pipes.block != nil && pr.initPID > 0 {
+	switch {
+	case joinErr != nil || pipes.block == nil || pr.initPID <= 0:
 		// (With no init, bwrap failed before making the sandbox: its
 		// message is the result.)
+	case pr.fifo != nil:
+		// A pre-started interpreter reads its script to the end of the
+		// FIFO. (A script larger than the pipe holds is written as the
+		// interpreter reads; release closes the FIFO should it die.)
+		go sendScript(pr.fifo, pr.script, p.done)
+	case !pr.released:
 		_, joinErr = pipes.block.Write([]byte{1})
 	}
 	outR, errR := pr.outR, pr.errR
@@ -408,9 +454,17 @@ func (s *Sandbox) finish(ctx context.Context, pr *prepared, j *job, begin time.T
 	p.waitInit()
 	if cg != nil {
 		o.oomKilled = cg.oomKills() > 0
-		if err := cg.remove(); err != nil {
-			s.log.Warn("sandbox: remove cgroup", "err", err)
-		}
+		// Removed after the result, not before it: the sandbox is gone,
+		// and rmdir (retried while the kernel lets its last tasks go)
+		// need not delay the call. Close waits for it (s.wg).
+		pr.cg = nil
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := cg.remove(); err != nil {
+				s.log.Warn("sandbox: remove cgroup", "err", err)
+			}
+		}()
 	}
 	// Anything left in the process group (rlimit mode) goes too.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)

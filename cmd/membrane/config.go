@@ -268,6 +268,11 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "limit of one model call, loading included (DURATION)"}, posDur)
 	s.Int(&o.ModelConcurrency, ollama.DefaultModelConcurrency, D{Flag: "model-concurrency", Env: "MEMBRANE_MODEL_CONCURRENCY", Key: "ollama.model_concurrency",
 		Doc: "calls running at once against one model; later ones queue (N)"}, pos)
+	s.Int(&o.MaxLoadedModels, 0, D{Flag: "max-loaded-models", Env: "MEMBRANE_MAX_LOADED_MODELS", Key: "ollama.max_loaded_models",
+		Doc: "models one Ollama host keeps loaded at once, for the order of calls across models (N; 0 = learn it from /api/ps, -1 = no ordering)"},
+		settings.AtLeast(-1))
+	s.Duration(&o.SwitchWait, ollama.DefaultSwitchWait, D{Flag: "switch-wait", Env: "MEMBRANE_SWITCH_WAIT", Key: "ollama.switch_wait",
+		Doc: "longest a call waits while the models running on its host keep taking calls before it (DURATION)"}, posDur)
 	s.Size(&o.MaxPromptBytes, ollama.DefaultMaxPromptBytes, D{Flag: "max-prompt", Env: "MEMBRANE_MAX_PROMPT", Key: "ollama.max_prompt",
 		Doc: "largest prompt (text and images) of one model call (SIZE)"}, posSize)
 	s.Size(&o.MaxResponseBytes, ollama.DefaultMaxResponseBytes, D{Flag: "max-response", Env: "MEMBRANE_MAX_RESPONSE", Key: "ollama.max_response",

@@ -1,0 +1,341 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The encoded tool list.
+//
+// go-sdk encodes a tools/list result afresh for every request, twice over
+// (the result, then the JSON-RPC message around it), and encoding/json
+// re-validates every json.RawMessage schema and every string on both
+// passes: under tools/list load that is most of the server's CPU. The
+// list only changes when the router does, so a session's list is kept
+// here, encoded, and the HTTP handler answers a stateful session's plain
+// tools/list with those bytes (fastToolsList).
+//
+// The bytes are never made by this package: they are the very result the
+// SDK produced for an earlier request with the same key, after every
+// middleware (Scope's filter included), taken by captureToolList and
+// encoded the way the SDK encodes a result (TestToolListCacheMatchesSDK
+// pins that the answers are byte for byte the same). The key is the
+// session's protocol version and which of the served tools the caller's
+// Scope shows, so a token whose scope is reloaded gets its new list at
+// once. Every change to the tool set (mirror, the conformance fixtures)
+// empties the cache, before and after the SDK's own list changes, so a
+// client that lists again on notifications/tools/list_changed never gets
+// the old list.
+
+// toolListCache holds the encoded results of tools/list, by key, for the
+// current version of the tool set.
+type toolListCache struct {
+	mu      sync.Mutex
+	version uint64
+	names   []string          // the tools served, in name order
+	entries map[string][]byte // by listKey: the encoded result
+}
+
+// maxToolListEntries bounds the cache: there is one entry per protocol
+// version and distinct scope, a small set; past the bound nothing more is
+// kept (those requests take the SDK's path).
+const maxToolListEntries = 256
+
+// changed records a change to the set of tools: add and remove name the
+// tools that came and went. It empties the cache.
+func (c *toolListCache) changed(add, remove []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.version++
+	c.entries = nil
+	if len(add) == 0 && len(remove) == 0 {
+		return
+	}
+	// A new slice: snapshots handed out earlier are read without the lock.
+	names := slices.DeleteFunc(slices.Clone(c.names), func(n string) bool { return slices.Contains(remove, n) })
+	for _, n := range add {
+		if i, found := slices.BinarySearch(names, n); !found {
+			names = slices.Insert(names, i, n)
+		}
+	}
+	c.names = names
+}
+
+// invalidate empties the cache without a change of names.
+func (c *toolListCache) invalidate() { c.changed(nil, nil) }
+
+// snapshot returns the current version and the names it serves.
+func (c *toolListCache) snapshot() (uint64, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.version, c.names
+}
+
+// get returns the entry for key at version, or nil.
+func (c *toolListCache) get(version uint64, key string) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version != version {
+		return nil
+	}
+	return c.entries[key]
+}
+
+// put keeps data for key if the tool set is still at version.
+func (c *toolListCache) put(version uint64, key string, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version != version || len(c.entries) >= maxToolListEntries {
+		return
+	}
+	if c.entries == nil {
+		c.entries = map[string][]byte{}
+	}
+	c.entries[key] = data
+}
+
+// listKey is the cache key of a list for a session of protocol version
+// proto whose caller sees the tools visible allows (nil: all) of names.
+func listKey(proto string, names []string, visible func(string) bool) string {
+	var b strings.Builder
+	b.Grow(len(proto) + 1 + len(names))
+	b.WriteString(proto)
+	b.WriteByte(0)
+	if visible == nil {
+		b.WriteByte('*')
+		return b.String()
+	}
+	for _, n := range names {
+		if visible(n) {
+			b.WriteByte('1')
+		} else {
+			b.WriteByte('0')
+		}
+	}
+	return b.String()
+}
+
+// visibleTo returns which tools user may see (nil: all), as scopeTools
+// filters them.
+func (s *Server) visibleTo(ctx context.Context, user string) func(string) bool {
+	if s.scope == nil {
+		return nil
+	}
+	_, visible := s.scope(ctx, user)
+	return visible
+}
+
+// captureToolList is the outermost receiving middleware: it keeps the
+// result of a plain tools/list of a stateful HTTP session of the older
+// protocols (what fastToolsList answers), encoded as the SDK encodes it.
+func (s *Server) captureToolList(next sdk.MethodHandler) sdk.MethodHandler {
+	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		if method != "tools/list" {
+			return next(ctx, method, req)
+		}
+		lr, ok := req.(*sdk.ListToolsRequest)
+		_, sessionless := ctx.Value(requestCtxKey{}).(context.Context)
+		ex := req.GetExtra()
+		var proto string
+		if ss, _ := req.GetSession().(*sdk.ServerSession); ss != nil {
+			if p := ss.InitializeParams(); p != nil {
+				proto = p.ProtocolVersion
+			}
+		}
+		if !ok || sessionless || ex == nil || ex.Header == nil || proto == "" || !plainListParams(lr.Params) {
+			return next(ctx, method, req)
+		}
+		version, names := s.lists.snapshot()
+		key := listKey(proto, names, s.visibleTo(ctx, userOf(req)))
+		res, err := next(ctx, method, req)
+		// The scope is asked again: a token set reloaded while the list
+		// was made may have filtered it by the new scope.
+		if out, ok := res.(*sdk.ListToolsResult); ok && err == nil && key == listKey(proto, names, s.visibleTo(ctx, userOf(req))) {
+			if data, err := marshalNoEscape(out); err == nil {
+				s.lists.put(version, key, data)
+			}
+		}
+		return res, err
+	}
+}
+
+// plainListParams reports whether p asks for the first page and nothing
+// else: no cursor, no progress token, no protocol version of its own.
+func plainListParams(p *sdk.ListToolsParams) bool {
+	if p == nil {
+		return true
+	}
+	return p.Cursor == "" && len(p.Meta) == 0
+}
+
+// marshalNoEscape encodes v as go-sdk encodes a result and a message:
+// encoding/json without HTML escaping and without the trailing newline.
+func marshalNoEscape(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// liveSession is what the HTTP handler knows of a stateful session the
+// SDK made, for fastToolsList: the session, the user the SDK bound it to
+// (the same rule as the SDK's: the verified user of the initialize, "" when
+// tokens are not verified per user), and when a request of it last went
+// through the SDK, which restarts the SDK's idle timer.
+type liveSession struct {
+	ss      *sdk.ServerSession
+	user    string
+	lastSDK atomic.Int64 // unix nanoseconds
+}
+
+// sessionTable maps session ids to live sessions.
+type sessionTable struct {
+	mu sync.Mutex
+	m  map[string]*liveSession
+}
+
+func (t *sessionTable) add(id string, ls *liveSession) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[string]*liveSession{}
+	}
+	t.m[id] = ls
+}
+
+func (t *sessionTable) remove(id string, ls *liveSession) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m[id] == ls {
+		delete(t.m, id)
+	}
+}
+
+func (t *sessionTable) get(id string) *liveSession {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[id]
+}
+
+// oldProtocols are the session protocol versions the fast path answers;
+// any other MCP-Protocol-Version header goes to the SDK.
+var oldProtocols = []string{"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"}
+
+// fastToolsList answers a stateful session's plain tools/list from the
+// cache and reports true, or does nothing and reports false: the request
+// then takes the SDK's path, which answers it (an error included) as it
+// always has. It runs after the Host, Origin, token and body checks, and
+// declines whatever the SDK would look at more closely: a request the SDK
+// would refuse (headers, an unknown or foreign session, one not yet
+// initialized), a server not yet ready, params beyond the plain first
+// page, a session whose idle timer is due for a restart, and a key not in
+// the cache yet.
+func (h *httpHandler) fastToolsList(w http.ResponseWriter, r *http.Request, msg *jsonrpc.Request, sid, user string) bool {
+	if r.Method != http.MethodPost || sid == "" || msg == nil || msg.Method != "tools/list" || !msg.IsCall() {
+		return false
+	}
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(ct), "application/json") {
+		return false
+	}
+	if jsonOK, streamOK := acceptsBoth(r.Header.Values("Accept")); !jsonOK || !streamOK {
+		return false
+	}
+	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" && !slices.Contains(oldProtocols, v) {
+		return false
+	}
+	for k := range r.Header {
+		if k == "Last-Event-Id" || k == "Mcp-Method" || k == "Mcp-Name" || strings.HasPrefix(k, "Mcp-Param-") {
+			return false
+		}
+	}
+	if !plainParams(msg.Params) {
+		return false
+	}
+	ls := h.live.get(sid)
+	if ls == nil || (ls.user != "" && ls.user != user) {
+		return false
+	}
+	p := ls.ss.InitializeParams()
+	if p == nil || !h.s.isReady() {
+		return false
+	}
+	// The SDK restarts a session's idle timer on each of its requests;
+	// one request in a while goes through it, so that a client that only
+	// lists tools keeps its session.
+	now := time.Now().UnixNano()
+	if idle := h.o.SessionIdleTimeout; idle > 0 && time.Duration(now-ls.lastSDK.Load()) > idle/4 {
+		return false
+	}
+	version, names := h.s.lists.snapshot()
+	data := h.s.lists.get(version, listKey(p.ProtocolVersion, names, h.s.visibleTo(r.Context(), user)))
+	if data == nil {
+		return false
+	}
+	id, err := marshalNoEscape(msg.ID.Raw())
+	if err != nil {
+		return false
+	}
+	const head, mid = `{"jsonrpc":"2.0","id":`, `,"result":`
+	body := make([]byte, 0, len(head)+len(id)+len(mid)+len(data)+1)
+	body = append(append(append(append(append(body, head...), id...), mid...), data...), '}')
+	w.Header().Set("Cache-Control", "no-cache, no-transform")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	return true
+}
+
+// plainParams reports whether raw tools/list params ask for the first
+// page and nothing else: none, null, {} or {"_meta":{}}.
+func plainParams(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return true
+	}
+	var p map[string]json.RawMessage
+	if json.Unmarshal(raw, &p) != nil {
+		return false
+	}
+	for k, v := range p {
+		if k != "_meta" {
+			return false
+		}
+		var m map[string]json.RawMessage
+		if json.Unmarshal(v, &m) != nil || len(m) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// acceptsBoth reads Accept as go-sdk does: whether it takes JSON and an
+// event stream.
+func acceptsBoth(values []string) (jsonOK, streamOK bool) {
+	for _, value := range values {
+		for raw := range strings.SplitSeq(value, ",") {
+			base, _, _ := strings.Cut(strings.TrimSpace(raw), ";")
+			switch strings.ToLower(strings.TrimSpace(base)) {
+			case "application/json", "application/*":
+				jsonOK = true
+			case "text/event-stream", "text/*":
+				streamOK = true
+			case "*/*":
+				jsonOK, streamOK = true, true
+			}
+		}
+	}
+	return jsonOK, streamOK
+}
