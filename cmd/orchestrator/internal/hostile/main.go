@@ -13,7 +13,8 @@
 //	stray       one stray stdout line after the first call (once per
 //	            $HOSTILE_MARK file), which breaks the session
 //	ignoreterm  ignores SIGTERM and stdin's end; "hang" blocks, and a
-//	            child in its process group runs sleep $HOSTILE_SLEEP
+//	            child in its process group runs sleep $HOSTILE_SLEEP;
+//	            the file $HOSTILE_EOF_MARK is made when stdin ends
 //	slowstart   never answers initialize
 //	redefine    sh's description changes after the second call
 //	spoof       the tool is named "b__sh" instead of "sh"
@@ -167,6 +168,9 @@ func main() {
 	err := s.Run(context.Background(), &sdk.StdioTransport{})
 	fmt.Fprintln(os.Stderr, "hostile:", mode, "session ended:", err)
 	if mode == "ignoreterm" {
+		if mark := os.Getenv("HOSTILE_EOF_MARK"); mark != "" {
+			os.WriteFile(mark, nil, 0o600)
+		}
 		select {} // stdin closed: stay anyway
 	}
 }
