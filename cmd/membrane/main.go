@@ -19,7 +19,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,24 +48,14 @@ func main() {
 }
 
 // tuneGC leaves the collector at Go's default pace (GOGC=100) and sets a
-// soft memory limit sized from the machine (softMemoryLimit), unless GOGC
-// or GOMEMLIMIT are set. GOGC=400, the setting before, bought 4-10% more
-// HTTP requests per second at the price of twice the RSS with 2,000 models
+// soft memory limit sized from the machine (calls.SoftMemoryLimit), unless
+// GOMEMLIMIT is set. GOGC=400, the setting before, bought 4-10% more HTTP
+// requests per second at the price of twice the RSS with 2,000 models
 // (about 100 MiB against under 50 MiB): see the README's Tuning paragraph.
 func tuneGC() {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(softMemoryLimit(calls.MemTotal()))
+		debug.SetMemoryLimit(calls.SoftMemoryLimit(calls.MemTotal()))
 	}
-}
-
-// softMemoryLimit is the soft memory limit for a machine of total bytes
-// (0: unknown): an eighth of it, between 64 MiB and 512 MiB. The limit is
-// a backstop for a busy server, not what keeps an idle one small.
-func softMemoryLimit(total int64) int64 {
-	if total <= 0 {
-		return 512 << 20
-	}
-	return min(max(total/8, 64<<20), 512<<20)
 }
 
 func versionString() string { return settings.Version(version) }
@@ -268,43 +257,28 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		box     *sandbox.Sandbox
-		boxErr  atomic.Pointer[error]
-		boxDone = make(chan struct{})
-	)
-	go func() {
-		defer close(boxDone)
-		fail := func(err error) {
-			boxErr.Store(&err)
-			cancel()
-		}
-		b, err := sandbox.New(cfg.sandboxConfig(), log.With("component", "sandbox"))
-		if err != nil {
-			fail(fmt.Errorf("sandbox: %w", err))
-			return
-		}
-		box = b
-		if _, err := router.Sync("sandbox", b.Calls()); err != nil {
-			fail(fmt.Errorf("sandbox calls: %w", err))
-			return
-		}
-		// The first tools/list holds the models the hosts have: a client
-		// that lists once and goes (a one-shot agent) would not see them
-		// otherwise. A host that hangs holds the list up to a bound; its
-		// models come later, with list_changed.
-		if !models.WaitDiscovered(ctx, ollama.FirstListWait) && ctx.Err() == nil {
-			log.Warn("the model hosts have not answered yet; serving the tools without their models for now (membrane doctor times them)", "waited", ollama.FirstListWait)
-		}
-		warnUnmatched(log, sel, router)
-		close(ready)
-	}()
-	defer func() {
-		<-boxDone
-		if box != nil {
-			if err := box.Close(); err != nil {
-				log.Warn("sandbox close", "err", err)
+	box := sandbox.Start(cfg.sandboxConfig(), &sandbox.StartOptions{
+		Logger: log.With("component", "sandbox"),
+		OnFail: func(error) { cancel() },
+		Then: func(b *sandbox.Sandbox) error {
+			if _, err := router.Sync("sandbox", b.Calls()); err != nil {
+				return fmt.Errorf("sandbox calls: %w", err)
 			}
+			// The first tools/list holds the models the hosts have: a client
+			// that lists once and goes (a one-shot agent) would not see them
+			// otherwise. A host that hangs holds the list up to a bound; its
+			// models come later, with list_changed.
+			if !models.WaitDiscovered(ctx, ollama.FirstListWait) && ctx.Err() == nil {
+				log.Warn("the model hosts have not answered yet; serving the tools without their models for now (membrane doctor times them)", "waited", ollama.FirstListWait)
+			}
+			warnUnmatched(log, sel, router)
+			close(ready)
+			return nil
+		},
+	})
+	defer func() {
+		if err := box.Close(); err != nil {
+			log.Warn("sandbox close", "err", err)
 		}
 	}()
 
@@ -363,8 +337,8 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 			serveErr = serveHTTP(ctx, cfg, srv, opts, tokens, log)
 		}
 	}
-	if err := boxErr.Load(); err != nil {
-		serveErr = *err // the sandbox could not start
+	if err := box.Err(); err != nil {
+		serveErr = err // the sandbox could not start
 	} else if ctx.Err() != nil {
 		log.Info("shutting down: cancelling running calls", "timeout", cfg.ShutdownTimeout.String())
 	}
@@ -409,15 +383,9 @@ func httpOptions(cfg *Config, models *ollama.Models, tokens *policy.Store, metri
 		MaxBodyBytes:        cfg.HTTP.MaxBody,
 		MaxSessions:         cfg.HTTP.MaxSessions,
 		MaxSessionsPerToken: cfg.HTTP.MaxSessionsToken,
-		Backends: func() []mcp.BackendStatus {
-			var out []mcp.BackendStatus
-			for _, h := range models.Hosts() {
-				out = append(out, mcp.BackendStatus{URL: h.URL, Up: h.Up, Models: h.Models, Err: h.Err})
-			}
-			return out
-		},
-		Metrics: metrics,
-		Logger:  log.With("component", "http"),
+		Backends:            mcp.ModelBackends(models),
+		Metrics:             metrics,
+		Logger:              log.With("component", "http"),
 	}
 }
 

@@ -73,13 +73,7 @@ func (o *observers) routerObservers() []calls.Observer { return o.set.RouterObse
 
 // attach adds the metrics, with the model hosts' state, to router.
 func (o *observers) attach(router *calls.Router, models *ollama.Models) {
-	o.metrics = o.set.AttachMetrics(router, &metrics.Options{Hosts: func() []metrics.Host {
-		var out []metrics.Host
-		for _, h := range models.Hosts() {
-			out = append(out, metrics.Host{URL: h.URL, Up: h.Up, Models: h.Models, Loaded: h.Loaded})
-		}
-		return out
-	}, Queues: models.QueueDepths})
+	o.metrics = o.set.AttachMetrics(router, metrics.ModelOptions(models))
 }
 
 // close flushes the router's observers and closes them.
