@@ -22,15 +22,16 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lmittmann/tint"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/term"
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
 	"github.com/membrane-mcp/membrane/calls/agent/agenttool"
 	"github.com/membrane-mcp/membrane/calls/lens"
+	"github.com/membrane-mcp/membrane/calls/metrics"
+	obsv "github.com/membrane-mcp/membrane/calls/observers"
 	"github.com/membrane-mcp/membrane/calls/policy"
+	"github.com/membrane-mcp/membrane/cmd/internal/logging"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
@@ -136,17 +137,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 func newLogger(cfg *Config, w io.Writer, getenv func(string) string) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
-	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationsInMS}))
-	}
-	color := false
-	if f, ok := w.(*os.File); ok {
-		color = term.IsTerminal(int(f.Fd()))
-	}
-	if getenv("NO_COLOR") != "" {
-		color = false
-	}
-	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !color}))
+	return logging.New(w, logging.Options{Level: level, JSON: cfg.Log.Format == "json", Color: true, Getenv: getenv})
 }
 
 // serve runs membrane until stdin ends (stdio), a signal arrives, or the
@@ -180,14 +171,14 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	}
 	tokens, scrubbing := guard.Tokens, guard.Scrubbing
 	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout,
-		Observers: obs.routerObservers(), Redact: obs.scrub.String, Middleware: guard.Middleware()}
+		Observers: obs.set.RouterObservers(), Redact: obs.scrub.String, Middleware: guard.Middleware()}
 	router := calls.NewRouter(ropts)
-	defer obs.close(router, log)
+	defer obs.set.Close(router, log)
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
 	if err != nil {
 		return fmt.Errorf("ollama: %w", err)
 	}
-	obs.attach(router, models)
+	obs.metrics = obs.set.AttachMetrics(router, metrics.ModelOptions(models))
 	if scrubbing != nil {
 		obs.metrics.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "membrane_secrets_scrubbed_total",
@@ -294,8 +285,8 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 			// The metrics listener takes the MCP listener's rules (token,
 			// Host, Origin), not its endpoint.
 			opts := httpOptions(cfg, models, tokens, nil, log)
-			if err := serveMetrics(bgCtx, cfg.Observe.MetricsAddr, opts, obs.metrics.Handler(), log); err != nil {
-				log.Error("metrics listener stopped", "err", err)
+			if err := obsv.ServeMetrics(bgCtx, cfg.Observe.MetricsAddr, opts, obs.metrics.Handler(), log); err != nil {
+				log.Error("metrics listener stopped", "err", fmt.Errorf("--metrics-addr: %w", err))
 			}
 		})
 	}
