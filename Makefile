@@ -91,7 +91,7 @@ lint: ## gofmt, go vet, staticcheck
 race: test-deps ## the Go tests with the race detector, run twice to shake out flakes
 	$(GO) test -race -count=2 ./...
 
-bench: build test-deps ## benchmarks, reported as ratios against a baseline from the same run
+bench: build test-deps $(TEST_JAEGER) ## benchmarks, reported as ratios against a baseline from the same run (builds Jaeger once, for the traced call)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=2s ./...
 
 # The peers bench-peers times membrane against, installed from npm into the

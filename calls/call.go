@@ -160,6 +160,10 @@ type Request struct {
 	// with the call (MCP carries them in the request's _meta), or "". A
 	// client adapter sends them on; the router hands them to observers.
 	TraceParent, TraceState string
+
+	// progress is the router's wrapper of Progress while observers want
+	// progress events, kept here so that it costs the call no allocation.
+	progress observedProgress
 }
 
 // Progress reports how far a running call has come. Implementations are safe

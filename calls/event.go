@@ -267,6 +267,17 @@ type EventFilter interface {
 	Wants(EventType) bool
 }
 
+// A BatchObserver is an Observer told each time it has been given a batch
+// of events: the router hands events on in batches (the events of about a
+// millisecond, in a burst of calls), so an observer that writes can write
+// a batch at once, with one system call, instead of one per event.
+// EndBatch runs on the observer's goroutine, after the batch's last
+// Observe.
+type BatchObserver interface {
+	Observer
+	EndBatch()
+}
+
 // ObserverFunc adapts a function to the Observer interface.
 type ObserverFunc func(Event)
 

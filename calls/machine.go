@@ -1,11 +1,7 @@
 package calls
 
 import (
-	"bufio"
-	"bytes"
-	"os"
 	"runtime"
-	"strconv"
 )
 
 // Bounds of MachineConcurrency.
@@ -32,27 +28,4 @@ func MachineConcurrency(perCallMemory int64) int {
 
 // memAvailable returns Linux's estimate of the memory available to new
 // work, in bytes, or 0 when it cannot be read.
-func memAvailable() int64 {
-	data, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	return parseMemAvailable(data)
-}
-
-// parseMemAvailable reads the MemAvailable line of /proc/meminfo.
-func parseMemAvailable(data []byte) int64 {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := bytes.Fields(sc.Bytes())
-		if len(f) < 2 || string(f[0]) != "MemAvailable:" {
-			continue
-		}
-		kb, err := strconv.ParseInt(string(f[1]), 10, 64)
-		if err != nil || kb < 0 {
-			return 0
-		}
-		return kb << 10
-	}
-	return 0
-}
+func memAvailable() int64 { return meminfo("MemAvailable:") }

@@ -13,7 +13,24 @@ import (
 
 // DefaultObserverBuffer is how many events an observer may fall behind
 // before it loses some, where RouterOptions leaves ObserverBuffer zero.
-const DefaultObserverBuffer = 4096
+// A ledger or a store that keeps up on average absorbs a burst of this
+// many events (about half as many calls) without losing one.
+const DefaultObserverBuffer = 16384
+
+// The bus between the calls and the observers. A call appends its event
+// to one shared queue (one copy, one short lock, no wake-up while the
+// dispatcher is awake); the dispatcher takes the whole queue at once,
+// at most busWindow after its first event or as soon as it holds busHigh
+// events, and hands that batch to each observer's goroutine. So a burst
+// of calls costs each observer one wake-up per batch, not one per event.
+const (
+	busWindow = time.Millisecond
+	busHigh   = 1024
+	// busMax bounds the events waiting for the dispatcher (when it is
+	// starved of CPU); past it an event is lost, and counted as dropped
+	// by every observer that wanted it.
+	busMax = 1 << 16
+)
 
 // maxReason bounds the reason text of a finished call.
 const maxReason = 400
@@ -31,15 +48,22 @@ type ObserverStats struct {
 	Panics uint64
 }
 
-// observer runs one Observer on its own goroutine behind a bounded queue.
+// observer runs one Observer on its own goroutine behind a bounded queue
+// of batches.
 type observer struct {
 	o     Observer
+	ender BatchObserver // o, when it is one
 	name  string
 	log   *slog.Logger
-	q     chan Event
+	bound int    // the most events queued for it at once
 	wants uint64 // bit t set: the observer wants events of type t
 	quit  chan struct{}
 	done  chan struct{}
+	wake  chan struct{} // capacity 1: batches are queued
+
+	mu      sync.Mutex
+	batches []part // shared with the other observers: read-only
+	queued  int    // wanted events in batches, not yet delivered
 
 	delivered, dropped, panics atomic.Uint64
 	reported                   uint64 // drops already logged; observer goroutine only
@@ -52,11 +76,12 @@ func newObserver(o Observer, buffer int, log *slog.Logger) *observer {
 		name = n.ObserverName()
 	}
 	ob := &observer{
-		o: o, name: name, log: log,
-		q:    make(chan Event, buffer),
+		o: o, name: name, log: log, bound: buffer,
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
+		wake: make(chan struct{}, 1),
 	}
+	ob.ender, _ = o.(BatchObserver)
 	f, filtered := o.(EventFilter)
 	for t := EventCallStarted; t <= EventToolsChanged; t++ {
 		if !filtered || f.Wants(t) {
@@ -67,16 +92,67 @@ func newObserver(o Observer, buffer int, log *slog.Logger) *observer {
 	return ob
 }
 
-// send queues e without ever waiting, if the observer wants it.
-func (ob *observer) send(e *Event) {
-	if ob.wants&(1<<e.Type) == 0 {
+func (ob *observer) wanted(t EventType) bool { return ob.wants&(1<<t) != 0 }
+
+// batch is one take of the bus, shared by the observers that want some of
+// it, and given back to the bus for reuse when the last is done with it.
+type batch struct {
+	events []Event
+	refs   atomic.Int32
+	bus    *bus
+}
+
+func (b *batch) release() {
+	if b.refs.Add(-1) == 0 {
+		b.bus.recycle(b)
+	}
+}
+
+// part is the first n events of a batch, queued for one observer.
+type part struct {
+	b *batch
+	n int
+}
+
+// offer queues the part of b the observer has room for, never waiting;
+// what does not fit is counted as dropped. Dispatcher only.
+func (ob *observer) offer(b *batch) {
+	batch := b.events
+	n := 0
+	for i := range batch {
+		if ob.wanted(batch[i].Type) {
+			n++
+		}
+	}
+	if n == 0 {
 		return
 	}
-	select {
-	case ob.q <- *e:
-	default:
-		if ob.dropped.Add(1) == 1 {
-			ob.log.Warn("observer is falling behind: dropping events", "observer", ob.name, "buffer", cap(ob.q))
+	ob.mu.Lock()
+	room := ob.bound - ob.queued
+	take, cut := len(batch), 0
+	if n > room {
+		// Keep the first room events it wants; lose the rest.
+		kept, i := 0, 0
+		for ; i < len(batch) && kept < room; i++ {
+			if ob.wanted(batch[i].Type) {
+				kept++
+			}
+		}
+		take, cut, n = i, n-kept, kept
+	}
+	if n > 0 {
+		b.refs.Add(1)
+		ob.batches = append(ob.batches, part{b, take})
+		ob.queued += n
+	}
+	ob.mu.Unlock()
+	if cut > 0 && ob.dropped.Add(uint64(cut)) == uint64(cut) {
+		ob.log.Warn("observer is falling behind: dropping events", "observer", ob.name, "buffer", ob.bound)
+	}
+	if n > 0 {
+		select {
+		case ob.wake <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -84,24 +160,58 @@ func (ob *observer) send(e *Event) {
 func (ob *observer) run() {
 	defer close(ob.done)
 	for {
+		if ob.drain() {
+			continue
+		}
 		select {
-		case e := <-ob.q:
-			ob.deliver(e)
+		case <-ob.wake:
 		case <-ob.quit:
-			for {
-				select {
-				case e := <-ob.q:
-					ob.deliver(e)
-				default:
-					ob.reportDrops(true)
-					return
-				}
+			for ob.drain() {
 			}
+			ob.reportDrops(true)
+			return
 		}
 	}
 }
 
-func (ob *observer) deliver(e Event) {
+// drain delivers the batches queued now; it reports whether there were any.
+func (ob *observer) drain() bool {
+	ob.mu.Lock()
+	bs := ob.batches
+	ob.batches = nil
+	ob.mu.Unlock()
+	for _, p := range bs {
+		n := 0
+		for i := range p.b.events[:p.n] {
+			if e := &p.b.events[i]; ob.wanted(e.Type) {
+				ob.deliver(e)
+				n++
+			}
+		}
+		p.b.release()
+		ob.mu.Lock()
+		ob.queued -= n
+		ob.mu.Unlock()
+	}
+	if len(bs) > 0 && ob.ender != nil {
+		ob.endBatch()
+	}
+	ob.reportDrops(false)
+	return len(bs) > 0
+}
+
+func (ob *observer) endBatch() {
+	defer func() {
+		if v := recover(); v != nil {
+			if n := ob.panics.Add(1); n == 1 || n%1000 == 0 {
+				ob.log.Error("observer panicked at the end of a batch; the call is not affected", "observer", ob.name, "panic", fmt.Sprint(v), "panics", n)
+			}
+		}
+	}()
+	ob.ender.EndBatch()
+}
+
+func (ob *observer) deliver(e *Event) {
 	defer func() {
 		if v := recover(); v != nil {
 			if n := ob.panics.Add(1); n == 1 || n%1000 == 0 {
@@ -109,9 +219,8 @@ func (ob *observer) deliver(e Event) {
 			}
 		}
 	}()
-	ob.o.Observe(e)
+	ob.o.Observe(*e)
 	ob.delivered.Add(1)
-	ob.reportDrops(false)
 }
 
 // reportDrops logs, at most every ten seconds, how many events were lost
@@ -137,11 +246,26 @@ func (ob *observer) stop() {
 }
 
 // observers is the router's set of observers, copied on write so that a
-// call reads it without a lock.
+// call reads it without a lock, and the bus that feeds them.
 type observers struct {
 	mu    sync.Mutex
 	list  atomic.Pointer[[]*observer]
 	wants atomic.Uint64 // the union of the observers' wants
+
+	bus bus
+}
+
+// bus is the queue of events between the calls and the dispatcher.
+type bus struct {
+	mu      sync.Mutex
+	pending []Event
+	free    []*batch // batches done with, for reuse
+	parked  bool     // the dispatcher waits for a first event
+	running bool     // the dispatcher goroutine exists
+	wake    chan struct{}
+	flush   chan chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
 }
 
 func (os *observers) get() []*observer {
@@ -157,6 +281,17 @@ func (os *observers) add(ob *observer) {
 	l := append(append([]*observer(nil), os.get()...), ob)
 	os.list.Store(&l)
 	os.wants.Store(os.wants.Load() | ob.wants)
+	b := &os.bus
+	b.mu.Lock()
+	if !b.running {
+		b.running, b.parked = true, false
+		b.wake = make(chan struct{}, 1)
+		b.flush = make(chan chan struct{})
+		b.quit = make(chan struct{})
+		b.done = make(chan struct{})
+		go os.dispatch(b.wake, b.flush, b.quit, b.done)
+	}
+	b.mu.Unlock()
 }
 
 func (os *observers) remove(ob *observer) bool {
@@ -181,22 +316,181 @@ func (os *observers) remove(ob *observer) bool {
 	return found
 }
 
+// send queues e for the dispatcher. It takes one short lock and wakes the
+// dispatcher only when it was waiting for a first event or the queue has
+// grown to busHigh.
+func (os *observers) send(e *Event) {
+	b := &os.bus
+	b.mu.Lock()
+	if !b.running {
+		b.mu.Unlock()
+		return
+	}
+	if len(b.pending) >= busMax {
+		b.mu.Unlock()
+		for _, ob := range os.get() {
+			if ob.wanted(e.Type) {
+				ob.dropped.Add(1)
+			}
+		}
+		return
+	}
+	b.pending = append(b.pending, *e)
+	signal := b.parked || len(b.pending) == busHigh
+	b.parked = false
+	wake := b.wake
+	b.mu.Unlock()
+	if signal {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take returns what the bus holds, and marks the dispatcher parked when it
+// holds nothing. The batch holds one reference, the dispatcher's.
+func (b *bus) take() *batch {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.pending
+	if len(p) == 0 {
+		b.parked = true
+		return nil
+	}
+	if n := len(b.free); n > 0 {
+		b.pending = b.free[n-1].events
+		b.free = b.free[:n-1]
+	} else {
+		b.pending = make([]Event, 0, busHigh)
+	}
+	bt := &batch{events: p, bus: b}
+	bt.refs.Store(1)
+	return bt
+}
+
+// recycle keeps a few emptied batches, so that a burst of calls does not
+// allocate a new queue each millisecond.
+func (b *bus) recycle(bt *batch) {
+	if cap(bt.events) > 4*busHigh {
+		return // grown in a burst: let it go
+	}
+	// Not cleared: the next calls overwrite it on their own core, and
+	// what it still points to (at most 4*busHigh old events) goes then.
+	b.mu.Lock()
+	if len(b.free) < 4 {
+		b.free = append(b.free, &batch{events: bt.events[:0]})
+	}
+	b.mu.Unlock()
+}
+
+// handOn offers bt to every observer and drops the dispatcher's reference.
+func (os *observers) handOn(bt *batch) {
+	for _, ob := range os.get() {
+		ob.offer(bt)
+	}
+	bt.release()
+}
+
+// dispatch moves batches from the bus to the observers until quit.
+func (os *observers) dispatch(wake <-chan struct{}, flush <-chan chan struct{}, quit, done chan struct{}) {
+	defer close(done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var acks []chan struct{}
+	for {
+		if bt := os.bus.take(); bt != nil {
+			os.handOn(bt)
+			continue
+		}
+		// Everything sent before a flush was asked for has been handed on.
+		for _, a := range acks {
+			close(a)
+		}
+		acks = acks[:0]
+		select {
+		case <-wake:
+			// A first event: give the calls a moment to add more, so
+			// that they share one batch, unless the bus fills first.
+			timer.Reset(busWindow)
+			select {
+			case <-wake:
+			case <-timer.C:
+			case a := <-flush:
+				acks = append(acks, a)
+			case <-quit:
+			}
+			timer.Stop()
+		case a := <-flush:
+			acks = append(acks, a)
+		case <-quit:
+			if bt := os.bus.take(); bt != nil {
+				os.handOn(bt)
+			}
+			return
+		}
+	}
+}
+
+// flushBus hands every event sent so far to the observers' queues.
+func (os *observers) flushBus() {
+	b := &os.bus
+	b.mu.Lock()
+	running, flush, done := b.running, b.flush, b.done
+	b.mu.Unlock()
+	if !running {
+		return
+	}
+	a := make(chan struct{})
+	select {
+	case flush <- a:
+		<-a
+	case <-done:
+	}
+}
+
+// stopBus ends the dispatcher once the last observer is gone, after it has
+// handed on what it holds.
+func (os *observers) stopBus() {
+	os.mu.Lock()
+	defer os.mu.Unlock()
+	if len(os.get()) > 0 {
+		return
+	}
+	b := &os.bus
+	b.mu.Lock()
+	if !b.running {
+		b.mu.Unlock()
+		return
+	}
+	b.running = false
+	quit, done := b.quit, b.done
+	b.mu.Unlock()
+	close(quit)
+	<-done
+}
+
 // Observe adds o to the router's observers; it receives every later event.
 // The returned function removes o, after delivering what is already queued
 // for it, and waits for its last Observe to return.
 func (r *Router) Observe(o Observer) (stop func()) {
 	ob := newObserver(o, r.opts.ObserverBuffer, r.log)
+	r.obs.flushBus() // what was sent before is not for o
 	r.obs.add(ob)
 	return func() {
+		r.obs.flushBus()
 		if r.obs.remove(ob) {
 			ob.stop()
 		}
+		r.obs.stopBus()
 	}
 }
 
 // ObserverStats reports each observer's counts, in the order they were
-// added.
+// added. Every event sent before it was called is counted, as delivered,
+// queued or dropped.
 func (r *Router) ObserverStats() []ObserverStats {
+	r.obs.flushBus()
 	obs := r.obs.get()
 	out := make([]ObserverStats, 0, len(obs))
 	for _, ob := range obs {
@@ -209,11 +503,13 @@ func (r *Router) ObserverStats() []ObserverStats {
 // so that a ledger has written its last line when Close returns. Calls
 // still work after Close; they are no longer observed.
 func (r *Router) Close() {
+	r.obs.flushBus()
 	for _, ob := range r.obs.get() {
 		if r.obs.remove(ob) {
 			ob.stop()
 		}
 	}
+	r.obs.stopBus()
 }
 
 // InFlight returns how many calls are running now.
@@ -222,10 +518,10 @@ func (r *Router) InFlight() int64 { return r.inFlight.Load() }
 // SessionsOpen returns how many sessions opened with OpenSession are open.
 func (r *Router) SessionsOpen() int64 { return r.sessionsOpen.Load() }
 
-// emit hands e to every observer that wants it.
+// emit hands e to the observers, if some observer wants it.
 func (r *Router) emit(e Event) {
-	for _, ob := range r.obs.get() {
-		ob.send(&e)
+	if r.wanted(e.Type) {
+		r.obs.send(&e)
 	}
 }
 
@@ -273,13 +569,21 @@ func (r *Router) observe(e *entry) Middleware {
 					TraceParent: req.TraceParent, TraceState: req.TraceState,
 				}
 				if r.wanted(EventCallStarted) {
-					r.emit(ev)
-				}
-				if r.wanted(EventCallProgress) {
-					req.Progress = &observedProgress{r: r, ev: ev, next: req.Progress}
+					r.obs.send(&ev)
 				}
 			}
+			var prev Progress
+			if watched && r.wanted(EventCallProgress) {
+				prev = req.Progress
+				req.progress = observedProgress{r: r, req: req, id: ev.ID, next: prev}
+				req.Progress = &req.progress
+			}
 			res, err := next.Handle(ctx, req)
+			if prev != nil {
+				// Put back: a request the caller uses again must not
+				// gather one wrapper per call.
+				req.Progress = prev
+			}
 			dur := time.Since(start)
 			r.inFlight.Add(-1)
 			if err == nil && res == nil {
@@ -297,7 +601,9 @@ func (r *Router) observe(e *entry) Middleware {
 				if res != nil {
 					ev.ResultBytes, ev.Info = resultBytes(res), res.Info
 				}
-				r.emit(ev)
+				if r.wanted(EventCallFinished) {
+					r.obs.send(&ev)
+				}
 			}
 			return res, err
 		})
@@ -307,15 +613,22 @@ func (r *Router) observe(e *entry) Middleware {
 // observedProgress tells observers about progress and passes it on.
 type observedProgress struct {
 	r    *Router
-	ev   Event // the started event
+	req  *Request
+	id   uint64
 	next Progress
 }
 
 func (p *observedProgress) Report(ctx context.Context, progress, total float64, message string) {
-	e := p.ev
-	e.Type, e.Time = EventCallProgress, time.Now()
-	e.Progress, e.Total, e.Message = progress, total, message
-	p.r.emit(e)
+	req := p.req
+	e := Event{
+		Type: EventCallProgress, Time: time.Now(), ID: p.id,
+		Call: req.Call.Name, Kind: req.Call.Kind, Group: req.Call.Group,
+		Session: req.Session.ID(), Client: req.Session.Client(),
+		Arguments:   req.Arguments,
+		TraceParent: req.TraceParent, TraceState: req.TraceState,
+		Progress: progress, Total: total, Message: message,
+	}
+	p.r.obs.send(&e)
 	p.next.Report(ctx, progress, total, message)
 }
 

@@ -15,19 +15,7 @@ import (
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
-func noopRouter(tb testing.TB) *calls.Router {
-	r := calls.NewRouter(nil)
-	if err := r.Add(calls.Call{
-		Name: "noop", Description: "does nothing", Kind: calls.KindTool,
-		InputSchema: json.RawMessage(`{"type":"object"}`),
-		Handler: calls.HandlerFunc(func(context.Context, *calls.Request) (*calls.Result, error) {
-			return calls.Text("ok"), nil
-		}),
-	}); err != nil {
-		tb.Fatal(err)
-	}
-	return r
-}
+func noopRouter(tb testing.TB) *calls.Router { return mcptest.NoopRouter(tb, nil) }
 
 // sdkBaseline is the same no-op tool on a bare go-sdk server over its
 // in-memory transport: the floor membrane is measured against.

@@ -220,6 +220,32 @@ func parseThink(raw json.RawMessage) (*api.ThinkValue, error) {
 	return nil, errors.New("invalid arguments: think must be true, false, \"low\", \"medium\" or \"high\"")
 }
 
+// checkThink checks a decoded think argument against what mod takes and
+// returns the value to send (nil: send none). A model without the thinking
+// capability takes no reasoning (think false is accepted and not sent:
+// there is nothing to turn off); a level needs a model that takes levels,
+// since Ollama refuses one for any other model.
+func checkThink(raw json.RawMessage, mod *model) (*api.ThinkValue, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	tv, err := parseThink(raw)
+	if err != nil || tv == nil {
+		return nil, err
+	}
+	if !mod.has(capThinking) {
+		if b, ok := tv.Value.(bool); ok && !b {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%s is not a thinking model (capabilities: %s), so it cannot reason first; drop \"think\", or choose a model with the thinking capability (ollama_models lists them)",
+			mod.Name, strings.Join(mod.Capabilities, ", "))
+	}
+	if level, ok := tv.Value.(string); ok && !mod.ThinkLevels {
+		return nil, fmt.Errorf("%s reasons, but takes no effort levels: think %q is refused; pass think true or false", mod.Name, level)
+	}
+	return tv, nil
+}
+
 // embedArgs are the arguments of every embed tool.
 type embedArgs struct {
 	Model    string          `json:"model,omitempty"`

@@ -32,6 +32,7 @@ func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
 	flags := schemaFlags{
 		vision: mod.has(capVision),
 		think:  mod.has(capThinking),
+		levels: mod.has(capThinking) && mod.ThinkLevels,
 		system: spec == nil || spec.System == "",
 		numCtx: mod.ContextLength,
 	}
@@ -50,7 +51,11 @@ func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
 		desc.WriteString(" It sees images: pass them in images, as base64 or as paths in the session workspace.")
 	}
 	if flags.think {
-		desc.WriteString(" Set think to have it reason first; the reasoning comes back separately.")
+		desc.WriteString(" It reasons before answering (think false turns that off")
+		if flags.levels {
+			desc.WriteString(", \"low\"/\"medium\"/\"high\" sets the effort")
+		}
+		desc.WriteString("); the reasoning comes back apart from the answer.")
 	}
 	key := mod.key()
 	return calls.Call{
@@ -126,8 +131,9 @@ func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, 
 	if !vision && len(a.Images) > 0 {
 		return nil, fmt.Errorf("%s does not take images (it has no vision capability); drop \"images\" or choose a vision model", mod.Name)
 	}
-	if len(a.Think) > 0 && !mod.has(capThinking) {
-		return nil, fmt.Errorf("%s is not a thinking model; drop \"think\"", mod.Name)
+	think, err := checkThink(a.Think, mod)
+	if err != nil {
+		return nil, err
 	}
 	var opts map[string]any
 	if spec != nil && len(spec.Options) > 0 {
@@ -230,9 +236,7 @@ func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, 
 	if len(a.Format) > 0 {
 		creq.Format = a.Format
 	}
-	if len(a.Think) > 0 {
-		creq.Think, _ = parseThink(a.Think)
-	}
+	creq.Think = think
 	return creq, nil
 }
 
@@ -453,6 +457,8 @@ func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chat
 	if th := st.thinking.String(); th != "" {
 		if len(th) <= structuredAnswerBytes {
 			out["thinking"] = calls.ValidUTF8(th)
+		} else {
+			out["thinking_in_text"] = true
 		}
 		res.Content = append(res.Content, calls.Content{Type: calls.ContentText, Text: "Reasoning:\n" + calls.ValidUTF8(th)})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/membrane-mcp/membrane/diag"
 )
@@ -11,7 +12,16 @@ import (
 // Diagnose checks each host as `membrane doctor` reports it: whether it
 // answers, its Ollama version, and what models it would serve. hosts are as
 // in Config.Hosts (none means OLLAMA_HOST's default).
+//
+// A host that takes longer than FirstListWait to tell its models gets a
+// warning with the time it took: a program that waits that long for the
+// first refresh (WaitDiscovered) serves its first tool list without them.
 func Diagnose(ctx context.Context, hosts []string) []diag.Check {
+	return diagnose(ctx, hosts, FirstListWait)
+}
+
+// diagnose is Diagnose with the time after which a host is slow.
+func diagnose(ctx context.Context, hosts []string, slow time.Duration) []diag.Check {
 	urls, err := parseHosts(hosts)
 	var out []diag.Check
 	if err != nil {
@@ -23,6 +33,7 @@ func Diagnose(ctx context.Context, hosts []string) []diag.Check {
 	for _, u := range urls {
 		h := newHost(u, hc)
 		name := "ollama " + h.name
+		start := time.Now()
 		tags, lerr := h.list(ctx)
 		if lerr != nil {
 			out = append(out, diag.Check{Name: name, Status: diag.StatusFail,
@@ -58,7 +69,8 @@ func Diagnose(ctx context.Context, hosts []string) []diag.Check {
 				other = append(other, t.Name)
 			}
 		}
-		detail := fmt.Sprintf("Ollama %s: %d models (%d chat, %d embedding)", version, len(tags), len(chat), len(embed))
+		took := time.Since(start)
+		detail := fmt.Sprintf("Ollama %s: %d models (%d chat, %d embedding), answered in %s", version, len(tags), len(chat), len(embed), roundTook(took))
 		c := diag.Check{Name: name, Status: diag.StatusOK, Detail: detail}
 		if len(other) > 0 {
 			c.Status = diag.StatusWarn
@@ -66,8 +78,29 @@ func Diagnose(ctx context.Context, hosts []string) []diag.Check {
 			c.Fix = "those models are not served; check `ollama show MODEL` works for them"
 		}
 		out = append(out, c)
+		if took > slow {
+			out = append(out, slowHost(name, took, slow))
+		}
 	}
 	return out
+}
+
+// slowHost is the warning for a host that took longer to tell its models
+// than the first tool list waits for.
+func slowHost(name string, took, wait time.Duration) diag.Check {
+	return diag.Check{Name: name, Status: diag.StatusWarn,
+		Detail: fmt.Sprintf("slow to answer: listing its models took %s, longer than the %s the first tools/list waits for the hosts", roundTook(took), wait),
+		Fix: "a client that lists the tools once at start (a one-shot agent) sees no model tools from this host; they come later, with a list_changed notification. " +
+			"Start the client after Ollama is warm, have it list again on list_changed, or find why the host is slow (loaded, remote, or many models to show)"}
+}
+
+// roundTook rounds a duration for a finding: to the millisecond, and to
+// the tenth of a second from a second up.
+func roundTook(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 func contains(list []string, s string) bool {

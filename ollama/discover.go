@@ -189,6 +189,9 @@ type modelDetails struct {
 	EmbeddingLength int
 	Arch            string
 	KVBytesPerToken int // f16 KV cache per token of context; 0 unknown
+	// ThinkLevels: the model takes think "low", "medium" or "high", not
+	// only true or false (see thinkLevelsFromShow).
+	ThinkLevels bool
 }
 
 // show reads a model's details from /api/show.
@@ -223,6 +226,7 @@ func detailsFromShow(resp *api.ShowResponse) *modelDetails {
 			d.Capabilities = []string{capCompletion}
 		}
 	}
+	d.ThinkLevels = thinkLevelsFromShow(resp)
 	if d.ContextLength == 0 {
 		// Some architectures nest their keys differently; take any
 		// "*.context_length" there is.
@@ -233,6 +237,29 @@ func detailsFromShow(resp *api.ShowResponse) *modelDetails {
 		}
 	}
 	return d
+}
+
+// thinkLevelsFromShow says whether a model takes think levels. Ollama
+// v0.17.4 accepts a string think value only for models it parses with its
+// harmony parser (gpt-oss), and answers any other model's level with 400
+// `think value "low" is not supported for this model`. It uses that parser
+// when the model was created with PARSER harmony (the Modelfile /api/show
+// returns says so; v0.17.4 leaves the parser field empty) or when the
+// family is gpt-oss and the template has the harmony tags.
+func thinkLevelsFromShow(resp *api.ShowResponse) bool {
+	if resp.Parser == "harmony" {
+		return true
+	}
+	for line := range strings.Lines(resp.Modelfile) {
+		if f := strings.Fields(line); len(f) == 2 && strings.EqualFold(f[0], "PARSER") && f[1] == "harmony" {
+			return true
+		}
+	}
+	switch resp.Details.Family {
+	case "gptoss", "gpt-oss":
+		return strings.Contains(resp.Template, "<|start|>") && strings.Contains(resp.Template, "<|end|>")
+	}
+	return false
 }
 
 func intOf(v any) int {
@@ -266,7 +293,10 @@ type model struct {
 	EmbeddingLength int
 	KVBytesPerToken int
 	Capabilities    []string
-	hosts           []*host // hosts that have it, in configuration order
+	// ThinkLevels: think takes "low", "medium" and "high" as well as
+	// true and false.
+	ThinkLevels bool
+	hosts       []*host // hosts that have it, in configuration order
 	// backend is the name of the OpenAI-compatible backend that serves
 	// the model (its one host); "" for an Ollama model.
 	backend string

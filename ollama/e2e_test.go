@@ -450,11 +450,17 @@ func (h *harness) cancelMidStream(t *testing.T, up *upstream, tool string) {
 
 func (h *harness) waitTokens(t *testing.T) {
 	t.Helper()
+	h.waitProgress(t, "tokens:")
+}
+
+// waitProgress waits (up to 60 s) for a progress message containing want.
+func (h *harness) waitProgress(t *testing.T, want string) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		h.mu.Lock()
 		for _, p := range h.progress {
-			if strings.Contains(p.Message, "tokens:") {
+			if strings.Contains(p.Message, want) {
 				h.mu.Unlock()
 				return
 			}
@@ -462,7 +468,13 @@ func (h *harness) waitTokens(t *testing.T) {
 		h.mu.Unlock()
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("no token progress arrived")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var got []string
+	for _, p := range h.progress {
+		got = append(got, p.Message)
+	}
+	t.Fatalf("no progress with %q arrived; got %q", want, got)
 }
 
 func TestE2ECancelClosesUpstream(t *testing.T) {

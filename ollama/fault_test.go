@@ -507,12 +507,17 @@ func TestThinkingAndTruncate(t *testing.T) {
 	if c, _ := r.Lookup("chat_plain"); strings.Contains(string(c.InputSchema), `"think"`) {
 		t.Error("a plain model's tool offers think")
 	}
-	res := call(t, r, "chat_thinker", map[string]any{"prompt": "?", "think": "high"})
+	// A level for a model that takes none is refused before any request
+	// (Ollama would answer 400); true goes through.
+	if res := call(t, r, "chat_thinker", map[string]any{"prompt": "?", "think": "high"}); !res.IsError || !strings.Contains(res.TextOf(), "takes no effort levels") {
+		t.Errorf("a level on a model without levels: %q", res.TextOf())
+	}
+	res := call(t, r, "chat_thinker", map[string]any{"prompt": "?", "think": true})
 	if res.IsError || res.Content[0].Text != "42" || !strings.Contains(res.TextOf(), "Reasoning:\nLet me see.") {
 		t.Fatalf("thinking answer: %q", res.TextOf())
 	}
 	req := <-got
-	if req.Think == nil || req.Think.Value != "high" {
+	if req.Think == nil || req.Think.Value != true {
 		t.Errorf("think = %+v", req.Think)
 	}
 	if req.Truncate == nil || *req.Truncate {

@@ -189,6 +189,26 @@ func (m *Models) Run(ctx context.Context) error {
 // tools/list.
 func (m *Models) Discovered() <-chan struct{} { return m.first }
 
+// FirstListWait is how long a program should hold its first tool list for
+// the hosts' first answer (WaitDiscovered): long enough for a local Ollama,
+// short enough that a host that hangs does not hold the tools of the
+// others. Diagnose warns of a host slower than this.
+const FirstListWait = 3 * time.Second
+
+// WaitDiscovered waits until Run's first refresh has ended (Discovered), at
+// most d, or until ctx is done. It reports whether the refresh ended.
+func (m *Models) WaitDiscovered(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-m.first:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
 // kickRefresh asks Run for a refresh soon, without waiting.
 func (m *Models) kickRefresh() {
 	select {
@@ -325,7 +345,11 @@ func (m *Models) Refresh(ctx context.Context) error {
 			}
 			if d != nil {
 				mod.ContextLength, mod.EmbeddingLength, mod.KVBytesPerToken = d.ContextLength, d.EmbeddingLength, d.KVBytesPerToken
+				mod.ThinkLevels = d.ThinkLevels
 			}
+			// A backend maps a level to reasoning_effort, which OpenAI-
+			// compatible servers take.
+			mod.ThinkLevels = mod.ThinkLevels || mod.backend != ""
 			models[key] = mod
 		}
 	}

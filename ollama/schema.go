@@ -14,6 +14,7 @@ type schemaFlags struct {
 	generic bool // a "model" argument (ollama_chat, ollama_embed)
 	vision  bool // images
 	think   bool // think
+	levels  bool // think also takes "low", "medium", "high"
 	system  bool // a caller's system prompt
 	numCtx  int  // the context length bounding num_ctx; 0 unknown
 }
@@ -125,13 +126,19 @@ func buildChatSchema(f schemaFlags) json.RawMessage {
 		props["images"] = imagesSchema()
 		props[calls.WorkspaceArg] = json.RawMessage(calls.WorkspaceArgSchema)
 	}
-	if f.think {
+	switch {
+	case f.think && f.levels:
 		props["think"] = map[string]any{
-			"description": "Let the model reason before answering: true, false, or an effort \"low\", \"medium\", \"high\" where the model supports it. The reasoning comes back apart from the answer.",
+			"description": "How hard the model reasons before answering: \"low\", \"medium\", \"high\", true or false. The reasoning comes back apart from the answer.",
 			"anyOf": []any{
 				map[string]any{"type": "boolean"},
 				map[string]any{"type": "string", "enum": []string{"low", "medium", "high"}},
 			},
+		}
+	case f.think:
+		props["think"] = map[string]any{
+			"type":        "boolean",
+			"description": "Whether the model reasons before answering (unset: Ollama's default, which is to reason). The reasoning comes back apart from the answer.",
 		}
 	}
 	s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
@@ -140,7 +147,7 @@ func buildChatSchema(f schemaFlags) json.RawMessage {
 		props["images"] = imagesSchema()
 		props[calls.WorkspaceArg] = json.RawMessage(calls.WorkspaceArgSchema)
 		props["think"] = map[string]any{
-			"description": "For thinking models: true, false, \"low\", \"medium\" or \"high\".",
+			"description": "For thinking models: true or false; \"low\", \"medium\" or \"high\" for those that take levels (gpt-oss).",
 			"anyOf": []any{
 				map[string]any{"type": "boolean"},
 				map[string]any{"type": "string", "enum": []string{"low", "medium", "high"}},

@@ -73,6 +73,7 @@ type Sandbox struct {
 	running    map[*process]struct{}
 	wg         sync.WaitGroup // running processes
 	bg         sync.WaitGroup // the start-up probe
+	stopProbe  func()         // cancels the start-up probe; Close calls it first
 }
 
 // New checks cfg, finds bwrap (prlimit in rlimit mode) and a Python interpreter, and
@@ -223,10 +224,15 @@ func New(cfg Config, log *slog.Logger) (*Sandbox, error) {
 	if cfg.Mode == ModeBwrap && s.bwrapErr == nil {
 		// In the background: the calls are listed at once, and the first
 		// one runs as soon as the /etc copy is made, probe or not.
+		// A probe that Close cuts short says nothing about bubblewrap, so
+		// its failure is not reported.
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopProbe = cancel
 		s.bg.Add(1)
 		go func() {
 			defer s.bg.Done()
-			if err := s.probe(context.Background()); err != nil && !errors.Is(err, errClosed) {
+			defer cancel()
+			if err := s.probe(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, errClosed) {
 				log.Warn("sandbox: bubblewrap cannot create a sandbox here; sh and python_run will fail until this is fixed", "err", err)
 			}
 		}()
@@ -285,6 +291,9 @@ func (s *Sandbox) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.stopProbe != nil {
+		s.stopProbe()
+	}
 	for p := range s.running {
 		p.kill()
 	}

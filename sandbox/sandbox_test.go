@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -922,5 +923,28 @@ func TestDiagnoseNetworkSetting(t *testing.T) {
 	}
 	if c := find(testConfig()); c.Status != diag.StatusOK || c.Setting != "" {
 		t.Errorf("network off: %+v", c)
+	}
+}
+
+// TestCloseDuringProbeIsQuiet: closing a Sandbox while its start-up probe
+// runs (a client that quits at once) must not log that bubblewrap cannot
+// make sandboxes here: the probe was cut short, not refused.
+func TestCloseDuringProbeIsQuiet(t *testing.T) {
+	requireBwrap(t)
+	for i := range 10 {
+		var buf mcptest.SyncBuffer
+		s, err := New(testConfig(), slog.New(slog.NewTextHandler(&buf, nil)))
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		if i%2 == 1 {
+			time.Sleep(time.Duration(i) * time.Millisecond) // let the probe get further in
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if strings.Contains(buf.String(), "cannot create a sandbox") {
+			t.Fatalf("round %d: a probe cut short by Close was reported as a failure:\n%s", i, buf.String())
+		}
 	}
 }

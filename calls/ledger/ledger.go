@@ -8,9 +8,11 @@
 // duration, and, where the call's handler reported them, the sandbox's exit
 // code, signal, isolation and output sizes or the model, host and tokens.
 //
-// The file is only appended to, and each line is written with one write
-// (no buffering, so a crash loses at most the line being written; there is
-// no fsync). When it passes Options.MaxFileBytes it is renamed to FILE.1
+// The file is only appended to. The lines of one batch of the router's
+// events (the calls of about a millisecond) are written with one write,
+// at the end of the batch: nothing waits longer in memory, so a crash
+// loses at most the lines of the last few milliseconds (there is no
+// fsync). When it passes Options.MaxFileBytes it is renamed to FILE.1
 // (FILE.1 to FILE.2, and so on, keeping Options.Keep files) and a new FILE
 // is started. A file that cannot be written (a full disk, a deleted or
 // read-only file) is logged loudly and tried again at the next line; the
@@ -83,9 +85,12 @@ type Ledger struct {
 	lost      uint64
 	lastCheck time.Time
 	closed    bool
+
+	pending      []byte // lines observed, not yet written (EndBatch)
+	pendingLines int
 }
 
-var _ calls.Observer = (*Ledger)(nil)
+var _ calls.BatchObserver = (*Ledger)(nil)
 
 // Open returns a Ledger appending to the file at path, creating it (mode
 // 0600) if needed.
@@ -179,7 +184,8 @@ type Entry struct {
 	Model       *Model          `json:"model,omitempty"`
 }
 
-// Run is what the ledger records of a sandboxed process.
+// Run is what the ledger (and the store, in the same form) records of a
+// sandboxed process.
 type Run struct {
 	ExitCode    int     `json:"exit_code"`
 	Signal      string  `json:"signal,omitempty"`
@@ -188,15 +194,38 @@ type Run struct {
 	StderrBytes int64   `json:"stderr_bytes"`
 	Killed      string  `json:"killed,omitempty"`
 	StartMS     float64 `json:"start_ms,omitempty"`
+	WallMS      float64 `json:"wall_ms,omitempty"`
 }
 
-// Model is what the ledger records of a model call.
+// RunOf is the record of r; nil for nil.
+func RunOf(r *calls.RunInfo) *Run {
+	if r == nil {
+		return nil
+	}
+	return &Run{ExitCode: r.ExitCode, Signal: r.Signal, Isolation: r.Isolation,
+		StdoutBytes: r.StdoutBytes, StderrBytes: r.StderrBytes, Killed: r.Killed,
+		StartMS: ms(r.Start), WallMS: ms(r.Wall)}
+}
+
+// Model is what the ledger (and the store, in the same form) records of a
+// model call.
 type Model struct {
 	Model        string  `json:"model"`
 	Host         string  `json:"host,omitempty"`
 	TokensIn     int     `json:"tokens_in"`
 	TokensOut    int     `json:"tokens_out"`
 	FirstTokenMS float64 `json:"first_token_ms,omitempty"`
+	GenerationMS float64 `json:"generation_ms,omitempty"`
+	QueueWaitMS  float64 `json:"queue_wait_ms,omitempty"`
+}
+
+// ModelOf is the record of m; nil for nil.
+func ModelOf(m *calls.ModelInfo) *Model {
+	if m == nil {
+		return nil
+	}
+	return &Model{Model: m.Model, Host: m.Host, TokensIn: m.TokensIn, TokensOut: m.TokensOut,
+		FirstTokenMS: ms(m.FirstToken), GenerationMS: ms(m.Generation), QueueWaitMS: ms(m.QueueWait)}
 }
 
 // Observe records a finished call; other events are ignored.
@@ -209,7 +238,38 @@ func (l *Ledger) Observe(e calls.Event) {
 		l.log.Error("audit ledger: cannot encode a line", "call", e.Call, "err", err)
 		return
 	}
-	l.write(append(line, '\n'))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = append(append(l.pending, line...), '\n')
+	l.pendingLines++
+	if len(l.pending) >= maxPending {
+		l.flushPending()
+	}
+}
+
+// maxPending bounds the lines held between two writes.
+const maxPending = 256 << 10
+
+// EndBatch writes the lines of the calls observed since the last one, with
+// one write. The router calls it after each batch of events (within a few
+// milliseconds of the calls); a caller that calls Observe itself calls
+// EndBatch after it.
+func (l *Ledger) EndBatch() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushPending()
+}
+
+// flushPending writes the held lines. Called with mu held.
+func (l *Ledger) flushPending() {
+	if l.pendingLines == 0 {
+		return
+	}
+	l.write(l.pending, l.pendingLines)
+	l.pending, l.pendingLines = l.pending[:0], 0
+	if cap(l.pending) > maxPending {
+		l.pending = nil
+	}
 }
 
 // Entry returns the line the ledger writes for a finished call.
@@ -225,14 +285,8 @@ func (l *Ledger) Entry(e *calls.Event) *Entry {
 	if len(e.Arguments) > 0 {
 		en.Args = Args(l.scr, e.Arguments, l.opts.MaxValueBytes, l.opts.MaxArgsBytes)
 	}
-	if e.Info != nil && e.Info.Run != nil {
-		r := e.Info.Run
-		en.Run = &Run{ExitCode: r.ExitCode, Signal: r.Signal, Isolation: r.Isolation,
-			StdoutBytes: r.StdoutBytes, StderrBytes: r.StderrBytes, Killed: r.Killed, StartMS: ms(r.Start)}
-	}
-	if e.Info != nil && e.Info.Model != nil {
-		m := e.Info.Model
-		en.Model = &Model{Model: m.Model, Host: m.Host, TokensIn: m.TokensIn, TokensOut: m.TokensOut, FirstTokenMS: ms(m.FirstToken)}
+	if e.Info != nil {
+		en.Run, en.Model = RunOf(e.Info.Run), ModelOf(e.Info.Model)
 	}
 	return en
 }
@@ -319,11 +373,10 @@ func cutOf(s string, head int) Cut {
 	return Cut{Head: h, Bytes: len(s), SHA256: hex.EncodeToString(sum[:])}
 }
 
-// write appends one line, rotating or reopening the file as needed. It never
-// fails: trouble is logged and the line counted as lost.
-func (l *Ledger) write(line []byte) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// write appends whole lines (n of them), rotating or reopening the file
+// as needed. It never fails: trouble is logged and the lines counted as
+// lost. Called with mu held.
+func (l *Ledger) write(line []byte, lines int) {
 	if l.closed {
 		return
 	}
@@ -331,7 +384,7 @@ func (l *Ledger) write(line []byte) {
 		l.check()
 		if l.f == nil {
 			if err := l.open(); err != nil {
-				l.fail(err)
+				l.fail(err, lines)
 				return
 			}
 		}
@@ -340,13 +393,13 @@ func (l *Ledger) write(line []byte) {
 		}
 	}
 	if l.w == nil {
-		l.fail(errors.New("no file open"))
+		l.fail(errors.New("no file open"), lines)
 		return
 	}
 	n, err := l.w.Write(line)
 	l.size += int64(n)
 	if err != nil {
-		l.fail(err)
+		l.fail(err, lines-bytes.Count(line[:n], []byte{'\n'}))
 		if l.f != nil {
 			l.f.Close()
 			l.f, l.w = nil, nil // reopened at the next line
@@ -376,7 +429,7 @@ func (l *Ledger) check() {
 	}
 	l.log.Error("audit ledger: the file was deleted or replaced; starting a new one", "path", l.path)
 	if err := l.open(); err != nil {
-		l.fail(err)
+		l.fail(err, 0)
 		l.f.Close()
 		l.f, l.w = nil, nil
 	}
@@ -397,15 +450,16 @@ func (l *Ledger) rotate() {
 		l.log.Error("audit ledger: cannot rotate; going on in the same file", "path", l.path, "err", err)
 	}
 	if err := l.open(); err != nil {
-		l.fail(err)
+		l.fail(err, 0)
 	}
 }
 
-// fail counts a lost line and says so: at once the first time, then every
-// thousandth line.
-func (l *Ledger) fail(err error) {
-	l.lost++
-	if !l.failing || l.lost%1000 == 0 {
+// fail counts lost lines and says so: at once the first time, then about
+// every thousandth line.
+func (l *Ledger) fail(err error, lines int) {
+	before := l.lost
+	l.lost += uint64(lines)
+	if !l.failing || l.lost/1000 != before/1000 {
 		l.log.Error("audit ledger: cannot write; calls go on but are not recorded until this is fixed",
 			"path", l.path, "err", err, "lost_lines", l.lost)
 	}
@@ -425,6 +479,7 @@ func (l *Ledger) Lost() uint64 {
 func (l *Ledger) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.flushPending()
 	l.closed = true
 	if l.f != nil {
 		err := l.f.Close()

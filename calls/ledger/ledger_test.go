@@ -240,6 +240,7 @@ func TestRotation(t *testing.T) {
 	}
 	for range 40 {
 		l.Observe(finished("sh", `{"cmd":"echo hello"}`))
+		l.EndBatch() // a batch per line, so that rotation is checked at each
 	}
 	l.Close()
 	n := 0
@@ -301,6 +302,7 @@ func TestDeletedFile(t *testing.T) {
 	}
 	defer l.Close()
 	l.Observe(finished("a", `{}`))
+	l.EndBatch()
 	if n := len(readLines(t, path)); n != 1 {
 		t.Fatalf("%d lines before the delete", n)
 	}
@@ -310,6 +312,7 @@ func TestDeletedFile(t *testing.T) {
 	// The check runs at most once a second; keep writing until it has.
 	for i := 0; ; i++ {
 		l.Observe(finished("b", `{}`))
+		l.EndBatch()
 		if _, err := os.Stat(path); err == nil {
 			break
 		}

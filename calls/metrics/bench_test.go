@@ -1,12 +1,8 @@
 package metrics_test
 
 import (
-	"context"
-	"encoding/json"
 	"path/filepath"
 	"testing"
-
-	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/ledger"
@@ -18,16 +14,7 @@ import (
 // observedRouter is a router with one no-op call; with on, the audit ledger
 // (to a file), the trace store and the metrics observe it.
 func observedRouter(b *testing.B, on bool) *calls.Router {
-	r := calls.NewRouter(nil)
-	if err := r.Add(calls.Call{
-		Name: "noop", Description: "does nothing", Kind: calls.KindTool,
-		InputSchema: json.RawMessage(`{"type":"object"}`),
-		Handler: calls.HandlerFunc(func(context.Context, *calls.Request) (*calls.Result, error) {
-			return calls.Text("ok"), nil
-		}),
-	}); err != nil {
-		b.Fatal(err)
-	}
+	r := mcptest.NoopRouter(b, nil)
 	if on {
 		l, err := ledger.Open(filepath.Join(b.TempDir(), "audit.jsonl"), nil)
 		if err != nil {
@@ -46,42 +33,23 @@ func observedRouter(b *testing.B, on bool) *calls.Router {
 }
 
 // BenchmarkObservedCall measures a no-op call with the audit ledger, the
-// trace store and the metrics on against the same call with both off, in the same run,
-// alternating in rounds so that both see the same machine. x_off is the
-// ratio (1.0: observing costs nothing); dropped counts the events the
-// observers lost by falling behind.
+// trace store and the metrics on against the same call with them off, in
+// the same run, alternating in rounds of 50 calls so that both see the
+// same machine. x_off is the median over the rounds of the ratio (1.0:
+// observing costs nothing), x_off_total the ratio of the whole times,
+// where every pause of a loaded machine counts in whichever round it fell;
+// dropped counts the events the observers lost (none, while the store
+// keeps up: a burst of up to calls.DefaultObserverBuffer events is
+// absorbed).
 func BenchmarkObservedCall(b *testing.B) {
-	ways := map[string]func(b *testing.B, r *calls.Router) func(){
-		// The router alone: the tightest loop, the worst case for the ratio.
-		"router": func(b *testing.B, r *calls.Router) func() {
-			req := &calls.Request{Arguments: json.RawMessage(`{"x":1}`), Session: calls.NewSession("s")}
-			return func() {
-				if _, err := r.Call(context.Background(), "noop", req); err != nil {
-					b.Fatal(err)
-				}
-			}
-		},
-		// A real MCP client over go-sdk's in-memory transport.
-		"mcp-inmemory": func(b *testing.B, r *calls.Router) func() {
-			cs := mcptest.Connect(b, r, nil)
-			p := &sdk.CallToolParams{Name: "noop", Arguments: map[string]any{"x": 1}}
-			return func() {
-				if res, err := cs.CallTool(context.Background(), p); err != nil || res.IsError {
-					b.Fatal(err)
-				}
-			}
-		},
-	}
-	for _, name := range []string{"router", "mcp-inmemory"} {
-		b.Run(name, func(b *testing.B) {
+	for _, way := range mcptest.NoopWays {
+		b.Run(way, func(b *testing.B) {
 			offR, onR := observedRouter(b, false), observedRouter(b, true)
-			off, on := ways[name](b, offR), ways[name](b, onR)
-			b.ReportMetric(mcptest.Alternate(b, 200, off, on), "x_off")
-			var dropped uint64
-			for _, s := range onR.ObserverStats() {
-				dropped += s.Dropped
-			}
-			b.ReportMetric(float64(dropped), "dropped")
+			off, on := mcptest.NoopCaller(b, way, offR), mcptest.NoopCaller(b, way, onR)
+			x := mcptest.AlternateRatios(b, 50, off, on)
+			b.ReportMetric(x.Median, "x_off")
+			b.ReportMetric(x.Total, "x_off_total")
+			b.ReportMetric(float64(mcptest.Dropped(onR)), "dropped")
 		})
 	}
 }

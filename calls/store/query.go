@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/ledger"
 )
 
 // DefaultLimit and MaxLimit bound how many calls one query returns.
@@ -260,10 +261,29 @@ func scanCall(row interface{ Scan(...any) error }) (Call, error) {
 		c.Args = json.RawMessage(args.String)
 	}
 	if run.Valid {
-		c.Run = json.RawMessage(run.String)
+		c.Run = legacyRecord(run.String, "ExitCode", func(r *calls.RunInfo) any { return ledger.RunOf(r) })
 	}
 	if model.Valid {
-		c.Model = json.RawMessage(model.String)
+		c.Model = legacyRecord(model.String, "TokensIn", func(m *calls.ModelInfo) any { return ledger.ModelOf(m) })
 	}
 	return c, nil
+}
+
+// legacyRecord returns a stored run or model record in the ledger's form.
+// Rows written before that form was shared held the Go structs' own
+// encoding (Go field names such as ExitCode, durations in nanoseconds);
+// those are converted, every other record is passed on as stored.
+func legacyRecord[T any](stored, key string, form func(*T) any) json.RawMessage {
+	if !strings.Contains(stored, `"`+key+`"`) {
+		return json.RawMessage(stored)
+	}
+	var v T
+	if err := json.Unmarshal([]byte(stored), &v); err != nil {
+		return json.RawMessage(stored)
+	}
+	b, err := json.Marshal(form(&v))
+	if err != nil {
+		return json.RawMessage(stored)
+	}
+	return b
 }

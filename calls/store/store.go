@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -69,6 +70,7 @@ type Store struct {
 
 	mu      sync.Mutex // guards everything below
 	tx      *sql.Tx    // the open batch, or nil
+	txStmts map[*sql.Stmt]*sql.Stmt
 	txRows  int
 	txStart time.Time
 	writes  int
@@ -128,6 +130,14 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	// SQLite says only "unable to open database file" of a file it may
+	// not write; opening it first says why (a read-only file system, a
+	// directory in the way, no permission).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	f.Close()
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -210,10 +220,21 @@ func (s *Store) execStmt(ctx context.Context, st *sql.Stmt, q string, args ...an
 			return err
 		}
 		s.tx, s.txRows, s.txStart = tx, 0, time.Now()
+		clear(s.txStmts)
 	}
 	var err error
 	if st != nil {
-		_, err = s.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		// The batch's own handle on st, made once per batch: making
+		// one per row cost as much as the row.
+		ts := s.txStmts[st]
+		if ts == nil {
+			ts = s.tx.StmtContext(ctx, st)
+			if s.txStmts == nil {
+				s.txStmts = map[*sql.Stmt]*sql.Stmt{}
+			}
+			s.txStmts[st] = ts
+		}
+		_, err = ts.ExecContext(ctx, args...)
 	} else {
 		_, err = s.tx.ExecContext(ctx, q, args...)
 	}
@@ -284,7 +305,7 @@ const (
 	insertEventSQL = `INSERT INTO call_events(call_id, time, kind, progress, total, message) VALUES(?, ?, 'progress', ?, ?, ?)`
 )
 
-func (s *Store) callID(id uint64) string { return fmt.Sprintf("%s-%d", s.run, id) }
+func (s *Store) callID(id uint64) string { return s.run + "-" + strconv.FormatUint(id, 10) }
 
 func (s *Store) insertCall(ctx context.Context, e *calls.Event) error {
 	var args []byte
@@ -293,10 +314,10 @@ func (s *Store) insertCall(ctx context.Context, e *calls.Event) error {
 	}
 	var run, model []byte
 	if e.Info != nil && e.Info.Run != nil {
-		run, _ = json.Marshal(e.Info.Run)
+		run, _ = json.Marshal(ledger.RunOf(e.Info.Run))
 	}
 	if e.Info != nil && e.Info.Model != nil {
-		model, _ = json.Marshal(e.Info.Model)
+		model, _ = json.Marshal(ledger.ModelOf(e.Info.Model))
 	}
 	start := e.Time.Add(-e.Duration)
 	return s.execStmt(ctx, s.insCall, "",

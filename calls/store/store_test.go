@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/ledger"
 	"github.com/membrane-mcp/membrane/calls/scrub"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
@@ -139,7 +140,7 @@ func TestMixedWorkload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Client != "claude" || string(got.Args) != `{"cmd":"ls"}` || len(got.Events) != 1 || got.Events[0].Message != "half" || !strings.Contains(string(got.Run), `"Isolation":"bwrap"`) {
+	if got.Client != "claude" || string(got.Args) != `{"cmd":"ls"}` || len(got.Events) != 1 || got.Events[0].Message != "half" || !strings.Contains(string(got.Run), `"isolation":"bwrap"`) {
 		t.Errorf("stored call %+v", got)
 	}
 	if _, err := s.Get(t.Context(), "nope"); !errors.Is(err, ErrNotFound) {
@@ -147,7 +148,7 @@ func TestMixedWorkload(t *testing.T) {
 	}
 	f, _ = ParseFilter("tool=qwen", time.Now())
 	cs, _ = s.Calls(t.Context(), f)
-	if len(cs) != 1 || !strings.Contains(string(cs[0].Model), `"TokensOut":7`) {
+	if len(cs) != 1 || !strings.Contains(string(cs[0].Model), `"tokens_out":7`) {
 		t.Errorf("model call %+v", cs)
 	}
 	s.Close()
@@ -322,12 +323,12 @@ func FuzzFilter(f *testing.F) {
 // TestMigrationFromV2 opens a database of schema 2, with a call in it, and
 // finds the call kept, its trace empty, and turns stored beside it.
 func TestMigrationFromV2(t *testing.T) {
-	s := openOld(t, 2, `INSERT INTO calls(id, session, client, call, kind, started_at, dur_us, outcome, run) VALUES('v2-1', 's', 'c', 'sh', 'tool', ?, 2000, 'ok', '{"ExitCode":0}')`)
+	s := openOld(t, 2, `INSERT INTO calls(id, session, client, call, kind, started_at, dur_us, outcome, run) VALUES('v2-1', 's', 'c', 'sh', 'tool', ?, 2000, 'ok', '{"ExitCode":3,"Isolation":"bwrap","Start":2000000}')`)
 	c, err := s.Get(t.Context(), "v2-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Client != "c" || c.DurMS != 2 || c.TraceID != "" || string(c.Run) != `{"ExitCode":0}` {
+	if c.Client != "c" || c.DurMS != 2 || c.TraceID != "" || string(c.Run) != `{"exit_code":3,"isolation":"bwrap","stdout_bytes":0,"stderr_bytes":0,"start_ms":2}` {
 		t.Errorf("migrated call %+v", c)
 	}
 	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -456,4 +457,29 @@ func openOld(t *testing.T, v int, insert string) *Store {
 		t.Errorf("schema %d after Open, want %d", got, SchemaVersion)
 	}
 	return s
+}
+
+// TestRunAndModelInLedgerForm: the store keeps a call's run and model
+// records in the audit ledger's form (lower_snake keys, milliseconds), so
+// `membrane calls --json`, the Lens and the ledger agree.
+func TestRunAndModelInLedgerForm(t *testing.T) {
+	s, _ := openTemp(t, nil)
+	info := &calls.Info{
+		Run:   &calls.RunInfo{ExitCode: 137, Signal: "SIGKILL", Isolation: "bwrap", StdoutBytes: 5, Killed: "timeout", Start: 1500 * time.Microsecond},
+		Model: &calls.ModelInfo{Model: "m:1", Host: "h", TokensIn: 4, TokensOut: 9, FirstToken: 20 * time.Millisecond, QueueWait: 3 * time.Millisecond},
+	}
+	s.Observe(calls.Event{Type: calls.EventCallFinished, Time: time.Now(), ID: 7, Call: "sh", Kind: calls.KindTool, Outcome: calls.OutcomeToolError, Info: info})
+	s.Flush()
+	got, err := s.Calls(t.Context(), Filter{})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Calls: %v %v", got, err)
+	}
+	wantRun, _ := json.Marshal(ledger.RunOf(info.Run))
+	wantModel, _ := json.Marshal(ledger.ModelOf(info.Model))
+	if string(got[0].Run) != string(wantRun) || string(got[0].Model) != string(wantModel) {
+		t.Errorf("stored run %s, model %s; want the ledger's %s and %s", got[0].Run, got[0].Model, wantRun, wantModel)
+	}
+	if !strings.Contains(string(got[0].Run), `"exit_code":137`) || !strings.Contains(string(got[0].Model), `"queue_wait_ms":3`) {
+		t.Errorf("records not in lower_snake milliseconds: %s %s", got[0].Run, got[0].Model)
+	}
 }

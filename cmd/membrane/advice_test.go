@@ -16,7 +16,7 @@ func TestDoctorAdviceNamesSetting(t *testing.T) {
 		{Name: "plain", Status: diag.StatusWarn, Fix: "install bubblewrap"},
 		{Name: "odd", Status: diag.StatusWarn, Fix: "see", Setting: "no.such_key"},
 	}
-	adviseSettings(checks)
+	diag.Advise(checks, settingNames)
 	if got, want := checks[0].Fix, "turn it off (--sandbox-network, MEMBRANE_SANDBOX_NETWORK or sandbox.network in the config file)"; got != want {
 		t.Errorf("advice = %q, want %q", got, want)
 	}

@@ -58,8 +58,9 @@ func TestAgentsReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := calls.NewRouter(nil)
-	a := newAgentTools(cfg, r, r, env(nil), slog.New(slog.DiscardHandler))
-	if err := a.set(cfg.Agents.Specs); err != nil {
+	log := slog.New(slog.DiscardHandler)
+	a := newAgentTools(cfg, r, r, env(nil), log)
+	if err := a.Use(cfg.Agents.Specs); err != nil {
 		t.Fatal(err)
 	}
 	names := func() []string {
@@ -77,7 +78,7 @@ func TestAgentsReload(t *testing.T) {
 	tick := make(chan time.Time)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { defer close(done); a.watch(ctx, cfg.Agents.Data, tick) }()
+	go func() { defer close(done); watchAgents(ctx, cfg, a, log, tick) }()
 	defer func() { cancel(); <-done }()
 	settle := func() { tick <- time.Time{}; tick <- time.Time{}; tick <- time.Time{} }
 
@@ -95,16 +96,5 @@ func TestAgentsReload(t *testing.T) {
 	settle()
 	if got := names(); !slices.Equal(got, []string{"agent_two"}) {
 		t.Fatalf("a broken file changed the agent tools to %v", got)
-	}
-}
-
-func TestAgentsDefaultEndpoint(t *testing.T) {
-	cfg, err := loadConfig("membrane", []string{"--ollama-host", "gpu-box:11500"}, env(nil), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := newAgentTools(cfg, nil, nil, env(nil), nil)
-	if got := a.defaultBaseURL(); got != "http://gpu-box:11500/v1" {
-		t.Fatalf("default endpoint = %q", got)
 	}
 }

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+
+	"github.com/membrane-mcp/membrane/mcp"
 )
 
 // commands are membrane's subcommands; with none, membrane serves.
@@ -53,7 +54,7 @@ Flags completed:
 }
 
 // clients are the MCP clients `membrane config CLIENT` writes an entry for.
-var clients = []string{"claude-desktop", "cursor", "vscode"}
+var clients = mcp.EntryClients
 
 // runCompletion prints the completion script of one shell.
 func runCompletion(cfg *Config, shell string, stdout, stderr io.Writer) int {
@@ -80,19 +81,11 @@ func runClientConfig(cfg *Config, client string, flags []string, stdout, stderr 
 	if runtime.GOOS == "darwin" && !cfg.set.IsSet("sandbox") {
 		flags = append(flags, "--sandbox=rlimit")
 	}
-	if flags == nil {
-		flags = []string{}
+	out, err := mcp.StdioEntry(client, "membrane", exe, flags)
+	if err != nil {
+		fmt.Fprintf(stderr, "membrane config: %v\n", err)
+		return 2
 	}
-	server := map[string]any{"command": exe, "args": flags}
-	var doc map[string]any
-	switch client {
-	case "vscode": // .vscode/mcp.json
-		server["type"] = "stdio"
-		doc = map[string]any{"servers": map[string]any{"membrane": server}}
-	default: // claude_desktop_config.json, ~/.cursor/mcp.json
-		doc = map[string]any{"mcpServers": map[string]any{"membrane": server}}
-	}
-	out, _ := json.MarshalIndent(doc, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", out)
 	return 0
 }

@@ -3,13 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -154,7 +150,7 @@ func define(name string, c *Config) *settings.Set {
 	s.String(&h.Addr, "", D{Flag: "http", Env: "MEMBRANE_HTTP", Key: "http.addr", Arg: "ADDR",
 		Doc: "serve streamable HTTP on ADDR (host:port) instead of stdio; a non-loopback address needs a token"})
 	s.String(&h.Token, "", D{Flag: "token", Env: "MEMBRANE_TOKEN", Key: "http.token", Arg: "TOKEN",
-		Doc: "bearer TOKEN every HTTP request must carry (prefer MEMBRANE_TOKEN or --token-file: flags show in ps)"}, noSpace)
+		Doc: "bearer TOKEN every HTTP request must carry (prefer MEMBRANE_TOKEN or --token-file: flags show in ps)"}, settings.NoSpace)
 	s.String(&h.TokenFile, "", D{Flag: "token-file", Env: "MEMBRANE_TOKEN_FILE", Key: "http.token_file", Arg: "FILE",
 		Doc: "read the bearer token from FILE (surrounding whitespace ignored)"})
 	s.List(&h.AllowedOrigins, nil, D{Flag: "allowed-origin", Env: "MEMBRANE_ALLOWED_ORIGINS", Key: "http.allowed_origins", Arg: "ORIGIN",
@@ -197,12 +193,7 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "rotate the audit log past this SIZE, keeping 3 old files"}, posSize)
 	s.String(&ob.MetricsAddr, "", D{Flag: "metrics-addr", Env: "MEMBRANE_METRICS_ADDR", Key: "observe.metrics_addr", Arg: "ADDR",
 		Doc: "serve Prometheus /metrics on ADDR (host:port) of its own; with --http it is also at /metrics there, behind the token"},
-		func(a string) error {
-			if _, _, err := net.SplitHostPort(a); a != "" && err != nil {
-				return fmt.Errorf("%q is not host:port, such as 127.0.0.1:9464", a)
-			}
-			return nil
-		})
+		settings.HostPort("127.0.0.1:9464"))
 	s.String(&ob.Store, "", D{Flag: "store", Env: "MEMBRANE_STORE", Key: "observe.store", Arg: "FILE",
 		Doc: "keep sessions and calls in the SQLite FILE that `membrane calls` reads, or off (default $XDG_STATE_HOME/membrane/membrane.db)"})
 	s.String(&ob.Lens, "auto", D{Flag: "lens", Env: "MEMBRANE_LENS", Key: "observe.lens", Arg: "MODE",
@@ -218,9 +209,9 @@ func define(name string, c *Config) *settings.Set {
 	s.Bool(&b.Network, false, D{Flag: "sandbox-network", Env: "MEMBRANE_SANDBOX_NETWORK", Key: "sandbox.network",
 		Doc: "give sandboxed code the host's network"})
 	s.String(&b.Workspace, "", D{Flag: "workspace", Env: "MEMBRANE_WORKSPACE", Key: "sandbox.workspace", Arg: "DIR",
-		Doc: "host DIR mounted read-write at /workspace for every session (default: a fresh dir per session, removed at its end)"}, isDir)
+		Doc: "host DIR mounted read-write at /workspace for every session (default: a fresh dir per session, removed at its end)"}, settings.Dir)
 	s.String(&b.Python, "", D{Flag: "python", Env: "MEMBRANE_PYTHON", Key: "sandbox.python", Arg: "PATH",
-		Doc: "PATH of the interpreter python_run uses (default: the first real python3 found)"}, isExecutable)
+		Doc: "PATH of the interpreter python_run uses (default: the first real python3 found)"}, settings.Executable)
 	s.Duration(&b.Timeout, sandbox.DefaultTimeout, D{Flag: "timeout", Env: "MEMBRANE_TIMEOUT", Key: "sandbox.timeout",
 		Doc: "wall-clock limit of a sandboxed call that asks for none (DURATION)"}, posDur)
 	s.Duration(&b.MaxTimeout, sandbox.DefaultMaxTimeout, D{Flag: "max-timeout", Env: "MEMBRANE_MAX_TIMEOUT", Key: "sandbox.max_timeout",
@@ -292,14 +283,7 @@ func define(name string, c *Config) *settings.Set {
 		settings.AtLeast[int64](0))
 	settings.Value(s, &o.NumCtx, D{Key: "ollama.num_ctx",
 		Doc: "num_ctx per model, instead of the size membrane picks for each input: {MODEL: TOKENS}"},
-		func(m map[string]int) error {
-			for name, n := range m {
-				if n < 256 || n > 1<<24 {
-					return fmt.Errorf("num_ctx of %s: %d is not from 256 to 16777216", name, n)
-				}
-			}
-			return nil
-		})
+		ollama.ValidateNumCtx)
 	settings.Value(s, &o.Backends, D{Key: "openai.backends",
 		Doc: "OpenAI-compatible servers with per-model capabilities: [{name, url, key_env, key_file, models: {ID or '*': {vision, tools, thinking, embedding, context_length}}}] (see OpenAI-compatible backends)"},
 		ollama.ValidateBackends)
@@ -312,17 +296,12 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "do not serve the tools matching GLOB; repeatable"}, globs)
 	s.List(&p.RateLimits, nil, D{Flag: "rate-limit", Env: "MEMBRANE_RATE_LIMITS", Key: "policy.rate_limits", Arg: "GLOB=N/min[:BURST]",
 		Doc: "limit the calls to each tool matching a glob, over all clients (such as sh=10/min:3); repeatable"},
-		func(v string) error { _, err := parseRateLimit(v); return err })
+		func(v string) error { _, err := policy.ParseLimit(v); return err })
 	s.Bool(&p.ScrubOutput, true, D{Flag: "scrub-output", Env: "MEMBRANE_SCRUB_OUTPUT", Key: "policy.scrub_output",
 		Doc: "hide secrets (membrane's tokens, http_get header values, credential shapes) in what tools answer the model; false turns it off"})
 	s.List(&p.SecretEnv, nil, D{Flag: "secret-env", Env: "MEMBRANE_SECRET_ENV", Key: "policy.secret_env", Arg: "NAME",
 		Doc: "hide the value of environment variable NAME in tool answers, logs, the audit log and the store; repeatable"},
-		func(v string) error {
-			if !envName.MatchString(v) {
-				return fmt.Errorf("%q is not an environment variable name (letters, digits and _, not starting with a digit)", v)
-			}
-			return nil
-		})
+		settings.EnvName)
 	g := &c.HTTPGet
 	s.List(&g.Allow, nil, D{Flag: "http-get-allow", Env: "MEMBRANE_HTTP_GET_ALLOW", Key: "http_get.allow", Arg: "PATTERN",
 		Doc: "turn on http_get for PATTERN: a host, *.domain, host:port, a URL prefix, or * (every public host); repeatable"},
@@ -411,14 +390,12 @@ func loadConfig(name string, args []string, getenv func(string) string, readFile
 func (c *Config) validate() error {
 	s := c.set
 	var errs []error
-	// A relative token file in the config file is relative to that file.
-	if s.SourceOf("token-file") == settings.FromFile && c.HTTP.TokenFile != "" && !filepath.IsAbs(c.HTTP.TokenFile) {
-		c.HTTP.TokenFile = filepath.Join(filepath.Dir(c.File), c.HTTP.TokenFile)
-	}
-	if c.Sandbox.Workspace != "" {
-		if abs, err := filepath.Abs(c.Sandbox.Workspace); err == nil {
-			c.Sandbox.Workspace = abs
-		}
+	// A relative path in the config file is relative to that file.
+	s.ResolvePath("token-file", &c.HTTP.TokenFile)
+	s.ResolvePath("tokens-file", &c.HTTP.TokensFile)
+	s.ResolvePath("agents", &c.Agents.File)
+	if abs, err := filepath.Abs(c.Sandbox.Workspace); err == nil && c.Sandbox.Workspace != "" {
+		c.Sandbox.Workspace = abs // checked (settings.Dir) from the working directory
 	}
 	if c.Sandbox.Timeout > c.Sandbox.MaxTimeout {
 		errs = append(errs, s.Errorf("timeout", "%s is longer than %s %s", c.Sandbox.Timeout, s.NameOf("max-timeout"), c.Sandbox.MaxTimeout))
@@ -437,24 +414,12 @@ func (c *Config) validate() error {
 			c.HTTP.Token = strings.TrimSpace(string(data))
 		}
 	}
-	if s.SourceOf("tokens-file") == settings.FromFile && c.HTTP.TokensFile != "" && !filepath.IsAbs(c.HTTP.TokensFile) {
-		c.HTTP.TokensFile = filepath.Join(filepath.Dir(c.File), c.HTTP.TokensFile)
-	}
 	if c.HTTP.TokensFile != "" {
-		if abs, err := filepath.Abs(c.HTTP.TokensFile); err == nil {
-			c.HTTP.TokensFile = abs
-		}
 		if _, err := policy.LoadTokens(c.HTTP.TokensFile); err != nil {
 			errs = append(errs, s.Errorf("tokens-file", "%v", err))
 		}
 	}
-	if s.SourceOf("agents") == settings.FromFile && c.Agents.File != "" && !filepath.IsAbs(c.Agents.File) {
-		c.Agents.File = filepath.Join(filepath.Dir(c.File), c.Agents.File)
-	}
 	if c.Agents.File != "" {
-		if abs, err := filepath.Abs(c.Agents.File); err == nil {
-			c.Agents.File = abs
-		}
 		specs, data, err := loadAgents(c.Agents.File)
 		if err != nil {
 			errs = append(errs, s.Errorf("agents", "%v", err))
@@ -485,50 +450,11 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-func noSpace(v string) error {
-	if strings.ContainsAny(v, " \t\r\n") {
-		return errors.New("must not contain whitespace")
-	}
-	return nil
-}
-
-func isDir(v string) error {
-	if v == "" {
-		return nil // a fresh directory per session
-	}
-	if fi, err := os.Stat(v); err != nil || !fi.IsDir() {
-		return errors.New("is not a directory")
-	}
-	return nil
-}
-
-func isExecutable(v string) error {
-	if v == "" {
-		return nil // found on PATH
-	}
-	if fi, err := os.Stat(v); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return errors.New("is not an executable file")
-	}
-	return nil
-}
-
 // sandboxConfig returns the sandbox package's form.
 func (c *Config) sandboxConfig() sandbox.Config {
 	sc := c.Sandbox
 	sc.Mode = sandbox.Mode(c.SandboxMode)
-	if sc.Concurrency == 0 {
-		mem := sc.MemoryBytes
-		if mem <= 0 {
-			mem = sandbox.DefaultMemoryBytes
-		}
-		sc.Concurrency = calls.MachineConcurrency(mem)
-	}
-	switch {
-	case sc.Warm < 0:
-		sc.Warm = 0
-	case sc.Warm == 0:
-		sc.Warm = min(runtime.NumCPU(), sandbox.MaxWarm)
-	}
+	sc = sc.SizedToMachine()
 	// membrane's own secrets stay out of every sandbox, even where they
 	// sit under a directory sandboxes see (/usr/local/etc, say).
 	sc.Hide = slices.DeleteFunc([]string{c.File, c.HTTP.TokenFile, c.HTTP.TokensFile, c.Agents.File}, func(s string) bool { return s == "" })
@@ -540,23 +466,8 @@ func (c *Config) ollamaConfig() ollama.Config {
 	oc.Hosts = slices.Clone(oc.Hosts)
 	oc.Tools = slices.Clone(oc.Tools)
 	oc.ModelTools = ollama.ModelTools(c.ModelTools)
-	oc.Backends = slices.Clone(oc.Backends)
-	fromFile := len(oc.Backends)
-	for _, v := range c.OpenAIBackends {
-		b, err := ollama.ParseBackend(v)
-		if err != nil {
-			continue // checked when set
-		}
-		// A flag naming a backend of the file gives its URL and key; the
-		// file's entry keeps its model capabilities. Two flags of one name
-		// both stay, for ollama.New to refuse.
-		if i := slices.IndexFunc(oc.Backends[:fromFile], func(x ollama.Backend) bool { return x.Name == b.Name }); i >= 0 {
-			b.Models = oc.Backends[i].Models
-			oc.Backends[i] = b
-			continue
-		}
-		oc.Backends = append(oc.Backends, b)
-	}
+	// A flag naming a backend of the file gives its URL and key.
+	oc.Backends = ollama.MergeBackends(oc.Backends, c.OpenAIBackends)
 	return oc
 }
 
@@ -568,15 +479,7 @@ type HTTPGetHeader struct {
 }
 
 // limits returns the shared rate limits in the policy package's form.
-func (c *Config) limits() []policy.Limit {
-	var out []policy.Limit
-	for _, v := range c.Policy.RateLimits {
-		if l, err := parseRateLimit(v); err == nil { // checked when set
-			out = append(out, l)
-		}
-	}
-	return out
-}
+func (c *Config) limits() []policy.Limit { return policy.ParseLimits(c.Policy.RateLimits) }
 
 // httpGetOptions returns http_get's options.
 func (c *Config) httpGetOptions() httpget.Options {
@@ -591,63 +494,19 @@ func (c *Config) httpGetOptions() httpget.Options {
 	return o
 }
 
-// envName is what --secret-env takes.
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// minSecretLen is the shortest --secret-env value that is hidden: a
-// shorter one would hide ordinary words and numbers.
-const minSecretLen = 6
-
 // secrets are the configured values to hide wherever they show up: the
 // server's token, the header values http_get sends, and the values of the
-// --secret-env variables (from membrane's own environment).
+// --secret-env variables (from membrane's own environment); the scrubber
+// leaves out values too short to hide (scrub.MinSecretLen).
 func (c *Config) secrets() []string {
 	out := []string{c.HTTP.Token}
 	for _, h := range c.HTTPGet.Headers {
 		out = append(out, h.Value)
 	}
 	for _, name := range c.Policy.SecretEnv {
-		if v := os.Getenv(name); len(v) >= minSecretLen {
-			out = append(out, v)
-		}
+		out = append(out, os.Getenv(name))
 	}
 	return out
-}
-
-// parseRateLimit reads a shared limit: GLOB=N/min or GLOB=N/min:BURST
-// (also /s and /h), each matching tool a bucket of its own.
-func parseRateLimit(v string) (policy.Limit, error) {
-	glob, spec, ok := strings.Cut(strings.TrimSpace(v), "=")
-	if !ok || glob == "" {
-		return policy.Limit{}, fmt.Errorf("%q: want GLOB=N/min[:BURST], such as sh=10/min:3", v)
-	}
-	spec, burstStr, hasBurst := strings.Cut(spec, ":")
-	num, unit, _ := strings.Cut(spec, "/")
-	n, err := strconv.ParseFloat(num, 64)
-	if err != nil || !(n > 0) || n > 1e9 {
-		return policy.Limit{}, fmt.Errorf("%q: the rate %q is not a positive number", v, num)
-	}
-	switch unit {
-	case "s", "sec", "second":
-		n *= 60
-	case "m", "min", "minute", "":
-	case "h", "hour":
-		n /= 60
-	default:
-		return policy.Limit{}, fmt.Errorf("%q: the unit %q is not s, min or h", v, unit)
-	}
-	l := policy.Limit{Tools: glob, PerMinute: n, PerTool: true, Burst: 1}
-	if hasBurst {
-		b, err := strconv.Atoi(burstStr)
-		if err != nil || b < 1 {
-			return policy.Limit{}, fmt.Errorf("%q: the burst %q is not a whole number of 1 or more", v, burstStr)
-		}
-		l.Burst = b
-	}
-	if _, err := policy.New(policy.Options{Limits: []policy.Limit{l}}); err != nil {
-		return policy.Limit{}, fmt.Errorf("%q: %v", v, err)
-	}
-	return l, nil
 }
 
 // listenAdvice is mcp.CheckListen's error with the settings that give a

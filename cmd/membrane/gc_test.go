@@ -1,7 +1,6 @@
 package main
 
 import (
-	"runtime"
 	"testing"
 )
 
@@ -16,8 +15,5 @@ func TestSoftMemoryLimit(t *testing.T) {
 		if got := softMemoryLimit(tc.total); got != tc.want {
 			t.Errorf("softMemoryLimit(%d) = %d, want %d", tc.total, got, tc.want)
 		}
-	}
-	if runtime.GOOS == "linux" && memTotal() <= 0 {
-		t.Error("memTotal found no MemTotal in /proc/meminfo")
 	}
 }

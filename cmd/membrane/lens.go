@@ -52,25 +52,10 @@ func mountLens(cfg *Config, opts *mcp.HTTPOptions, router *calls.Router, models 
 				Quantization: m.Quantization, Size: m.Size, ContextLength: m.ContextLength, Capabilities: m.Capabilities}, true
 		},
 		Queues:  models.QueueDepths,
-		Sandbox: lens.Sandbox{Mode: cfg.SandboxMode, Isolation: isolationOf(cfg)},
+		Sandbox: lens.Sandbox{Mode: cfg.SandboxMode, Isolation: cfg.sandboxConfig().Isolation()},
 		Logger:  log.With("component", "lens"),
 	})
 	router.Observe(l)
 	opts.Mounts = append(opts.Mounts, mcp.Mount{Prefix: l.Prefix(), Handler: l, Public: true})
 	return nil
-}
-
-// isolationOf says in a line what the sandbox mode achieves.
-func isolationOf(cfg *Config) string {
-	net := "no network"
-	if cfg.Sandbox.Network {
-		net = "the host's network"
-	}
-	switch cfg.SandboxMode {
-	case "bwrap":
-		return "bubblewrap: own namespaces, " + net + ", a private filesystem view, rlimits, a wall-clock deadline, output caps"
-	case "rlimit":
-		return "rlimit: resource limits and deadlines only; the code sees the host's files and " + net
-	}
-	return cfg.SandboxMode
 }

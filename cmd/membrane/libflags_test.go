@@ -51,7 +51,7 @@ func TestLibrariesNameNoFlags(t *testing.T) {
 	t.Parallel()
 	flags := programFlags(t)
 	found := map[string][]string{}
-	for _, lib := range []string{"calls", "mcp", "ollama", "sandbox"} {
+	for _, lib := range []string{"calls", "diag", "mcp", "ollama", "sandbox"} {
 		root := filepath.Join("..", "..", lib)
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {

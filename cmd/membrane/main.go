@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,9 +29,9 @@ import (
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/calls/agent/agenttool"
 	"github.com/membrane-mcp/membrane/calls/lens"
 	"github.com/membrane-mcp/membrane/calls/policy"
-	"github.com/membrane-mcp/membrane/calls/scrub"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
@@ -56,7 +55,7 @@ func main() {
 // (about 100 MiB against under 50 MiB): see the README's Tuning paragraph.
 func tuneGC() {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(softMemoryLimit(memTotal()))
+		debug.SetMemoryLimit(softMemoryLimit(calls.MemTotal()))
 	}
 }
 
@@ -68,26 +67,6 @@ func softMemoryLimit(total int64) int64 {
 		return 512 << 20
 	}
 	return min(max(total/8, 64<<20), 512<<20)
-}
-
-// memTotal returns the machine's memory in bytes from /proc/meminfo, or 0
-// where there is none (macOS).
-func memTotal() int64 {
-	data, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(l, "MemTotal:"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 2 && f[1] == "kB" {
-				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-					return kb << 10
-				}
-			}
-		}
-	}
-	return 0
 }
 
 func versionString() string { return settings.Version(version) }
@@ -191,8 +170,18 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	if err != nil {
 		return err
 	}
-	pol, err := policy.New(policy.Options{
-		Limits: cfg.limits(),
+	var set *policy.TokenSet
+	if cfg.HTTP.TokensFile != "" {
+		if set, err = policy.LoadTokens(cfg.HTTP.TokensFile); err != nil {
+			return err
+		}
+		if cfg.HTTP.Addr == "" {
+			log.Warn("--tokens-file applies to HTTP clients only; on stdio every tool is served", "tokens_file", cfg.HTTP.TokensFile)
+		}
+	}
+	guard, err := policy.NewGuard(policy.GuardOptions{
+		Limits: cfg.limits(), Tokens: set, SharedToken: cfg.HTTP.Token,
+		Scrub: cfg.Policy.ScrubOutput, Secrets: cfg.secrets(), Logger: log.With("component", "scrub"),
 		OnRefuse: func(ctx context.Context, r policy.Refusal) {
 			log.Info("call refused", "call", r.Call, "client", r.Principal, "reason", string(r.Reason), "retry_after", r.RetryAfter)
 		},
@@ -200,34 +189,9 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	if err != nil {
 		return fmt.Errorf("rate limits: %w", err)
 	}
-	var (
-		tokens    *policy.Store
-		plainToks []string
-	)
-	if cfg.HTTP.TokensFile != "" {
-		set, err := policy.LoadTokens(cfg.HTTP.TokensFile)
-		if err != nil {
-			return err
-		}
-		tokens = policy.NewStore(set, cfg.HTTP.Token)
-		plainToks = set.PlainTokens()
-		if cfg.HTTP.Addr == "" {
-			log.Warn("--tokens-file applies to HTTP clients only; on stdio every tool is served", "tokens_file", cfg.HTTP.TokensFile)
-		}
-	}
-	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout, Observers: obs.routerObservers(), Redact: obs.scrub.String}
-	// Scrubbing is the outermost: it sees every answer, refusals too.
-	var scrubbing *policy.Scrubbing
-	outputScrubber := func(plain []string) *scrub.Scrubber {
-		return scrub.New(&scrub.Options{Secrets: append(cfg.secrets(), plain...)})
-	}
-	if cfg.Policy.ScrubOutput {
-		scrubbing = policy.NewScrubbing(outputScrubber(plainToks), log.With("component", "scrub"))
-		ropts.Middleware = append(ropts.Middleware, scrubbing.Middleware())
-	}
-	if len(cfg.Policy.RateLimits) > 0 || tokens != nil {
-		ropts.Middleware = append(ropts.Middleware, pol.Middleware())
-	}
+	tokens, scrubbing := guard.Tokens, guard.Scrubbing
+	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout,
+		Observers: obs.routerObservers(), Redact: obs.scrub.String, Middleware: guard.Middleware()}
 	router := calls.NewRouter(ropts)
 	defer obs.close(router, log)
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
@@ -264,10 +228,10 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 		defer view.Close()
 		served, inner = view, view
 	}
-	var agentSet *agentTools
+	var agentSet *agenttool.Set
 	if cfg.Agents.File != "" {
 		agentSet = newAgentTools(cfg, router, inner, getenv, log.With("component", "agents"))
-		if err := agentSet.set(cfg.Agents.Specs); err != nil {
+		if err := agentSet.Use(cfg.Agents.Specs); err != nil {
 			return fmt.Errorf("agents: %w", err)
 		}
 	}
@@ -329,11 +293,8 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 		// that lists once and goes (a one-shot agent) would not see them
 		// otherwise. A host that hangs holds the list up to a bound; its
 		// models come later, with list_changed.
-		select {
-		case <-models.Discovered():
-		case <-time.After(firstDiscoveryWait):
-			log.Warn("the model hosts have not answered yet; serving the tools without their models for now", "waited", firstDiscoveryWait)
-		case <-ctx.Done():
+		if !models.WaitDiscovered(ctx, ollama.FirstListWait) && ctx.Err() == nil {
+			log.Warn("the model hosts have not answered yet; serving the tools without their models for now (membrane doctor times them)", "waited", ollama.FirstListWait)
 		}
 		warnUnmatched(log, sel, router)
 		close(ready)
@@ -376,16 +337,12 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 		bg.Go(func() {
 			t := time.NewTicker(2 * time.Second)
 			defer t.Stop()
-			agentSet.watch(bgCtx, cfg.Agents.Data, t.C)
+			watchAgents(bgCtx, cfg, agentSet, log.With("component", "agents"), t.C)
 		})
 	}
 	if tokens != nil {
 		bg.Go(func() {
-			tokens.Watch(bgCtx, cfg.HTTP.TokensFile, 2*time.Second, func(set *policy.TokenSet) {
-				pol.Retain(set)
-				if scrubbing != nil {
-					scrubbing.Set(outputScrubber(set.PlainTokens()))
-				}
+			guard.Watch(bgCtx, cfg.HTTP.TokensFile, 2*time.Second, func(set *policy.TokenSet) {
 				log.Info("tokens file reloaded", "tokens", len(set.Names()))
 			}, func(err error) {
 				log.Warn("tokens file not reloaded; the tokens in use stay", "err", err)
@@ -412,17 +369,15 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 		log.Info("shutting down: cancelling running calls", "timeout", cfg.ShutdownTimeout.String())
 	}
 	stop() // a second signal kills at once
-	shutdown(srv, cfg.ShutdownTimeout, log)
+	if !srv.CloseWithin(cfg.ShutdownTimeout) {
+		log.Warn("calls still running after the shutdown timeout; stopping anyway", "timeout", cfg.ShutdownTimeout.String())
+	}
 	return serveErr
 }
 
 // warnUnmatched warns of --tools and --exclude-tools patterns that match
 // none of the tools registered so far. It is not an error: a model's tools
 // appear when the model is pulled, and the pattern applies then.
-// firstDiscoveryWait bounds how long the first tools/list waits for the
-// model hosts' first answer.
-const firstDiscoveryWait = 3 * time.Second
-
 func warnUnmatched(log *slog.Logger, sel *policy.Selector, r *calls.Router) {
 	var names []string
 	for _, c := range r.List() {
@@ -430,20 +385,6 @@ func warnUnmatched(log *slog.Logger, sel *policy.Selector, r *calls.Router) {
 	}
 	for _, p := range sel.Unmatched(names) {
 		log.Warn("a --tools or --exclude-tools pattern matches no tool yet; it will apply to tools that appear later (check it for a typo)", "pattern", p, "tools", len(names))
-	}
-}
-
-// shutdown cancels running calls and waits for them, at most d.
-func shutdown(srv *mcp.Server, d time.Duration, log *slog.Logger) {
-	done := make(chan struct{})
-	go func() {
-		srv.Close()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		log.Warn("calls still running after the shutdown timeout; stopping anyway", "timeout", d.String())
 	}
 }
 
@@ -455,13 +396,7 @@ func httpOptions(cfg *Config, models *ollama.Models, tokens *policy.Store, metri
 		sessionsFor func(string) int
 	)
 	if tokens != nil {
-		verify = tokens.Verify // the single --token stays in it, unlimited
-		sessionsFor = func(user string) int {
-			if p, ok := tokens.Principal(user); ok {
-				return p.MaxSessions
-			}
-			return 0
-		}
+		verify, sessionsFor = tokens.Verify, tokens.SessionsFor // the single --token stays in it, unlimited
 	}
 	return &mcp.HTTPOptions{
 		Verify:              verify,
@@ -486,23 +421,8 @@ func httpOptions(cfg *Config, models *ollama.Models, tokens *policy.Store, metri
 	}
 }
 
+// serveHTTP serves srv on --http until ctx is done, and logs where.
 func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, opts *mcp.HTTPOptions, tokens *policy.Store, log *slog.Logger) error {
-	h, err := srv.HTTPHandler(opts)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("%s %s: another process already listens there; choose a free address (%s HOST:PORT, or ADDR=HOST:PORT make run): %w",
-				cfg.set.NameOf("http"), cfg.HTTP.Addr, cfg.set.Lookup("http").FlagName(), err)
-		}
-		return fmt.Errorf("%s %s: %w", cfg.set.NameOf("http"), cfg.HTTP.Addr, err)
-	}
-	lo := &mcp.ListenOptions{IdleTimeout: cfg.HTTP.IdleTimeout, MaxConns: cfg.HTTP.MaxConns}
-	hs := mcp.NewHTTPServer(h, lo)
-	hs.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-	ln = mcp.Listen(ln, lo)
 	auth := "none (loopback only)"
 	switch {
 	case tokens != nil:
@@ -510,35 +430,36 @@ func serveHTTP(ctx context.Context, cfg *Config, srv *mcp.Server, opts *mcp.HTTP
 	case cfg.HTTP.Token != "":
 		auth = "bearer token"
 	}
-	log.Info("membrane serving MCP over HTTP", "url", "http://"+ln.Addr().String()+mcp.DefaultPath,
-		"version", versionString(), "auth", auth, "stateless", cfg.HTTP.Stateless, "sandbox", cfg.SandboxMode)
-	for _, m := range opts.Mounts {
-		if m.Prefix == lens.DefaultPrefix {
-			log.Info("membrane lens: open it in a browser and log in with the token", "url", "http://"+ln.Addr().String()+m.Prefix)
-		}
+	err := srv.ListenAndServe(ctx, cfg.HTTP.Addr, &mcp.ServeOptions{
+		HTTP:            opts,
+		Listen:          &mcp.ListenOptions{IdleTimeout: cfg.HTTP.IdleTimeout, MaxConns: cfg.HTTP.MaxConns},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		OnListen: func(addr net.Addr) {
+			log.Info("membrane serving MCP over HTTP", "url", "http://"+addr.String()+mcp.DefaultPath,
+				"version", versionString(), "auth", auth, "stateless", cfg.HTTP.Stateless, "sandbox", cfg.SandboxMode)
+			for _, m := range opts.Mounts {
+				if m.Prefix == lens.DefaultPrefix {
+					how := "open it in a browser and log in with the token"
+					if tokens == nil && cfg.HTTP.Token == "" {
+						how = "open it in a browser (no login: no token is set, and only loopback clients are served)"
+					}
+					log.Info("membrane lens: "+how, "url", "http://"+addr.String()+m.Prefix)
+				}
+			}
+			if cfg.HTTP.Stateless && !lensOn(cfg) && cfg.Observe.Lens == "auto" {
+				log.Info("lens off: a stateless replica sees only its own calls; set " + cfg.set.NameOf("lens") + " on if the store is shared")
+			}
+		},
+	})
+	var le *mcp.ListenError
+	switch {
+	case errors.As(err, &le) && le.InUse():
+		return fmt.Errorf("%s %s: another process already listens there; choose a free address (%s HOST:PORT, or ADDR=HOST:PORT make run): %w",
+			cfg.set.NameOf("http"), cfg.HTTP.Addr, cfg.set.Lookup("http").FlagName(), le.Err)
+	case errors.As(err, &le):
+		return fmt.Errorf("%s %s: %w", cfg.set.NameOf("http"), cfg.HTTP.Addr, le.Err)
 	}
-	if cfg.HTTP.Stateless && !lensOn(cfg) && cfg.Observe.Lens == "auto" {
-		log.Info("lens off: a stateless replica sees only its own calls; set " + cfg.set.NameOf("lens") + " on if the store is shared")
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http: %w", err)
-	case <-ctx.Done():
-	}
-	// Stop accepting and close idle connections; sessions (and their
-	// open SSE streams) end when srv closes, which shutdown does next.
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	go srv.Close()
-	if err := hs.Shutdown(sctx); err != nil {
-		hs.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return err
 }
 
 func idle(d time.Duration) time.Duration {

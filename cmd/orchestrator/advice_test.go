@@ -31,3 +31,14 @@ func TestModelAdvice(t *testing.T) {
 		t.Error("nil changed")
 	}
 }
+
+// The reasoning refusals name the setting that fixes them.
+func TestModelAdviceReasoning(t *testing.T) {
+	t.Parallel()
+	for _, code := range []openaicompat.Code{openaicompat.CodeThinkLevelUnsupported, openaicompat.CodeNoThinking} {
+		err := &openaicompat.Error{Code: code}
+		if got := modelAdvice(err); !strings.Contains(got.Error(), "--reasoning-effort") || !errors.Is(got, err) {
+			t.Errorf("code %d: advice %q does not name --reasoning-effort or lost the error", code, got)
+		}
+	}
+}

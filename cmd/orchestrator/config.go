@@ -69,13 +69,15 @@ type Config struct {
 	HideReasoning bool
 	Verbose       bool
 	NoColor       bool
-	History       string
+	// HistoryFile keeps the REPL's input lines ("off": none; "": the
+	// default path).
+	HistoryFile string
 
 	// Store is the SQLite trace store the turns are kept in ("off": none;
-	// "": the default path, shared with membrane's). Turns lists the
+	// "": the default path, shared with membrane's). History lists the
 	// stored turns and exits.
-	Store string
-	Turns bool
+	Store   string
+	History bool
 
 	// Images says how images that tools return are shown: imagesAuto,
 	// imagesSave or imagesOff. ImageDir is where they are saved; empty
@@ -116,7 +118,8 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.Int(&r.maxSteps, 10, D{Flag: "max-steps", Env: "MEMBRANE_MAX_STEPS", Doc: "model calls per question before giving up (N; 0 = no limit)"}, settings.AtLeast(0))
 	s.Int(&c.Parallel, 0, D{Flag: "parallel", Doc: "tool calls of one step run at once (N; 0 = all, the default)"}, settings.AtLeast(0))
 	s.Float(&r.temperature, 0, D{Flag: "temperature", Arg: "T", Doc: "sampling temperature (T, from 0 to 2; default the model's)"}, settings.Between(0.0, 2.0))
-	s.String(&c.ReasoningEffort, "", D{Flag: "reasoning-effort", Arg: "LEVEL", Doc: "LEVEL sent as reasoning_effort: low, medium, high or none"},
+	s.String(&c.ReasoningEffort, "", D{Flag: "reasoning-effort", Env: "MEMBRANE_REASONING_EFFORT", Arg: "LEVEL",
+		Doc: "LEVEL sent as reasoning_effort: low, medium, high or none (none turns a thinking model's reasoning off; Ollama takes the levels for gpt-oss models only; default: the model's own)"},
 		settings.OneOf("", "low", "medium", "high", "none"))
 	s.Duration(&c.Timeout, 0, D{Flag: "timeout", Doc: "give up on a question after DURATION (default none; a turn of serve: 5m, unless its agent sets a timeout)"})
 	s.Bool(&r.extract, false, D{Flag: "extract-text-calls", Arg: "BOOL", Doc: "run tool calls the model writes as JSON text (BOOL; default true for Ollama, false otherwise)"})
@@ -188,10 +191,10 @@ func define(c *Config, r *rawConfig) *settings.Set {
 		Doc: "images tools return: auto saves each and prints its path, and draws it in kitty and iTerm2 terminals; save only saves; off shows none (MODE)"},
 		settings.OneOf(imagesAuto, imagesSave, imagesOff))
 	s.String(&c.ImageDir, "", D{Flag: "image-dir", Arg: "DIR", Doc: "save the images tools return in DIR (default: a new temporary directory)"})
-	s.String(&c.History, "", D{Flag: "history", Arg: "FILE", Doc: `REPL history FILE (default $XDG_STATE_HOME/membrane/orchestrator_history; "off" for none)`})
+	s.String(&c.HistoryFile, "", D{Flag: "history-file", Arg: "FILE", Doc: `keep the REPL's input lines in FILE (default $XDG_STATE_HOME/membrane/orchestrator_history; "off" for none)`})
 	s.String(&c.Store, "", D{Flag: "store", Env: "MEMBRANE_STORE", Arg: "FILE",
 		Doc: `keep each turn (question, steps, model calls with tokens and timings, tool calls) in the SQLite FILE membrane's trace store uses, or off (default $XDG_STATE_HOME/membrane/membrane.db)`})
-	s.Bool(&c.Turns, false, D{Flag: "turns", Doc: "print the latest stored turns with their steps (as /history does) and exit; with --json, one JSON object per turn"})
+	s.Bool(&c.History, false, D{Flag: "history", Doc: "print the latest stored turns with their steps (as /history does) and exit; with --json, one JSON object per turn"})
 	s.Bool(&r.version, false, D{Flag: "version", Doc: "print the version and exit", Stop: true})
 	return s
 }
@@ -248,6 +251,9 @@ func parseConfig(args []string, getenv func(string) string) (*Config, *settings.
 	if rest := s.Args(); len(rest) > 0 {
 		if cfg.Exec != "" {
 			return nil, s, fmt.Errorf("give the question either with -e or as arguments, not both (got -e and %q)", strings.Join(rest, " "))
+		}
+		if cfg.History {
+			return nil, s, fmt.Errorf("--history takes no value: it prints the stored turns and exits (got %q); the REPL's input history file is --history-file FILE", strings.Join(rest, " "))
 		}
 		cfg.Exec = strings.Join(rest, " ")
 	}

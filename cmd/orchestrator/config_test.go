@@ -69,6 +69,9 @@ func TestParseConfigErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--no-membrane"}, nil, "--no-membrane: needs --mcp-config"},
 		{[]string{"--token-file", "/nonexistent/tok"}, nil, "--token-file"},
 		{[]string{"-e", "q", "more"}, nil, "either with -e or as arguments"},
+		// The REPL's history file was --history FILE before --history meant
+		// the stored turns: the old form says where the file setting went.
+		{[]string{"--history", "/tmp/hist"}, nil, "--history takes no value: it prints the stored turns and exits (got \"/tmp/hist\"); the REPL's input history file is --history-file FILE"},
 		{[]string{"--bogus"}, nil, "--bogus: unknown flag"},
 	}
 	for _, tt := range tests {
@@ -101,7 +104,7 @@ func TestEverySetting(t *testing.T) {
 			"capabilities-card": "sometimes", "capabilities-card-tokens": "0",
 		},
 		NoBad: []string{"e", "model", "system", "token", "token-file", "membrane", "server-arg", "config", "mcp-config",
-			"server-log", "approve", "history", "agents", "agent", "api-token", "api-token-file", "allowed-host", "store", "image-dir"},
+			"server-log", "approve", "history-file", "agents", "agent", "api-token", "api-token-file", "allowed-host", "store", "image-dir"},
 	})
 }
 

@@ -88,7 +88,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 	log := slog.New(tint.NewTextHandler(stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !color}))
 
-	if cfg.Turns {
+	if cfg.History {
 		return showTurns(cfg, getenv, stdout, stderr)
 	}
 	if command == "serve" {
@@ -233,7 +233,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	var lines lineReader
 	var keys keyReader
 	if interactive {
-		hist := cfg.History
+		hist := cfg.HistoryFile
 		if hist == "" {
 			hist = historyPath(getenv)
 		}
@@ -313,10 +313,10 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 // cardGroup lists a tool on the capabilities card under its server's name.
 func cardGroup(c calls.Call) string { return strings.TrimPrefix(c.Group, "mcp:") }
 
-// showTurns prints the stored turns for --turns.
+// showTurns prints the stored turns for --history.
 func showTurns(cfg *Config, getenv func(string) string, stdout, stderr io.Writer) int {
 	if cfg.Store == "off" {
-		fmt.Fprintln(stderr, "orchestrator: --turns reads the trace store, and --store is off")
+		fmt.Fprintln(stderr, "orchestrator: --history reads the trace store, and --store is off")
 		return 2
 	}
 	path, err := turnStorePath(cfg.Store, getenv)
@@ -813,6 +813,10 @@ func modelAdvice(err error) error {
 		return fmt.Errorf("%w; pick the model with --model or MEMBRANE_MODEL", err)
 	case openaicompat.CodeNotFound, openaicompat.CodeUnreachable:
 		return fmt.Errorf("%w; set the endpoint with --base-url", err)
+	case openaicompat.CodeThinkLevelUnsupported:
+		return fmt.Errorf("%w; use --reasoning-effort none, or leave it unset (MEMBRANE_REASONING_EFFORT, or the agent's reasoning_effort)", err)
+	case openaicompat.CodeNoThinking:
+		return fmt.Errorf("%w; drop --reasoning-effort (MEMBRANE_REASONING_EFFORT, or the agent's reasoning_effort), or pick a thinking model with --model", err)
 	}
 	return err
 }

@@ -6,37 +6,29 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/membrane-mcp/membrane/calls/otel/oteltest"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 	"github.com/membrane-mcp/membrane/ollama/ollamatest"
 )
 
 // EnvTestJaeger names the Jaeger binary the trace test runs ("off" skips
 // the test on purpose). `make test-jaeger` builds it into the cache.
-const EnvTestJaeger = "MEMBRANE_TEST_JAEGER"
+const EnvTestJaeger = oteltest.EnvJaeger
 
 // jaegerBinary finds the Jaeger all-in-one binary, or fails or skips as
 // mcptest.Require says.
 func jaegerBinary(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv(EnvTestJaeger)
-	if p == "off" {
-		t.Skipf("%s=off", EnvTestJaeger)
-	}
+	p, why := oteltest.JaegerPath()
 	if p == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			mcptest.Require(t, "no cache directory for the Jaeger binary")
+		if os.Getenv(EnvTestJaeger) == "off" {
+			t.Skip(why)
 		}
-		p = filepath.Join(dir, "membrane", "jaeger-v1.76.0", "jaeger")
-	}
-	if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
-		mcptest.Require(t, fmt.Sprintf("no Jaeger at %s (run `make test-jaeger`, or set %s)", p, EnvTestJaeger))
+		mcptest.Require(t, why)
 	}
 	return p
 }
@@ -48,86 +40,8 @@ type jaeger struct {
 
 func startJaeger(t *testing.T) *jaeger {
 	t.Helper()
-	bin := jaegerBinary(t)
-	j := &jaeger{otlpHTTP: mcptest.FreeAddr(t), otlpGRPC: mcptest.FreeAddr(t), query: mcptest.FreeAddr(t)}
-	health, queryGRPC := mcptest.FreeAddr(t), mcptest.FreeAddr(t)
-	config := fmt.Sprintf(`service:
-  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: info
-extensions:
-  healthcheckv2:
-    use_v2: true
-    http:
-      endpoint: %s
-  jaeger_query:
-    storage:
-      traces: mem
-    http:
-      endpoint: %s
-    grpc:
-      endpoint: %s
-  jaeger_storage:
-    backends:
-      mem:
-        memory:
-          max_traces: 1000
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %s
-      http:
-        endpoint: %s
-processors:
-  batch:
-    timeout: 100ms
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: mem
-`, health, j.query, queryGRPC, j.otlpGRPC, j.otlpHTTP)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "jaeger.yaml")
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var logs mcptest.SyncBuffer
-	cmd := exec.Command(bin, "--config", cfg)
-	// Jaeger traces itself to a fixed default port unless told not to.
-	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("jaeger log:\n%s", logs.String())
-		}
-	})
-	deadline := time.Now().Add(time.Minute)
-	for {
-		resp, err := http.Get("http://" + j.query + "/api/services")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return j
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("jaeger never answered on %s: %v", j.query, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	j := oteltest.StartJaeger(t, jaegerBinary(t))
+	return &jaeger{otlpHTTP: j.OTLPHTTP, otlpGRPC: j.OTLPGRPC, query: j.Query}
 }
 
 // jaegerSpan is a span as Jaeger's HTTP API shows it.

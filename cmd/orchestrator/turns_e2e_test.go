@@ -13,7 +13,7 @@ import (
 
 // TestE2ETurnsStored runs two one-shot turns against the real chain, one
 // that calls sh and one whose tool fails, with --store, and reads them back
-// with --turns --json: the question, the answer, each model call with its
+// with --history --json: the question, the answer, each model call with its
 // tokens and each tool call with its outcome, in order. --store off keeps
 // nothing (the control).
 func TestE2ETurnsStored(t *testing.T) {
@@ -32,16 +32,16 @@ func TestE2ETurnsStored(t *testing.T) {
 		t.Fatalf("--store off: exit %d", r.code)
 	}
 	off := filepath.Join(state, "membrane", "membrane.db")
-	r := c.run(t, env, "--store", db, "--turns", "--json")
+	r := c.run(t, env, "--store", db, "--history", "--json")
 	if r.code != 0 {
-		t.Fatalf("--turns: exit %d", r.code)
+		t.Fatalf("--history: exit %d", r.code)
 	}
 	var turns []store.Turn
 	sc := bufio.NewScanner(strings.NewReader(r.stdout))
 	for sc.Scan() {
 		var tu store.Turn
 		if err := json.Unmarshal(sc.Bytes(), &tu); err != nil {
-			t.Fatalf("--turns --json line: %v: %s", err, sc.Text())
+			t.Fatalf("--history --json line: %v: %s", err, sc.Text())
 		}
 		turns = append(turns, tu)
 	}
@@ -72,10 +72,10 @@ func TestE2ETurnsStored(t *testing.T) {
 		t.Errorf("two runs share conversation %q", turns[0].Conversation)
 	}
 	// The text form shows the same, and an empty store says so.
-	if r := c.run(t, env, "--store", db, "--turns"); r.code != 0 || !strings.Contains(r.stdout, "Q: first question") || !strings.Contains(r.stdout, "1 tool  sh") {
-		t.Errorf("--turns text:\n%s", r.stdout)
+	if r := c.run(t, env, "--store", db, "--history"); r.code != 0 || !strings.Contains(r.stdout, "Q: first question") || !strings.Contains(r.stdout, "1 tool  sh") {
+		t.Errorf("--history text:\n%s", r.stdout)
 	}
-	if r := c.run(t, env, "--store", off, "--turns"); r.code != 0 || !strings.Contains(r.stdout, "no turns stored yet") {
-		t.Errorf("--turns where --store off ran: %d %q", r.code, r.stdout)
+	if r := c.run(t, env, "--store", off, "--history"); r.code != 0 || !strings.Contains(r.stdout, "no turns stored yet") {
+		t.Errorf("--history where --store off ran: %d %q", r.code, r.stdout)
 	}
 }

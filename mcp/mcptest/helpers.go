@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -68,22 +69,55 @@ func FreeAddr(t testing.TB) string {
 // other took over how long base took (1.0: other costs no more). Call it
 // after the setup; it resets the benchmark's timer.
 func Alternate(b *testing.B, round int, base, other func()) float64 {
+	return AlternateRatios(b, round, base, other).Total
+}
+
+// Ratios are the two views of an Alternate run.
+type Ratios struct {
+	// Total is other's whole time over base's whole time: every pause
+	// (a garbage collection, another process on the machine) counts, in
+	// whichever rounds it fell.
+	Total float64
+	// Median is the median, over the rounds, of one round of other over
+	// the round of base beside it: a round that another process on a
+	// loaded machine took the CPU from weighs no more than any other.
+	Median float64
+}
+
+// AlternateRatios is Alternate, reporting both the total and the median
+// ratio. The order of base and other swaps every round, so that neither
+// always runs in the other's wake.
+func AlternateRatios(b *testing.B, round int, base, other func()) Ratios {
 	var tBase, tOther time.Duration
-	b.ResetTimer()
-	for done := 0; done < b.N; done += round {
+	var per []float64
+	run := func(f func()) time.Duration {
 		t0 := time.Now()
 		for range round {
-			base()
+			f()
 		}
-		t1 := time.Now()
-		for range round {
-			other()
+		return time.Since(t0)
+	}
+	b.ResetTimer()
+	for done := 0; done < b.N; done += round {
+		var db, do time.Duration
+		if len(per)%2 == 0 {
+			db = run(base)
+			do = run(other)
+		} else {
+			do = run(other)
+			db = run(base)
 		}
-		tOther += time.Since(t1)
-		tBase += t1.Sub(t0)
+		tBase += db
+		tOther += do
+		per = append(per, float64(do)/float64(db))
 	}
 	b.StopTimer()
-	return float64(tOther) / float64(tBase)
+	slices.Sort(per)
+	med := per[len(per)/2]
+	if len(per)%2 == 0 {
+		med = (per[len(per)/2-1] + per[len(per)/2]) / 2
+	}
+	return Ratios{Total: float64(tOther) / float64(tBase), Median: med}
 }
 
 // EchoCall is a tool that answers its "text" argument back; any other

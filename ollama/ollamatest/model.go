@@ -35,6 +35,11 @@ type Model struct {
 	// each other (a scripted reply took 500 ms with 2 threads on 2 loaded
 	// cores, 55 ms with 1).
 	Parameters map[string]any
+	// Parser names one of Ollama's built-in output parsers ("harmony",
+	// "qwen3-thinking", …), as PARSER in a Modelfile (Ollama v0.12 and
+	// later; older versions ignore it). Empty means none: Ollama parses
+	// the output by the template.
+	Parser string
 }
 
 // CreateModel uploads m's file as a blob and creates model name from it
@@ -60,6 +65,7 @@ func (s *Server) CreateModel(ctx context.Context, name string, m Model) error {
 		Template:   m.Template,
 		System:     m.System,
 		Parameters: m.Parameters,
+		Parser:     m.Parser,
 	}
 	if err := s.client.Create(ctx, req, func(api.ProgressResponse) error { return nil }); err != nil {
 		return fmt.Errorf("ollamatest: create %s: %w", name, err)

@@ -426,19 +426,10 @@ func TestOpenAIStreamedParallelCalls(t *testing.T) {
 	}))
 	body := `{"model":"parallel","stream":true,"messages":[{"role":"user","content":"hi"}],
 		"tools":[{"type":"function","function":{"name":"sh","parameters":{"type":"object"}}}]}`
-	resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, events := sseEvents(t, srv, body)
 	var calls []string
 	finish := ""
-	for line := range strings.Lines(string(b)) {
-		data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
-		if !ok || data == "[DONE]" {
-			continue
-		}
+	for _, data := range events {
 		var chunk struct {
 			Choices []struct {
 				FinishReason *string `json:"finish_reason"`
@@ -465,4 +456,23 @@ func TestOpenAIStreamedParallelCalls(t *testing.T) {
 	if want := []string{`0 sh {"cmd":"ls"}`, `1 python_run {"code":"1"}`}; !slices.Equal(calls, want) || finish != "tool_calls" {
 		t.Errorf("streamed calls %q, finish %q; want %q and tool_calls\n%s", calls, finish, want, b)
 	}
+}
+
+// sseEvents posts a streamed chat-completions body to srv's /v1 and
+// returns the whole reply and the data of each event before [DONE].
+func sseEvents(t *testing.T, srv *ollamatest.Server, body string) ([]byte, []string) {
+	t.Helper()
+	resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var events []string
+	for line := range strings.Lines(string(b)) {
+		if data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: "); ok && data != "[DONE]" {
+			events = append(events, data)
+		}
+	}
+	return b, events
 }

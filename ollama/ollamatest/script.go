@@ -37,6 +37,15 @@ type Script struct {
 	// Loop makes the model make Calls again instead of answering, forever:
 	// a model for step-limit tests. It cannot be combined with Then.
 	Loop bool
+	// Reasoning, when set, makes a thinking model: every reply (each
+	// calling turn and the answer) starts with <think>Reasoning</think>
+	// while the request has thinking on. The template renders past
+	// reasoning with .Thinking inside the range over .Messages, which is
+	// how Ollama v0.9 and later infer the thinking capability and the tags
+	// it parses into message.thinking; with think false the replies come
+	// without it. Ollama before v0.9 (v0.6.5) never thinks: the template's
+	// .Think is unset there.
+	Reasoning string
 }
 
 // DefaultScript calls sh with {"cmd":"echo hello"}, then answers
@@ -49,7 +58,7 @@ func DefaultScript() Script {
 }
 
 func (s Script) isZero() bool {
-	return len(s.Calls) == 0 && len(s.Then) == 0 && s.Answer == "" && !s.Loop
+	return len(s.Calls) == 0 && len(s.Then) == 0 && s.Answer == "" && !s.Loop && s.Reasoning == ""
 }
 
 // Validate reports why s cannot be scripted: an empty tool name, arguments
@@ -67,12 +76,27 @@ const (
 	markAnswer = "<|membrane_answer|>"
 	openCall   = "<tool_call>"
 	closeCall  = "</tool_call>"
+	openThink  = "<think>"
+	closeThink = "</think>"
 )
 
 // plan is a script compiled to token chains.
 type plan struct {
 	turns  [][]string // calling turn i follows callMarker(i); turn 0 is wrapped in <tool_call>…</tool_call>
 	answer []string   // the answering turn, after markAnswer
+	// thinkTurns and thinkAnswer are the same replies led by the
+	// reasoning, after thinkMarker; empty without Script.Reasoning.
+	thinkTurns  [][]string
+	thinkAnswer []string
+}
+
+// thinkMarker is the marker of a reply with reasoning: calling turn i, or
+// the answer for i = -1.
+func thinkMarker(i int) string {
+	if i < 0 {
+		return "<|membrane_think_answer|>"
+	}
+	return fmt.Sprintf("<|membrane_think_%d|>", i)
 }
 
 // callMarker is the marker that starts calling turn i.
@@ -95,9 +119,10 @@ func (s Script) plan() (plan, error) {
 	case len(s.Then) > 0 && len(s.Calls) == 0:
 		return plan{}, errors.New("ollamatest: script: Then needs Calls, the first turn")
 	}
-	used := map[string]bool{markAnswer: true, openCall: true, closeCall: true}
+	used := map[string]bool{markAnswer: true, openCall: true, closeCall: true, thinkMarker(-1): true}
 	for i := range 1 + len(s.Then) {
 		used[callMarker(i)] = true
+		used[thinkMarker(i)] = true
 	}
 	for _, t := range baseVocab() {
 		used[t.text] = true
@@ -145,12 +170,35 @@ func (s Script) plan() (plan, error) {
 	if p.answer, err = answerPieces(s.Answer, used); err != nil {
 		return plan{}, err
 	}
+	if s.Reasoning == "" {
+		return p, nil
+	}
+	words := splitWords(s.Reasoning)
+	think := func(reply []string) ([]string, error) {
+		pieces := append(append(append([]string{openThink}, words...), closeThink), reply...)
+		return uniquePieces(pieces, used, s.Reasoning)
+	}
+	for _, t := range p.turns {
+		tt, err := think(t)
+		if err != nil {
+			return plan{}, err
+		}
+		p.thinkTurns = append(p.thinkTurns, tt)
+	}
+	if p.thinkAnswer, err = think(p.answer); err != nil {
+		return plan{}, err
+	}
 	return p, nil
 }
 
 // answerPieces splits answer into word tokens (each word keeps the space
 // before it), merging a word into the next while it would repeat a token.
 func answerPieces(answer string, used map[string]bool) ([]string, error) {
+	return uniquePieces(splitWords(answer), used, answer)
+}
+
+// splitWords splits s before each run of spaces that follows a non-space.
+func splitWords(answer string) []string {
 	var words []string
 	start, prevSpace := 0, true
 	for i, r := range answer {
@@ -164,6 +212,13 @@ func answerPieces(answer string, used map[string]bool) ([]string, error) {
 	if start < len(answer) {
 		words = append(words, answer[start:])
 	}
+	return words
+}
+
+// uniquePieces makes each of words a token not in used (marking it used),
+// merging a word into the next while it would repeat one, and the tail
+// backwards; what names the text in the error.
+func uniquePieces(words []string, used map[string]bool, what string) ([]string, error) {
 	var pieces []string
 	cur := ""
 	for _, w := range words {
@@ -177,7 +232,7 @@ func answerPieces(answer string, used map[string]bool) ([]string, error) {
 	// The tail repeats earlier pieces: merge it backwards until it is new.
 	for cur != "" {
 		if len(pieces) == 0 {
-			return nil, fmt.Errorf("ollamatest: script: answer %q is a reserved token", answer)
+			return nil, fmt.Errorf("ollamatest: script: answer %q is a reserved token", what)
 		}
 		last := pieces[len(pieces)-1]
 		pieces = pieces[:len(pieces)-1]
@@ -199,9 +254,26 @@ func answerPieces(answer string, used map[string]bool) ([]string, error) {
 // ends the prompt, and otherwise the first turn's. Mentioning .Tools makes
 // Ollama report the tools capability.
 func scriptTemplate(s Script, p plan) string {
+	// mark is the marker of reply i (-1: the answer), led by the reasoning
+	// when the request thinks.
+	mark := func(i int) string {
+		plain := markAnswer
+		if i >= 0 {
+			plain = callMarker(i)
+		}
+		if s.Reasoning == "" {
+			return plain
+		}
+		return `{{ if $.Think }}` + thinkMarker(i) + `{{ else }}` + plain + `{{ end }}`
+	}
 	var b strings.Builder
 	b.WriteString(`{{- if .Tools }}{{ end }}{{- $last := "" }}{{- $step := "0" }}{{- range .Messages }}{{ $last = .Role }}`)
 	b.WriteString(`{{- if eq .Role "user" }}{{ $step = "0" }}{{ end }}`)
+	if s.Reasoning != "" {
+		// Only where the server has thinking: an older one has no .Think,
+		// and its messages no .Thinking field.
+		b.WriteString(`{{- if $.Think }}{{ if .Thinking }}` + openThink + `{{ .Thinking }}` + closeThink + `{{ end }}{{ end }}`)
+	}
 	b.WriteString(`{{- if .ToolCalls }}` + openCall + `{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}{{ end }}` + closeCall)
 	for i := range p.turns {
 		if i == 0 {
@@ -217,15 +289,15 @@ func scriptTemplate(s Script, p plan) string {
 	b.WriteString(`{{- end }}{{- end }}`)
 	switch {
 	case len(p.turns) == 0:
-		b.WriteString(markAnswer)
+		b.WriteString(mark(-1))
 	case s.Loop:
-		b.WriteString(markCall)
+		b.WriteString(mark(0))
 	default:
-		b.WriteString(`{{- if ne $last "tool" }}` + markCall)
+		b.WriteString(`{{- if ne $last "tool" }}` + mark(0))
 		for i := 1; i < len(p.turns); i++ {
-			fmt.Fprintf(&b, `{{- else if eq $step "%d" }}%s`, i, callMarker(i))
+			fmt.Fprintf(&b, `{{- else if eq $step "%d" }}%s`, i, mark(i))
 		}
-		b.WriteString(`{{- else }}` + markAnswer + `{{- end }}`)
+		b.WriteString(`{{- else }}` + mark(-1) + `{{- end }}`)
 	}
 	return b.String()
 }
@@ -239,7 +311,8 @@ func scriptTemplate(s Script, p plan) string {
 // one-hot vector) and output row j is 10·e_i for each token i that j must
 // follow. The next token therefore depends only on the current one, and the
 // template's final marker picks the chain. /api/show reports
-// [completion tools].
+// [completion tools], and on Ollama v0.9 and later [completion tools
+// thinking] when the script has Reasoning.
 func ScriptedModel(s Script) Model {
 	if s.isZero() {
 		s = DefaultScript()
@@ -248,53 +321,20 @@ func ScriptedModel(s Script) Model {
 	if err != nil {
 		panic(err)
 	}
-	vocab := baseVocab()
-	id := map[string]int{}
-	add := func(text string, typ int32) int {
-		if i, ok := id[text]; ok {
-			return i
-		}
-		id[text] = len(vocab)
-		vocab = append(vocab, token{text, typ})
-		return id[text]
-	}
-	next := map[int]int{} // token → the token that follows it
-	chain := func(marker string, pieces []string) {
-		prev := add(marker, tokControl)
-		for _, piece := range pieces {
-			i := add(piece, tokUserDefined)
-			next[prev] = i
-			prev = i
-		}
-		next[prev] = tokEOS
-	}
+	var b bigram
 	for i, turn := range p.turns {
-		chain(callMarker(i), turn)
+		b.chain(callMarker(i), turn)
+	}
+	for i, turn := range p.thinkTurns {
+		b.chain(thinkMarker(i), turn)
 	}
 	if !s.Loop || len(p.turns) == 0 {
-		chain(markAnswer, p.answer)
+		b.chain(markAnswer, p.answer)
+		if p.thinkAnswer != nil {
+			b.chain(thinkMarker(-1), p.thinkAnswer)
+		}
 	}
-	for len(vocab)%8 != 0 { // n_embd = n_vocab; a multiple of 8 keeps heads and rope happy
-		add(fmt.Sprintf("<|membrane_pad_%d|>", len(vocab)), tokControl)
-	}
-	n := len(vocab)
-	l := llama{
-		name: "membrane-test-scripted", vocab: vocab, embd: n, ff: 8, heads: 1, layers: 1, ctx: 2048,
-		weight: func(name string, dims []uint64) []float32 {
-			d := make([]float32, dims[0]*dims[1])
-			switch name {
-			case "token_embd.weight": // row i = e_i
-				for i := range n {
-					d[i*n+i] = 1
-				}
-			case "output.weight": // row j = 10·e_i for each i followed by j
-				for i, j := range next {
-					d[j*n+i] = 10
-				}
-			}
-			return d // every other matrix: zero
-		},
-	}
+	l := b.llama("membrane-test-scripted")
 	return Model{
 		File:     l.file(),
 		Template: scriptTemplate(s, p),
@@ -306,9 +346,70 @@ func ScriptedModel(s Script) Model {
 
 // maxLen is the number of tokens of the longest reply of p.
 func maxLen(p plan) int {
-	n := len(p.answer)
-	for _, t := range p.turns {
+	n := max(len(p.answer), len(p.thinkAnswer))
+	for _, t := range append(p.turns, p.thinkTurns...) {
 		n = max(n, len(t))
 	}
 	return n
+}
+
+// bigram builds the vocabulary and weights of a scripted model: chains of
+// tokens, each started by a control marker the template ends the prompt
+// with, and ended by </s>.
+type bigram struct {
+	vocab []token
+	id    map[string]int
+	next  map[int]int // token → the token that follows it
+}
+
+func (b *bigram) add(text string, typ int32) int {
+	if b.vocab == nil {
+		b.vocab, b.id, b.next = baseVocab(), map[string]int{}, map[int]int{}
+	}
+	if i, ok := b.id[text]; ok {
+		return i
+	}
+	b.id[text] = len(b.vocab)
+	b.vocab = append(b.vocab, token{text, typ})
+	return b.id[text]
+}
+
+// chain makes marker be followed by pieces (user-defined tokens, printed
+// verbatim), then </s>. Each piece must be new to b.
+func (b *bigram) chain(marker string, pieces []string) {
+	prev := b.add(marker, tokControl)
+	for _, piece := range pieces {
+		i := b.add(piece, tokUserDefined)
+		b.next[prev] = i
+		prev = i
+	}
+	b.next[prev] = tokEOS
+}
+
+// llama is the network of b: n_embd equals the vocabulary size (padded to
+// a multiple of 8, which keeps heads and rope happy), the embedding is the
+// identity, output row j is 10·e_i for each i followed by j, and every
+// other matrix is zero.
+func (b *bigram) llama(name string) llama {
+	for len(b.vocab)%8 != 0 {
+		b.add(fmt.Sprintf("<|membrane_pad_%d|>", len(b.vocab)), tokControl)
+	}
+	n := len(b.vocab)
+	return llama{
+		name: name, vocab: b.vocab, embd: n, ff: 8, heads: 1, layers: 1, ctx: 2048,
+		weight: func(name string, dims []uint64) []float32 {
+			d := make([]float32, dims[0]*dims[1])
+			switch name {
+			case "token_embd.weight": // row i = e_i
+				for i := range n {
+					d[i*n+i] = 1
+				}
+			case "output.weight": // row j = 10·e_i for each i followed by j
+				for i, j := range b.next {
+					d[j*n+i] = 10
+				}
+			}
+			return d // every other matrix: zero
+		},
+	}
 }

@@ -26,6 +26,9 @@ func TestScriptValidate(t *testing.T) {
 		{"empty turn", Script{Calls: []ToolCall{{Name: "a"}}, Then: [][]ToolCall{{}}}, "turn 1 has no calls"},
 		{"bad call in a later turn", Script{Calls: []ToolCall{{Name: "a"}}, Then: [][]ToolCall{{{Name: "b", Args: "1"}}}}, "turn 1 call 0 (b)"},
 		{"loop with then", Script{Calls: []ToolCall{{Name: "a"}}, Then: [][]ToolCall{{{Name: "a"}}}, Loop: true}, "Loop cannot"},
+		{"reasoning only", Script{Reasoning: "hmm"}, ""},
+		{"reasoning with steps", Script{Calls: []ToolCall{{Name: "a"}}, Then: [][]ToolCall{{{Name: "b"}}}, Answer: "a a", Reasoning: "a a"}, ""},
+		{"reasoning in a loop", Script{Calls: []ToolCall{{Name: "a"}}, Loop: true, Reasoning: "again"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,5 +131,40 @@ func TestScriptedWeights(t *testing.T) {
 	}
 	if got := follow(markAnswer); got != "done done." {
 		t.Errorf("answer chain = %q", got)
+	}
+}
+
+// TestThinkingPlan: each reply of a script with Reasoning has a thinking
+// twin that is the reasoning in <think> tags followed by the reply, and
+// every token of every chain is distinct.
+func TestThinkingPlan(t *testing.T) {
+	s := Script{Calls: []ToolCall{{Name: "sh", Args: `{"cmd":"ls"}`}}, Then: [][]ToolCall{{{Name: "sh", Args: `{"cmd":"ls"}`}}}, Answer: " Done done.", Reasoning: "Think think."}
+	p, err := s.plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.thinkTurns) != len(p.turns) || p.thinkAnswer == nil {
+		t.Fatalf("plan %+v", p)
+	}
+	seen := map[string]bool{}
+	all := append(append(append([][]string{}, p.turns...), p.thinkTurns...), p.answer, p.thinkAnswer)
+	for _, chain := range all {
+		for _, tok := range chain {
+			if seen[tok] {
+				t.Errorf("token %q repeats", tok)
+			}
+			seen[tok] = true
+		}
+	}
+	for i, tt := range p.thinkTurns {
+		if want := "<think>Think think.</think>" + strings.Join(p.turns[i], ""); strings.Join(tt, "") != want {
+			t.Errorf("thinking turn %d = %q, want %q", i, strings.Join(tt, ""), want)
+		}
+	}
+	if want := "<think>Think think.</think> Done done."; strings.Join(p.thinkAnswer, "") != want {
+		t.Errorf("thinking answer %q, want %q", strings.Join(p.thinkAnswer, ""), want)
+	}
+	if tmpl := ScriptedModel(s).Template; !strings.Contains(tmpl, "{{ .Thinking }}") || !strings.Contains(tmpl, "$.Think") {
+		t.Errorf("the template does not use .Thinking and .Think:\n%s", tmpl)
 	}
 }

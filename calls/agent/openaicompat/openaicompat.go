@@ -189,6 +189,9 @@ func (c *Client) Complete(ctx context.Context, req *agent.Request, onDelta func(
 		onDelta(agent.Delta{Content: text})
 	}
 	for stream.Next() {
+		if len(tcs.calls) > MaxToolCalls {
+			return nil, fmt.Errorf("model endpoint %s: the reply has more than %d tool calls; it was stopped", RedactURL(c.opts.BaseURL), MaxToolCalls)
+		}
 		ch := stream.Current()
 		if ch.JSON.Usage.Valid() && (ch.Usage.PromptTokens > 0 || ch.Usage.CompletionTokens > 0) {
 			reply.Usage = agent.Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
@@ -249,6 +252,15 @@ func (c *Client) explain(err error, model string) error {
 		case http.StatusBadRequest:
 			if strings.Contains(msg, "does not support tools") {
 				return fmt.Errorf("model %q cannot call tools: %s (pick a model with tool support, such as qwen3 or llama3.1)", model, msg)
+			}
+			// Ollama v0.17.4's texts, from its ChatHandler: a level for a
+			// model outside its harmony parser, and thinking asked of a
+			// model without the capability.
+			if strings.Contains(msg, "is not supported for this model") && strings.Contains(msg, "think value") {
+				return &Error{Code: CodeThinkLevelUnsupported, err: err, msg: fmt.Sprintf("model %q reasons, but takes no reasoning effort level (%s): Ollama takes low, medium and high only for gpt-oss models; send none to turn its reasoning off, or no level to keep its default", model, msg)}
+			}
+			if strings.Contains(msg, "does not support thinking") {
+				return &Error{Code: CodeNoThinking, err: err, msg: fmt.Sprintf("model %q does not reason (%s): send no reasoning effort, or pick a thinking model", model, msg)}
 			}
 		}
 		return fmt.Errorf("%s: HTTP %d: %s", RedactURL(c.opts.BaseURL), apiErr.StatusCode, msg)
@@ -311,9 +323,12 @@ func toTool(t agent.Tool) openai.ChatCompletionToolUnionParam {
 }
 
 // toolCalls assembles streamed tool-call deltas. A delta continues the call
-// at its index unless it carries a new ID, which starts a new call: Ollama
-// sends each call whole, OpenAI sends the ID first and then pieces of the
-// arguments, and some servers reuse index 0 for every call.
+// at its index unless it starts a new one: it carries a new ID, or, with no
+// ID, a name while the call there already has its name and whole JSON
+// arguments, and arguments that open an object. Ollama sends each call whole
+// (with an ID and its own index since v0.8), OpenAI sends the ID and name
+// first and then pieces of the arguments, calls may interleave by index,
+// and some servers reuse index 0 for every call.
 type toolCalls struct {
 	calls   []*agent.ToolCall
 	byIndex map[int64]*agent.ToolCall
@@ -325,7 +340,8 @@ func (t *toolCalls) add(ds []openai.ChatCompletionChunkChoiceDeltaToolCall) {
 	}
 	for _, d := range ds {
 		cur := t.byIndex[d.Index]
-		if cur == nil || (d.ID != "" && cur.ID != "" && d.ID != cur.ID) {
+		if cur == nil || (d.ID != "" && cur.ID != "" && d.ID != cur.ID) ||
+			(d.ID == "" && d.Function.Name != "" && cur.Name != "" && strings.HasPrefix(strings.TrimSpace(d.Function.Arguments), "{") && json.Valid([]byte(cur.Arguments))) {
 			cur = &agent.ToolCall{}
 			t.calls = append(t.calls, cur)
 			t.byIndex[d.Index] = cur
@@ -418,6 +434,12 @@ const (
 	CodeModelNotServed                 // the endpoint does not serve the model
 	CodeNotFound                       // the URL answers 404: likely a wrong path
 	CodeUnreachable                    // nothing answers at the URL
+	// CodeThinkLevelUnsupported: the model reasons but refuses the
+	// reasoning effort level sent (Ollama takes levels for gpt-oss only).
+	CodeThinkLevelUnsupported
+	// CodeNoThinking: a reasoning effort was sent to a model that does not
+	// reason.
+	CodeNoThinking
 )
 
 // Error is an endpoint failure with a Code; its text names no flags.

@@ -557,10 +557,10 @@
     const kv = [['call', h('a', {href: '#/tool/' + encodeURIComponent(c.call), text: c.call})], ['kind', c.kind], ['outcome', pill(c.outcome)], ['reason', c.reason || '—'],
       ['started', fmtTime(c.started)], ['duration', fmtMS(c.dur_ms)], ['session', h('a', {href: '#/history?session=' + encodeURIComponent(c.session), text: c.session})],
       ['client', c.client || '—'], ['arguments', c.args_bytes + ' bytes, sha256 ' + (c.args_sha256 || '—')], ['result', (c.result_bytes || 0) + ' bytes (the store keeps its size, not its content)']];
-    if (run) kv.push(['isolation', run.Isolation || '—'], ['exit code', String(run.ExitCode)], ['signal', run.Signal || '—'], ['killed', run.Killed || '—'], ['start-up', fmtMS((run.Start || 0) / 1e6)], ['output', (run.StdoutBytes || 0) + ' B stdout, ' + (run.StderrBytes || 0) + ' B stderr']);
+    if (run) kv.push(['isolation', run.isolation || '—'], ['exit code', String(run.exit_code)], ['signal', run.signal || '—'], ['killed', run.killed || '—'], ['start-up', fmtMS(run.start_ms || 0)], ['output', (run.stdout_bytes || 0) + ' B stdout, ' + (run.stderr_bytes || 0) + ' B stderr']);
     if (model) {
-      kv.push(['model', model.Model + ' on ' + (model.Host || '?')], ['tokens', (model.TokensIn || 0) + ' in, ' + (model.TokensOut || 0) + ' out'], ['first token', fmtMS((model.FirstToken || 0) / 1e6)], ['queue wait', fmtMS((model.QueueWait || 0) / 1e6)]);
-      if (model.Generation) kv.push(['tokens / s', (model.TokensOut / (model.Generation / 1e9)).toFixed(1)]);
+      kv.push(['model', model.model + ' on ' + (model.host || '?')], ['tokens', (model.tokens_in || 0) + ' in, ' + (model.tokens_out || 0) + ' out'], ['first token', fmtMS(model.first_token_ms || 0)], ['queue wait', fmtMS(model.queue_wait_ms || 0)]);
+      if (model.generation_ms) kv.push(['tokens / s', (model.tokens_out / (model.generation_ms / 1e3)).toFixed(1)]);
     }
     kv.push(['trace', c.trace_id ? (c.trace_url ? h('a', {href: c.trace_url, text: c.trace_id}) : h('code', {text: c.trace_id})) : 'no trace ID recorded for this call']);
     const images = (d.images || []).map((im) => im.src ? h('img', {class: 'callimg', src: im.src, alt: 'image passed to the call'}) : h('div', {class: 'muted', text: 'image: ' + im.name}));
