@@ -8,7 +8,8 @@
 //	escape      results, descriptions and progress full of terminal escapes
 //	endless     tools/list hands out a next cursor forever
 //	badschema   tools whose schemas are not JSON Schema, beside a good one
-//	deep        a tool whose schema nests 10,000 deep
+//	deep        a tool whose schema nests 5,000 deep (encoding/json, and
+//	            so go-sdk, refuses to write more than 10,000)
 //	garbage     garbage on stdout before anything else
 //	stray       one stray stdout line after the first call (once per
 //	            $HOSTILE_MARK file), which breaks the session
@@ -160,7 +161,7 @@ func main() {
 					&sdk.Tool{Name: "reqx", InputSchema: json.RawMessage(`{"type":"object","required":"x"}`)})
 			case "deep":
 				lt.Tools = append(lt.Tools, &sdk.Tool{Name: "deep", InputSchema: json.RawMessage(
-					`{"type":"object","properties":{"x":` + strings.Repeat(`{"items":`, 10000) + `{}` + strings.Repeat(`}`, 10000) + `}}`)})
+					`{"type":"object","properties":{"x":` + strings.Repeat(`{"items":`, 5000) + `{}` + strings.Repeat(`}`, 5000) + `}}`)})
 			}
 			return lt, nil
 		}
