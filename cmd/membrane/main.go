@@ -374,9 +374,15 @@ func httpOptions(cfg *Config, models *ollama.Models, tokens *policy.Store, metri
 		MaxBodyBytes:        cfg.HTTP.MaxBody,
 		MaxSessions:         cfg.HTTP.MaxSessions,
 		MaxSessionsPerToken: cfg.HTTP.MaxSessionsToken,
-		Backends:            mcp.ModelBackends(models),
-		Metrics:             metrics,
-		Logger:              log.With("component", "http"),
+		Backends: func() []mcp.BackendStatus {
+			var out []mcp.BackendStatus
+			for _, h := range models.Hosts() {
+				out = append(out, mcp.BackendStatus{URL: h.URL, Up: h.Up, Models: h.Models, Err: h.Err})
+			}
+			return out
+		},
+		Metrics: metrics,
+		Logger:  log.With("component", "http"),
 	}
 }
 
