@@ -97,6 +97,45 @@ func TestWarmPoolSpareFirstCall(t *testing.T) {
 	}
 }
 
+// TestWarmPoolSpareNeverShared starts sessions at once: each gets a
+// workspace of its own, at least one of them the spare, and none sees
+// another's files.
+func TestWarmPoolSpareNeverShared(t *testing.T) {
+	s := newTestSandbox(t, func(c *Config) { c.Warm = 4 })
+	ok(t, sh(t, connect(t, s), "true"))
+	waitSpare(t, s, 1)
+	hits := s.pool.hits.Load()
+	const n = 3
+	var wg sync.WaitGroup
+	outs := make([]string, n)
+	for i := range n {
+		cs := connect(t, s)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := sh(t, cs, fmt.Sprintf("touch mine-%d; ls -A", i))
+			outs[i] = r.stdout()
+		}()
+	}
+	wg.Wait()
+	for i, out := range outs {
+		if want := fmt.Sprintf("mine-%d\n%s\n", i, OutDir); out != want {
+			t.Errorf("session %d saw %q, want %q", i, out, want)
+		}
+	}
+	if got := s.pool.hits.Load() - hits; got < 1 {
+		t.Errorf("no first call was served from the spare (%d hits)", got)
+	}
+	dirs := workspaceDirs(s)
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		if seen[d] {
+			t.Errorf("two sessions share the workspace %s", d)
+		}
+		seen[d] = true
+	}
+}
+
 // TestWarmPoolSpareClose checks that Close kills the spare's sandboxes and
 // removes its directory (newTestSandbox's cleanup checks that no process
 // and no directory of the root is left too).
@@ -128,12 +167,7 @@ func TestWarmPoolSpareClose(t *testing.T) {
 // configuration names has no spare: sessions share it, as configured.
 func TestWarmPoolNoSpareForNamedWorkspace(t *testing.T) {
 	requireBwrap(t)
-	// Not t.TempDir: its parent is private to root (see TestUserWorkspace).
-	dir, err := os.MkdirTemp("", "membrane-spare-ws-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := reachableTempDir(t)
 	if os.Geteuid() == 0 {
 		if err := os.Chown(dir, RootRunAsUID, RootRunAsUID); err != nil {
 			t.Fatal(err)
