@@ -31,7 +31,7 @@ export MEMBRANE_TEST_JAEGER ?= $(TEST_JAEGER)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOTEST_FLAGS ?=
 
-.PHONY: help build run test test-e2e test-go test-warm test-clients test-browser test-jaeger lint race bench bench-peers fuzz demo deps test-deps clean
+.PHONY: help build run ci-deps test test-e2e test-go test-warm test-clients test-browser test-jaeger lint race bench bench-peers fuzz demo deps test-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -111,6 +111,11 @@ demo: build test-deps ## the whole chain on a fresh machine: scripted model -> o
 
 deps: ## what `make run` needs: bubblewrap for the sandbox (installed when root)
 	@./.ci/deps.sh runtime
+
+# CI builds these side by side, beside make lint: the two test Ollamas and
+# Jaeger are long builds, and the C++ of the newer Ollama keeps one core
+# busy for most of its time.
+ci-deps: test-deps $(TEST_JAEGER) ## what every CI stage needs (.ci/run runs make -j3 ci-deps beside make lint)
 
 test-deps: ## what the tests need: bubblewrap, prometheus, matplotlib and the two test Ollama versions
 	@./.ci/deps.sh test
