@@ -312,10 +312,12 @@ type observers struct {
 // bus is the queue of events between the calls and the dispatcher.
 type bus struct {
 	mu      sync.Mutex
-	pending []record
-	free    []*batch // batches done with, for reuse
-	parked  bool     // the dispatcher waits for a first event
-	running bool     // the dispatcher goroutine exists
+	pending []record   // the chunk the calls append to
+	ready   [][]record // full chunks, oldest first, for the dispatcher
+	queued  int        // events in ready
+	free    [][]record // chunks done with, for reuse
+	parked  bool       // the dispatcher waits for a first event
+	running bool       // the dispatcher goroutine exists
 	wake    chan struct{}
 	flush   chan chan struct{}
 	quit    chan struct{}
@@ -370,9 +372,11 @@ func (os *observers) remove(ob *observer) bool {
 	return found
 }
 
-// send queues e for the dispatcher. It takes one short lock and wakes the
-// dispatcher only when it was waiting for a first event or the queue has
-// grown to busHigh.
+// send queues rc for the dispatcher. It takes one short lock and wakes the
+// dispatcher only when it was waiting for a first event or a chunk of
+// busHigh events has filled. The queue is a list of fixed chunks, never a
+// slice that grows: a full chunk is set aside whole, so a call never copies
+// the events before it, and emptied chunks come back for reuse.
 func (os *observers) send(rc *record) {
 	b := &os.bus
 	b.mu.Lock()
@@ -380,7 +384,7 @@ func (os *observers) send(rc *record) {
 		b.mu.Unlock()
 		return
 	}
-	if len(b.pending) >= busMax {
+	if b.queued+len(b.pending) >= busMax {
 		b.mu.Unlock()
 		for _, ob := range os.get() {
 			if ob.wanted(rc.typ) {
@@ -388,6 +392,13 @@ func (os *observers) send(rc *record) {
 			}
 		}
 		return
+	}
+	if len(b.pending) == cap(b.pending) {
+		if len(b.pending) > 0 {
+			b.ready = append(b.ready, b.pending)
+			b.queued += len(b.pending)
+		}
+		b.pending = b.chunk()
 	}
 	b.pending = append(b.pending, *rc)
 	signal := b.parked || len(b.pending) == busHigh
@@ -407,33 +418,58 @@ func (os *observers) send(rc *record) {
 func (b *bus) take() *batch {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p := b.pending
-	if len(p) == 0 {
+	var p []record
+	switch {
+	case len(b.ready) > 0:
+		p = b.ready[0]
+		b.ready[0] = nil
+		b.ready = b.ready[1:]
+		b.queued -= len(p)
+		if len(b.ready) == 0 {
+			b.ready = nil
+		}
+	case len(b.pending) > 0:
+		p = b.pending
+		// The next chunk is found here, off the calls' path.
+		b.pending = b.chunk()
+	default:
 		b.parked = true
 		return nil
-	}
-	if n := len(b.free); n > 0 {
-		b.pending = b.free[n-1].events
-		b.free = b.free[:n-1]
-	} else {
-		b.pending = make([]record, 0, busHigh)
 	}
 	bt := &batch{events: p, bus: b}
 	bt.refs.Store(1)
 	return bt
 }
 
-// recycle keeps a few emptied batches, so that a burst of calls does not
-// allocate a new queue each millisecond.
+// chunk returns an empty chunk of busHigh events, a reused one when there
+// is one. Called with mu held.
+func (b *bus) chunk() []record {
+	if n := len(b.free); n > 0 {
+		c := b.free[n-1]
+		b.free[n-1] = nil
+		b.free = b.free[:n-1]
+		return c
+	}
+	return make([]record, 0, busHigh)
+}
+
+// busFree is how many emptied chunks the bus keeps for reuse: enough for
+// the events an observer at its default bound holds, so that a steady
+// stream of calls allocates none.
+const busFree = DefaultObserverBuffer/busHigh + 2
+
+// recycle keeps emptied chunks, so that a burst of calls does not allocate
+// a new queue each millisecond.
 func (b *bus) recycle(bt *batch) {
-	if cap(bt.events) > 4*busHigh {
-		return // grown in a burst: let it go
+	if cap(bt.events) != busHigh {
+		return
 	}
 	// Not cleared: the next calls overwrite it on their own core, and
-	// what it still points to (at most 4*busHigh old events) goes then.
+	// what it still points to (at most busFree*busHigh old events) goes
+	// then.
 	b.mu.Lock()
-	if len(b.free) < 4 {
-		b.free = append(b.free, &batch{events: bt.events[:0]})
+	if len(b.free) < busFree {
+		b.free = append(b.free, bt.events[:0])
 	}
 	b.mu.Unlock()
 }
@@ -478,7 +514,7 @@ func (os *observers) dispatch(wake <-chan struct{}, flush <-chan chan struct{}, 
 		case a := <-flush:
 			acks = append(acks, a)
 		case <-quit:
-			if bt := os.bus.take(); bt != nil {
+			for bt := os.bus.take(); bt != nil; bt = os.bus.take() {
 				os.handOn(bt)
 			}
 			return
