@@ -14,28 +14,8 @@ import (
 // guardDo sends one request to url and returns its status and body.
 func guardDo(t *testing.T, method, url, body string, hdr map[string]string) (int, string) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		if k == "Host" {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	resp, b := mcptest.Do(t, method, url, body, hdr)
+	return resp.StatusCode, b
 }
 
 // echoBody answers with the user the guard found and the body it read.

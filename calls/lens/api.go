@@ -1,6 +1,7 @@
 package lens
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,20 +225,62 @@ func (l *Lens) serveTool(w http.ResponseWriter, r *http.Request) {
 	}
 	out["schema"] = schema
 	if st := l.o.Store; st != nil {
-		recent, err := st.Calls(r.Context(), store.Filter{Tool: name, Limit: 20})
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
+		recent, err1 := st.Calls(r.Context(), store.Filter{Tool: name, Limit: 20})
+		samples, err2 := st.Samples(r.Context(), store.Filter{Tool: name, Since: time.Now().Add(-24 * time.Hour)})
+		if failed(w, errors.Join(err1, err2)) {
 			return
 		}
 		out["recent"] = nonNil(recent)
-		samples, err := st.Samples(r.Context(), store.Filter{Tool: name, Since: time.Now().Add(-24 * time.Hour)})
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
 		out["latency"], out["histogram"] = latencySeries(samples, 24), histogram(samples)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// failed answers 500 with err, and reports whether there was an error.
+func failed(w http.ResponseWriter, err error) bool {
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+	return err != nil
+}
+
+// history reports whether there is a trace store to answer from; when there
+// is none it answers 404 itself, saying there is no history of what.
+func (l *Lens) history(w http.ResponseWriter, what string) bool {
+	if l.o.Store == nil {
+		writeError(w, http.StatusNotFound, "no "+what+": the trace store is off")
+	}
+	return l.o.Store != nil
+}
+
+// page is one page of rows, newest first, under key, with next: the cursor
+// (until=) of the page after it, when the page is full.
+func page[T any](key string, rows []T, limit int, started func(T) time.Time) map[string]any {
+	out := map[string]any{key: nonNil(rows)}
+	if len(rows) > 0 && len(rows) == limit {
+		out["next"] = started(rows[len(rows)-1]).Format(time.RFC3339Nano)
+	}
+	return out
+}
+
+// stored answers one stored call or turn, what, by its id=, read with get;
+// gone says why one may be missing. It answers the errors itself.
+func stored[T any](l *Lens, w http.ResponseWriter, r *http.Request, what, gone string, get func(context.Context, string) (T, error)) (T, bool) {
+	var zero T
+	if !l.history(w, "history") {
+		return zero, false
+	}
+	id := r.URL.Query().Get("id")
+	if id == "" || len(id) > 128 {
+		writeError(w, http.StatusBadRequest, "give the "+what+"'s id")
+		return zero, false
+	}
+	v, err := get(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such "+what+" ("+gone+")")
+		return zero, false
+	}
+	return v, !failed(w, err)
 }
 
 func nonNil[T any](s []T) []T {
@@ -331,8 +374,7 @@ func filterOf(r *http.Request) (store.Filter, error) {
 // serveCalls answers one page of the history, newest first; next is the
 // cursor (until=) of the page after it.
 func (l *Lens) serveCalls(w http.ResponseWriter, r *http.Request) {
-	if l.o.Store == nil {
-		writeError(w, http.StatusNotFound, "no history: the trace store is off")
+	if !l.history(w, "history") {
 		return
 	}
 	f, err := filterOf(r)
@@ -341,14 +383,10 @@ func (l *Lens) serveCalls(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cs, err := l.o.Store.Calls(r.Context(), f)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+	if failed(w, err) {
 		return
 	}
-	out := map[string]any{"calls": nonNil(cs)}
-	if len(cs) == f.Limit {
-		out["next"] = cs[len(cs)-1].Started.Format(time.RFC3339Nano)
-	}
+	out := page("calls", cs, f.Limit, func(c store.Call) time.Time { return c.Started })
 	if r.URL.Query().Get("count") == "1" {
 		count := f
 		count.Limit = 0
@@ -360,35 +398,12 @@ func (l *Lens) serveCalls(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// storedID reads the id= of a stored call or turn (what names it), and
-// answers the error itself when there is no store or no usable id.
-func (l *Lens) storedID(w http.ResponseWriter, r *http.Request, what string) (string, bool) {
-	if l.o.Store == nil {
-		writeError(w, http.StatusNotFound, "no history: the trace store is off")
-		return "", false
-	}
-	id := r.URL.Query().Get("id")
-	if id == "" || len(id) > 128 {
-		writeError(w, http.StatusBadRequest, "give the "+what+"'s id")
-		return "", false
-	}
-	return id, true
-}
-
 func (l *Lens) serveCall(w http.ResponseWriter, r *http.Request) {
-	id, ok := l.storedID(w, r, "call")
+	c, ok := stored(l, w, r, "call", "it may not be stored yet, or retention removed it", l.o.Store.Get)
 	if !ok {
 		return
 	}
-	c, err := l.o.Store.Get(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no such call (it may not be stored yet, or retention removed it)")
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
+	id := r.URL.Query().Get("id")
 	images := []map[string]string{}
 	for _, img := range l.images.get(id) {
 		images = append(images, map[string]string{"src": "data:" + imageType(img) + ";base64," + img})
@@ -433,8 +448,7 @@ func imageType(b64 string) string {
 // calls over time, tokens per second per model, sandbox kills by reason,
 // and the latency histogram of the busiest tools.
 func (l *Lens) serveStats(w http.ResponseWriter, r *http.Request) {
-	if l.o.Store == nil {
-		writeError(w, http.StatusNotFound, "no history: the trace store is off")
+	if !l.history(w, "history") {
 		return
 	}
 	window := time.Hour
@@ -450,24 +464,11 @@ func (l *Lens) serveStats(w http.ResponseWriter, r *http.Request) {
 	since := time.Now().Add(-window)
 	f := store.Filter{Since: since}
 	width := window / 60
-	buckets, err := l.o.Store.Buckets(ctx, f, width)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	rates, err := l.o.Store.ModelRates(ctx, f)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	kills, err := l.o.Store.Kills(ctx, f)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	outcomes, err := l.o.Store.Outcomes(ctx, f)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+	buckets, err1 := l.o.Store.Buckets(ctx, f, width)
+	rates, err2 := l.o.Store.ModelRates(ctx, f)
+	kills, err3 := l.o.Store.Kills(ctx, f)
+	outcomes, err4 := l.o.Store.Outcomes(ctx, f)
+	if failed(w, errors.Join(err1, err2, err3, err4)) {
 		return
 	}
 	type modelRate struct {
@@ -491,8 +492,7 @@ func (l *Lens) serveStats(w http.ResponseWriter, r *http.Request) {
 // serveTurns answers one page of the orchestrator turns, newest first,
 // without their steps; next is the cursor (until=) of the page after it.
 func (l *Lens) serveTurns(w http.ResponseWriter, r *http.Request) {
-	if l.o.Store == nil {
-		writeError(w, http.StatusNotFound, "no turns: the trace store is off")
+	if !l.history(w, "turns") {
 		return
 	}
 	q := r.URL.Query()
@@ -511,30 +511,16 @@ func (l *Lens) serveTurns(w http.ResponseWriter, r *http.Request) {
 	}
 	_, f.Limit = pageArgs(r)
 	ts, err := l.o.Store.Turns(r.Context(), f)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+	if failed(w, err) {
 		return
 	}
-	out := map[string]any{"turns": nonNil(ts)}
-	if len(ts) == f.Limit {
-		out["next"] = ts[len(ts)-1].Started.Format(time.RFC3339Nano)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, page("turns", ts, f.Limit, func(t store.Turn) time.Time { return t.Started }))
 }
 
 // serveTurn answers one turn with its steps.
 func (l *Lens) serveTurn(w http.ResponseWriter, r *http.Request) {
-	id, ok := l.storedID(w, r, "turn")
+	t, ok := stored(l, w, r, "turn", "retention may have removed it", l.o.Store.GetTurn)
 	if !ok {
-		return
-	}
-	t, err := l.o.Store.GetTurn(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no such turn (retention may have removed it)")
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if t.Parts == nil {

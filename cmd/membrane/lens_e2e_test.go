@@ -1,41 +1,17 @@
 package main
 
 import (
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/membrane-mcp/membrane/calls/lens"
+	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
-
-// lensGet sends one request to the Lens of the membrane at base.
-func lensGet(t *testing.T, method, url, body string, hdr map[string]string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		if k == "Host" {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp, string(b)
-}
 
 // lensLogin logs in to the Lens at base and returns the cookie header.
 func lensLogin(t *testing.T, base, token string) string {
 	t.Helper()
-	resp, body := lensGet(t, "POST", base+"/lens/api/login", `{"token":"`+token+`"}`, map[string]string{"Content-Type": "application/json"})
+	resp, body := mcptest.Do(t, "POST", base+"/lens/api/login", `{"token":"`+token+`"}`, map[string]string{"Content-Type": "application/json"})
 	if resp.StatusCode != 200 {
 		t.Fatalf("login: %d %s", resp.StatusCode, body)
 	}
@@ -60,7 +36,7 @@ func TestLensSecurityBinary(t *testing.T) {
 	host := strings.TrimPrefix(base, "http://")
 
 	// The page itself holds no data and loads without a login, under the CSP.
-	resp, page := lensGet(t, "GET", base+"/lens/", "", nil)
+	resp, page := mcptest.Do(t, "GET", base+"/lens/", "", nil)
 	if resp.StatusCode != 200 || !strings.Contains(page, `<script src="lens.js"`) || resp.Header.Get("Content-Security-Policy") != lens.CSP {
 		t.Fatalf("page: %d CSP %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
 	}
@@ -97,7 +73,7 @@ func TestLensSecurityBinary(t *testing.T) {
 		{"login from another site", "POST", base + "/lens/api/login", `{"token":"` + token + `"}`, map[string]string{"Content-Type": "application/json", "Origin": "http://evil.example"}, 403},
 		{"a write", "POST", data, "{}", map[string]string{"Cookie": cookie}, 405},
 	} {
-		resp, body := lensGet(t, tc.method, tc.url, tc.body, tc.hdr)
+		resp, body := mcptest.Do(t, tc.method, tc.url, tc.body, tc.hdr)
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s: %d %.200s, want %d", tc.name, resp.StatusCode, body, tc.want)
 		}
@@ -113,18 +89,18 @@ func TestLensSecurityBinary(t *testing.T) {
 	// cookie name: no data. The allow control is that server's own.
 	otherCookie := lensLogin(t, other, token)
 	value := strings.SplitN(otherCookie, "=", 2)[1]
-	if resp, body := lensGet(t, "GET", data, "", map[string]string{"Cookie": strings.SplitN(cookie, "=", 2)[0] + "=" + value}); resp.StatusCode != 401 {
+	if resp, body := mcptest.Do(t, "GET", data, "", map[string]string{"Cookie": strings.SplitN(cookie, "=", 2)[0] + "=" + value}); resp.StatusCode != 401 {
 		t.Errorf("another port's cookie: %d %.200s", resp.StatusCode, body)
 	}
-	if resp, _ := lensGet(t, "GET", other+"/lens/api/overview", "", map[string]string{"Cookie": otherCookie}); resp.StatusCode != 200 {
+	if resp, _ := mcptest.Do(t, "GET", other+"/lens/api/overview", "", map[string]string{"Cookie": otherCookie}); resp.StatusCode != 200 {
 		t.Errorf("the other server's own cookie: %d", resp.StatusCode)
 	}
 
 	// Logging out ends the cookie.
-	if resp, _ := lensGet(t, "POST", base+"/lens/api/logout", "", map[string]string{"Cookie": cookie}); resp.StatusCode != 204 {
+	if resp, _ := mcptest.Do(t, "POST", base+"/lens/api/logout", "", map[string]string{"Cookie": cookie}); resp.StatusCode != 204 {
 		t.Errorf("logout: %d", resp.StatusCode)
 	}
-	if resp, _ := lensGet(t, "GET", data, "", map[string]string{"Cookie": cookie}); resp.StatusCode != 401 {
+	if resp, _ := mcptest.Do(t, "GET", data, "", map[string]string{"Cookie": cookie}); resp.StatusCode != 401 {
 		t.Errorf("after logout: %d", resp.StatusCode)
 	}
 }
@@ -143,7 +119,7 @@ func TestLensOffBinary(t *testing.T) {
 		{[]string{"--stateless", "--lens", "on"}, 200},
 	} {
 		_, base, _, _ := startHTTP(t, bin, append(append([]string{"--sandbox", "rlimit"}, noOllama...), tc.args...)...)
-		if resp, _ := lensGet(t, "GET", base+"/lens/", "", nil); resp.StatusCode != tc.want {
+		if resp, _ := mcptest.Do(t, "GET", base+"/lens/", "", nil); resp.StatusCode != tc.want {
 			t.Errorf("%v: /lens/ %d, want %d", tc.args, resp.StatusCode, tc.want)
 		}
 	}

@@ -107,14 +107,14 @@ func (c *Config) useAgent(set *settings.Set, specs []agents.Spec) error {
 // per name: agents may share a server by giving the same entry, but one
 // name with two different entries is an error, as is a name taken by a
 // server of the command line.
-func extraServers(specs []agents.Spec, taken []server, serverLog io.Writer) ([]server, error) {
+func extraServers(specs []agents.Spec, taken []mcp.FleetServer, serverLog io.Writer) ([]mcp.FleetServer, error) {
 	seen := map[string]agents.Server{}
 	owner := map[string]string{}
-	var out []server
+	var out []mcp.FleetServer
 	for _, spec := range specs {
 		for _, name := range slices.Sorted(maps.Keys(spec.Servers)) {
 			sc := spec.Servers[name]
-			if slices.ContainsFunc(taken, func(s server) bool { return s.name == name }) {
+			if slices.ContainsFunc(taken, func(s mcp.FleetServer) bool { return s.Name == name }) {
 				return nil, fmt.Errorf("agent %s: mcp_servers.%s: the name is taken by a server of the command line; rename it", spec.Name, name)
 			}
 			if prev, ok := seen[name]; ok {
@@ -126,9 +126,9 @@ func extraServers(specs []agents.Spec, taken []server, serverLog io.Writer) ([]s
 			seen[name], owner[name] = sc, spec.Name
 			m := mcp.ServerConfig{Command: sc.Command, Args: sc.Args, Env: sc.Env, Cwd: sc.Cwd, URL: sc.URL, Headers: sc.Headers}
 			if m.URL != "" {
-				out = append(out, httpServer(name, m.URL, "", m.Headers))
+				out = append(out, mcp.HTTPFleetServer(name, m.URL, "", m.Headers))
 			} else {
-				out = append(out, cmdServer(name, func() *exec.Cmd { return m.Cmd(serverLog) }))
+				out = append(out, mcp.CommandFleetServer(name, func() *exec.Cmd { return m.Cmd(serverLog) }))
 			}
 		}
 	}

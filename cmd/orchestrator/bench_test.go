@@ -16,6 +16,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/display"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 	"github.com/membrane-mcp/membrane/ollama/ollamatest"
@@ -147,13 +148,13 @@ func BenchmarkTurn500Tools(b *testing.B) {
 		}
 	}
 	before := agent.New(m, r, &agent.Options{OnEvent: raw})
-	u := newUI(io.Discard, io.Discard, false, false, false, false)
-	after := agent.New(m, r, &agent.Options{OnEvent: u.event})
+	u := display.New(io.Discard, io.Discard, nil)
+	after := agent.New(m, r, &agent.Options{OnEvent: u.Event})
 	ask := func(a *agent.Agent) {
 		if _, err := a.Ask(ctx, "q"); err != nil {
 			b.Fatal(err)
 		}
-		u.endTurn(nil, nil)
+		u.EndTurn(nil, nil)
 		a.Reset()
 	}
 	sdkList := func() {

@@ -14,6 +14,7 @@ import (
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/images"
 	"github.com/membrane-mcp/membrane/ollama"
 )
 
@@ -79,8 +80,8 @@ type Config struct {
 	Store   string
 	History bool
 
-	// Images says how images that tools return are shown: imagesAuto,
-	// imagesSave or imagesOff. ImageDir is where they are saved; empty
+	// Images says how images that tools return are shown: images.Auto,
+	// images.Save or images.Off. ImageDir is where they are saved; empty
 	// means a new temporary directory.
 	Images   string
 	ImageDir string
@@ -187,9 +188,9 @@ func define(c *Config, r *rawConfig) *settings.Set {
 	s.Bool(&c.HideReasoning, false, D{Flag: "hide-reasoning", Env: "MEMBRANE_HIDE_REASONING", Doc: "do not show the model's reasoning"})
 	s.Bool(&c.Verbose, false, D{Flag: "v", Doc: "verbose: debug logs on stderr"})
 	s.Bool(&c.NoColor, false, D{Flag: "no-color", Doc: "no colours or spinner (also NO_COLOR=1)"})
-	s.String(&c.Images, imagesAuto, D{Flag: "images", Env: "MEMBRANE_IMAGES", Arg: "MODE",
+	s.String(&c.Images, images.Auto, D{Flag: "images", Env: "MEMBRANE_IMAGES", Arg: "MODE",
 		Doc: "images tools return: auto saves each and prints its path, and draws it in kitty and iTerm2 terminals; save only saves; off shows none (MODE)"},
-		settings.OneOf(imagesAuto, imagesSave, imagesOff))
+		settings.OneOf(images.Auto, images.Save, images.Off))
 	s.String(&c.ImageDir, "", D{Flag: "image-dir", Arg: "DIR", Doc: "save the images tools return in DIR (default: a new temporary directory)"})
 	s.String(&c.HistoryFile, "", D{Flag: "history-file", Arg: "FILE", Doc: `keep the REPL's input lines in FILE (default $XDG_STATE_HOME/membrane/orchestrator_history; "off" for none)`})
 	s.String(&c.Store, "", D{Flag: "store", Env: "MEMBRANE_STORE", Arg: "FILE",

@@ -177,43 +177,6 @@ func TestChildEnv(t *testing.T) {
 	}
 }
 
-func TestCompleteCommand(t *testing.T) {
-	if l, p, ok := completeCommand("/to", 3, '\t'); !ok || l != "/tools " || p != 7 {
-		t.Errorf("/to → %q %d %v", l, p, ok)
-	}
-	if _, _, ok := completeCommand("/", 1, '\t'); ok {
-		t.Error("an ambiguous prefix completed")
-	}
-	if _, _, ok := completeCommand("hello", 5, '\t'); ok {
-		t.Error("completed a question")
-	}
-}
-
-func TestFileHistory(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "state", "h")
-	h := loadHistory(path)
-	h.Add("first")
-	h.Add("second")
-	h.Add("second") // repeats are kept once
-	h.Add("  ")
-	h = loadHistory(path)
-	if h.Len() != 2 || h.At(0) != "second" || h.At(1) != "first" {
-		t.Errorf("history = %v", h.lines)
-	}
-}
-
-func TestPreview(t *testing.T) {
-	if got := preview("exit code 0\nstdout:\nhello\n\n", 80); got != "exit code 0 ↵ stdout: ↵ hello" {
-		t.Errorf("preview = %q", got)
-	}
-	if got := shortArgs(`{"cmd": "` + strings.Repeat("x", 100) + `"}`); len([]rune(got)) != 60 || !strings.HasSuffix(got, "…") {
-		t.Errorf("shortArgs = %q", got)
-	}
-	if got := shortArgs("{}"); got != "" {
-		t.Errorf("shortArgs({}) = %q", got)
-	}
-}
-
 // TestDefaultBaseURL: the default endpoint is OLLAMA_HOST's /v1, read as
 // membrane reads its Ollama hosts.
 func TestDefaultBaseURL(t *testing.T) {

@@ -11,96 +11,28 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
-
-	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
-// server is one MCP server to connect to.
-type server struct {
-	name  string
-	where string // for messages: a command line or a URL
-	// dial returns a new transport to the server, and for a launched
-	// server the command it starts (nil for HTTP). It is called again to
-	// reconnect.
-	dial func() (sdk.Transport, *exec.Cmd)
-	// refused records an HTTP server's first refusal of the last dial, so
-	// that a failed connect can say what to do; nil for other servers.
-	refused *statusRecorder
-}
-
-func httpServer(name, url, token string, headers map[string]string) server {
-	rec := &statusRecorder{}
-	return server{name: name, where: url, refused: rec, dial: func() (sdk.Transport, *exec.Cmd) {
-		return rec.wrap(mcp.HTTPTransport(url, token, headers)), nil
-	}}
-}
-
-// statusRecorder remembers the status of the first HTTP response of 400 or
-// more since its last wrap. go-sdk v1.8.0 reports a refused initialize
-// only as http.StatusText ("Unauthorized"), with no code to match, so the
-// code is taken here, off the response itself.
-type statusRecorder struct {
-	base   http.RoundTripper
-	status atomic.Int32
-}
-
-func (s *statusRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := s.base.RoundTrip(r)
-	if err == nil && resp.StatusCode >= 400 {
-		s.status.CompareAndSwap(0, int32(resp.StatusCode))
+// advise adds to a connection error what to do about it, with the flags
+// that fix it: the mcp library says what went wrong in words that name no
+// flag.
+func advise(err error) error {
+	var re *mcp.RefusedError
+	if !errors.As(err, &re) {
+		return err
 	}
-	return resp, err
-}
-
-// wrap makes t, a streamable HTTP transport, record its refusals in s.
-func (s *statusRecorder) wrap(t sdk.Transport) sdk.Transport {
-	st, ok := t.(*sdk.StreamableClientTransport)
-	if !ok {
-		return t
-	}
-	s.status.Store(0)
-	hc := &http.Client{}
-	if st.HTTPClient != nil {
-		*hc = *st.HTTPClient
-	}
-	if s.base == nil {
-		s.base = hc.Transport
-		if s.base == nil {
-			s.base = http.DefaultTransport
-		}
-	}
-	hc.Transport = s
-	cp := *st
-	cp.HTTPClient = hc
-	return &cp
-}
-
-// refusalAdvice says what to do about an MCP server at url that refused
-// the connection with status; "" when there is nothing to add.
-func refusalAdvice(url string, status int) string {
-	switch status {
+	switch re.Status {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Sprintf("it refused the token (HTTP %d): give the server's token with --token or MEMBRANE_TOKEN", status)
+		return fmt.Errorf("%w: give the server's token with --token or MEMBRANE_TOKEN", err)
 	case http.StatusNotFound:
-		advice := fmt.Sprintf("nothing serves MCP at that path (HTTP %d)", status)
-		if u, err := neturl.Parse(url); err == nil && u.Path != mcp.DefaultPath {
+		if u, perr := neturl.Parse(re.URL); perr == nil && u.Path != mcp.DefaultPath {
 			u.Path, u.RawQuery = mcp.DefaultPath, ""
-			advice += fmt.Sprintf(": membrane serves it at %s, so try --server-url %s", mcp.DefaultPath, u)
+			return fmt.Errorf("%w: membrane serves it at %s, so try --server-url %s", err, mcp.DefaultPath, u)
 		}
-		return advice
 	}
-	return ""
-}
-
-func cmdServer(name string, mk func() *exec.Cmd) server {
-	c := mk()
-	return server{name: name, where: strings.Join(c.Args, " "), dial: func() (sdk.Transport, *exec.Cmd) {
-		cmd := mk()
-		return mcp.CommandTransport(cmd), cmd
-	}}
+	return err
 }
 
 // findMembrane returns the membrane binary to launch: the one named, else
@@ -129,11 +61,11 @@ func findMembrane(named string) (string, error) {
 }
 
 // servers lists the servers the configuration asks for.
-func (c *Config) servers(serverLog io.Writer) ([]server, error) {
-	var out []server
+func (c *Config) servers(serverLog io.Writer) ([]mcp.FleetServer, error) {
+	var out []mcp.FleetServer
 	switch {
 	case c.ServerURL != "":
-		out = append(out, httpServer("membrane", c.ServerURL, c.Token, nil))
+		out = append(out, mcp.HTTPFleetServer("membrane", c.ServerURL, c.Token, nil))
 	case !c.NoMembrane:
 		bin, err := findMembrane(c.Membrane)
 		if err != nil {
@@ -144,7 +76,7 @@ func (c *Config) servers(serverLog io.Writer) ([]server, error) {
 			args = append(args, "--config", c.ConfigFile)
 		}
 		args = append(args, c.ServerArgs...)
-		out = append(out, cmdServer("membrane", func() *exec.Cmd {
+		out = append(out, mcp.CommandFleetServer("membrane", func() *exec.Cmd {
 			cmd := exec.Command(bin, args...)
 			cmd.Env = childEnv(os.Environ(), c.Verbose, serverLog != os.Stderr)
 			cmd.Stderr = serverLog
@@ -162,14 +94,14 @@ func (c *Config) servers(serverLog io.Writer) ([]server, error) {
 		}
 		slices.Sort(names)
 		for _, n := range names {
-			if slices.ContainsFunc(out, func(s server) bool { return s.name == n }) {
+			if slices.ContainsFunc(out, func(s mcp.FleetServer) bool { return s.Name == n }) {
 				return nil, fmt.Errorf("--mcp-config %s: server name %q is taken by the bundled membrane; rename it", c.MCPConfig, n)
 			}
 			sc := cfgs[n]
 			if sc.URL != "" {
-				out = append(out, httpServer(n, sc.URL, "", sc.Headers))
+				out = append(out, mcp.HTTPFleetServer(n, sc.URL, "", sc.Headers))
 			} else {
-				out = append(out, cmdServer(n, func() *exec.Cmd { return sc.Cmd(serverLog) }))
+				out = append(out, mcp.CommandFleetServer(n, func() *exec.Cmd { return sc.Cmd(serverLog) }))
 			}
 		}
 	}

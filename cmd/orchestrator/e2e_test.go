@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/session"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 	"github.com/membrane-mcp/membrane/ollama/ollamatest"
 )
@@ -103,9 +104,9 @@ func (c *chain) runIn(t *testing.T, env []string, in io.Reader, args ...string) 
 	return r
 }
 
-func decodeTurn(t *testing.T, s string) jsonTurn {
+func decodeTurn(t *testing.T, s string) session.TurnJSON {
 	t.Helper()
-	var jt jsonTurn
+	var jt session.TurnJSON
 	if err := json.Unmarshal([]byte(s), &jt); err != nil {
 		t.Fatalf("--json output is not one JSON object: %v\n%s", err, s)
 	}

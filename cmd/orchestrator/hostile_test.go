@@ -112,8 +112,11 @@ func TestHostileBadSchemaSkipped(t *testing.T) {
 	}
 }
 
-// One bad server (a schema 10,000 deep, garbage on stdout at start) is
-// skipped with a message; the others serve.
+// One bad server (a tools/list answer nested 5,000 deep, which go-sdk's
+// client refuses to decode; garbage on stdout at start) is skipped with a
+// message at once; the others serve. (Nested 10,000 deep, the answer never
+// left the server: encoding/json refuses to write it, go-sdk drops the
+// error, and the test only saw connect's 60 s bound run out.)
 func TestHostileBadServersSkipped(t *testing.T) {
 	c := newChain(t, ollamatest.Script{Calls: []ollamatest.ToolCall{{Name: "good__sh", Args: `{"cmd":"hi"}`}}, Answer: " Fine."})
 	cfg := hostileConfig(t,
@@ -132,6 +135,9 @@ func TestHostileBadServersSkipped(t *testing.T) {
 		if !strings.Contains(r.stderr, s) {
 			t.Errorf("no %q:\n%s", s, r.stderr)
 		}
+	}
+	if strings.Contains(r.stderr, "no answer within") {
+		t.Errorf("a server was skipped for its silence, not for what it sent:\n%s", r.stderr)
 	}
 	// Control: with no good server left, that is an error.
 	cfg = hostileConfig(t, hostileServer{name: "garbage", mode: "garbage"})

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,10 +17,8 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lmittmann/tint"
 	"golang.org/x/term"
@@ -34,8 +31,15 @@ import (
 	"github.com/membrane-mcp/membrane/calls/policy"
 	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/approve"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/console"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/display"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/images"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/session"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termimage"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/turns"
+	"github.com/membrane-mcp/membrane/mcp"
 )
 
 var version = ""
@@ -99,11 +103,28 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return serve(cfg, specs, agentsData, log, stdout, stderr)
 	}
 
+	// SIGTERM ends everything. Until the turn (or the REPL) takes over, the
+	// first Ctrl-C ends the run with 130 in whatever phase it is in, and
+	// any Ctrl-C after that kills the servers: one listener for both, with
+	// no gap between phases.
+	root, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	start, cancelStart := context.WithCancel(root)
+	defer cancelStart()
+	u := display.New(stdout, stderr, &display.Options{Color: color, Shared: errTTY && isTerminal(stdout), HideReasoning: cfg.HideReasoning, Quiet: cfg.JSON})
+	kill := session.NewKillSwitch(u)
+	kill.During(cancelStart)
+	defer kill.Disarm()
+	interrupted := func() bool { return start.Err() != nil && root.Err() == nil }
+
 	oneShot := cfg.Exec != ""
 	inFile, _ := stdin.(*os.File)
 	interactive := inFile != nil && isTerminal(inFile)
 	if cfg.Exec == "-" {
-		b, err := io.ReadAll(stdin)
+		var b []byte
+		if !session.Phase(start, func() { b, err = io.ReadAll(stdin) }) {
+			return 130
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "orchestrator: read the question from stdin: %v\n", err)
 			return 2
@@ -116,16 +137,12 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		}
 	}
 
-	// SIGTERM ends everything; SIGINT ends a one-shot run, and only the
-	// running turn in the REPL.
-	root, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-
-	u := newUI(stdout, stderr, color, errTTY && isTerminal(stdout), cfg.HideReasoning, cfg.JSON)
-
 	var serverLog io.Writer = stderr
 	if cfg.ServerLog != "" {
-		f, err := os.OpenFile(cfg.ServerLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		var f *os.File
+		if !session.Phase(start, func() { f, err = os.OpenFile(cfg.ServerLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600) }) {
+			return 130
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "orchestrator: --server-log: %v\n", err)
 			return 2
@@ -139,7 +156,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 	servers, err := cfg.servers(serverLog)
 	if err == nil && len(cfg.agentServers) > 0 {
-		var extra []server
+		var extra []mcp.FleetServer
 		extra, err = extraServers([]agents.Spec{{Name: cfg.Agent, Servers: cfg.agentServers}}, servers, serverLog)
 		servers = append(servers, extra...)
 	}
@@ -152,39 +169,37 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	// and under -v the server logs it too (with its own session), so a
 	// record here would show one call as if it ran twice.
 	router := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
-	connectCtx, cancelConnect := context.WithCancel(root)
-	fl := newFleet(servers, router, cfg.CallTimeout, log)
-	// A Ctrl-C during start-up ends it, and one after that kills the
-	// servers that will not go.
-	kill := &killSwitch{fl: fl, u: u}
-	kill.during(cancelConnect)
-	fl.say = func(msg string, bad bool) {
-		code := dim
-		if bad {
-			code = red
-		}
-		u.note("%s", u.style(termsafe.String(msg), code))
-	}
-	fl.onChange = func(server string, ch calls.Change) {
-		if oneShot && !cfg.Verbose {
-			return
-		}
-		var parts []string
-		for _, c := range ch.Added {
-			parts = append(parts, "+"+c.Name)
-		}
-		for _, n := range ch.Removed {
-			parts = append(parts, "-"+n)
-		}
-		u.note("%s", u.style(termsafe.String(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " "))), dim))
-	}
-	err = fl.start(connectCtx, servers)
-	interrupted := connectCtx.Err() != nil && root.Err() == nil
-	kill.during(nil)
-	cancelConnect()
+	fl := mcp.NewFleet(router, servers, &mcp.FleetOptions{
+		CallTimeout: cfg.CallTimeout,
+		ClientName:  "membrane-orchestrator",
+		Logger:      log,
+		Advise:      advise,
+		Say: func(msg string, bad bool) {
+			code := display.Dim
+			if bad {
+				code = display.Red
+			}
+			u.Note("%s", u.Style(termsafe.String(msg), code))
+		},
+		OnToolsChanged: func(server string, ch calls.Change) {
+			if oneShot && !cfg.Verbose {
+				return
+			}
+			var parts []string
+			for _, c := range ch.Added {
+				parts = append(parts, "+"+c.Name)
+			}
+			for _, n := range ch.Removed {
+				parts = append(parts, "-"+n)
+			}
+			u.Note("%s", u.Style(termsafe.String(fmt.Sprintf("tools of %s changed: %s", server, strings.Join(parts, " "))), display.Dim))
+		},
+	})
+	kill.SetKill(fl.Kill)
+	err = fl.Start(start)
 	defer closeFleet(fl, kill)
 	switch {
-	case interrupted:
+	case interrupted():
 		return 130
 	case err != nil:
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
@@ -211,16 +226,10 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		HTTPClient:      &http.Client{Transport: tr.Transport(nil)},
 	})
 	if cfg.Model == "" {
-		// Ctrl-C while picking the model is still start-up: exit 130.
-		sctx, stopPick := context.WithCancel(root)
-		kill.during(stopPick)
-		mctx, cancel := context.WithTimeout(sctx, 30*time.Second)
+		mctx, cancel := context.WithTimeout(start, 30*time.Second)
 		cfg.Model, err = defaultModel(mctx, model)
 		cancel()
-		interrupted := sctx.Err() != nil && root.Err() == nil
-		kill.during(nil)
-		stopPick()
-		if interrupted {
+		if interrupted() {
 			return 130
 		}
 		if err != nil {
@@ -230,24 +239,24 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 
 	// Input for the REPL and for approval prompts.
-	var lines lineReader
-	var keys keyReader
+	var lines console.LineReader
+	var keys approve.Keys
 	if interactive {
 		hist := cfg.HistoryFile
 		if hist == "" {
-			hist = historyPath(getenv)
+			hist = console.HistoryPath(getenv)
 		}
 		var h term.History
-		if hist != "off" && !oneShot {
-			h = loadHistory(hist)
+		if hist != "off" && !oneShot && !session.Phase(start, func() { h = console.LoadHistory(hist) }) {
+			return 130
 		}
-		con := newConsole(inFile, stdout, h)
-		u.atPrompt = con.promptWriter
+		con := console.New(inFile, stdout, h, session.Commands)
+		u.SetPrompt(con.PromptWriter)
 		lines = con
 		errFile, _ := stderr.(*os.File)
-		keys = ttyKeys{in: inFile, out: errFile}
+		keys = console.Keys{In: inFile, Out: errFile}
 	} else if !oneShot {
-		lines = newPipeReader(stdin)
+		lines = console.NewPipe(stdin)
 	}
 	tools, err := selectTools(router, cfg.Tools, cfg.ExcludeTools)
 	if err != nil {
@@ -257,15 +266,15 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	if v, ok := tools.(*policy.View); ok {
 		defer v.Close()
 	}
-	show := &imageShow{mode: cfg.Images, dir: cfg.ImageDir, u: u}
+	show := &images.Show{Mode: cfg.Images, Dir: cfg.ImageDir, UI: u}
 	if errTTY {
-		show.inline = termimage.Detect(getenv)
+		show.Inline = termimage.Detect(getenv)
 	}
 	// The card follows the tool set itself, which the image wrapper hides.
 	cardSrc, hasCard := tools.(agent.CardSource)
-	tools = showingTools{offered: tools, show: show}
-	appr := newApprover(cfg.Approve, fl, interactive, cfg.Yes, keys, u, stderr)
-	if err := appr.check(); err != nil {
+	tools = images.Showing{Tools: tools, Show: show}
+	appr := approve.New(&approve.Options{Names: cfg.Approve, Index: fl, Interactive: interactive, Yes: cfg.Yes, Keys: keys, UI: u, Out: stderr})
+	if err := appr.Check(); err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 		return 2
 	}
@@ -276,14 +285,14 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		MaxSteps:         cfg.MaxSteps,
 		MaxParallel:      cfg.Parallel,
 		ExtractTextCalls: cfg.extractText(),
-		OnEvent:          u.event,
+		OnEvent:          u.Event,
 		Logger:           log,
 	}
 	if tr.Enabled() {
 		opts.TracerProvider = tr.TracerProvider()
 	}
 	if len(cfg.Approve) > 0 {
-		opts.Approve = appr.approve
+		opts.Approve = appr.Approve
 	}
 	var ag *agent.Agent
 	if hasCard && agent.CardMode(cfg.Card) != agent.CardModeOff {
@@ -301,13 +310,17 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	ag = agent.New(model, tools, opts)
 	log.Debug("ready", "model", cfg.Model, "endpoint", model.BaseURL(), "tools", tools.Len(), "extract_text_calls", opts.ExtractTextCalls)
 
-	turns := openTurnStore(cfg, getenv, log)
-	defer turns.close()
-	s := &session{cfg: cfg, ag: ag, model: model, tools: tools, fleet: fl, kill: kill, ui: u, stdout: stdout, stderr: stderr, turns: turns}
-	if oneShot {
-		return s.oneShot(root, cfg.Exec)
+	rec := turns.Open(cfg.Store, getenv, log)
+	defer rec.Close()
+	s := session.New(&session.Options{Agent: ag, Model: model, Tools: tools, Index: fl, Kill: kill, UI: u,
+		Stdout: stdout, Stderr: stderr, Turns: rec, Timeout: cfg.Timeout, JSON: cfg.JSON, Advise: modelAdvice})
+	if interrupted() {
+		return 130
 	}
-	return s.repl(root, lines, interactive)
+	if oneShot {
+		return s.OneShot(root, start, cfg.Exec)
+	}
+	return s.REPL(root, start, lines, interactive)
 }
 
 // cardGroup lists a tool on the capabilities card under its server's name.
@@ -319,7 +332,7 @@ func showTurns(cfg *Config, getenv func(string) string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "orchestrator: --history reads the trace store, and --store is off")
 		return 2
 	}
-	path, err := turnStorePath(cfg.Store, getenv)
+	path, err := turns.Path(cfg.Store, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 		return 1
@@ -330,7 +343,7 @@ func showTurns(cfg *Config, getenv func(string) string, stdout, stderr io.Writer
 		return 1
 	}
 	defer st.Close()
-	if err := printTurns(context.Background(), stdout, st, store.TurnFilter{Limit: 20}, cfg.JSON); err != nil {
+	if err := turns.Print(context.Background(), stdout, st, store.TurnFilter{Limit: 20}, cfg.JSON); err != nil {
 		fmt.Fprintf(stderr, "orchestrator: %v\n", err)
 		return 1
 	}
@@ -385,79 +398,10 @@ func selectTools(r *calls.Router, include, exclude []string) (offered, error) {
 
 // closeFleet ends every server's session. A Ctrl-C while that takes time
 // (a server that ignores SIGTERM) kills the servers' process groups.
-func closeFleet(fl *fleet, kill *killSwitch) {
-	kill.arm()
-	fl.close()
-	kill.disarm()
-}
-
-// killSwitch listens for Ctrl-C from start-up to the end of the run. While
-// a step that Ctrl-C ends is running (start-up, a one-shot turn), the first
-// Ctrl-C ends it; any Ctrl-C after that kills the servers' process groups.
-// One listener does both, so that a second Ctrl-C right after the first
-// never falls in a gap where nobody listens (and the program waits on a
-// server that ignores SIGTERM for good).
-type killSwitch struct {
-	fl *fleet
-	u  *ui
-
-	mu   sync.Mutex
-	sigs chan os.Signal     // nil: not armed
-	done chan struct{}      // closed by disarm
-	step context.CancelFunc // what the next Ctrl-C ends; nil: kill
-}
-
-// arm starts listening for Ctrl-C; arming again does nothing.
-func (k *killSwitch) arm() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.sigs != nil {
-		return
-	}
-	sigs, done := make(chan os.Signal, 1), make(chan struct{})
-	k.sigs, k.done = sigs, done
-	signal.Notify(sigs, os.Interrupt)
-	go func() {
-		for {
-			select {
-			case <-sigs:
-			case <-done:
-				return
-			}
-			k.mu.Lock()
-			step := k.step
-			k.step = nil
-			k.mu.Unlock()
-			if step != nil {
-				step()
-				continue
-			}
-			k.u.note("%s", k.u.style("Ctrl-C again: killing the servers", red))
-			k.fl.kill()
-			return
-		}
-	}()
-}
-
-// during arms k and makes the next Ctrl-C call cancel (nil: kill the
-// servers).
-func (k *killSwitch) during(cancel context.CancelFunc) {
-	k.arm()
-	k.mu.Lock()
-	k.step = cancel
-	k.mu.Unlock()
-}
-
-// disarm stops listening, if armed.
-func (k *killSwitch) disarm() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.sigs == nil {
-		return
-	}
-	signal.Stop(k.sigs)
-	close(k.done)
-	k.sigs, k.done, k.step = nil, nil, nil
+func closeFleet(fl *mcp.Fleet, kill *session.KillSwitch) {
+	kill.During(nil)
+	fl.Close()
+	kill.Disarm()
 }
 
 // defaultModel picks the endpoint's model when it serves exactly one.
@@ -477,328 +421,6 @@ func defaultModel(ctx context.Context, m *openaicompat.Client) (string, error) {
 		shown = append(shown[:12:12], "…")
 	}
 	return "", fmt.Errorf("no --model given, and %s serves %d models: pass --model NAME (or set MEMBRANE_MODEL); they are: %s", m.BaseURL(), len(names), strings.Join(shown, ", "))
-}
-
-// session runs turns and shows them.
-type session struct {
-	cfg    *Config
-	ag     *agent.Agent
-	model  *openaicompat.Client
-	tools  offered
-	fleet  *fleet
-	kill   *killSwitch
-	ui     *ui
-	stdout io.Writer
-	stderr io.Writer
-	turns  *turnStore // nil with --store off
-}
-
-func (s *session) ask(ctx context.Context, q string) (*agent.Turn, error) {
-	if s.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, s.cfg.Timeout, fmt.Errorf("no answer within --timeout %s", s.cfg.Timeout))
-		defer cancel()
-	}
-	started := time.Now()
-	turn, err := s.ag.Ask(ctx, q)
-	s.turns.record(context.WithoutCancel(ctx), started, q, s.ag.Model(), turn, err)
-	err = modelAdvice(err)
-	if err != nil && ctx.Err() != nil && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), context.Canceled) {
-		err = context.Cause(ctx)
-	}
-	s.ui.endTurn(turn, err)
-	if s.cfg.JSON {
-		s.printJSON(q, turn, err)
-	}
-	return turn, err
-}
-
-func (s *session) oneShot(root context.Context, q string) int {
-	// The first Ctrl-C ends the turn, the next kills the servers: one
-	// listener for both, so that no Ctrl-C falls between the two.
-	ctx, cancel := context.WithCancel(root)
-	defer cancel()
-	s.kill.during(cancel)
-	_, err := s.ask(ctx, q)
-	s.kill.during(nil)
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, context.Canceled) && root.Err() == nil:
-		return 130
-	}
-	if !s.cfg.JSON {
-		fmt.Fprintf(s.stderr, "orchestrator: %s\n", termsafe.String(err.Error()))
-	}
-	return 1
-}
-
-func (s *session) repl(root context.Context, in lineReader, interactive bool) int {
-	var (
-		mu         sync.Mutex
-		cancelTurn context.CancelFunc
-	)
-	ctx, cancel := context.WithCancel(root)
-	defer cancel()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt)
-	defer signal.Stop(sigs)
-	// The REPL's Ctrl-C ends a turn or the line, never the servers:
-	// closeFleet arms the kill switch again at the end.
-	s.kill.disarm()
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sigs:
-			}
-			mu.Lock()
-			if cancelTurn != nil {
-				cancelTurn()
-				if interactive {
-					s.ui.note("") // end the line the terminal echoed ^C on
-				}
-			} else if !interactive {
-				cancel() // idle and no terminal: Ctrl-C ends the session
-			}
-			mu.Unlock()
-		}
-	}()
-
-	if con, ok := in.(*console); ok {
-		// SIGTERM while a line is read at the terminal: ReadLine cannot be
-		// interrupted, so put the terminal back and leave. A launched
-		// membrane gets SIGTERM from the kernel when we are gone.
-		go func() {
-			<-root.Done()
-			if con.reading.Load() {
-				con.restore()
-				fmt.Fprintln(s.stderr)
-				os.Exit(143)
-			}
-		}()
-	}
-	if interactive {
-		s.ui.note("%s", s.ui.style(fmt.Sprintf("model %s · %d tools · /help for commands · Ctrl-D to leave", s.ag.Model(), s.tools.Len()), dim))
-	}
-	for {
-		line, err := in.readLine(ctx, "› ")
-		switch {
-		case errors.Is(err, errInterrupt):
-			continue
-		case errors.Is(err, io.EOF):
-			if interactive {
-				fmt.Fprintln(s.stdout)
-			}
-			return 0
-		case ctx.Err() != nil:
-			if root.Err() != nil {
-				return 0 // SIGTERM
-			}
-			return 130
-		case err != nil:
-			fmt.Fprintf(s.stderr, "orchestrator: read input: %v\n", err)
-			return 1
-		}
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		if strings.HasPrefix(line, "/") {
-			if s.command(ctx, line) {
-				return 0
-			}
-			continue
-		}
-		turnCtx, cancelT := context.WithCancel(ctx)
-		mu.Lock()
-		cancelTurn = cancelT
-		mu.Unlock()
-		_, err = s.ask(turnCtx, line)
-		mu.Lock()
-		cancelTurn = nil
-		mu.Unlock()
-		interrupted := turnCtx.Err() != nil && ctx.Err() == nil
-		cancelT()
-		switch {
-		case err == nil:
-		case interrupted && errors.Is(err, context.Canceled):
-			s.ui.note("%s", s.ui.style("cancelled; the conversation is as it was before this question", dim))
-		case !s.cfg.JSON:
-			s.ui.note("error: %s", termsafe.String(err.Error()))
-		}
-		if root.Err() != nil {
-			return 0
-		}
-	}
-}
-
-// command runs a /command and reports whether the session should end.
-func (s *session) command(ctx context.Context, line string) bool {
-	name, arg, _ := strings.Cut(line, " ")
-	arg = strings.TrimSpace(arg)
-	switch name {
-	case "/exit", "/quit", "/q":
-		return true
-	case "/clear", "/reset":
-		s.ag.Reset()
-		s.ui.note("conversation cleared")
-	case "/tools":
-		tools := s.ag.Tools()
-		if len(tools) == 0 {
-			s.ui.note("no tools")
-		}
-		width := 0
-		for _, t := range tools {
-			width = max(width, len(t.Name))
-		}
-		var b strings.Builder
-		for _, t := range tools {
-			pad := strings.Repeat(" ", width-len(t.Name))
-			desc := termsafe.String(firstLine(t.Description, 90))
-			if info, ok := s.fleet.tool(t.Name); ok && info.Name != t.Name {
-				desc = "(" + termsafe.Line(info.Name) + " of " + termsafe.Line(info.Server) + ") " + desc
-			}
-			fmt.Fprintf(&b, "  %s%s  %s\n", s.ui.style(termsafe.Line(t.Name), bold), pad, s.ui.style(desc, dim))
-		}
-		io.WriteString(s.stdout, b.String())
-	case "/model":
-		if arg == "" {
-			mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			names, err := s.model.Models(mctx)
-			cancel()
-			msg := "model: " + s.ag.Model()
-			if err == nil {
-				msg += "\navailable: " + strings.Join(names, ", ")
-			}
-			s.ui.note("%s", msg)
-			return false
-		}
-		// Check the name against what the endpoint serves; an endpoint
-		// that cannot list its models gets the benefit of the doubt.
-		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		names, err := s.model.Models(mctx)
-		cancel()
-		// Ollama lists "qwen3:latest" for the "qwen3" one asks for.
-		var short []string
-		for _, n := range names {
-			short = append(short, strings.TrimSuffix(n, ":latest"))
-		}
-		if err == nil && !slices.Contains(names, arg) && !slices.Contains(short, arg) {
-			msg := fmt.Sprintf("%s does not serve %q; the model stays %s", s.model.BaseURL(), arg, s.ag.Model())
-			if near := settings.Nearest(arg, short); near != "" {
-				msg += fmt.Sprintf(" (did you mean %s?)", near)
-			} else if len(names) > 0 {
-				msg += "\navailable: " + strings.Join(names, ", ")
-			}
-			s.ui.note("%s", msg)
-			return false
-		}
-		s.ag.SetModel(arg)
-		s.ui.note("model: %s", arg)
-	case "/history":
-		if s.turns == nil {
-			s.ui.note("no turns are kept (--store off, or the store could not be opened)")
-			return false
-		}
-		f := store.TurnFilter{Conversation: s.turns.conv, Limit: 20}
-		if arg == "all" {
-			f.Conversation = ""
-		}
-		if err := printTurns(ctx, s.stdout, s.turns.st, f, false); err != nil {
-			s.ui.note("history: %s", termsafe.String(err.Error()))
-		}
-	case "/help", "/?":
-		fmt.Fprint(s.stdout, `  /tools         list the tools the model can call
-  /model [NAME]  show or change the model
-  /history [all] this session's turns (all: every session's latest) from the store
-  /clear         forget the conversation
-  /exit          leave (or Ctrl-D)
-  Ctrl-C cancels the running question and its tool calls.
-`)
-	default:
-		s.ui.note("unknown command %s: try /help", name)
-	}
-	return false
-}
-
-type jsonCall struct {
-	Step       int             `json:"step"`
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	Arguments  json.RawMessage `json:"arguments"`
-	Result     string          `json:"result"`
-	IsError    bool            `json:"is_error"`
-	Denied     bool            `json:"denied,omitempty"`
-	FromText   bool            `json:"from_text,omitempty"`
-	DurationMS float64         `json:"duration_ms"`
-}
-
-type jsonTurn struct {
-	Question        string     `json:"question"`
-	Answer          string     `json:"answer"`
-	Reasoning       string     `json:"reasoning,omitempty"`
-	Model           string     `json:"model"`
-	Steps           int        `json:"steps"`
-	ToolCalls       []jsonCall `json:"tool_calls"`
-	Usage           jsonUsage  `json:"usage"`
-	DurationMS      float64    `json:"duration_ms"`
-	Error           string     `json:"error,omitempty"`
-	MaxStepsReached bool       `json:"max_steps_reached,omitempty"`
-	TraceID         string     `json:"trace_id,omitempty"`
-}
-
-type jsonUsage struct {
-	PromptTokens     int64 `json:"prompt_tokens"`
-	CompletionTokens int64 `json:"completion_tokens"`
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func (s *session) printJSON(q string, t *agent.Turn, err error) {
-	out := jsonTurn{Question: q, Model: s.ag.Model(), ToolCalls: []jsonCall{}}
-	if t != nil {
-		out.Answer, out.Reasoning, out.Steps = t.Answer, t.Reasoning, t.Steps
-		out.Usage = jsonUsage{t.Usage.PromptTokens, t.Usage.CompletionTokens}
-		out.DurationMS, out.TraceID = ms(t.Duration), t.TraceID
-		for _, c := range t.Calls {
-			args := json.RawMessage(c.Arguments)
-			if !json.Valid(args) {
-				args, _ = json.Marshal(c.Arguments)
-			}
-			out.ToolCalls = append(out.ToolCalls, jsonCall{Step: c.Step, ID: c.ID, Name: c.Name, Arguments: args, Result: c.Result,
-				IsError: c.IsError, Denied: c.Denied, FromText: c.FromText, DurationMS: ms(c.Duration)})
-		}
-	}
-	if err != nil {
-		out.Error = err.Error()
-		out.MaxStepsReached = errors.Is(err, agent.ErrMaxSteps)
-	}
-	b, _ := json.Marshal(out)
-	fmt.Fprintf(s.stdout, "%s\n", escapeJSON(b))
-}
-
-// escapeJSON writes the C1 controls and bidi controls that json.Marshal
-// leaves raw as \u escapes: the same JSON, safe to print on a terminal.
-func escapeJSON(b []byte) []byte {
-	var out []byte
-	for i := 0; i < len(b); {
-		r, n := utf8.DecodeRune(b[i:])
-		if r >= 0x80 && termsafe.Unsafe(r) {
-			if out == nil {
-				out = append(make([]byte, 0, len(b)+16), b[:i]...)
-			}
-			out = fmt.Appendf(out, `\u%04x`, r)
-		} else if out != nil {
-			out = append(out, b[i:i+n]...)
-		}
-		i += n
-	}
-	if out == nil {
-		return b
-	}
-	return out
 }
 
 // modelAdvice adds to an endpoint error the flag that fixes it: the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,9 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"reflect"
-	"slices"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,9 +19,8 @@ import (
 	"github.com/membrane-mcp/membrane/calls/agent"
 	"github.com/membrane-mcp/membrane/calls/agent/agents"
 	"github.com/membrane-mcp/membrane/calls/agent/openaicompat"
-	"github.com/membrane-mcp/membrane/calls/policy"
-	"github.com/membrane-mcp/membrane/calls/store"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/turns"
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
@@ -60,22 +55,15 @@ func serve(cfg *Config, specs []agents.Spec, data []byte, log *slog.Logger, stdo
 	}
 	servers = append(servers, extra...)
 	router := calls.NewRouter(&calls.RouterOptions{DefaultConcurrency: -1})
-	fl := newFleet(servers, router, cfg.CallTimeout, log)
-	fl.say = func(msg string, bad bool) {
-		if bad {
-			log.Warn(msg)
-		} else {
-			log.Info(msg)
-		}
-	}
-	if err := fl.start(ctx, servers); err != nil {
-		fl.close()
+	fl := mcp.NewFleet(router, servers, &mcp.FleetOptions{CallTimeout: cfg.CallTimeout, ClientName: "membrane-orchestrator", Logger: log, Advise: advise})
+	if err := fl.Start(ctx); err != nil {
+		fl.Close()
 		if ctx.Err() != nil {
 			return 130
 		}
 		return fail("%v", err)
 	}
-	defer fl.close()
+	defer fl.Close()
 
 	if len(specs) == 0 {
 		if cfg.Model == "" {
@@ -89,9 +77,34 @@ func serve(cfg *Config, specs []agents.Spec, data []byte, log *slog.Logger, stdo
 		specs = []agents.Spec{cfg.flagAgent()}
 	}
 	cat := agents.NewCatalog(specs)
-	bk := &backends{cfg: cfg, router: router, fleet: fl, log: log, models: map[string]*cachedModel{}}
-	bk.own(specs)
-	cat.Subscribe(bk.own)
+	bk := openaicompat.NewBackends(specs, &openaicompat.BackendsOptions{
+		Tools: router,
+		Model: func(spec agents.Spec) *openaicompat.Client {
+			base, key := cfg.BaseURL, cfg.APIKey
+			if spec.BaseURL != "" {
+				base, key = spec.BaseURL, ""
+			}
+			if spec.APIKeyEnv != "" {
+				key = os.Getenv(spec.APIKeyEnv)
+			}
+			return cfg.modelClient(base, key, spec.Temperature, spec.ReasoningEffort, log)
+		},
+		ServerOf: func(tool string) (string, bool) {
+			info, ok := fl.Tool(tool)
+			return info.Server, ok
+		},
+		ExtractTextCalls: func(spec agents.Spec) bool {
+			c := *cfg
+			if spec.BaseURL != "" {
+				c.BaseURL, c.ExtractText = spec.BaseURL, nil
+			}
+			return c.extractText()
+		},
+		Card:       agent.CardMode(cfg.Card),
+		CardTokens: cfg.CardTokens,
+		CardGroup:  cardGroup,
+	})
+	cat.Subscribe(bk.Own)
 	if data != nil {
 		// Whole or nothing, as membrane reloads its config file; a turn
 		// keeps the agent it began with.
@@ -100,7 +113,7 @@ func serve(cfg *Config, specs []agents.Spec, data []byte, log *slog.Logger, stdo
 			if err != nil {
 				return err
 			}
-			if !sameServers(s, specs) {
+			if !agents.SameServers(s, specs) {
 				return errors.New("the agents' mcp_servers changed: restart orchestrator serve to connect them")
 			}
 			cat.Replace(s)
@@ -114,15 +127,15 @@ func serve(cfg *Config, specs []agents.Spec, data []byte, log *slog.Logger, stdo
 	}
 
 	var convs openaicompat.Conversations
-	if ts := openTurnStore(cfg, os.Getenv, log); ts != nil {
-		defer ts.close()
-		convs = &storeConversations{st: ts.st, ttl: cfg.Serve.ConversationTTL, max: cfg.Serve.MaxConversations}
+	if ts := turns.Open(cfg.Store, os.Getenv, log); ts != nil {
+		defer ts.Close()
+		convs = &openaicompat.StoreConversations{Store: ts.Store(), TTL: cfg.Serve.ConversationTTL, Max: cfg.Serve.MaxConversations}
 	}
 	api, err := openaicompat.NewServer(openaicompat.ServerOptions{
 		Conversations:        convs,
 		MaxConversationBytes: int(cfg.Serve.ConversationSize),
 		Agents:               cat,
-		Backend:              bk.backend,
+		Backend:              bk.Backend,
 		TurnTimeout:          cfg.Timeout,
 		MaxRequestBytes:      cfg.Serve.MaxRequest,
 		TurnsPerToken:        cfg.Serve.TurnsPerToken,
@@ -191,21 +204,6 @@ func identity(r *http.Request) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// sameServers reports whether two sets of agents ask for the same MCP
-// servers: a reload can change anything else.
-func sameServers(a, b []agents.Spec) bool {
-	servers := func(specs []agents.Spec) map[string]agents.Server {
-		m := map[string]agents.Server{}
-		for _, s := range specs {
-			for k, v := range s.Servers {
-				m[k] = v
-			}
-		}
-		return m
-	}
-	return reflect.DeepEqual(servers(a), servers(b))
-}
-
 // flagAgent is the agent the command line describes.
 func (c *Config) flagAgent() agents.Spec {
 	s := agents.Spec{Name: defaultAgent, Description: "the model " + c.Model + " with the tools of the command line",
@@ -229,136 +227,4 @@ func (c *Config) modelClient(baseURL, key string, temp *float64, effort string, 
 	}
 	return openaicompat.New(&openaicompat.Options{BaseURL: baseURL, APIKey: key, Temperature: temp,
 		ReasoningEffort: effort, ThinkTags: true, Logger: log})
-}
-
-// backends gives each turn its agent's model and tools.
-type backends struct {
-	cfg    *Config
-	router *calls.Router
-	fleet  *fleet
-	log    *slog.Logger
-
-	mu      sync.Mutex
-	models  map[string]*cachedModel
-	servers map[string]bool // servers some agent names
-}
-
-type cachedModel struct {
-	spec   agents.Spec
-	client *openaicompat.Client
-}
-
-// own records which servers the agents name, so that an agent sees only
-// its own servers' tools besides the command line's.
-func (b *backends) own(specs []agents.Spec) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.servers = map[string]bool{}
-	for _, s := range specs {
-		for k := range s.Servers {
-			b.servers[k] = true
-		}
-	}
-}
-
-func (b *backends) backend(spec agents.Spec) (*openaicompat.Backend, error) {
-	sel, err := policy.NewSelector(spec.Tools, spec.ExcludeTools)
-	if err != nil {
-		return nil, err
-	}
-	b.mu.Lock()
-	m := b.models[spec.Name]
-	if m == nil || !reflect.DeepEqual(m.spec, spec) {
-		key := b.cfg.APIKey
-		base := b.cfg.BaseURL
-		if spec.BaseURL != "" {
-			base, key = spec.BaseURL, ""
-		}
-		if spec.APIKeyEnv != "" {
-			key = os.Getenv(spec.APIKeyEnv)
-		}
-		temp := spec.Temperature
-		m = &cachedModel{spec: spec, client: b.cfg.modelClient(base, key, temp, spec.ReasoningEffort, b.log)}
-		b.models[spec.Name] = m
-	}
-	hidden := map[string]bool{}
-	for k := range b.servers {
-		if _, mine := spec.Servers[k]; !mine {
-			hidden[k] = true
-		}
-	}
-	b.mu.Unlock()
-	extract := spec.ExtractTextCalls
-	if extract == nil {
-		c := *b.cfg
-		if spec.BaseURL != "" {
-			c.BaseURL, c.ExtractText = spec.BaseURL, nil
-		}
-		v := c.extractText()
-		extract = &v
-	}
-	allow := func(name string) bool {
-		if !sel.Allows(name) {
-			return false
-		}
-		if len(hidden) > 0 {
-			if info, ok := b.fleet.tool(name); ok && hidden[info.Server] {
-				return false
-			}
-		}
-		return true
-	}
-	tools := &selected{r: b.router, allow: allow}
-	be := &openaicompat.Backend{Model: m.client, Tools: tools, ExtractTextCalls: *extract}
-	if agent.CardMode(b.cfg.Card).Enabled(spec.Model, m.client.BaseURL()) {
-		opts := &agent.CardOptions{MaxTokens: b.cfg.CardTokens, Group: cardGroup}
-		be.Capabilities = func() string { return agent.RenderCard(tools.List(), opts) }
-	}
-	return be, nil
-}
-
-// selected is the part of a router one agent may use.
-type selected struct {
-	r     *calls.Router
-	allow func(string) bool
-}
-
-var _ agent.Tools = (*selected)(nil)
-
-func (s *selected) List() []calls.Call {
-	return slices.DeleteFunc(s.r.List(), func(c calls.Call) bool { return !s.allow(c.Name) })
-}
-
-func (s *selected) Call(ctx context.Context, name string, req *calls.Request) (*calls.Result, error) {
-	if !s.allow(name) {
-		return nil, fmt.Errorf("%w: %s", calls.ErrUnknownCall, name)
-	}
-	return s.r.Call(ctx, name, req)
-}
-
-// storeConversations keeps conversations in the trace store, as JSON.
-type storeConversations struct {
-	st  *store.Store
-	ttl time.Duration
-	max int
-}
-
-func (c *storeConversations) Load(ctx context.Context, owner, agentName, id string) ([]agent.Message, error) {
-	b, err := c.st.LoadConversation(ctx, owner, agentName, id)
-	if err != nil || b == nil {
-		return nil, err
-	}
-	var msgs []agent.Message
-	if err := json.Unmarshal(b, &msgs); err != nil {
-		return nil, fmt.Errorf("conversation %s: %w", id, err)
-	}
-	return msgs, nil
-}
-
-func (c *storeConversations) Save(ctx context.Context, owner, agentName, id string, msgs []agent.Message) error {
-	b, err := json.Marshal(msgs)
-	if err != nil {
-		return err
-	}
-	return c.st.SaveConversation(ctx, owner, agentName, id, b, c.ttl, c.max)
 }

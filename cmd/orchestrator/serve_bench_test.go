@@ -25,12 +25,17 @@ func serveBench(b *testing.B, turnsPerToken int) (url string, ask func() error, 
 	b.Helper()
 	model, r := benchChain(b)
 	spec := agents.Spec{Name: "coder", Model: "scripted", Tools: []string{"sh"}}
-	sel := &selected{r: r, allow: func(n string) bool { return n == "sh" }}
+	bk := openaicompat.NewBackends([]agents.Spec{spec}, &openaicompat.BackendsOptions{
+		Tools: r, Model: func(agents.Spec) *openaicompat.Client { return model }, Card: agent.CardModeOff,
+	})
+	be, err := bk.Backend(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sel := be.Tools
 	api, err := openaicompat.NewServer(openaicompat.ServerOptions{
-		Agents: agents.NewCatalog([]agents.Spec{spec}),
-		Backend: func(agents.Spec) (*openaicompat.Backend, error) {
-			return &openaicompat.Backend{Model: model, Tools: sel}, nil
-		},
+		Agents:        agents.NewCatalog([]agents.Spec{spec}),
+		Backend:       bk.Backend,
 		TurnsPerToken: turnsPerToken,
 		MaxTurns:      -1,
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/membrane-mcp/membrane/calls/otel/oteltest"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/session"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 	"github.com/membrane-mcp/membrane/ollama/ollamatest"
 )
@@ -130,7 +131,7 @@ func TestJaegerTrace(t *testing.T) {
 			env := c.env(t, "OTEL_EXPORTER_OTLP_ENDPOINT="+proto.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL="+proto.name, "OTEL_SERVICE_NAME=")
 			// A freshly launched membrane lists its Ollama model tools once
 			// it has found them; a turn that came first is asked again.
-			var turn jsonTurn
+			var turn session.TurnJSON
 			for try := 0; ; try++ {
 				r := c.run(t, env, c.args("--json", "-e", "run both")...)
 				if r.code != 0 {

@@ -3,6 +3,9 @@
 package main
 
 import (
+	"path/filepath"
+	"time"
+
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 
 	"fmt"
@@ -227,4 +230,94 @@ func TestTTYApprovalFullCallAndRedefinition(t *testing.T) {
 	case <-t.Context().Done():
 		t.Fatal("Ctrl-D did not end the session")
 	}
+}
+
+// fifoWhenRead makes a FIFO, and returns it with a function that waits
+// until a reader has it open and then holds it open for writing, writing
+// nothing: the reader blocks.
+func fifoWhenRead(t *testing.T) (string, func() *os.File) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p, func() *os.File {
+		var fd int
+		until(t, "a reader of "+p, func() bool {
+			var err error
+			fd, err = unix.Open(p, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0) // ENXIO while nobody reads
+			return err == nil
+		})
+		f := os.NewFile(uintptr(fd), p)
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+}
+
+// exitCode waits for the run to end after a Ctrl-C.
+func exitCode(t *testing.T, exited chan error) int {
+	t.Helper()
+	select {
+	case err := <-exited:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(60 * time.Second):
+		t.Fatal("the run did not end after Ctrl-C")
+	}
+	return -1
+}
+
+// A Ctrl-C between start-up's phases ends the run with 130: here while the
+// REPL's history file (a FIFO nobody writes) is read, after the servers are
+// connected and before the REPL starts. The servers are closed, not
+// killed; a second Ctrl-C while a server will not go kills it at once.
+func TestTTYCtrlCBetweenPhases(t *testing.T) {
+	c := newChain(t, ollamatest.Script{})
+	t.Run("once", func(t *testing.T) {
+		hist, held := fifoWhenRead(t)
+		_, out, exited, pid := startOnTTYPid(t, c, c.args("--history-file", hist)...)
+		held()
+		syscall.Kill(pid, syscall.SIGINT)
+		if code := exitCode(t, exited); code != 130 {
+			t.Errorf("Ctrl-C while the history is read: exit %d, want 130", code)
+		}
+		if strings.Contains(out.String(), "/help for commands") || strings.Contains(out.String(), "killing the servers") {
+			t.Errorf("the REPL started, or the servers were killed:\n%q", out.String())
+		}
+	})
+	t.Run("twice", func(t *testing.T) {
+		hist, held := fifoWhenRead(t)
+		eof := filepath.Join(t.TempDir(), "eof")
+		secs := fmt.Sprintf("4343.%d", os.Getpid()%1000+100)
+		cfg := hostileConfig(t, hostileServer{name: "stubborn", mode: "ignoreterm", env: map[string]string{"HOSTILE_EOF_MARK": eof, "HOSTILE_SLEEP": secs}})
+		_, out, exited, pid := startOnTTYPid(t, c, c.args("--no-membrane", "--mcp-config", cfg, "--history-file", hist)...)
+		held()
+		if len(procsWith("sleep", secs)) == 0 {
+			t.Fatal("the server's child is not running")
+		}
+		syscall.Kill(pid, syscall.SIGINT)
+		// The first Ctrl-C closes the servers politely: stdin first.
+		until(t, "the server's stdin to end", func() bool { _, err := os.Stat(eof); return err == nil })
+		if len(procsWith("sleep", secs)) == 0 {
+			t.Fatal("the first Ctrl-C killed the servers")
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the run ended (%v) with a server still there", err)
+		default:
+		}
+		syscall.Kill(pid, syscall.SIGINT)
+		if code := exitCode(t, exited); code != 130 {
+			t.Errorf("the second Ctrl-C: exit %d, want 130", code)
+		}
+		until(t, "the server's group to be gone", func() bool { return len(procsWith("sleep", secs)) == 0 })
+		if !strings.Contains(out.String(), "killing the servers") {
+			t.Errorf("no word of the kill:\n%q", out.String())
+		}
+	})
 }

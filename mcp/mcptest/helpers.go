@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,4 +149,35 @@ func EchoRouter(t testing.TB) *calls.Router {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// Do sends one HTTP request and returns the response with its body read
+// (up to 1 MiB) and closed. A body of "" sends none. hdr sets headers,
+// and its "Host" sets the request's Host. Redirects are not followed, and
+// no cookie jar keeps what the server sets: a test sees each answer as the
+// server gave it.
+func Do(t testing.TB, method, url, body string, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, string(b)
 }

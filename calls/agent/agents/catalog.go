@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -78,4 +79,20 @@ func (c *Catalog) Subscribe(f func([]Spec)) {
 	c.mu.Lock()
 	c.subs = append(c.subs, f)
 	c.mu.Unlock()
+}
+
+// SameServers reports whether two sets of agents ask for the same MCP
+// servers (by name and entry). A running program can take a reload that
+// changes anything else; new servers need a restart to be connected.
+func SameServers(a, b []Spec) bool {
+	servers := func(specs []Spec) map[string]Server {
+		m := map[string]Server{}
+		for _, s := range specs {
+			for k, v := range s.Servers {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	return reflect.DeepEqual(servers(a), servers(b))
 }

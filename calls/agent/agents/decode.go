@@ -92,7 +92,7 @@ func DecodeNode(list *yaml.Node) ([]Spec, error) {
 		if name := field(n, "name"); name != nil && NamePattern.MatchString(name.Value) {
 			who = name.Value
 		}
-		if err := known(n, reflect.TypeFor[Spec](), who, ""); err != nil {
+		if err := known(n, reflect.TypeFor[Spec](), who); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -146,60 +146,28 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
+// yamlDoc reads a yaml.v3 tree for calls.CheckKeys.
+var yamlDoc = calls.Doc[*yaml.Node]{
+	Mapping: func(n *yaml.Node) ([]*yaml.Node, bool) { n = resolve(n); return n.Content, n.Kind == yaml.MappingNode },
+	List:    func(n *yaml.Node) ([]*yaml.Node, bool) { n = resolve(n); return n.Content, n.Kind == yaml.SequenceNode },
+	Key:     func(n *yaml.Node) (string, int) { return n.Value, n.Line },
+}
+
 // known checks that every key of the mapping n names a field of the struct
-// t (by its yaml tag), recursing into nested structs and maps of them.
-func known(n *yaml.Node, t reflect.Type, who, prefix string) error {
-	n = resolve(n)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode || t.Elem().Kind() != reflect.Struct {
-			return nil
-		}
-		var errs []error
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			errs = append(errs, known(n.Content[i+1], t.Elem(), who, prefix+n.Content[i].Value+"."))
-		}
-		return errors.Join(errs...)
-	case reflect.Struct:
-	default:
-		return nil
-	}
-	if n.Kind != yaml.MappingNode {
-		return nil // Decode says what is wrong
-	}
-	fields := map[string]reflect.Type{}
-	var names []string
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		fields[name] = f.Type
-		names = append(names, name)
-	}
+// t (by its yaml tag), at any depth, and that none is given twice.
+func known(n *yaml.Node, t reflect.Type, who string) error {
 	var errs []error
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		ft, ok := fields[k.Value]
-		switch {
-		case !ok:
-			msg := "unknown key"
-			if near := nearest(k.Value, names); near != "" {
-				msg += " (did you mean " + prefix + near + "?)"
+	for _, p := range calls.CheckKeys(yamlDoc, n, t, "") {
+		msg := "given twice"
+		if !p.Twice {
+			msg = "unknown key"
+			if p.Near != "" {
+				msg += " (did you mean " + calls.JoinKey(p.Path, p.Near) + "?)"
 			} else {
-				msg += "; the keys are " + strings.Join(names, ", ")
+				msg += "; the keys are " + strings.Join(p.Known, ", ")
 			}
-			errs = append(errs, &Error{Agent: who, Line: k.Line, Field: prefix + k.Value, Msg: msg})
-		case seen[k.Value]:
-			errs = append(errs, &Error{Agent: who, Line: k.Line, Field: prefix + k.Value, Msg: "given twice"})
-		default:
-			seen[k.Value] = true
-			errs = append(errs, known(n.Content[i+1], ft, who, prefix+k.Value+"."))
 		}
+		errs = append(errs, &Error{Agent: who, Line: p.Line, Field: p.Field(), Msg: msg})
 	}
 	return errors.Join(errs...)
 }
@@ -251,18 +219,4 @@ func cleanYAML(err error) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, "; ")
-}
-
-// nearest returns the candidate within two edits of v, if any.
-func nearest(v string, candidates []string) string {
-	if len(v) > 64 {
-		return ""
-	}
-	best, bestD := "", 3
-	for _, c := range candidates {
-		if d := calls.EditDistance(v, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
 }

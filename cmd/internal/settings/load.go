@@ -198,7 +198,7 @@ func (s *Set) parseArgs(args []string) ([]givenFlag, []string, error) {
 		}
 		if x == nil {
 			msg := "unknown flag"
-			if near := nearest(name, s.flagNames()); near != "" {
+			if near := calls.Nearest(name, s.flagNames()); near != "" {
 				msg += fmt.Sprintf(" (did you mean %s?)", s.Lookup(near).FlagName())
 			}
 			return nil, nil, &Error{Where: a, Msg: fmt.Sprintf("%s; see %s --help", msg, s.Name)}
@@ -315,7 +315,7 @@ func (s *Set) walk(n *yaml.Node, prefix string, errs *[]error) {
 			continue
 		}
 		msg := "unknown key"
-		if near := nearest(key, s.keys()); near != "" {
+		if near := calls.Nearest(key, s.keys()); near != "" {
 			msg += fmt.Sprintf(" (did you mean %s?)", near)
 		}
 		*errs = append(*errs, s.fileErr(k.Line, key, msg))
@@ -395,58 +395,29 @@ func (s *Set) keys() []string {
 	return out
 }
 
+// yamlDoc reads a yaml.v3 tree for calls.CheckKeys.
+var yamlDoc = calls.Doc[*yaml.Node]{
+	Mapping: func(n *yaml.Node) ([]*yaml.Node, bool) { n = resolve(n); return n.Content, n.Kind == yaml.MappingNode },
+	List:    func(n *yaml.Node) ([]*yaml.Node, bool) { n = resolve(n); return n.Content, n.Kind == yaml.SequenceNode },
+	Key:     func(n *yaml.Node) (string, int) { return n.Value, n.Line },
+}
+
 // knownFields checks that every mapping key in n names a field of t (by
 // its yaml tag), so that a typo in a structured value is an error that
 // names the key and suggests the nearest.
 func knownFields(n *yaml.Node, t reflect.Type, path string) error {
-	n = resolve(n)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+	var errs []error
+	for _, p := range calls.CheckKeys(yamlDoc, n, t, path) {
+		msg := fmt.Sprintf("line %d: %s: given twice", p.Line, p.Field())
+		if !p.Twice {
+			msg = fmt.Sprintf("line %d: %s: unknown key", p.Line, p.Field())
+			if p.Near != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", p.Near)
+			}
+		}
+		errs = append(errs, errors.New(msg))
 	}
-	switch t.Kind() {
-	case reflect.Slice, reflect.Array:
-		if n.Kind != yaml.SequenceNode {
-			return nil // Decode says what is wrong
-		}
-		var errs []error
-		for i, c := range n.Content {
-			errs = append(errs, knownFields(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)))
-		}
-		return errors.Join(errs...)
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return nil
-		}
-		fields := map[string]reflect.Type{}
-		var names []string
-		for f := range t.Fields() {
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "-" || !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			fields[name] = f.Type
-			names = append(names, name)
-		}
-		var errs []error
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			ft, ok := fields[k.Value]
-			if !ok {
-				msg := fmt.Sprintf("line %d: %s.%s: unknown key", k.Line, path, k.Value)
-				if near := nearest(k.Value, names); near != "" {
-					msg += fmt.Sprintf(" (did you mean %s?)", near)
-				}
-				errs = append(errs, errors.New(msg))
-				continue
-			}
-			errs = append(errs, knownFields(n.Content[i+1], ft, path+"."+k.Value))
-		}
-		return errors.Join(errs...)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 var (
@@ -490,35 +461,9 @@ func cleanYAML(msg string) string {
 }
 
 // Nearest returns the candidate closest to v, when it is close enough to
-// be the one meant, else "": for "did you mean" hints of a program's own.
-func Nearest(v string, candidates []string) string { return nearest(v, candidates) }
-
-// nearest returns the candidate closest to v, when it is close enough to
-// be the one meant ("timout" -> "timeout"), else "". A dotted key is also
-// compared by its last part, so that http.timeout finds sandbox.timeout.
-func nearest(v string, candidates []string) string {
-	best, bestD := "", -1
-	for _, c := range candidates {
-		d := distance(v, c)
-		if i := strings.LastIndexByte(c, '.'); i >= 0 {
-			last := v
-			if j := strings.LastIndexByte(v, '.'); j >= 0 {
-				last = v[j+1:]
-			}
-			d = min(d, distance(last, c[i+1:]))
-		}
-		if bestD < 0 || d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if bestD < 0 || bestD > max(2, len(v)/3) || bestD >= len(v) {
-		return ""
-	}
-	return best
-}
-
-// distance is the Levenshtein distance of a and b.
-func distance(a, b string) int { return calls.EditDistance(a, b) }
+// be the one meant, else "": for "did you mean" hints of a program's own
+// (calls.Nearest).
+func Nearest(v string, candidates []string) string { return calls.Nearest(v, candidates) }
 
 // Encode returns the current values of the settings that were given (by
 // any source) and have a file key, as a config file document (YAML; JSON

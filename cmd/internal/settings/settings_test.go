@@ -224,16 +224,6 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func TestNearest(t *testing.T) {
-	t.Parallel()
-	keys := []string{"sandbox.timeout", "sandbox.memory", "http.addr"}
-	for in, want := range map[string]string{"sandbox.timout": "sandbox.timeout", "http.timeout": "sandbox.timeout", "memroy": "sandbox.memory", "zzzzzz": "", "a": ""} {
-		if got := nearest(in, keys); got != want {
-			t.Errorf("nearest(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestErrorHidesPassword: a bad URL value with user:password@ is shown
 // without the password; other values are shown as given.
 func TestErrorHidesPassword(t *testing.T) {

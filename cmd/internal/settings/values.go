@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/membrane-mcp/membrane/calls"
 )
 
 // Check is a test of a setting's value; the error says what is wrong with
@@ -341,7 +343,7 @@ func OneOf(values ...string) Check[string] {
 		}
 		shown := slices.DeleteFunc(slices.Clone(values), func(s string) bool { return s == "" })
 		msg := fmt.Sprintf("must be %s", orList(shown))
-		if near := nearest(v, values); near != "" {
+		if near := calls.Nearest(v, values); near != "" {
 			msg += fmt.Sprintf(" (did you mean %s?)", near)
 		}
 		return fmt.Errorf("%s", msg)

@@ -8,12 +8,14 @@
 //	escape      results, descriptions and progress full of terminal escapes
 //	endless     tools/list hands out a next cursor forever
 //	badschema   tools whose schemas are not JSON Schema, beside a good one
-//	deep        a tool whose schema nests 10,000 deep
+//	deep        a tool whose schema nests 5,000 deep (encoding/json, and
+//	            so go-sdk, refuses to write more than 10,000)
 //	garbage     garbage on stdout before anything else
 //	stray       one stray stdout line after the first call (once per
 //	            $HOSTILE_MARK file), which breaks the session
 //	ignoreterm  ignores SIGTERM and stdin's end; "hang" blocks, and a
-//	            child in its process group runs sleep $HOSTILE_SLEEP
+//	            child in its process group runs sleep $HOSTILE_SLEEP;
+//	            the file $HOSTILE_EOF_MARK is made when stdin ends
 //	slowstart   never answers initialize
 //	redefine    sh's description changes after the second call
 //	spoof       the tool is named "b__sh" instead of "sh"
@@ -159,7 +161,7 @@ func main() {
 					&sdk.Tool{Name: "reqx", InputSchema: json.RawMessage(`{"type":"object","required":"x"}`)})
 			case "deep":
 				lt.Tools = append(lt.Tools, &sdk.Tool{Name: "deep", InputSchema: json.RawMessage(
-					`{"type":"object","properties":{"x":` + strings.Repeat(`{"items":`, 10000) + `{}` + strings.Repeat(`}`, 10000) + `}}`)})
+					`{"type":"object","properties":{"x":` + strings.Repeat(`{"items":`, 5000) + `{}` + strings.Repeat(`}`, 5000) + `}}`)})
 			}
 			return lt, nil
 		}
@@ -167,6 +169,9 @@ func main() {
 	err := s.Run(context.Background(), &sdk.StdioTransport{})
 	fmt.Fprintln(os.Stderr, "hostile:", mode, "session ended:", err)
 	if mode == "ignoreterm" {
+		if mark := os.Getenv("HOSTILE_EOF_MARK"); mark != "" {
+			os.WriteFile(mark, nil, 0o600)
+		}
 		select {} // stdin closed: stay anyway
 	}
 }

@@ -155,3 +155,25 @@ func (w *Writer) Flush() error {
 	_, err := io.WriteString(w.W, s)
 	return err
 }
+
+// JSON writes the C1 controls and bidi controls that json.Marshal
+// leaves raw as \u escapes: the same JSON, safe to print on a terminal.
+func JSON(b []byte) []byte {
+	var out []byte
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r >= 0x80 && Unsafe(r) {
+			if out == nil {
+				out = append(make([]byte, 0, len(b)+16), b[:i]...)
+			}
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else if out != nil {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	if out == nil {
+		return b
+	}
+	return out
+}

@@ -1,4 +1,8 @@
-package main
+// Package display shows what the orchestrator's agent does on a terminal
+// or in a pipe: the answer streamed to stdout, and reasoning, a line per
+// tool call, a spinner and a turn's summary on stderr. Everything a model
+// or a server wrote is made safe for the terminal (termsafe) on the way.
+package display
 
 import (
 	"context"
@@ -14,11 +18,11 @@ import (
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
 )
 
-// ui shows what the agent does: the answer streams to out (stdout), and
+// UI shows what the agent does: the answer streams to out (stdout), and
 // everything else (reasoning, a line per tool call, a spinner, the
 // summary) goes to errw (stderr), so that `orchestrator -e Q > file` keeps
 // only the answer.
-type ui struct {
+type UI struct {
 	out, errw io.Writer
 	// color: ANSI styles and a spinner on errw (a terminal, NO_COLOR
 	// unset). shared: out and errw are the same terminal, so a partial
@@ -42,28 +46,58 @@ type ui struct {
 	atPrompt func() io.Writer
 }
 
-func newUI(out, errw io.Writer, color, shared, hideReasoning, quiet bool) *ui {
-	return &ui{out: out, errw: errw, color: color, shared: shared, hideReasoning: hideReasoning, quiet: quiet, running: map[string]time.Time{},
+// Options configures New. A nil *Options, and each zero field, is plain
+// output: no styles, no spinner, reasoning and answer shown.
+type Options struct {
+	// Color turns on ANSI styles and a spinner on errw (a terminal,
+	// NO_COLOR unset).
+	Color bool
+	// Shared says out and errw are the same terminal, so that a partial
+	// answer line is ended before anything is written to errw.
+	Shared bool
+	// HideReasoning drops the model's reasoning text.
+	HideReasoning bool
+	// Quiet writes no answer text on out (the caller prints JSON).
+	Quiet bool
+}
+
+// New returns a UI writing the answer to out and everything else to errw.
+func New(out, errw io.Writer, opts *Options) *UI {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	return &UI{out: out, errw: errw, color: o.Color, shared: o.Shared, hideReasoning: o.HideReasoning, quiet: o.Quiet, running: map[string]time.Time{},
 		answer: &termsafe.Writer{W: out}, thought: &termsafe.Writer{W: errw}}
 }
 
+// SetPrompt makes Note write through the line editor while it shows a
+// prompt: fn returns the editor's writer then, else nil.
+func (u *UI) SetPrompt(fn func() io.Writer) {
+	u.mu.Lock()
+	u.atPrompt = fn
+	u.mu.Unlock()
+}
+
+// The ANSI styles Style takes.
 const (
-	dim   = "\x1b[2m"
-	bold  = "\x1b[1m"
-	red   = "\x1b[31m"
-	green = "\x1b[32m"
+	Dim   = "\x1b[2m"
+	Bold  = "\x1b[1m"
+	Red   = "\x1b[31m"
+	Green = "\x1b[32m"
 	reset = "\x1b[0m"
 )
 
-func (u *ui) style(s, code string) string {
+// Style wraps s in the ANSI style code, when the UI has colour.
+func (u *UI) Style(s, code string) string {
 	if !u.color {
 		return s
 	}
 	return code + s + reset
 }
 
-// event is the agent's OnEvent.
-func (u *ui) event(e agent.Event) {
+// Event shows one event of a turn; it is the agent's OnEvent.
+func (u *UI) Event(e agent.Event) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	switch e.Kind {
@@ -80,7 +114,7 @@ func (u *ui) event(e agent.Event) {
 		}
 		u.reasoning = true
 		if u.color {
-			io.WriteString(u.errw, dim)
+			io.WriteString(u.errw, Dim)
 		}
 		io.WriteString(u.thought, e.Text)
 		if u.color {
@@ -127,7 +161,7 @@ func (u *ui) event(e agent.Event) {
 
 // endLine ends a partial answer line before something else is written on a
 // shared terminal.
-func (u *ui) endLine() {
+func (u *UI) endLine() {
 	u.answer.Flush()
 	if u.openLine && u.shared {
 		fmt.Fprintln(u.out)
@@ -136,7 +170,7 @@ func (u *ui) endLine() {
 	u.endReasoning()
 }
 
-func (u *ui) endReasoning() {
+func (u *UI) endReasoning() {
 	if u.reasoning {
 		u.thought.Flush()
 		fmt.Fprintln(u.errw)
@@ -144,33 +178,33 @@ func (u *ui) endReasoning() {
 	}
 }
 
-func (u *ui) toolLine(r *agent.CallRecord) {
-	mark, code := "✓", green
+func (u *UI) toolLine(r *agent.CallRecord) {
+	mark, code := "✓", Green
 	if r.IsError {
-		mark, code = "✗", red
+		mark, code = "✗", Red
 	}
 	var b strings.Builder
 	b.WriteString("  ")
-	b.WriteString(u.style(mark, code))
+	b.WriteString(u.Style(mark, code))
 	b.WriteByte(' ')
-	b.WriteString(u.style(termsafe.Line(r.Name), bold))
+	b.WriteString(u.Style(termsafe.Line(r.Name), Bold))
 	if a := shortArgs(r.Arguments); a != "" {
 		b.WriteByte(' ')
 		b.WriteString(a)
 	}
-	b.WriteString(u.style(" · "+fmtDur(r.Duration), dim))
+	b.WriteString(u.Style(" · "+fmtDur(r.Duration), Dim))
 	if r.FromText {
-		b.WriteString(u.style(" · from text", dim))
+		b.WriteString(u.Style(" · from text", Dim))
 	}
 	if p := preview(r.Result, 80); p != "" {
-		b.WriteString(u.style(" → "+p, dim))
+		b.WriteString(u.Style(" → "+p, Dim))
 	}
 	b.WriteByte('\n')
 	io.WriteString(u.errw, b.String())
 }
 
-// endTurn finishes the answer's line and prints the summary.
-func (u *ui) endTurn(t *agent.Turn, err error) {
+// EndTurn finishes the answer's line and prints the summary.
+func (u *UI) EndTurn(t *agent.Turn, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.stopSpinner()
@@ -195,16 +229,16 @@ func (u *ui) endTurn(t *agent.Turn, err error) {
 	case errors.Is(err, context.Canceled):
 		line += " · cancelled"
 	case errors.Is(err, agent.ErrMaxSteps):
-		line += " · " + u.style("step limit reached", red)
+		line += " · " + u.Style("step limit reached", Red)
 	case err != nil:
-		line += " · " + u.style("failed", red) // the error follows on its own line
+		line += " · " + u.Style("failed", Red) // the error follows on its own line
 	}
-	fmt.Fprintln(u.errw, u.style(line, dim))
+	fmt.Fprintln(u.errw, u.Style(line, Dim))
 }
 
-// note prints a line of the orchestrator's own on errw, or through the
+// Note prints a line of the orchestrator's own on errw, or through the
 // line editor while it shows a prompt (which then redraws the prompt).
-func (u *ui) note(format string, a ...any) {
+func (u *UI) Note(format string, a ...any) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.stopSpinner()
@@ -218,16 +252,17 @@ func (u *ui) note(format string, a ...any) {
 	fmt.Fprintln(w, fmt.Sprintf(format, a...))
 }
 
-// pause stops the spinner while something else (an approval prompt) uses
-// the terminal.
-func (u *ui) pause() {
+// Hold stops the spinner, ends a partial line and keeps every other
+// writer of the UI off the terminal until release is called: for an
+// approval prompt that has the terminal to itself.
+func (u *UI) Hold() (release func()) {
 	u.mu.Lock()
 	u.stopSpinner()
 	u.endLine()
-	u.mu.Unlock()
+	return u.mu.Unlock
 }
 
-func (u *ui) startSpinner(label string) {
+func (u *UI) startSpinner(label string) {
 	u.stopSpinner()
 	if !u.color {
 		return
@@ -236,7 +271,7 @@ func (u *ui) startSpinner(label string) {
 	u.spin = startSpinner(u.errw, &u.mu, label)
 }
 
-func (u *ui) stopSpinner() {
+func (u *UI) stopSpinner() {
 	if u.spin != nil {
 		u.spin.stop()
 		u.spin = nil
@@ -279,7 +314,7 @@ func startSpinner(w io.Writer, mu *sync.Mutex, label string) *spinner {
 				return
 			default:
 			}
-			fmt.Fprintf(s.w, "\r\x1b[K%s%s %s %s%s", dim, frames[i%len(frames)], s.label, fmtDur(time.Since(start)), reset)
+			fmt.Fprintf(s.w, "\r\x1b[K%s%s %s %s%s", Dim, frames[i%len(frames)], s.label, fmtDur(time.Since(start)), reset)
 			s.mu.Unlock()
 		}
 	}()
@@ -323,7 +358,9 @@ func preview(s string, n int) string {
 	return cut(strings.Join(parts, " ↵ "), n)
 }
 
-func firstLine(s string, n int) string {
+// FirstLine is the first line of s (with " …" when there are more), cut
+// to n runes.
+func FirstLine(s string, n int) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i] + " …"
@@ -356,4 +393,19 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// Media writes lines of the orchestrator's own, then an inline image
+// drawing (escapes made by termimage from base64 only), on errw.
+func (u *UI) Media(lines []string, draw string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.stopSpinner()
+	u.endLine()
+	for _, l := range lines {
+		fmt.Fprintln(u.errw, u.Style(l, Dim))
+	}
+	if draw != "" {
+		io.WriteString(u.errw, draw)
+	}
 }

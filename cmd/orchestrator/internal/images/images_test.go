@@ -1,4 +1,4 @@
-package main
+package images
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/display"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termimage"
 )
 
@@ -19,7 +20,7 @@ import (
 // terminal if they reached it raw.
 var hostilePNG = []byte("\x89PNG\r\n\x1a\n\x1b]52;c;ZXZpbA==\a\x1b[2J\x1b_Ga=d\x1b\\")
 
-func imageRouter(t *testing.T, content ...calls.Content) offered {
+func imageRouter(t *testing.T, content ...calls.Content) Tools {
 	t.Helper()
 	r := calls.NewRouter(nil)
 	if err := r.Add(calls.Call{Name: "draw", InputSchema: json.RawMessage(`{"type":"object"}`), Kind: calls.KindTool,
@@ -37,22 +38,22 @@ func TestImagesSavedAndShown(t *testing.T) {
 		mode   string
 		inline termimage.Protocol
 	}{
-		{"no terminal protocol", imagesAuto, termimage.None},
-		{"kitty", imagesAuto, termimage.Kitty},
-		{"iterm2", imagesAuto, termimage.ITerm2},
-		{"save only", imagesSave, termimage.Kitty},
-		{"off", imagesOff, termimage.Kitty},
+		{"no terminal protocol", Auto, termimage.None},
+		{"kitty", Auto, termimage.Kitty},
+		{"iterm2", Auto, termimage.ITerm2},
+		{"save only", Save, termimage.Kitty},
+		{"off", Off, termimage.Kitty},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var out bytes.Buffer
-			u := newUI(&out, &out, false, false, false, false)
+			u := display.New(&out, &out, nil)
 			dir := filepath.Join(t.TempDir(), "images")
-			show := &imageShow{mode: c.mode, inline: c.inline, dir: dir, u: u}
-			tools := showingTools{offered: imageRouter(t,
+			show := &Show{Mode: c.mode, Inline: c.inline, Dir: dir, UI: u}
+			tools := Showing{Tools: imageRouter(t,
 				calls.Content{Type: calls.ContentImage, Data: hostilePNG, MIMEType: "image/png"},
 				calls.Content{Type: calls.ContentImage, Data: []byte("\x1b[31mnot an image"), MIMEType: "image/png"},
 				calls.Content{Type: calls.ContentLink, URI: "workspace://w/big\x1b[2J.bin", Name: "big\x1b]0;x\a.bin", MIMEType: "application/octet-stream", Size: 50_000_000},
-			), show: show}
+			), Show: show}
 			res, err := tools.Call(t.Context(), "draw", &calls.Request{})
 			if err != nil || res.TextOf() != "drawn" {
 				t.Fatalf("call: %v %v", err, res)
@@ -65,7 +66,7 @@ func TestImagesSavedAndShown(t *testing.T) {
 				}
 			}
 			saved, _ := filepath.Glob(filepath.Join(dir, "*"))
-			if c.mode == imagesOff {
+			if c.mode == Off {
 				if len(saved) != 0 || got != "" {
 					t.Fatalf("off: saved %v, printed %q", saved, got)
 				}
@@ -88,7 +89,7 @@ func TestImagesSavedAndShown(t *testing.T) {
 			}
 			kitty := strings.Contains(got, "\x1b_Ga=T,f=100")
 			iterm := strings.Contains(got, "\x1b]1337;File=inline=1")
-			if kitty != (c.inline == termimage.Kitty && c.mode == imagesAuto) || iterm != (c.inline == termimage.ITerm2 && c.mode == imagesAuto) {
+			if kitty != (c.inline == termimage.Kitty && c.mode == Auto) || iterm != (c.inline == termimage.ITerm2 && c.mode == Auto) {
 				t.Errorf("inline drawing: kitty %v, iterm2 %v, for %s", kitty, iterm, c.name)
 			}
 			// Every escape left is ours: kitty's or iTerm2's framing.

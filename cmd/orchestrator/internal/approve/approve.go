@@ -1,4 +1,9 @@
-package main
+// Package approve asks the user before the model's calls of chosen tools
+// run. It decides on a tool's identity (its server and its own name
+// there), never on the name the model sees, shows the whole call made safe
+// for the terminal, and remembers an "always" for one definition of a tool
+// only: a server that redefines the tool is asked about again.
+package approve
 
 import (
 	"bytes"
@@ -13,45 +18,68 @@ import (
 	"unicode/utf8"
 
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/console"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/display"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
-// toolIndex says who a local tool name is. The fleet implements it.
-type toolIndex interface {
-	tool(local string) (mcp.ToolInfo, bool)
-	tools() []mcp.ToolInfo
+// Index says who a local tool name is. mcp.Fleet implements it.
+type Index interface {
+	Tool(local string) (mcp.ToolInfo, bool)
+	Tools() []mcp.ToolInfo
 }
 
-// keyReader asks for one key press on a terminal.
-type keyReader interface {
-	// readKey returns the key pressed, or errInterrupt for Ctrl-C.
-	readKey(ctx context.Context) (byte, error)
-	// size returns the terminal's width and height.
-	size() (int, int)
+// Keys asks for one key press on a terminal. console.Keys implements it.
+type Keys interface {
+	// ReadKey returns the key pressed, or console.ErrInterrupt for Ctrl-C.
+	ReadKey(ctx context.Context) (byte, error)
+	// Size returns the terminal's width and height.
+	Size() (int, int)
 }
 
-// approver decides on calls of the tools named by --approve. It decides on
-// a tool's identity (its server and its own name there), never on the
-// name the model sees, and remembers an "always" for one definition of a
-// tool only.
-type approver struct {
+// Options configures New. A nil *Options asks about no tool.
+type Options struct {
+	// Names are the tools to ask about: a tool's own name (on any
+	// server), SERVER:TOOL, the name the model sees, or "*" (or "all")
+	// for every tool.
+	Names []string
+	// Index says who a tool is.
+	Index Index
+	// Interactive says there is a terminal to ask on, through Keys and
+	// Out. Without one, a call that needs approval is denied, unless Yes.
+	Interactive bool
+	Yes         bool
+	Keys        Keys
+	// UI is where denials are noted, and which is held while asking.
+	UI *display.UI
+	// Out is where the prompt is shown (the terminal).
+	Out io.Writer
+}
+
+// Approver decides on calls of the tools named in its Options.
+type Approver struct {
 	all         bool
 	names       []string
-	index       toolIndex
+	index       Index
 	interactive bool
 	yes         bool
-	keys        keyReader
-	ui          *ui
-	out         io.Writer // where the prompt is shown (the terminal)
+	keys        Keys
+	ui          *display.UI
+	out         io.Writer
 
 	mu     sync.Mutex
 	always map[string]bool // server \x00 tool \x00 digest
 }
 
-func newApprover(names []string, index toolIndex, interactive, yes bool, keys keyReader, u *ui, out io.Writer) *approver {
-	a := &approver{index: index, interactive: interactive, yes: yes, keys: keys, ui: u, out: out, always: map[string]bool{}}
-	for _, n := range names {
+// New returns an approver of the calls opts names.
+func New(opts *Options) *Approver {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	a := &Approver{index: o.Index, interactive: o.Interactive, yes: o.Yes, keys: o.Keys, ui: o.UI, out: o.Out, always: map[string]bool{}}
+	for _, n := range o.Names {
 		if n == "*" || n == "all" {
 			a.all = true
 			continue
@@ -61,7 +89,7 @@ func newApprover(names []string, index toolIndex, interactive, yes bool, keys ke
 	return a
 }
 
-// matches reports whether the --approve name n covers the tool t: n is the
+// matches reports whether the name n covers the tool t: n is the
 // tool's own name (on any server), SERVER:TOOL, or the name the model
 // sees.
 func matches(n string, t mcp.ToolInfo) bool {
@@ -74,10 +102,10 @@ func matches(n string, t mcp.ToolInfo) bool {
 	return false
 }
 
-// check refuses --approve names that match no tool, so that a typo does
+// Check refuses names that match no tool, so that a typo does
 // not leave the tool it meant ungated.
-func (a *approver) check() error {
-	tools := a.index.tools()
+func (a *Approver) Check() error {
+	tools := a.index.Tools()
 	var bad []string
 	for _, n := range a.names {
 		if !slices.ContainsFunc(tools, func(t mcp.ToolInfo) bool { return matches(n, t) }) {
@@ -99,8 +127,8 @@ func (a *approver) check() error {
 
 // needs reports whether a call of the local name must be approved, and who
 // the tool is. A name no server owns always needs approval.
-func (a *approver) needs(local string) (mcp.ToolInfo, bool) {
-	t, ok := a.index.tool(local)
+func (a *Approver) needs(local string) (mcp.ToolInfo, bool) {
+	t, ok := a.index.Tool(local)
 	if !ok {
 		return mcp.ToolInfo{Local: local, Name: local}, true
 	}
@@ -117,7 +145,9 @@ func (a *approver) needs(local string) (mcp.ToolInfo, bool) {
 
 func alwaysKey(t mcp.ToolInfo) string { return t.Server + "\x00" + t.Name + "\x00" + t.Digest }
 
-func (a *approver) approve(ctx context.Context, c agent.ToolCall) (bool, error) {
+// Approve reports whether the call may run; it is agent.Options.Approve.
+// A Ctrl-C at the prompt is context.Canceled.
+func (a *Approver) Approve(ctx context.Context, c agent.ToolCall) (bool, error) {
 	t, need := a.needs(c.Name)
 	if !need {
 		return true, nil
@@ -132,13 +162,12 @@ func (a *approver) approve(ctx context.Context, c agent.ToolCall) (bool, error) 
 		if a.yes {
 			return true, nil
 		}
-		a.ui.note("denied %s: it needs approval and there is no terminal to ask (pass --yes to allow)", termsafe.Line(c.Name))
+		a.ui.Note("denied %s: it needs approval and there is no terminal to ask (pass --yes to allow)", termsafe.Line(c.Name))
 		return false, nil
 	}
-	a.ui.pause()
-	a.ui.mu.Lock() // the terminal is ours until the answer
-	defer a.ui.mu.Unlock()
-	w, h := a.keys.size()
+	release := a.ui.Hold() // the terminal is ours until the answer
+	defer release()
+	w, h := a.keys.Size()
 	lines := promptLines(t, c.Arguments, w)
 	page := max(h-3, 3)
 	for start := 0; ; start += page {
@@ -151,10 +180,10 @@ func (a *approver) approve(ctx context.Context, c agent.ToolCall) (bool, error) 
 			fmt.Fprintf(a.out, "── lines %d-%d of %d: any key for more, n to deny ──", start+1, end, len(lines))
 		}
 		for {
-			k, err := a.keys.readKey(ctx)
+			k, err := a.keys.ReadKey(ctx)
 			if err != nil {
 				fmt.Fprintln(a.out)
-				if errors.Is(err, errInterrupt) {
+				if errors.Is(err, console.ErrInterrupt) {
 					return false, context.Canceled
 				}
 				return false, err

@@ -1,4 +1,6 @@
-package main
+// Package turns keeps the orchestrator's turns in the trace store (calls/store)
+// and prints them back, for --history and the REPL's /history.
+package turns
 
 import (
 	"context"
@@ -14,26 +16,27 @@ import (
 
 	"github.com/membrane-mcp/membrane/calls/agent"
 	"github.com/membrane-mcp/membrane/calls/store"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/display"
 	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/termsafe"
 )
 
-// turnStore keeps the session's turns in the trace store. A nil one keeps
-// nothing.
-type turnStore struct {
+// Recorder keeps one run's turns in the trace store, as one
+// conversation. A nil *Recorder keeps nothing.
+type Recorder struct {
 	st   *store.Store
 	conv string // this run's conversation
 	seq  int
 	log  *slog.Logger
 }
 
-// openTurnStore opens the store cfg names, or returns nil (with the reason
-// logged) when it is off or cannot be opened: the orchestrator works
-// without it.
-func openTurnStore(cfg *Config, getenv func(string) string, log *slog.Logger) *turnStore {
-	if cfg.Store == "off" {
+// Open opens the store the --store setting names (flag; empty: the
+// default path), or returns nil (with the reason logged) when it is off
+// or cannot be opened: the orchestrator works without it.
+func Open(flag string, getenv func(string) string, log *slog.Logger) *Recorder {
+	if flag == "off" {
 		return nil
 	}
-	path, err := turnStorePath(cfg.Store, getenv)
+	path, err := Path(flag, getenv)
 	var st *store.Store
 	if err == nil {
 		st, err = store.Open(path, &store.Options{Logger: log.With("component", "store")})
@@ -42,25 +45,33 @@ func openTurnStore(cfg *Config, getenv func(string) string, log *slog.Logger) *t
 		log.Warn("turns are not kept: the trace store cannot be opened; fix the path or set --store off", "err", err)
 		return nil
 	}
-	return &turnStore{st: st, conv: strings.ToLower(rand.Text()[:10]), log: log}
+	return &Recorder{st: st, conv: strings.ToLower(rand.Text()[:10]), log: log}
 }
 
-func turnStorePath(flag string, getenv func(string) string) (string, error) {
+// Path is the store's path: flag, else store.DefaultPath.
+func Path(flag string, getenv func(string) string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
 	return store.DefaultPath(getenv)
 }
 
-func (ts *turnStore) close() {
+// Store is the store the turns go to.
+func (ts *Recorder) Store() *store.Store { return ts.st }
+
+// Conversation is the id this run's turns are kept under.
+func (ts *Recorder) Conversation() string { return ts.conv }
+
+// Close closes the store; a nil Recorder does nothing.
+func (ts *Recorder) Close() {
 	if ts != nil {
 		ts.st.Close()
 	}
 }
 
-// record stores one turn, its model calls and tool calls in the order they
+// Record stores one turn, its model calls and tool calls in the order they
 // started.
-func (ts *turnStore) record(ctx context.Context, started time.Time, q, model string, t *agent.Turn, err error) {
+func (ts *Recorder) Record(ctx context.Context, started time.Time, q, model string, t *agent.Turn, err error) {
 	if ts == nil || t == nil {
 		return
 	}
@@ -84,7 +95,7 @@ func (ts *turnStore) record(ctx context.Context, started time.Time, q, model str
 		p := store.TurnStep{Step: m.Step, Kind: "model", Name: m.Model, Started: m.Started, DurMS: ms(m.Duration),
 			TokensIn: int(m.Usage.PromptTokens), TokensOut: int(m.Usage.CompletionTokens), FirstTokenMS: ms(m.FirstToken), Outcome: "ok"}
 		if m.Err != nil {
-			p.Outcome, p.Reason = "error", firstLine(m.Err.Error(), 400)
+			p.Outcome, p.Reason = "error", display.FirstLine(m.Err.Error(), 400)
 		}
 		rec.Parts = append(rec.Parts, p)
 	}
@@ -97,7 +108,7 @@ func (ts *turnStore) record(ctx context.Context, started time.Time, q, model str
 		case c.Denied:
 			p.Outcome = "denied"
 		case c.IsError:
-			p.Outcome, p.Reason = "tool_error", firstLine(c.Result, 400)
+			p.Outcome, p.Reason = "tool_error", display.FirstLine(c.Result, 400)
 		}
 		rec.Parts = append(rec.Parts, p)
 	}
@@ -115,9 +126,9 @@ func (ts *turnStore) record(ctx context.Context, started time.Time, q, model str
 	}
 }
 
-// printTurns writes the latest limit turns of st, oldest first, with their
+// Print writes the latest limit turns of st, oldest first, with their
 // steps: as text, or as one JSON object per turn.
-func printTurns(ctx context.Context, w io.Writer, st *store.Store, f store.TurnFilter, asJSON bool) error {
+func Print(ctx context.Context, w io.Writer, st *store.Store, f store.TurnFilter, asJSON bool) error {
 	turns, err := st.Turns(ctx, f)
 	if err != nil {
 		return err
@@ -134,12 +145,12 @@ func printTurns(ctx context.Context, w io.Writer, st *store.Store, f store.TurnF
 		}
 		if asJSON {
 			b, _ := json.Marshal(t)
-			fmt.Fprintf(w, "%s\n", escapeJSON(b))
+			fmt.Fprintf(w, "%s\n", termsafe.JSON(b))
 			continue
 		}
 		fmt.Fprintf(w, "%s  %s  %s  %s · %d steps · %d→%d tokens · %s\n", t.Started.Local().Format("2006-01-02 15:04:05"), t.ID,
 			t.Outcome, termsafe.Line(t.Model), t.Steps, t.TokensIn, t.TokensOut, time.Duration(t.DurMS*float64(time.Millisecond)).Round(time.Millisecond))
-		fmt.Fprintf(w, "  Q: %s\n", termsafe.Line(firstLine(t.Question, 200)))
+		fmt.Fprintf(w, "  Q: %s\n", termsafe.Line(display.FirstLine(t.Question, 200)))
 		for _, p := range t.Parts {
 			d := time.Duration(p.DurMS * float64(time.Millisecond)).Round(time.Millisecond)
 			switch p.Kind {
@@ -152,16 +163,16 @@ func printTurns(ctx context.Context, w io.Writer, st *store.Store, f store.TurnF
 			default:
 				line := fmt.Sprintf("    %d tool  %s  %s  %s", p.Step, termsafe.Line(p.Name), d, p.Outcome)
 				if p.Reason != "" {
-					line += ": " + termsafe.Line(firstLine(p.Reason, 120))
+					line += ": " + termsafe.Line(display.FirstLine(p.Reason, 120))
 				}
 				fmt.Fprintln(w, line)
 			}
 		}
 		if t.Reason != "" {
-			fmt.Fprintf(w, "  error: %s\n", termsafe.Line(firstLine(t.Reason, 200)))
+			fmt.Fprintf(w, "  error: %s\n", termsafe.Line(display.FirstLine(t.Reason, 200)))
 		}
 		if t.Answer != "" {
-			fmt.Fprintf(w, "  A: %s\n", termsafe.Line(firstLine(t.Answer, 200)))
+			fmt.Fprintf(w, "  A: %s\n", termsafe.Line(display.FirstLine(t.Answer, 200)))
 		}
 		if t.TraceID != "" {
 			fmt.Fprintf(w, "  trace %s\n", t.TraceID)
@@ -169,3 +180,5 @@ func printTurns(ctx context.Context, w io.Writer, st *store.Store, f store.TurnF
 	}
 	return nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,4 +1,4 @@
-package main
+package approve
 
 import (
 	"bytes"
@@ -8,13 +8,15 @@ import (
 	"testing"
 
 	"github.com/membrane-mcp/membrane/calls/agent"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/console"
+	"github.com/membrane-mcp/membrane/cmd/orchestrator/internal/display"
 	"github.com/membrane-mcp/membrane/mcp"
 )
 
-// fakeIndex is a toolIndex over a fixed list.
+// fakeIndex is an Index over a fixed list.
 type fakeIndex []mcp.ToolInfo
 
-func (f fakeIndex) tool(local string) (mcp.ToolInfo, bool) {
+func (f fakeIndex) Tool(local string) (mcp.ToolInfo, bool) {
 	for _, t := range f {
 		if t.Local == local {
 			return t, true
@@ -22,7 +24,7 @@ func (f fakeIndex) tool(local string) (mcp.ToolInfo, bool) {
 	}
 	return mcp.ToolInfo{}, false
 }
-func (f fakeIndex) tools() []mcp.ToolInfo { return f }
+func (f fakeIndex) Tools() []mcp.ToolInfo { return f }
 
 // fakeKeys answers prompts from a script of key presses.
 type fakeKeys struct {
@@ -30,18 +32,18 @@ type fakeKeys struct {
 	w, h int
 }
 
-func (k *fakeKeys) readKey(context.Context) (byte, error) {
+func (k *fakeKeys) ReadKey(context.Context) (byte, error) {
 	if len(k.keys) == 0 {
 		return 0, errors.New("no more keys")
 	}
 	b := k.keys[0]
 	k.keys = k.keys[1:]
 	if b == 3 {
-		return 0, errInterrupt
+		return 0, console.ErrInterrupt
 	}
 	return b, nil
 }
-func (k *fakeKeys) size() (int, int) { return k.w, k.h }
+func (k *fakeKeys) Size() (int, int) { return k.w, k.h }
 
 var fleetTools = fakeIndex{
 	{Server: "membrane", Name: "sh", Local: "membrane__sh", Digest: "d1"},
@@ -54,7 +56,7 @@ var fleetTools = fakeIndex{
 }
 
 func TestApproverMatchesIdentity(t *testing.T) {
-	a := newApprover([]string{"sh"}, fleetTools, false, false, nil, newUI(&bytes.Buffer{}, &bytes.Buffer{}, false, false, false, false), nil)
+	a := New(&Options{Names: []string{"sh"}, Index: fleetTools, UI: display.New(&bytes.Buffer{}, &bytes.Buffer{}, nil)})
 	for local, want := range map[string]bool{
 		"membrane__sh": true, "membrane__python_run": false,
 		"github_com_modelcon-1a2b__sh_0badf00d": true,  // renamed, still sh
@@ -67,14 +69,14 @@ func TestApproverMatchesIdentity(t *testing.T) {
 		}
 	}
 	// SERVER:TOOL picks one server's tool only.
-	b := newApprover([]string{"a__b:sh"}, fleetTools, false, false, nil, nil, nil)
+	b := New(&Options{Names: []string{"a__b:sh"}, Index: fleetTools})
 	if _, ok := b.needs("a_b__sh"); !ok {
 		t.Error("a__b:sh does not cover a__b's sh")
 	}
 	if _, ok := b.needs("membrane__sh"); ok {
 		t.Error("a__b:sh covers membrane's sh")
 	}
-	all := newApprover([]string{"*"}, fleetTools, false, false, nil, nil, nil)
+	all := New(&Options{Names: []string{"*"}, Index: fleetTools})
 	if _, ok := all.needs("membrane__python_run"); !ok {
 		t.Error("* does not cover every tool")
 	}
@@ -92,7 +94,7 @@ func TestApproverRefusesUnknownNames(t *testing.T) {
 		{[]string{"shh"}, false},
 		{[]string{"sh", "nope:sh"}, false},
 	} {
-		err := newApprover(tc.names, fleetTools, false, false, nil, nil, nil).check()
+		err := New(&Options{Names: tc.names, Index: fleetTools}).Check()
 		if (err == nil) != tc.ok {
 			t.Errorf("%v: check = %v", tc.names, err)
 		}
@@ -106,20 +108,20 @@ func TestApproverAlwaysHoldsForOneDefinition(t *testing.T) {
 	idx := fakeIndex{{Server: "m", Name: "sh", Local: "sh", Digest: "v1"}}
 	keys := &fakeKeys{keys: []byte("a"), w: 80, h: 24}
 	var out bytes.Buffer
-	u := newUI(&bytes.Buffer{}, &out, false, false, false, false)
-	a := newApprover([]string{"sh"}, &idx, true, false, keys, u, &out)
+	u := display.New(&bytes.Buffer{}, &out, nil)
+	a := New(&Options{Names: []string{"sh"}, Index: &idx, Interactive: true, Keys: keys, UI: u, Out: &out})
 	call := agent.ToolCall{Name: "sh", Arguments: `{"cmd":"ls"}`}
-	if ok, err := a.approve(t.Context(), call); !ok || err != nil {
+	if ok, err := a.Approve(t.Context(), call); !ok || err != nil {
 		t.Fatalf("always: %v %v", ok, err)
 	}
 	// Same definition: not asked again (no keys left to answer).
-	if ok, err := a.approve(t.Context(), call); !ok || err != nil {
+	if ok, err := a.Approve(t.Context(), call); !ok || err != nil {
 		t.Fatalf("after always: %v %v", ok, err)
 	}
 	// Redefined: asked again, and denied.
 	idx[0].Digest = "v2"
 	keys.keys = []byte("n")
-	if ok, err := a.approve(t.Context(), call); ok || err != nil {
+	if ok, err := a.Approve(t.Context(), call); ok || err != nil {
 		t.Fatalf("after a redefinition: %v %v (it was not asked again)", ok, err)
 	}
 	if strings.Count(out.String(), "allow?") != 2 {
@@ -135,8 +137,8 @@ func TestApprovalPromptShowsEverything(t *testing.T) {
 	var out bytes.Buffer
 	// A small terminal: the call spans pages; y only counts on the last.
 	keys := &fakeKeys{keys: []byte("y y y y y y y"), w: 40, h: 8}
-	a := newApprover([]string{"sh"}, idx, true, false, keys, newUI(&bytes.Buffer{}, &out, false, false, false, false), &out)
-	ok, err := a.approve(t.Context(), agent.ToolCall{Name: "membrane__sh", Arguments: args})
+	a := New(&Options{Names: []string{"sh"}, Index: idx, Interactive: true, Keys: keys, UI: display.New(&bytes.Buffer{}, &out, nil), Out: &out})
+	ok, err := a.Approve(t.Context(), agent.ToolCall{Name: "membrane__sh", Arguments: args})
 	if !ok || err != nil {
 		t.Fatalf("approve = %v, %v\n%s", ok, err, out.String())
 	}
@@ -161,7 +163,7 @@ func TestApprovalPromptShowsEverything(t *testing.T) {
 	}
 	// Ctrl-C at the prompt ends the turn.
 	keys.keys = []byte{3}
-	if _, err := a.approve(t.Context(), agent.ToolCall{Name: "membrane__sh", Arguments: `{}`}); !errors.Is(err, context.Canceled) {
+	if _, err := a.Approve(t.Context(), agent.ToolCall{Name: "membrane__sh", Arguments: `{}`}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Ctrl-C: %v", err)
 	}
 }

@@ -1,4 +1,8 @@
-package main
+// Package console reads what the orchestrator's user types: lines at a
+// terminal (edited with x/term, with a history file and Tab completion of
+// the REPL's commands), lines from a pipe, and single key presses for
+// approval prompts. Ctrl-C at a terminal comes back as ErrInterrupt.
+package console
 
 import (
 	"bufio"
@@ -16,20 +20,21 @@ import (
 	"golang.org/x/term"
 )
 
-// errInterrupt is what reading a line returns when the user pressed Ctrl-C.
-var errInterrupt = errors.New("interrupted")
+// ErrInterrupt is what reading a line or a key returns when the user
+// pressed Ctrl-C.
+var ErrInterrupt = errors.New("interrupted")
 
-// lineReader reads the user's input one line at a time.
-type lineReader interface {
-	// readLine shows prompt and returns the next line, io.EOF at the end,
-	// or errInterrupt for Ctrl-C at a terminal.
-	readLine(ctx context.Context, prompt string) (string, error)
+// LineReader reads the user's input one line at a time.
+type LineReader interface {
+	// ReadLine shows prompt and returns the next line, io.EOF at the end,
+	// or ErrInterrupt for Ctrl-C at a terminal.
+	ReadLine(ctx context.Context, prompt string) (string, error)
 }
 
-// console edits lines on a terminal with x/term: arrows, history (kept in
+// Console edits lines on a terminal with x/term: arrows, history (kept in
 // a file), Tab to complete a /command. Between lines the terminal is in its
 // normal mode, so that Ctrl-C during a turn is a signal.
-type console struct {
+type Console struct {
 	fd      int
 	t       *term.Terminal
 	ctrlC   atomic.Bool
@@ -39,9 +44,9 @@ type console struct {
 	saved *term.State // the terminal's normal mode while a line is read
 }
 
-// restore puts the terminal back in its normal mode if a line is being
+// Restore puts the terminal back in its normal mode if a line is being
 // read, for a program that must exit while ReadLine blocks.
-func (c *console) restore() {
+func (c *Console) Restore() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.saved != nil {
@@ -49,9 +54,9 @@ func (c *console) restore() {
 	}
 }
 
-// promptWriter returns a writer that prints above the prompt while a line
+// PromptWriter returns a writer that prints above the prompt while a line
 // is being read, else nil.
-func (c *console) promptWriter() io.Writer {
+func (c *Console) PromptWriter() io.Writer {
 	if c.reading.Load() {
 		return c.t
 	}
@@ -88,8 +93,10 @@ func (c *ctrlCReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func newConsole(in *os.File, out io.Writer, history term.History) *console {
-	c := &console{fd: int(in.Fd())}
+// New returns a console reading the terminal in and echoing on out, with
+// history (nil: none kept) and Tab completing the commands given.
+func New(in *os.File, out io.Writer, history term.History, commands []string) *Console {
+	c := &Console{fd: int(in.Fd())}
 	c.t = term.NewTerminal(struct {
 		io.Reader
 		io.Writer
@@ -97,11 +104,15 @@ func newConsole(in *os.File, out io.Writer, history term.History) *console {
 	if history != nil {
 		c.t.History = history
 	}
-	c.t.AutoCompleteCallback = completeCommand
+	c.t.AutoCompleteCallback = completer(commands)
 	return c
 }
 
-func (c *console) readLine(ctx context.Context, prompt string) (string, error) {
+// Reading reports whether a line is being read (the terminal is raw).
+func (c *Console) Reading() bool { return c.reading.Load() }
+
+// ReadLine implements LineReader.
+func (c *Console) ReadLine(ctx context.Context, prompt string) (string, error) {
 	// A terminal that reports no size (a fresh pseudo-terminal) would make
 	// every character wrap.
 	if w, h, err := term.GetSize(c.fd); err == nil && w >= 20 {
@@ -128,7 +139,7 @@ func (c *console) readLine(ctx context.Context, prompt string) (string, error) {
 	line, err := c.t.ReadLine()
 	c.reading.Store(false)
 	if c.ctrlC.Load() {
-		return "", errInterrupt
+		return "", ErrInterrupt
 	}
 	if errors.Is(err, term.ErrPasteIndicator) {
 		err = nil // a pasted line: take it as typed
@@ -136,33 +147,35 @@ func (c *console) readLine(ctx context.Context, prompt string) (string, error) {
 	return line, err
 }
 
-var commands = []string{"/tools", "/model", "/history", "/clear", "/help", "/exit"}
-
-func completeCommand(line string, pos int, key rune) (string, int, bool) {
-	if key != '\t' || !strings.HasPrefix(line, "/") || strings.Contains(line, " ") {
-		return "", 0, false
-	}
-	var match []string
-	for _, c := range commands {
-		if strings.HasPrefix(c, line) {
-			match = append(match, c)
+// completer completes a /command that one of commands begins with.
+func completer(commands []string) func(line string, pos int, key rune) (string, int, bool) {
+	return func(line string, pos int, key rune) (string, int, bool) {
+		if key != '\t' || !strings.HasPrefix(line, "/") || strings.Contains(line, " ") {
+			return "", 0, false
 		}
+		var match []string
+		for _, c := range commands {
+			if strings.HasPrefix(c, line) {
+				match = append(match, c)
+			}
+		}
+		if len(match) != 1 {
+			return "", 0, false
+		}
+		return match[0] + " ", len(match[0]) + 1, true
 	}
-	if len(match) != 1 {
-		return "", 0, false
-	}
-	return match[0] + " ", len(match[0]) + 1, true
 }
 
-// pipeReader reads lines from a non-terminal stdin (a script, a pipe). A
+// Pipe reads lines from a non-terminal stdin (a script, a pipe). A
 // goroutine owns the reader, so that a wait for input can be cancelled.
-type pipeReader struct {
+type Pipe struct {
 	lines chan string
 	err   error // set before lines is closed
 }
 
-func newPipeReader(r io.Reader) *pipeReader {
-	p := &pipeReader{lines: make(chan string)}
+// NewPipe reads the lines of r.
+func NewPipe(r io.Reader) *Pipe {
+	p := &Pipe{lines: make(chan string)}
 	go func() {
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
@@ -175,7 +188,8 @@ func newPipeReader(r io.Reader) *pipeReader {
 	return p
 }
 
-func (p *pipeReader) readLine(ctx context.Context, _ string) (string, error) {
+// ReadLine implements LineReader; ctx ending stops the wait.
+func (p *Pipe) ReadLine(ctx context.Context, _ string) (string, error) {
 	select {
 	case <-ctx.Done():
 		return "", ctx.Err()
@@ -190,8 +204,8 @@ func (p *pipeReader) readLine(ctx context.Context, _ string) (string, error) {
 	}
 }
 
-// fileHistory is a term.History kept in a file, one line per entry.
-type fileHistory struct {
+// History is a term.History kept in a file, one line per entry.
+type History struct {
 	mu    sync.Mutex
 	path  string
 	lines []string // oldest first
@@ -199,8 +213,10 @@ type fileHistory struct {
 
 const maxHistory = 1000
 
-func loadHistory(path string) *fileHistory {
-	h := &fileHistory{path: path}
+// LoadHistory reads the history kept in path (none yet is fine); Add
+// appends to it.
+func LoadHistory(path string) *History {
+	h := &History{path: path}
 	if data, err := os.ReadFile(path); err == nil {
 		for l := range strings.SplitSeq(strings.TrimRight(string(data), "\n"), "\n") {
 			if l != "" {
@@ -214,7 +230,8 @@ func loadHistory(path string) *fileHistory {
 	return h
 }
 
-func (h *fileHistory) Add(entry string) {
+// Add implements term.History.
+func (h *History) Add(entry string) {
 	entry = strings.TrimSpace(entry)
 	if entry == "" || strings.ContainsAny(entry, "\n\r") {
 		return
@@ -239,21 +256,22 @@ func (h *fileHistory) Add(entry string) {
 	fmt.Fprintln(f, entry)
 }
 
-func (h *fileHistory) Len() int {
+// Len implements term.History.
+func (h *History) Len() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.lines)
 }
 
 // At returns the entry idx places back: 0 is the newest.
-func (h *fileHistory) At(idx int) string {
+func (h *History) At(idx int) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.lines[len(h.lines)-1-idx]
 }
 
-// historyPath is where the REPL keeps its history by default.
-func historyPath(getenv func(string) string) string {
+// HistoryPath is where the REPL keeps its history by default.
+func HistoryPath(getenv func(string) string) string {
 	dir := getenv("XDG_STATE_HOME")
 	if dir == "" {
 		home, err := os.UserHomeDir()
@@ -265,14 +283,15 @@ func historyPath(getenv func(string) string) string {
 	return filepath.Join(dir, "membrane", "orchestrator_history")
 }
 
-// ttyKeys reads single key presses from a terminal, for approval prompts.
-type ttyKeys struct {
-	in  *os.File // the terminal's input
-	out *os.File // the terminal the prompt is on (for its size)
+// Keys reads single key presses from a terminal, for approval prompts.
+type Keys struct {
+	In  *os.File // the terminal's input
+	Out *os.File // the terminal the prompt is on (for its size); may be nil
 }
 
-func (k ttyKeys) size() (int, int) {
-	for _, f := range []*os.File{k.out, k.in} {
+// Size returns the terminal's width and height (80×24 when it says none).
+func (k Keys) Size() (int, int) {
+	for _, f := range []*os.File{k.Out, k.In} {
 		if f == nil {
 			continue
 		}
@@ -283,10 +302,10 @@ func (k ttyKeys) size() (int, int) {
 	return 80, 24
 }
 
-// readKey puts the terminal in raw mode just long enough to read one key,
-// and gives up when ctx ends.
-func (k ttyKeys) readKey(ctx context.Context) (byte, error) {
-	fd := int(k.in.Fd())
+// ReadKey puts the terminal in raw mode just long enough to read one key,
+// and gives up when ctx ends. Ctrl-C is ErrInterrupt, Ctrl-D is 'n'.
+func (k Keys) ReadKey(ctx context.Context) (byte, error) {
+	fd := int(k.In.Fd())
 	old, err := term.MakeRaw(fd)
 	if err != nil {
 		return 0, fmt.Errorf("terminal: %w", err)
@@ -305,11 +324,11 @@ func (k ttyKeys) readKey(ctx context.Context) (byte, error) {
 			continue
 		}
 		var b [1]byte
-		if _, err := k.in.Read(b[:]); err != nil {
+		if _, err := k.In.Read(b[:]); err != nil {
 			return 0, fmt.Errorf("terminal: %w", err)
 		}
 		if b[0] == 3 {
-			return 0, errInterrupt
+			return 0, ErrInterrupt
 		}
 		if b[0] == 4 {
 			return 'n', nil // Ctrl-D: no
