@@ -98,7 +98,7 @@ func (ob *observer) wanted(t EventType) bool { return ob.wants&(1<<t) != 0 }
 // record is an event as the bus carries it. A call's started and finished
 // events, the hot path, are held compactly: the call and the session by
 // pointer (both fixed for the call's life) instead of their five strings,
-// so that the caller copies about 150 bytes with 9 pointers into the
+// so that the caller copies 160 bytes with 9 pointers into the
 // queue instead of a whole Event of about 260 bytes with 12, and the
 // queue the garbage collector scans is that much smaller. Every other
 // event, rare beside calls, is carried whole in full.
