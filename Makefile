@@ -62,7 +62,7 @@ test-e2e: test-deps ## the slow tests make test leaves out: cross-builds for oth
 test-jaeger: test-deps $(TEST_JAEGER) ## one trace across orchestrator, membrane, the sandbox and Ollama, in a real Jaeger
 	$(GO) test -race -count=1 -run '^TestJaegerTrace$$' ./cmd/orchestrator
 
-test-warm: test-deps ## the sandbox's threat and pool tests again, every call after a session's first from the warm pool
+test-warm: test-deps ## the sandbox's threat and pool tests again, every call from the warm pool (a session's first from the spare workspace)
 	MEMBRANE_TEST_WARM=2 $(GO) test -race -count=1 -run 'TestThreats|TestWarmPool|TestWarmPython|TestSandboxEtc' $(GOTEST_FLAGS) ./sandbox/
 
 test-clients: build test-deps ## real clients from npm (Inspector, conformance, OpenAI Agents JS; openai and Agents JS against orchestrator serve)

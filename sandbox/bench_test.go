@@ -359,3 +359,72 @@ func BenchmarkCgroupCost(b *testing.B) {
 	report(b, bare, with, "no-cgroup", "cgroup")
 	b.ReportMetric(float64((with-bare).Nanoseconds())/float64(b.N), "cgroup-ns/call")
 }
+
+// BenchmarkFirstCall times the first call of a new session (sh true,
+// python_run print(1)) through the router in process, in two sandboxes
+// interleaved in one run: one whose pool keeps a spare workspace ready
+// (spare, as membrane runs) and one without (no-spare: a first call sets
+// its sandbox up, as before spares). Each round opens a session, times
+// its first call, closes the session and pauses untimed (pace) for the
+// pool to refill, as between clients.
+func BenchmarkFirstCall(b *testing.B) {
+	for _, tool := range []string{"sh", "python_run"} {
+		b.Run(tool, func(b *testing.B) { benchFirstCall(b, tool) })
+	}
+}
+
+func benchFirstCall(b *testing.B, tool string) {
+	requireBwrap(b)
+	mk := func(spare bool) (*calls.Router, *Sandbox) {
+		cfg := testConfig()
+		cfg.Warm = 4
+		s, err := New(cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.pool.noSpare.Store(!spare)
+		b.Cleanup(func() { s.Close() })
+		if tool == "python_run" && s.python == "" {
+			b.Skip("no python")
+		}
+		r := calls.NewRouter(nil)
+		for _, c := range s.Calls() {
+			r.Add(c)
+		}
+		return r, s
+	}
+	args := json.RawMessage(`{"cmd":"true"}`)
+	if tool == "python_run" {
+		args = json.RawMessage(`{"code":"print(1)"}`)
+	}
+	first := func(r *calls.Router) time.Duration {
+		sess := calls.NewSession("")
+		defer sess.Close()
+		t0 := time.Now()
+		res, err := r.Call(context.Background(), tool, &calls.Request{Arguments: args, Session: sess})
+		d := time.Since(t0)
+		if err != nil || res.IsError {
+			b.Fatal(err, res.TextOf())
+		}
+		return d
+	}
+	spareR, spareS := mk(true)
+	coldR, _ := mk(false)
+	// Teach the spare pool the call's form; warm up both.
+	first(spareR)
+	first(coldR)
+	pace(50 * time.Millisecond)
+	var spare, cold time.Duration
+	hits := spareS.pool.hits.Load()
+	b.ResetTimer()
+	for range b.N {
+		cold += first(coldR)
+		spare += first(spareR)
+		b.StopTimer()
+		pace(cold / time.Duration(b.N))
+		b.StartTimer()
+	}
+	b.StopTimer()
+	report(b, cold, spare, "no-spare", "spare")
+	b.ReportMetric(float64(spareS.pool.hits.Load()-hits)/float64(b.N), "spare-hits/call")
+}

@@ -81,9 +81,11 @@
 // # Warm sandboxes
 //
 // With Config.Warm, a call's sandbox may have been prepared in the
-// background after the session's previous call of the same tool: bwrap
-// started with everything in place, its init waiting on its block pipe
-// before the command exists. Each serves exactly one call; see pool.go for
+// background after the session's previous call of the same tool, or, for
+// a session's first call, for the spare empty workspace the session
+// adopts: bwrap started with everything in place, its init waiting on its
+// block pipe before the command exists. Each serves exactly one call, and
+// a spare workspace one session; see pool.go for
 // what it changes (nothing a call can see of another) and when one is
 // thrown away. The private /etc copy is made in the background too, so New
 // returns at once; a call waits for the first copy only.

@@ -285,3 +285,16 @@ func sleepers(marker string) []string {
 	}
 	return out
 }
+
+// reachableTempDir makes a directory for a configured workspace, removed
+// after the test. Not t.TempDir: its parent is private to root, and the
+// sandbox's uid must reach the directory.
+func reachableTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "membrane-user-ws-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

@@ -48,10 +48,22 @@ import (
 // The refill starts when a call served warm ends, so that on a small
 // machine it does not compete with the call for CPU.
 //
+// A session's first call is warm too: the pool keeps one spare workspace,
+// an empty owned directory made as a session's is, with a sandbox
+// prepared for it for each form of call (sh, python_run) the pool has
+// seen. A new session adopts the spare in place of a new directory
+// (workspaceFor), the sandboxes waiting for it with it, and the pool makes
+// the next spare in the background. A spare is adopted by one session at
+// most, never handed back: once adopted it is that session's workspace,
+// quota-watched and removed when the session ends like any other. Spare
+// sandboxes count against Config.Warm and only fill room nothing else
+// wants: a session's next call takes precedence and may evict them. A
+// workspace the configuration names (Config.Workspace) has no spare.
+//
 // The pool is bounded (Config.Warm sandboxes, waiting or being made),
 // throws away a sandbox whose /etc copy is no longer current or whose
 // process died, drops a workspace's sandboxes when its session ends, and
-// is emptied by Close.
+// is emptied by Close, which removes the spare too.
 type warmPool struct {
 	max int
 
@@ -61,8 +73,23 @@ type warmPool struct {
 	filling int
 	wg      sync.WaitGroup // fills and discards in flight
 
+	// forms are the forms of call seen so far (file contents dropped),
+	// which a spare workspace's sandboxes are prepared for.
+	forms []warmForm
+	// spare is the spare workspace's directory, "" when there is none;
+	// adopting holds spares handed to a session that has not registered
+	// them yet; inflight counts the fills in flight by key.
+	spare    string
+	adopting map[string]bool
+	inflight map[warmKey]int
+	// noSpare turns spare workspaces off (tests of the per-session refill).
+	noSpare atomic.Bool
+
 	hits, discards atomic.Int64 // for tests and the log
 }
+
+// maxForms bounds warmPool.forms; sh and python_run make two.
+const maxForms = 4
 
 // warmKey is what a warm sandbox was made for: a workspace and a command
 // line with its file paths.
@@ -97,6 +124,113 @@ func keyOf(ws string, f *warmForm) warmKey {
 }
 
 func newWarmPool(n int) *warmPool { return &warmPool{max: n} }
+
+// learn records the form of j's call for spare workspaces. Call with
+// wp.mu held.
+func (wp *warmPool) learn(f *warmForm) {
+	names := map[string][]byte{}
+	for name := range f.files {
+		names[name] = nil
+	}
+	form := warmForm{argv: f.argv, files: names, script: f.script}
+	k := keyOf("", &form)
+	if len(wp.forms) >= maxForms || slices.ContainsFunc(wp.forms, func(g warmForm) bool { return keyOf("", &g) == k }) {
+		return
+	}
+	wp.forms = append(wp.forms, form)
+}
+
+// fillSpare makes a spare workspace if there is none and starts preparing
+// its sandboxes, one for each known form it has none for yet, while the
+// pool has room (it never evicts).
+func (wp *warmPool) fillSpare(s *Sandbox) {
+	if wp == nil || wp.max == 0 || wp.noSpare.Load() || s.cfg.Workspace != "" {
+		return
+	}
+	etc := s.etc.latest()
+	var stale []*prepared
+	defer func() {
+		for _, pr := range stale {
+			wp.discard(s, pr)
+		}
+	}()
+	wp.mu.Lock()
+	defer wp.mu.Unlock()
+	if wp.closed || len(wp.forms) == 0 {
+		return
+	}
+	// Spare sandboxes made before /etc changed make way for current ones.
+	wp.idle = slices.DeleteFunc(wp.idle, func(pr *prepared) bool {
+		if pr.key.ws == wp.spare && pr.etc != etc {
+			stale = append(stale, pr)
+			return true
+		}
+		return false
+	})
+	if len(wp.idle)+wp.filling >= wp.max {
+		return
+	}
+	if wp.spare == "" {
+		dir, err := s.makeWorkspaceDir()
+		if err != nil {
+			s.log.Warn("sandbox: spare workspace not made", "err", err)
+			return
+		}
+		wp.spare = dir
+	}
+	for i := range wp.forms {
+		if len(wp.idle)+wp.filling >= wp.max {
+			return
+		}
+		f := &wp.forms[i]
+		key := keyOf(wp.spare, f)
+		if wp.inflight[key] == 0 && !slices.ContainsFunc(wp.idle, func(pr *prepared) bool { return pr.key == key }) {
+			tmpl := &job{argv: f.argv, files: f.files, ws: &workspace{dir: wp.spare, owned: true}, warm: &warmForm{script: f.script}}
+			wp.startFill(s, tmpl, key)
+		}
+	}
+}
+
+// adopt hands the spare workspace's directory to a new session, or returns
+// "" when there is none. The session must then call adopted.
+func (wp *warmPool) adopt(s *Sandbox) string {
+	if wp == nil {
+		return ""
+	}
+	wp.mu.Lock()
+	dir := wp.spare
+	if dir != "" {
+		wp.spare = ""
+		if wp.adopting == nil {
+			wp.adopting = map[string]bool{}
+		}
+		wp.adopting[dir] = true
+	}
+	wp.mu.Unlock()
+	return dir
+}
+
+// adopted ends an adoption: used says whether the session made dir its
+// workspace; if not (it had one already, or ended), dir and its sandboxes
+// go. Either way the next spare is started.
+func (wp *warmPool) adopted(s *Sandbox, dir string, used bool) {
+	wp.mu.Lock()
+	delete(wp.adopting, dir)
+	wp.mu.Unlock()
+	if !used {
+		wp.drop(s, dir)
+		if err := removeTree(dir); err != nil {
+			s.log.Warn("sandbox: remove spare workspace", "dir", dir, "err", err)
+		}
+	}
+	wp.fillSpare(s)
+}
+
+// live says whether sandboxes for workspace ws may wait: a live session's,
+// the spare, or a spare being adopted. Call with wp.mu held.
+func (wp *warmPool) live(s *Sandbox, ws string) bool {
+	return ws == wp.spare || wp.adopting[ws] || s.hasWorkspace(ws)
+}
 
 // take returns a warm sandbox ready to run j, with j's files written and
 // j's session its owner, or nil when there is none.
@@ -143,11 +277,17 @@ func (wp *warmPool) refill(s *Sandbox, j *job) {
 		return
 	}
 	key := keyOf(j.ws.dir, j.warm)
+	names := map[string][]byte{}
+	for name := range j.warm.files {
+		names[name] = nil
+	}
+	tmpl := &job{argv: j.warm.argv, files: names, ws: j.ws, warm: &warmForm{script: j.warm.script}}
 	wp.mu.Lock()
 	if wp.closed {
 		wp.mu.Unlock()
 		return
 	}
+	wp.learn(j.warm)
 	var evict *prepared
 	if len(wp.idle)+wp.filling >= wp.max {
 		i := slices.IndexFunc(wp.idle, func(pr *prepared) bool { return pr.key != key })
@@ -158,23 +298,33 @@ func (wp *warmPool) refill(s *Sandbox, j *job) {
 		evict = wp.idle[i]
 		wp.idle = slices.Delete(wp.idle, i, i+1)
 	}
-	wp.filling++
-	wp.wg.Add(1)
+	wp.startFill(s, tmpl, key)
 	wp.mu.Unlock()
 	if evict != nil {
 		wp.discard(s, evict)
 	}
-	names := map[string][]byte{}
-	for name := range j.warm.files {
-		names[name] = nil
+	wp.fillSpare(s)
+}
+
+// startFill prepares tmpl's sandbox in the background and adds it to the
+// pool if its workspace is still live then. Call with wp.mu held, room
+// made.
+func (wp *warmPool) startFill(s *Sandbox, tmpl *job, key warmKey) {
+	wp.filling++
+	if wp.inflight == nil {
+		wp.inflight = map[warmKey]int{}
 	}
-	tmpl := &job{argv: j.warm.argv, files: names, ws: j.ws, warm: &warmForm{script: j.warm.script}}
+	wp.inflight[key]++
+	wp.wg.Add(1)
 	go func() {
 		defer wp.wg.Done()
 		pr, err := s.prepare(context.Background(), tmpl, &key)
 		wp.mu.Lock()
 		wp.filling--
-		keep := err == nil && !wp.closed && s.hasWorkspace(key.ws)
+		if wp.inflight[key]--; wp.inflight[key] == 0 {
+			delete(wp.inflight, key)
+		}
+		keep := err == nil && !wp.closed && wp.live(s, key.ws)
 		if keep {
 			wp.idle = append(wp.idle, pr)
 		}
@@ -204,6 +354,9 @@ func (wp *warmPool) drop(s *Sandbox, ws string) {
 	for _, pr := range out {
 		wp.discard(s, pr)
 	}
+	if len(out) > 0 {
+		wp.fillSpare(s) // room was made
+	}
 }
 
 // close empties the pool and waits for fills and discards in flight.
@@ -215,11 +368,18 @@ func (wp *warmPool) close(s *Sandbox) {
 	wp.closed = true
 	out := wp.idle
 	wp.idle = nil
+	spare := wp.spare
+	wp.spare = ""
 	wp.mu.Unlock()
 	for _, pr := range out {
 		wp.discard(s, pr)
 	}
 	wp.wg.Wait()
+	if spare != "" {
+		if err := removeTree(spare); err != nil {
+			s.log.Warn("sandbox: remove spare workspace", "dir", spare, "err", err)
+		}
+	}
 }
 
 // size returns how many warm sandboxes wait or are being made, for tests.

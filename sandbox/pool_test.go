@@ -34,6 +34,7 @@ func waitWarm(t *testing.T, s *Sandbox, n int) {
 // its calls, as it is without the pool, and the command runs as given.
 func TestWarmPoolNeverReused(t *testing.T) {
 	s := newTestSandbox(t, func(c *Config) { c.Warm = 2 })
+	s.pool.noSpare.Store(true) // this counts the session's own
 	cs := connect(t, s)
 	const probe = `readlink /proc/self/ns/mnt /proc/self/ns/pid | tr '\n' ' '; ls /tmp | tr '\n' ' '; echo; ls /proc/self/fd | sort -n | tr '\n' ' '; echo; cat /proc/[0-9]*/comm | grep -c '^sleep$' || true`
 	first := ok(t, sh(t, cs, `echo secret > /tmp/mark; echo ws > ws-mark; (sleep 60 &); `+probe))
@@ -144,6 +145,7 @@ func TestWarmPoolRebuiltAfterEtcChange(t *testing.T) {
 // and that Close leaves no process (newTestSandbox checks that).
 func TestWarmPoolBounds(t *testing.T) {
 	s := newTestSandbox(t, func(c *Config) { c.Warm = 2 })
+	s.pool.noSpare.Store(true) // TestWarmPoolSpare* bound spares
 	var sessions []func() error
 	for range 4 {
 		cs := connect(t, s)

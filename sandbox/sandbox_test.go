@@ -545,13 +545,7 @@ func checkRlimitMode(t *testing.T, s *Sandbox) {
 
 func TestUserWorkspace(t *testing.T) {
 	requireBwrap(t)
-	// Not t.TempDir: its parent is private to root, and the sandbox's uid
-	// must reach the directory.
-	dir, err := os.MkdirTemp("", "membrane-user-ws-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := reachableTempDir(t)
 	if os.Geteuid() == 0 {
 		// Root-owned: refused with a fix, since the sandbox runs as 65534.
 		_, err := New(Config{Workspace: dir}, nil)

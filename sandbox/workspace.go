@@ -50,7 +50,16 @@ var errClosed = errors.New("the sandbox has shut down")
 // made directory is removed when the session closes, after the session's
 // running processes have been killed.
 func (s *Sandbox) workspaceFor(sess *calls.Session) (*workspace, error) {
-	ws, fresh, err := s.workspaceLocked(sess)
+	// A new session adopts the pool's spare workspace, if there is one,
+	// with the sandboxes waiting for it (see warmPool.adopt).
+	var spare string
+	if s.cfg.Workspace == "" && !s.hasSession(sess) {
+		spare = s.pool.adopt(s)
+	}
+	ws, fresh, err := s.workspaceLocked(sess, spare)
+	if spare != "" {
+		s.pool.adopted(s, spare, fresh && ws.dir == spare)
+	}
 	if fresh {
 		// On a session that closed meanwhile, OnClose runs the cleanup at
 		// once, so it must be called without s.mu held.
@@ -59,7 +68,43 @@ func (s *Sandbox) workspaceFor(sess *calls.Session) (*workspace, error) {
 	return ws, err
 }
 
-func (s *Sandbox) workspaceLocked(sess *calls.Session) (_ *workspace, fresh bool, _ error) {
+// hasSession says whether sess has a workspace already.
+func (s *Sandbox) hasSession(sess *calls.Session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.workspaces[sess]
+	return ok
+}
+
+// makeWorkspaceDir makes an empty owned workspace directory, with out/ in
+// it, owned by the uid sandboxes run as.
+func (s *Sandbox) makeWorkspaceDir() (string, error) {
+	dir, err := os.MkdirTemp(filepath.Join(s.root, "ws"), "s-")
+	if err != nil {
+		return "", fmt.Errorf("sandbox: make workspace: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		os.Remove(dir)
+		return "", fmt.Errorf("sandbox: make workspace: %w", err)
+	}
+	if s.cred != nil {
+		if err := os.Lchown(dir, s.uid, s.gid); err != nil {
+			os.Remove(dir)
+			return "", fmt.Errorf("sandbox: make workspace: %w", err)
+		}
+	}
+	// out/ is where a call leaves the files it returns.
+	out := filepath.Join(dir, OutDir)
+	if err := os.Mkdir(out, 0o755); err == nil && s.cred != nil {
+		_ = os.Lchown(out, s.uid, s.gid)
+	}
+	return dir, nil
+}
+
+// workspaceLocked returns sess's workspace, making it on first use: spare,
+// when set, is an owned workspace directory the session may adopt instead
+// of a new one.
+func (s *Sandbox) workspaceLocked(sess *calls.Session, spare string) (_ *workspace, fresh bool, _ error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -73,26 +118,14 @@ func (s *Sandbox) workspaceLocked(sess *calls.Session) (_ *workspace, fresh bool
 	}
 	ws := &workspace{dir: s.cfg.Workspace}
 	if ws.dir == "" {
-		dir, err := os.MkdirTemp(filepath.Join(s.root, "ws"), "s-")
-		if err != nil {
-			return nil, false, fmt.Errorf("sandbox: make workspace: %w", err)
-		}
-		if err := os.Chmod(dir, 0o700); err != nil {
-			os.Remove(dir)
-			return nil, false, fmt.Errorf("sandbox: make workspace: %w", err)
-		}
-		if s.cred != nil {
-			if err := os.Lchown(dir, s.uid, s.gid); err != nil {
-				os.Remove(dir)
-				return nil, false, fmt.Errorf("sandbox: make workspace: %w", err)
+		dir := spare
+		if dir == "" {
+			var err error
+			if dir, err = s.makeWorkspaceDir(); err != nil {
+				return nil, false, err
 			}
 		}
 		ws.dir, ws.owned = dir, true
-		// out/ is where a call leaves the files it returns.
-		out := filepath.Join(dir, OutDir)
-		if err := os.Mkdir(out, 0o755); err == nil && s.cred != nil {
-			_ = os.Lchown(out, s.uid, s.gid)
-		}
 	}
 	s.workspaces[sess] = ws
 	sess.SetWorkspace(ws.dir)

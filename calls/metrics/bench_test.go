@@ -13,7 +13,7 @@ import (
 
 // observedRouter is a router with one no-op call; with on, the audit ledger
 // (to a file), the trace store and the metrics observe it.
-func observedRouter(b *testing.B, on bool) *calls.Router {
+func observedRouter(b testing.TB, on bool) *calls.Router {
 	r := mcptest.NoopRouter(b, nil)
 	if on {
 		l, err := ledger.Open(filepath.Join(b.TempDir(), "audit.jsonl"), nil)

@@ -240,7 +240,7 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "calls of sh (and of python_run) running at once, a quarter kept for other sessions than the one holding the rest; more wait in the queue (N; 0 = 8 per core, as many as the free memory holds at --memory each, 2 to 64)"},
 		settings.AtLeast(0))
 	s.Int(&b.Warm, 0, D{Flag: "warm", Env: "MEMBRANE_WARM", Key: "sandbox.warm",
-		Doc: "pre-started sandboxes kept waiting for a session's next sh or python_run call, each used for one call only (N; 0 = one per core, -1 = none)"},
+		Doc: "pre-started sandboxes kept waiting for a session's next sh or python_run call (or a new session's first), each used for one call only (N; 0 = one per core, -1 = none)"},
 		settings.AtLeast(-1))
 	s.Size(&b.WorkspaceBytes, sandbox.DefaultWorkspaceBytes, D{Flag: "workspace-quota", Env: "MEMBRANE_WORKSPACE_QUOTA", Key: "sandbox.workspace_quota",
 		Doc: "disk space a per-session workspace may take; a call that passes it is killed (SIZE)"}, posSize)
