@@ -37,3 +37,14 @@ func parseMeminfo(data []byte, key string) int64 {
 	}
 	return 0
 }
+
+// SoftMemoryLimit is a soft memory limit (runtime/debug.SetMemoryLimit)
+// for a server on a machine of total bytes (0: unknown): an eighth of it,
+// between 64 MiB and 512 MiB. The limit is a backstop for a busy server,
+// not what keeps an idle one small.
+func SoftMemoryLimit(total int64) int64 {
+	if total <= 0 {
+		return 512 << 20
+	}
+	return min(max(total/8, 64<<20), 512<<20)
+}

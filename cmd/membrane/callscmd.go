@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	obsv "github.com/membrane-mcp/membrane/calls/observers"
 	"github.com/membrane-mcp/membrane/calls/store"
 )
 
@@ -50,7 +51,7 @@ func runCalls(args []string, getenv func(string) string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "membrane calls: the trace store is off (--store off); nothing was kept")
 		return 1
 	}
-	p, err := storePath(*path, getenv)
+	p, err := obsv.StorePath(*path, getenv)
 	if err == nil {
 		if _, serr := os.Stat(p); serr != nil {
 			err = fmt.Errorf("no trace store at %s (membrane has not run with it yet, or ran with --store off): %w", p, serr)

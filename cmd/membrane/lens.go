@@ -29,32 +29,17 @@ func mountLens(cfg *Config, opts *mcp.HTTPOptions, router *calls.Router, models 
 	if err != nil {
 		return err
 	}
-	l := lens.New(&lens.Options{
+	lo := &lens.Options{
 		Verify:   guard.Check,
 		Open:     guard.Open(),
 		Tools:    router,
 		Store:    obs.store,
 		Scrubber: obs.scrub,
-		Hosts: func() []lens.Host {
-			hs, names := models.Hosts(), models.HostModels()
-			out := make([]lens.Host, len(hs))
-			for i, h := range hs {
-				out[i] = lens.Host{URL: h.URL, Up: h.Up, Err: h.Err, Models: names[i], Loaded: h.Loaded}
-			}
-			return out
-		},
-		ModelOf: func(tool string) (lens.Model, bool) {
-			m, ok := models.ToolModelStatus(tool)
-			if !ok {
-				return lens.Model{}, false
-			}
-			return lens.Model{Name: m.Name, Hosts: m.Hosts, Family: m.Family, ParameterSize: m.ParameterSize,
-				Quantization: m.Quantization, Size: m.Size, ContextLength: m.ContextLength, Capabilities: m.Capabilities}, true
-		},
-		Queues:  models.QueueDepths,
-		Sandbox: lens.Sandbox{Mode: cfg.SandboxMode, Isolation: cfg.sandboxConfig().Isolation()},
-		Logger:  log.With("component", "lens"),
-	})
+		Sandbox:  lens.Sandbox{Mode: cfg.SandboxMode, Isolation: cfg.sandboxConfig().Isolation()},
+		Logger:   log.With("component", "lens"),
+	}
+	lo.UseModels(models)
+	l := lens.New(lo)
 	router.Observe(l)
 	opts.Mounts = append(opts.Mounts, mcp.Mount{Prefix: l.Prefix(), Handler: l, Public: true})
 	return nil

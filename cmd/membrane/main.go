@@ -19,19 +19,19 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/lmittmann/tint"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/term"
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/agent"
 	"github.com/membrane-mcp/membrane/calls/agent/agenttool"
 	"github.com/membrane-mcp/membrane/calls/lens"
+	"github.com/membrane-mcp/membrane/calls/metrics"
+	obsv "github.com/membrane-mcp/membrane/calls/observers"
 	"github.com/membrane-mcp/membrane/calls/policy"
+	"github.com/membrane-mcp/membrane/cmd/internal/logging"
 	"github.com/membrane-mcp/membrane/cmd/internal/settings"
 	"github.com/membrane-mcp/membrane/mcp"
 	"github.com/membrane-mcp/membrane/ollama"
@@ -49,24 +49,14 @@ func main() {
 }
 
 // tuneGC leaves the collector at Go's default pace (GOGC=100) and sets a
-// soft memory limit sized from the machine (softMemoryLimit), unless GOGC
-// or GOMEMLIMIT are set. GOGC=400, the setting before, bought 4-10% more
-// HTTP requests per second at the price of twice the RSS with 2,000 models
+// soft memory limit sized from the machine (calls.SoftMemoryLimit), unless
+// GOMEMLIMIT is set. GOGC=400, the setting before, bought 4-10% more HTTP
+// requests per second at the price of twice the RSS with 2,000 models
 // (about 100 MiB against under 50 MiB): see the README's Tuning paragraph.
 func tuneGC() {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(softMemoryLimit(calls.MemTotal()))
+		debug.SetMemoryLimit(calls.SoftMemoryLimit(calls.MemTotal()))
 	}
-}
-
-// softMemoryLimit is the soft memory limit for a machine of total bytes
-// (0: unknown): an eighth of it, between 64 MiB and 512 MiB. The limit is
-// a backstop for a busy server, not what keeps an idle one small.
-func softMemoryLimit(total int64) int64 {
-	if total <= 0 {
-		return 512 << 20
-	}
-	return min(max(total/8, 64<<20), 512<<20)
 }
 
 func versionString() string { return settings.Version(version) }
@@ -147,17 +137,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 func newLogger(cfg *Config, w io.Writer, getenv func(string) string) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
-	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationsInMS}))
-	}
-	color := false
-	if f, ok := w.(*os.File); ok {
-		color = term.IsTerminal(int(f.Fd()))
-	}
-	if getenv("NO_COLOR") != "" {
-		color = false
-	}
-	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !color}))
+	return logging.New(w, logging.Options{Level: level, JSON: cfg.Log.Format == "json", Color: true, Getenv: getenv})
 }
 
 // serve runs membrane until stdin ends (stdio), a signal arrives, or the
@@ -191,14 +171,14 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	}
 	tokens, scrubbing := guard.Tokens, guard.Scrubbing
 	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout,
-		Observers: obs.routerObservers(), Redact: obs.scrub.String, Middleware: guard.Middleware()}
+		Observers: obs.set.RouterObservers(), Redact: obs.scrub.String, Middleware: guard.Middleware()}
 	router := calls.NewRouter(ropts)
-	defer obs.close(router, log)
+	defer obs.set.Close(router, log)
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
 	if err != nil {
 		return fmt.Errorf("ollama: %w", err)
 	}
-	obs.attach(router, models)
+	obs.metrics = obs.set.AttachMetrics(router, metrics.ModelOptions(models))
 	if scrubbing != nil {
 		obs.metrics.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "membrane_secrets_scrubbed_total",
@@ -268,43 +248,28 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		box     *sandbox.Sandbox
-		boxErr  atomic.Pointer[error]
-		boxDone = make(chan struct{})
-	)
-	go func() {
-		defer close(boxDone)
-		fail := func(err error) {
-			boxErr.Store(&err)
-			cancel()
-		}
-		b, err := sandbox.New(cfg.sandboxConfig(), log.With("component", "sandbox"))
-		if err != nil {
-			fail(fmt.Errorf("sandbox: %w", err))
-			return
-		}
-		box = b
-		if _, err := router.Sync("sandbox", b.Calls()); err != nil {
-			fail(fmt.Errorf("sandbox calls: %w", err))
-			return
-		}
-		// The first tools/list holds the models the hosts have: a client
-		// that lists once and goes (a one-shot agent) would not see them
-		// otherwise. A host that hangs holds the list up to a bound; its
-		// models come later, with list_changed.
-		if !models.WaitDiscovered(ctx, ollama.FirstListWait) && ctx.Err() == nil {
-			log.Warn("the model hosts have not answered yet; serving the tools without their models for now (membrane doctor times them)", "waited", ollama.FirstListWait)
-		}
-		warnUnmatched(log, sel, router)
-		close(ready)
-	}()
-	defer func() {
-		<-boxDone
-		if box != nil {
-			if err := box.Close(); err != nil {
-				log.Warn("sandbox close", "err", err)
+	box := sandbox.Start(cfg.sandboxConfig(), &sandbox.StartOptions{
+		Logger: log.With("component", "sandbox"),
+		OnFail: func(error) { cancel() },
+		Then: func(b *sandbox.Sandbox) error {
+			if _, err := router.Sync("sandbox", b.Calls()); err != nil {
+				return fmt.Errorf("sandbox calls: %w", err)
 			}
+			// The first tools/list holds the models the hosts have: a client
+			// that lists once and goes (a one-shot agent) would not see them
+			// otherwise. A host that hangs holds the list up to a bound; its
+			// models come later, with list_changed.
+			if !models.WaitDiscovered(ctx, ollama.FirstListWait) && ctx.Err() == nil {
+				log.Warn("the model hosts have not answered yet; serving the tools without their models for now (membrane doctor times them)", "waited", ollama.FirstListWait)
+			}
+			warnUnmatched(log, sel, router)
+			close(ready)
+			return nil
+		},
+	})
+	defer func() {
+		if err := box.Close(); err != nil {
+			log.Warn("sandbox close", "err", err)
 		}
 	}()
 
@@ -320,8 +285,8 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 			// The metrics listener takes the MCP listener's rules (token,
 			// Host, Origin), not its endpoint.
 			opts := httpOptions(cfg, models, tokens, nil, log)
-			if err := serveMetrics(bgCtx, cfg.Observe.MetricsAddr, opts, obs.metrics.Handler(), log); err != nil {
-				log.Error("metrics listener stopped", "err", err)
+			if err := obsv.ServeMetrics(bgCtx, cfg.Observe.MetricsAddr, opts, obs.metrics.Handler(), log); err != nil {
+				log.Error("metrics listener stopped", "err", fmt.Errorf("--metrics-addr: %w", err))
 			}
 		})
 	}
@@ -363,8 +328,8 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 			serveErr = serveHTTP(ctx, cfg, srv, opts, tokens, log)
 		}
 	}
-	if err := boxErr.Load(); err != nil {
-		serveErr = *err // the sandbox could not start
+	if err := box.Err(); err != nil {
+		serveErr = err // the sandbox could not start
 	} else if ctx.Err() != nil {
 		log.Info("shutting down: cancelling running calls", "timeout", cfg.ShutdownTimeout.String())
 	}
