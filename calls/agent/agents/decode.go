@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/yamldoc"
 )
 
 // MaxFileBytes bounds a file of agents.
@@ -46,17 +47,17 @@ func Parse(data []byte) ([]Spec, error) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
-	root = resolve(root)
+	root = yamldoc.Resolve(root)
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 		return nil, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("line %d: agents: the file must be a mapping with an agents key, not %s", root.Line, words(root))
+		return nil, fmt.Errorf("line %d: agents: the file must be a mapping with an agents key, not %s", root.Line, yamldoc.Words(root))
 	}
 	var list *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		if root.Content[i].Value == "agents" {
-			list = resolve(root.Content[i+1])
+			list = yamldoc.Resolve(root.Content[i+1])
 		}
 	}
 	if list == nil {
@@ -68,12 +69,12 @@ func Parse(data []byte) ([]Spec, error) {
 // DecodeNode decodes and checks a YAML list of agents, as Parse does with
 // the value of the "agents" key.
 func DecodeNode(list *yaml.Node) ([]Spec, error) {
-	list = resolve(list)
+	list = yamldoc.Resolve(list)
 	if list.Kind == yaml.ScalarNode && list.Tag == "!!null" {
 		return nil, nil
 	}
 	if list.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("line %d: agents must be a list of agents, not %s", list.Line, words(list))
+		return nil, fmt.Errorf("line %d: agents must be a list of agents, not %s", list.Line, yamldoc.Words(list))
 	}
 	if len(list.Content) > MaxAgents {
 		return nil, fmt.Errorf("line %d: agents: %d agents; at most %d fit in one file", list.Line, len(list.Content), MaxAgents)
@@ -82,11 +83,11 @@ func DecodeNode(list *yaml.Node) ([]Spec, error) {
 	var errs []error
 	lines := make([]int, len(list.Content))
 	for i, n := range list.Content {
-		n = resolve(n)
+		n = yamldoc.Resolve(n)
 		lines[i] = n.Line
 		who := fmt.Sprintf("agents[%d]", i)
 		if n.Kind != yaml.MappingNode {
-			errs = append(errs, &Error{Agent: who, Line: n.Line, Msg: "must be a mapping (name, model, ...), not " + words(n)})
+			errs = append(errs, &Error{Agent: who, Line: n.Line, Msg: "must be a mapping (name, model, ...), not " + yamldoc.Words(n)})
 			continue
 		}
 		if name := field(n, "name"); name != nil && NamePattern.MatchString(name.Value) {
@@ -146,18 +147,11 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
-// yamlDoc reads a yaml.v3 tree for calls.CheckKeys.
-var yamlDoc = calls.Doc[*yaml.Node]{
-	Mapping: func(n *yaml.Node) ([]*yaml.Node, bool) { n = resolve(n); return n.Content, n.Kind == yaml.MappingNode },
-	List:    func(n *yaml.Node) ([]*yaml.Node, bool) { n = resolve(n); return n.Content, n.Kind == yaml.SequenceNode },
-	Key:     func(n *yaml.Node) (string, int) { return n.Value, n.Line },
-}
-
 // known checks that every key of the mapping n names a field of the struct
 // t (by its yaml tag), at any depth, and that none is given twice.
 func known(n *yaml.Node, t reflect.Type, who string) error {
 	var errs []error
-	for _, p := range calls.CheckKeys(yamlDoc, n, t, "") {
+	for _, p := range calls.CheckKeys(yamldoc.Doc, n, t, "") {
 		msg := "given twice"
 		if !p.Twice {
 			msg = "unknown key"
@@ -175,27 +169,10 @@ func known(n *yaml.Node, t reflect.Type, who string) error {
 func field(n *yaml.Node, key string) *yaml.Node {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {
-			return resolve(n.Content[i+1])
+			return yamldoc.Resolve(n.Content[i+1])
 		}
 	}
 	return nil
-}
-
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 64; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func words(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	}
-	return fmt.Sprintf("%q", n.Value)
 }
 
 // cleanYAML turns yaml.v3's decode errors into words.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/membrane-mcp/membrane/calls"
+	"github.com/membrane-mcp/membrane/calls/yamldoc"
 	"io"
 	"os"
 	"reflect"
@@ -270,17 +271,17 @@ func (s *Set) fileErr(line int, key, msg string) error {
 
 // walk applies the mapping n, whose keys sit under prefix.
 func (s *Set) walk(n *yaml.Node, prefix string, errs *[]error) {
-	n = resolve(n)
+	n = yamldoc.Resolve(n)
 	if n.Kind != yaml.MappingNode {
 		what := "the file"
 		if prefix != "" {
 			what = prefix
 		}
-		*errs = append(*errs, s.fileErr(n.Line, prefix, fmt.Sprintf("%s must be a mapping of keys to values, not %s", what, nodeWords(n))))
+		*errs = append(*errs, s.fileErr(n.Line, prefix, fmt.Sprintf("%s must be a mapping of keys to values, not %s", what, yamldoc.Words(n))))
 		return
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
+		k, v := n.Content[i], yamldoc.Resolve(n.Content[i+1])
 		key := k.Value
 		if prefix != "" {
 			key = prefix + "." + k.Value
@@ -328,15 +329,15 @@ func (s *Set) apply(x *Setting, v *yaml.Node) error {
 	case x.Kind == KindList && v.Kind == yaml.SequenceNode:
 		x.clear()
 		for _, item := range v.Content {
-			item = resolve(item)
+			item = yamldoc.Resolve(item)
 			if item.Kind != yaml.ScalarNode {
-				return fmt.Errorf("each item must be one value, not %s", nodeWords(item))
+				return fmt.Errorf("each item must be one value, not %s", yamldoc.Words(item))
 			}
 			_ = x.set(item.Value)
 		}
 		return nil
 	case v.Kind != yaml.ScalarNode:
-		return fmt.Errorf("must be %s, not %s", x.Kind.words(), nodeWords(v))
+		return fmt.Errorf("must be %s, not %s", x.Kind.words(), yamldoc.Words(v))
 	case x.Kind == KindList:
 		x.clear()
 		if v.Tag != "!!null" {
@@ -348,23 +349,6 @@ func (s *Set) apply(x *Setting, v *yaml.Node) error {
 		return errors.New(err.Error())
 	}
 	return nil
-}
-
-func resolve(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func nodeWords(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	}
-	return fmt.Sprintf("%q", n.Value)
 }
 
 func (s *Set) byKey(key string) *Setting {
@@ -395,19 +379,12 @@ func (s *Set) keys() []string {
 	return out
 }
 
-// yamlDoc reads a yaml.v3 tree for calls.CheckKeys.
-var yamlDoc = calls.Doc[*yaml.Node]{
-	Mapping: func(n *yaml.Node) ([]*yaml.Node, bool) { n = resolve(n); return n.Content, n.Kind == yaml.MappingNode },
-	List:    func(n *yaml.Node) ([]*yaml.Node, bool) { n = resolve(n); return n.Content, n.Kind == yaml.SequenceNode },
-	Key:     func(n *yaml.Node) (string, int) { return n.Value, n.Line },
-}
-
 // knownFields checks that every mapping key in n names a field of t (by
 // its yaml tag), so that a typo in a structured value is an error that
 // names the key and suggests the nearest.
 func knownFields(n *yaml.Node, t reflect.Type, path string) error {
 	var errs []error
-	for _, p := range calls.CheckKeys(yamlDoc, n, t, path) {
+	for _, p := range calls.CheckKeys(yamldoc.Doc, n, t, path) {
 		msg := fmt.Sprintf("line %d: %s: given twice", p.Line, p.Field())
 		if !p.Twice {
 			msg = fmt.Sprintf("line %d: %s: unknown key", p.Line, p.Field())
