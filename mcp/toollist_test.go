@@ -311,3 +311,31 @@ func TestToolListCacheUnderChange(t *testing.T) {
 		}
 	}
 }
+
+// TestToolListCacheKeepsIdleSessionAlive: a client that only lists tools,
+// answered from the cache, still counts as active for the SDK's idle
+// timer (the cache sends one list in every quarter of the idle timeout
+// through the SDK), so its session outlives the timeout; a session that
+// sends nothing is closed by it (the control).
+func TestToolListCacheKeepsIdleSessionAlive(t *testing.T) {
+	t.Parallel()
+	const idle = 2 * time.Second
+	srv := mcp.NewServer(defaultToolsRouter(t), nil)
+	h, err := srv.HTTPHandler(&mcp.HTTPOptions{SessionIdleTimeout: idle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); ts.Close() })
+	url, version := ts.URL+"/mcp", "2025-11-25"
+	busy, quiet := openSession(t, url, "", version), openSession(t, url, "", version)
+	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+	for end := time.Now().Add(3 * idle); time.Now().Before(end); time.Sleep(idle / 20) {
+		if st, _, data, _ := listPost(t, url, "", busy, version, list); st != http.StatusOK {
+			t.Fatalf("a session listing every %v was dropped: %d %s", idle/20, st, data)
+		}
+	}
+	if st, _, data, _ := listPost(t, url, "", quiet, version, list); st != http.StatusNotFound {
+		t.Errorf("a session quiet for %v answered %d %s; want 404 (the idle timer works)", 3*idle, st, data)
+	}
+}
