@@ -88,3 +88,24 @@ func TestE2EQueueWaitCountsHostTurn(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EQueueDepthsListEveryModel: membrane_model_queue_depth has a
+// series for every model membrane serves, 0 while none of its calls wait,
+// so that a graph or an alert on it sees an idle model as 0 rather than
+// as missing data.
+func TestE2EQueueDepthsListEveryModel(t *testing.T) {
+	srv := ollamatest.Start(t)
+	srv.Create(t, "alpha:latest", scripted())
+	h := start(t, ollama.Config{Hosts: []string{srv.URL}})
+	h.ready(t, "the model", has("chat_alpha"))
+	if got := h.m.QueueDepths(); len(got) != 1 || got["alpha:latest"] != 0 {
+		t.Errorf("QueueDepths before any call = %v, want map[alpha:latest:0]", got)
+	}
+	args, _ := json.Marshal(map[string]any{"prompt": "hi"})
+	if res, err := h.r.Call(t.Context(), "chat_alpha", &calls.Request{Arguments: args}); err != nil || res.IsError {
+		t.Fatalf("chat_alpha: %s", resultText(err, res))
+	}
+	if got := h.m.QueueDepths(); len(got) != 1 || got["alpha:latest"] != 0 {
+		t.Errorf("QueueDepths after a call = %v, want map[alpha:latest:0]", got)
+	}
+}
