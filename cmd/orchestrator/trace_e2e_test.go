@@ -219,7 +219,8 @@ func TestJaegerTrace(t *testing.T) {
 			}
 			chat := byKey["membrane/chat scripted:latest"]
 			if !strings.HasPrefix(chat.tag("gen_ai.request.model"), "scripted") || chat.tag("gen_ai.usage.output_tokens") == "0" || chat.tag("gen_ai.usage.output_tokens") == "" ||
-				chat.tag("gen_ai.usage.input_tokens") == "" || chat.tag("gen_ai.provider.name") != "ollama" {
+				chat.tag("gen_ai.usage.input_tokens") == "" || chat.tag("gen_ai.provider.name") != "ollama" ||
+				chat.tag("server.address") != "127.0.0.1" || chat.tag("server.port") == "" || chat.tag("server.port") == "0" {
 				t.Errorf("membrane's Ollama span tags: %+v", chat.Tags)
 			}
 			// The model request to /v1 is an HTTP client span under the
