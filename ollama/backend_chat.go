@@ -203,7 +203,9 @@ func drainRest(body io.ReadCloser) {
 // readStream decodes a chat-completions event stream; see chat.
 func readStream(r io.Reader, fn func(api.ChatResponse) error) error {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxSSELine)
+	// Events are short: start small (a 64 KiB buffer was a large,
+	// zeroed allocation per call) and grow to maxSSELine when one is not.
+	sc.Buffer(make([]byte, 0, 4<<10), maxSSELine)
 	var (
 		finish string
 		final  api.ChatResponse
