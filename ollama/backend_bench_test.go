@@ -39,7 +39,9 @@ import (
 //     package's share from the MCP adapter's;
 //   - stdio: the membrane binary as a subprocess on its stdin and stdout,
 //     as Claude Desktop runs it;
-//   - http: the membrane binary serving streamable HTTP on loopback.
+//   - http and http-2025-11-25: the membrane binary serving streamable
+//     HTTP on loopback, to a client of the newest protocol (no session)
+//     and to one of the newest with sessions.
 //
 // The straight request is the very body membrane sends, captured from one
 // call through a recording proxy before the timing, so both ask the server
@@ -166,37 +168,49 @@ func BenchmarkBackendChatOverhead(b *testing.B) {
 	b.Run("stdio", func(b *testing.B) {
 		overBinary(b, mcptest.ConnectStdio(b, bin, args, env, nil))
 	})
+	// One binary serves both HTTP sub-benchmarks.
+	httpURL := startHTTPBinary(b, bin, args, env)
+	// The newest protocol (2026-07-28: no session, every call its own
+	// request), and the newest with sessions, which most HTTP clients speak.
 	b.Run("http", func(b *testing.B) {
-		addr := mcptest.FreeAddr(b)
-		cmd := exec.Command(bin, append([]string{"--http", addr}, args...)...)
-		cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-			if b.Failed() {
-				b.Logf("membrane stderr:\n%s", stderr.String())
-			}
-		})
-		for deadline := time.Now().Add(30 * time.Second); ; {
-			resp, err := http.Get("http://" + addr + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("membrane --http %s did not come up: %v\n%s", addr, err, stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		overBinary(b, mcptest.ConnectHTTP(b, "http://"+addr+"/mcp", "", nil))
+		overBinary(b, mcptest.ConnectHTTP(b, httpURL, "", nil))
 	})
+	b.Run("http-2025-11-25", func(b *testing.B) {
+		overBinary(b, mcptest.ConnectHTTPVersion(b, httpURL, "", "2025-11-25", nil))
+	})
+}
+
+// startHTTPBinary runs bin with args serving streamable HTTP on a free
+// loopback port until the benchmark ends, and returns its MCP endpoint.
+func startHTTPBinary(b *testing.B, bin string, args, env []string) string {
+	addr := mcptest.FreeAddr(b)
+	cmd := exec.Command(bin, append([]string{"--http", addr}, args...)...)
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if b.Failed() {
+			b.Logf("membrane stderr:\n%s", stderr.String())
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return "http://" + addr + "/mcp"
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("membrane --http %s did not come up: %v\n%s", addr, err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // reportRatio reports the medians of the straight and the membrane way,
