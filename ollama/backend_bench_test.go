@@ -117,24 +117,15 @@ func BenchmarkBackendChatOverhead(b *testing.B) {
 		}
 		viaMembrane()
 
-		ways := []func(){viaDirect, viaRouter, viaMembrane}
-		times := make([][]time.Duration, len(ways))
 		var sdkIn, adapter, sdkOut, inMCP []time.Duration
-		for i := 0; b.Loop(); i++ {
-			for j := range ways {
-				k := (i + j) % len(ways)
-				t0 := time.Now()
-				ways[k]()
-				t1 := time.Now()
-				times[k] = append(times[k], t1.Sub(t0))
-				if k == 2 {
-					sdkIn = append(sdkIn, ph.sdkIn.Sub(t0))
-					adapter = append(adapter, ph.sdkOut.Sub(ph.sdkIn)-ph.routerOut.Sub(ph.routerIn))
-					sdkOut = append(sdkOut, t1.Sub(ph.sdkOut))
-					inMCP = append(inMCP, ph.routerOut.Sub(ph.routerIn))
-				}
+		times := timeRotated(b, []func(){viaDirect, viaRouter, viaMembrane}, func(k int, t0, t1 time.Time) {
+			if k == 2 {
+				sdkIn = append(sdkIn, ph.sdkIn.Sub(t0))
+				adapter = append(adapter, ph.sdkOut.Sub(ph.sdkIn)-ph.routerOut.Sub(ph.routerIn))
+				sdkOut = append(sdkOut, t1.Sub(ph.sdkOut))
+				inMCP = append(inMCP, ph.routerOut.Sub(ph.routerIn))
 			}
-		}
+		})
 		b.ReportMetric(float64(median(sdkIn).Microseconds()), "sdk_in_µs")
 		b.ReportMetric(float64(median(adapter).Microseconds()), "adapter_µs")
 		b.ReportMetric(float64(median(sdkOut).Microseconds()), "sdk_out_µs")
@@ -153,16 +144,7 @@ func BenchmarkBackendChatOverhead(b *testing.B) {
 		viaMembrane := viaSession(cs)
 		waitForTool(b, cs, "chat_scripted")
 		viaMembrane()
-		ways := []func(){viaDirect, viaMembrane}
-		times := make([][]time.Duration, len(ways))
-		for i := 0; b.Loop(); i++ {
-			for j := range ways {
-				k := (i + j) % len(ways)
-				t0 := time.Now()
-				ways[k]()
-				times[k] = append(times[k], time.Since(t0))
-			}
-		}
+		times := timeRotated(b, []func(){viaDirect, viaMembrane}, nil)
 		reportRatio(b, median(times[0]), median(times[1]))
 	}
 	b.Run("stdio", func(b *testing.B) {
