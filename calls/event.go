@@ -133,14 +133,30 @@ type RunInfo struct {
 	// "memory", "quota" (the workspace's), "cancel", or "" when it was
 	// not killed (or was killed by a signal the sandbox did not send).
 	// The process and output limits kill nothing: a fork past the
-	// process limit fails, and output past the cap is cut.
+	// process limit fails, and output past the cap is cut; Limits says
+	// when a call ran into them.
 	Killed string
+	// Limits names the limits the call ran into without being killed for
+	// them, sorted: LimitOutput, LimitProcesses. Nil when none.
+	Limits []string
 	// Began is when the run was requested, and Wall how long it took from
 	// then until the process had exited (Start included). Zero means not
 	// measured. Tracing draws the run's span from them.
 	Began time.Time
 	Wall  time.Duration
 }
+
+// The limits a sandbox call may run into without being killed
+// (RunInfo.Limits).
+const (
+	// LimitOutput: stdout or stderr passed the output cap, and what came
+	// after it was cut from the result.
+	LimitOutput = "output"
+	// LimitProcesses: the call ran as many processes as it may, and the
+	// kernel refused a fork or clone (counted from the call's cgroup,
+	// pids.events; without a cgroup the kernel keeps no count).
+	LimitProcesses = "processes"
+)
 
 // ModelInfo describes a model call.
 type ModelInfo struct {

@@ -24,7 +24,10 @@ type cgroups struct {
 	// base holds the per-call cgroups: one directory for v2; for v1, the
 	// memory hierarchy's and (when there is one) the pids hierarchy's.
 	mem, pids string
-	seq       atomic.Uint64
+	// limitsPids is set when each call's cgroup carries pids.max, and so
+	// counts the forks it refused (pids.events).
+	limitsPids bool
+	seq        atomic.Uint64
 }
 
 // cgroupPrefix names membrane's directories in a cgroup hierarchy; the pid
@@ -163,7 +166,7 @@ func setupCgroup2(dir string) (*cgroups, error) {
 		os.Remove(base)
 		return nil, err
 	}
-	return &cgroups{kind: MemoryCgroup2, mem: base}, nil
+	return &cgroups{kind: MemoryCgroup2, mem: base, limitsPids: slices.Contains(want, "pids")}, nil
 }
 
 func enableControllers(dir string, want []string) error {
@@ -195,7 +198,7 @@ func setupCgroup1(memDir, pidsMount, pidsOwn string) (*cgroups, error) {
 		pd := filepath.Join(pidsMount, pidsOwn)
 		sweepStaleCgroups(pd)
 		if pb, err := os.MkdirTemp(pd, fmt.Sprintf("%s%d-", cgroupPrefix, os.Getpid())); err == nil {
-			c.pids = pb
+			c.pids, c.limitsPids = pb, true
 		}
 	}
 	return c, nil
@@ -347,6 +350,31 @@ func (cc *callCgroup) oomKills() int {
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
+// pidsHits returns how many forks and clones of the call's processes the
+// kernel refused because the cgroup already held pids.max tasks: the "max"
+// count of pids.events (cgroup v1 and v2 alike). Zero without a pids
+// controller.
+func (cc *callCgroup) pidsHits() int {
+	dir := cc.mem
+	if cc.kind != MemoryCgroup2 {
+		dir = cc.pids
+	}
+	if dir == "" {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "pids.events"))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "max "); ok {
 			n, _ := strconv.Atoi(strings.TrimSpace(v))
 			return n
 		}
