@@ -213,8 +213,8 @@ func TestJaegerTrace(t *testing.T) {
 		stop()
 		spans := checkTurnTrace(t, j, turn)
 		for _, s := range spans {
-			if s.service == "membrane" && s.OperationName == "tools/call sh" && s.tag("network.transport") != "tcp" {
-				t.Errorf("membrane's tools/call over HTTP has network.transport %q, want tcp", s.tag("network.transport"))
+			if s.OperationName == "tools/call sh" && s.tag("network.transport") != "tcp" {
+				t.Errorf("%s's tools/call over HTTP has network.transport %q, want tcp", s.service, s.tag("network.transport"))
 			}
 		}
 
@@ -326,6 +326,15 @@ func checkTurnTrace(t *testing.T, j *jaeger, turn session.TurnJSON) []jaegerSpan
 		chat.tag("gen_ai.usage.input_tokens") == "" || chat.tag("gen_ai.provider.name") != "ollama" ||
 		chat.tag("server.address") != "127.0.0.1" || chat.tag("server.port") == "" || chat.tag("server.port") == "0" {
 		t.Errorf("membrane's Ollama span tags: %+v", chat.Tags)
+	}
+	// The orchestrator's own model call, by the GenAI conventions: an
+	// OpenAI-compatible client names the provider openai.
+	if oc := byKey["orchestrator/chat scripted"]; oc.tag("gen_ai.provider.name") != "openai" || oc.tag("server.address") != "127.0.0.1" ||
+		oc.tag("server.port") == "" || oc.tag("server.port") == "0" {
+		t.Errorf("orchestrator's chat span tags: %+v", oc.Tags)
+	}
+	if tr := byKey["orchestrator/tools/call sh"].tag("network.transport"); tr != "pipe" && tr != "tcp" {
+		t.Errorf("orchestrator's tools/call sh has network.transport %q, want pipe or tcp", tr)
 	}
 	// The model request to /v1 is an HTTP client span under the
 	// orchestrator's model call: traceparent went to the endpoint.
