@@ -1,6 +1,7 @@
 package calls
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -205,6 +206,17 @@ type Event struct {
 	// TraceParent and TraceState are the request's W3C trace context, as
 	// the client sent it (call events only; "" when none).
 	TraceParent, TraceState string
+	// TraceID is the trace the call belongs to (call events only): the
+	// traceparent's, or for a call that came without one, the trace ID
+	// the router made for it (RouterOptions.NewTraces); "" when neither.
+	TraceID string
+	// Protocol, TokenName and Sessionless are what the transport knew of
+	// the client (Session.Peer): its MCP protocol version, the name of
+	// the scoped token it presented (never the token), and whether its
+	// session lasts one request (its Session ID then names nothing the
+	// client knows).
+	Protocol, TokenName string
+	Sessionless         bool
 
 	// Progress, Total and Message are set on EventCallProgress.
 	Progress, Total float64
@@ -231,6 +243,18 @@ func TraceID(tp string) string {
 		return ""
 	}
 	return tp[3:35]
+}
+
+// NewTraceID returns a random W3C trace ID (32 lower-case hex digits, not
+// all zeros).
+func NewTraceID() string {
+	var b [16]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if b != [16]byte{} {
+			return hex.EncodeToString(b[:])
+		}
+	}
 }
 
 // ValidTraceParent reports whether tp is a W3C traceparent of version 00
