@@ -1,6 +1,7 @@
 package scrub
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"unicode"
@@ -68,12 +69,12 @@ func init() {
 
 // candidates returns the shapes (bit i for shapes[i]) whose regular
 // expression may match text.
-func candidates(text string) uint64 {
+func candidates[T string | []byte](text T) uint64 {
 	found := always
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if c >= 0x80 {
-			return candidatesFolded(text)
+			return candidatesFolded(string(text))
 		}
 		for _, n := range needlesAt[c] {
 			if found&n.bit == 0 && hasWordAt(text[i:], n) {
@@ -86,12 +87,12 @@ func candidates(text string) uint64 {
 
 // hasWordAt reports whether s begins with n's word (in either case of
 // each ASCII letter, when n folds).
-func hasWordAt(s string, n needle) bool {
+func hasWordAt[T string | []byte](s T, n needle) bool {
 	if len(s) < len(n.word) {
 		return false
 	}
 	if !n.fold {
-		return s[:len(n.word)] == n.word
+		return string(s[:len(n.word)]) == n.word
 	}
 	for j := 0; j < len(n.word); j++ {
 		c := s[j]
@@ -140,4 +141,41 @@ func foldLower(r rune) rune {
 		return 's'
 	}
 	return unicode.ToLower(r)
+}
+
+// keyWords are words that every key name Value hides holds (secretKey).
+var keyWords = []string{"pass", "pwd", "secret", "token", "key", "auth", "cookie", "credential"}
+
+// keyWordsAt lists keyWords by their first byte, in both cases.
+var keyWordsAt = func() (at [256][]needle) {
+	for _, w := range keyWords {
+		n := needle{word: w, fold: true}
+		at[w[0]] = append(at[w[0]], n)
+		at[w[0]-'a'+'A'] = append(at[w[0]-'a'+'A'], n)
+	}
+	return at
+}()
+
+// HasKeyWord reports whether doc holds, in any case, a word that every
+// key name Value hides holds ("pass", "token", "key", ...). When it does
+// not, no object key in doc names a secret, and only the text of doc's
+// strings can hold one (see Find).
+func HasKeyWord(doc []byte) bool {
+	for i, c := range doc {
+		if c >= 0x80 {
+			lower := bytes.Map(foldLower, doc)
+			for _, w := range keyWords {
+				if bytes.Contains(lower, []byte(w)) {
+					return true
+				}
+			}
+			return false
+		}
+		for _, n := range keyWordsAt[c] {
+			if hasWordAt(doc[i:], n) {
+				return true
+			}
+		}
+	}
+	return false
 }

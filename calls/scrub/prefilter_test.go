@@ -89,12 +89,18 @@ func isASCII(s string) bool {
 
 // FuzzPrefilter checks that the prefilter is sound: a shape whose
 // expression matches a text is always among its candidates, so the
-// prefilter never hides a secret from the expressions.
+// prefilter never hides a secret from the expressions; and that Clean
+// says what Find says.
 func FuzzPrefilter(f *testing.F) {
 	for _, s := range prefilterSeeds {
 		f.Add(s)
 	}
+	f.Add("the SECRETVALUE here")
+	s := New(&Options{Secrets: []string{"SECRETVALUE"}})
 	f.Fuzz(func(t *testing.T, text string) {
+		if clean, found := s.Clean([]byte(text)), s.Find(text); clean != (len(found) == 0) {
+			t.Fatalf("Clean(%q) = %v, Find found %v", text, clean, found)
+		}
 		cand := candidates(text)
 		for i := range shapes {
 			if cand&(1<<i) == 0 && shapes[i].re.MatchString(text) {
@@ -119,5 +125,41 @@ func TestNonASCIIFoldsAreScrubbed(t *testing.T) {
 	}
 	if in := "café au lait"; s.String(in) != in {
 		t.Errorf("String changed %q", in)
+	}
+}
+
+// FuzzHasKeyWord checks that HasKeyWord is sound: a key that Value hides
+// always holds a key word, so a document without one has no such key.
+func FuzzHasKeyWord(f *testing.F) {
+	for _, k := range []string{"password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "API-KEY", "access_key",
+		"secret_key", "private_key", "auth_token", "access_token", "refresh_token", "client_secret", "authorization",
+		"Cookie", "credentials", "credential", "api_\u212aey", "\u017fecret", "name", "x"} {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		if secretKey.MatchString(key) && !HasKeyWord([]byte(key)) {
+			t.Fatalf("%q names a secret but HasKeyWord misses it", key)
+		}
+		if doc := []byte(`{"` + key + `":1}`); secretKey.MatchString(key) && !HasKeyWord(doc) {
+			t.Fatalf("%s names a secret but HasKeyWord misses it", doc)
+		}
+	})
+}
+
+// TestHasKeyWord: each key Value hides is found, in a document too, and
+// ordinary keys (the control) are not.
+func TestHasKeyWord(t *testing.T) {
+	for _, k := range []string{"password", "PASSWD", "api-key", "Authorization", "cookie", "credentials", "api_\u212aey", "\u017fecret"} {
+		if !secretKey.MatchString(k) {
+			t.Fatalf("test key %q does not name a secret", k)
+		}
+		if !HasKeyWord([]byte(`{"a":{"` + k + `":"v"}}`)) {
+			t.Errorf("HasKeyWord misses %q", k)
+		}
+	}
+	for _, doc := range []string{`{"x":1}`, `{"command":"ls -la","timeout":30}`, `{"café":"au lait"}`} {
+		if HasKeyWord([]byte(doc)) {
+			t.Errorf("HasKeyWord(%s) = true", doc)
+		}
 	}
 }
