@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // migrations take the schema from version i to i+1 (the database's
@@ -105,7 +106,9 @@ var migrations = []string{
 	// is the run's number (from runs, which maps prefixes to numbers)
 	// shifted left by runBits, plus the call's number: a lookup by ID is
 	// a lookup of the prefix and then of seq. Calls kept from before whose
-	// IDs are not of that form get a seq below 1<<runBits (run 0).
+	// IDs are not of that form (the store never wrote such IDs) keep their
+	// rowid as seq, below 1<<runBits (run 0) in any table that had fewer
+	// than 4 billion rows.
 	`CREATE TABLE runs (
 		n         INTEGER PRIMARY KEY AUTOINCREMENT,
 		prefix    TEXT NOT NULL UNIQUE,
@@ -116,7 +119,9 @@ var migrations = []string{
 			instr(id, '-') > 1 AND (substr(id, instr(id, '-') + 1) GLOB '[1-9]*' OR substr(id, instr(id, '-') + 1) = '0') AND substr(id, instr(id, '-') + 1) NOT GLOB '*[^0-9]*'
 				AND length(substr(id, instr(id, '-') + 1)) <= 10 AND CAST(substr(id, instr(id, '-') + 1) AS INTEGER) < 4294967296 AS ok
 		FROM calls;
-	INSERT INTO runs(prefix, opened_at) SELECT prefix, 0 FROM v5_calls WHERE ok GROUP BY prefix ORDER BY min(rid);
+	INSERT INTO runs(prefix, opened_at) SELECT DISTINCT substr(id, 1, instr(id, '-') - 1), 0 FROM calls
+		WHERE instr(id, '-') > 1 AND (substr(id, instr(id, '-') + 1) GLOB '[1-9]*' OR substr(id, instr(id, '-') + 1) = '0') AND substr(id, instr(id, '-') + 1) NOT GLOB '*[^0-9]*'
+			AND length(substr(id, instr(id, '-') + 1)) <= 10 AND CAST(substr(id, instr(id, '-') + 1) AS INTEGER) < 4294967296;
 	CREATE TABLE calls_v5 (
 		seq          INTEGER PRIMARY KEY,
 		id           TEXT NOT NULL,
@@ -138,7 +143,7 @@ var migrations = []string{
 		trace_id     TEXT NOT NULL DEFAULT ''
 	);
 	INSERT INTO calls_v5
-		SELECT CASE WHEN c.ok THEN (r.n << 32) + CAST(c.num AS INTEGER) ELSE row_number() OVER (PARTITION BY c.ok ORDER BY c.rid) END,
+		SELECT CASE WHEN c.ok THEN (r.n << 32) + CAST(c.num AS INTEGER) ELSE c.rid END,
 			c.id, c.session, c.client, c.call, c.kind, c.call_group, c.started_at, c.dur_us, c.outcome, c.reason, c.args,
 			c.args_bytes, c.args_sha256, c.result_bytes, c.run, c.model, c.trace_id
 		FROM v5_calls c LEFT JOIN runs r ON c.ok AND r.prefix = c.prefix;
@@ -170,6 +175,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	if v > len(migrations) {
 		return fmt.Errorf("%w (schema %d, this one knows up to %d)", ErrNewerSchema, v, len(migrations))
 	}
+	from, t0 := v, time.Now()
+	if v > 0 && v < len(migrations) {
+		// Schema 5 rewrites the calls table: seconds for a large history.
+		s.log.Info("trace store: migrating the database to the current schema; a large history takes a while", "path", s.path, "from", v, "to", len(migrations))
+	}
 	for v < len(migrations) {
 		err := s.step(ctx, v)
 		if err == nil {
@@ -184,6 +194,9 @@ func (s *Store) migrate(ctx context.Context) error {
 			return err
 		}
 		v = now
+	}
+	if from > 0 && from < len(migrations) {
+		s.log.Info("trace store: migrated", "path", s.path, "from", from, "to", len(migrations), "took", time.Since(t0).Round(time.Millisecond))
 	}
 	return nil
 }
