@@ -225,6 +225,13 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	s.done.Wait()
+	for _, b := range []*rowBuf{&s.calls, &s.events} {
+		for _, st := range b.stmts {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}
 	return s.db.Close()
 }
 
