@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/membrane-mcp/membrane/calls"
@@ -19,6 +20,30 @@ func echo(t *testing.T, r *calls.Router) {
 	add(t, r, calls.Call{Name: "echo", Kind: calls.KindTool, Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		return calls.Text("ok"), nil
 	})})
+}
+
+// echoRouter returns a router holding "echo", observed by tracing that
+// sends to client, and the tracing.
+func echoRouter(t *testing.T, client otlptrace.Client, vars map[string]string) (*calls.Router, *otel.Tracing) {
+	t.Helper()
+	tr, err := otel.Start(t.Context(), &otel.Options{Client: client, Getenv: env(vars)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := calls.NewRouter(&calls.RouterOptions{Observers: []calls.Observer{tr.Observer(nil)}})
+	echo(t, r)
+	t.Cleanup(func() { tr.Shutdown(context.Background()) })
+	return r, tr
+}
+
+// callEcho calls "echo" n times.
+func callEcho(t *testing.T, r *calls.Router, n int) {
+	t.Helper()
+	for range n {
+		if _, err := r.Call(t.Context(), "echo", &calls.Request{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestBatchFrom(t *testing.T) {
@@ -84,18 +109,8 @@ func (b *blocking) UploadTraces(ctx context.Context, rs []*tracepb.ResourceSpans
 // are sent once it answers.
 func TestQueueBound(t *testing.T) {
 	c := &blocking{release: make(chan struct{})}
-	tr, err := otel.Start(t.Context(), &otel.Options{Client: c, Getenv: env(map[string]string{
-		"OTEL_BSP_MAX_QUEUE_SIZE": "4", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2"})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := calls.NewRouter(&calls.RouterOptions{Observers: []calls.Observer{tr.Observer(nil)}})
-	echo(t, r)
-	for range 20 {
-		if _, err := r.Call(t.Context(), "echo", &calls.Request{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r, tr := echoRouter(t, c, map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "4", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2"})
+	callEcho(t, r, 20)
 	r.Close()
 	st := tr.Stats()
 	// The exporter holds at most a full queue (4) taken before its stuck
@@ -116,17 +131,8 @@ func TestQueueBound(t *testing.T) {
 // counted as failed; the calls are not affected.
 func TestExportFailure(t *testing.T) {
 	c := &capture{fail: errors.New("refused")}
-	tr, err := otel.Start(t.Context(), &otel.Options{Client: c, Getenv: env(nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := calls.NewRouter(&calls.RouterOptions{Observers: []calls.Observer{tr.Observer(nil)}})
-	echo(t, r)
-	for range 3 {
-		if _, err := r.Call(t.Context(), "echo", &calls.Request{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r, tr := echoRouter(t, c, nil)
+	callEcho(t, r, 3)
 	r.Close()
 	if err := tr.ForceFlush(t.Context()); err == nil {
 		t.Error("ForceFlush says nothing of the refused export")
@@ -141,13 +147,8 @@ func TestExportFailure(t *testing.T) {
 // flush.
 func TestShutdownExports(t *testing.T) {
 	c := &capture{}
-	tr, err := otel.Start(t.Context(), &otel.Options{Client: c, Getenv: env(nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := calls.NewRouter(&calls.RouterOptions{Observers: []calls.Observer{tr.Observer(nil)}})
-	echo(t, r)
-	r.Call(t.Context(), "echo", &calls.Request{})
+	r, tr := echoRouter(t, c, nil)
+	callEcho(t, r, 1)
 	r.Close()
 	if n := len(c.get()); n != 0 {
 		t.Fatalf("%d spans before the delay", n)
