@@ -2,10 +2,6 @@ package otel_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,26 +11,12 @@ import (
 	"github.com/membrane-mcp/membrane/calls/otel/oteltest"
 )
 
-// childCPU is the CPU time of the process's one child, the Jaeger (Linux;
-// zero elsewhere).
-func childCPU() time.Duration {
-	ts, _ := filepath.Glob("/proc/self/task/*/children")
-	for _, t := range ts {
-		b, _ := os.ReadFile(t)
-		for _, f := range strings.Fields(string(b)) {
-			st, _ := os.ReadFile("/proc/" + f + "/stat")
-			fs := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
-			u, _ := strconv.Atoi(fs[11])
-			s, _ := strconv.Atoi(fs[12])
-			return time.Duration(u+s) * 10 * time.Millisecond
-		}
-	}
-	return 0
-}
-
-func cpuNow() time.Duration {
+// selfCPU is the CPU time this process has used, to the microsecond.
+func selfCPU() time.Duration {
 	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
@@ -44,9 +26,11 @@ func finished(i int) calls.Event {
 }
 
 // BenchmarkSpan is the whole cost of one call's span, from the finished
-// event to its bytes sent to a real Jaeger v1.76, over OTLP/HTTP and gRPC:
-// cpu_ns/span counts every goroutine of this process (the exporter's too),
-// and jaeger_cpu_ns/span the collector's, which runs on the same cores. The
+// event to its bytes sent to a real Jaeger v1.76, over OTLP/HTTP and gRPC,
+// and of a call with a traceparent and a sandbox run (two spans):
+// cpu_ns/call counts every goroutine of this process (the exporter's too),
+// and jaeger_cpu_ns/call the collector's, which runs on the same cores (to
+// its 10 ms clock ticks: run enough calls). The
 // calls are paced (a flush every 512) so that none is lost to a full
 // queue; dropped says whether any was.
 func BenchmarkSpan(b *testing.B) {
@@ -55,8 +39,9 @@ func BenchmarkSpan(b *testing.B) {
 		b.Skip(why)
 	}
 	j := oteltest.StartJaeger(b, bin)
-	for _, proto := range []string{"http/protobuf", "grpc"} {
-		b.Run(proto, func(b *testing.B) {
+	for _, c := range []struct{ name, proto string }{{"http", "http/protobuf"}, {"grpc", "grpc"}, {"http-parent-run", "http/protobuf"}} {
+		proto := c.proto
+		b.Run(c.name, func(b *testing.B) {
 			ep := "http://" + j.OTLPHTTP
 			if proto == "grpc" {
 				ep = "http://" + j.OTLPGRPC
@@ -73,9 +58,15 @@ func BenchmarkSpan(b *testing.B) {
 			ev := make([]calls.Event, 256)
 			for i := range ev {
 				ev[i] = finished(i)
+				if c.name == "http-parent-run" {
+					// A call from a traced client that ran a process:
+					// two spans, the first continuing the client's trace.
+					ev[i].TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+					ev[i].Info = &calls.Info{Run: &calls.RunInfo{Isolation: "bwrap", StdoutBytes: 5, Start: time.Millisecond, Began: time.Now(), Wall: 2 * time.Millisecond}}
+				}
 			}
 			b.ReportAllocs()
-			c0, j0 := cpuNow(), childCPU()
+			c0, j0 := selfCPU(), oteltest.CPUTime(j.PID)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				o.Observe(ev[i%len(ev)])
@@ -90,8 +81,8 @@ func BenchmarkSpan(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(cpuNow()-c0)/float64(b.N), "cpu_ns/span")
-			b.ReportMetric(float64(childCPU()-j0)/float64(b.N), "jaeger_cpu_ns/span")
+			b.ReportMetric(float64(selfCPU()-c0)/float64(b.N), "cpu_ns/call")
+			b.ReportMetric(float64(oteltest.CPUTime(j.PID)-j0)/float64(b.N), "jaeger_cpu_ns/call")
 			st := tr.Stats()
 			b.ReportMetric(float64(st.Dropped), "dropped")
 			b.ReportMetric(float64(st.Exported), "exported")
