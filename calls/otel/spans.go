@@ -234,20 +234,22 @@ func (q *spanQueue) run() {
 // export sends everything queued now, MaxExport spans a request, and
 // returns the last error.
 func (q *spanQueue) export() error {
+	// Two arrays take turns: the calls fill one while the other is sent.
 	q.mu.Lock()
-	spans := q.queue
+	taken := q.queue
 	q.queue = q.spare[:0]
 	q.mu.Unlock()
 	var last error
-	for len(spans) > 0 {
+	for spans := taken; len(spans) > 0; {
 		n := min(len(spans), q.batch.MaxExport)
 		if err := q.send(spans[:n]); err != nil {
 			last = err
 		}
 		spans = spans[n:]
 	}
+	clear(taken) // the records' strings and Info are not kept alive
 	q.mu.Lock()
-	q.spare = spans[:0:cap(spans)]
+	q.spare = taken[:0]
 	q.mu.Unlock()
 	return last
 }
