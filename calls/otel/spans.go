@@ -632,5 +632,5 @@ func anyValue(v attribute.Value) *commonpb.AnyValue {
 	}
 	// Slices (which no resource detector of ours makes) travel as their
 	// JSON text.
-	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.Emit()}}
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.String()}}
 }
