@@ -63,12 +63,14 @@ func BenchmarkHandOffPaced(b *testing.B) {
 				return processCPU(b) - t0
 			}
 			b.ResetTimer()
+			rounds := 0
 			for done := 0; done < b.N; done += block {
 				cpuOff += run(off)
 				cpuOn += run(on)
+				rounds++
 			}
 			b.StopTimer()
-			n := float64(b.N/block*block) * 1000
+			n := float64(rounds*block) * 1000
 			b.ReportMetric(float64((cpuOn-cpuOff).Nanoseconds())/n, "cpu_us")
 		})
 	}

@@ -78,12 +78,14 @@ func observerCPU(b *testing.B, way string, withStore bool) {
 		return cpuTime(b) - t0
 	}
 	b.ResetTimer()
+	rounds := 0
 	for done := 0; done < b.N; done += block {
 		cpuOff += run(off, nil)
 		cpuOn += run(on, onR)
+		rounds++
 	}
 	b.StopTimer()
-	n := float64(b.N/block*block) * 1000 // µs
+	n := float64(rounds*block) * 1000 // µs
 	b.ReportMetric(float64(cpuOff.Nanoseconds())/n, "cpu_us_off")
 	b.ReportMetric(float64(cpuOn.Nanoseconds())/n, "cpu_us_on")
 	b.ReportMetric(float64((cpuOn-cpuOff).Nanoseconds())/n, "cpu_us_observing")
