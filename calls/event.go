@@ -324,8 +324,8 @@ type EventFilter interface {
 }
 
 // A BatchObserver is an Observer told each time it has been given a batch
-// of events: the router hands events on in batches (the events of about a
-// millisecond, in a burst of calls), so an observer that writes can write
+// of events: the router hands events on in batches (the events of a few
+// milliseconds, or up to 1,024 in a burst of calls), so an observer that writes can write
 // a batch at once, with one system call, instead of one per event.
 // EndBatch runs on the observer's goroutine, after the batch's last
 // Observe.

@@ -9,7 +9,7 @@
 // code, signal, isolation and output sizes or the model, host and tokens.
 //
 // The file is only appended to. The lines of one batch of the router's
-// events (the calls of about a millisecond) are written with one write,
+// events (the calls of a few milliseconds) are written with one write,
 // at the end of the batch: nothing waits longer in memory, so a crash
 // loses at most the lines of the last few milliseconds (there is no
 // fsync). When it passes Options.MaxFileBytes it is renamed to FILE.1
