@@ -110,3 +110,22 @@ func FuzzPlainParams(f *testing.F) {
 		}
 	})
 }
+
+// TestToolOfSharesCompactSchema: tools whose schema comes compact already
+// (ollama's model tools, which share one per shape) keep those very bytes,
+// so a server with hundreds of them holds one copy; a schema with space
+// in it is compacted into bytes of its own (the control).
+func TestToolOfSharesCompactSchema(t *testing.T) {
+	t.Parallel()
+	shared := json.RawMessage(`{"type":"object","properties":{"prompt":{"type":"string"}}}`)
+	a, b := calls.Call{Name: "a", InputSchema: shared}, calls.Call{Name: "b", InputSchema: shared}
+	ra, rb := toolOf(&a).InputSchema.(json.RawMessage), toolOf(&b).InputSchema.(json.RawMessage)
+	if &ra[0] != &shared[0] || &rb[0] != &shared[0] {
+		t.Errorf("a compact schema was copied")
+	}
+	spaced := json.RawMessage(`{"type": "object"}`)
+	c := calls.Call{Name: "c", InputSchema: spaced}
+	if rc := toolOf(&c).InputSchema.(json.RawMessage); &rc[0] == &spaced[0] || string(rc) != `{"type":"object"}` {
+		t.Errorf("a spaced schema came out as %s", rc)
+	}
+}
