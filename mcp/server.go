@@ -345,6 +345,9 @@ const runCloseGrace = 2 * time.Second
 // Run cancels the session's running calls, closes it and returns nil as
 // well: the caller asked for the end.
 func (s *Server) Run(ctx context.Context, t sdk.Transport) error {
+	if rt, ok := t.(*ResilientStdioTransport); ok {
+		t = s.withListCache(rt)
+	}
 	ss, err := s.sdk.Connect(context.WithoutCancel(ctx), t, nil)
 	if err != nil {
 		return fmt.Errorf("mcp: connect: %w", err)

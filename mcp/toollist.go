@@ -446,6 +446,19 @@ func (h *httpHandler) fastModernList(w http.ResponseWriter, r *http.Request, msg
 	return writeList(w, msg, h.s.lists.get(version, listKey(ml.version, names, h.s.visibleTo(r.Context(), user))))
 }
 
+// withListCache returns a copy of t whose connection answers tools/list
+// from the answers the SDK gave the session before (stdioConn.answerList),
+// at the same version of the tool set and the same view of the scope (the
+// stdio user is "").
+func (s *Server) withListCache(t *ResilientStdioTransport) *ResilientStdioTransport {
+	c := *t
+	c.listState = func() (uint64, string, bool) {
+		version, names := s.lists.snapshot()
+		return version, listKey("stdio", names, s.visibleTo(context.Background(), "")), s.isReady() && !s.isClosed()
+	}
+	return &c
+}
+
 // isClosed reports whether Close has begun.
 func (s *Server) isClosed() bool {
 	select {
