@@ -299,7 +299,7 @@ func (c *stdioConn) keepList(r *jsonrpc.Response, now stdioList) {
 	if c.lists == nil || len(c.lists) >= maxStdioLists {
 		c.lists = map[paramsDigest]stdioList{}
 	}
-	p.result = r.Result
+	p.result = bytes.Clone(r.Result) // exactly its size: the SDK's buffer grew by doubling
 	c.lists[p.digest] = p
 }
 
@@ -423,11 +423,6 @@ func (c *stdioConn) writeLine(data []byte) error {
 
 // writeLocked writes one line; it runs with wmu held.
 func (c *stdioConn) writeLocked(data []byte) error {
-	select {
-	case <-c.closed:
-		return io.ErrClosedPipe
-	default:
-	}
 	buf := make([]byte, 0, len(data)+1)
 	buf = append(append(buf, data...), '\n')
 	return c.writeFramedLocked(buf)

@@ -58,6 +58,7 @@ type toolListCache struct {
 	version  uint64
 	names    []string          // the tools served, in name order
 	entries  map[string][]byte // by listKey: the encoded result
+	bytes    int               // of the entries
 	accepted map[paramsDigest]struct{}
 }
 
@@ -66,9 +67,15 @@ type toolListCache struct {
 type paramsDigest [sha256.Size]byte
 
 // maxToolListEntries bounds the cache: there is one entry per protocol
-// version and distinct scope, a small set; past the bound nothing more is
-// kept (those requests take the SDK's path).
+// version and distinct scope, a small set; past the bound (or past
+// maxToolListBytes) nothing more is kept (those requests take the SDK's
+// path).
 const maxToolListEntries = 256
+
+// maxToolListBytes bounds the bytes of the entries: a list of 1,000 model
+// tools is about 3.7 MB, and each protocol version and scope view keeps
+// its own.
+const maxToolListBytes = 64 << 20
 
 // maxAcceptedParams bounds the sessionless params kept: one per client
 // build and version, in practice, at 32 bytes each.
@@ -81,6 +88,7 @@ func (c *toolListCache) changed(add, remove []string) {
 	defer c.mu.Unlock()
 	c.version++
 	c.entries = nil
+	c.bytes = 0
 	c.accepted = nil
 	if len(add) == 0 && len(remove) == 0 {
 		return
@@ -119,13 +127,14 @@ func (c *toolListCache) get(version uint64, key string) []byte {
 func (c *toolListCache) put(version uint64, key string, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.version != version || len(c.entries) >= maxToolListEntries {
+	if _, ok := c.entries[key]; ok || c.version != version || len(c.entries) >= maxToolListEntries || c.bytes+len(data) > maxToolListBytes {
 		return
 	}
 	if c.entries == nil {
 		c.entries = map[string][]byte{}
 	}
 	c.entries[key] = data
+	c.bytes += len(data)
 }
 
 // accept records that the SDK answered the sessionless params of d with
@@ -221,6 +230,8 @@ func (s *Server) captureToolList(next sdk.MethodHandler) sdk.MethodHandler {
 				out = s.asSDKSendsModern(out)
 			}
 			if data, err := marshalNoEscape(out); err == nil {
+				// Exactly its size: the encoder's buffer grew by doubling.
+				data = bytes.Clone(data)
 				s.lists.put(version, key, data)
 				if sessionless {
 					s.lists.accept(version, modern.digest)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,7 @@ func BenchmarkToolsListBackends(b *testing.B) {
 			spare[i] = make([]byte, 0, (total+3)*5<<10)
 		}
 		runtime.GC()
-		heap0 := heapInUse()
+		heap0 := heapLive()
 		r := calls.NewRouter(nil)
 		var bs []ollama.Backend
 		for i, s := range srvs {
@@ -135,7 +136,7 @@ func BenchmarkToolsListBackends(b *testing.B) {
 			}
 		}
 		runtime.GC()
-		sz.heap = heapInUse() - heap0
+		sz.heap = heapLive() - heap0
 		runtime.KeepAlive(m)
 		sz.list["client"] = clientLister(b, r, sz.tools)
 		sizes = append(sizes, sz)
@@ -187,6 +188,13 @@ func BenchmarkToolsListBackends(b *testing.B) {
 	b.ReportMetric(float64(last.bytes)/1024/float64(last.tools), "list_KiB_per_tool")
 	b.ReportMetric(rssMiB(), "rss_MiB")
 	b.ReportMetric(0, "ns/op")
+}
+
+// heapLive is the heap the last GC found live (the caller runs one).
+func heapLive() int64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
 }
 
 // slope is the least-squares slope of ys over xs.
