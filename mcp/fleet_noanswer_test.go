@@ -1,13 +1,10 @@
 package mcp_test
 
 import (
-	"bytes"
 	"errors"
-	"os"
+	"fmt"
 	"os/exec"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -83,24 +80,9 @@ func TestFleetServerNeverAnswers(t *testing.T) {
 // exited (zombies excluded), as "pid comm".
 func groupMembers(pgid int) []string {
 	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		j := bytes.IndexByte(b, '(')
-		if i < 0 || j < 0 {
-			continue
-		}
-		// After the command: state, ppid, pgrp.
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			out = append(out, e.Name()+" "+string(b[j+1:i]))
+	for _, p := range mcptest.Procs() {
+		if p.PGID == pgid && p.State != "Z" {
+			out = append(out, fmt.Sprintf("%d %s", p.PID, p.Comm))
 		}
 	}
 	return out

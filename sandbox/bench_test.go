@@ -371,8 +371,8 @@ func BenchmarkCgroupCost(b *testing.B) {
 // pool to refill, as between clients.
 //
 // The first-session cases time the first call of the first session of a
-// new Sandbox instead, one made for each round (with Warm 4 as "spare",
-// and Warm 0 as "no-spare"), after an untimed pause for the start-up
+// new Sandbox instead, one made for each round (with Warm 4 and Prewarm
+// as "spare", and Warm 0 as "no-spare"), after an untimed pause for the start-up
 // probe and anything prepared in the background, as a client's
 // initialize and tools/list give it.
 func BenchmarkFirstCall(b *testing.B) {
@@ -406,6 +406,9 @@ func benchFirstSession(b *testing.B, tool string) {
 		for _, c := range s.Calls() {
 			r.Add(c)
 		}
+		if warm > 0 {
+			s.Prewarm() // as membrane does once its tools are in
+		}
 		sess := calls.NewSession("")
 		defer sess.Close()
 		time.Sleep(300 * time.Millisecond)
@@ -420,15 +423,7 @@ func benchFirstSession(b *testing.B, tool string) {
 	}
 	var spare, cold time.Duration
 	b.ResetTimer()
-	for i := range b.N {
-		if i%2 == 0 {
-			spare += first(4)
-			cold += first(0)
-		} else {
-			cold += first(0)
-			spare += first(4)
-		}
-	}
+	alternate(b.N, func() { spare += first(4) }, func() { cold += first(0) })
 	b.StopTimer()
 	report(b, cold, spare, "no-spare", "spare")
 }
@@ -537,15 +532,21 @@ func benchFirstCallAfterStart(b *testing.B, tool string, think bool) {
 	first("warm") // the page cache
 	var warm, cold time.Duration
 	b.ResetTimer()
-	for i := range b.N {
-		if i%2 == 0 {
-			warm += first("warm")
-			cold += first("cold")
-		} else {
-			cold += first("cold")
-			warm += first("warm")
-		}
-	}
+	alternate(b.N, func() { warm += first("warm") }, func() { cold += first("cold") })
 	b.StopTimer()
 	report(b, cold, warm, "cold", "warm")
+}
+
+// alternate runs a and b n times each, swapping which goes first every
+// round, so that neither always runs in the other's wake.
+func alternate(n int, a, b func()) {
+	for i := range n {
+		if i%2 == 0 {
+			a()
+			b()
+		} else {
+			b()
+			a()
+		}
+	}
 }
