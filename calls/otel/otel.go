@@ -15,8 +15,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -358,8 +361,11 @@ func (o *Observer) modelSpan(ctx context.Context, m *calls.ModelInfo, callStart,
 		semconv.GenAIUsageInputTokens(m.TokensIn),
 		semconv.GenAIUsageOutputTokens(m.TokensOut),
 	}
-	if m.Host != "" {
-		attrs = append(attrs, semconv.ServerAddress(m.Host))
+	if host, port := serverAddr(m.Host); host != "" {
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if port > 0 {
+			attrs = append(attrs, semconv.ServerPort(port))
+		}
 	}
 	if m.FirstToken > 0 {
 		attrs = append(attrs, attribute.Float64("membrane.model.first_token_ms", float64(m.FirstToken.Microseconds())/1000))
@@ -372,6 +378,37 @@ func (o *Observer) modelSpan(ctx context.Context, m *calls.ModelInfo, callStart,
 		s.SetStatus(codes.Error, outcome.String())
 	}
 	s.End(trace.WithTimestamp(end))
+}
+
+// serverAddr splits a model host as membrane names it (a base URL such as
+// http://127.0.0.1:11434, or host:port) into the semantic conventions'
+// server.address, a bare host name or IP, and server.port (the scheme's
+// when the URL gives none; 0 when unknown).
+func serverAddr(h string) (string, int) {
+	if h == "" {
+		return "", 0
+	}
+	if strings.Contains(h, "://") {
+		u, err := url.Parse(h)
+		if err != nil || u.Hostname() == "" {
+			return h, 0
+		}
+		port, _ := strconv.Atoi(u.Port())
+		if port == 0 {
+			switch u.Scheme {
+			case "http":
+				port = 80
+			case "https":
+				port = 443
+			}
+		}
+		return u.Hostname(), port
+	}
+	if host, p, err := net.SplitHostPort(h); err == nil {
+		port, _ := strconv.Atoi(p)
+		return host, port
+	}
+	return h, 0
 }
 
 // span is the time of a child span: as measured when it was, else the

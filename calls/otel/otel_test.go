@@ -133,7 +133,7 @@ func TestSpans(t *testing.T) {
 	})})
 	add(t, r, calls.Call{Name: "ollama_qwen", Kind: calls.KindModel, Handler: calls.HandlerFunc(func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		return &calls.Result{Content: []calls.Content{{Type: "text", Text: "hi"}}, Info: &calls.Info{Model: &calls.ModelInfo{
-			Model: "qwen", Host: "127.0.0.1:11434", TokensIn: 11, TokensOut: 4, FirstToken: time.Millisecond, Began: began, Took: 3 * time.Millisecond}}}, nil
+			Model: "qwen", Host: "http://127.0.0.1:11434", TokensIn: 11, TokensOut: 4, FirstToken: time.Millisecond, Began: began, Took: 3 * time.Millisecond}}}, nil
 	})})
 	sess := calls.NewSession("sess-1")
 	if _, err := r.Call(t.Context(), "sh", &calls.Request{Session: sess, Arguments: json.RawMessage(`{"cmd":"exit 3"}`), TraceParent: parent, TraceState: "k=v"}); err != nil {
@@ -191,7 +191,8 @@ func TestSpans(t *testing.T) {
 	ca := attrs(chat)
 	if chat.Parent.SpanID() != model.SpanContext.SpanID() || chat.SpanKind != trace.SpanKindClient ||
 		ca["gen_ai.request.model"].AsString() != "qwen" || ca["gen_ai.usage.input_tokens"].AsInt64() != 11 ||
-		ca["gen_ai.usage.output_tokens"].AsInt64() != 4 || ca["gen_ai.provider.name"].AsString() != "ollama" || ca["server.address"].AsString() != "127.0.0.1:11434" {
+		ca["gen_ai.usage.output_tokens"].AsInt64() != 4 || ca["gen_ai.provider.name"].AsString() != "ollama" ||
+		ca["server.address"].AsString() != "127.0.0.1" || ca["server.port"].AsInt64() != 11434 {
 		t.Errorf("chat span %v parent %s", ca, chat.Parent.SpanID())
 	}
 	if len(exp.GetSpans()) != 4 {
