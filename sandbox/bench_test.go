@@ -413,13 +413,7 @@ func benchFirstSession(b *testing.B, tool string) {
 		defer sess.Close()
 		time.Sleep(300 * time.Millisecond)
 		b.StartTimer()
-		t0 := time.Now()
-		res, err := r.Call(context.Background(), tool, &calls.Request{Arguments: args, Session: sess})
-		d := time.Since(t0)
-		if err != nil || res.IsError {
-			b.Fatal(err, res.TextOf())
-		}
-		return d
+		return timedCall(b, r, tool, args, sess)
 	}
 	var spare, cold time.Duration
 	b.ResetTimer()
@@ -455,13 +449,7 @@ func benchFirstCall(b *testing.B, tool string) {
 	first := func(r *calls.Router) time.Duration {
 		sess := calls.NewSession("")
 		defer sess.Close()
-		t0 := time.Now()
-		res, err := r.Call(context.Background(), tool, &calls.Request{Arguments: args, Session: sess})
-		d := time.Since(t0)
-		if err != nil || res.IsError {
-			b.Fatal(err, res.TextOf())
-		}
-		return d
+		return timedCall(b, r, tool, args, sess)
 	}
 	spareR, spareS := mk(true)
 	coldR, _ := mk(false)
@@ -549,4 +537,15 @@ func alternate(n int, a, b func()) {
 			a()
 		}
 	}
+}
+
+// timedCall times one call of tool through r in sess, which must succeed.
+func timedCall(b *testing.B, r *calls.Router, tool string, args json.RawMessage, sess *calls.Session) time.Duration {
+	t0 := time.Now()
+	res, err := r.Call(context.Background(), tool, &calls.Request{Arguments: args, Session: sess})
+	d := time.Since(t0)
+	if err != nil || res.IsError {
+		b.Fatal(err, res.TextOf())
+	}
+	return d
 }
