@@ -298,6 +298,15 @@ func TraceID(tp string) string {
 	return tp[3:35]
 }
 
+// Trace returns the trace ID of the call: TraceID, or for an event made
+// without it (by hand, not by a router), its traceparent's.
+func (e *Event) Trace() string {
+	if e.TraceID != "" {
+		return e.TraceID
+	}
+	return TraceID(e.TraceParent)
+}
+
 // NewTraceID returns a random W3C trace ID (32 lower-case hex digits, not
 // all zeros).
 func NewTraceID() string {

@@ -15,7 +15,7 @@ import (
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
 
-// TestUntracedCallsLeadToTheirTrace runs the real binary over HTTP with
+// TestJaegerUntracedCalls runs the real binary over HTTP with
 // named tokens, the store, the audit log and tracing to a real Jaeger, and
 // two clients that send no traceparent (as Claude Desktop does): alice on
 // the sessionless protocol (2026-07-28), bob with a 2025-11-25 session.
@@ -25,7 +25,7 @@ import (
 // Jaeger holds each trace, whose tools/call span names the store's call ID
 // (membrane.call.id) and the protocol version, with an mcp.session.id only
 // for the client that has a session.
-func TestUntracedCallsLeadToTheirTrace(t *testing.T) {
+func TestJaegerUntracedCalls(t *testing.T) {
 	bin := binary(t)
 	jbin, why := oteltest.JaegerPath()
 	if jbin == "" {
