@@ -355,7 +355,6 @@ func (o *Observer) Observe(e calls.Event) {
 // SpanSandboxRun names the span of a sandboxed process.
 const SpanSandboxRun = "sandbox run"
 
-
 // span is the time of a child span: as measured when it was, else the
 // call's own time.
 func span(began time.Time, took time.Duration, callStart, callEnd time.Time) (time.Time, time.Time) {
