@@ -452,7 +452,7 @@ func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chat
 		cut = why != ""
 	}
 	if cut && h.oa == nil && !(creq.Truncate != nil && *creq.Truncate) {
-		notes = append(notes, "[warning: "+why+", so Ollama probably cut the beginning of the input; shorten it, or raise options.num_ctx (up to the model's context length)]")
+		notes = append(notes, "[warning: "+why+", so Ollama probably cut the beginning of the input; "+cutAdvice(creq, st.numCtx, st.final.PromptEvalCount, mod.ContextLength)+"]")
 		out["context_full"] = true
 	}
 	if st.final.DoneReason == "length" {
