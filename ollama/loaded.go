@@ -2,6 +2,7 @@ package ollama
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"time"
 )
@@ -40,8 +41,9 @@ func (h *host) readLoaded(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A copy: calls that run meanwhile (markLoaded) write to h.loaded.
 	h.mu.Lock()
-	old := h.loaded
+	old := maps.Clone(h.loaded)
 	h.mu.Unlock()
 	loaded := make(map[string]loadedModel, len(resp.Models))
 	for _, p := range resp.Models {
@@ -61,10 +63,12 @@ func (h *host) readLoaded(ctx context.Context) error {
 		}
 		loaded[key] = loadedModel{Name: name, Expires: p.ExpiresAt, SizeVRAM: p.SizeVRAM, ContextLength: ctxLen, Asked: old[key].Asked, AskedKnown: old[key].AskedKnown}
 	}
+	// Learn from the reading while it is still this call's own: once it
+	// is h.loaded, calls write to it.
+	h.sched.observeLoaded(old, loaded, time.Now())
 	h.mu.Lock()
 	h.loaded = loaded
 	h.mu.Unlock()
-	h.sched.observeLoaded(old, loaded, time.Now())
 	return nil
 }
 
