@@ -327,7 +327,7 @@ func (o *openAI) listModels(ctx context.Context, hc *http.Client) ([]tagModel, e
 // names, and repeated ids, are dropped.
 func (o *openAI) parseModels(body []byte) ([]tagModel, error) {
 	var resp struct {
-		Data []struct {
+		Data *[]struct {
 			ID          string `json:"id"`
 			OwnedBy     string `json:"owned_by"`
 			MaxModelLen int    `json:"max_model_len"` // vLLM
@@ -337,11 +337,15 @@ func (o *openAI) parseModels(body []byte) ([]tagModel, error) {
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &resp); err != nil {
-		return nil, fmt.Errorf("malformed /models reply: %w", err)
+		return nil, fmt.Errorf("%w (%v)", errNotModelList, err)
+	}
+	if resp.Data == nil {
+		// A JSON reply without "data": another API at this URL.
+		return nil, fmt.Errorf("%w (it has no \"data\" list)", errNotModelList)
 	}
 	var out []tagModel
 	seen := map[string]bool{}
-	for _, d := range resp.Data {
+	for _, d := range *resp.Data {
 		if !validModelName(d.ID) || seen[d.ID] {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ollama/ollama/api"
 
@@ -265,4 +266,25 @@ func TestBrokenRunnerIsNotAMissingModel(t *testing.T) {
 	if res := call(t, r, "chat_ceo_chat", map[string]any{"prompt": "hi"}); !res.IsError || !strings.Contains(res.TextOf(), "is no longer on") {
 		t.Errorf("404: %s", res.TextOf())
 	}
+}
+
+// FuzzPlainReply checks the error-body shortener: text that is not an HTML
+// page passes unchanged; a page becomes a short "an HTML page" line in
+// valid UTF-8, whatever its bytes.
+func FuzzPlainReply(f *testing.F) {
+	f.Add("404 page not found")
+	f.Add("<!DOCTYPE HTML>\n<html><head><title>Error response</title></head></html>")
+	f.Add("  <html><TITLE> İİİ </TITLE>")
+	f.Add("<html><title></title>")
+	f.Fuzz(func(t *testing.T, msg string) {
+		got := plainReply(msg)
+		low := strings.ToLower(strings.TrimSpace(msg))
+		page := strings.HasPrefix(low, "<!doctype html") || strings.HasPrefix(low, "<html")
+		switch {
+		case !page && got != msg:
+			t.Fatalf("plainReply(%q) = %q; want it unchanged", msg, got)
+		case page && (!strings.HasPrefix(got, "an HTML page") || len(got) > len("an HTML page: ")+80+len("…") || !utf8.ValidString(got)):
+			t.Fatalf("plainReply(%q) = %q", msg, got)
+		}
+	})
 }
