@@ -122,8 +122,11 @@ func describeBackendErr(err error, keySent bool) string {
 		}
 		return err.Error() + ": no OpenAI-compatible API at this URL"
 	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused (is the server running, and on this port?)"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return "the connection was closed (did the server stop or restart?)"
 	}
 	return describeHostErr(err)
 }

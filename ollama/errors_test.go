@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"unicode/utf8"
 
@@ -287,4 +290,31 @@ func FuzzPlainReply(f *testing.F) {
 			t.Fatalf("plainReply(%q) = %q", msg, got)
 		}
 	})
+}
+
+// TestDescribeBackendErr: a backend's faults are told in its own words,
+// never with Ollama's advice; an Ollama host's keep theirs (the control).
+func TestDescribeBackendErr(t *testing.T) {
+	eof := &url.Error{Op: "Post", URL: "http://h:1/v1/chat/completions", Err: io.EOF}
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{eof, "the connection was closed (did the server stop or restart?)"},
+		{refused, "connection refused (is the server running, and on this port?)"},
+		{api.StatusError{StatusCode: 401, ErrorMessage: "Unauthorized"}, "HTTP 401 (Unauthorized): the server refused the API key set for this backend"},
+		{api.StatusError{StatusCode: 404, ErrorMessage: "<html><title>Not Found</title></html>"}, "HTTP 404 (an HTML page: Not Found) for GET models: no OpenAI-compatible API at this URL"},
+	} {
+		got := describeBackendErr(tt.err, true)
+		if got != tt.want || strings.Contains(got, "Ollama") || strings.Contains(got, "ollama") {
+			t.Errorf("describeBackendErr(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+	if got := describeHostErr(eof); !strings.Contains(got, "did Ollama stop or restart?") {
+		t.Errorf("an Ollama host's closed connection: %q", got)
+	}
+	if got := explainFrom("the OpenAI-compatible server", eof, "m", "friend (http://h:1/v1)", 0); strings.Contains(got, "Ollama") || !strings.Contains(got, "did the server stop") {
+		t.Errorf("a backend call whose connection closed: %q", got)
+	}
 }
