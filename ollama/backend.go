@@ -151,6 +151,9 @@ func backendURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// ErrNoKey means a backend's key variable or key file gives no key.
+var ErrNoKey = errors.New("no API key")
+
 // key returns the backend's API key: APIKey, else from KeyEnv or KeyFile.
 func (b *Backend) key() (string, error) {
 	switch {
@@ -159,7 +162,7 @@ func (b *Backend) key() (string, error) {
 	case b.KeyEnv != "":
 		v := strings.TrimSpace(os.Getenv(b.KeyEnv))
 		if v == "" {
-			return "", fmt.Errorf("backend %s: the key variable %s is empty or unset", b.Name, b.KeyEnv)
+			return "", fmt.Errorf("backend %s: %w: the variable %s is empty or unset; set it in membrane's environment, or give the key by file", b.Name, ErrNoKey, b.KeyEnv)
 		}
 		return v, nil
 	case b.KeyFile != "":
@@ -169,7 +172,7 @@ func (b *Backend) key() (string, error) {
 		}
 		v := strings.TrimSpace(string(raw))
 		if v == "" || strings.ContainsAny(v, "\r\n") {
-			return "", fmt.Errorf("backend %s: key file %s must hold one line, the key", b.Name, b.KeyFile)
+			return "", fmt.Errorf("backend %s: %w: the key file %s must hold one line, the key", b.Name, ErrNoKey, b.KeyFile)
 		}
 		return v, nil
 	}

@@ -2,6 +2,7 @@ package ollama
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,8 +24,11 @@ func diagnoseBackends(ctx context.Context, backends []Backend, slow time.Duratio
 	for _, b := range backends {
 		h, err := newBackendHost(b, hc)
 		if err != nil {
-			out = append(out, diag.Check{Name: "backend " + b.Name, Status: diag.StatusFail, Detail: err.Error(),
-				Fix: "give the backend as NAME=URL, with ,key-env=VAR or ,key-file=PATH for its key", Setting: "openai.backend_urls"})
+			fix := "give the backend as NAME=URL, with ,key-env=VAR or ,key-file=PATH for its key"
+			if errors.Is(err, ErrNoKey) {
+				fix = "set the key's variable in membrane's environment (with Docker Compose, in the env file), or point the backend's key-file at a file holding the key; membrane does not start without it"
+			}
+			out = append(out, diag.Check{Name: "backend " + b.Name, Status: diag.StatusFail, Detail: err.Error(), Fix: fix, Setting: "openai.backend_urls"})
 			continue
 		}
 		name := "backend " + h.name

@@ -51,6 +51,7 @@ func TestE2EDiagnoseBackends(t *testing.T) {
 			{Name: "nokey", URL: keyed.URL + "/v1"},
 			{Name: "wrongkey", URL: keyed.URL + "/v1", KeyEnv: "DIAG_WRONG_KEY"},
 			{Name: "page", URL: page.URL + "/v1"},
+			{Name: "unset", URL: srv.URL + "/v1", KeyEnv: "DIAG_UNSET_KEY"},
 		})
 		want := []struct {
 			name        string
@@ -64,13 +65,14 @@ func TestE2EDiagnoseBackends(t *testing.T) {
 			{"nokey", diag.StatusFail, "the server wants an API key, and none is set for this backend", "key-env=VAR"},
 			{"wrongkey", diag.StatusFail, "HTTP 401 (Unauthorized): the server refused the API key set for this backend", "the key its server expects"},
 			{"page", diag.StatusFail, "not an OpenAI model list", "OpenAI-compatible base"},
+			{"unset", diag.StatusFail, "no API key: the variable DIAG_UNSET_KEY is empty or unset", "set the key's variable in membrane's environment"},
 		}
 		if len(checks) != len(want) {
 			t.Fatalf("%d checks, want %d: %+v", len(checks), len(want), checks)
 		}
 		for i, w := range want {
 			c := checks[i]
-			if !strings.HasPrefix(c.Name, "backend "+w.name+" (") || c.Status != w.status || !strings.Contains(c.Detail, w.detail) || !strings.Contains(c.Fix, w.fix) {
+			if !strings.HasPrefix(c.Name, "backend "+w.name) || c.Status != w.status || !strings.Contains(c.Detail, w.detail) || !strings.Contains(c.Fix, w.fix) {
 				t.Errorf("%s: %s %s: %q, fix %q; want %s with %q, fix with %q", w.name, c.Status, c.Name, c.Detail, c.Fix, w.status, w.detail, w.fix)
 			}
 			if strings.Contains(c.Detail+c.Fix, "ollama serve") || strings.Contains(c.Detail, "<html") {
