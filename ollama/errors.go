@@ -135,22 +135,14 @@ func describeBackendErr(err error, keySent bool) string {
 // server's or a proxy's error page) becomes its title; any other text
 // stays as it is (statusError already bounds it).
 func plainReply(msg string) string {
-	page := strings.TrimSpace(msg)
-	low := strings.ToLower(page)
-	if !strings.HasPrefix(low, "<!doctype html") && !strings.HasPrefix(low, "<html") {
+	title, page := calls.HTMLPage(msg)
+	switch {
+	case !page:
 		return msg
+	case title == "":
+		return "an HTML page"
 	}
-	// low indexes page only where lowering kept every byte in place.
-	if len(low) == len(page) {
-		if i := strings.Index(low, "<title>"); i >= 0 {
-			if j := strings.Index(low[i:], "</title>"); j > 0 {
-				if title := strings.TrimSpace(page[i+len("<title>") : i+j]); title != "" {
-					return "an HTML page: " + truncateString(calls.ValidUTF8(title), 80)
-				}
-			}
-		}
-	}
-	return "an HTML page"
+	return "an HTML page: " + truncateString(title, 80)
 }
 
 // failure is the kind of failure an Ollama error reply reports.

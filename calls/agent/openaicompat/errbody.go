@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/membrane-mcp/membrane/calls"
 )
 
 // maxErrorBody bounds the error reply the client reads.
@@ -71,20 +73,13 @@ func errorText(body []byte) (string, bool) {
 // plainBody is a non-JSON error body as a message shows it: a web page by
 // its title, other text cut to a line.
 func plainBody(body []byte) string {
-	s := strings.TrimSpace(strings.ToValidUTF8(string(body), "�"))
-	low := strings.ToLower(s)
-	if strings.HasPrefix(low, "<!doctype html") || strings.HasPrefix(low, "<html") {
-		title := ""
-		if i := strings.Index(low, "<title>"); i >= 0 && len(low) == len(s) {
-			if j := strings.Index(low[i:], "</title>"); j > 0 {
-				title = strings.TrimSpace(s[i+len("<title>") : i+j])
-			}
-		}
+	if title, page := calls.HTMLPage(string(body)); page {
 		if title == "" {
 			return "an HTML page, not an OpenAI-compatible API reply"
 		}
 		return "an HTML page (" + trimTo(title, 80) + "), not an OpenAI-compatible API reply"
 	}
+	s := strings.TrimSpace(strings.ToValidUTF8(string(body), "�"))
 	if s == "" {
 		return "an empty reply, not an OpenAI-compatible API reply"
 	}
