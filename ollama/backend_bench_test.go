@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -30,36 +31,36 @@ import (
 )
 
 // BenchmarkBackendChatOverhead sends one chat to a real OpenAI-compatible
-// server (Ollama's /v1) three ways in each iteration, in turn (the order
-// rotates): the streamed request straight to it, read to its [DONE];
-// through membrane (MCP client, server adapter, router, the backend's chat
-// tool); and on the router without MCP (router_µs), to tell this package's
-// share from the MCP adapter's. The straight request is the very body
-// membrane sends, captured from one call through a recording proxy before
-// the timing, so both ask the server for the same work. ratio is the
-// median through membrane over the median straight; router_ratio the same
-// without MCP. The target is 1.05.
+// server (Ollama's /v1) in turn (the order rotates) straight to it, read to
+// its [DONE], and through membrane, over each transport a client uses:
 //
-// The MCP share is split three ways (medians): sdk_in_µs from the client's
-// CallTool to the go-sdk server handing the request to membrane's
-// middleware (client encoding, the in-memory transport, the SDK's decoding
-// and dispatch); adapter_µs, membrane's middleware and tool handler around
-// the router; sdk_out_µs from membrane's result back to the client's
-// return; mcp_router_µs is the router's share of a call through MCP, to
-// set against router_µs. The benchmark sends no progress token, so no progress
-// notification is part of any of them.
+//   - inmemory: go-sdk's in-memory transport to a server in this process,
+//     with a third way, the router without MCP (router_µs), to tell this
+//     package's share from the MCP adapter's;
+//   - stdio: the membrane binary as a subprocess on its stdin and stdout,
+//     as Claude Desktop runs it;
+//   - http and http-2025-11-25: the membrane binary serving streamable
+//     HTTP on loopback, to a client of the newest protocol (no session)
+//     and to one of the newest with sessions.
+//
+// The straight request is the very body membrane sends, captured from one
+// call through a recording proxy before the timing, so both ask the server
+// for the same work. ratio is the median through membrane over the median
+// straight; router_ratio the same without MCP. The target is 1.05.
+//
+// In inmemory the MCP share is split three ways (medians): sdk_in_µs from
+// the client's CallTool to the go-sdk server handing the request to
+// membrane's middleware (client encoding, the in-memory transport, the
+// SDK's decoding and dispatch); adapter_µs, membrane's middleware and tool
+// handler around the router; sdk_out_µs from membrane's result back to the
+// client's return; mcp_router_µs is the router's share of a call through
+// MCP, to set against router_µs. No call sends a progress token, so no
+// progress notification is part of any of them.
 func BenchmarkBackendChatOverhead(b *testing.B) {
 	srv := ollamatest.Start(b)
 	srv.Create(b, "scripted:latest", scripted())
 	prompt := "What did the command print?"
 	body := capturedChatBody(b, srv.URL, "chat_scripted", prompt)
-	r := calls.NewRouter(nil)
-	m, err := ollama.New(ollama.Config{Hosts: []string{"127.0.0.1:1"}, Backends: []ollama.Backend{{Name: "friend", URL: srv.URL + "/v1"}}}, r, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m.Refresh(b.Context()) // the Ollama host is down on purpose
-	cs, ph := phasedConnect(b, r)
 	hc := &http.Client{}
 	viaDirect := func() {
 		resp, err := hc.Post(srv.URL+"/v1/chat/completions", "application/json", bytes.NewReader(body))
@@ -88,51 +89,136 @@ func BenchmarkBackendChatOverhead(b *testing.B) {
 			b.Fatalf("direct: %q", got.String())
 		}
 	}
-	viaMembrane := func() {
-		res, err := cs.CallTool(b.Context(), &sdk.CallToolParams{Name: "chat_scripted", Arguments: map[string]any{"prompt": prompt}})
-		if err != nil || res.IsError || strings.TrimSpace(firstText(res)) != strings.TrimSpace(scriptAnswer) {
-			b.Fatalf("membrane: %v %v", err, res)
-		}
-	}
-	args, _ := json.Marshal(map[string]any{"prompt": prompt})
-	viaRouter := func() {
-		res, err := r.Call(b.Context(), "chat_scripted", &calls.Request{Arguments: args})
-		if err != nil || res.IsError || strings.TrimSpace(res.Content[0].Text) != strings.TrimSpace(scriptAnswer) {
-			b.Fatalf("router: %v %v", err, res)
+	viaSession := func(cs *sdk.ClientSession) func() {
+		return func() {
+			res, err := cs.CallTool(b.Context(), &sdk.CallToolParams{Name: "chat_scripted", Arguments: map[string]any{"prompt": prompt}})
+			if err != nil || res.IsError || strings.TrimSpace(firstText(res)) != strings.TrimSpace(scriptAnswer) {
+				b.Fatalf("membrane: %v %v", err, res)
+			}
 		}
 	}
 	viaDirect() // load the model
-	viaMembrane()
 
-	ways := []func(){viaDirect, viaRouter, viaMembrane}
-	times := make([][]time.Duration, len(ways))
-	var sdkIn, adapter, sdkOut, inMCP []time.Duration
-	for i := 0; b.Loop(); i++ {
-		for j := range ways {
-			k := (i + j) % len(ways)
-			t0 := time.Now()
-			ways[k]()
-			t1 := time.Now()
-			times[k] = append(times[k], t1.Sub(t0))
+	b.Run("inmemory", func(b *testing.B) {
+		r := calls.NewRouter(nil)
+		m, err := ollama.New(ollama.Config{Hosts: []string{"127.0.0.1:1"}, Backends: []ollama.Backend{{Name: "friend", URL: srv.URL + "/v1"}}}, r, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Refresh(b.Context()) // the Ollama host is down on purpose
+		cs, ph := phasedConnect(b, r)
+		viaMembrane := viaSession(cs)
+		args, _ := json.Marshal(map[string]any{"prompt": prompt})
+		viaRouter := func() {
+			res, err := r.Call(b.Context(), "chat_scripted", &calls.Request{Arguments: args})
+			if err != nil || res.IsError || strings.TrimSpace(res.Content[0].Text) != strings.TrimSpace(scriptAnswer) {
+				b.Fatalf("router: %v %v", err, res)
+			}
+		}
+		viaMembrane()
+
+		var sdkIn, adapter, sdkOut, inMCP []time.Duration
+		times := timeRotated(b, []func(){viaDirect, viaRouter, viaMembrane}, func(k int, t0, t1 time.Time) {
 			if k == 2 {
 				sdkIn = append(sdkIn, ph.sdkIn.Sub(t0))
 				adapter = append(adapter, ph.sdkOut.Sub(ph.sdkIn)-ph.routerOut.Sub(ph.routerIn))
 				sdkOut = append(sdkOut, t1.Sub(ph.sdkOut))
 				inMCP = append(inMCP, ph.routerOut.Sub(ph.routerIn))
 			}
-		}
+		})
+		b.ReportMetric(float64(median(sdkIn).Microseconds()), "sdk_in_µs")
+		b.ReportMetric(float64(median(adapter).Microseconds()), "adapter_µs")
+		b.ReportMetric(float64(median(sdkOut).Microseconds()), "sdk_out_µs")
+		b.ReportMetric(float64(median(inMCP).Microseconds()), "mcp_router_µs")
+		md, mr := median(times[0]), median(times[1])
+		b.ReportMetric(float64(mr.Microseconds()), "router_µs")
+		b.ReportMetric(float64(mr)/float64(md), "router_ratio")
+		reportRatio(b, md, median(times[2]))
+	})
+
+	// The binary, on the same server: the Ollama host is a closed port.
+	bin := mcptest.BuildBinary(b, "./cmd/membrane")
+	args := []string{"--ollama-host", "127.0.0.1:1", "--openai-backend", "friend=" + srv.URL + "/v1"}
+	env := []string{"MEMBRANE_LOG_LEVEL=error"} // not the closed Ollama port's warning
+	overBinary := func(b *testing.B, cs *sdk.ClientSession) {
+		viaMembrane := viaSession(cs)
+		waitForTool(b, cs, "chat_scripted")
+		viaMembrane()
+		times := timeRotated(b, []func(){viaDirect, viaMembrane}, nil)
+		reportRatio(b, median(times[0]), median(times[1]))
 	}
-	b.ReportMetric(float64(median(sdkIn).Microseconds()), "sdk_in_µs")
-	b.ReportMetric(float64(median(adapter).Microseconds()), "adapter_µs")
-	b.ReportMetric(float64(median(sdkOut).Microseconds()), "sdk_out_µs")
-	b.ReportMetric(float64(median(inMCP).Microseconds()), "mcp_router_µs")
-	md, mr, mm := median(times[0]), median(times[1]), median(times[2])
-	b.ReportMetric(float64(md.Microseconds()), "direct_µs")
-	b.ReportMetric(float64(mr.Microseconds()), "router_µs")
-	b.ReportMetric(float64(mr)/float64(md), "router_ratio")
-	b.ReportMetric(float64(mm.Microseconds()), "membrane_µs")
-	b.ReportMetric(float64(mm)/float64(md), "ratio")
-	b.ReportMetric(float64((mm - md).Microseconds()), "overhead_µs")
+	b.Run("stdio", func(b *testing.B) {
+		overBinary(b, mcptest.ConnectStdio(b, bin, args, env, nil))
+	})
+	// One binary serves both HTTP sub-benchmarks.
+	httpURL := startHTTPBinary(b, bin, args, env)
+	// The newest protocol (2026-07-28: no session, every call its own
+	// request), and the newest with sessions, which most HTTP clients speak.
+	b.Run("http", func(b *testing.B) {
+		overBinary(b, mcptest.ConnectHTTP(b, httpURL, "", nil))
+	})
+	b.Run("http-2025-11-25", func(b *testing.B) {
+		overBinary(b, mcptest.ConnectHTTPVersion(b, httpURL, "", "2025-11-25", nil))
+	})
+}
+
+// startHTTPBinary runs bin with args serving streamable HTTP on a free
+// loopback port until the benchmark ends, and returns its MCP endpoint.
+func startHTTPBinary(b *testing.B, bin string, args, env []string) string {
+	addr := mcptest.FreeAddr(b)
+	cmd := exec.Command(bin, append([]string{"--http", addr}, args...)...)
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if b.Failed() {
+			b.Logf("membrane stderr:\n%s", stderr.String())
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return "http://" + addr + "/mcp"
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("membrane --http %s did not come up: %v\n%s", addr, err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// reportRatio reports the medians of the straight and the membrane way,
+// their ratio (the target's measure) and the difference.
+func reportRatio(b *testing.B, direct, membrane time.Duration) {
+	b.ReportMetric(float64(direct.Microseconds()), "direct_µs")
+	b.ReportMetric(float64(membrane.Microseconds()), "membrane_µs")
+	b.ReportMetric(float64(membrane)/float64(direct), "ratio")
+	b.ReportMetric(float64((membrane - direct).Microseconds()), "overhead_µs")
+}
+
+// waitForTool waits until cs lists the tool name: the binary finds the
+// backend's models after it starts serving.
+func waitForTool(b *testing.B, cs *sdk.ClientSession, name string) {
+	b.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		for t, err := range cs.Tools(b.Context(), nil) {
+			if err == nil && t.Name == name {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the binary does not serve %s", name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // BenchmarkToolsListBackends lists the tools of 100, 250 and 500 models

@@ -152,6 +152,36 @@ func TestE2EBackendCancelClosesUpstream(t *testing.T) {
 	})
 }
 
+// TestE2EBackendReusesConnection: sequential chats through a backend
+// share one connection to it. A stream's body ends after its [DONE];
+// closed before that end, net/http drops the connection, and against
+// Ollama's /v1 most calls paid for a new one (see drainRest).
+func TestE2EBackendReusesConnection(t *testing.T) {
+	forEachOllama(t, func(t *testing.T, v ollamatest.TestVersion) {
+		srv := v.Start(t)
+		srv.Create(t, "scripted:latest", scripted())
+		up := newUpstream(t, srv.URL)
+		h := start(t, ollama.Config{Hosts: []string{"127.0.0.1:1"}, Backends: []ollama.Backend{{Name: "friend", URL: up.URL}}})
+		h.ready(t, "chat_scripted", has("chat_scripted"))
+		before := up.connsNew.Load()
+		const n = 8
+		for i := range n {
+			res, err := h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "chat_scripted", Arguments: map[string]any{"prompt": "What did the command print?"}})
+			if err != nil || res.IsError || strings.TrimSpace(firstText(res)) != strings.TrimSpace(scriptAnswer) {
+				t.Fatalf("chat %d: %v %s", i, err, textOf(res))
+			}
+		}
+		if got := up.chats.Load(); got != n {
+			t.Fatalf("%d upstream chats, want %d", got, n)
+		}
+		// The refresh that found the model may have left a connection in
+		// the pool; the chats may use it or open one.
+		if opened := up.connsNew.Load() - before; opened > 1 {
+			t.Errorf("%d sequential chats opened %d new connections; want at most one, then reused", n, opened)
+		}
+	})
+}
+
 func TestE2EBackendDownAndBack(t *testing.T) {
 	forEachOllama(t, func(t *testing.T, v ollamatest.TestVersion) {
 		srv := v.Start(t)

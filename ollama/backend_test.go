@@ -411,6 +411,25 @@ func TestBackendHangTimesOutAndClosesUpstream(t *testing.T) {
 	wantUpstreamClosed(t, closed, "the timeout")
 }
 
+// TestBackendStallAfterDone: a server that sends the whole answer and
+// [DONE] but never ends the body still gives the answer, and its request
+// is closed (drainRest waits a bounded time only).
+func TestBackendStallAfterDone(t *testing.T) {
+	f := newFakeBackend(t, "m1")
+	h, closed := hangChat(func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, l := range []string{delta("Hel"), delta("lo"), finishStop, "[DONE]"} {
+			fmt.Fprintf(w, "data: %s\n\n", l)
+		}
+	})
+	f.setChat(h)
+	_, r := backendModels(t, f.URL, Config{}, Backend{})
+	if res := call(t, r, "chat_m1", map[string]any{"prompt": "hi"}); res.IsError || res.Content[0].Text != "Hello" {
+		t.Fatalf("IsError=%v %q; want the answer", res.IsError, res.TextOf())
+	}
+	wantUpstreamClosed(t, closed, "an answer whose body never ended")
+}
+
 func TestBackendResponseCap(t *testing.T) {
 	f := newFakeBackend(t, "chatty")
 	var lines []string

@@ -59,18 +59,8 @@ func BenchmarkChatOverhead(b *testing.B) {
 	viaDirect() // load the model
 	viaMembrane()
 
-	ways := []func(){viaDirect, viaRouter, viaMembrane}
-	times := make([][]time.Duration, len(ways))
 	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		// Rotate the order, so that no way always meets a warmer cache.
-		for j := range ways {
-			k := (i + j) % len(ways)
-			t0 := time.Now()
-			ways[k]()
-			times[k] = append(times[k], time.Since(t0))
-		}
-	}
+	times := timeRotated(b, []func(){viaDirect, viaRouter, viaMembrane}, nil)
 	b.StopTimer()
 	md, mr, mm := median(times[0]), median(times[1]), median(times[2])
 	b.ReportMetric(float64(md.Microseconds()), "direct_µs")
@@ -78,6 +68,26 @@ func BenchmarkChatOverhead(b *testing.B) {
 	b.ReportMetric(float64(mm.Microseconds()), "membrane_µs")
 	b.ReportMetric(float64(mm)/float64(md), "ratio")
 	b.ReportMetric(float64((mm - md).Microseconds()), "overhead_µs")
+}
+
+// timeRotated runs each of ways once per b.Loop round, rotating the order
+// so that no way always meets a warmer cache, and returns the times of each
+// way. after, unless nil, is told each run's way and its start and end.
+func timeRotated(b *testing.B, ways []func(), after func(k int, t0, t1 time.Time)) [][]time.Duration {
+	times := make([][]time.Duration, len(ways))
+	for i := 0; b.Loop(); i++ {
+		for j := range ways {
+			k := (i + j) % len(ways)
+			t0 := time.Now()
+			ways[k]()
+			t1 := time.Now()
+			times[k] = append(times[k], t1.Sub(t0))
+			if after != nil {
+				after(k, t0, t1)
+			}
+		}
+	}
+	return times
 }
 
 func median(ds []time.Duration) time.Duration {

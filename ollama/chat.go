@@ -100,7 +100,10 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 		return busy, err
 	}
 	defer release()
-	wait := time.Since(queued)
+	// The queue wait is the model's gate and then the call's turn on the
+	// host (hostsched.go, where calls wait when the host's ordering is on):
+	// everything from the call being ready until its request went out.
+	gateWait := time.Since(queued)
 
 	var (
 		tried []*host
@@ -114,6 +117,7 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 			}
 			return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, mod.downReasons()), nil
 		}
+		turnStart := time.Now()
 		h, turn, err := m.hostTurn(ctx, req, h, mod, tried)
 		if err != nil {
 			return nil, err
@@ -122,7 +126,11 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 		turn()
 		if !retry {
 			if res != nil && res.Info != nil && res.Info.Model != nil {
-				res.Info.Model.QueueWait = wait
+				mi := res.Info.Model
+				mi.QueueWait = gateWait
+				if !mi.Began.IsZero() {
+					mi.QueueWait += mi.Began.Sub(turnStart)
+				}
 			}
 			return res, err
 		}
@@ -275,6 +283,35 @@ type chatStream struct {
 	took  time.Duration
 }
 
+// heartbeat runs beat every d until stop is called, on a timer rather than
+// a goroutine of its own: most calls end before the first beat, and a
+// goroutine to start and then wake to stop cost each of them a scheduler
+// hand-off. No beat runs after stop has returned.
+func heartbeat(d time.Duration, beat func()) (stop func()) {
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(d, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		beat()
+		t.Reset(d)
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
+}
+
 // chatOn streams creq from h. retry reports that h could not be reached
 // before anything came back, so another host may be tried.
 func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *model, creq *api.ChatRequest) (res *calls.Result, retry bool, err error) {
@@ -294,32 +331,21 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 	warm := h.isLoaded(mod.key(), start)
 
 	// A heartbeat while the model loads and until the first token.
-	hbCtx, stopHB := context.WithCancel(ctx)
-	defer stopHB()
-	every := progressHeartbeat // read here: the goroutine may start after the call ended
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-hbCtx.Done():
-				return
-			case <-t.C:
-				st.mu.Lock()
-				n := st.tokens
-				st.mu.Unlock()
-				if n == 0 {
-					msg := fmt.Sprintf("%s on %s: loading, %s so far", mod.Name, h.name, time.Since(start).Round(time.Second))
-					if !warm {
-						if d := m.loadTime(mod.key()); d > 0 {
-							msg += fmt.Sprintf(" (it took %s to load last time)", d.Round(100*time.Millisecond))
-						}
-					}
-					req.Progress.Report(ctx, 0, total, msg)
+	stopHB := heartbeat(progressHeartbeat, func() {
+		st.mu.Lock()
+		n := st.tokens
+		st.mu.Unlock()
+		if n == 0 {
+			msg := fmt.Sprintf("%s on %s: loading, %s so far", mod.Name, h.name, time.Since(start).Round(time.Second))
+			if !warm {
+				if d := m.loadTime(mod.key()); d > 0 {
+					msg += fmt.Sprintf(" (it took %s to load last time)", d.Round(100*time.Millisecond))
 				}
 			}
+			req.Progress.Report(ctx, 0, total, msg)
 		}
-	}()
+	})
+	defer stopHB()
 
 	limit := m.cfg.MaxResponseBytes
 	err = h.chat(ctx, creq, func(r api.ChatResponse) error {

@@ -350,6 +350,8 @@ type upstream struct {
 	// connsClosed counts the client connections that ended (membrane
 	// closed them, or the proxy did).
 	connsClosed atomic.Int64
+	// connsNew counts the client connections that were opened.
+	connsNew atomic.Int64
 
 	mu       sync.Mutex
 	lastChat []byte // the body of the last chat request
@@ -389,7 +391,10 @@ func newUpstream(t *testing.T, target string) *upstream {
 		rp.ServeHTTP(w, r)
 	}))
 	p.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateClosed {
+		switch st {
+		case http.StateNew:
+			p.connsNew.Add(1)
+		case http.StateClosed:
 			p.connsClosed.Add(1)
 		}
 	}

@@ -715,3 +715,51 @@ func TestProgressWhileLoadingAndQueued(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeatBeatsUntilStopped: the beats come while the timer runs, and
+// none runs once stop has returned, even when one was due as it was
+// called.
+func TestHeartbeatBeatsUntilStopped(t *testing.T) {
+	for range 20 {
+		var (
+			mu      sync.Mutex
+			beats   int
+			stopped bool
+			late    bool
+		)
+		two := make(chan struct{})
+		stop := heartbeat(time.Microsecond, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			beats++
+			if beats == 2 {
+				close(two)
+			}
+			if stopped {
+				late = true
+			}
+		})
+		<-two
+		stop()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		stop() // twice does nothing
+		// Let another heartbeat of the same pace beat 50 times: a timer
+		// still running would have beaten by then.
+		fifty := make(chan struct{})
+		n := 0
+		stop2 := heartbeat(time.Microsecond, func() {
+			if n++; n == 50 {
+				close(fifty)
+			}
+		})
+		<-fifty
+		stop2()
+		mu.Lock()
+		if late {
+			t.Fatal("a beat ran after stop returned")
+		}
+		mu.Unlock()
+	}
+}

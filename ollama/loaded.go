@@ -41,7 +41,8 @@ func (h *host) readLoaded(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// A copy: calls that run meanwhile (markLoaded) write to h.loaded.
+	// A copy: a model call marks its model in h.loaded (markLoaded) while
+	// this reads it.
 	h.mu.Lock()
 	old := maps.Clone(h.loaded)
 	h.mu.Unlock()
@@ -63,12 +64,13 @@ func (h *host) readLoaded(ctx context.Context) error {
 		}
 		loaded[key] = loadedModel{Name: name, Expires: p.ExpiresAt, SizeVRAM: p.SizeVRAM, ContextLength: ctxLen, Asked: old[key].Asked, AskedKnown: old[key].AskedKnown}
 	}
-	// Learn from the reading while it is still this call's own: once it
-	// is h.loaded, calls write to it.
-	h.sched.observeLoaded(old, loaded, time.Now())
+	// The scheduler reads its own copy, outside h.mu, while calls go on
+	// marking the host's map.
+	seen := maps.Clone(loaded)
 	h.mu.Lock()
 	h.loaded = loaded
 	h.mu.Unlock()
+	h.sched.observeLoaded(old, seen, time.Now())
 	return nil
 }
 
