@@ -57,6 +57,18 @@ func checkBackendOptions(opts map[string]any) error {
 	return nil
 }
 
+// refuseBackendTruncate refuses truncate:true for a model of an
+// OpenAI-compatible server: those servers answer an input longer than the
+// context with an error and have no way to be told to cut it, so the
+// argument would be dropped silently. truncate:false asks for what they do
+// anyway.
+func refuseBackendTruncate(t *bool) error {
+	if t != nil && *t {
+		return errors.New("invalid arguments: truncate true is not available for a model of an OpenAI-compatible server (it refuses an input longer than the model's context and cannot cut it); drop truncate and shorten the input")
+	}
+	return nil
+}
+
 // oaMessage is one chat message in the OpenAI wire form; Content is a
 // string, or an array of parts when the message carries images.
 type oaMessage struct {

@@ -30,11 +30,12 @@ var progressHeartbeat = 5 * time.Second
 // logical tool bound to it.
 func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
 	flags := schemaFlags{
-		vision: mod.has(capVision),
-		think:  mod.has(capThinking),
-		levels: mod.has(capThinking) && mod.ThinkLevels,
-		system: spec == nil || spec.System == "",
-		numCtx: mod.ContextLength,
+		vision:  mod.has(capVision),
+		think:   mod.has(capThinking),
+		levels:  mod.has(capThinking) && mod.ThinkLevels,
+		system:  spec == nil || spec.System == "",
+		numCtx:  mod.ContextLength,
+		backend: mod.backend != "",
 	}
 	var desc strings.Builder
 	if spec != nil && spec.Description != "" {
@@ -161,6 +162,9 @@ func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, 
 		return nil, fmt.Errorf("invalid arguments: %v", err)
 	}
 	if mod.backend != "" {
+		if err := refuseBackendTruncate(a.Truncate); err != nil {
+			return nil, err
+		}
 		if err := checkBackendOptions(caller); err != nil {
 			return nil, fmt.Errorf("invalid arguments: %v", err)
 		}
