@@ -155,7 +155,8 @@ type ModelInfo struct {
 	// Generation is the time the server spent generating TokensOut; with
 	// it, TokensOut per second. Zero means not reported.
 	Generation time.Duration
-	// QueueWait is how long the call waited for a free slot on the model.
+	// QueueWait is how long the call waited before its request went out:
+	// for a free slot on the model, and for its turn on the host.
 	QueueWait time.Duration
 	// Began is when the request was sent to the host, and Took how long
 	// until its answer ended. Zero means not measured. Tracing draws the

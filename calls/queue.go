@@ -137,8 +137,17 @@ func (l *limiter) acquire(ctx context.Context, req *Request) (release func(), bu
 		return release, nil, nil
 	}
 	if l.waiting >= l.queueMax {
-		running := l.running
+		running, held := l.running, l.held[s]
 		l.mu.Unlock()
+		if running < l.limit {
+			// Slots are free, but not for this session: it holds its share.
+			what := "calls"
+			if held == 1 {
+				what = "call"
+			}
+			return nil, l.busy(fmt.Sprintf("busy: this session already runs %d %s of %s at once, the most one session may hold of its %d slots (the rest are kept for other sessions), and %d more are waiting; try again when one finishes",
+				held, what, l.name, l.limit, l.queueMax)), nil
+		}
 		return nil, l.busy(fmt.Sprintf("busy: %s is already running %d calls at once and %d more are waiting; try again later", l.name, running, l.queueMax)), nil
 	}
 	if len(l.lines[s]) >= l.perQueue {

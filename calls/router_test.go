@@ -495,3 +495,41 @@ func FuzzDecodeArgs(f *testing.F) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestBusyBySessionShare: a session that holds its share of a call's slots
+// (all but a quarter) is told so when it is turned away, not that the call
+// is running at its limit: slots are free, for other sessions, and another
+// session's call beside it runs (the control).
+func TestBusyBySessionShare(t *testing.T) {
+	t.Parallel()
+	r := calls.NewRouter(&calls.RouterOptions{QueueLength: -1})
+	release := make(chan struct{})
+	started := make(chan struct{}, 4)
+	c := newCall("slow", func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
+		started <- struct{}{}
+		<-release
+		return calls.Text("done"), nil
+	})
+	c.Concurrency = 2 // a session may hold 1
+	r.Add(c)
+	mine := r.OpenSession("s-mine", "test")
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Call(context.Background(), "slow", &calls.Request{Session: mine}) })
+	<-started
+	res, err := r.Call(t.Context(), "slow", &calls.Request{Session: mine})
+	if err != nil || !res.IsError || res.Reason != calls.ReasonBusy {
+		t.Fatalf("second call of the session: %v %v, want busy", res.TextOf(), err)
+	}
+	if text := res.TextOf(); !strings.Contains(text, "this session already runs 1 call of slow") || !strings.Contains(text, "of its 2 slots") {
+		t.Errorf("busy text %q does not say the session holds its share", text)
+	}
+	other := r.OpenSession("s-other", "test")
+	wg.Go(func() {
+		if res, err := r.Call(context.Background(), "slow", &calls.Request{Session: other}); err != nil || res.IsError {
+			t.Errorf("another session's call: %v %v", res.TextOf(), err)
+		}
+	})
+	<-started
+	close(release)
+	wg.Wait()
+}

@@ -251,6 +251,7 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 		s.scope = o.Scope
 		s.sdk.AddReceivingMiddleware(s.scopeTools)
 	}
+	s.sdk.AddReceivingMiddleware(s.logRefused)
 	// Outermost: it sees the result every other middleware made.
 	s.sdk.AddReceivingMiddleware(s.captureToolList)
 	s.unsub = r.Subscribe(s.mirror)
@@ -288,6 +289,34 @@ func (s *Server) scopeTools(next sdk.MethodHandler) sdk.MethodHandler {
 			out.Tools = shown
 			return &out, nil
 		}
+		return res, err
+	}
+}
+
+// logRefused logs, at info, a tools/call answered with a JSON-RPC error
+// (a tool the server does not have, which the SDK refuses before any
+// handler runs): the router never sees it, so no call record has it, and
+// a model calling a tool that does not exist would go unseen.
+func (s *Server) logRefused(next sdk.MethodHandler) sdk.MethodHandler {
+	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		res, err := next(ctx, method, req)
+		if err == nil || method != "tools/call" {
+			return res, err
+		}
+		ct, ok := req.(*sdk.CallToolRequest)
+		if !ok || ct.Params == nil {
+			return res, err
+		}
+		attrs := []any{"call", shorten(ct.Params.Name, 128)}
+		if ct.Session != nil {
+			if c := clientName(ct.Session); c != "" {
+				attrs = append(attrs, "client", c)
+			}
+			if id := ct.Session.ID(); id != "" {
+				attrs = append(attrs, "session", id)
+			}
+		}
+		s.log.Info("call refused", append(attrs, "reason", shorten(err.Error(), 256))...)
 		return res, err
 	}
 }

@@ -100,7 +100,10 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 		return busy, err
 	}
 	defer release()
-	wait := time.Since(queued)
+	// The queue wait is the model's gate and then the call's turn on the
+	// host (hostsched.go, where calls wait when the host's ordering is on):
+	// everything from the call being ready until its request went out.
+	gateWait := time.Since(queued)
 
 	var (
 		tried []*host
@@ -114,6 +117,7 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 			}
 			return calls.Errorf("model %s is on no host that is up right now (%s); try again shortly", mod.Name, mod.downReasons()), nil
 		}
+		turnStart := time.Now()
 		h, turn, err := m.hostTurn(ctx, req, h, mod, tried)
 		if err != nil {
 			return nil, err
@@ -122,7 +126,11 @@ func (m *Models) runChat(ctx context.Context, req *calls.Request, mod *model, sp
 		turn()
 		if !retry {
 			if res != nil && res.Info != nil && res.Info.Model != nil {
-				res.Info.Model.QueueWait = wait
+				mi := res.Info.Model
+				mi.QueueWait = gateWait
+				if !mi.Began.IsZero() {
+					mi.QueueWait += mi.Began.Sub(turnStart)
+				}
 			}
 			return res, err
 		}

@@ -159,17 +159,21 @@ func monotonic(req *calls.Request) *calls.Request {
 	return &cp
 }
 
-// QueueDepths returns, for each model with calls waiting for a slot, how
-// many are waiting: for the model's own slots, and for its turn on a host
-// (hostsched.go).
+// QueueDepths returns, for each model membrane serves, how many of its
+// calls are waiting: for the model's own slots, and for its turn on a host
+// (hostsched.go). A model none of whose calls wait is there with 0, so a
+// graph of it shows an idle model rather than a gap.
 func (m *Models) QueueDepths() map[string]int {
 	m.mu.Lock()
 	gates := make(map[string]*gate, len(m.gates))
 	for k, g := range m.gates {
 		gates[k] = g
 	}
+	out := make(map[string]int, len(m.models))
+	for k := range m.models {
+		out[k] = 0
+	}
 	m.mu.Unlock()
-	out := map[string]int{}
 	for k, g := range gates {
 		g.mu.Lock()
 		if n := len(g.waiters); n > 0 {

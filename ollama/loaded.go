@@ -2,6 +2,7 @@ package ollama
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"time"
 )
@@ -40,8 +41,10 @@ func (h *host) readLoaded(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A copy: a model call marks its model in h.loaded (markLoaded) while
+	// this reads it.
 	h.mu.Lock()
-	old := h.loaded
+	old := maps.Clone(h.loaded)
 	h.mu.Unlock()
 	loaded := make(map[string]loadedModel, len(resp.Models))
 	for _, p := range resp.Models {
@@ -61,10 +64,13 @@ func (h *host) readLoaded(ctx context.Context) error {
 		}
 		loaded[key] = loadedModel{Name: name, Expires: p.ExpiresAt, SizeVRAM: p.SizeVRAM, ContextLength: ctxLen, Asked: old[key].Asked, AskedKnown: old[key].AskedKnown}
 	}
+	// The scheduler reads its own copy, outside h.mu, while calls go on
+	// marking the host's map.
+	seen := maps.Clone(loaded)
 	h.mu.Lock()
 	h.loaded = loaded
 	h.mu.Unlock()
-	h.sched.observeLoaded(old, loaded, time.Now())
+	h.sched.observeLoaded(old, seen, time.Now())
 	return nil
 }
 

@@ -62,6 +62,10 @@ type Metrics struct {
 
 var _ calls.Observer = (*Metrics)(nil)
 
+// KillReasons are the reasons of membrane_sandbox_kills_total, as
+// calls.RunInfo.Killed gives them; each has its series from the start.
+var KillReasons = []string{"timeout", "memory", "quota", "cancel"}
+
 // New returns the metrics of r, registered in opts.Registry.
 func New(r *calls.Router, opts *Options) *Metrics {
 	var o Options
@@ -113,7 +117,7 @@ func New(r *calls.Router, opts *Options) *Metrics {
 		}, []string{"model", "direction"}),
 		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "membrane_model_queue_wait_seconds",
-			Help:    "Time model calls waited for a free slot on their model, by model.",
+			Help:    "Time model calls waited before their request went out (for a free slot on their model, then for their turn on the host), by model.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"model"}),
 		listChanged: prometheus.NewCounter(prometheus.CounterOpts{
@@ -126,6 +130,9 @@ func New(r *calls.Router, opts *Options) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.calls, m.duration, m.busy, m.start, m.kills, m.firstToken, m.tokenRate, m.tokens, m.queueWait, m.listChanged, m.sessions)
+	for _, reason := range KillReasons {
+		m.kills.WithLabelValues(reason) // each reason's series from 0
+	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "membrane_calls_in_flight",
 		Help: "Calls running now.",
@@ -221,7 +228,7 @@ var (
 	descLoaded = prometheus.NewDesc("membrane_model_loaded",
 		"1 for each model a model server has in memory (Ollama's /api/ps), by host and model.", []string{"host", "model"}, nil)
 	descQueueDepth = prometheus.NewDesc("membrane_model_queue_depth",
-		"Model calls waiting for a free slot now, by model (models with none waiting are left out).", []string{"model"}, nil)
+		"Model calls waiting now (for a free slot on their model or their turn on the host), by model; 0 for a served model with none waiting.", []string{"model"}, nil)
 )
 
 func (c *routerCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -86,3 +86,20 @@ func TestMetrics(t *testing.T) {
 		t.Log(out)
 	}
 }
+
+// TestKillReasonsStartAtZero: every reason the sandbox kills for has its
+// series from the start, at 0, so that rate() and increase() see the first
+// kill (a counter that appears at 1 hides it) and an operator finds every
+// reason in Prometheus before the first kill.
+func TestKillReasonsStartAtZero(t *testing.T) {
+	m := metrics.New(calls.NewRouter(nil), nil)
+	out := scrape(t, m)
+	for _, reason := range metrics.KillReasons {
+		if want := `membrane_sandbox_kills_total{reason="` + reason + `"} 0`; !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if len(metrics.KillReasons) != 4 {
+		t.Errorf("KillReasons = %v, want the four the sandbox gives (timeout, memory, quota, cancel)", metrics.KillReasons)
+	}
+}

@@ -112,7 +112,9 @@ func Open(opts *Options) (*Set, error) {
 		o.Transport = "pipe"
 	}
 	s := &Set{Scrub: scrub.New(&scrub.Options{Secrets: o.Secrets})}
-	tr, err := otel.Start(context.Background(), &otel.Options{ServiceName: o.ServiceName, ServiceVersion: o.ServiceVersion})
+	tr, err := otel.Start(context.Background(), &otel.Options{
+		ServiceName: o.ServiceName, ServiceVersion: o.ServiceVersion, Logger: log.With("component", "tracing"),
+	})
 	if err != nil {
 		return nil, &PartError{Part: "tracing", Err: err}
 	}

@@ -15,14 +15,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -102,21 +106,24 @@ func first(getenv func(string) string, keys ...string) string {
 // Options configures Start. The zero value reads the process's
 // environment and names the service "membrane".
 type Options struct {
-	// Getenv reads the OTEL_* variables that decide whether tracing is on
-	// and which protocol it uses. Nil means os.Getenv. (The exporters
-	// themselves read their endpoint, headers and TLS settings from the
-	// process's environment.)
+	// Getenv reads the OTEL_* variables that decide whether tracing is on,
+	// which protocol it uses, and how the call spans are sampled, batched
+	// and limited. Nil means os.Getenv. (The OTLP clients themselves read
+	// their endpoint, headers and TLS settings from the process's
+	// environment, and so does the SDK for the provider's own spans.)
 	Getenv func(string) string
 	// ServiceName is the service.name unless OTEL_SERVICE_NAME says
 	// otherwise. Empty means "membrane".
 	ServiceName string
 	// ServiceVersion is the service.version.
 	ServiceVersion string
-	// Exporter, when set, receives the spans instead of an OTLP exporter,
-	// and tracing is on whatever the environment says.
-	Exporter sdktrace.SpanExporter
-	// Sync exports each span as it ends instead of in batches (tests).
-	Sync bool
+	// Client, when set, is the OTLP client the spans are sent with instead
+	// of otlptracehttp's or otlptracegrpc's, and tracing is on whatever
+	// the environment says (tests).
+	Client otlptrace.Client
+	// Logger receives tracing's own trouble: spans that could not be
+	// exported, or were lost to a full queue. Nil discards.
+	Logger *slog.Logger
 }
 
 // Tracing is a started tracer provider, or a no-op one when tracing is off.
@@ -124,9 +131,10 @@ type Tracing struct {
 	cfg Config
 	sdk *sdktrace.TracerProvider
 	tp  trace.TracerProvider
+	q   *spanQueue // the call spans' queue; nil when off
 }
 
-// Start sets up tracing as the environment (or opts.Exporter) says. When
+// Start sets up tracing as the environment (or opts.Client) says. When
 // tracing is off it returns a Tracing whose provider does nothing.
 func Start(ctx context.Context, opts *Options) (*Tracing, error) {
 	var o Options
@@ -136,27 +144,33 @@ func Start(ctx context.Context, opts *Options) (*Tracing, error) {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	cfg, err := ConfigFrom(o.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	exp := o.Exporter
-	if exp != nil {
+	client := o.Client
+	if client != nil {
 		cfg.Enabled = true
 	}
 	if !cfg.Enabled {
 		return &Tracing{cfg: cfg, tp: noop.NewTracerProvider()}, nil
 	}
-	if exp == nil {
+	if client == nil {
 		switch cfg.Protocol {
 		case ProtocolGRPC:
-			exp, err = otlptracegrpc.New(ctx)
+			client = otlptracegrpc.NewClient()
 		default:
-			exp, err = otlptracehttp.New(ctx)
+			client = otlptracehttp.NewClient()
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: OTLP exporter (%s, %s): %v", ErrConfig, cfg.Protocol, cfg.Endpoint, err)
-		}
+	}
+	// One client for both: the SDK's exporter starts it and, at
+	// shutdown, stops it.
+	exp, err := otlptrace.New(ctx, client)
+	if err != nil {
+		return nil, fmt.Errorf("%w: OTLP exporter (%s, %s): %v", ErrConfig, cfg.Protocol, cfg.Endpoint, err)
 	}
 	name := o.ServiceName
 	if name == "" {
@@ -172,14 +186,9 @@ func Start(ctx context.Context, opts *Options) (*Tracing, error) {
 	if err != nil {
 		res = resource.NewWithAttributes(semconv.SchemaURL, attrs...)
 	}
-	var sp sdktrace.SpanProcessor
-	if o.Sync {
-		sp = sdktrace.NewSimpleSpanProcessor(exp)
-	} else {
-		sp = sdktrace.NewBatchSpanProcessor(exp)
-	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSpanProcessor(sp))
-	return &Tracing{cfg: cfg, sdk: tp, tp: tp}, nil
+	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp))
+	q := newSpanQueue(client, BatchFrom(o.Getenv), o.Getenv, res, o.Logger)
+	return &Tracing{cfg: cfg, sdk: tp, tp: tp, q: q}, nil
 }
 
 func envResource() *resource.Resource {
@@ -208,7 +217,9 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 	if t.sdk == nil {
 		return nil
 	}
-	return t.sdk.Shutdown(ctx)
+	// The call spans first: the provider's shutdown stops the client.
+	err := t.q.stop(ctx)
+	return errors.Join(err, t.sdk.Shutdown(ctx))
 }
 
 // ForceFlush exports the spans ended so far.
@@ -216,7 +227,21 @@ func (t *Tracing) ForceFlush(ctx context.Context) error {
 	if t.sdk == nil {
 		return nil
 	}
-	return t.sdk.ForceFlush(ctx)
+	return errors.Join(t.q.forceFlush(ctx), t.sdk.ForceFlush(ctx))
+}
+
+// SpanStats counts the call spans: sent to the collector, lost because the
+// queue was full, and not accepted by the collector.
+type SpanStats struct {
+	Exported, Dropped, Failed uint64
+}
+
+// Stats returns the call spans' counts (zero when tracing is off).
+func (t *Tracing) Stats() SpanStats {
+	if t.q == nil {
+		return SpanStats{}
+	}
+	return SpanStats{Exported: t.q.exported.Load(), Dropped: t.q.dropped.Load(), Failed: t.q.failed.Load()}
 }
 
 // Observer returns a calls.Observer that makes spans from finished calls,
@@ -225,7 +250,14 @@ func (t *Tracing) Observer(opts *ObserverOptions) calls.Observer {
 	if t.sdk == nil {
 		return nil
 	}
-	return NewObserver(t.tp, opts)
+	var o ObserverOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Provider == "" {
+		o.Provider = "ollama"
+	}
+	return &Observer{q: t.q, transport: o.Transport, provider: o.Provider}
 }
 
 // ObserverOptions configures an Observer. The zero value is usable.
@@ -238,27 +270,12 @@ type ObserverOptions struct {
 	Provider string
 }
 
-// Observer makes one span per finished call.
+// Observer makes the spans of finished calls: it queues each call's
+// record for the exporter (Tracing.Observer).
 type Observer struct {
-	tracer    trace.Tracer
+	q         *spanQueue
 	transport string
 	provider  string
-}
-
-// NewObserver returns an Observer that records spans with tp.
-func NewObserver(tp trace.TracerProvider, opts *ObserverOptions) *Observer {
-	var o ObserverOptions
-	if opts != nil {
-		o = *opts
-	}
-	if o.Provider == "" {
-		o.Provider = "ollama"
-	}
-	return &Observer{
-		tracer:    tp.Tracer("github.com/membrane-mcp/membrane/calls/otel", trace.WithSchemaURL(semconv.SchemaURL)),
-		transport: o.Transport,
-		provider:  o.Provider,
-	}
 }
 
 // ObserverName names the observer in the router's statistics.
@@ -270,108 +287,88 @@ func (o *Observer) Wants(t calls.EventType) bool { return t == calls.EventCallFi
 // MethodToolsCall is the MCP method every call is made with.
 const MethodToolsCall = "tools/call"
 
-// Observe turns an EventCallFinished into spans; other events are ignored.
+// Observe queues an EventCallFinished's spans, if the sampler keeps them;
+// other events are ignored. The call's span continues the trace of a
+// valid traceparent; a run or a model request gets a child span.
 func (o *Observer) Observe(e calls.Event) {
 	if e.Type != calls.EventCallFinished {
 		return
 	}
-	ctx := context.Background()
-	if e.TraceParent != "" {
-		carrier := propagation.MapCarrier{"traceparent": e.TraceParent}
-		if e.TraceState != "" {
-			carrier["tracestate"] = e.TraceState
+	c := callSpan{
+		start: e.Time.Add(-e.Duration), end: e.Time,
+		call: e.Call, group: e.Group, session: e.Session, client: e.Client, reason: e.Reason,
+		kind: e.Kind, outcome: e.Outcome, args: len(e.Arguments), result: e.ResultBytes, info: e.Info,
+		transport: o.transport, provider: o.provider,
+	}
+	p := sdktrace.SamplingParameters{ParentContext: context.Background(), Kind: trace.SpanKindServer}
+	if calls.ValidTraceParent(e.TraceParent) {
+		c.traceID, c.parent, c.flags = parseParent(e.TraceParent)
+		c.remote = true
+		ts, err := trace.ParseTraceState(e.TraceState)
+		if err != nil {
+			ts = trace.TraceState{}
 		}
-		ctx = Propagator().Extract(ctx, carrier)
+		p.ParentContext = trace.ContextWithRemoteSpanContext(p.ParentContext, trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: c.traceID, SpanID: c.parent, TraceFlags: c.flags, TraceState: ts, Remote: true,
+		}))
+	} else {
+		c.traceID = traceID()
 	}
-	attrs := make([]attribute.KeyValue, 0, 12)
-	attrs = append(attrs,
-		semconv.McpMethodNameKey.String(MethodToolsCall),
-		semconv.GenAIToolName(e.Call),
-		semconv.GenAIOperationNameExecuteTool,
-		attribute.String("membrane.call.kind", e.Kind.String()),
-		attribute.String("membrane.outcome", e.Outcome.String()),
-		attribute.Int("membrane.args.bytes", len(e.Arguments)),
-		attribute.Int("membrane.result.bytes", e.ResultBytes),
-	)
-	if e.Session != "" {
-		attrs = append(attrs, semconv.McpSessionID(e.Session))
+	// The SDK's samplers decide from the parent and the trace ID; the
+	// span's name, which none of them reads, is not made here.
+	p.TraceID = c.traceID
+	res := o.q.sampler.ShouldSample(p)
+	if res.Decision != sdktrace.RecordAndSample {
+		return
 	}
-	if e.Client != "" {
-		attrs = append(attrs, attribute.String("membrane.client.name", e.Client))
+	c.flags |= trace.FlagsSampled
+	if res.Tracestate.Len() > 0 {
+		c.traceState = res.Tracestate.String()
 	}
-	if e.Group != "" {
-		attrs = append(attrs, attribute.String("membrane.call.group", e.Group))
+	c.spanID = spanID()
+	if e.Info != nil {
+		if e.Info.Run != nil {
+			c.runID = spanID()
+		}
+		if e.Info.Model != nil {
+			c.modelID = spanID()
+		}
 	}
-	if o.transport != "" {
-		attrs = append(attrs, semconv.NetworkTransportKey.String(o.transport))
-	}
-	if e.Outcome.Failed() {
-		attrs = append(attrs, semconv.ErrorTypeKey.String(e.Outcome.String()))
-	}
-	start := e.Time.Add(-e.Duration)
-	ctx, span := o.tracer.Start(ctx, MethodToolsCall+" "+e.Call,
-		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start), trace.WithAttributes(attrs...))
-	if e.Outcome.Failed() {
-		span.SetStatus(codes.Error, e.Reason)
-	}
-	if e.Info != nil && e.Info.Run != nil {
-		o.runSpan(ctx, e.Info.Run, start, e.Time)
-	}
-	if e.Info != nil && e.Info.Model != nil {
-		o.modelSpan(ctx, e.Info.Model, start, e.Time, e.Outcome)
-	}
-	span.End(trace.WithTimestamp(e.Time))
+	o.q.add(&c)
 }
 
 // SpanSandboxRun names the span of a sandboxed process.
 const SpanSandboxRun = "sandbox run"
 
-func (o *Observer) runSpan(ctx context.Context, r *calls.RunInfo, callStart, callEnd time.Time) {
-	began, end := span(r.Began, r.Wall, callStart, callEnd)
-	attrs := []attribute.KeyValue{
-		semconv.ProcessExitCode(r.ExitCode),
-		attribute.String("membrane.sandbox.isolation", r.Isolation),
-		attribute.Int64("membrane.sandbox.stdout.bytes", r.StdoutBytes),
-		attribute.Int64("membrane.sandbox.stderr.bytes", r.StderrBytes),
-		attribute.Float64("membrane.sandbox.start_ms", float64(r.Start.Microseconds())/1000),
+// serverAddr splits a model host as membrane names it (a base URL such as
+// http://127.0.0.1:11434, or host:port) into the semantic conventions'
+// server.address, a bare host name or IP, and server.port (the scheme's
+// when the URL gives none; 0 when unknown).
+func serverAddr(h string) (string, int) {
+	if h == "" {
+		return "", 0
 	}
-	if r.Signal != "" {
-		attrs = append(attrs, attribute.String("membrane.sandbox.signal", r.Signal))
+	if strings.Contains(h, "://") {
+		u, err := url.Parse(h)
+		if err != nil || u.Hostname() == "" {
+			return h, 0
+		}
+		port, _ := strconv.Atoi(u.Port())
+		if port == 0 {
+			switch u.Scheme {
+			case "http":
+				port = 80
+			case "https":
+				port = 443
+			}
+		}
+		return u.Hostname(), port
 	}
-	if r.Killed != "" {
-		attrs = append(attrs, attribute.String("membrane.sandbox.killed", r.Killed))
+	if host, p, err := net.SplitHostPort(h); err == nil {
+		port, _ := strconv.Atoi(p)
+		return host, port
 	}
-	_, s := o.tracer.Start(ctx, SpanSandboxRun, trace.WithTimestamp(began), trace.WithAttributes(attrs...))
-	if r.Killed != "" || r.ExitCode != 0 {
-		s.SetStatus(codes.Error, fmt.Sprintf("exit code %d %s", r.ExitCode, r.Killed))
-	}
-	s.End(trace.WithTimestamp(end))
-}
-
-func (o *Observer) modelSpan(ctx context.Context, m *calls.ModelInfo, callStart, callEnd time.Time, outcome calls.Outcome) {
-	began, end := span(m.Began, m.Took, callStart, callEnd)
-	attrs := []attribute.KeyValue{
-		semconv.GenAIOperationNameChat,
-		semconv.GenAIProviderNameKey.String(o.provider),
-		semconv.GenAIRequestModel(m.Model),
-		semconv.GenAIResponseModel(m.Model),
-		semconv.GenAIUsageInputTokens(m.TokensIn),
-		semconv.GenAIUsageOutputTokens(m.TokensOut),
-	}
-	if m.Host != "" {
-		attrs = append(attrs, semconv.ServerAddress(m.Host))
-	}
-	if m.FirstToken > 0 {
-		attrs = append(attrs, attribute.Float64("membrane.model.first_token_ms", float64(m.FirstToken.Microseconds())/1000))
-	}
-	if m.QueueWait > 0 {
-		attrs = append(attrs, attribute.Float64("membrane.model.queue_wait_ms", float64(m.QueueWait.Microseconds())/1000))
-	}
-	_, s := o.tracer.Start(ctx, "chat "+m.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(began), trace.WithAttributes(attrs...))
-	if outcome.Failed() {
-		s.SetStatus(codes.Error, outcome.String())
-	}
-	s.End(trace.WithTimestamp(end))
+	return h, 0
 }
 
 // span is the time of a child span: as measured when it was, else the

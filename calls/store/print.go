@@ -40,19 +40,28 @@ func WriteCall(w io.Writer, c *Call) {
 	if c.Model != nil {
 		fmt.Fprintf(w, "model     %s\n", c.Model)
 	}
+	if c.TraceID != "" {
+		fmt.Fprintf(w, "trace     %s\n", c.TraceID)
+	}
 	for _, e := range c.Events {
-		fmt.Fprintf(w, "  %s %s %g/%g %s\n", e.Time.Local().Format("15:04:05.000"), e.Kind, e.Progress, e.Total, e.Message)
+		at := e.Time.Local().Format("15:04:05.000")
+		if e.Total > 0 {
+			fmt.Fprintf(w, "  %s %s %g/%g %s\n", at, e.Kind, e.Progress, e.Total, e.Message)
+		} else {
+			fmt.Fprintf(w, "  %s %s %g %s\n", at, e.Kind, e.Progress, e.Message)
+		}
 	}
 }
 
 // WriteCalls writes calls as a table, one line each: a long reason is cut
-// at 60 characters and a long session ID at 12.
+// at 60 characters. A session ID is shown whole, to be pasted into a
+// filter, unless it is longer than 32 (membrane's are 26 at most).
 func WriteCalls(w io.Writer, cs []Call) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STARTED\tCALL\tOUTCOME\tDURATION\tSESSION\tID\tREASON")
 	for _, c := range cs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fms\t%s\t%s\t%s\n", c.Started.Local().Format("2006-01-02 15:04:05"), c.Call, c.Outcome, c.DurMS,
-			shorten(c.Session, 12), c.ID, strings.ReplaceAll(shorten(c.Reason, 60), "\t", " "))
+			shorten(c.Session, 32), c.ID, strings.ReplaceAll(shorten(c.Reason, 60), "\t", " "))
 	}
 	tw.Flush()
 }

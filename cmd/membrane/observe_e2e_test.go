@@ -4,13 +4,9 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -134,124 +130,5 @@ func TestStoreUnwritable(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "trace store off") {
 		t.Errorf("no log line about the store:\n%s", stderr.String())
-	}
-}
-
-// TestPrometheusScrapesMembrane runs a real Prometheus (the Debian package,
-// which make test-deps installs) against membrane's /metrics, behind the
-// token, and asks its HTTP API for the rate of the call counter after
-// known calls.
-func TestPrometheusScrapesMembrane(t *testing.T) {
-	bin := binary(t)
-	prom, err := exec.LookPath("prometheus")
-	if err != nil {
-		mcptest.Require(t, "no prometheus on PATH (apt-get install prometheus, or make test-deps)")
-	}
-	const token = "prom-e2e-token-0123456789"
-	_, base, _, _ := startHTTP(t, bin, append([]string{"--token", token}, noOllama...)...)
-
-	dir := t.TempDir()
-	promAddr := mcptest.FreeAddr(t)
-	config := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: membrane
-    authorization:
-      credentials: %s
-    static_configs:
-      - targets: ["%s"]
-`, token, strings.TrimPrefix(base, "http://"))
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pcmd := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr)
-	var plog mcptest.SyncBuffer
-	pcmd.Stdout, pcmd.Stderr = &plog, &plog
-	if err := pcmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pcmd.Process.Kill()
-		pcmd.Wait()
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", plog.String())
-		}
-	})
-
-	// query returns the value of a one-sample instant vector, or false.
-	query := func(q string) (float64, bool) {
-		resp, err := http.Get("http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(q))
-		if err != nil {
-			return 0, false
-		}
-		defer resp.Body.Close()
-		var r struct {
-			Status string
-			Data   struct {
-				Result []struct {
-					Value [2]any
-				}
-			}
-		}
-		b, _ := io.ReadAll(resp.Body)
-		if json.Unmarshal(b, &r) != nil || r.Status != "success" || len(r.Data.Result) != 1 {
-			return 0, false
-		}
-		s, _ := r.Data.Result[0].Value[1].(string)
-		v, err := strconv.ParseFloat(s, 64)
-		return v, err == nil
-	}
-	waitFor := func(q string, ok func(float64) bool) float64 {
-		t.Helper()
-		deadline := time.Now().Add(90 * time.Second) // a hang detector; scrapes come every second
-		for {
-			if v, found := query(q); found && ok(v) {
-				return v
-			}
-			if time.Now().After(deadline) {
-				v, found := query(q)
-				t.Fatalf("prometheus never saw %s as wanted (last: %v, found %v)", q, v, found)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-
-	// The scrape works (through the token) before any call.
-	waitFor(`up{job="membrane"}`, func(v float64) bool { return v == 1 })
-	// A client with a session (2025-11-25), whose one open session the
-	// gauge counts; a 2026-07-28 client has none.
-	cs := mcptest.ConnectHTTPVersion(t, base+"/mcp", token, "2025-11-25", nil)
-	res, text := mcptest.CallText(t, cs, "sh", map[string]any{"cmd": "true"})
-	sandboxWorks(t, res, text)
-	if res.IsError {
-		t.Fatalf("sh = %q", text)
-	}
-	// One sample with the first call, then more calls, so the rate has
-	// two different samples to work from.
-	waitFor(`membrane_calls_total{call="sh",outcome="ok"}`, func(v float64) bool { return v == 1 })
-	for range 4 {
-		if res, text := mcptest.CallText(t, cs, "sh", map[string]any{"cmd": "true"}); res.IsError {
-			t.Fatalf("sh = %q", text)
-		}
-	}
-	waitFor(`membrane_calls_total{call="sh",outcome="ok"}`, func(v float64) bool { return v == 5 })
-	if rate := waitFor(`rate(membrane_calls_total{call="sh",outcome="ok"}[1m])`, func(v float64) bool { return v > 0 }); rate <= 0 {
-		t.Errorf("rate = %v", rate)
-	}
-	waitFor(`membrane_call_duration_seconds_count{call="sh"}`, func(v float64) bool { return v == 5 })
-	waitFor(`membrane_sandbox_start_seconds_count`, func(v float64) bool { return v == 5 })
-	waitFor(`membrane_sessions_open`, func(v float64) bool { return v == 1 })
-	waitFor(`go_goroutines{job="membrane"}`, func(v float64) bool { return v > 0 })
-	// Nothing about arguments or sessions becomes a label.
-	resp, err := http.Get("http://" + promAddr + "/api/v1/labels")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if strings.Contains(string(b), "session") || strings.Contains(string(b), "args") {
-		t.Errorf("labels hold sessions or arguments: %s", b)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,47 +60,14 @@ func TestMixedWorkloadEndToEnd(t *testing.T) {
 
 	// A call that holds the only sandbox slot until it is cancelled; a
 	// second sh beside it is busy.
-	ctx, cancel := context.WithCancel(t.Context())
-	held := make(chan struct{})
-	go func() {
-		defer close(held)
-		call(ctx, "sh", map[string]any{"cmd": "touch /workspace/started; sleep 30"}, "cancelled")
-	}()
-	for i := 0; ; i++ {
-		res, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "read_file", Arguments: map[string]any{"path": "started"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ok := !res.IsError
-		want[key{"read_file", map[bool]string{true: "ok", false: "tool_error"}[ok]}]++
-		if ok {
-			break
-		}
-		if i == 600 {
-			t.Fatal("the held call never started")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	release := holdOnlySlot(t, cs, func(call, outcome string) { want[key{call, outcome}]++ })
 	if res := call(t.Context(), "sh", map[string]any{"cmd": "echo never"}, "busy"); !res.IsError {
 		t.Fatalf("sh beside the held one was not busy: %q", textOf(res))
 	}
-	cancel()
-	<-held
+	release()
 
 	// The model call, on the real test Ollama.
-	for i := 0; ; i++ {
-		lr, err := cs.ListTools(t.Context(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if slices.ContainsFunc(lr.Tools, func(tl *sdk.Tool) bool { return tl.Name == "chat_scripted" }) {
-			break
-		}
-		if i == 600 {
-			t.Fatal("no chat_scripted from the test Ollama")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitTool(t, cs, "chat_scripted")
 	if res := call(t.Context(), "chat_scripted", map[string]any{"prompt": "hi"}, "ok"); res.IsError || !strings.Contains(textOf(res), "mixed answer") {
 		t.Fatalf("chat_scripted = %q", textOf(res))
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,27 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// StartProcess starts cmd (a helper server a test runs beside the code
+// under test: Prometheus, Jaeger) with its stdout and stderr in the
+// returned buffer, kills it when the test ends, and then logs what it
+// wrote, under name, if the test failed.
+func StartProcess(t testing.TB, name string, cmd *exec.Cmd) *SyncBuffer {
+	t.Helper()
+	var logs SyncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("mcptest: start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, logs.String())
+		}
+	})
+	return &logs
 }
 
 // FreeAddr returns a loopback host:port that nothing listened on a moment

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +44,27 @@ func JaegerPath() (path, why string) {
 // HTTP and gRPC in, the query API out (host:port each).
 type Jaeger struct {
 	OTLPHTTP, OTLPGRPC, Query string
+	// PID is the Jaeger process's, for benchmarks that count its CPU.
+	PID int
+}
+
+// CPUTime is the user and system CPU time process pid has used so far
+// (from Linux's /proc; zero elsewhere).
+func CPUTime(pid int) time.Duration {
+	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(st)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	// After the name: state, then 10 more fields before utime and stime,
+	// which are in clock ticks (USER_HZ, 100 on Linux).
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.Atoi(f[11])
+	k, _ := strconv.Atoi(f[12])
+	return time.Duration(u+k) * 10 * time.Millisecond
 }
 
 // StartJaeger runs the Jaeger at bin until the test ends, and waits until
@@ -106,6 +129,7 @@ exporters:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	j.PID = cmd.Process.Pid
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
