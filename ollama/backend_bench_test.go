@@ -77,16 +77,7 @@ func BenchmarkBackendChatOverhead(b *testing.B) {
 	}
 	newChat := func(tool, answer string, rounds int) chat {
 		body := capturedChatBody(b, srv.URL, tool, prompt)
-		viaDirect := func() {
-			resp, err := hc.Post(srv.URL+"/v1/chat/completions", "application/json", bytes.NewReader(body))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer resp.Body.Close()
-			if got := readDeltas(resp.Body); strings.TrimSpace(got) != strings.TrimSpace(answer) {
-				b.Fatalf("direct: %q", got)
-			}
-		}
+		viaDirect := directChat(b, hc, srv.URL, body, answer)
 		viaSession := func(cs *sdk.ClientSession) func() {
 			return func() {
 				res, err := cs.CallTool(b.Context(), &sdk.CallToolParams{Name: tool, Arguments: map[string]any{"prompt": prompt}})
@@ -224,6 +215,21 @@ func startHTTPBinaryPID(b *testing.B, bin string, args, env []string) (string, i
 			b.Fatalf("membrane --http %s did not come up: %v\n%s", addr, err, stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// directChat returns a chat straight to the OpenAI-compatible server at
+// base with body, read to its end, that fails b unless it answers answer.
+func directChat(b *testing.B, hc *http.Client, base string, body []byte, answer string) func() {
+	return func() {
+		resp, err := hc.Post(base+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if got := readDeltas(resp.Body); strings.TrimSpace(got) != strings.TrimSpace(answer) {
+			b.Fatalf("direct: %q", got)
+		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package ollama_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -46,17 +45,7 @@ func BenchmarkBinaryGCPercent(b *testing.B) {
 	srv.Create(b, "scripted:latest", scripted())
 	prompt := "What did the command print?"
 	body := capturedChatBody(b, srv.URL, "chat_scripted", prompt)
-	hc := &http.Client{}
-	viaDirect := func() {
-		resp, err := hc.Post(srv.URL+"/v1/chat/completions", "application/json", bytes.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if got := readDeltas(resp.Body); strings.TrimSpace(got) != strings.TrimSpace(scriptAnswer) {
-			b.Fatalf("direct: %q", got)
-		}
-	}
+	viaDirect := directChat(b, &http.Client{}, srv.URL, body, scriptAnswer)
 	viaDirect() // load the model
 
 	bin := mcptest.BuildBinary(b, "./cmd/membrane")
