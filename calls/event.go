@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -206,6 +207,58 @@ type Event struct {
 
 	// Change is set on EventToolsChanged.
 	Change *Change
+
+	// memo holds what observers computed from the event, for the others
+	// (see Memo); nil when one observer at most receives it.
+	memo *memo
+}
+
+// Memo returns what compute makes of the event, computed once for every
+// observer that receives it and asks with the same key: the audit ledger
+// and the trace store scrub a call's arguments once between them. key
+// must be comparable and name both the computation and everything it
+// depends on beyond the event (the scrubber, the size limits); a
+// pointer, or a struct of one pointer, costs no allocation. The result is
+// shared: treat it as read-only. compute runs on the first caller's
+// goroutine, while the others asking for the same event wait; it must not
+// call Memo on the same event. An event that only one observer receives,
+// or that was not made by a Router, computes on every call. (compute takes
+// no arguments so that the event it reads can stay on its caller's
+// stack.)
+func (e *Event) Memo(key any, compute func() any) any {
+	if e.memo == nil {
+		return compute()
+	}
+	return e.memo.get(key, compute)
+}
+
+// memoSlots bounds the results one event keeps: the ledger's and store's
+// recorded form, and one more (the Lens's preview, say). A further key
+// computes on every call.
+const memoSlots = 2
+
+// memo is the shared results of one event.
+type memo struct {
+	mu   sync.Mutex
+	n    int
+	keys [memoSlots]any
+	vals [memoSlots]any
+}
+
+func (m *memo) get(key any, compute func() any) any {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := 0; i < m.n; i++ {
+		if m.keys[i] == key {
+			return m.vals[i]
+		}
+	}
+	v := compute() // a panic leaves the slot empty, for the next caller
+	if m.n < memoSlots {
+		m.keys[m.n], m.vals[m.n] = key, v
+		m.n++
+	}
+	return v
 }
 
 // TraceID returns the trace ID of a W3C traceparent ("00-<trace>-<span>-<flags>"),
@@ -247,7 +300,9 @@ func (e *Event) ArgsDigest() string {
 		return ""
 	}
 	sum := sha256.Sum256(e.Arguments)
-	return hex.EncodeToString(sum[:])
+	var buf [2 * sha256.Size]byte
+	hex.Encode(buf[:], sum[:])
+	return string(buf[:])
 }
 
 // An Observer receives a Router's events. Each observer has its own bounded
@@ -269,8 +324,8 @@ type EventFilter interface {
 }
 
 // A BatchObserver is an Observer told each time it has been given a batch
-// of events: the router hands events on in batches (the events of about a
-// millisecond, in a burst of calls), so an observer that writes can write
+// of events: the router hands events on in batches (the events of a few
+// milliseconds, or up to 1,024 in a burst of calls), so an observer that writes can write
 // a batch at once, with one system call, instead of one per event.
 // EndBatch runs on the observer's goroutine, after the batch's last
 // Observe.

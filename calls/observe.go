@@ -25,13 +25,23 @@ const DefaultObserverBuffer = 16384
 // events, and hands that batch to each observer's goroutine. So a burst
 // of calls costs each observer one wake-up per batch, not one per event.
 const (
-	busWindow = time.Millisecond
-	busHigh   = 1024
+	busHigh = 1024
 	// busMax bounds the events waiting for the dispatcher (when it is
 	// starved of CPU); past it an event is lost, and counted as dropped
 	// by every observer that wanted it.
 	busMax = 1 << 16
 )
+
+// busWindow is how long the dispatcher lets events gather after the first
+// (a variable for BenchmarkHandOffPaced only). Every batch wakes the
+// dispatcher, a timer and each observer's goroutine: about 12 µs of CPU
+// with three observers, which a call that comes alone pays by itself. An
+// MCP call takes a few hundred microseconds, so a window of 1 ms shared
+// that among 1-4 calls; 5 ms shares it among a dozen or more (about 1.5 µs
+// a call, BenchmarkHandOffPaced), and still shows a call in the Lens, and
+// writes its ledger line, long before anyone could tell. Close and
+// ObserverStats hand everything on at once, whatever the window.
+var busWindow = 5 * time.Millisecond
 
 // maxReason bounds the reason text of a finished call.
 const maxReason = 400
@@ -64,6 +74,7 @@ type observer struct {
 
 	mu      sync.Mutex
 	batches []part // shared with the other observers: read-only
+	spare   []part // the slice drain emptied last, for the next batches
 	queued  int    // wanted events in batches, not yet delivered
 
 	delivered, dropped, panics atomic.Uint64
@@ -117,6 +128,7 @@ type record struct {
 	reason      string
 	info        *Info
 	full        *Event
+	memo        *memo // set by the dispatcher, for events two observers want
 }
 
 // callRecord is the record of a call's event of type t at time at.
@@ -130,13 +142,15 @@ func callRecord(t EventType, at time.Time, id uint64, req *Request) record {
 // event returns the Event rc holds, as observers receive it.
 func (rc *record) event() Event {
 	if rc.full != nil {
-		return *rc.full
+		e := *rc.full
+		e.memo = rc.memo
+		return e
 	}
 	e := Event{
 		Type: rc.typ, Time: rc.time, ID: rc.id,
 		Arguments: rc.args, TraceParent: rc.traceParent, TraceState: rc.traceState,
 		Outcome: rc.outcome, Reason: rc.reason, Duration: rc.dur,
-		ResultBytes: rc.resultBytes, Info: rc.info,
+		ResultBytes: rc.resultBytes, Info: rc.info, memo: rc.memo,
 	}
 	if c := rc.call; c != nil {
 		e.Call, e.Kind, e.Group = c.Name, c.Kind, c.Group
@@ -231,8 +245,14 @@ func (ob *observer) run() {
 func (ob *observer) drain() bool {
 	ob.mu.Lock()
 	bs := ob.batches
-	ob.batches = nil
+	ob.batches, ob.spare = ob.spare[:0], nil
 	ob.mu.Unlock()
+	defer func() {
+		clear(bs)
+		ob.mu.Lock()
+		ob.spare = bs[:0]
+		ob.mu.Unlock()
+	}()
 	for _, p := range bs {
 		n := 0
 		for i := range p.b.events[:p.n] {
@@ -316,6 +336,7 @@ type bus struct {
 	ready   [][]record // full chunks, oldest first, for the dispatcher
 	queued  int        // events in ready
 	free    [][]record // chunks done with, for reuse
+	batches []*batch   // batch headers done with, for reuse
 	parked  bool       // the dispatcher waits for a first event
 	running bool       // the dispatcher goroutine exists
 	wake    chan struct{}
@@ -436,7 +457,15 @@ func (b *bus) take() *batch {
 		b.parked = true
 		return nil
 	}
-	bt := &batch{events: p, bus: b}
+	var bt *batch
+	if n := len(b.batches); n > 0 {
+		bt = b.batches[n-1]
+		b.batches[n-1] = nil
+		b.batches = b.batches[:n-1]
+	} else {
+		bt = &batch{bus: b}
+	}
+	bt.events = p
 	bt.refs.Store(1)
 	return bt
 }
@@ -458,28 +487,67 @@ func (b *bus) chunk() []record {
 // stream of calls allocates none.
 const busFree = DefaultObserverBuffer/busHigh + 2
 
-// recycle keeps emptied chunks, so that a burst of calls does not allocate
-// a new queue each millisecond.
+// recycle keeps emptied chunks and batch headers, so that a burst of calls
+// does not allocate a new queue each millisecond.
 func (b *bus) recycle(bt *batch) {
-	if cap(bt.events) != busHigh {
-		return
-	}
+	events := bt.events
+	bt.events = nil
 	// Not cleared: the next calls overwrite it on their own core, and
 	// what it still points to (at most busFree*busHigh old events) goes
 	// then.
 	b.mu.Lock()
-	if len(b.free) < busFree {
-		b.free = append(b.free, bt.events[:0])
+	if cap(events) == busHigh && len(b.free) < busFree {
+		b.free = append(b.free, events[:0])
+	}
+	if len(b.batches) < busFree {
+		b.batches = append(b.batches, bt)
 	}
 	b.mu.Unlock()
 }
 
 // handOn offers bt to every observer and drops the dispatcher's reference.
 func (os *observers) handOn(bt *batch) {
-	for _, ob := range os.get() {
+	obs := os.get()
+	shareMemos(bt.events, obs)
+	for _, ob := range obs {
 		ob.offer(bt)
 	}
 	bt.release()
+}
+
+// callEvents are the event types that carry a call's arguments, which
+// observers scrub (see Event.Memo).
+const callEvents = 1<<EventCallStarted | 1<<EventCallProgress | 1<<EventCallFinished
+
+// shareMemos gives each call event that two observers or more want a memo
+// they share, all of them from one allocation. The dispatcher owns the
+// batch until it offers it, so the records are written before any
+// observer reads them.
+func shareMemos(events []record, obs []*observer) {
+	var seen, shared uint64
+	for _, ob := range obs {
+		shared |= seen & ob.wants
+		seen |= ob.wants
+	}
+	if shared &= callEvents; shared == 0 {
+		return
+	}
+	n := 0
+	for i := range events {
+		if shared&(1<<events[i].typ) != 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	memos := make([]memo, n)
+	for i := range events {
+		if rc := &events[i]; shared&(1<<rc.typ) != 0 {
+			rc.memo = &memos[len(memos)-n]
+			n--
+		}
+	}
 }
 
 // dispatch moves batches from the bus to the observers until quit.

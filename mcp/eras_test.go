@@ -316,20 +316,19 @@ func TestSDKClientCachesToolListForTTL(t *testing.T) {
 	}{{time.Hour, 1}, {0, 3}} {
 		r := routerWithEcho(t)
 		srv := mcp.NewServer(r, &mcp.ServerOptions{ToolListTTL: tc.ttl})
-		var lists atomic.Int32
-		srv.SDK().AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
-			return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
-				if method == "tools/list" {
-					lists.Add(1)
-				}
-				return next(ctx, method, req)
-			}
-		})
 		h, err := srv.HTTPHandler(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ts := httptest.NewServer(h)
+		// Counted as they reach the server: the list cache answers
+		// repeated ones before the SDK.
+		var lists atomic.Int32
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if req.Header.Get("Mcp-Method") == "tools/list" {
+				lists.Add(1)
+			}
+			h.ServeHTTP(w, req)
+		}))
 		cs := connectVersion(t, ts.URL+"/mcp", "", modern, nil)
 		for range 3 {
 			if _, err := cs.ListTools(t.Context(), nil); err != nil {

@@ -108,6 +108,30 @@ func (e *NoServersError) Error() string {
 
 func (e *NoServersError) Is(target error) bool { return target == ErrNoServers }
 
+// Unwrap returns each server's error, so that errors.As finds a
+// *RefusedError or *NoAnswerError among them.
+func (e *NoServersError) Unwrap() []error {
+	out := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		out[i] = f
+	}
+	return out
+}
+
+// NoAnswerError is a server that did not finish connecting (initialize,
+// then the first tools/list) within FleetOptions.ConnectTimeout. A
+// launched server's process group has been killed by the time it is
+// returned.
+type NoAnswerError struct {
+	Within time.Duration
+	Err    error // what the client said when the bound ended
+}
+
+func (e *NoAnswerError) Error() string {
+	return fmt.Sprintf("no answer within %gs: %v", e.Within.Seconds(), e.Err)
+}
+func (e *NoAnswerError) Unwrap() error { return e.Err }
+
 // DefaultBackoff is the wait before each reconnection attempt when
 // FleetOptions.Backoff is nil.
 var DefaultBackoff = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second}
@@ -122,7 +146,9 @@ type FleetOptions struct {
 	// CallTimeout bounds each remote call (ClientOptions.CallTimeout).
 	// Zero means the router's default.
 	CallTimeout time.Duration
-	// ConnectTimeout bounds one connection attempt. Zero means
+	// ConnectTimeout bounds one connection attempt: a server that has not
+	// answered initialize and the first tools/list by then fails with a
+	// *NoAnswerError, its process group killed. Zero means
 	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 	// ClientName is announced to the servers. Empty means
@@ -233,6 +259,15 @@ func (f *Fleet) connect(ctx context.Context, s FleetServer) error {
 		return errClosing
 	}
 	f.mu.Unlock()
+	// A launched server that does not answer in time is killed, with its
+	// process group, as soon as the bound ends: the client's own close
+	// would wait on it (stdin closed, then SIGTERM, then SIGKILL, seconds
+	// apart) and would leave its children running.
+	var proc launched
+	if cmd != nil {
+		t = &launchTransport{Transport: t, cmd: cmd, proc: &proc}
+	}
+	stop := context.AfterFunc(cctx, proc.kill)
 	c, err := Connect(cctx, t, f.router, &ClientOptions{
 		Name:        s.Name,
 		Prefix:      f.prefix,
@@ -247,9 +282,11 @@ func (f *Fleet) connect(ctx context.Context, s FleetServer) error {
 		},
 		OnSessionEnd: func(err error) { f.lost(s, err) },
 	})
+	stop()
 	if err != nil {
+		proc.kill() // and whatever it started
 		if cctx.Err() != nil && ctx.Err() == nil {
-			err = fmt.Errorf("no answer within %gs: %w", f.opts.ConnectTimeout.Seconds(), err)
+			err = &NoAnswerError{Within: f.opts.ConnectTimeout, Err: err}
 		}
 		if s.refused != nil {
 			if st := int(s.refused.status.Load()); st != 0 {
@@ -272,6 +309,39 @@ func (f *Fleet) connect(ctx context.Context, s FleetServer) error {
 	}
 	f.clients[s.Name] = c
 	return nil
+}
+
+// launched is the process a connection attempt started, once started.
+type launched struct {
+	mu  sync.Mutex
+	pid int
+}
+
+// kill sends SIGKILL to the process group of the process, if it started.
+func (l *launched) kill() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pid != 0 {
+		killGroup(l.pid)
+	}
+}
+
+// launchTransport is a command's transport that records the process it
+// started.
+type launchTransport struct {
+	sdk.Transport
+	cmd  *exec.Cmd
+	proc *launched
+}
+
+func (t *launchTransport) Connect(ctx context.Context) (sdk.Connection, error) {
+	conn, err := t.Transport.Connect(ctx)
+	if t.cmd.Process != nil {
+		t.proc.mu.Lock()
+		t.proc.pid = t.cmd.Process.Pid
+		t.proc.mu.Unlock()
+	}
+	return conn, err
 }
 
 // lost reconnects a server whose session ended, with backoff.

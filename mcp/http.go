@@ -379,6 +379,9 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if stateful && h.fastToolsList(w, r, msg, sid, user) {
 		return
 	}
+	if sessionless && h.fastModernList(w, r, msg, user) {
+		return
+	}
 	if stateful && sid != "" && r.Method == http.MethodPost {
 		if ls := h.live.get(sid); ls != nil {
 			ls.lastSDK.Store(time.Now().UnixNano())
@@ -398,7 +401,7 @@ func (h *httpHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	target := h.mcp
 	if sessionless {
-		r = withRequestCtx(r)
+		r = withRequestCtx(markModernList(r, msg))
 		target = h.modern
 	}
 	ew := &errorWriter{ResponseWriter: w}

@@ -129,7 +129,8 @@ type Server struct {
 
 	res *resources // nil: no workspace resources
 
-	lists toolListCache // encoded tools/list results (toollist.go)
+	lists toolListCache       // encoded tools/list results (toollist.go)
+	impl  *sdk.Implementation // what the server announces
 }
 
 // session is what the adapter keeps per MCP session.
@@ -238,7 +239,8 @@ func NewServer(r Router, opts *ServerOptions) *Server {
 		s.res = newResources(o.WorkspaceResources)
 		sopts.SubscribeHandler, sopts.UnsubscribeHandler = s.subscribe, s.unsubscribe
 	}
-	s.sdk = sdk.NewServer(&sdk.Implementation{Name: o.Name, Version: o.Version}, sopts)
+	s.impl = &sdk.Implementation{Name: o.Name, Version: o.Version}
+	s.sdk = sdk.NewServer(s.impl, sopts)
 	s.sdk.AddReceivingMiddleware(checkParams)
 	if s.res != nil {
 		s.serveResources()
@@ -372,6 +374,9 @@ const runCloseGrace = 2 * time.Second
 // Run cancels the session's running calls, closes it and returns nil as
 // well: the caller asked for the end.
 func (s *Server) Run(ctx context.Context, t sdk.Transport) error {
+	if rt, ok := t.(*ResilientStdioTransport); ok {
+		t = s.withListCache(rt)
+	}
 	ss, err := s.sdk.Connect(context.WithoutCancel(ctx), t, nil)
 	if err != nil {
 		return fmt.Errorf("mcp: connect: %w", err)
@@ -471,12 +476,15 @@ func (s *Server) addTool(c *calls.Call) (ok bool) {
 // the SDK hands a json.RawMessage schema through to every tools/list as it
 // is (TestSDKListsSchemaAsGiven), and encoding/json compacts it on every
 // encoding, which is a plain copy once there is nothing left to remove.
+// A schema that is compact already is kept as it came, not copied: the
+// model tools of one shape share one schema (ollama's chatSchema), and
+// hundreds of models would otherwise hold hundreds of copies of it.
 // destructiveHint is left out of a read-only tool's annotations: the
 // protocol gives it a meaning only when readOnlyHint is false.
 func toolOf(c *calls.Call) *sdk.Tool {
 	schema := json.RawMessage(c.InputSchema)
 	var buf bytes.Buffer
-	if json.Compact(&buf, schema) == nil {
+	if json.Compact(&buf, schema) == nil && !bytes.Equal(buf.Bytes(), schema) {
 		schema = buf.Bytes()
 	}
 	t := &sdk.Tool{

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,10 @@ type ResilientStdioTransport struct {
 	// MaxInFlight caps the requests waiting for an answer at once. Zero
 	// means DefaultMaxInFlight.
 	MaxInFlight int
+
+	// listState, set by Server.Run, lets the connection answer a
+	// tools/list from an earlier answer (see stdioConn.answerList).
+	listState func() (version uint64, key string, ok bool)
 }
 
 var _ sdk.Transport = (*ResilientStdioTransport)(nil)
@@ -80,6 +85,7 @@ func (t *ResilientStdioTransport) Connect(context.Context) (sdk.Connection, erro
 		closed:      make(chan struct{}),
 		inflight:    map[jsonrpc.ID]string{},
 		maxInFlight: t.MaxInFlight,
+		listState:   t.listState,
 	}
 	if c.maxInFlight <= 0 {
 		c.maxInFlight = DefaultMaxInFlight
@@ -106,7 +112,27 @@ type stdioConn struct {
 	inflight    map[jsonrpc.ID]string // requests read and not yet answered, with their method
 	phase       phase
 	held        [][]byte // encoded notifications held until phaseReady
+
+	// The tool lists this session was sent, for answerList; nil
+	// listState: none are kept.
+	listState    func() (version uint64, key string, ok bool)
+	lists        map[paramsDigest]stdioList
+	pendingLists map[jsonrpc.ID]stdioList // asked, not yet answered (no result yet)
 }
+
+// stdioList is a tools/list result the SDK sent this session, for params
+// of one digest, with the version of the tool set and the list key (the
+// scope's view) it was asked at.
+type stdioList struct {
+	digest  paramsDigest
+	version uint64
+	key     string
+	result  json.RawMessage
+}
+
+// maxStdioLists bounds the lists one stdio session keeps: one per page
+// and distinct params, which a client keeps the same from list to list.
+const maxStdioLists = 8
 
 // phase is how far the session's start has come, for what may be sent.
 type phase uint8
@@ -149,6 +175,9 @@ func (c *stdioConn) readLoop(limit int) {
 			case m != nil:
 				if id, code, text := c.admit(m); code != 0 {
 					c.reply(id, code, text)
+					break
+				}
+				if c.answerList(m) {
 					break
 				}
 				select {
@@ -205,6 +234,73 @@ func (c *stdioConn) admit(m jsonrpc.Message) (*jsonrpc.ID, int64, string) {
 	}
 	c.inflight[req.ID] = req.Method
 	return nil, 0, ""
+}
+
+// answerList answers a tools/list that was admitted (its id in flight)
+// with the result the SDK sent this session for the same params, byte for
+// byte, and reports true; or it notes the request, so that Write keeps the
+// SDK's answer, and reports false. The SDK's answer is the same for the
+// same params while the tool set and the scope's view stay the same: it
+// is kept with both (listState), and answered only at the same ones (the
+// session having been answered, initialize or a first request of the
+// sessionless protocol: a kept answer means the SDK took the session's
+// requests), and while the server is ready and open. Anything the SDK
+// refused is never kept. The answer is kept as the SDK's is written, so a
+// list sent before that answer arrived may be answered first: JSON-RPC
+// answers come in any order, and the two are the same.
+func (c *stdioConn) answerList(m jsonrpc.Message) bool {
+	req, ok := m.(*jsonrpc.Request)
+	if !ok || c.listState == nil || req.Method != "tools/list" || !req.IsCall() {
+		return false
+	}
+	version, key, ready := c.listState()
+	h := sha256.New()
+	h.Write(req.Params)
+	var d paramsDigest
+	h.Sum(d[:0])
+	c.mu.Lock()
+	e, hit := c.lists[d]
+	if !hit || !ready || e.version != version || e.key != key {
+		if c.pendingLists == nil {
+			c.pendingLists = map[jsonrpc.ID]stdioList{}
+		}
+		c.pendingLists[req.ID] = stdioList{digest: d, version: version, key: key}
+		c.mu.Unlock()
+		return false
+	}
+	delete(c.inflight, req.ID)
+	c.mu.Unlock()
+	id, err := marshalNoEscape(req.ID.Raw())
+	if err != nil {
+		return false
+	}
+	const head, mid = `{"jsonrpc":"2.0","id":`, `,"result":`
+	line := make([]byte, 0, len(head)+len(id)+len(mid)+len(e.result)+2)
+	line = append(append(append(append(append(line, head...), id...), mid...), e.result...), '}', '\n')
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.writeFramedLocked(line)
+	return true
+}
+
+// keepList keeps the SDK's answer r to a tools/list that answerList
+// noted, if the tool set and the scope's view are still those it was
+// asked at (now, read before the answer was written: a view that changed
+// while the SDK made the list may have made it). It runs with mu held.
+func (c *stdioConn) keepList(r *jsonrpc.Response, now stdioList) {
+	p, ok := c.pendingLists[r.ID]
+	if !ok {
+		return
+	}
+	delete(c.pendingLists, r.ID)
+	if r.Error != nil || len(r.Result) == 0 || p.version != now.version || p.key != now.key {
+		return
+	}
+	if c.lists == nil || len(c.lists) >= maxStdioLists {
+		c.lists = map[paramsDigest]stdioList{}
+	}
+	p.result = bytes.Clone(r.Result) // exactly its size: the SDK's buffer grew by doubling
+	c.lists[p.digest] = p
 }
 
 // open moves the session to phase p (never back) and sends what was held
@@ -327,14 +423,20 @@ func (c *stdioConn) writeLine(data []byte) error {
 
 // writeLocked writes one line; it runs with wmu held.
 func (c *stdioConn) writeLocked(data []byte) error {
+	buf := make([]byte, 0, len(data)+1)
+	buf = append(append(buf, data...), '\n')
+	return c.writeFramedLocked(buf)
+}
+
+// writeFramedLocked writes line, which ends in its newline; it runs with
+// wmu held.
+func (c *stdioConn) writeFramedLocked(line []byte) error {
 	select {
 	case <-c.closed:
 		return io.ErrClosedPipe
 	default:
 	}
-	buf := make([]byte, 0, len(data)+1)
-	buf = append(append(buf, data...), '\n')
-	_, err := c.out.Write(buf)
+	_, err := c.out.Write(line)
 	return err
 }
 
@@ -363,6 +465,15 @@ func (c *stdioConn) Write(ctx context.Context, m jsonrpc.Message) error {
 	if err != nil {
 		return fmt.Errorf("mcp: encode: %w", err)
 	}
+	var now stdioList
+	if isResp && c.listState != nil {
+		c.mu.Lock()
+		_, listed := c.pendingLists[r.ID]
+		c.mu.Unlock()
+		if listed {
+			now.version, now.key, _ = c.listState()
+		}
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -370,6 +481,9 @@ func (c *stdioConn) Write(ctx context.Context, m jsonrpc.Message) error {
 	if isResp {
 		method, ok := c.inflight[r.ID]
 		delete(c.inflight, r.ID)
+		if len(c.pendingLists) > 0 {
+			c.keepList(r, now)
+		}
 		if ok && r.Error == nil {
 			switch method {
 			case "initialize":

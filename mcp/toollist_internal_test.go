@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -109,4 +110,66 @@ func FuzzPlainParams(f *testing.F) {
 			t.Fatalf("plainParams took %q, which the SDK reads as %+v", raw, p)
 		}
 	})
+}
+
+// TestToolOfSharesCompactSchema: tools whose schema comes compact already
+// (ollama's model tools, which share one per shape) keep those very bytes,
+// so a server with hundreds of them holds one copy; a schema with space
+// in it is compacted into bytes of its own (the control).
+func TestToolOfSharesCompactSchema(t *testing.T) {
+	t.Parallel()
+	shared := json.RawMessage(`{"type":"object","properties":{"prompt":{"type":"string"}}}`)
+	a, b := calls.Call{Name: "a", InputSchema: shared}, calls.Call{Name: "b", InputSchema: shared}
+	ra, rb := toolOf(&a).InputSchema.(json.RawMessage), toolOf(&b).InputSchema.(json.RawMessage)
+	if &ra[0] != &shared[0] || &rb[0] != &shared[0] {
+		t.Errorf("a compact schema was copied")
+	}
+	spaced := json.RawMessage(`{"type": "object"}`)
+	c := calls.Call{Name: "c", InputSchema: spaced}
+	if rc := toolOf(&c).InputSchema.(json.RawMessage); &rc[0] == &spaced[0] || string(rc) != `{"type":"object"}` {
+		t.Errorf("a spaced schema came out as %s", rc)
+	}
+}
+
+// TestToolListCacheBounds: the cache keeps entries up to its byte bound
+// and its entry bound, and nothing past them, and a change empties the
+// entries and the accepted params, so that the bounds start over.
+func TestToolListCacheBounds(t *testing.T) {
+	t.Parallel()
+	var c toolListCache
+	v, _ := c.snapshot()
+	big := make([]byte, maxToolListBytes/2)
+	c.put(v, "a", big)
+	c.put(v, "b", big)
+	c.put(v, "c", []byte("x"))
+	if c.get(v, "a") == nil || c.get(v, "b") == nil {
+		t.Fatal("entries within the byte bound were not kept")
+	}
+	if c.get(v, "c") != nil {
+		t.Fatal("an entry past the byte bound was kept")
+	}
+	var d paramsDigest
+	c.accept(v, d)
+	if !c.isAccepted(v, d) {
+		t.Fatal("accepted params were not kept")
+	}
+	c.invalidate()
+	v2, _ := c.snapshot()
+	if c.get(v2, "a") != nil || c.isAccepted(v2, d) || c.isAccepted(v, d) {
+		t.Fatal("a change left entries or accepted params")
+	}
+	for i := range maxToolListEntries + 1 {
+		c.put(v2, fmt.Sprint(i), []byte("x"))
+	}
+	if c.get(v2, "0") == nil || c.get(v2, fmt.Sprint(maxToolListEntries)) != nil {
+		t.Fatal("the entry bound does not hold")
+	}
+	for i := range maxAcceptedParams + 1 {
+		var d paramsDigest
+		d[0], d[1], d[2] = byte(i), byte(i>>8), 1
+		c.accept(v2, d)
+	}
+	if len(c.accepted) != maxAcceptedParams {
+		t.Fatalf("%d params accepted, the bound is %d", len(c.accepted), maxAcceptedParams)
+	}
 }

@@ -61,6 +61,14 @@ func listPost(t *testing.T, url, token, sid, version, body string) (int, string,
 	if version != "" {
 		hdr["Mcp-Protocol-Version"] = version
 	}
+	return postMsg(t, url, body, hdr)
+}
+
+// postMsg posts body with the headers hdr and returns the status, the
+// content type and the JSON-RPC message of the reply (an SSE reply's data
+// line).
+func postMsg(t *testing.T, url, body string, hdr map[string]string) (int, string, []byte, http.Header) {
+	t.Helper()
 	resp := post(t, url, body, hdr)
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,72 +280,6 @@ func waitForTool(b *testing.B, cs *sdk.ClientSession, name string) {
 	}
 }
 
-// BenchmarkToolsListBackends lists the tools of 100, 250 and 500 models
-// spread over three real OpenAI-compatible servers (Ollama's /v1), all
-// served through three backends, to show how the time of one tools/list
-// and membrane's memory grow with the models. The servers gain models
-// between the sizes. list_µs is one listing; list_µs_per_model and
-// heap_KiB_per_model (the heap of the Models, router and session of that
-// size) are the slopes; rss_MiB is the process's resident size after the
-// listing, which only grows, so the sizes show its growth in turn.
-// list_cpu_µs is the process's CPU time (user and system) per listing,
-// which a loaded machine stretches less than the wall time.
-func BenchmarkToolsListBackends(b *testing.B) {
-	const servers = 3
-	var srvs []*ollamatest.Server
-	for range servers {
-		srvs = append(srvs, ollamatest.Start(b))
-	}
-	created := 0
-	for _, total := range []int{100, 250, 500} {
-		for ; created < total; created++ {
-			srvs[created%servers].Create(b, fmt.Sprintf("model-%03d:latest", created), ollamatest.ChatModel())
-		}
-		b.Run(fmt.Sprintf("models=%d", total), func(b *testing.B) {
-			runtime.GC()
-			heap0 := heapInUse()
-			r := calls.NewRouter(nil)
-			var bs []ollama.Backend
-			for i, s := range srvs {
-				bs = append(bs, ollama.Backend{Name: fmt.Sprintf("b%d", i), URL: s.URL})
-			}
-			m, err := ollama.New(ollama.Config{Hosts: []string{"127.0.0.1:1"}, Backends: bs}, r, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m.Refresh(b.Context())
-			cs := mcptest.Connect(b, r, nil)
-			models := 0
-			cpu0 := cpuTime()
-			for b.Loop() {
-				models = 0
-				for _, err := range cs.Tools(b.Context(), nil) {
-					if err != nil {
-						b.Fatal(err)
-					}
-					models++
-				}
-			}
-			cpu := cpuTime() - cpu0
-			models -= 3 // the generic tools
-			if models != total {
-				b.Fatalf("%d model tools, want %d", models, total)
-			}
-			runtime.GC()
-			heap := heapInUse() - heap0
-			per := float64(b.Elapsed().Microseconds()) / float64(b.N)
-			b.ReportMetric(per, "list_µs")
-			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "list_cpu_µs")
-			b.ReportMetric(per/float64(models), "list_µs_per_model")
-			b.ReportMetric(float64(heap)/1024/float64(models), "heap_KiB_per_model")
-			b.ReportMetric(rssMiB(), "rss_MiB")
-			b.ReportMetric(0, "ns/op")
-			runtime.KeepAlive(m)
-			runtime.KeepAlive(cs)
-		})
-	}
-}
-
 // phases are the moments of the last tools/call through phasedConnect's
 // server: when the go-sdk handed it to membrane and took the result back
 // (sdkIn, sdkOut), and when membrane's router started and ended it.
@@ -447,12 +379,6 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func heapInUse() int64 {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapInuse)
 }
 
 // rssMiB is this process's resident set size from /proc (0 elsewhere).

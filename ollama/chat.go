@@ -61,7 +61,7 @@ func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
 	return calls.Call{
 		Name:         name,
 		Title:        "Chat: " + mod.displayName(),
-		Description:  desc.String(),
+		Description:  strings.Clone(desc.String()), // exactly its size: the builder grew by doubling, and there is one per model
 		InputSchema:  chatSchema(flags),
 		OutputSchema: chatOutputSchema,
 		Kind:         calls.KindModel,

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/mcp/mcptest"
 )
@@ -367,10 +369,57 @@ func BenchmarkCgroupCost(b *testing.B) {
 // its sandbox up, as before spares). Each round opens a session, times
 // its first call, closes the session and pauses untimed (pace) for the
 // pool to refill, as between clients.
+//
+// The first-session cases time the first call of the first session of a
+// new Sandbox instead, one made for each round (with Warm 4 and Prewarm
+// as "spare", and Warm 0 as "no-spare"), after an untimed pause for the start-up
+// probe and anything prepared in the background, as a client's
+// initialize and tools/list give it.
 func BenchmarkFirstCall(b *testing.B) {
 	for _, tool := range []string{"sh", "python_run"} {
 		b.Run(tool, func(b *testing.B) { benchFirstCall(b, tool) })
 	}
+	for _, tool := range []string{"sh", "python_run"} {
+		b.Run("first-session/"+tool, func(b *testing.B) { benchFirstSession(b, tool) })
+	}
+}
+
+func benchFirstSession(b *testing.B, tool string) {
+	requireBwrap(b)
+	args := json.RawMessage(`{"cmd":"true"}`)
+	if tool == "python_run" {
+		args = json.RawMessage(`{"code":"print(1)"}`)
+	}
+	first := func(warm int) time.Duration {
+		b.StopTimer()
+		cfg := testConfig()
+		cfg.Warm = warm
+		s, err := New(cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		if tool == "python_run" && s.python == "" {
+			b.Skip("no python")
+		}
+		r := calls.NewRouter(nil)
+		for _, c := range s.Calls() {
+			r.Add(c)
+		}
+		if warm > 0 {
+			s.Prewarm() // as membrane does once its tools are in
+		}
+		sess := calls.NewSession("")
+		defer sess.Close()
+		time.Sleep(300 * time.Millisecond)
+		b.StartTimer()
+		return timedCall(b, r, tool, args, sess)
+	}
+	var spare, cold time.Duration
+	b.ResetTimer()
+	alternate(b.N, func() { spare += first(4) }, func() { cold += first(0) })
+	b.StopTimer()
+	report(b, cold, spare, "no-spare", "spare")
 }
 
 func benchFirstCall(b *testing.B, tool string) {
@@ -400,13 +449,7 @@ func benchFirstCall(b *testing.B, tool string) {
 	first := func(r *calls.Router) time.Duration {
 		sess := calls.NewSession("")
 		defer sess.Close()
-		t0 := time.Now()
-		res, err := r.Call(context.Background(), tool, &calls.Request{Arguments: args, Session: sess})
-		d := time.Since(t0)
-		if err != nil || res.IsError {
-			b.Fatal(err, res.TextOf())
-		}
-		return d
+		return timedCall(b, r, tool, args, sess)
 	}
 	spareR, spareS := mk(true)
 	coldR, _ := mk(false)
@@ -427,4 +470,82 @@ func benchFirstCall(b *testing.B, tool string) {
 	b.StopTimer()
 	report(b, cold, spare, "no-spare", "spare")
 	b.ReportMetric(float64(spareS.pool.hits.Load()-hits)/float64(b.N), "spare-hits/call")
+}
+
+// BenchmarkFirstCallAfterStart times the first call of the first session
+// of a membrane process (sh true, python_run print(1)) over stdio, from
+// the tools/call request to its result, for membrane as it runs by
+// default (warm) and with --warm -1 (cold), processes alternating round
+// by round. Each process is started, initialized and listed (untimed), and
+// then called: at once ("at-once", a scripted client) or after a pause
+// ("think", a model's turn between the list and the first call).
+func BenchmarkFirstCallAfterStart(b *testing.B) {
+	for _, tool := range []string{"sh", "python_run"} {
+		for _, when := range []string{"at-once", "think"} {
+			b.Run(tool+"/"+when, func(b *testing.B) { benchFirstCallAfterStart(b, tool, when == "think") })
+		}
+	}
+}
+
+func benchFirstCallAfterStart(b *testing.B, tool string, think bool) {
+	requireBwrap(b)
+	bin := mcptest.BuildBinary(b, "./cmd/membrane")
+	args := map[string]any{"cmd": "true"}
+	if tool == "python_run" {
+		args = map[string]any{"code": "print(1)"}
+	}
+	first := func(pool string) time.Duration {
+		cmd := exec.Command(bin, poolArgs(pool)...)
+		cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), stdioEnv...)
+		cs, err := sdk.NewClient(&sdk.Implementation{Name: "bench"}, nil).Connect(context.Background(),
+			&sdk.CommandTransport{Command: cmd, TerminateDuration: 5 * time.Second}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cs.Close()
+		if _, err := cs.ListTools(context.Background(), nil); err != nil {
+			b.Fatal(err)
+		}
+		if think {
+			time.Sleep(500 * time.Millisecond)
+		}
+		t0 := time.Now()
+		r := call(b, cs, tool, args)
+		d := time.Since(t0)
+		if r.res.IsError || r.exit() != 0 {
+			b.Fatal(r.text)
+		}
+		return d
+	}
+	first("warm") // the page cache
+	var warm, cold time.Duration
+	b.ResetTimer()
+	alternate(b.N, func() { warm += first("warm") }, func() { cold += first("cold") })
+	b.StopTimer()
+	report(b, cold, warm, "cold", "warm")
+}
+
+// alternate runs a and b n times each, swapping which goes first every
+// round, so that neither always runs in the other's wake.
+func alternate(n int, a, b func()) {
+	for i := range n {
+		if i%2 == 0 {
+			a()
+			b()
+		} else {
+			b()
+			a()
+		}
+	}
+}
+
+// timedCall times one call of tool through r in sess, which must succeed.
+func timedCall(b *testing.B, r *calls.Router, tool string, args json.RawMessage, sess *calls.Session) time.Duration {
+	t0 := time.Now()
+	res, err := r.Call(context.Background(), tool, &calls.Request{Arguments: args, Session: sess})
+	d := time.Since(t0)
+	if err != nil || res.IsError {
+		b.Fatal(err, res.TextOf())
+	}
+	return d
 }

@@ -84,8 +84,10 @@
 // background after the session's previous call of the same tool, or, for
 // a session's first call, for the spare empty workspace the session
 // adopts: bwrap started with everything in place, its init waiting on its
-// block pipe before the command exists. Each serves exactly one call, and
-// a spare workspace one session; see pool.go for
+// block pipe before the command exists. Prewarm makes the first spare at
+// start-up, so that the very first session's first call is warm too. Each
+// serves exactly one call, and a spare workspace one session; see pool.go
+// for
 // what it changes (nothing a call can see of another) and when one is
 // thrown away. The private /etc copy is made in the background too, so New
 // returns at once; a call waits for the first copy only.

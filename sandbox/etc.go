@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/membrane-mcp/membrane/calls"
 )
 
 // etcRecheck is how often the host's /etc is checked for changes that the
@@ -212,15 +213,7 @@ func copyEtcEntry(src, dst string, depth int) error {
 			return nil
 		}
 		defer in.Close()
-		out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
+		return calls.WriteNewFile(dst, in, 0o644)
 	}
 	return nil
 }

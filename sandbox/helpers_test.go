@@ -188,28 +188,9 @@ func failed(t testing.TB, r ran) {
 func descendants() []string {
 	parent := map[int]int{}
 	info := map[int]string{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		j := bytes.IndexByte(b, '(')
-		if i < 0 || j < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		parent[pid] = ppid
-		info[pid] = fmt.Sprintf("%d %s %s", pid, b[j+1:i], f[0])
+	for _, p := range mcptest.Procs() {
+		parent[p.PID] = p.PPID
+		info[p.PID] = fmt.Sprintf("%d %s %s", p.PID, p.Comm, p.State)
 	}
 	me := os.Getpid()
 	warm := warmPIDs()

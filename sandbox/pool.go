@@ -48,10 +48,12 @@ import (
 // The refill starts when a call served warm ends, so that on a small
 // machine it does not compete with the call for CPU.
 //
-// A session's first call is warm too: the pool keeps one spare workspace,
+// A session's first call is warm too, the first session's included: the
+// pool keeps one spare workspace,
 // an empty owned directory made as a session's is, with a sandbox
 // prepared for it for each form of call (sh, python_run) the pool has
-// seen. A new session adopts the spare in place of a new directory
+// seen, or has been taught before any call (Sandbox.Prewarm). A new
+// session adopts the spare in place of a new directory
 // (workspaceFor), the sandboxes waiting for it with it, and the pool makes
 // the next spare in the background. A spare is adopted by one session at
 // most, never handed back: once adopted it is that session's workspace,
@@ -84,6 +86,9 @@ type warmPool struct {
 	inflight map[warmKey]int
 	// noSpare turns spare workspaces off (tests of the per-session refill).
 	noSpare atomic.Bool
+	// filled is closed, and replaced, each time a fill in flight ends
+	// (take waits on it); nil while nothing waits.
+	filled chan struct{}
 
 	hits, discards atomic.Int64 // for tests and the log
 }
@@ -138,6 +143,20 @@ func (wp *warmPool) learn(f *warmForm) {
 		return
 	}
 	wp.forms = append(wp.forms, form)
+}
+
+// seed teaches the pool forms before any call has shown them, and starts
+// preparing the spare workspace's sandboxes for them (see Prewarm).
+func (wp *warmPool) seed(s *Sandbox, forms []*warmForm) {
+	if wp == nil {
+		return
+	}
+	wp.mu.Lock()
+	for _, f := range forms {
+		wp.learn(f)
+	}
+	wp.mu.Unlock()
+	wp.fillSpare(s)
 }
 
 // fillSpare makes a spare workspace if there is none and starts preparing
@@ -233,24 +252,42 @@ func (wp *warmPool) live(s *Sandbox, ws string) bool {
 }
 
 // take returns a warm sandbox ready to run j, with j's files written and
-// j's session its owner, or nil when there is none.
-func (wp *warmPool) take(s *Sandbox, j *job) *prepared {
+// j's session its owner, or nil when there is none. When one for j is
+// being made (a spare's, say, for a session's first call that came at
+// once), take waits for it, until ctx ends: it was started before the
+// call, so it is ready no later than a fresh one started now would be, and
+// a fresh one would only compete with it for the CPU.
+func (wp *warmPool) take(ctx context.Context, s *Sandbox, j *job) *prepared {
 	if wp == nil || wp.max == 0 || j.warm == nil || j.ws == nil || j.warm.cold {
 		return nil
 	}
 	key := keyOf(j.ws.dir, j.warm)
-	etc := s.etc.latest()
 	for {
 		wp.mu.Lock()
 		i := slices.IndexFunc(wp.idle, func(pr *prepared) bool { return pr.key == key })
 		if i < 0 {
+			if wp.inflight[key] == 0 || wp.closed {
+				wp.mu.Unlock()
+				return nil
+			}
+			if wp.filled == nil {
+				wp.filled = make(chan struct{})
+			}
+			filled := wp.filled
 			wp.mu.Unlock()
-			return nil
+			select {
+			case <-filled:
+				continue
+			case <-ctx.Done():
+				return nil
+			}
 		}
 		pr := wp.idle[i]
 		wp.idle = slices.Delete(wp.idle, i, i+1)
 		wp.mu.Unlock()
-		if pr.joinErr != nil || pr.initPID == 0 || pr.etc != etc || !pr.p.initAlive() {
+		// The newest /etc copy, read now: one made before the first copy
+		// was ready (a spare's, say) has it, and so does the call.
+		if pr.joinErr != nil || pr.initPID == 0 || pr.etc != s.etc.latest() || !pr.p.initAlive() {
 			// Made before /etc changed, or broken: never used.
 			wp.discard(s, pr)
 			continue
@@ -327,6 +364,10 @@ func (wp *warmPool) startFill(s *Sandbox, tmpl *job, key warmKey) {
 		keep := err == nil && !wp.closed && wp.live(s, key.ws)
 		if keep {
 			wp.idle = append(wp.idle, pr)
+		}
+		if wp.filled != nil {
+			close(wp.filled)
+			wp.filled = nil
 		}
 		wp.mu.Unlock()
 		if err == nil && !keep {

@@ -84,13 +84,19 @@ func (s *Sandbox) handlePython(ctx context.Context, req *calls.Request) (*calls.
 	if s.python == "" {
 		return calls.Errorf("python_run unavailable: %v. Fix: install Python 3 (Debian/Ubuntu: apt-get install python3) or point membrane's python setting at a real python3 (`membrane doctor` shows which).", s.pythonErr), nil
 	}
+	return s.execute(ctx, req, a.runArgs, s.pythonJob(a.Code))
+}
+
+// pythonJob is the job of a python_run call of code, with the form a warm
+// sandbox runs it in.
+func (s *Sandbox) pythonJob(code string) *job {
 	// The code travels as a file, never through a shell or an argument.
 	j := &job{
 		argv:  []string{s.python, scriptPath},
-		files: map[string][]byte{scriptPath: []byte(a.Code)},
+		files: map[string][]byte{scriptPath: []byte(code)},
 	}
-	j.warm = &warmForm{argv: j.argv, files: j.files, script: scriptPath, cold: foreignCoding(a.Code)}
-	return s.execute(ctx, req, a.runArgs, j)
+	j.warm = &warmForm{argv: j.argv, files: j.files, script: scriptPath, cold: foreignCoding(code)}
+	return j
 }
 
 // codingDecl is a PEP 263 source encoding declaration.

@@ -106,7 +106,7 @@ func (p *process) pidfd() int {
 // the pool (see pool.go) may take the place of a fresh one.
 func (s *Sandbox) run(ctx context.Context, j *job) (*outcome, error) {
 	begin := time.Now()
-	if w := s.pool.take(s, j); w != nil {
+	if w := s.pool.take(ctx, s, j); w != nil {
 		defer s.pool.refill(s, j)
 		return s.finish(ctx, w, j, begin)
 	}

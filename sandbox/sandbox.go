@@ -281,6 +281,28 @@ func (s *Sandbox) Calls() []calls.Call {
 	return append([]calls.Call{s.shCall(), s.pythonCall()}, s.fileCalls()...)
 }
 
+// Prewarm prepares, in the background, a spare workspace with a warm
+// sandbox for each of sh and python_run in it (as many as Config.Warm has
+// room for), so that the first session's first call is served warm, as
+// every later session's is once a call has shown the pool its form. The
+// sandboxes are made exactly as after a call, under the same limits and
+// isolation, and count against Config.Warm like any others; a call of the
+// session that adopts the spare which comes before they are ready waits
+// for them rather than making another. Without a warm pool (ModeRlimit,
+// Warm zero, bubblewrap missing) and for a workspace Config.Workspace
+// names, it does nothing. A server calls it once, before it takes its
+// first call and after its own start-up work.
+func (s *Sandbox) Prewarm() {
+	if s.pool == nil {
+		return
+	}
+	forms := []*warmForm{shJob("").warm}
+	if s.python != "" {
+		forms = append(forms, s.pythonJob("").warm)
+	}
+	s.pool.seed(s, forms)
+}
+
 // Close kills every process still running, waits for them, and removes the
 // per-session workspaces and every temporary directory. Calls made after
 // Close return a tool error. Closing twice does nothing.

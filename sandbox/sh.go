@@ -70,14 +70,19 @@ func (s *Sandbox) handleSh(ctx context.Context, req *calls.Request) (*calls.Resu
 	if err != nil {
 		return argError(req, err), nil
 	}
-	script := &warmForm{argv: []string{"/bin/sh", shScriptPath}, files: map[string][]byte{shScriptPath: []byte(a.Cmd)}}
-	j := &job{argv: []string{"/bin/sh", "-c", a.Cmd}, warm: script}
-	if len(a.Cmd) > maxArgBytes {
+	return s.execute(ctx, req, a.runArgs, shJob(a.Cmd))
+}
+
+// shJob is the job of an sh call of cmd, with the form a warm sandbox
+// runs it in (the command as a script file).
+func shJob(cmd string) *job {
+	script := &warmForm{argv: []string{"/bin/sh", shScriptPath}, files: map[string][]byte{shScriptPath: []byte(cmd)}}
+	if len(cmd) > maxArgBytes {
 		// Past what one exec argument may hold (128 KiB on Linux): the
 		// same shell reads it from a file instead.
-		j = &job{argv: script.argv, files: script.files, warm: script}
+		return &job{argv: script.argv, files: script.files, warm: script}
 	}
-	return s.execute(ctx, req, a.runArgs, j)
+	return &job{argv: []string{"/bin/sh", "-c", cmd}, warm: script}
 }
 
 const (

@@ -183,3 +183,86 @@ func TestWarmPoolNoSpareForNamedWorkspace(t *testing.T) {
 		t.Fatalf("a second session in the named workspace saw %q", out)
 	}
 }
+
+// TestWarmPoolPrewarm checks that Prewarm makes the very first session's
+// first sh and python_run warm, called at once, before any call has shown
+// the pool their forms: each is served from the spare, in an empty
+// workspace, as the script form ($0, argv[0]) a warm sandbox runs. The
+// control, a sandbox without Prewarm, serves its first call fresh. (One
+// Sandbox per subtest: a check for processes left behind counts another
+// live Sandbox's fills in flight.)
+func TestWarmPoolPrewarm(t *testing.T) {
+	t.Run("prewarmed", func(t *testing.T) {
+		s := newTestSandbox(t, func(c *Config) { c.Warm = 4 })
+		s.Prewarm()
+		cs := connect(t, s)
+		if out := ok(t, sh(t, cs, `echo "$0"; ls -A`)); out != shScriptPath+"\n"+OutDir+"\n" {
+			t.Fatalf("the first session's first sh saw %q, want the warm script form and an empty workspace", out)
+		}
+		if got := s.pool.hits.Load(); got != 1 {
+			t.Fatalf("the first sh: %d warm hits, want 1", got)
+		}
+		if s.python != "" {
+			if out := ok(t, py(t, cs, "import sys; print(sys.argv[0])")); out != scriptPath+"\n" {
+				t.Fatalf("the first python_run saw %q", out)
+			}
+			if got := s.pool.hits.Load(); got != 2 {
+				t.Fatalf("the first sh and python_run: %d warm hits, want 2", got)
+			}
+		}
+		if n := s.pool.size(); n > 4 {
+			t.Fatalf("%d warm sandboxes, more than the bound 4", n)
+		}
+		cs.Close()
+		waitSpare(t, s, 2) // quiet before the cleanup counts processes
+	})
+	t.Run("control", func(t *testing.T) {
+		s := newTestSandbox(t, func(c *Config) { c.Warm = 4 })
+		cs := connect(t, s)
+		if out := ok(t, sh(t, cs, `echo "$0"`)); out == shScriptPath+"\n" || s.pool.hits.Load() != 0 {
+			t.Fatalf("without Prewarm the first sh was served warm (%q, %d hits)", out, s.pool.hits.Load())
+		}
+		cs.Close()
+		waitSpare(t, s, 1)
+	})
+}
+
+// TestWarmPoolPrewarmBounds checks that Prewarm stays within Config.Warm
+// (one sandbox for a bound of one), and makes nothing for a named
+// workspace, without a pool, or after Close.
+func TestWarmPoolPrewarmBounds(t *testing.T) {
+	t.Run("warm 1", func(t *testing.T) {
+		s := newTestSandbox(t, func(c *Config) { c.Warm = 1 })
+		s.Prewarm()
+		waitSpare(t, s, 1)
+		if n := s.pool.size(); n != 1 {
+			t.Fatalf("%d warm sandboxes for a bound of 1", n)
+		}
+	})
+	t.Run("named workspace", func(t *testing.T) {
+		dir := reachableTempDir(t)
+		if os.Geteuid() == 0 {
+			if err := os.Chown(dir, RootRunAsUID, RootRunAsUID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := newTestSandbox(t, func(c *Config) { c.Warm = 2; c.Workspace = dir })
+		s.Prewarm()
+		if n, spare := spareReady(s); n != 0 || spare != "" || s.pool.size() != 0 {
+			t.Fatalf("Prewarm with a named workspace: spare %q with %d sandboxes, %d in the pool", spare, n, s.pool.size())
+		}
+	})
+	t.Run("no pool", func(t *testing.T) {
+		newTestSandbox(t, func(c *Config) { c.Warm = 0 }).Prewarm()
+	})
+	t.Run("closed", func(t *testing.T) {
+		s := newTestSandbox(t, func(c *Config) { c.Warm = 2 })
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s.Prewarm()
+		if n := s.pool.size(); n != 0 {
+			t.Fatalf("Prewarm after Close made %d sandboxes", n)
+		}
+	})
+}

@@ -162,17 +162,24 @@ func childRunning(t *testing.T, bin string) int {
 // membrane servers it started, and returns the others.
 //
 // The binary keeps up to one warm sandbox per core waiting (--warm): an
-// outer bwrap and its init, two bwrap processes each, running nothing.
-// Those many bwrap processes are not counted as left over.
+// outer bwrap and its init, two bwrap processes each, and in a
+// python_run's, the interpreter pre-started on its script, which has read
+// nothing yet. Those many bwrap processes and interpreters are not
+// counted as left over.
 func waitOnlyMembrane() []string {
 	var left []string
 	for range 100 {
 		left = left[:0]
 		warm := 2 * min(runtime.NumCPU(), MaxWarm)
+		interpreters := min(runtime.NumCPU(), MaxWarm)
 		for _, d := range descendants() {
 			f := strings.Fields(d)
 			if len(f) > 1 && f[1] == "bwrap" && warm > 0 {
 				warm--
+				continue
+			}
+			if len(f) > 1 && interpreters > 0 && waitingInterpreter(f[0]) {
+				interpreters--
 				continue
 			}
 			if len(f) > 1 && !strings.Contains(f[1], "membrane") {
@@ -185,6 +192,23 @@ func waitOnlyMembrane() []string {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return left
+}
+
+// waitingInterpreter says whether pid runs an interpreter on python_run's
+// script path (as a pre-started one does) and waits (state S).
+func waitingInterpreter(pid string) bool {
+	cmdline, err := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	stat, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return len(args) == 2 && args[1] == scriptPath && strings.HasPrefix(filepath.Base(args[0]), "python") &&
+		i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" S"))
 }
 
 func mountCount(t *testing.T) int {
@@ -236,7 +260,9 @@ func TestHTTP(t *testing.T) {
 	b := mcptest.ConnectHTTPVersion(t, "http://"+addr+"/mcp", "", "2025-11-25", nil)
 	t.Setenv("MEMBRANE_TEST_SECRET", "x")
 	out := ok(t, sh(t, a, `echo mine > f; ls /proc/self/fd | wc -l; env | grep -c MEMBRANE || true; (echo x > /etc/x) 2>&1; true`))
-	if out != "4\n0\n/bin/sh: 1: cannot create /etc/x: Read-only file system\n" {
+	// $0 is /bin/sh in a fresh sandbox, the script in a warm one (the
+	// first session's first call is warm).
+	if want := "4\n0\n" + shScriptPath + ": 1: cannot create /etc/x: Read-only file system\n"; out != want && out != strings.Replace(want, shScriptPath, "/bin/sh", 1) {
 		t.Fatalf("%q", out)
 	}
 	if out := ok(t, sh(t, b, `ls f 2>&1 || true`)); !strings.Contains(out, "No such file") {
@@ -283,5 +309,30 @@ func TestStdioLargeResult(t *testing.T) {
 	// Allow: the session is alive and a small call is whole.
 	if out := ok(t, sh(t, cs, "echo after")); out != "after\n" {
 		t.Fatalf("%q", out)
+	}
+}
+
+// TestStdioFirstCallWarm checks that the membrane binary serves the first
+// call of its first session warm (the script form a warm sandbox runs,
+// $0 = /run/membrane/cmd.sh), even when it comes at once after tools/list;
+// with --warm -1 (the control) it is served fresh (sh -c, $0 = /bin/sh).
+func TestStdioFirstCallWarm(t *testing.T) {
+	requireBwrap(t)
+	bin := mcptest.BuildBinary(t, "./cmd/membrane")
+	for _, tc := range []struct {
+		pool, want string
+	}{
+		{"warm", shScriptPath + "\n"},
+		{"cold", "/bin/sh\n"},
+	} {
+		t.Run(tc.pool, func(t *testing.T) {
+			cs := mcptest.ConnectStdio(t, bin, poolArgs(tc.pool), stdioEnv, nil)
+			if _, err := cs.ListTools(t.Context(), nil); err != nil {
+				t.Fatal(err)
+			}
+			if out := ok(t, sh(t, cs, `echo "$0"`)); out != tc.want {
+				t.Fatalf("the first call's $0 is %q, want %q", out, tc.want)
+			}
+		})
 	}
 }

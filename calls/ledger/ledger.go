@@ -9,7 +9,7 @@
 // code, signal, isolation and output sizes or the model, host and tokens.
 //
 // The file is only appended to. The lines of one batch of the router's
-// events (the calls of about a millisecond) are written with one write,
+// events (the calls of a few milliseconds) are written with one write,
 // at the end of the batch: nothing waits longer in memory, so a crash
 // loses at most the lines of the last few milliseconds (there is no
 // fsync). When it passes Options.MaxFileBytes it is renamed to FILE.1
@@ -74,6 +74,7 @@ type Options struct {
 type Ledger struct {
 	opts Options
 	scr  *scrub.Scrubber
+	key  any // the Event.Memo key of the recorded arguments and reason
 	log  *slog.Logger
 	path string // "" when writing to a plain io.Writer
 
@@ -131,6 +132,10 @@ func newLedger(opts *Options) *Ledger {
 	l.scr = l.opts.Scrubber
 	if l.scr == nil {
 		l.scr = scrub.New(nil)
+	}
+	l.key = recordKey{l.scr}
+	if l.opts.MaxValueBytes != DefaultMaxValueBytes || l.opts.MaxArgsBytes != DefaultMaxArgsBytes {
+		l.key = &limitsKey{l.scr, l.opts.MaxValueBytes, l.opts.MaxArgsBytes}
 	}
 	l.log = l.opts.Logger
 	if l.log == nil {
@@ -202,7 +207,12 @@ func RunOf(r *calls.RunInfo) *Run {
 	if r == nil {
 		return nil
 	}
-	return &Run{ExitCode: r.ExitCode, Signal: r.Signal, Isolation: r.Isolation,
+	run := runOf(r)
+	return &run
+}
+
+func runOf(r *calls.RunInfo) Run {
+	return Run{ExitCode: r.ExitCode, Signal: r.Signal, Isolation: r.Isolation,
 		StdoutBytes: r.StdoutBytes, StderrBytes: r.StderrBytes, Killed: r.Killed,
 		StartMS: ms(r.Start), WallMS: ms(r.Wall)}
 }
@@ -224,7 +234,12 @@ func ModelOf(m *calls.ModelInfo) *Model {
 	if m == nil {
 		return nil
 	}
-	return &Model{Model: m.Model, Host: m.Host, TokensIn: m.TokensIn, TokensOut: m.TokensOut,
+	model := modelOf(m)
+	return &model
+}
+
+func modelOf(m *calls.ModelInfo) Model {
+	return Model{Model: m.Model, Host: m.Host, TokensIn: m.TokensIn, TokensOut: m.TokensOut,
 		FirstTokenMS: ms(m.FirstToken), GenerationMS: ms(m.Generation), QueueWaitMS: ms(m.QueueWait)}
 }
 
@@ -233,14 +248,23 @@ func (l *Ledger) Observe(e calls.Event) {
 	if e.Type != calls.EventCallFinished {
 		return
 	}
-	line, err := json.Marshal(l.Entry(&e))
-	if err != nil {
-		l.log.Error("audit ledger: cannot encode a line", "call", e.Call, "err", err)
-		return
-	}
+	var (
+		run   Run
+		model Model
+	)
+	en := l.entry(&e, &run, &model)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.pending = append(append(l.pending, line...), '\n')
+	var ok bool
+	if l.pending, ok = appendLine(l.pending, &en); !ok {
+		// What the encoder leaves to encoding/json, which says why.
+		line, err := json.Marshal(l.Entry(&e))
+		if err != nil {
+			l.log.Error("audit ledger: cannot encode a line", "call", e.Call, "err", err)
+			return
+		}
+		l.pending = append(append(l.pending, line...), '\n')
+	}
 	l.pendingLines++
 	if len(l.pending) >= maxPending {
 		l.flushPending()
@@ -274,19 +298,29 @@ func (l *Ledger) flushPending() {
 
 // Entry returns the line the ledger writes for a finished call.
 func (l *Ledger) Entry(e *calls.Event) *Entry {
-	en := &Entry{
+	en := l.entry(e, new(Run), new(Model))
+	return &en
+}
+
+// entry is the line of e, with its run or model record in run or model
+// (so that a caller can keep all three on its stack).
+func (l *Ledger) entry(e *calls.Event, run *Run, model *Model) Entry {
+	rec := record(e, l.key, l.scr, l.opts.MaxValueBytes, l.opts.MaxArgsBytes)
+	en := Entry{
 		Time: e.Time.Add(-e.Duration).UTC(), ID: e.ID,
 		Session: e.Session, Client: e.Client,
 		Call: e.Call, Kind: e.Kind.String(), Group: e.Group,
-		ArgsBytes: len(e.Arguments), ArgsSHA256: e.ArgsDigest(),
-		Outcome: e.Outcome.String(), Reason: l.scr.String(e.Reason),
+		Args: rec.Args, ArgsBytes: len(e.Arguments), ArgsSHA256: rec.ArgsSHA256,
+		Outcome: e.Outcome.String(), Reason: rec.Reason,
 		DurMS: ms(e.Duration), ResultBytes: e.ResultBytes,
 	}
-	if len(e.Arguments) > 0 {
-		en.Args = Args(l.scr, e.Arguments, l.opts.MaxValueBytes, l.opts.MaxArgsBytes)
+	if e.Info != nil && e.Info.Run != nil {
+		*run = runOf(e.Info.Run)
+		en.Run = run
 	}
-	if e.Info != nil {
-		en.Run, en.Model = RunOf(e.Info.Run), ModelOf(e.Info.Model)
+	if e.Info != nil && e.Info.Model != nil {
+		*model = modelOf(e.Info.Model)
+		en.Model = model
 	}
 	return en
 }
@@ -328,20 +362,11 @@ func Args(s *scrub.Scrubber, raw json.RawMessage, maxValue, maxTotal int) json.R
 // escapes (which could spell a secret the text search would miss), no key
 // that might name a secret, and no secret in its text.
 func plain(s *scrub.Scrubber, raw []byte, maxValue int) bool {
-	if len(raw) > maxValue || bytes.IndexByte(raw, '\\') >= 0 || !json.Valid(raw) {
+	if len(raw) > maxValue || bytes.IndexByte(raw, '\\') >= 0 || scrub.HasKeyWord(raw) || !json.Valid(raw) {
 		return false
 	}
-	lower := bytes.ToLower(raw)
-	for _, w := range secretWords {
-		if bytes.Contains(lower, w) {
-			return false
-		}
-	}
-	return len(s.Find(string(raw))) == 0
+	return s.Clean(raw)
 }
-
-// secretWords are the parts of the key names scrub.Value hides.
-var secretWords = [][]byte{[]byte("pass"), []byte("pwd"), []byte("secret"), []byte("token"), []byte("key"), []byte("auth"), []byte("cookie"), []byte("credential")}
 
 func cutLong(v any, max int) any {
 	switch x := v.(type) {

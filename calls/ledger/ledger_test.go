@@ -334,3 +334,20 @@ func TestOpenFails(t *testing.T) {
 		t.Error("Open in a missing directory succeeded")
 	}
 }
+
+// TestSecretKeysHiddenInShortArgs: short arguments, recorded as they came
+// when they hold nothing to hide, have the value of a key named like a
+// secret hidden, however the key is spelt (a long s, a Kelvin sign), and
+// the same arguments with an ordinary key (the control) are kept whole.
+func TestSecretKeysHiddenInShortArgs(t *testing.T) {
+	s := scrub.New(nil)
+	for _, key := range []string{"password", "PassWord", "\u017fecret", "api_\u212aey", "Cookie"} {
+		got := string(ledger.Args(s, json.RawMessage(`{"`+key+`":"hunter2"}`), 1024, 64<<10))
+		if strings.Contains(got, "hunter2") {
+			t.Errorf("key %q: the secret was recorded: %s", key, got)
+		}
+	}
+	if got := string(ledger.Args(s, json.RawMessage(`{"user":"hunter2"}`), 1024, 64<<10)); got != `{"user":"hunter2"}` {
+		t.Errorf("an ordinary key was changed: %s", got)
+	}
+}

@@ -14,21 +14,36 @@ import (
 // observedRouter is a router with one no-op call; with on, the audit ledger
 // (to a file), the trace store and the metrics observe it.
 func observedRouter(b testing.TB, on bool) *calls.Router {
-	r := mcptest.NoopRouter(b, nil)
-	if on {
-		l, err := ledger.Open(filepath.Join(b.TempDir(), "audit.jsonl"), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		st, err := store.Open(filepath.Join(b.TempDir(), "membrane.db"), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r.Observe(l)
-		r.Observe(st)
-		r.Observe(metrics.New(r, nil))
-		b.Cleanup(func() { r.Close(); l.Close(); st.Close() })
+	if !on {
+		return mcptest.NoopRouter(b, nil)
 	}
+	return observedBy(b, true)
+}
+
+// observedBy is a router with one no-op call that the audit ledger (to a
+// file) and the metrics observe, and the trace store too with withStore.
+func observedBy(b testing.TB, withStore bool) *calls.Router {
+	r := mcptest.NoopRouter(b, nil)
+	l, err := ledger.Open(filepath.Join(b.TempDir(), "audit.jsonl"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Observe(l)
+	var st *store.Store
+	if withStore {
+		if st, err = store.Open(filepath.Join(b.TempDir(), "membrane.db"), nil); err != nil {
+			b.Fatal(err)
+		}
+		r.Observe(st)
+	}
+	r.Observe(metrics.New(r, nil))
+	b.Cleanup(func() {
+		r.Close()
+		l.Close()
+		if st != nil {
+			st.Close()
+		}
+	})
 	return r
 }
 

@@ -11,6 +11,7 @@ package metrics
 import (
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -58,7 +59,32 @@ type Metrics struct {
 	queueWait   *prometheus.HistogramVec
 	listChanged prometheus.Counter
 	sessions    prometheus.Counter
+
+	// children caches the series of each (call, kind, outcome), so that
+	// a call costs one map lookup instead of a label hash and lookup in
+	// each vector. At most maxChildren entries; past them, the vectors.
+	mu       sync.Mutex
+	children map[childKey]*child
 }
+
+// childKey names one cached set of series.
+type childKey struct {
+	call    string
+	kind    calls.Kind
+	outcome calls.Outcome
+}
+
+// child is the series a finished call of one childKey adds to.
+type child struct {
+	calls    prometheus.Counter
+	duration prometheus.Observer
+	busy     prometheus.Counter // nil unless the outcome is busy
+}
+
+// maxChildren bounds the cache: calls are registered, not named by
+// clients, so a server rarely has more than a few hundred (call, kind,
+// outcome) triples; a server with more goes on counting, uncached.
+const maxChildren = 4096
 
 var _ calls.Observer = (*Metrics)(nil)
 
@@ -178,11 +204,11 @@ func (m *Metrics) Observe(e calls.Event) {
 	default:
 		return
 	}
-	kind := e.Kind.String()
-	m.calls.WithLabelValues(e.Call, kind, e.Outcome.String()).Inc()
-	m.duration.WithLabelValues(e.Call, kind).Observe(e.Duration.Seconds())
-	if e.Outcome == calls.OutcomeBusy {
-		m.busy.WithLabelValues(e.Call).Inc()
+	c := m.child(childKey{e.Call, e.Kind, e.Outcome})
+	c.calls.Inc()
+	c.duration.Observe(e.Duration.Seconds())
+	if c.busy != nil {
+		c.busy.Inc()
 	}
 	if e.Info == nil {
 		return
@@ -208,6 +234,33 @@ func (m *Metrics) Observe(e calls.Event) {
 		m.tokens.WithLabelValues(mi.Model, "in").Add(float64(mi.TokensIn))
 		m.tokens.WithLabelValues(mi.Model, "out").Add(float64(mi.TokensOut))
 	}
+}
+
+// child returns the series of k, cached when there is room.
+func (m *Metrics) child(k childKey) *child {
+	m.mu.Lock()
+	c := m.children[k]
+	m.mu.Unlock()
+	if c != nil {
+		return c
+	}
+	kind := k.kind.String()
+	c = &child{
+		calls:    m.calls.WithLabelValues(k.call, kind, k.outcome.String()),
+		duration: m.duration.WithLabelValues(k.call, kind),
+	}
+	if k.outcome == calls.OutcomeBusy {
+		c.busy = m.busy.WithLabelValues(k.call)
+	}
+	m.mu.Lock()
+	if m.children == nil {
+		m.children = map[childKey]*child{}
+	}
+	if len(m.children) < maxChildren {
+		m.children[k] = c
+	}
+	m.mu.Unlock()
+	return c
 }
 
 // routerCollector reads, at each scrape, the observers' drop counts and the

@@ -220,7 +220,13 @@ var ErrNotFound = errors.New("no such call")
 
 // Get returns one call with its events.
 func (s *Store) Get(ctx context.Context, id string) (*Call, error) {
-	c, err := scanCall(s.db.QueryRowContext(ctx, `SELECT `+callColumns+` FROM calls WHERE id = ?`, id))
+	var row *sql.Row
+	if prefix, n, ok := splitID(id); ok {
+		row = s.db.QueryRowContext(ctx, `SELECT `+callColumns+` FROM calls WHERE seq = (SELECT n FROM runs WHERE prefix = ?) * ? + ? AND id = ?`, prefix, int64(1)<<runBits, n, id)
+	} else { // kept from before schema 5, in run 0
+		row = s.db.QueryRowContext(ctx, `SELECT `+callColumns+` FROM calls WHERE seq < ? AND id = ?`, int64(1)<<runBits, id)
+	}
+	c, err := scanCall(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: %w: %s", ErrNotFound, id)
 	}
@@ -242,6 +248,20 @@ func (s *Store) Get(ctx context.Context, id string) (*Call, error) {
 		c.Events = append(c.Events, e)
 	}
 	return &c, rows.Err()
+}
+
+// splitID splits a call ID of the form the store gives (a prefix, "-",
+// and a number below 1<<runBits, written without leading zeros).
+func splitID(id string) (prefix string, n int64, ok bool) {
+	prefix, num, ok := strings.Cut(id, "-")
+	if !ok || prefix == "" || num == "" || len(num) > 10 || num[0] == '0' && num != "0" {
+		return "", 0, false
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n >= 1<<runBits || strings.ContainsAny(num, "+-") {
+		return "", 0, false
+	}
+	return prefix, n, true
 }
 
 func scanCall(row interface{ Scan(...any) error }) (Call, error) {

@@ -110,7 +110,12 @@ func (s *Store) ModelRates(ctx context.Context, f Filter) ([]ModelRate, error) {
 	if where != "" {
 		cond = where + " AND model IS NOT NULL"
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT json_extract(model, '$.Model') AS m, count(*), coalesce(sum(json_extract(model, '$.TokensOut')), 0), coalesce(sum(json_extract(model, '$.Generation')), 0)
+	// Records in the ledger's form (model, tokens_out, generation_ms), or
+	// in the Go structs' own form of rows from before it (Model,
+	// TokensOut, Generation in nanoseconds).
+	rows, err := s.db.QueryContext(ctx, `SELECT coalesce(json_extract(model, '$.model'), json_extract(model, '$.Model')) AS m, count(*),
+			coalesce(sum(coalesce(json_extract(model, '$.tokens_out'), json_extract(model, '$.TokensOut'))), 0),
+			CAST(coalesce(sum(coalesce(json_extract(model, '$.generation_ms') * 1e6, json_extract(model, '$.Generation'))), 0) AS INTEGER)
 		FROM calls`+cond+` GROUP BY m ORDER BY m`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: model rates: %w", err)
@@ -138,7 +143,7 @@ func (s *Store) Kills(ctx context.Context, f Filter) (map[string]int, error) {
 	if where != "" {
 		cond = where + " AND run IS NOT NULL"
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT json_extract(run, '$.Killed') AS k, count(*) FROM calls`+cond+` GROUP BY k`, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT coalesce(json_extract(run, '$.killed'), json_extract(run, '$.Killed')) AS k, count(*) FROM calls`+cond+` GROUP BY k`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: kills: %w", err)
 	}

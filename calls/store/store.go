@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,29 +65,34 @@ type Store struct {
 	log  *slog.Logger
 	run  string // this process's prefix of call IDs
 
-	// The statements of every call, prepared once: parsing the SQL anew
-	// was half the cost of a write.
-	insCall, insEvent *sql.Stmt
-
-	mu      sync.Mutex // guards everything below
-	tx      *sql.Tx    // the open batch, or nil
-	txStmts map[*sql.Stmt]*sql.Stmt
-	txRows  int
-	txStart time.Time
-	writes  int
-	failing bool
-	lost    uint64
-	closed  bool
+	mu sync.Mutex // guards everything below
+	// The open batch: the rows of calls and their events wait here, and
+	// go in at once, with multi-row INSERTs, when the batch is written;
+	// other statements (sessions, turns) run in tx as they come.
+	calls, events rowBuf
+	tx            *sql.Tx // the batch's transaction, once it has one
+	txStmts       map[*sql.Stmt]*sql.Stmt
+	rows          int              // events in the batch
+	size          int              // and their bytes, roughly
+	start         time.Time        // when the batch began
+	runs          map[uint64]int64 // the number in runs of each prefix in use, by call number >> runBits
+	writes        int
+	failing       bool
+	lost          uint64
+	loggedLost    uint64 // lost when a failure was last logged
+	closed        bool
 
 	stop chan struct{}
 	done sync.WaitGroup
 }
 
-// A batch is committed once it holds batchRows rows or is batchAge old:
-// one transaction per call would cost a commit each.
+// A batch is written once it holds batchRows events or batchBytes, or is
+// batchAge old: one transaction per call would cost a commit each, and a
+// row per statement a statement each.
 const (
-	batchRows = 256
-	batchAge  = 200 * time.Millisecond
+	batchRows  = 256
+	batchBytes = 1 << 20
+	batchAge   = 200 * time.Millisecond
 )
 
 var _ calls.Observer = (*Store)(nil)
@@ -126,7 +132,6 @@ func Open(path string, opts *Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.run = rand.Text()[:8]
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -149,20 +154,41 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
-	if s.insCall, err = db.Prepare(insertCallSQL); err == nil {
-		s.insEvent, err = db.Prepare(insertEventSQL)
-	}
-	if err != nil {
+	if err := s.openRun(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
+	// Text that is mostly empty goes as NULL, made '' by the statement:
+	// binding NULL costs the driver a third of binding a text.
+	s.calls = rowBuf{table: "calls(seq, id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model, trace_id)",
+		row: "(?, ?, coalesce(?, ''), coalesce(?, ''), ?, ?, coalesce(?, ''), ?, ?, ?, coalesce(?, ''), ?, ?, coalesce(?, ''), ?, ?, ?, coalesce(?, ''))", cols: 18}
+	s.events = rowBuf{table: "call_events(call_id, time, kind, progress, total, message)", row: "(?, ?, 'progress', ?, ?, coalesce(?, ''))", cols: 5}
 	s.retain(context.Background())
 	s.stop = make(chan struct{})
 	s.done.Go(s.flusher)
 	return s, nil
 }
 
-// flusher commits a batch that has waited long enough.
+// openRun gives this store a prefix for its call IDs that no other run in
+// the database has, and registers it.
+func (s *Store) openRun(ctx context.Context) error {
+	var err error
+	for range 10 { // 40 random bits: a second try is already rare
+		s.run = rand.Text()[:8]
+		var n int64
+		err = s.db.QueryRowContext(ctx, `INSERT INTO runs(prefix, opened_at) VALUES(?, ?) RETURNING n`, s.run, time.Now().UnixMicro()).Scan(&n)
+		if err == nil {
+			if n >= 1<<(63-runBits) {
+				return fmt.Errorf("the runs table is full (%d runs)", n)
+			}
+			s.runs = map[uint64]int64{0: n}
+			return nil
+		}
+	}
+	return fmt.Errorf("register this run: %w", err)
+}
+
+// flusher writes a batch that has waited long enough.
 func (s *Store) flusher() {
 	t := time.NewTicker(batchAge)
 	defer t.Stop()
@@ -172,7 +198,7 @@ func (s *Store) flusher() {
 			return
 		case <-t.C:
 			s.mu.Lock()
-			if s.tx != nil && time.Since(s.txStart) >= batchAge {
+			if s.rows > 0 && time.Since(s.start) >= batchAge {
 				s.record(s.commit())
 			}
 			s.mu.Unlock()
@@ -180,86 +206,227 @@ func (s *Store) flusher() {
 	}
 }
 
-// Flush commits what has been observed so far.
+// Flush writes what has been observed so far.
 func (s *Store) Flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.record(s.commit())
 }
 
-// Close commits the last batch and closes the database.
+// Close writes the last batch and closes the database.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
 	s.record(s.commit())
+	s.closed = true
 	s.mu.Unlock()
 	close(s.stop)
 	s.done.Wait()
+	for _, b := range []*rowBuf{&s.calls, &s.events} {
+		for _, st := range b.stmts {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}
 	return s.db.Close()
 }
 
-// exec runs one write in the open batch, starting one if needed, and
-// commits the batch when it is full or old. Called with mu held.
-func (s *Store) exec(ctx context.Context, q string, args ...any) error {
-	return s.execStmt(ctx, nil, q, args...)
-}
-
-// execStmt is exec with a prepared statement (st), when not nil, instead
-// of q.
-func (s *Store) execStmt(ctx context.Context, st *sql.Stmt, q string, args ...any) error {
-	if s.closed {
-		return errors.New("store is closed")
+// begin opens the batch's transaction if it has none. Called with mu held.
+func (s *Store) begin(ctx context.Context) error {
+	if s.tx != nil {
+		return nil
 	}
-	if s.tx == nil {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		s.tx, s.txRows, s.txStart = tx, 0, time.Now()
-		clear(s.txStmts)
-	}
-	var err error
-	if st != nil {
-		// The batch's own handle on st, made once per batch: making
-		// one per row cost as much as the row.
-		ts := s.txStmts[st]
-		if ts == nil {
-			ts = s.tx.StmtContext(ctx, st)
-			if s.txStmts == nil {
-				s.txStmts = map[*sql.Stmt]*sql.Stmt{}
-			}
-			s.txStmts[st] = ts
-		}
-		_, err = ts.ExecContext(ctx, args...)
-	} else {
-		_, err = s.tx.ExecContext(ctx, q, args...)
-	}
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	s.txRows++
-	if s.txRows >= batchRows || time.Since(s.txStart) >= batchAge {
+	s.tx = tx
+	clear(s.txStmts)
+	return nil
+}
+
+// count counts one event (of about size bytes) into the batch: from then
+// on it is lost if the batch is. Called with mu held.
+func (s *Store) count(size int) {
+	if s.rows == 0 {
+		s.start = time.Now()
+	}
+	s.rows++
+	s.size += size
+}
+
+// full writes the batch when it is full or old. Called with mu held.
+func (s *Store) full() error {
+	if s.rows >= batchRows || s.size >= batchBytes || time.Since(s.start) >= batchAge {
 		return s.commit()
 	}
 	return nil
 }
 
-// commit ends the open batch. A batch that cannot be committed is lost,
-// and its rows counted. Called with mu held.
+// exec runs one write in the batch's transaction. Called with mu held.
+func (s *Store) exec(ctx context.Context, q string, args ...any) error {
+	if s.closed {
+		return errors.New("store is closed")
+	}
+	s.count(0)
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if _, err := s.tx.ExecContext(ctx, q, args...); err != nil {
+		return err
+	}
+	return s.full()
+}
+
+// commit writes the open batch: the rows waiting, then the commit. On an
+// error the batch is left for record to drop and count. Called with mu
+// held.
 func (s *Store) commit() error {
-	if s.tx == nil {
+	if s.rows == 0 && s.tx == nil {
 		return nil
 	}
-	tx, rows := s.tx, s.txRows
-	s.tx, s.txRows = nil, 0
+	ctx := context.Background()
+	if s.tx == nil {
+		if err := s.calls.prepare(ctx, s.db); err != nil {
+			return err
+		}
+		if err := s.events.prepare(ctx, s.db); err != nil {
+			return err
+		}
+	}
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if s.calls.n() > 0 {
+		// Again each time: a run that retention removed, while this
+		// process made no call, comes back with its number.
+		for k, n := range s.runs {
+			if _, err := s.tx.ExecContext(ctx, `INSERT OR IGNORE INTO runs(n, prefix, opened_at) VALUES(?, ?, ?)`, n, s.prefix(k), time.Now().UnixMicro()); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.calls.write(ctx, s); err != nil {
+		return err
+	}
+	if err := s.events.write(ctx, s); err != nil {
+		return err
+	}
+	tx := s.tx
+	s.tx = nil
 	if err := tx.Commit(); err != nil {
 		tx.Rollback()
-		s.lost += uint64(max(rows-1, 0)) // record counts the last one
 		return err
+	}
+	s.rows, s.size = 0, 0
+	return nil
+}
+
+// drop discards the open batch after a failed write, counting its events
+// as lost. Called with mu held.
+func (s *Store) drop() {
+	if s.tx != nil {
+		s.tx.Rollback()
+		s.tx = nil
+	}
+	s.calls.reset()
+	s.events.reset()
+	s.lost += uint64(s.rows)
+	s.rows, s.size = 0, 0
+}
+
+// txStmt is the batch transaction's handle on st, made once per batch:
+// making one per statement cost as much as the statement.
+func (s *Store) txStmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	ts := s.txStmts[st]
+	if ts == nil {
+		ts = s.tx.StmtContext(ctx, st)
+		if s.txStmts == nil {
+			s.txStmts = map[*sql.Stmt]*sql.Stmt{}
+		}
+		s.txStmts[st] = ts
+	}
+	return ts
+}
+
+// 1<<maxChunkLog (64) is the most rows one INSERT writes: beyond that a
+// row costs hardly less, and the statement's parameters grow.
+const maxChunkLog = 6
+
+// rowBuf holds the rows of one table waiting for the batch to be written,
+// and the INSERTs that write them: one for each power of two up to
+// 1<<maxChunkLog rows, prepared when first used, so that any number of rows goes
+// in with a few statements.
+type rowBuf struct {
+	table string // "name(columns)"
+	row   string // one row's values: "(?, ...)"
+	cols  int    // the parameters of one row
+	args  []any  // the rows' values, cols a row
+	stmts [maxChunkLog + 1]*sql.Stmt
+}
+
+func (b *rowBuf) n() int { return len(b.args) / b.cols }
+
+func (b *rowBuf) reset() {
+	clear(b.args) // let the values go
+	b.args = b.args[:0]
+}
+
+// insert is the statement that inserts k rows (a power of two).
+func (b *rowBuf) insert(k int) string {
+	return "INSERT INTO " + b.table + " VALUES" + b.row + strings.Repeat(", "+b.row, k-1)
+}
+
+// prepare prepares, on the database, the statements that writing the
+// waiting rows needs. It runs before the batch's transaction takes a
+// connection: a pool of one would wait for itself.
+func (b *rowBuf) prepare(ctx context.Context, db *sql.DB) error {
+	n := b.n()
+	for i := range b.stmts {
+		need := n%(1<<maxChunkLog)>>i&1 == 1 // the rest's bits
+		if i == maxChunkLog {
+			need = n >= 1<<maxChunkLog // the full chunks
+		}
+		if need && b.stmts[i] == nil {
+			st, err := db.PrepareContext(ctx, b.insert(1<<i))
+			if err != nil {
+				return err
+			}
+			b.stmts[i] = st
+		}
+	}
+	return nil
+}
+
+// write inserts the waiting rows in the batch's transaction: as many
+// statements of 1<<maxChunkLog rows as fit, then one for each bit of the
+// rest.
+func (b *rowBuf) write(ctx context.Context, s *Store) error {
+	defer b.reset()
+	rows := b.args
+	for i := len(b.stmts) - 1; i >= 0; i-- {
+		k := 1 << i
+		for len(rows) >= k*b.cols {
+			var st *sql.Stmt
+			if b.stmts[i] != nil {
+				st = s.txStmt(ctx, b.stmts[i])
+			} else {
+				// The transaction was open before the rows came (for
+				// a session's row, say): prepare on its connection.
+				var err error
+				if st, err = s.tx.PrepareContext(ctx, b.insert(k)); err != nil {
+					return err
+				}
+			}
+			if _, err := st.ExecContext(ctx, rows[:k*b.cols]...); err != nil {
+				return err
+			}
+			rows = rows[k*b.cols:]
+		}
 	}
 	return nil
 }
@@ -282,36 +449,71 @@ func (s *Store) Observe(e calls.Event) {
 	ctx := context.Background()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
 	var err error
 	switch e.Type {
 	case calls.EventSessionOpened:
 		err = s.exec(ctx, `INSERT OR IGNORE INTO sessions(id, client, opened_at) VALUES(?, ?, ?)`,
 			e.Session, e.Client, e.Time.UnixMicro())
+	case calls.EventCallProgress:
+		msg := s.scr.String(e.Message)
+		s.events.args = append(s.events.args, s.callID(e.ID), e.Time.UnixMicro(), e.Progress, e.Total, orNull(msg))
+		s.count(len(msg))
+		err = s.full()
 	case calls.EventSessionClosed:
 		err = s.exec(ctx, `UPDATE sessions SET closed_at = ? WHERE id = ?`, e.Time.UnixMicro(), e.Session)
-	case calls.EventCallProgress:
-		err = s.execStmt(ctx, s.insEvent, "", s.callID(e.ID), e.Time.UnixMicro(), e.Progress, e.Total, s.scr.String(e.Message))
 	case calls.EventCallFinished:
-		err = s.insertCall(ctx, &e)
+		err = s.addCall(&e)
 	default:
 		return
 	}
 	s.record(err)
 }
 
-const (
-	insertCallSQL = `INSERT INTO calls(id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model, trace_id)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	insertEventSQL = `INSERT INTO call_events(call_id, time, kind, progress, total, message) VALUES(?, ?, 'progress', ?, ?, ?)`
-)
+// callID is the ID of the call the router numbers id: the prefix of its
+// run (a run holds 1<<runBits calls), "-", and its number in the run.
+func (s *Store) callID(id uint64) string {
+	return s.prefix(id>>runBits) + "-" + strconv.FormatUint(id&(1<<runBits-1), 10)
+}
 
-func (s *Store) callID(id uint64) string { return s.run + "-" + strconv.FormatUint(id, 10) }
-
-func (s *Store) insertCall(ctx context.Context, e *calls.Event) error {
-	var args []byte
-	if len(e.Arguments) > 0 {
-		args = ledger.Args(s.scr, e.Arguments, ledger.DefaultMaxValueBytes, ledger.DefaultMaxArgsBytes)
+// prefix is the prefix of this store's k-th run: a process that makes
+// more than 1<<runBits calls moves on to "<prefix>.1", "<prefix>.2", ...
+// (no other run's prefix has a dot).
+func (s *Store) prefix(k uint64) string {
+	if k == 0 {
+		return s.run
 	}
+	return s.run + "." + strconv.FormatUint(k, 10)
+}
+
+// seq is the key of the call the router numbers id.
+func (s *Store) seq(ctx context.Context, id uint64) (int64, error) {
+	k := id >> runBits
+	n, ok := s.runs[k]
+	if !ok {
+		if err := s.db.QueryRowContext(ctx, `INSERT INTO runs(prefix, opened_at) VALUES(?, ?) ON CONFLICT(prefix) DO UPDATE SET opened_at = opened_at RETURNING n`,
+			s.prefix(k), time.Now().UnixMicro()).Scan(&n); err != nil {
+			return 0, err
+		}
+		if n >= 1<<(63-runBits) {
+			return 0, fmt.Errorf("the runs table is full (%d runs)", n)
+		}
+		s.runs[k] = n
+	}
+	return n<<runBits | int64(id&(1<<runBits-1)), nil
+}
+
+// addCall adds a finished call's row to the batch.
+func (s *Store) addCall(e *calls.Event) error {
+	seq, err := s.seq(context.Background(), e.ID)
+	if err != nil {
+		s.count(0)
+		return err
+	}
+	// Scrubbed, cut and hashed once for the store and the audit ledger.
+	rec := ledger.Record(e, s.scr)
 	var run, model []byte
 	if e.Info != nil && e.Info.Run != nil {
 		run, _ = json.Marshal(ledger.RunOf(e.Info.Run))
@@ -319,11 +521,22 @@ func (s *Store) insertCall(ctx context.Context, e *calls.Event) error {
 	if e.Info != nil && e.Info.Model != nil {
 		model, _ = json.Marshal(ledger.ModelOf(e.Info.Model))
 	}
-	start := e.Time.Add(-e.Duration)
-	return s.execStmt(ctx, s.insCall, "",
-		s.callID(e.ID), e.Session, e.Client, e.Call, e.Kind.String(), e.Group, start.UnixMicro(), e.Duration.Microseconds(),
-		e.Outcome.String(), s.scr.String(e.Reason), nullable(args), len(e.Arguments), e.ArgsDigest(), e.ResultBytes, nullable(run), nullable(model),
-		calls.TraceID(e.TraceParent))
+	// int64, not int: database/sql converts any other integer type by
+	// reflection.
+	s.calls.args = append(s.calls.args,
+		seq, s.callID(e.ID), orNull(e.Session), orNull(e.Client), e.Call, e.Kind.String(), orNull(e.Group), e.Time.Add(-e.Duration).UnixMicro(), e.Duration.Microseconds(),
+		e.Outcome.String(), orNull(rec.Reason), nullable(rec.Args), int64(len(e.Arguments)), orNull(rec.ArgsSHA256), int64(e.ResultBytes), nullable(run), nullable(model),
+		orNull(calls.TraceID(e.TraceParent)))
+	s.count(len(rec.Args) + len(rec.Reason) + len(run) + len(model) + 128)
+	return s.full()
+}
+
+// orNull is nil for "", for the columns the INSERT makes ” of NULL.
+func orNull(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func nullable(b []byte) any {
@@ -333,20 +546,16 @@ func nullable(b []byte) any {
 	return string(b)
 }
 
-// record logs a failed write (loudly the first time, then every
-// thousandth) and runs retention every thousand writes. Called with mu
-// held.
+// record drops the batch after a failed write and logs it (loudly the
+// first time, then once per thousand events lost), and runs retention
+// every thousand writes. Called with mu held.
 func (s *Store) record(err error) {
 	if err != nil {
-		if s.tx != nil { // a failed row spoils its batch
-			s.tx.Rollback()
-			s.lost += uint64(s.txRows)
-			s.tx, s.txRows = nil, 0
-		}
-		s.lost++
-		if !s.failing || s.lost%1000 == 0 {
+		s.drop()
+		if !s.failing || s.lost-s.loggedLost >= 1000 {
 			s.log.Error("trace store: cannot write; calls go on but are not stored until this is fixed",
 				"path", s.path, "err", err, "lost_events", s.lost)
+			s.loggedLost = s.lost
 		}
 		s.failing = true
 		return
@@ -356,9 +565,11 @@ func (s *Store) record(err error) {
 		s.log.Warn("trace store: writing again", "path", s.path, "lost_events", s.lost)
 	}
 	if s.writes++; s.writes%1000 == 0 {
-		if err := s.commit(); err == nil {
-			s.retain(context.Background())
+		if err := s.commit(); err != nil {
+			s.record(err)
+			return
 		}
+		s.retain(context.Background())
 	}
 }
 
@@ -377,9 +588,14 @@ func (s *Store) retain(ctx context.Context) {
 		if _, err := s.db.ExecContext(ctx, `DELETE FROM calls WHERE started_at < ?`, cut); err != nil {
 			s.log.Warn("trace store: retention", "err", err)
 		}
+		_, _ = s.db.ExecContext(ctx, `DELETE FROM call_events WHERE time < ?`, cut)
 		_, _ = s.db.ExecContext(ctx, `DELETE FROM sessions WHERE opened_at < ? AND id NOT IN (SELECT session FROM calls)`, cut)
 		_, _ = s.db.ExecContext(ctx, `DELETE FROM turns WHERE started_at < ?`, cut)
 		_, _ = s.db.ExecContext(ctx, `DELETE FROM turn_steps WHERE turn_id NOT IN (SELECT id FROM turns)`)
+		// A run's number is never given again (AUTOINCREMENT); a live
+		// store whose run is removed puts it back with its next calls.
+		_, _ = s.db.ExecContext(ctx, `DELETE FROM runs WHERE opened_at < ? AND NOT EXISTS (SELECT 1 FROM calls WHERE seq >= runs.n * ? AND seq < (runs.n + 1) * ?)`,
+			cut, int64(1)<<runBits, int64(1)<<runBits)
 	}
 	if s.opts.MaxBytes <= 0 {
 		return
@@ -394,6 +610,7 @@ func (s *Store) retain(ctx context.Context) {
 			return
 		}
 		n, _ := res.RowsAffected()
+		_, _ = s.db.ExecContext(ctx, `DELETE FROM call_events WHERE time < (SELECT min(started_at) FROM calls)`)
 		if res, err := s.db.ExecContext(ctx, `DELETE FROM turns WHERE rowid IN (SELECT rowid FROM turns ORDER BY started_at LIMIT max(1, (SELECT count(*) FROM turns) / 10))`); err == nil {
 			m, _ := res.RowsAffected()
 			n += m

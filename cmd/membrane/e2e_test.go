@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -107,6 +109,18 @@ func assertNothingLeft(t *testing.T, marker, tmp string) {
 	}
 }
 
+// markers numbers the markers uniqueMarker makes.
+var markers atomic.Int64
+
+// uniqueMarker returns an argument for `sleep` (secs seconds and a
+// fraction) that no other process on the machine carries: the fraction is
+// this test process's pid and a count, at fixed widths. A test that looks
+// for leftovers by marker (processesWith) then sees only its own, not
+// those of the same test run at once by someone else.
+func uniqueMarker(secs int) string {
+	return fmt.Sprintf("%d.%07d%06d", secs, os.Getpid(), markers.Add(1))
+}
+
 // processesWith lists the pids whose command line contains s.
 func processesWith(s string) []string {
 	var out []string
@@ -121,6 +135,31 @@ func processesWith(s string) []string {
 		}
 	}
 	return out
+}
+
+// TestLeftoverCheckIgnoresStrangers: a process of someone else's run of
+// the same tests (the marker the tests used before, and one made in
+// another test process) is not this run's leftover; a process with this
+// run's marker (the control) is.
+func TestLeftoverCheckIgnoresStrangers(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	mine := uniqueMarker(317)
+	other := fmt.Sprintf("317.%07d%06d", os.Getpid()+1, markers.Load())
+	if len(mine) != len(other) || mine == uniqueMarker(317) {
+		t.Fatalf("markers %q, %q: want fixed widths and a new one each time", mine, other)
+	}
+	for _, m := range []string{"317.25", other, mine} {
+		c := exec.Command("sleep", m)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { c.Process.Kill(); c.Wait() }()
+	}
+	if got := processesWith(mine); len(got) != 1 {
+		t.Fatalf("processes with this run's marker: %v, want the one sleep", got)
+	}
 }
 
 func toolSet(t *testing.T, cs *sdk.ClientSession) []string {
@@ -162,7 +201,7 @@ func TestStdioEndToEnd(t *testing.T) {
 	}
 
 	// A call still running when the client goes away.
-	const marker = "317.25"
+	marker := uniqueMarker(317)
 	started := make(chan struct{})
 	go func() {
 		close(started)
@@ -194,7 +233,7 @@ func TestSignalShutdown(t *testing.T) {
 			cs, cmd, tmp := launch(t, bin, append([]string{"--shutdown-timeout", "5s"}, noOllama...), nil)
 			res, text := mcptest.CallText(t, cs, "sh", map[string]any{"cmd": "true"})
 			sandboxWorks(t, res, text)
-			marker := fmt.Sprintf("318.%d", sig)
+			marker := uniqueMarker(318)
 			errc := make(chan error, 1)
 			go func() {
 				_, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "sh", Arguments: map[string]any{"cmd": "sleep " + marker}})

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	neturl "net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,7 +176,7 @@ func TestHTTPDisconnectKillsSandboxBinary(t *testing.T) {
 			}
 
 			// Deny: the client closes the connection mid-call.
-			marker := fmt.Sprintf("1111.%d%d", os.Getpid(), time.Now().UnixNano()%1e6)
+			marker := uniqueMarker(1111)
 			body, hdr = call(3, "sleep "+marker)
 			c, _ := rawHTTP(t, base, http.MethodPost, body, hdr)
 			waitProcs(t, marker, func(n int) bool { return n > 0 }, "the sleep never started")

@@ -255,6 +255,10 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 			if _, err := router.Sync("sandbox", b.Calls()); err != nil {
 				return fmt.Errorf("sandbox calls: %w", err)
 			}
+			// The first session's first call is warm too: its sandboxes
+			// are made now, in the background, while the model hosts are
+			// asked; a call cannot come before ready is closed.
+			b.Prewarm()
 			// The first tools/list holds the models the hosts have: a client
 			// that lists once and goes (a one-shot agent) would not see them
 			// otherwise. A host that hangs holds the list up to a bound; its

@@ -4,8 +4,11 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -89,5 +92,38 @@ func TestSyncBufferConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := len(b.String()); n != 800 {
 		t.Errorf("%d bytes, want 800", n)
+	}
+}
+
+// TestProcs finds this test process with its parent and process group,
+// and a child it started (control: the child is gone once reaped).
+func TestProcs(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	find := func(pid int) (mcptest.Proc, bool) {
+		for _, p := range mcptest.Procs() {
+			if p.PID == pid {
+				return p, true
+			}
+		}
+		return mcptest.Proc{}, false
+	}
+	me, ok := find(os.Getpid())
+	if !ok || me.PPID != os.Getppid() || me.PGID != syscall.Getpgrp() || me.Comm == "" || me.State == "Z" {
+		t.Fatalf("this process: %+v, %v", me, ok)
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child, ok := find(cmd.Process.Pid)
+	if !ok || child.PPID != os.Getpid() || child.Comm != "sleep" {
+		t.Errorf("the child: %+v, %v", child, ok)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if p, ok := find(cmd.Process.Pid); ok {
+		t.Errorf("the reaped child is still listed: %+v", p)
 	}
 }
