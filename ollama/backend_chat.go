@@ -113,9 +113,11 @@ func chatBody(creq *api.ChatRequest) ([]byte, error) {
 		case string:
 			body["reasoning_effort"] = v
 		case bool:
-			if v {
-				body["reasoning_effort"] = "medium"
-			} else {
+			// true sends nothing: a reasoning model thinks by default on
+			// these servers, and a level is refused by models that take
+			// none (Ollama v0.17.4's /v1 answers "medium" for qwen3 with
+			// 400 `think value "medium" is not supported for this model`).
+			if !v {
 				body["reasoning_effort"] = "none"
 			}
 		}

@@ -388,12 +388,19 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 	defer st.mu.Unlock()
 	st.began, st.took = start, time.Since(start)
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		if errors.Is(ctxErr, context.DeadlineExceeded) && st.tokens > 0 {
+		timed := req.Call != nil && req.Call.Timeout > 0
+		if errors.Is(ctxErr, context.DeadlineExceeded) && (st.tokens > 0 || timed) {
 			limit := "its time limit"
-			if req.Call != nil && req.Call.Timeout > 0 {
+			if timed {
 				limit = req.Call.Timeout.String()
 			}
-			r := calls.Errorf("timeout: %s did not finish within %s; %d tokens came back before it stopped:\n%s", mod.Name, limit, st.tokens, st.content.String())
+			var r *calls.Result
+			if st.tokens > 0 {
+				r = calls.Errorf("timeout: %s did not finish within %s; %d tokens came back before it stopped:\n%s", mod.Name, limit, st.tokens, st.content.String())
+			} else {
+				// Nothing came: the server was loading the model, or busy.
+				r = calls.Errorf("timeout: %s on %s sent no token within %s (it was still loading the model, or busy with other requests); try again later, or pick a model that is loaded there (ollama_models shows them)", mod.Name, h.name, limit)
+			}
 			r.Structured = map[string]any{"model": mod.Name, "host": h.name, "error": "timeout after " + limit, "tokens": st.tokens}
 			return r, false, nil
 		}
@@ -478,7 +485,7 @@ func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chat
 		cut = why != ""
 	}
 	if cut && h.oa == nil && !(creq.Truncate != nil && *creq.Truncate) {
-		notes = append(notes, "[warning: "+why+", so Ollama probably cut the beginning of the input; shorten it, or raise options.num_ctx (up to the model's context length)]")
+		notes = append(notes, "[warning: "+why+", so Ollama probably cut the beginning of the input; "+cutAdvice(creq, st.numCtx, st.final.PromptEvalCount, mod.ContextLength)+"]")
 		out["context_full"] = true
 	}
 	if st.final.DoneReason == "length" {
