@@ -74,17 +74,28 @@ func BenchmarkChatOverhead(b *testing.B) {
 // so that no way always meets a warmer cache, and returns the times of each
 // way. after, unless nil, is told each run's way and its start and end.
 func timeRotated(b *testing.B, ways []func(), after func(k int, t0, t1 time.Time)) [][]time.Duration {
+	return timeRotatedN(b, 1, ways, after)
+}
+
+// timeRotatedN is timeRotated with n rounds of ways per b.Loop round: for
+// ways so slow that -benchtime would allow only a round or two, too few
+// for a median.
+func timeRotatedN(b *testing.B, n int, ways []func(), after func(k int, t0, t1 time.Time)) [][]time.Duration {
 	times := make([][]time.Duration, len(ways))
-	for i := 0; b.Loop(); i++ {
-		for j := range ways {
-			k := (i + j) % len(ways)
-			t0 := time.Now()
-			ways[k]()
-			t1 := time.Now()
-			times[k] = append(times[k], t1.Sub(t0))
-			if after != nil {
-				after(k, t0, t1)
+	i := 0
+	for b.Loop() {
+		for range n {
+			for j := range ways {
+				k := (i + j) % len(ways)
+				t0 := time.Now()
+				ways[k]()
+				t1 := time.Now()
+				times[k] = append(times[k], t1.Sub(t0))
+				if after != nil {
+					after(k, t0, t1)
+				}
 			}
+			i++
 		}
 	}
 	return times
