@@ -134,7 +134,10 @@ func BenchmarkBackendChatOverhead(b *testing.B) {
 	// The binary, on the same server: the Ollama host is a closed port.
 	bin := mcptest.BuildBinary(b, "./cmd/membrane")
 	args := []string{"--ollama-host", "127.0.0.1:1", "--openai-backend", "friend=" + srv.URL + "/v1"}
-	env := []string{"MEMBRANE_LOG_LEVEL=error"} // not the closed Ollama port's warning
+	// Not the closed Ollama port's warning; a store of this run's own (the
+	// default store is on, as for a user, but not the user's file, which
+	// binaries run side by side would fight over).
+	env := []string{"MEMBRANE_LOG_LEVEL=error", "XDG_STATE_HOME=" + b.TempDir()}
 	overBinary := func(b *testing.B, c chat, cs *sdk.ClientSession) {
 		viaMembrane := c.viaClient(cs)
 		waitForTool(b, cs, c.tool)
