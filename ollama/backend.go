@@ -151,6 +151,9 @@ func backendURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// ErrNoKey means a backend's key variable or key file gives no key.
+var ErrNoKey = errors.New("no API key")
+
 // key returns the backend's API key: APIKey, else from KeyEnv or KeyFile.
 func (b *Backend) key() (string, error) {
 	switch {
@@ -159,7 +162,7 @@ func (b *Backend) key() (string, error) {
 	case b.KeyEnv != "":
 		v := strings.TrimSpace(os.Getenv(b.KeyEnv))
 		if v == "" {
-			return "", fmt.Errorf("backend %s: the key variable %s is empty or unset", b.Name, b.KeyEnv)
+			return "", fmt.Errorf("backend %s: %w: the variable %s is empty or unset; set it in membrane's environment, or give the key by file", b.Name, ErrNoKey, b.KeyEnv)
 		}
 		return v, nil
 	case b.KeyFile != "":
@@ -169,7 +172,7 @@ func (b *Backend) key() (string, error) {
 		}
 		v := strings.TrimSpace(string(raw))
 		if v == "" || strings.ContainsAny(v, "\r\n") {
-			return "", fmt.Errorf("backend %s: key file %s must hold one line, the key", b.Name, b.KeyFile)
+			return "", fmt.Errorf("backend %s: %w: the key file %s must hold one line, the key", b.Name, ErrNoKey, b.KeyFile)
 		}
 		return v, nil
 	}
@@ -327,7 +330,7 @@ func (o *openAI) listModels(ctx context.Context, hc *http.Client) ([]tagModel, e
 // names, and repeated ids, are dropped.
 func (o *openAI) parseModels(body []byte) ([]tagModel, error) {
 	var resp struct {
-		Data []struct {
+		Data *[]struct {
 			ID          string `json:"id"`
 			OwnedBy     string `json:"owned_by"`
 			MaxModelLen int    `json:"max_model_len"` // vLLM
@@ -337,11 +340,15 @@ func (o *openAI) parseModels(body []byte) ([]tagModel, error) {
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &resp); err != nil {
-		return nil, fmt.Errorf("malformed /models reply: %w", err)
+		return nil, fmt.Errorf("%w (%v)", errNotModelList, err)
+	}
+	if resp.Data == nil {
+		// A JSON reply without "data": another API at this URL.
+		return nil, fmt.Errorf("%w (it has no \"data\" list)", errNotModelList)
 	}
 	var out []tagModel
 	seen := map[string]bool{}
-	for _, d := range resp.Data {
+	for _, d := range *resp.Data {
 		if !validModelName(d.ID) || seen[d.ID] {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -39,7 +40,11 @@ import (
 //     as Claude Desktop runs it;
 //   - http and http-2025-11-25: the membrane binary serving streamable
 //     HTTP on loopback, to a client of the newest protocol (no session)
-//     and to one of the newest with sessions.
+//     and to one of the newest with sessions;
+//   - prose-inmemory, prose-stdio and prose-http: the same with a model
+//     that answers 200 tokens (proseAnswer), the length of a real answer,
+//     where the others' answer of 6 tokens (about 4 ms) is the worst case
+//     for membrane's fixed costs.
 //
 // The straight request is the very body membrane sends, captured from one
 // call through a recording proxy before the timing, so both ask the server
@@ -57,47 +62,38 @@ import (
 func BenchmarkBackendChatOverhead(b *testing.B) {
 	srv := ollamatest.Start(b)
 	srv.Create(b, "scripted:latest", scripted())
+	srv.Create(b, "prose:latest", ollamatest.ScriptedModel(ollamatest.Script{Answer: proseAnswer}))
 	prompt := "What did the command print?"
-	body := capturedChatBody(b, srv.URL, "chat_scripted", prompt)
 	hc := &http.Client{}
-	viaDirect := func() {
-		resp, err := hc.Post(srv.URL+"/v1/chat/completions", "application/json", bytes.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var got strings.Builder
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			d, ok := strings.CutPrefix(sc.Text(), "data: ")
-			if !ok || d == "[DONE]" {
-				continue
-			}
-			var c struct {
-				Choices []struct {
-					Delta struct{ Content string } `json:"delta"`
-				} `json:"choices"`
-			}
-			json.Unmarshal([]byte(d), &c)
-			for _, ch := range c.Choices {
-				got.WriteString(ch.Delta.Content)
-			}
-		}
-		if strings.TrimSpace(got.String()) != strings.TrimSpace(scriptAnswer) {
-			b.Fatalf("direct: %q", got.String())
-		}
+	// chat is one model's pair of ways: straight, with the body membrane
+	// sends for tool, and through a session; both check the whole answer.
+	type chat struct {
+		direct    func()
+		tool      string
+		answer    string
+		viaClient func(cs *sdk.ClientSession) func()
+		rounds    int // of the ways per b.Loop round (timeRotatedN)
 	}
-	viaSession := func(cs *sdk.ClientSession) func() {
-		return func() {
-			res, err := cs.CallTool(b.Context(), &sdk.CallToolParams{Name: "chat_scripted", Arguments: map[string]any{"prompt": prompt}})
-			if err != nil || res.IsError || strings.TrimSpace(firstText(res)) != strings.TrimSpace(scriptAnswer) {
-				b.Fatalf("membrane: %v %v", err, res)
+	newChat := func(tool, answer string, rounds int) chat {
+		body := capturedChatBody(b, srv.URL, tool, prompt)
+		viaDirect := directChat(b, hc, srv.URL, body, answer)
+		viaSession := func(cs *sdk.ClientSession) func() {
+			return func() {
+				res, err := cs.CallTool(b.Context(), &sdk.CallToolParams{Name: tool, Arguments: map[string]any{"prompt": prompt}})
+				if err != nil || res.IsError || strings.TrimSpace(firstText(res)) != strings.TrimSpace(answer) {
+					b.Fatalf("membrane: %v %v", err, res)
+				}
 			}
 		}
+		viaDirect() // load the model
+		return chat{direct: viaDirect, tool: tool, answer: answer, viaClient: viaSession, rounds: rounds}
 	}
-	viaDirect() // load the model
+	tiny := newChat("chat_scripted", scriptAnswer, 1)
+	// A prose chat takes 100 ms or more: fifteen rounds per b.Loop round
+	// give -benchtime=2s a median of fifteen at least.
+	prose := newChat("chat_prose", proseAnswer, 15)
 
-	b.Run("inmemory", func(b *testing.B) {
+	inMemory := func(b *testing.B, c chat) {
 		r := calls.NewRouter(nil)
 		m, err := ollama.New(ollama.Config{Hosts: []string{"127.0.0.1:1"}, Backends: []ollama.Backend{{Name: "friend", URL: srv.URL + "/v1"}}}, r, nil)
 		if err != nil {
@@ -105,18 +101,18 @@ func BenchmarkBackendChatOverhead(b *testing.B) {
 		}
 		m.Refresh(b.Context()) // the Ollama host is down on purpose
 		cs, ph := phasedConnect(b, r)
-		viaMembrane := viaSession(cs)
+		viaMembrane := c.viaClient(cs)
 		args, _ := json.Marshal(map[string]any{"prompt": prompt})
 		viaRouter := func() {
-			res, err := r.Call(b.Context(), "chat_scripted", &calls.Request{Arguments: args})
-			if err != nil || res.IsError || strings.TrimSpace(res.Content[0].Text) != strings.TrimSpace(scriptAnswer) {
+			res, err := r.Call(b.Context(), c.tool, &calls.Request{Arguments: args})
+			if err != nil || res.IsError || strings.TrimSpace(res.Content[0].Text) != strings.TrimSpace(c.answer) {
 				b.Fatalf("router: %v %v", err, res)
 			}
 		}
 		viaMembrane()
 
 		var sdkIn, adapter, sdkOut, inMCP []time.Duration
-		times := timeRotated(b, []func(){viaDirect, viaRouter, viaMembrane}, func(k int, t0, t1 time.Time) {
+		times := timeRotatedN(b, c.rounds, []func(){c.direct, viaRouter, viaMembrane}, func(k int, t0, t1 time.Time) {
 			if k == 2 {
 				sdkIn = append(sdkIn, ph.sdkIn.Sub(t0))
 				adapter = append(adapter, ph.sdkOut.Sub(ph.sdkIn)-ph.routerOut.Sub(ph.routerIn))
@@ -132,37 +128,68 @@ func BenchmarkBackendChatOverhead(b *testing.B) {
 		b.ReportMetric(float64(mr.Microseconds()), "router_µs")
 		b.ReportMetric(float64(mr)/float64(md), "router_ratio")
 		reportRatio(b, md, median(times[2]))
-	})
+	}
+	b.Run("inmemory", func(b *testing.B) { inMemory(b, tiny) })
 
 	// The binary, on the same server: the Ollama host is a closed port.
 	bin := mcptest.BuildBinary(b, "./cmd/membrane")
 	args := []string{"--ollama-host", "127.0.0.1:1", "--openai-backend", "friend=" + srv.URL + "/v1"}
-	env := []string{"MEMBRANE_LOG_LEVEL=error"} // not the closed Ollama port's warning
-	overBinary := func(b *testing.B, cs *sdk.ClientSession) {
-		viaMembrane := viaSession(cs)
-		waitForTool(b, cs, "chat_scripted")
+	// Not the closed Ollama port's warning; a store of this run's own (the
+	// default store is on, as for a user, but not the user's file, which
+	// binaries run side by side would fight over).
+	env := []string{"MEMBRANE_LOG_LEVEL=error", "XDG_STATE_HOME=" + b.TempDir()}
+	overBinary := func(b *testing.B, c chat, cs *sdk.ClientSession) {
+		viaMembrane := c.viaClient(cs)
+		waitForTool(b, cs, c.tool)
 		viaMembrane()
-		times := timeRotated(b, []func(){viaDirect, viaMembrane}, nil)
+		times := timeRotatedN(b, c.rounds, []func(){c.direct, viaMembrane}, nil)
 		reportRatio(b, median(times[0]), median(times[1]))
 	}
 	b.Run("stdio", func(b *testing.B) {
-		overBinary(b, mcptest.ConnectStdio(b, bin, args, env, nil))
+		overBinary(b, tiny, mcptest.ConnectStdio(b, bin, args, env, nil))
 	})
 	// One binary serves both HTTP sub-benchmarks.
 	httpURL := startHTTPBinary(b, bin, args, env)
 	// The newest protocol (2026-07-28: no session, every call its own
 	// request), and the newest with sessions, which most HTTP clients speak.
 	b.Run("http", func(b *testing.B) {
-		overBinary(b, mcptest.ConnectHTTP(b, httpURL, "", nil))
+		overBinary(b, tiny, mcptest.ConnectHTTP(b, httpURL, "", nil))
 	})
 	b.Run("http-2025-11-25", func(b *testing.B) {
-		overBinary(b, mcptest.ConnectHTTPVersion(b, httpURL, "", "2025-11-25", nil))
+		overBinary(b, tiny, mcptest.ConnectHTTPVersion(b, httpURL, "", "2025-11-25", nil))
+	})
+
+	// The same three ways for an answer of a realistic length: the fixed
+	// costs above against a chat of 200 tokens rather than 6.
+	b.Run("prose-inmemory", func(b *testing.B) { inMemory(b, prose) })
+	b.Run("prose-stdio", func(b *testing.B) {
+		overBinary(b, prose, mcptest.ConnectStdio(b, bin, args, env, nil))
+	})
+	b.Run("prose-http", func(b *testing.B) {
+		overBinary(b, prose, mcptest.ConnectHTTP(b, httpURL, "", nil))
 	})
 }
+
+// proseAnswer is the prose model's answer, 200 tokens of one word each
+// (the scripted model makes a token of every distinct word), about the
+// length of a real model's answer of a paragraph or two.
+var proseAnswer = func() string {
+	var s strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&s, " word%d", i)
+	}
+	return s.String()
+}()
 
 // startHTTPBinary runs bin with args serving streamable HTTP on a free
 // loopback port until the benchmark ends, and returns its MCP endpoint.
 func startHTTPBinary(b *testing.B, bin string, args, env []string) string {
+	url, _ := startHTTPBinaryPID(b, bin, args, env)
+	return url
+}
+
+// startHTTPBinaryPID is startHTTPBinary that also returns the process id.
+func startHTTPBinaryPID(b *testing.B, bin string, args, env []string) (string, int) {
 	addr := mcptest.FreeAddr(b)
 	cmd := exec.Command(bin, append([]string{"--http", addr}, args...)...)
 	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
@@ -183,7 +210,7 @@ func startHTTPBinary(b *testing.B, bin string, args, env []string) string {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return "http://" + addr + "/mcp"
+				return "http://" + addr + "/mcp", cmd.Process.Pid
 			}
 		}
 		if time.Now().After(deadline) {
@@ -191,6 +218,44 @@ func startHTTPBinary(b *testing.B, bin string, args, env []string) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// directChat returns a chat straight to the OpenAI-compatible server at
+// base with body, read to its end, that fails b unless it answers answer.
+func directChat(b *testing.B, hc *http.Client, base string, body []byte, answer string) func() {
+	return func() {
+		resp, err := hc.Post(base+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if got := readDeltas(resp.Body); strings.TrimSpace(got) != strings.TrimSpace(answer) {
+			b.Fatalf("direct: %q", got)
+		}
+	}
+}
+
+// readDeltas reads an OpenAI chat completion stream to its end and returns
+// the content of its deltas.
+func readDeltas(r io.Reader) string {
+	var got strings.Builder
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		d, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok || d == "[DONE]" {
+			continue
+		}
+		var c struct {
+			Choices []struct {
+				Delta struct{ Content string } `json:"delta"`
+			} `json:"choices"`
+		}
+		json.Unmarshal([]byte(d), &c)
+		for _, ch := range c.Choices {
+			got.WriteString(ch.Delta.Content)
+		}
+	}
+	return got.String()
 }
 
 // reportRatio reports the medians of the straight and the membrane way,

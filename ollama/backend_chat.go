@@ -57,6 +57,18 @@ func checkBackendOptions(opts map[string]any) error {
 	return nil
 }
 
+// refuseBackendTruncate refuses truncate:true for a model of an
+// OpenAI-compatible server: those servers answer an input longer than the
+// context with an error and have no way to be told to cut it, so the
+// argument would be dropped silently. truncate:false asks for what they do
+// anyway.
+func refuseBackendTruncate(t *bool) error {
+	if t != nil && *t {
+		return errors.New("invalid arguments: truncate true is not available for a model of an OpenAI-compatible server (it refuses an input longer than the model's context and cannot cut it); drop truncate and shorten the input")
+	}
+	return nil
+}
+
 // oaMessage is one chat message in the OpenAI wire form; Content is a
 // string, or an array of parts when the message carries images.
 type oaMessage struct {
@@ -113,9 +125,11 @@ func chatBody(creq *api.ChatRequest) ([]byte, error) {
 		case string:
 			body["reasoning_effort"] = v
 		case bool:
-			if v {
-				body["reasoning_effort"] = "medium"
-			} else {
+			// true sends nothing: a reasoning model thinks by default on
+			// these servers, and a level is refused by models that take
+			// none (Ollama v0.17.4's /v1 answers "medium" for qwen3 with
+			// 400 `think value "medium" is not supported for this model`).
+			if !v {
 				body["reasoning_effort"] = "none"
 			}
 		}

@@ -99,6 +99,35 @@ func TestE2EBackendDiscoveryChatEmbedAndNames(t *testing.T) {
 			t.Errorf("num_ctx on a backend: %v %s", err, textOf(res))
 		}
 
+		// truncate is not offered for a backend's model, whose server
+		// cannot cut an input; true is refused rather than dropped, false
+		// (what the server does anyway) is answered, and the Ollama host's
+		// model keeps the argument.
+		tools = h.tools(t)
+		for name, want := range map[string]bool{"chat_friend_scripted": false, "embed_embedder": false, "chat_scripted": true} {
+			b, _ := json.Marshal(tools[name].InputSchema)
+			if got := strings.Contains(string(b), `"truncate"`); got != want {
+				t.Errorf("%s offers truncate: %v, want %v", name, got, want)
+			}
+		}
+		for _, c := range []struct {
+			tool string
+			args map[string]any
+		}{
+			{"chat_friend_scripted", map[string]any{"prompt": "hi", "truncate": true}},
+			{"ollama_chat", map[string]any{"model": "friend/other:v1", "prompt": "hi", "truncate": true}},
+			{"embed_embedder", map[string]any{"input": "one", "truncate": true}},
+		} {
+			res, err = h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: c.tool, Arguments: c.args})
+			if err != nil || !res.IsError || !strings.Contains(textOf(res), "truncate true is not available") {
+				t.Errorf("%s with truncate true: %v %s", c.tool, err, textOf(res))
+			}
+		}
+		res, err = h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "chat_friend_scripted", Arguments: map[string]any{"prompt": "hi", "truncate": false}})
+		if err != nil || res.IsError {
+			t.Errorf("chat_friend_scripted with truncate false: %v %s", err, textOf(res))
+		}
+
 		// ollama_models lists the backend's models with their backend.
 		res, err = h.cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "ollama_models", Arguments: map[string]any{}})
 		if err != nil || res.IsError {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -378,6 +379,11 @@ func FuzzParseModels(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ms, err := o.parseModels(body)
 		if err != nil {
+			// Every refusal says the reply is not a model list, which is
+			// how the host's status and doctor name the fault.
+			if !errors.Is(err, errNotModelList) {
+				t.Fatalf("parseModels(%q): %v is not errNotModelList", body, err)
+			}
 			return
 		}
 		seen := map[string]bool{}

@@ -2,6 +2,7 @@ package ollama_test
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -70,20 +71,36 @@ func BenchmarkChatOverhead(b *testing.B) {
 	b.ReportMetric(float64((mm - md).Microseconds()), "overhead_µs")
 }
 
-// timeRotated runs each of ways once per b.Loop round, rotating the order
-// so that no way always meets a warmer cache, and returns the times of each
-// way. after, unless nil, is told each run's way and its start and end.
+// timeRotated runs each of ways once per b.Loop round, in a fresh random
+// order each round, and returns the times of each way. A rotation was not
+// enough: it keeps every way's neighbours, and the way that always came
+// right after the straight chat read 0.15-0.25x faster than an identical
+// way elsewhere in the cycle. after, unless nil, is told each run's way
+// and its start and end.
 func timeRotated(b *testing.B, ways []func(), after func(k int, t0, t1 time.Time)) [][]time.Duration {
+	return timeRotatedN(b, 1, ways, after)
+}
+
+// timeRotatedN is timeRotated with n rounds of ways per b.Loop round: for
+// ways so slow that -benchtime would allow only a round or two, too few
+// for a median.
+func timeRotatedN(b *testing.B, n int, ways []func(), after func(k int, t0, t1 time.Time)) [][]time.Duration {
 	times := make([][]time.Duration, len(ways))
-	for i := 0; b.Loop(); i++ {
-		for j := range ways {
-			k := (i + j) % len(ways)
-			t0 := time.Now()
-			ways[k]()
-			t1 := time.Now()
-			times[k] = append(times[k], t1.Sub(t0))
-			if after != nil {
-				after(k, t0, t1)
+	order := make([]int, len(ways))
+	for b.Loop() {
+		for range n {
+			for j := range order {
+				order[j] = j
+			}
+			rand.Shuffle(len(order), func(a, c int) { order[a], order[c] = order[c], order[a] })
+			for _, k := range order {
+				t0 := time.Now()
+				ways[k]()
+				t1 := time.Now()
+				times[k] = append(times[k], t1.Sub(t0))
+				if after != nil {
+					after(k, t0, t1)
+				}
 			}
 		}
 	}

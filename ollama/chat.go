@@ -30,11 +30,12 @@ var progressHeartbeat = 5 * time.Second
 // logical tool bound to it.
 func (m *Models) chatCall(name string, mod *model, spec *ToolSpec) calls.Call {
 	flags := schemaFlags{
-		vision: mod.has(capVision),
-		think:  mod.has(capThinking),
-		levels: mod.has(capThinking) && mod.ThinkLevels,
-		system: spec == nil || spec.System == "",
-		numCtx: mod.ContextLength,
+		vision:  mod.has(capVision),
+		think:   mod.has(capThinking),
+		levels:  mod.has(capThinking) && mod.ThinkLevels,
+		system:  spec == nil || spec.System == "",
+		numCtx:  mod.ContextLength,
+		backend: mod.backend != "",
 	}
 	var desc strings.Builder
 	if spec != nil && spec.Description != "" {
@@ -161,6 +162,9 @@ func (m *Models) buildChat(ctx context.Context, req *calls.Request, mod *model, 
 		return nil, fmt.Errorf("invalid arguments: %v", err)
 	}
 	if mod.backend != "" {
+		if err := refuseBackendTruncate(a.Truncate); err != nil {
+			return nil, err
+		}
 		if err := checkBackendOptions(caller); err != nil {
 			return nil, fmt.Errorf("invalid arguments: %v", err)
 		}
@@ -388,12 +392,19 @@ func (m *Models) chatOn(ctx context.Context, req *calls.Request, h *host, mod *m
 	defer st.mu.Unlock()
 	st.began, st.took = start, time.Since(start)
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		if errors.Is(ctxErr, context.DeadlineExceeded) && st.tokens > 0 {
+		timed := req.Call != nil && req.Call.Timeout > 0
+		if errors.Is(ctxErr, context.DeadlineExceeded) && (st.tokens > 0 || timed) {
 			limit := "its time limit"
-			if req.Call != nil && req.Call.Timeout > 0 {
+			if timed {
 				limit = req.Call.Timeout.String()
 			}
-			r := calls.Errorf("timeout: %s did not finish within %s; %d tokens came back before it stopped:\n%s", mod.Name, limit, st.tokens, st.content.String())
+			var r *calls.Result
+			if st.tokens > 0 {
+				r = calls.Errorf("timeout: %s did not finish within %s; %d tokens came back before it stopped:\n%s", mod.Name, limit, st.tokens, st.content.String())
+			} else {
+				// Nothing came: the server was loading the model, or busy.
+				r = calls.Errorf("timeout: %s on %s sent no token within %s (it was still loading the model, or busy with other requests); try again later, or pick a model that is loaded there (ollama_models shows them)", mod.Name, h.name, limit)
+			}
 			r.Structured = map[string]any{"model": mod.Name, "host": h.name, "error": "timeout after " + limit, "tokens": st.tokens}
 			return r, false, nil
 		}
@@ -478,7 +489,7 @@ func (m *Models) chatResult(mod *model, h *host, creq *api.ChatRequest, st *chat
 		cut = why != ""
 	}
 	if cut && h.oa == nil && !(creq.Truncate != nil && *creq.Truncate) {
-		notes = append(notes, "[warning: "+why+", so Ollama probably cut the beginning of the input; shorten it, or raise options.num_ctx (up to the model's context length)]")
+		notes = append(notes, "[warning: "+why+", so Ollama probably cut the beginning of the input; "+cutAdvice(creq, st.numCtx, st.final.PromptEvalCount, mod.ContextLength)+"]")
 		out["context_full"] = true
 	}
 	if st.final.DoneReason == "length" {

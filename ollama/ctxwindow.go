@@ -136,6 +136,24 @@ func estimateNote(estimate, promptTokens, window int) string {
 	return fmt.Sprintf("the input was estimated at about %d tokens, more than the window of %d, and read as %d", estimate, window, promptTokens)
 }
 
+// cutAdvice says what to do about an input that was cut: raise num_ctx
+// while the window it ran with (sent, asked by the caller, or filled by
+// promptTokens) is smaller than the model's context length, else only
+// shorten it, since no num_ctx holds more.
+func cutAdvice(creq *api.ChatRequest, sent, promptTokens, modelCtx int) string {
+	window := max(sent, promptTokens)
+	if n, ok := number(creq.Options["num_ctx"]); ok {
+		window = max(window, int(n))
+	}
+	switch {
+	case modelCtx > 0 && window >= modelCtx:
+		return fmt.Sprintf("shorten it: %d tokens is the model's whole context length, so a larger options.num_ctx does not help", modelCtx)
+	case modelCtx > 0:
+		return fmt.Sprintf("shorten it, or raise options.num_ctx (the model takes up to %d tokens)", modelCtx)
+	}
+	return "shorten it, or raise options.num_ctx (up to the model's context length)"
+}
+
 // kvBytesPerToken is the KV cache one token of context takes at f16 (the
 // default cache type): keys and values, per layer, per KV head.
 func kvBytesPerToken(blocks, heads, kvHeads, embd int) int {

@@ -94,6 +94,11 @@ func TestE2ENumCtxSizedToTheInput(t *testing.T) {
 			if res.IsError || !strings.Contains(txt, "[warning: ") || !strings.Contains(txt, "cut the beginning of the input") {
 				t.Errorf("v0.6.5 cut the input without a warning: %s", txt)
 			}
+			// num_ctx is already the model's whole length: the advice is
+			// to shorten the input, not to raise num_ctx.
+			if strings.Contains(txt, "raise options.num_ctx") || !strings.Contains(txt, "4096 tokens is the model's whole context length") {
+				t.Errorf("v0.6.5 warning advises what cannot help: %s", txt)
+			}
 		} else if !res.IsError || !strings.Contains(txt, "too long for small:latest's context window of 4096 tokens") {
 			t.Errorf("%s: a prompt past the window: %s", v.Version, txt)
 		}

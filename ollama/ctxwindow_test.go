@@ -76,3 +76,30 @@ func TestEstimateNote(t *testing.T) {
 		t.Errorf("llama-3-8b's KV bytes per token: %d, want 131072", n)
 	}
 }
+
+// TestCutAdvice: raising num_ctx is advised only while the window the
+// input ran in is below the model's context length.
+func TestCutAdvice(t *testing.T) {
+	opts := func(n int) *api.ChatRequest { return &api.ChatRequest{Options: map[string]any{"num_ctx": n}} }
+	none := &api.ChatRequest{}
+	for _, tt := range []struct {
+		name                   string
+		req                    *api.ChatRequest
+		sent, prompt, modelCtx int
+		raise                  bool
+		mentions               string
+	}{
+		{"sent the whole length", none, 4096, 4096, 4096, false, "4096 tokens is the model's whole context length"},
+		{"filled the whole length, none sent", none, 0, 2048, 2048, false, "2048 tokens is the model's whole context length"},
+		{"the caller asked for the whole length", opts(8192), 0, 100, 8192, false, "whole context length"},
+		{"capped below the length (a budget)", none, 1024, 1024, 32768, true, "up to 32768 tokens"},
+		{"Ollama's default window", none, 0, 2048, 32768, true, "up to 32768 tokens"},
+		{"the caller asked for less", opts(512), 0, 512, 4096, true, "up to 4096 tokens"},
+		{"length unknown", none, 0, 2048, 0, true, "up to the model's context length"},
+	} {
+		got := cutAdvice(tt.req, tt.sent, tt.prompt, tt.modelCtx)
+		if strings.Contains(got, "raise options.num_ctx") != tt.raise || !strings.Contains(got, tt.mentions) || !strings.HasPrefix(got, "shorten it") {
+			t.Errorf("%s: %q (raise advised: want %v; want it to say %q)", tt.name, got, tt.raise, tt.mentions)
+		}
+	}
+}

@@ -99,7 +99,7 @@ func (h *host) isUp() bool {
 func (h *host) markDown(err error) {
 	h.mu.Lock()
 	h.up = false
-	h.err = describeHostErr(err)
+	h.err = h.describeErr(err)
 	h.mu.Unlock()
 }
 

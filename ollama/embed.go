@@ -31,7 +31,7 @@ func (m *Models) embedCall(name string, mod *model, spec *ToolSpec) calls.Call {
 		Name:         name,
 		Title:        "Embed: " + mod.displayName(),
 		Description:  desc,
-		InputSchema:  embedSchema(false, mod.EmbeddingLength),
+		InputSchema:  embedSchema(false, mod.backend != "", mod.EmbeddingLength),
 		OutputSchema: embedOutputSchema,
 		Kind:         calls.KindModel,
 		Group:        Group,
@@ -56,6 +56,11 @@ func (m *Models) embedCall(name string, mod *model, spec *ToolSpec) calls.Call {
 func (m *Models) runEmbed(ctx context.Context, req *calls.Request, mod *model, a *embedArgs, inputs []string) (*calls.Result, error) {
 	if !mod.canEmbed() {
 		return calls.Errorf("%s is not an embedding model (capabilities: %s); use ollama_chat for it", mod.Name, strings.Join(mod.Capabilities, ", ")), nil
+	}
+	if mod.backend != "" {
+		if err := refuseBackendTruncate(a.Truncate); err != nil {
+			return calls.Errorf("%v", err), nil
+		}
 	}
 	var size int64
 	for _, s := range inputs {

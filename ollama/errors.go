@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/ollama/ollama/api"
+
+	"github.com/membrane-mcp/membrane/calls"
 )
 
 // errCutStream means a stream ended without its final "done" message: the
@@ -50,13 +52,97 @@ func describeHostErr(err error) string {
 	}
 	var se api.StatusError
 	if errors.As(err, &se) {
-		return fmt.Sprintf("HTTP %d: %s", se.StatusCode, se.ErrorMessage)
+		return fmt.Sprintf("HTTP %d: %s", se.StatusCode, plainReply(se.ErrorMessage))
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
 		return "unknown host " + dnsErr.Name
 	}
 	return err.Error()
+}
+
+// errNotModelList means a backend's GET /models answered 200 with
+// something that is not an OpenAI model list (a web page, another API's
+// JSON): the URL points at another kind of server.
+var errNotModelList = errors.New("the reply is not an OpenAI model list")
+
+// backendFault is why an OpenAI-compatible backend could not be listed,
+// as far as the fix differs.
+type backendFault int
+
+const (
+	faultOther       backendFault = iota
+	faultUnreachable              // nothing answers at the URL
+	faultAuth                     // the server wants a key, or another one
+	faultNotOpenAI                // something answers, but not an OpenAI-compatible API
+)
+
+// backendFaultOf classifies a backend listing error.
+func backendFaultOf(err error) backendFault {
+	var se api.StatusError
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, errNotModelList):
+		return faultNotOpenAI
+	case errors.As(err, &se):
+		switch se.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return faultAuth
+		case http.StatusNotFound, http.StatusMethodNotAllowed:
+			return faultNotOpenAI
+		}
+	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &dnsErr), errors.Is(err, context.DeadlineExceeded):
+		return faultUnreachable
+	}
+	return faultOther
+}
+
+// describeErr is describeHostErr in the words of h's kind of server.
+func (h *host) describeErr(err error) string {
+	if h.oa == nil {
+		return describeHostErr(err)
+	}
+	return describeBackendErr(err, h.oa.key != "")
+}
+
+// describeBackendErr says in a few words why an OpenAI-compatible backend
+// could not be listed; keySent says whether a key was configured.
+func describeBackendErr(err error, keySent bool) string {
+	var se api.StatusError
+	errors.As(err, &se)
+	switch backendFaultOf(err) {
+	case faultAuth:
+		if !keySent {
+			return fmt.Sprintf("HTTP %d (%s): the server wants an API key, and none is set for this backend", se.StatusCode, plainReply(se.ErrorMessage))
+		}
+		return fmt.Sprintf("HTTP %d (%s): the server refused the API key set for this backend", se.StatusCode, plainReply(se.ErrorMessage))
+	case faultNotOpenAI:
+		if se.StatusCode != 0 {
+			return fmt.Sprintf("HTTP %d (%s) for GET models: no OpenAI-compatible API at this URL", se.StatusCode, plainReply(se.ErrorMessage))
+		}
+		return err.Error() + ": no OpenAI-compatible API at this URL"
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (is the server running, and on this port?)"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return "the connection was closed (did the server stop or restart?)"
+	}
+	return describeHostErr(err)
+}
+
+// plainReply is an error body as a message shows it: an HTML page (a web
+// server's or a proxy's error page) becomes its title; any other text
+// stays as it is (statusError already bounds it).
+func plainReply(msg string) string {
+	title, page := calls.HTMLPage(msg)
+	switch {
+	case !page:
+		return msg
+	case title == "":
+		return "an HTML page"
+	}
+	return "an HTML page: " + truncateString(title, 80)
 }
 
 // failure is the kind of failure an Ollama error reply reports.
@@ -167,7 +253,7 @@ func explainOn(err error, mod *model, h *host) string {
 func explainFrom(server string, err error, modelName, hostName string, ctxLen int) string {
 	var se api.StatusError
 	if errors.As(err, &se) {
-		msg := se.ErrorMessage
+		msg := plainReply(se.ErrorMessage)
 		if msg == "" {
 			msg = se.Status
 		}
@@ -203,7 +289,11 @@ func explainFrom(server string, err error, modelName, hostName string, ctxLen in
 		return fmt.Sprintf("%s on %s stopped in the middle of the answer (it may have crashed or restarted); try again", server, hostName)
 	}
 	if unreachable(err) {
-		return fmt.Sprintf("%s on %s cannot be reached (%s); membrane will pick the model up again when the host is back", server, hostName, describeHostErr(err))
+		why := describeHostErr(err)
+		if server != "Ollama" {
+			why = describeBackendErr(err, true)
+		}
+		return fmt.Sprintf("%s on %s cannot be reached (%s); membrane will pick the model up again when the host is back", server, hostName, why)
 	}
 	low := strings.ToLower(err.Error())
 	// api.Client returns a line it cannot parse as the error text itself.

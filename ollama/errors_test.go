@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,7 +14,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ollama/ollama/api"
 
@@ -264,5 +268,53 @@ func TestBrokenRunnerIsNotAMissingModel(t *testing.T) {
 	})
 	if res := call(t, r, "chat_ceo_chat", map[string]any{"prompt": "hi"}); !res.IsError || !strings.Contains(res.TextOf(), "is no longer on") {
 		t.Errorf("404: %s", res.TextOf())
+	}
+}
+
+// FuzzPlainReply checks the error-body shortener: text that is not an HTML
+// page passes unchanged; a page becomes a short "an HTML page" line in
+// valid UTF-8, whatever its bytes.
+func FuzzPlainReply(f *testing.F) {
+	f.Add("404 page not found")
+	f.Add("<!DOCTYPE HTML>\n<html><head><title>Error response</title></head></html>")
+	f.Add("  <html><TITLE> İİİ </TITLE>")
+	f.Add("<html><title></title>")
+	f.Fuzz(func(t *testing.T, msg string) {
+		got := plainReply(msg)
+		low := strings.ToLower(strings.TrimSpace(msg))
+		page := strings.HasPrefix(low, "<!doctype html") || strings.HasPrefix(low, "<html")
+		switch {
+		case !page && got != msg:
+			t.Fatalf("plainReply(%q) = %q; want it unchanged", msg, got)
+		case page && (!strings.HasPrefix(got, "an HTML page") || len(got) > len("an HTML page: ")+80+len("…") || !utf8.ValidString(got)):
+			t.Fatalf("plainReply(%q) = %q", msg, got)
+		}
+	})
+}
+
+// TestDescribeBackendErr: a backend's faults are told in its own words,
+// never with Ollama's advice; an Ollama host's keep theirs (the control).
+func TestDescribeBackendErr(t *testing.T) {
+	eof := &url.Error{Op: "Post", URL: "http://h:1/v1/chat/completions", Err: io.EOF}
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{eof, "the connection was closed (did the server stop or restart?)"},
+		{refused, "connection refused (is the server running, and on this port?)"},
+		{api.StatusError{StatusCode: 401, ErrorMessage: "Unauthorized"}, "HTTP 401 (Unauthorized): the server refused the API key set for this backend"},
+		{api.StatusError{StatusCode: 404, ErrorMessage: "<html><title>Not Found</title></html>"}, "HTTP 404 (an HTML page: Not Found) for GET models: no OpenAI-compatible API at this URL"},
+	} {
+		got := describeBackendErr(tt.err, true)
+		if got != tt.want || strings.Contains(got, "Ollama") || strings.Contains(got, "ollama") {
+			t.Errorf("describeBackendErr(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+	if got := describeHostErr(eof); !strings.Contains(got, "did Ollama stop or restart?") {
+		t.Errorf("an Ollama host's closed connection: %q", got)
+	}
+	if got := explainFrom("the OpenAI-compatible server", eof, "m", "friend (http://h:1/v1)", 0); strings.Contains(got, "Ollama") || !strings.Contains(got, "did the server stop") {
+		t.Errorf("a backend call whose connection closed: %q", got)
 	}
 }

@@ -76,7 +76,7 @@ func (m *Models) genericCalls() []calls.Call {
 			Title: "Embed text with an Ollama model",
 			Description: "Embed text with any local Ollama embedding model by name (see ollama_models). Give model and one input or an array of inputs; " +
 				"returns one vector per input, or with summary a compact summary of each.",
-			InputSchema:  embedSchema(true, 0),
+			InputSchema:  embedSchema(true, false, 0),
 			OutputSchema: embedOutputSchema,
 			Kind:         calls.KindModel,
 			Timeout:      m.cfg.CallTimeout,

@@ -423,16 +423,24 @@ func (m *Models) waitTurn(ctx context.Context, req *calls.Request, h *host, mod 
 func (m *Models) turnMessage(h *host, mod *model, pos, capacity int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "queued on %s: number %d in line", h.name, pos)
-	if run := h.sched.runningModels(); len(run) > 0 {
+	run := h.sched.runningModels()
+	if len(run) > 0 {
 		fmt.Fprintf(&b, "; it is running %s", strings.Join(run, ", "))
 		if capacity > 0 {
 			fmt.Fprintf(&b, " and keeps %d model(s) loaded at once", capacity)
 		}
 	}
 	if !h.isLoaded(mod.key(), time.Now()) {
-		if d := m.loadTime(mod.key()); d > 0 {
+		d := m.loadTime(mod.key())
+		switch {
+		case slices.Contains(run, mod.key()) && d > 0:
+			// A call before this one is loading it now.
+			fmt.Fprintf(&b, "; %s is being loaded there by the call before, which took %s the last time", mod.Name, d.Round(100*time.Millisecond))
+		case slices.Contains(run, mod.key()):
+			fmt.Fprintf(&b, "; %s is being loaded there by the call before", mod.Name)
+		case d > 0:
 			fmt.Fprintf(&b, "; %s is not loaded there, expected load time %s (its last load)", mod.Name, d.Round(100*time.Millisecond))
-		} else {
+		default:
 			fmt.Fprintf(&b, "; %s is not loaded there and has not been loaded before", mod.Name)
 		}
 	}

@@ -381,7 +381,7 @@ func (m *Models) listHost(ctx context.Context, h *host) error {
 	wasUp, first := h.up, !h.listed
 	h.listed = true
 	if err != nil {
-		h.up, h.err = false, describeHostErr(err)
+		h.up, h.err = false, h.describeErr(err)
 		if h.fails++; h.fails >= downAfter {
 			h.tags = nil
 		}
@@ -391,7 +391,7 @@ func (m *Models) listHost(ctx context.Context, h *host) error {
 	h.mu.Unlock()
 	switch {
 	case err != nil && (wasUp || first):
-		m.log.Warn("ollama host down", "host", h.name, "err", describeHostErr(err))
+		m.log.Warn("ollama host down", "host", h.name, "err", h.describeErr(err))
 	case err == nil && !wasUp:
 		m.log.Info("ollama host up", "host", h.name, "models", len(tags))
 	}

@@ -17,6 +17,7 @@ type schemaFlags struct {
 	levels  bool // think also takes "low", "medium", "high"
 	system  bool // a caller's system prompt
 	numCtx  int  // the context length bounding num_ctx; 0 unknown
+	backend bool // an OpenAI-compatible server's model: no truncate
 }
 
 func imagesSchema() map[string]any {
@@ -69,8 +70,8 @@ func optionsSchema(numCtx int) map[string]any {
 var schemas sync.Map // schemaFlags or embedKey -> json.RawMessage
 
 type embedKey struct {
-	generic bool
-	dims    int
+	generic, backend bool
+	dims             int
 }
 
 // chatSchema is the JSON Schema of a chat tool's arguments.
@@ -119,6 +120,9 @@ func buildChatSchema(f schemaFlags) json.RawMessage {
 			"description": "If the input overflows the context window: false (default) fails saying so; true drops the oldest messages.",
 		},
 	}
+	if f.backend {
+		delete(props, "truncate") // OpenAI-compatible servers refuse an overlong input; they cannot cut it
+	}
 	if f.system {
 		props["system"] = map[string]any{"type": "string", "description": "A system prompt that sets the model's role and rules."}
 	}
@@ -159,17 +163,18 @@ func buildChatSchema(f schemaFlags) json.RawMessage {
 }
 
 // embedSchema is the JSON Schema of an embed tool's arguments.
-func embedSchema(generic bool, dims int) json.RawMessage {
-	k := embedKey{generic, dims}
+// A backend model's (an OpenAI-compatible server's) has no truncate.
+func embedSchema(generic, backend bool, dims int) json.RawMessage {
+	k := embedKey{generic, backend, dims}
 	if s, ok := schemas.Load(k); ok {
 		return s.(json.RawMessage)
 	}
-	s := buildEmbedSchema(generic, dims)
+	s := buildEmbedSchema(generic, backend, dims)
 	schemas.Store(k, s)
 	return s
 }
 
-func buildEmbedSchema(generic bool, dims int) json.RawMessage {
+func buildEmbedSchema(generic, backend bool, dims int) json.RawMessage {
 	what := "The text to embed, or an array of texts (one vector each)."
 	if dims > 0 {
 		what = fmt.Sprintf("The text to embed, or an array of texts; each gets one vector of %d numbers.", dims)
@@ -190,6 +195,9 @@ func buildEmbedSchema(generic bool, dims int) json.RawMessage {
 			"type":        "boolean",
 			"description": "Cut inputs longer than the model's context instead of failing (Ollama's default is true).",
 		},
+	}
+	if backend {
+		delete(props, "truncate")
 	}
 	required := []string{"input"}
 	if generic {

@@ -281,7 +281,8 @@ func define(name string, c *Config) *settings.Set {
 		Doc: "how models become tools: per-model (one each, plus the generic ones), generic (only ollama_chat, ollama_embed, ollama_models, with a model enum) or off"},
 		settings.OneOf(string(ollama.ModelToolsPerModel), string(ollama.ModelToolsGeneric), string(ollama.ModelToolsOff)))
 	s.List(&c.OpenAIBackends, nil, D{Flag: "openai-backend", Env: "MEMBRANE_OPENAI_BACKENDS", Key: "openai.backend_urls", Arg: "NAME=URL",
-		Doc: "also serve the models of an OpenAI-compatible server (vLLM, llama-server, LM Studio, LiteLLM) at URL, such as vllm=http://gpu1:8000/v1; add ,key-env=VAR or ,key-file=PATH for its API key; repeatable"},
+		Doc:      "also serve the models of an OpenAI-compatible server (vLLM, llama-server, LM Studio, LiteLLM) at URL, such as vllm=http://gpu1:8000/v1; add ,key-env=VAR or ,key-file=PATH for its API key; repeatable (the variable: separated by spaces or commas)",
+		EnvSplit: ollama.SplitBackends},
 		func(v string) error { _, err := ollama.ParseBackend(v); return err })
 	s.Size(&o.ContextBudget, 0, D{Flag: "context-budget", Env: "MEMBRANE_CONTEXT_BUDGET", Key: "ollama.context_budget",
 		Doc: "memory one call's context window (KV cache) may take on a host; num_ctx is capped to fit (SIZE; 0 = the model's context length)"},

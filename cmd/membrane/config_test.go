@@ -409,3 +409,30 @@ func TestOpenAIBackendsMerge(t *testing.T) {
 		t.Errorf("two backends named vllm: %v", err)
 	}
 }
+
+// TestOpenAIBackendsFromEnv: MEMBRANE_OPENAI_BACKENDS takes backends with
+// their keys, as a compose file's environment gives them (the comma before
+// key-env= is part of the backend, not a separator), by spaces or commas.
+func TestOpenAIBackendsFromEnv(t *testing.T) {
+	for _, v := range []string{
+		"vllm=http://gpu1:8000/v1,key-env=VLLM_KEY lms=http://127.0.0.1:1234/v1,key-file=/run/secrets/lms lite=http://proxy:4000",
+		"vllm=http://gpu1:8000/v1,key-env=VLLM_KEY,lms=http://127.0.0.1:1234/v1,key-file=/run/secrets/lms,lite=http://proxy:4000",
+		"  vllm=http://gpu1:8000/v1,key-env=VLLM_KEY\n lms=http://127.0.0.1:1234/v1,key-file=/run/secrets/lms,\n lite=http://proxy:4000 ",
+	} {
+		cfg, err := loadConfig("membrane", nil, env(map[string]string{"MEMBRANE_OPENAI_BACKENDS": v}), nil)
+		if err != nil {
+			t.Errorf("%q: %v", v, err)
+			continue
+		}
+		bs := cfg.ollamaConfig().Backends
+		if len(bs) != 3 || bs[0].Name != "vllm" || bs[0].KeyEnv != "VLLM_KEY" || bs[1].Name != "lms" || bs[1].KeyFile != "/run/secrets/lms" ||
+			bs[2].Name != "lite" || bs[2].KeyEnv != "" || bs[2].KeyFile != "" {
+			t.Errorf("%q: backends %+v", v, bs)
+		}
+	}
+	// The control: a bad entry is still refused, naming the variable.
+	_, err := loadConfig("membrane", nil, env(map[string]string{"MEMBRANE_OPENAI_BACKENDS": "vllm=http://gpu1:8000/v1,token=abc"}), nil)
+	if err == nil || !strings.Contains(err.Error(), "MEMBRANE_OPENAI_BACKENDS") || !strings.Contains(err.Error(), "unknown part") {
+		t.Errorf("a bad backend in the variable: %v", err)
+	}
+}

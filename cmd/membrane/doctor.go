@@ -24,7 +24,9 @@ func runDoctor(ctx context.Context, cfg *Config, jsonOut bool, w io.Writer) int 
 	}
 	checks = append(checks, sandbox.Diagnose(ctx, cfg.sandboxConfig())...)
 	checks = append(checks, ollama.Diagnose(ctx, cfg.Ollama.Hosts)...)
-	checks = append(checks, ollama.DiagnoseTools(ctx, cfg.Ollama.Hosts, cfg.Ollama.Tools)...)
+	backends := cfg.ollamaConfig().Backends
+	checks = append(checks, ollama.DiagnoseBackends(ctx, backends)...)
+	checks = append(checks, ollama.DiagnoseTools(ctx, cfg.Ollama.Hosts, backends, cfg.Ollama.Tools)...)
 	if cfg.HTTP.Addr != "" {
 		checks = append(checks, mcp.DiagnoseListen(cfg.HTTP.Addr, cfg.HTTP.Token))
 	}

@@ -177,7 +177,7 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	defer obs.set.Close(router, log)
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))
 	if err != nil {
-		return fmt.Errorf("ollama: %w", err)
+		return err // "ollama: ..." already
 	}
 	obs.metrics = obs.set.AttachMetrics(router, metrics.ModelOptions(models))
 	if scrubbing != nil {

@@ -209,6 +209,14 @@ func moduleRoot() (string, error) {
 // waits for it to exit (then SIGTERM, then SIGKILL).
 func ConnectStdio(t testing.TB, bin string, args, env []string, opts *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
+	cs, _ := ConnectStdioProcess(t, bin, args, env, opts)
+	return cs
+}
+
+// ConnectStdioProcess is ConnectStdio that also returns the child process,
+// for a test that reads its memory or CPU time from /proc.
+func ConnectStdioProcess(t testing.TB, bin string, args, env []string, opts *sdk.ClientOptions) (*sdk.ClientSession, *os.Process) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
 	cmd.Stderr = &testWriter{t: t, prefix: filepath.Base(bin) + ": "}
@@ -227,7 +235,7 @@ func ConnectStdio(t testing.TB, bin string, args, env []string, opts *sdk.Client
 			t.Logf("mcptest: close %s: %v", bin, err)
 		}
 	})
-	return cs
+	return cs, cmd.Process
 }
 
 // ConnectHTTP connects to a streamable HTTP endpoint such as

@@ -102,6 +102,7 @@ func New(opts *Options) *Client {
 		option.WithBaseURL(c.opts.BaseURL),
 		option.WithAPIKey(key),
 		option.WithMaxRetries(c.opts.MaxRetries),
+		option.WithMiddleware(errorBodies),
 	}
 	if c.opts.HTTPClient != nil {
 		ro = append(ro, option.WithHTTPClient(c.opts.HTTPClient))
@@ -262,6 +263,9 @@ func (c *Client) explain(err error, model string) error {
 			if strings.Contains(msg, "does not support thinking") {
 				return &Error{Code: CodeNoThinking, err: err, msg: fmt.Sprintf("model %q does not reason (%s): send no reasoning effort, or pick a thinking model", model, msg)}
 			}
+		}
+		if strings.HasSuffix(msg, "not an OpenAI-compatible API reply") {
+			msg += " (is the base URL right? it should end in /v1)"
 		}
 		return fmt.Errorf("%s: HTTP %d: %s", RedactURL(c.opts.BaseURL), apiErr.StatusCode, msg)
 	}

@@ -87,7 +87,11 @@ func (s *Set) Load(args []string, getenv func(string) string, readFile func(stri
 		x.src = FromEnv
 		if x.Kind == KindList {
 			x.clear()
-			for part := range strings.SplitSeq(v, ",") {
+			parts := strings.Split(v, ",")
+			if x.EnvSplit != nil {
+				parts = x.EnvSplit(v)
+			}
+			for _, part := range parts {
 				if part = strings.TrimSpace(part); part != "" {
 					_ = x.set(part)
 				}

@@ -92,6 +92,9 @@ type Def struct {
 	// Split makes a list flag split its value at commas, as the
 	// environment variable always does (--approve sh,python_run).
 	Split bool
+	// EnvSplit splits a list's environment variable into items, for
+	// items that hold commas themselves; nil splits at commas.
+	EnvSplit func(string) []string
 	// Stop makes a bool flag given on the command line end Load before
 	// anything else is read or checked (Load returns ErrStop): --version.
 	Stop bool
