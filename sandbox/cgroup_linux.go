@@ -344,17 +344,7 @@ func (cc *callCgroup) oomKills() int {
 	if cc.kind == MemoryCgroup2 {
 		file = "memory.events"
 	}
-	b, err := os.ReadFile(filepath.Join(cc.mem, file))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
-		}
-	}
-	return 0
+	return readCounter(filepath.Join(cc.mem, file), "oom_kill")
 }
 
 // pidsHits returns how many forks and clones of the call's processes the
@@ -369,12 +359,18 @@ func (cc *callCgroup) pidsHits() int {
 	if dir == "" {
 		return 0
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "pids.events"))
+	return readCounter(filepath.Join(dir, "pids.events"), "max")
+}
+
+// readCounter returns the count on the line "key N" of a cgroup's events
+// file, or 0.
+func readCounter(path, key string) int {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "max "); ok {
+		if v, ok := strings.CutPrefix(l, key+" "); ok {
 			n, _ := strconv.Atoi(strings.TrimSpace(v))
 			return n
 		}
