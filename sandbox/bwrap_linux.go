@@ -299,11 +299,6 @@ func (s *Sandbox) initLimits() []rlimit {
 	}
 }
 
-// nprocBackstop is how far above a call cgroup's pids.max RLIMIT_NPROC
-// is set: far enough that the cgroup, which counts what it refuses, is the
-// limit a fork meets first (both count the same tasks, the init included).
-const nprocBackstop = 4
-
 // nprocLimit is a bubblewrap sandbox's RLIMIT_NPROC: Procs, or where each
 // call's cgroup carries pids.max at Procs, a backstop a little above it.
 func (s *Sandbox) nprocLimit() int {
