@@ -24,7 +24,9 @@ import (
 // --token` picks one holder's calls (bob's, the control, stays out); and
 // Jaeger holds each trace, whose tools/call span names the store's call ID
 // (membrane.call.id) and the protocol version, with an mcp.session.id only
-// for the client that has a session.
+// for the client that has a session. bob's call floods stdout past the
+// output cap: its stored run, its ledger line and its sandbox span name the
+// limit it hit (alice's quiet call names none).
 func TestJaegerUntracedCalls(t *testing.T) {
 	bin := binary(t)
 	jbin, why := oteltest.JaegerPath()
@@ -45,7 +47,13 @@ func TestJaegerUntracedCalls(t *testing.T) {
 
 	for _, c := range []struct{ token, version string }{{alice, ""}, {bob, "2025-11-25"}} {
 		cs := mcptest.ConnectHTTPVersion(t, base+"/mcp", c.token, c.version, nil)
-		res, text := mcptest.CallText(t, cs, "sh", map[string]any{"cmd": "echo untraced"})
+		// bob floods stdout past the output cap, which cuts it (and
+		// kills nothing): his records say the limit was hit.
+		cmd := "echo untraced"
+		if c.token == bob {
+			cmd = "head -c 2000000 /dev/zero | tr '\\0' x; echo"
+		}
+		res, text := mcptest.CallText(t, cs, "sh", map[string]any{"cmd": cmd})
 		sandboxWorks(t, res, text)
 		if res.IsError {
 			t.Fatalf("sh = %q", text)
@@ -60,6 +68,9 @@ func TestJaegerUntracedCalls(t *testing.T) {
 		ID, Call, Session string
 		TraceID           string `json:"trace_id"`
 		TokenName         string `json:"token_name"`
+		Run               struct {
+			Limits []string `json:"limits"`
+		} `json:"run"`
 	}
 	list := func(args ...string) []row {
 		t.Helper()
@@ -91,6 +102,12 @@ func TestJaegerUntracedCalls(t *testing.T) {
 	if byToken["alice"].ID == "" || byToken["bob"].ID == "" || byToken["alice"].TraceID == byToken["bob"].TraceID {
 		t.Fatalf("stored calls by token: %+v", byToken)
 	}
+	if l := byToken["bob"].Run.Limits; len(l) != 1 || l[0] != "output" {
+		t.Errorf("bob's output flood: stored run limits %v, want [output]", l)
+	}
+	if l := byToken["alice"].Run.Limits; len(l) != 0 {
+		t.Errorf("alice's quiet call: stored run limits %v", l)
+	}
 	if got := list("--token", "alice"); len(got) != 1 || got[0].ID != byToken["alice"].ID {
 		t.Errorf("membrane calls --token alice = %+v, want alice's call only", got)
 	}
@@ -109,12 +126,15 @@ func TestJaegerUntracedCalls(t *testing.T) {
 		var l struct {
 			TraceID   string `json:"trace_id"`
 			TokenName string `json:"token_name"`
+			Run       struct {
+				Limits []string `json:"limits"`
+			} `json:"run"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.Fatalf("audit line: %v: %s", err, sc.Bytes())
 		}
 		lines++
-		if r, ok := byToken[l.TokenName]; !ok || r.TraceID != l.TraceID {
+		if r, ok := byToken[l.TokenName]; !ok || r.TraceID != l.TraceID || len(r.Run.Limits) != len(l.Run.Limits) {
 			t.Errorf("audit line %s: token %q, trace %q; the store has %+v", sc.Bytes(), l.TokenName, l.TraceID, byToken)
 		}
 	}
@@ -146,6 +166,11 @@ func TestJaegerUntracedCalls(t *testing.T) {
 		}
 		if call == nil {
 			t.Fatalf("%s's trace %s has no tools/call sh span: %+v", name, r.TraceID, spans)
+		}
+		for _, s := range spans {
+			if s.OperationName == "sandbox run" && s.Tag("membrane.sandbox.limits") != strings.Join(r.Run.Limits, ",") {
+				t.Errorf("%s's sandbox run span: membrane.sandbox.limits %q, want %v", name, s.Tag("membrane.sandbox.limits"), r.Run.Limits)
+			}
 		}
 		if got := call.Tag("membrane.call.id"); got != r.ID {
 			t.Errorf("%s's span: membrane.call.id %q, want the store's %q", name, got, r.ID)
