@@ -54,13 +54,13 @@ run: build deps ## serve MCP over HTTP on $(ADDR) with whatever Ollama is found
 E2E_TESTS := ^(TestBuildsForOtherSystems|TestHostileTurnTimeout)$$
 
 test: test-deps ## the unit suites and the end-to-end ones (real Ollama, bubblewrap, binaries), with -race; not the slow ones of make test-e2e
-	$(GO) test -race -count=1 -skip '^TestJaegerTrace$$|$(E2E_TESTS)' $(GOTEST_FLAGS) ./...
+	$(GO) test -race -count=1 -skip '^TestJaeger|$(E2E_TESTS)' $(GOTEST_FLAGS) ./...
 
 test-e2e: test-deps ## the slow tests make test leaves out: cross-builds for other systems, the turn timeout
 	$(GO) test -race -count=1 -run '$(E2E_TESTS)' $(GOTEST_FLAGS) ./sandbox/ ./cmd/orchestrator/
 
-test-jaeger: test-deps $(TEST_JAEGER) ## one trace across orchestrator, membrane, the sandbox and Ollama, in a real Jaeger
-	$(GO) test -race -count=1 -run '^TestJaegerTrace$$' ./cmd/orchestrator
+test-jaeger: test-deps $(TEST_JAEGER) ## one trace across orchestrator, membrane, the sandbox and Ollama, in a real Jaeger; untraced calls' records lead to their traces
+	$(GO) test -race -count=1 -run '^TestJaeger' ./cmd/orchestrator ./cmd/membrane
 
 test-warm: test-deps ## the sandbox's threat and pool tests again, every call from the warm pool (a session's first from the spare workspace)
 	MEMBRANE_TEST_WARM=2 $(GO) test -race -count=1 -run 'TestThreats|TestWarmPool|TestWarmPython|TestSandboxEtc' $(GOTEST_FLAGS) ./sandbox/

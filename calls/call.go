@@ -161,6 +161,10 @@ type Request struct {
 	// client adapter sends them on; the router hands them to observers.
 	TraceParent, TraceState string
 
+	// traceID is the trace ID the router made for a call that came
+	// without a traceparent (RouterOptions.NewTraces).
+	traceID string
+
 	// progress is the router's wrapper of Progress while observers want
 	// progress events, kept here so that it costs the call no allocation.
 	progress observedProgress

@@ -1,6 +1,7 @@
 package calls
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -134,14 +135,30 @@ type RunInfo struct {
 	// "memory", "quota" (the workspace's), "cancel", or "" when it was
 	// not killed (or was killed by a signal the sandbox did not send).
 	// The process and output limits kill nothing: a fork past the
-	// process limit fails, and output past the cap is cut.
+	// process limit fails, and output past the cap is cut; Limits says
+	// when a call ran into them.
 	Killed string
+	// Limits names the limits the call ran into without being killed for
+	// them, sorted: LimitOutput, LimitProcesses. Nil when none.
+	Limits []string
 	// Began is when the run was requested, and Wall how long it took from
 	// then until the process had exited (Start included). Zero means not
 	// measured. Tracing draws the run's span from them.
 	Began time.Time
 	Wall  time.Duration
 }
+
+// The limits a sandbox call may run into without being killed
+// (RunInfo.Limits).
+const (
+	// LimitOutput: stdout or stderr passed the output cap, and what came
+	// after it was cut from the result.
+	LimitOutput = "output"
+	// LimitProcesses: the call ran as many processes as it may, and the
+	// kernel refused a fork or clone (counted from the call's cgroup,
+	// pids.events; without a cgroup the kernel keeps no count).
+	LimitProcesses = "processes"
+)
 
 // ModelInfo describes a model call.
 type ModelInfo struct {
@@ -190,6 +207,17 @@ type Event struct {
 	// TraceParent and TraceState are the request's W3C trace context, as
 	// the client sent it (call events only; "" when none).
 	TraceParent, TraceState string
+	// TraceID is the trace the call belongs to (call events only): the
+	// traceparent's, or for a call that came without one, the trace ID
+	// the router made for it (RouterOptions.NewTraces); "" when neither.
+	TraceID string
+	// Protocol, TokenName and Sessionless are what the transport knew of
+	// the client (Session.Peer): its MCP protocol version, the name of
+	// the scoped token it presented (never the token), and whether its
+	// session lasts one request (its Session ID then names nothing the
+	// client knows).
+	Protocol, TokenName string
+	Sessionless         bool
 
 	// Progress, Total and Message are set on EventCallProgress.
 	Progress, Total float64
@@ -268,6 +296,27 @@ func TraceID(tp string) string {
 		return ""
 	}
 	return tp[3:35]
+}
+
+// Trace returns the trace ID of the call: TraceID, or for an event made
+// without it (by hand, not by a router), its traceparent's.
+func (e *Event) Trace() string {
+	if e.TraceID != "" {
+		return e.TraceID
+	}
+	return TraceID(e.TraceParent)
+}
+
+// NewTraceID returns a random W3C trace ID (32 lower-case hex digits, not
+// all zeros).
+func NewTraceID() string {
+	var b [16]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if b != [16]byte{} {
+			return hex.EncodeToString(b[:])
+		}
+	}
 }
 
 // ValidTraceParent reports whether tp is a W3C traceparent of version 00

@@ -125,6 +125,7 @@ type record struct {
 	args        json.RawMessage
 	traceParent string
 	traceState  string
+	traceID     string // made by the router (RouterOptions.NewTraces), or ""
 	reason      string
 	info        *Info
 	full        *Event
@@ -135,7 +136,7 @@ type record struct {
 func callRecord(t EventType, at time.Time, id uint64, req *Request) record {
 	return record{
 		typ: t, time: at, id: id, call: req.Call, session: req.Session,
-		args: req.Arguments, traceParent: req.TraceParent, traceState: req.TraceState,
+		args: req.Arguments, traceParent: req.TraceParent, traceState: req.TraceState, traceID: req.traceID,
 	}
 }
 
@@ -155,8 +156,13 @@ func (rc *record) event() Event {
 	if c := rc.call; c != nil {
 		e.Call, e.Kind, e.Group = c.Name, c.Kind, c.Group
 	}
+	e.TraceID = rc.traceID
+	if e.TraceID == "" {
+		e.TraceID = TraceID(rc.traceParent)
+	}
 	if s := rc.session; s != nil {
 		e.Session, e.Client = s.id, s.client
+		e.Protocol, e.TokenName, e.Sessionless = s.peer.Protocol, s.peer.TokenName, s.peer.Sessionless
 	}
 	return e
 }
@@ -720,6 +726,10 @@ func (r *Router) observe(e *entry) Middleware {
 			var id uint64
 			if watched {
 				id = r.nextID.Add(1)
+				if r.opts.NewTraces && req.TraceParent == "" {
+					req.traceID = NewTraceID()
+					defer func() { req.traceID = "" }()
+				}
 				if r.wanted(EventCallStarted) {
 					rc := callRecord(EventCallStarted, start, id, req)
 					r.obs.send(&rc)
@@ -777,8 +787,14 @@ func (p *observedProgress) Report(ctx context.Context, progress, total float64, 
 		Call: req.Call.Name, Kind: req.Call.Kind, Group: req.Call.Group,
 		Session: req.Session.ID(), Client: req.Session.Client(),
 		Arguments:   req.Arguments,
-		TraceParent: req.TraceParent, TraceState: req.TraceState,
+		TraceParent: req.TraceParent, TraceState: req.TraceState, TraceID: req.traceID,
 		Progress: progress, Total: total, Message: message,
+	}
+	if e.TraceID == "" {
+		e.TraceID = TraceID(req.TraceParent)
+	}
+	if s := req.Session; s != nil {
+		e.Protocol, e.TokenName, e.Sessionless = s.peer.Protocol, s.peer.TokenName, s.peer.Sessionless
 	}
 	p.r.obs.send(&record{typ: EventCallProgress, full: &e})
 	p.next.Report(ctx, progress, total, message)

@@ -63,6 +63,12 @@ type RouterOptions struct {
 	// logged or sent to observers (to remove secrets that a failing call
 	// echoed). Nil leaves reasons as they are.
 	Redact func(string) string
+	// NewTraces makes the router give each call that comes without a
+	// traceparent a trace ID of its own (Event.TraceID), for the tracer to
+	// start the call's span under and the ledger and store to record, so
+	// that every call's record leads to its trace. Set it when tracing is
+	// on; off, no call has a trace and none is made up.
+	NewTraces bool
 }
 
 // Change is a batch of changes to a router's set of calls.

@@ -13,6 +13,7 @@ import (
 type Session struct {
 	id     string
 	client string // the client's name, when the transport knows it
+	peer   Peer   // set by the transport before the session's first call
 
 	done    chan struct{} // closed by End
 	endOnce sync.Once
@@ -24,6 +25,28 @@ type Session struct {
 	handle    string
 	handles   workspaceBinding
 }
+
+// Peer is what the transport knows of the client behind a session, for
+// the records: none of it decides anything.
+type Peer struct {
+	// Protocol is the MCP protocol version the client speaks ("" when
+	// unknown).
+	Protocol string
+	// TokenName names the scoped token (of a tokens file) the client
+	// presented; never the token itself. "" without one.
+	TokenName string
+	// Sessionless is set for a client of the sessionless protocol
+	// (2026-07-28 over HTTP): its session lasts one request, and its ID
+	// names nothing the client knows.
+	Sessionless bool
+}
+
+// SetPeer records what the transport knows of the client. Call it before
+// the session's first call; it is read without a lock.
+func (s *Session) SetPeer(p Peer) { s.peer = p }
+
+// Peer returns what SetPeer recorded.
+func (s *Session) Peer() Peer { return s.peer }
 
 // NewSession returns an open session. An empty id gets a random one.
 func NewSession(id string) *Session {

@@ -31,6 +31,9 @@ type FleetServer struct {
 	// server the command it starts (nil otherwise), whose process group
 	// Fleet.Kill kills. It is called again for each reconnection.
 	Dial func() (sdk.Transport, *exec.Cmd)
+	// Transport is the OpenTelemetry network.transport of the connection:
+	// "tcp" for HTTP, "pipe" for a launched server; "" when unknown.
+	Transport string
 
 	// refused records an HTTP server's first refusal of the last dial, so
 	// that a failed connect can say why; nil for other servers.
@@ -42,7 +45,7 @@ type FleetServer struct {
 // connection it refuses fails with a *RefusedError.
 func HTTPFleetServer(name, url, token string, headers map[string]string) FleetServer {
 	rec := &statusRecorder{}
-	return FleetServer{Name: name, Where: url, refused: rec, Dial: func() (sdk.Transport, *exec.Cmd) {
+	return FleetServer{Name: name, Where: url, refused: rec, Transport: "tcp", Dial: func() (sdk.Transport, *exec.Cmd) {
 		return rec.wrap(HTTPTransport(url, token, headers)), nil
 	}}
 }
@@ -51,7 +54,7 @@ func HTTPFleetServer(name, url, token string, headers map[string]string) FleetSe
 // unstarted command for each connection (see CommandTransport).
 func CommandFleetServer(name string, mk func() *exec.Cmd) FleetServer {
 	c := mk()
-	return FleetServer{Name: name, Where: strings.Join(c.Args, " "), Dial: func() (sdk.Transport, *exec.Cmd) {
+	return FleetServer{Name: name, Where: strings.Join(c.Args, " "), Transport: "pipe", Dial: func() (sdk.Transport, *exec.Cmd) {
 		cmd := mk()
 		return CommandTransport(cmd), cmd
 	}}
@@ -413,6 +416,21 @@ func (f *Fleet) Tool(local string) (ToolInfo, bool) {
 		}
 	}
 	return ToolInfo{}, false
+}
+
+// Transport returns the network.transport (FleetServer.Transport) of the
+// server that holds the local tool name, or "" when none does.
+func (f *Fleet) Transport(local string) string {
+	t, ok := f.Tool(local)
+	if !ok {
+		return ""
+	}
+	for _, s := range f.servers {
+		if s.Name == t.Server {
+			return s.Transport
+		}
+	}
+	return ""
 }
 
 // Tools lists the tools of every connected server, by local name.

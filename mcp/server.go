@@ -563,12 +563,13 @@ func (s *Server) session(ctx context.Context, req *sdk.CallToolRequest) (*sessio
 		return st, nil
 	}
 	st := &session{cs: s.openSession(ss.ID(), clientName(ss))}
+	user := ""
+	if ex := req.GetExtra(); ex != nil && ex.TokenInfo != nil {
+		user = ex.TokenInfo.UserID
+	}
+	_, sessionless := ctx.Value(requestCtxKey{}).(context.Context)
+	st.cs.SetPeer(calls.Peer{Protocol: protocolOf(ss, req), TokenName: user, Sessionless: sessionless})
 	if s.handles != nil {
-		user := ""
-		if ex := req.GetExtra(); ex != nil && ex.TokenInfo != nil {
-			user = ex.TokenInfo.UserID
-		}
-		_, sessionless := ctx.Value(requestCtxKey{}).(context.Context)
 		st.cs.BindWorkspaces(s.handles, user, sessionless)
 	}
 	s.sessions[ss] = st
@@ -601,6 +602,24 @@ func (s *Server) openSession(id, client string) *calls.Session {
 		return o.OpenSession(id, client)
 	}
 	return calls.NewSession(id)
+}
+
+// protocolOf is the MCP protocol version of a call's client: the one it
+// asked for in initialize, or for the sessionless protocol, the one each
+// request names in its _meta.
+func protocolOf(ss *sdk.ServerSession, req *sdk.CallToolRequest) string {
+	if p := ss.InitializeParams(); p != nil && p.ProtocolVersion != "" {
+		return p.ProtocolVersion
+	}
+	if v, ok := req.Params.GetMeta()[sdk.MetaKeyProtocolVersion].(string); ok && len(v) <= 32 {
+		return v
+	}
+	if ex := req.GetExtra(); ex != nil && ex.Header != nil {
+		if v := ex.Header.Get("Mcp-Protocol-Version"); len(v) <= 32 {
+			return v
+		}
+	}
+	return ""
 }
 
 // clientName is the name the client announced, or "" when it sent none

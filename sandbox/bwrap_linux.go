@@ -294,9 +294,18 @@ func (s *Sandbox) initLimits() []rlimit {
 		{unix.RLIMIT_CPU, uint64(s.cfg.CPUSeconds)},
 		{unix.RLIMIT_FSIZE, uint64(s.cfg.FileSizeBytes)},
 		{unix.RLIMIT_NOFILE, uint64(s.cfg.OpenFiles)},
-		{unix.RLIMIT_NPROC, uint64(s.cfg.Procs)},
+		{unix.RLIMIT_NPROC, uint64(s.nprocLimit())},
 		{unix.RLIMIT_AS, uint64(s.cfg.MemoryBytes)},
 	}
+}
+
+// nprocLimit is a bubblewrap sandbox's RLIMIT_NPROC: Procs, or where each
+// call's cgroup carries pids.max at Procs, a backstop a little above it.
+func (s *Sandbox) nprocLimit() int {
+	if s.cg != nil && s.cg.limitsPids {
+		return s.cfg.Procs + nprocBackstop
+	}
+	return s.cfg.Procs
 }
 
 // limitInit sets s's rlimits on the sandbox init pid with prlimit(2), then

@@ -24,6 +24,11 @@ const (
 	MemoryRlimitLeaky MemoryCap = "rlimit-memfd"
 )
 
+// nprocBackstop is how far above a call cgroup's pids.max RLIMIT_NPROC
+// is set: far enough that the cgroup, which counts what it refuses, is the
+// limit a fork meets first (both count the same tasks, the init included).
+const nprocBackstop = 4
+
 // memorySummary says in words what caps a call's memory.
 func memorySummary(c MemoryCap, bytes int64, procs int) string {
 	as := fmt.Sprintf("RLIMIT_AS %s per process", bytesText(bytes))

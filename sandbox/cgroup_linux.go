@@ -24,7 +24,10 @@ type cgroups struct {
 	// base holds the per-call cgroups: one directory for v2; for v1, the
 	// memory hierarchy's and (when there is one) the pids hierarchy's.
 	mem, pids string
-	seq       atomic.Uint64
+	// limitsPids is set when each call's cgroup carries pids.max, and so
+	// counts the forks it refused (pids.events).
+	limitsPids bool
+	seq        atomic.Uint64
 }
 
 // cgroupPrefix names membrane's directories in a cgroup hierarchy; the pid
@@ -163,7 +166,7 @@ func setupCgroup2(dir string) (*cgroups, error) {
 		os.Remove(base)
 		return nil, err
 	}
-	return &cgroups{kind: MemoryCgroup2, mem: base}, nil
+	return &cgroups{kind: MemoryCgroup2, mem: base, limitsPids: slices.Contains(want, "pids")}, nil
 }
 
 func enableControllers(dir string, want []string) error {
@@ -195,7 +198,7 @@ func setupCgroup1(memDir, pidsMount, pidsOwn string) (*cgroups, error) {
 		pd := filepath.Join(pidsMount, pidsOwn)
 		sweepStaleCgroups(pd)
 		if pb, err := os.MkdirTemp(pd, fmt.Sprintf("%s%d-", cgroupPrefix, os.Getpid())); err == nil {
-			c.pids = pb
+			c.pids, c.limitsPids = pb, true
 		}
 	}
 	return c, nil
@@ -341,12 +344,33 @@ func (cc *callCgroup) oomKills() int {
 	if cc.kind == MemoryCgroup2 {
 		file = "memory.events"
 	}
-	b, err := os.ReadFile(filepath.Join(cc.mem, file))
+	return readCounter(filepath.Join(cc.mem, file), "oom_kill")
+}
+
+// pidsHits returns how many forks and clones of the call's processes the
+// kernel refused because the cgroup already held pids.max tasks: the "max"
+// count of pids.events (cgroup v1 and v2 alike). Zero without a pids
+// controller.
+func (cc *callCgroup) pidsHits() int {
+	dir := cc.mem
+	if cc.kind != MemoryCgroup2 {
+		dir = cc.pids
+	}
+	if dir == "" {
+		return 0
+	}
+	return readCounter(filepath.Join(dir, "pids.events"), "max")
+}
+
+// readCounter returns the count on the line "key N" of a cgroup's events
+// file, or 0.
+func readCounter(path, key string) int {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
+		if v, ok := strings.CutPrefix(l, key+" "); ok {
 			n, _ := strconv.Atoi(strings.TrimSpace(v))
 			return n
 		}

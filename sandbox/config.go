@@ -94,8 +94,11 @@ type Config struct {
 	// TmpBytes is the size of the private /tmp (ModeBwrap). Zero means
 	// DefaultTmpBytes.
 	TmpBytes int64
-	// Procs is RLIMIT_NPROC inside each sandbox: how many processes one call
-	// may run at once. Zero means DefaultProcs.
+	// Procs is how many processes (tasks) one call may run at once: the
+	// pids.max of its cgroup where it has one (with RLIMIT_NPROC a few
+	// above as a backstop), RLIMIT_NPROC otherwise. A fork past it fails
+	// (EAGAIN); with a cgroup the result counts those failures. Zero means
+	// DefaultProcs.
 	Procs int
 	// OpenFiles is RLIMIT_NOFILE of each process. Zero means
 	// DefaultOpenFiles.

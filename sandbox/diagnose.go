@@ -115,7 +115,7 @@ func Diagnose(ctx context.Context, cfg Config) []diag.Check {
 	}
 
 	if ncfg.Mode == ModeBwrap || ncfg.Mode == ModeRlimit {
-		mem := memorySummary(s.memCap, ncfg.MemoryBytes, ncfg.Procs+4)
+		mem := memorySummary(s.memCap, ncfg.MemoryBytes, ncfg.Procs)
 		switch s.memCap {
 		case MemoryCgroup1, MemoryCgroup2:
 			add("sandbox memory", diag.StatusOK, "each call gets a cgroup of its own: "+mem, "")

@@ -58,7 +58,9 @@
 // membrane may make cgroups (cgroup v2 with the memory controller
 // delegated, or cgroup v1 as root) each call gets one of its own, inside
 // membrane's own cgroup, capping its whole process tree at MemoryBytes (no
-// swap) and Procs+4 tasks. bwrap's init waits on a pipe (--block-fd) until
+// swap) and Procs tasks (bwrap's init included), with RLIMIT_NPROC a few
+// above as a backstop: the cgroup refuses the fork first and counts it
+// (pids.events), which the result reports as the process limit hit. bwrap's init waits on a pipe (--block-fd) until
 // membrane has moved it into the cgroup, so nothing of the call runs
 // outside it; the cgroup is removed when the call ends, and an OOM kill is
 // reported as such. Where no cgroup can be had, the seccomp filter refuses

@@ -55,6 +55,7 @@ type outcome struct {
 	timedOut       bool          // our timeout fired and we killed it
 	cancelled      bool          // the caller gave up (client cancel, disconnect, shutdown)
 	oomKilled      bool          // the kernel killed a process for passing the call's memory cap
+	procsHits      int           // forks the kernel refused at the call's cgroup pids.max
 	// quota is set when the call was killed for passing the workspace
 	// quota, and says how.
 	quota string
@@ -194,9 +195,10 @@ func (s *Sandbox) prepare(ctx context.Context, j *job, warm *warmKey) (_ *prepar
 	var cmd *exec.Cmd
 	if s.cfg.Mode == ModeBwrap {
 		if s.cg != nil {
-			// The cgroup's pids.max leaves room for bwrap's init on top
-			// of the call's own RLIMIT_NPROC.
-			cg, err := s.cg.newCall(s.cfg.MemoryBytes, s.cfg.Procs+4)
+			// The cgroup's pids.max is the call's process limit where
+			// it has one, so that its refusals are counted (pids.events);
+			// RLIMIT_NPROC sits a little above it (nprocLimit).
+			cg, err := s.cg.newCall(s.cfg.MemoryBytes, s.cfg.Procs)
 			if err != nil {
 				return nil, &startError{err}
 			}
@@ -454,6 +456,7 @@ func (s *Sandbox) finish(ctx context.Context, pr *prepared, j *job, begin time.T
 	p.waitInit()
 	if cg != nil {
 		o.oomKilled = cg.oomKills() > 0
+		o.procsHits = cg.pidsHits()
 		// Removed after the result, not before it: the sandbox is gone,
 		// and rmdir (retried while the kernel lets its last tasks go)
 		// need not delay the call. Close waits for it (s.wg).

@@ -484,8 +484,14 @@ func TestBwrapLimitsOnInit(t *testing.T) {
 		cs := connect(t, s)
 		out := ok(t, sh(t, cs, `ulimit -t; ulimit -Ht; ulimit -f; ulimit -c; ulimit -n; ulimit -Hn; ulimit -v; ulimit -Hv; ulimit -p; ulimit -Hp; (ulimit -n 512) 2>/dev/null && echo raised || echo capped; (ulimit -Hp 1000) 2>/dev/null && echo raised || echo capped`))
 		c := testConfig()
+		// With a pids cgroup, pids.max is the limit and RLIMIT_NPROC a
+		// backstop above it.
+		nproc := procs
+		if s.cg != nil && s.cg.limitsPids {
+			nproc += nprocBackstop
+		}
 		want := fmt.Sprintf("%d\n%d\n%d\n0\n200\n200\n%d\n%d\n%d\n%d\ncapped\ncapped\n",
-			c.CPUSeconds, c.CPUSeconds, c.FileSizeBytes/512, c.MemoryBytes>>10, c.MemoryBytes>>10, procs, procs)
+			c.CPUSeconds, c.CPUSeconds, c.FileSizeBytes/512, c.MemoryBytes>>10, c.MemoryBytes>>10, nproc, nproc)
 		if out != want {
 			t.Fatalf("Procs %d: limits in the sandbox:\n got %q\nwant %q", procs, out, want)
 		}

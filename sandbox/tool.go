@@ -188,7 +188,7 @@ func (s *Sandbox) isolation() Isolation {
 		Network:     "none",
 		Seccomp:     len(s.seccomp) > 0,
 		Memory:      s.memCap,
-		MemoryLimit: memorySummary(s.memCap, s.cfg.MemoryBytes, s.cfg.Procs+4),
+		MemoryLimit: memorySummary(s.memCap, s.cfg.MemoryBytes, s.cfg.Procs),
 	}
 	if s.cfg.Network {
 		iso.Network = "host"
@@ -262,6 +262,10 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 	if note != "" {
 		b.WriteString("note: " + note + "\n")
 	}
+	if o.procsHits > 0 {
+		fmt.Fprintf(&b, "note: the process limit (%d at once) refused %d forks; the processes that asked got an error (EAGAIN) and nothing was killed for it\n",
+			s.cfg.Procs, o.procsHits)
+	}
 	if o.quotaAfter != "" {
 		b.WriteString("note: " + o.quotaAfter + "; the next call that adds to it is killed. Delete files in " + WorkspaceDir + " to make room\n")
 	}
@@ -288,19 +292,20 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 		sig = signalName(o.signal)
 	}
 	st := map[string]any{
-		"exit_code":        o.exitCode,
-		"stdout_bytes":     o.stdout.total,
-		"stderr_bytes":     o.stderr.total,
-		"stdout_truncated": o.stdout.truncated(),
-		"stderr_truncated": o.stderr.truncated(),
-		"duration_ms":      o.dur.Milliseconds(),
-		"timeout_s":        timeout.Seconds(),
-		"timed_out":        o.timedOut,
-		"killed":           o.timedOut || o.cancelled || o.signal != 0 || o.oomKilled || o.quota != "",
-		"cancelled":        o.cancelled,
-		"oom_killed":       o.oomKilled,
-		"signal":           sig,
-		"isolation":        iso,
+		"exit_code":          o.exitCode,
+		"stdout_bytes":       o.stdout.total,
+		"stderr_bytes":       o.stderr.total,
+		"stdout_truncated":   o.stdout.truncated(),
+		"stderr_truncated":   o.stderr.truncated(),
+		"duration_ms":        o.dur.Milliseconds(),
+		"timeout_s":          timeout.Seconds(),
+		"timed_out":          o.timedOut,
+		"killed":             o.timedOut || o.cancelled || o.signal != 0 || o.oomKilled || o.quota != "",
+		"cancelled":          o.cancelled,
+		"oom_killed":         o.oomKilled,
+		"process_limit_hits": o.procsHits,
+		"signal":             sig,
+		"isolation":          iso,
 	}
 	if o.quota != "" {
 		st["quota_exceeded"] = o.quota
@@ -317,7 +322,7 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 	r.Info = &calls.Info{Run: &calls.RunInfo{
 		ExitCode: o.exitCode, Signal: sig, Isolation: string(iso.Mode),
 		StdoutBytes: o.stdout.total, StderrBytes: o.stderr.total, Start: o.started,
-		Began: o.began, Wall: o.started + o.dur,
+		Began: o.began, Wall: o.started + o.dur, Limits: o.limits(),
 	}}
 	switch {
 	case o.timedOut:
@@ -330,6 +335,19 @@ func (s *Sandbox) result(o *outcome, timeout time.Duration, note string) *calls.
 		r.Info.Run.Killed = "quota"
 	}
 	return r
+}
+
+// limits names the limits the call ran into without being killed for them
+// (calls.RunInfo.Limits).
+func (o *outcome) limits() []string {
+	var l []string
+	if o.stdout.truncated() || o.stderr.truncated() {
+		l = append(l, calls.LimitOutput)
+	}
+	if o.procsHits > 0 {
+		l = append(l, calls.LimitProcesses)
+	}
+	return l
 }
 
 // maxResultBytes bounds the JSON encoding of any sh or python_run result

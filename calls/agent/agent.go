@@ -23,9 +23,12 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -98,6 +101,15 @@ type Options struct {
 	History []Message
 	// Logger receives debug records. Nil discards.
 	Logger *slog.Logger
+	// Provider is the gen_ai.provider.name of the model calls' spans.
+	// Empty means "openai": the agent's models speak the OpenAI chat
+	// completions API, and the semantic conventions name the API's
+	// provider when the client cannot tell the product behind it.
+	Provider string
+	// ToolTransport, when set, gives the network.transport ("pipe",
+	// "tcp") of the connection a tool's calls go over, for their spans;
+	// "" leaves it out.
+	ToolTransport func(tool string) string
 	// TracerProvider, when set, traces each turn: a span for the turn, a
 	// child for each model call (whose context the Model gets, so that an
 	// instrumented HTTP client continues it), and one for each tool call,
@@ -420,9 +432,7 @@ func (a *Agent) step(ctx context.Context, step int, turn *Turn) (Message, bool, 
 
 	a.emit(Event{Kind: EventModelStart, Step: step})
 	mctx, span := a.trc.Start(ctx, "chat "+req.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		attribute.String("gen_ai.operation.name", "chat"),
-		attribute.String("gen_ai.request.model", req.Model),
-		attribute.Int("membrane.turn.step", step)))
+		a.chatAttrs(req.Model, step)...))
 	t0 := time.Now()
 	var first time.Duration
 	timed := func(d Delta) {
@@ -566,10 +576,7 @@ func (a *Agent) runCalls(ctx context.Context, step int, tcs []ToolCall, fromText
 				a.emit(Event{Kind: EventToolProgress, Step: step, Call: &tcs[i], Text: msg, Progress: p, Total: total})
 			})
 			cctx, span := a.trc.Start(ctx, "tools/call "+tcs[i].Name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-				attribute.String("mcp.method.name", "tools/call"),
-				attribute.String("gen_ai.operation.name", "execute_tool"),
-				attribute.String("gen_ai.tool.name", tcs[i].Name),
-				attribute.String("gen_ai.tool.call.id", tcs[i].ID)))
+				a.toolAttrs(tcs[i])...))
 			creq := &calls.Request{Arguments: args[i], Session: a.sess, Progress: progress}
 			if span.SpanContext().IsValid() {
 				carrier := propagation.MapCarrier{}
@@ -580,6 +587,7 @@ func (a *Agent) runCalls(ctx context.Context, step int, tcs []ToolCall, fromText
 			recs[i].Duration = time.Since(t0)
 			switch {
 			case err != nil:
+				span.SetAttributes(attribute.String("error.type", errorType(err)))
 				span.SetStatus(codes.Error, err.Error())
 			case res != nil && res.IsError:
 				span.SetAttributes(attribute.String("error.type", "tool_error"))
@@ -760,4 +768,60 @@ func steps(n int) string {
 		return "1 step"
 	}
 	return fmt.Sprintf("%d steps", n)
+}
+
+// chatAttrs are the attributes of a model call's span, by the GenAI
+// semantic conventions: the provider (required) and, where the model says
+// where it is (BaseURL), server.address and server.port.
+func (a *Agent) chatAttrs(model string, step int) []attribute.KeyValue {
+	prov := a.opts.Provider
+	if prov == "" {
+		prov = "openai"
+	}
+	kv := []attribute.KeyValue{
+		attribute.String("gen_ai.operation.name", "chat"),
+		attribute.String("gen_ai.provider.name", prov),
+		attribute.String("gen_ai.request.model", model),
+		attribute.Int("membrane.turn.step", step),
+	}
+	if b, ok := a.model.(interface{ BaseURL() string }); ok {
+		if host, port := calls.ServerAddress(b.BaseURL()); host != "" {
+			kv = append(kv, attribute.String("server.address", host))
+			if port > 0 {
+				kv = append(kv, attribute.Int("server.port", port))
+			}
+		}
+	}
+	return kv
+}
+
+// toolAttrs are the attributes of a tool call's span, by the MCP semantic
+// conventions.
+func (a *Agent) toolAttrs(tc ToolCall) []attribute.KeyValue {
+	kv := []attribute.KeyValue{
+		attribute.String("mcp.method.name", "tools/call"),
+		attribute.String("gen_ai.operation.name", "execute_tool"),
+		attribute.String("gen_ai.tool.name", tc.Name),
+		attribute.String("gen_ai.tool.call.id", tc.ID),
+	}
+	if a.opts.ToolTransport != nil {
+		if t := a.opts.ToolTransport(tc.Name); t != "" {
+			kv = append(kv, attribute.String("network.transport", t))
+		}
+	}
+	return kv
+}
+
+// errorType is a failed tool call's error.type: the JSON-RPC error code
+// (as the MCP semantic conventions want) when the server answered with
+// one, else the Go type of the error.
+func errorType(err error) string {
+	var we *jsonrpc.Error
+	if errors.As(err, &we) && we.Code != 0 {
+		return strconv.FormatInt(we.Code, 10)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return "cancelled"
+	}
+	return "_OTHER"
 }

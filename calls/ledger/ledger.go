@@ -175,6 +175,7 @@ type Entry struct {
 	ID          uint64          `json:"id"`
 	Session     string          `json:"session"`
 	Client      string          `json:"client,omitempty"`
+	TokenName   string          `json:"token_name,omitempty"`
 	Call        string          `json:"call"`
 	Kind        string          `json:"kind"`
 	Group       string          `json:"group,omitempty"`
@@ -185,6 +186,7 @@ type Entry struct {
 	Reason      string          `json:"reason,omitempty"`
 	DurMS       float64         `json:"dur_ms"`
 	ResultBytes int             `json:"result_bytes"`
+	TraceID     string          `json:"trace_id,omitempty"`
 	Run         *Run            `json:"run,omitempty"`
 	Model       *Model          `json:"model,omitempty"`
 }
@@ -192,14 +194,15 @@ type Entry struct {
 // Run is what the ledger (and the store, in the same form) records of a
 // sandboxed process.
 type Run struct {
-	ExitCode    int     `json:"exit_code"`
-	Signal      string  `json:"signal,omitempty"`
-	Isolation   string  `json:"isolation,omitempty"`
-	StdoutBytes int64   `json:"stdout_bytes"`
-	StderrBytes int64   `json:"stderr_bytes"`
-	Killed      string  `json:"killed,omitempty"`
-	StartMS     float64 `json:"start_ms,omitempty"`
-	WallMS      float64 `json:"wall_ms,omitempty"`
+	ExitCode    int      `json:"exit_code"`
+	Signal      string   `json:"signal,omitempty"`
+	Isolation   string   `json:"isolation,omitempty"`
+	StdoutBytes int64    `json:"stdout_bytes"`
+	StderrBytes int64    `json:"stderr_bytes"`
+	Killed      string   `json:"killed,omitempty"`
+	Limits      []string `json:"limits,omitempty"`
+	StartMS     float64  `json:"start_ms,omitempty"`
+	WallMS      float64  `json:"wall_ms,omitempty"`
 }
 
 // RunOf is the record of r; nil for nil.
@@ -213,7 +216,7 @@ func RunOf(r *calls.RunInfo) *Run {
 
 func runOf(r *calls.RunInfo) Run {
 	return Run{ExitCode: r.ExitCode, Signal: r.Signal, Isolation: r.Isolation,
-		StdoutBytes: r.StdoutBytes, StderrBytes: r.StderrBytes, Killed: r.Killed,
+		StdoutBytes: r.StdoutBytes, StderrBytes: r.StderrBytes, Killed: r.Killed, Limits: r.Limits,
 		StartMS: ms(r.Start), WallMS: ms(r.Wall)}
 }
 
@@ -308,11 +311,11 @@ func (l *Ledger) entry(e *calls.Event, run *Run, model *Model) Entry {
 	rec := record(e, l.key, l.scr, l.opts.MaxValueBytes, l.opts.MaxArgsBytes)
 	en := Entry{
 		Time: e.Time.Add(-e.Duration).UTC(), ID: e.ID,
-		Session: e.Session, Client: e.Client,
+		Session: e.Session, Client: e.Client, TokenName: e.TokenName,
 		Call: e.Call, Kind: e.Kind.String(), Group: e.Group,
 		Args: rec.Args, ArgsBytes: len(e.Arguments), ArgsSHA256: rec.ArgsSHA256,
 		Outcome: e.Outcome.String(), Reason: rec.Reason,
-		DurMS: ms(e.Duration), ResultBytes: e.ResultBytes,
+		DurMS: ms(e.Duration), ResultBytes: e.ResultBytes, TraceID: e.Trace(),
 	}
 	if e.Info != nil && e.Info.Run != nil {
 		*run = runOf(e.Info.Run)

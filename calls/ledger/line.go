@@ -71,6 +71,9 @@ func appendLine(dst []byte, en *Entry) ([]byte, bool) {
 	if en.Client != "" {
 		b = appendField(b, "client", en.Client)
 	}
+	if en.TokenName != "" {
+		b = appendField(b, "token_name", en.TokenName)
+	}
 	b = appendField(b, "call", en.Call)
 	b = appendField(b, "kind", en.Kind)
 	if en.Group != "" {
@@ -93,6 +96,9 @@ func appendLine(dst []byte, en *Entry) ([]byte, bool) {
 	b = appendFloat(b, en.DurMS)
 	b = append(b, `,"result_bytes":`...)
 	b = strconv.AppendInt(b, int64(en.ResultBytes), 10)
+	if en.TraceID != "" {
+		b = appendField(b, "trace_id", en.TraceID)
+	}
 	if r := en.Run; r != nil {
 		b = append(b, `,"run":{"exit_code":`...)
 		b = strconv.AppendInt(b, int64(r.ExitCode), 10)
@@ -108,6 +114,16 @@ func appendLine(dst []byte, en *Entry) ([]byte, bool) {
 		b = strconv.AppendInt(b, r.StderrBytes, 10)
 		if r.Killed != "" {
 			b = appendField(b, "killed", r.Killed)
+		}
+		if len(r.Limits) > 0 {
+			b = append(b, `,"limits":[`...)
+			for i, l := range r.Limits {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, l)
+			}
+			b = append(b, ']')
 		}
 		b = appendFloatField(b, "start_ms", r.StartMS)
 		b = appendFloatField(b, "wall_ms", r.WallMS)

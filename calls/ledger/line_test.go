@@ -111,6 +111,7 @@ func TestLineMatchesEncodingJSON(t *testing.T) {
 			Session: randString(rng), Client: randString(rng), Call: randString(rng), Kind: randString(rng), Group: randString(rng),
 			ArgsBytes: rng.IntN(1 << 20), ArgsSHA256: randString(rng), Outcome: randString(rng), Reason: randString(rng),
 			DurMS: randFloat(rng), ResultBytes: rng.IntN(1<<20) - 10,
+			TokenName: randString(rng), TraceID: randString(rng),
 		}
 		switch {
 		case i%7 == 0:
@@ -127,6 +128,12 @@ func TestLineMatchesEncodingJSON(t *testing.T) {
 			en.Run = &Run{ExitCode: rng.IntN(300) - 20, Signal: randString(rng), Isolation: randString(rng),
 				StdoutBytes: rng.Int64(), StderrBytes: rng.Int64N(100), Killed: randString(rng),
 				StartMS: randFloat(rng), WallMS: randFloat(rng)}
+			for range rng.IntN(3) {
+				en.Run.Limits = append(en.Run.Limits, randString(rng))
+			}
+			if rng.IntN(10) == 0 {
+				en.Run.Limits = []string{} // empty, not nil: omitted too
+			}
 		}
 		if rng.IntN(3) == 0 {
 			en.Model = &Model{Model: randString(rng), Host: randString(rng), TokensIn: rng.IntN(1e6), TokensOut: rng.IntN(1e6),

@@ -53,6 +53,7 @@ type Metrics struct {
 	busy        *prometheus.CounterVec
 	start       prometheus.Histogram
 	kills       *prometheus.CounterVec
+	limitHits   map[string]prometheus.Counter
 	firstToken  *prometheus.HistogramVec
 	tokenRate   *prometheus.HistogramVec
 	tokens      *prometheus.CounterVec
@@ -92,6 +93,12 @@ var _ calls.Observer = (*Metrics)(nil)
 // calls.RunInfo.Killed gives them; each has its series from the start.
 var KillReasons = []string{"timeout", "memory", "quota", "cancel"}
 
+// LimitNames are the limits of membrane_sandbox_limit_hits_total, as
+// calls.RunInfo.Limits names them: the limits a call runs into without
+// being killed. Each has its series from the start; no other name is
+// counted.
+var LimitNames = []string{calls.LimitProcesses, calls.LimitOutput}
+
 // New returns the metrics of r, registered in opts.Registry.
 func New(r *calls.Router, opts *Options) *Metrics {
 	var o Options
@@ -127,6 +134,7 @@ func New(r *calls.Router, opts *Options) *Metrics {
 			Name: "membrane_sandbox_kills_total",
 			Help: "Sandboxed processes the sandbox killed, by reason (timeout, memory, quota, cancel).",
 		}, []string{"reason"}),
+		limitHits: map[string]prometheus.Counter{},
 		firstToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "membrane_model_time_to_first_token_seconds",
 			Help:    "Time from a model request to its first token, by model.",
@@ -156,6 +164,14 @@ func New(r *calls.Router, opts *Options) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.calls, m.duration, m.busy, m.start, m.kills, m.firstToken, m.tokenRate, m.tokens, m.queueWait, m.listChanged, m.sessions)
+	hits := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "membrane_sandbox_limit_hits_total",
+		Help: "Sandboxed calls that ran into a limit without being killed for it, by limit (processes: a fork was refused; output: stdout or stderr was cut at the cap).",
+	}, []string{"limit"})
+	reg.MustRegister(hits)
+	for _, l := range LimitNames {
+		m.limitHits[l] = hits.WithLabelValues(l) // each limit's series from 0
+	}
 	for _, reason := range KillReasons {
 		m.kills.WithLabelValues(reason) // each reason's series from 0
 	}
@@ -219,6 +235,11 @@ func (m *Metrics) Observe(e calls.Event) {
 		}
 		if run.Killed != "" {
 			m.kills.WithLabelValues(run.Killed).Inc()
+		}
+		for _, l := range run.Limits {
+			if c := m.limitHits[l]; c != nil {
+				c.Inc()
+			}
 		}
 	}
 	if mi := e.Info.Model; mi != nil && mi.Model != "" {

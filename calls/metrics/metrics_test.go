@@ -35,7 +35,7 @@ func TestMetrics(t *testing.T) {
 	add("sh", calls.KindTool, func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
 		res := calls.Errorf("timed out")
 		res.Outcome = calls.OutcomeTimeout
-		res.Info = &calls.Info{Run: &calls.RunInfo{ExitCode: 137, Killed: "timeout", Start: 3 * time.Millisecond}}
+		res.Info = &calls.Info{Run: &calls.RunInfo{ExitCode: 137, Killed: "timeout", Start: 3 * time.Millisecond, Limits: []string{calls.LimitOutput, "made-up"}}}
 		return res, nil
 	})
 	add("qwen", calls.KindModel, func(ctx context.Context, req *calls.Request) (*calls.Result, error) {
@@ -55,6 +55,10 @@ func TestMetrics(t *testing.T) {
 		`membrane_calls_total{call="qwen",kind="model",outcome="ok"} 1`,
 		`membrane_call_duration_seconds_count{call="sh",kind="tool"} 3`,
 		`membrane_sandbox_kills_total{reason="timeout"} 3`,
+		// The output cap hit by each call, the process limit by none (its
+		// series is there at 0); a name that is not a limit is not counted.
+		`membrane_sandbox_limit_hits_total{limit="output"} 3`,
+		`membrane_sandbox_limit_hits_total{limit="processes"} 0`,
 		`membrane_sandbox_start_seconds_count 3`,
 		`membrane_model_tokens_total{direction="out",model="qwen3:0.6b"} 20`,
 		`membrane_model_tokens_total{direction="in",model="qwen3:0.6b"} 10`,
@@ -77,7 +81,7 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	// Bounded labels: no session IDs, no arguments.
-	for _, bad := range []string{"s-secret-id", "ARG-VALUE"} {
+	for _, bad := range []string{"s-secret-id", "ARG-VALUE", "made-up"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("metrics hold %q", bad)
 		}

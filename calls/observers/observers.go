@@ -119,7 +119,6 @@ func Open(opts *Options) (*Set, error) {
 		return nil, &PartError{Part: "tracing", Err: err}
 	}
 	s.Tracing = tr
-	s.Tracer = tr.Observer(&otel.ObserverOptions{Transport: o.Transport})
 	if tr.Enabled() {
 		c := tr.Config()
 		log.Info("tracing on", "protocol", c.Protocol, "endpoint", c.Endpoint)
@@ -150,6 +149,12 @@ func Open(opts *Options) (*Set, error) {
 			s.StoreErr = err
 		}
 	}
+	topts := &otel.ObserverOptions{Transport: o.Transport}
+	if s.Store != nil {
+		// Each span names its call as the store does.
+		topts.CallID = s.Store.CallID
+	}
+	s.Tracer = tr.Observer(topts)
 	return s, nil
 }
 

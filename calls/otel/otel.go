@@ -16,11 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -257,7 +254,7 @@ func (t *Tracing) Observer(opts *ObserverOptions) calls.Observer {
 	if o.Provider == "" {
 		o.Provider = "ollama"
 	}
-	return &Observer{q: t.q, transport: o.Transport, provider: o.Provider}
+	return &Observer{q: t.q, transport: o.Transport, provider: o.Provider, callID: o.CallID}
 }
 
 // ObserverOptions configures an Observer. The zero value is usable.
@@ -268,6 +265,10 @@ type ObserverOptions struct {
 	// Provider names the model servers' gen_ai.provider.name. Empty means
 	// "ollama".
 	Provider string
+	// CallID, when set, names a call as the trace store does (from the
+	// event's ID), for the span's membrane.call.id: the way from
+	// `membrane calls show` to the trace and back. Nil leaves it out.
+	CallID func(id uint64) string
 }
 
 // Observer makes the spans of finished calls: it queues each call's
@@ -276,6 +277,7 @@ type Observer struct {
 	q         *spanQueue
 	transport string
 	provider  string
+	callID    func(uint64) string
 }
 
 // ObserverName names the observer in the router's statistics.
@@ -298,7 +300,16 @@ func (o *Observer) Observe(e calls.Event) {
 		start: e.Time.Add(-e.Duration), end: e.Time,
 		call: e.Call, group: e.Group, session: e.Session, client: e.Client, reason: e.Reason,
 		kind: e.Kind, outcome: e.Outcome, args: len(e.Arguments), result: e.ResultBytes, info: e.Info,
-		transport: o.transport, provider: o.provider,
+		transport: o.transport, provider: o.provider, protocol: e.Protocol, tokenName: e.TokenName,
+	}
+	if e.Sessionless {
+		// Its session lasts one request: an ID the client never knew
+		// would only pass for a session (mcp.session.id is recommended
+		// where there is a session, not required).
+		c.session = ""
+	}
+	if o.callID != nil && e.ID != 0 {
+		c.callID = o.callID(e.ID)
 	}
 	p := sdktrace.SamplingParameters{ParentContext: context.Background(), Kind: trace.SpanKindServer}
 	if calls.ValidTraceParent(e.TraceParent) {
@@ -311,6 +322,10 @@ func (o *Observer) Observe(e calls.Event) {
 		p.ParentContext = trace.ContextWithRemoteSpanContext(p.ParentContext, trace.NewSpanContext(trace.SpanContextConfig{
 			TraceID: c.traceID, SpanID: c.parent, TraceFlags: c.flags, TraceState: ts, Remote: true,
 		}))
+	} else if tid, err := trace.TraceIDFromHex(e.TraceID); err == nil && tid.IsValid() {
+		// The trace ID the router made for a call without a traceparent,
+		// which the store and the ledger record.
+		c.traceID = tid
 	} else {
 		c.traceID = traceID()
 	}
@@ -339,37 +354,6 @@ func (o *Observer) Observe(e calls.Event) {
 
 // SpanSandboxRun names the span of a sandboxed process.
 const SpanSandboxRun = "sandbox run"
-
-// serverAddr splits a model host as membrane names it (a base URL such as
-// http://127.0.0.1:11434, or host:port) into the semantic conventions'
-// server.address, a bare host name or IP, and server.port (the scheme's
-// when the URL gives none; 0 when unknown).
-func serverAddr(h string) (string, int) {
-	if h == "" {
-		return "", 0
-	}
-	if strings.Contains(h, "://") {
-		u, err := url.Parse(h)
-		if err != nil || u.Hostname() == "" {
-			return h, 0
-		}
-		port, _ := strconv.Atoi(u.Port())
-		if port == 0 {
-			switch u.Scheme {
-			case "http":
-				port = 80
-			case "https":
-				port = 443
-			}
-		}
-		return u.Hostname(), port
-	}
-	if host, p, err := net.SplitHostPort(h); err == nil {
-		port, _ := strconv.Atoi(p)
-		return host, port
-	}
-	return h, 0
-}
 
 // span is the time of a child span: as measured when it was, else the
 // call's own time.

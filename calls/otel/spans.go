@@ -140,8 +140,11 @@ type callSpan struct {
 	traceState     string
 	start, end     time.Time
 	call, group    string
-	session        string
+	session        string // "" for a sessionless client, whose ID names nothing
 	client, reason string
+	protocol       string // the client's MCP protocol version
+	tokenName      string // the scoped token's name
+	callID         string // the trace store's ID of the call (ObserverOptions.CallID)
 	kind           calls.Kind
 	outcome        calls.Outcome
 	args, result   int
@@ -543,6 +546,15 @@ func (w *encoder) spans(c *callSpan) int {
 	if c.session != "" {
 		w.str(string(semconv.McpSessionIDKey), c.session)
 	}
+	if c.protocol != "" {
+		w.str(string(semconv.McpProtocolVersionKey), c.protocol)
+	}
+	if c.callID != "" {
+		w.str("membrane.call.id", c.callID)
+	}
+	if c.tokenName != "" {
+		w.str("membrane.token.name", c.tokenName)
+	}
 	if c.client != "" {
 		w.str("membrane.client.name", c.client)
 	}
@@ -575,6 +587,9 @@ func (w *encoder) spans(c *callSpan) int {
 		if r.Killed != "" {
 			w.str("membrane.sandbox.killed", r.Killed)
 		}
+		if len(r.Limits) > 0 {
+			w.str("membrane.sandbox.limits", strings.Join(r.Limits, ","))
+		}
 		if r.Killed != "" || r.ExitCode != 0 {
 			msg := "exit code " + strconv.Itoa(r.ExitCode)
 			if r.Killed != "" {
@@ -594,7 +609,7 @@ func (w *encoder) spans(c *callSpan) int {
 		w.str(string(semconv.GenAIResponseModelKey), m.Model)
 		w.int(string(semconv.GenAIUsageInputTokensKey), int64(m.TokensIn))
 		w.int(string(semconv.GenAIUsageOutputTokensKey), int64(m.TokensOut))
-		if host, port := serverAddr(m.Host); host != "" {
+		if host, port := calls.ServerAddress(m.Host); host != "" {
 			w.str(string(semconv.ServerAddressKey), host)
 			if port > 0 {
 				w.int(string(semconv.ServerPortKey), int64(port))

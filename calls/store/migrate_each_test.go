@@ -26,14 +26,23 @@ func TestMigrationFromEachVersion(t *testing.T) {
 				t.Fatalf("the old call after the migration: %+v, %v", c, err)
 			}
 			tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-			s.Observe(calls.Event{Type: calls.EventCallFinished, Time: time.Now(), ID: 7, Call: "sh", Kind: calls.KindTool, Client: "new", Outcome: calls.OutcomeOK, TraceParent: tp})
+			s.Observe(calls.Event{Type: calls.EventCallFinished, Time: time.Now(), ID: 7, Call: "sh", Kind: calls.KindTool, Client: "new", Outcome: calls.OutcomeOK,
+				TraceParent: tp, TraceID: calls.TraceID(tp), TokenName: "alice"})
 			if err := s.RecordTurn(t.Context(), &Turn{ID: "turn-1", Started: time.Now(), Question: "q", Outcome: "ok"}); err != nil {
 				t.Fatalf("a turn on the migrated database: %v", err)
 			}
 			s.Flush()
 			cs, err := s.Calls(t.Context(), Filter{Outcome: "ok"})
-			if err != nil || len(cs) != 1 || cs[0].Client != "new" || cs[0].TraceID != calls.TraceID(tp) {
+			if err != nil || len(cs) != 1 || cs[0].Client != "new" || cs[0].TraceID != calls.TraceID(tp) || cs[0].TokenName != "alice" {
 				t.Errorf("a new call on the migrated database: %+v %v", cs, err)
+			}
+			// The old call has no token (schema 6 added it); the token
+			// filter finds the new one only.
+			if cs, err := s.Calls(t.Context(), Filter{Token: "alice"}); err != nil || len(cs) != 1 || cs[0].Client != "new" {
+				t.Errorf("calls of token alice on the migrated database: %+v %v", cs, err)
+			}
+			if old, err := s.Get(t.Context(), id); err != nil || old.TokenName != "" {
+				t.Errorf("the old call's token: %+v %v", old, err)
 			}
 			if tr, err := s.GetTurn(t.Context(), "turn-1"); err != nil || tr.Question != "q" {
 				t.Errorf("the turn: %+v %v", tr, err)

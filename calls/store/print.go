@@ -21,6 +21,8 @@ var FilterTerms = []FilterTerm{
 	{"tool", "only calls of this tool (`NAME`)"},
 	{"outcome", "only calls with this `OUTCOME`: ok, tool_error, error, busy, cancelled or timeout"},
 	{"session", "only calls of this session (`ID`)"},
+	{"client", "only calls of the client that gave this `NAME`"},
+	{"token", "only calls made with the scoped token of this `NAME` (a tokens file's; never the token itself)"},
 	{"since", "only calls since `WHEN`: a duration back from now (1h) or a time (2026-12-01T10:00:00Z)"},
 	{"limit", "at most `N` calls, newest first (default 50)"},
 }
@@ -28,8 +30,12 @@ var FilterTerms = []FilterTerm{
 // WriteCall writes one call with its events as aligned lines, times in
 // the local zone.
 func WriteCall(w io.Writer, c *Call) {
-	fmt.Fprintf(w, "call      %s (%s, %s)\nid        %s\nsession   %s %s\nstarted   %s\nduration  %.1fms\noutcome   %s\n",
-		c.Call, c.Kind, c.Group, c.ID, c.Session, c.Client, c.Started.Local().Format(time.RFC3339Nano), c.DurMS, c.Outcome)
+	fmt.Fprintf(w, "call      %s (%s, %s)\nid        %s\nsession   %s %s\n",
+		c.Call, c.Kind, c.Group, c.ID, c.Session, c.Client)
+	if c.TokenName != "" {
+		fmt.Fprintf(w, "token     %s\n", c.TokenName)
+	}
+	fmt.Fprintf(w, "started   %s\nduration  %.1fms\noutcome   %s\n", c.Started.Local().Format(time.RFC3339Nano), c.DurMS, c.Outcome)
 	if c.Reason != "" {
 		fmt.Fprintf(w, "reason    %s\n", c.Reason)
 	}

@@ -55,7 +55,7 @@ func TestWriteCalls(t *testing.T) {
 // Every term a listing is selected by is one Filter.Set takes.
 func TestFilterTermsSet(t *testing.T) {
 	t.Parallel()
-	good := map[string]string{"tool": "sh", "outcome": "ok", "session": "abc", "since": "1h", "limit": "5"}
+	good := map[string]string{"tool": "sh", "outcome": "ok", "session": "abc", "client": "desktop", "token": "alice", "since": "1h", "limit": "5"}
 	for _, term := range store.FilterTerms {
 		var f store.Filter
 		if err := f.Set(term.Key, good[term.Key], time.Now()); err != nil || term.Doc == "" {

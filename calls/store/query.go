@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/membrane-mcp/membrane/calls"
 	"github.com/membrane-mcp/membrane/calls/ledger"
@@ -24,6 +26,9 @@ const (
 type Filter struct {
 	// Tool, Outcome and Session, when set, must match exactly.
 	Tool, Outcome, Session string
+	// Client (the name the client gave) and Token (the name of the scoped
+	// token the call came with), when set, must match exactly.
+	Client, Token string
 	// Since, when set, keeps calls started at or after it.
 	Since time.Time
 	// Until, when set, keeps calls started before it: the end of a time
@@ -40,7 +45,7 @@ var ErrBadFilter = errors.New("bad filter")
 
 // ParseFilter reads a filter written as space-separated key=value terms:
 // tool=NAME, outcome=ok|tool_error|error|busy|cancelled|timeout,
-// session=ID, since=DURATION (such as 1h, meaning that long before now) or
+// session=ID, client=NAME, token=NAME, since=DURATION (such as 1h, meaning that long before now) or
 // since=RFC3339 time, until= the same, limit=N. now is the time a duration counts back from.
 func ParseFilter(s string, now time.Time) (Filter, error) {
 	var f Filter
@@ -77,6 +82,15 @@ func (f *Filter) Set(key, value string, now time.Time) error {
 			return fmt.Errorf("%w: session %q is not a session ID", ErrBadFilter, value)
 		}
 		f.Session = value
+	case "client", "token":
+		if len(value) > 256 || !utf8.ValidString(value) || strings.ContainsFunc(value, func(r rune) bool { return r < 0x20 || r == 0x7f || unicode.IsSpace(r) }) {
+			return fmt.Errorf("%w: %s %q is not a %s name", ErrBadFilter, key, value, key)
+		}
+		if key == "client" {
+			f.Client = value
+		} else {
+			f.Token = value
+		}
 	case "since", "until":
 		t, err := parseTime(value, now)
 		if err != nil {
@@ -94,7 +108,7 @@ func (f *Filter) Set(key, value string, now time.Time) error {
 		}
 		f.Limit = n
 	default:
-		return fmt.Errorf("%w: unknown key %q (tool, outcome, session, since, until, limit)", ErrBadFilter, key)
+		return fmt.Errorf("%w: unknown key %q (tool, outcome, session, client, token, since, until, limit)", ErrBadFilter, key)
 	}
 	return nil
 }
@@ -119,6 +133,12 @@ func (f Filter) String() string {
 	}
 	if f.Session != "" {
 		parts = append(parts, "session="+f.Session)
+	}
+	if f.Client != "" {
+		parts = append(parts, "client="+f.Client)
+	}
+	if f.Token != "" {
+		parts = append(parts, "token="+f.Token)
 	}
 	if !f.Since.IsZero() {
 		parts = append(parts, "since="+f.Since.UTC().Format(time.RFC3339Nano))
@@ -146,6 +166,12 @@ func (f Filter) where() (string, []any) {
 	if f.Session != "" {
 		conds, args = append(conds, "session = ?"), append(args, f.Session)
 	}
+	if f.Client != "" {
+		conds, args = append(conds, "client = ?"), append(args, f.Client)
+	}
+	if f.Token != "" {
+		conds, args = append(conds, "token_name = ?"), append(args, f.Token)
+	}
 	if !f.Since.IsZero() {
 		conds, args = append(conds, "started_at >= ?"), append(args, f.Since.UnixMicro())
 	}
@@ -163,6 +189,7 @@ type Call struct {
 	ID          string          `json:"id"`
 	Session     string          `json:"session"`
 	Client      string          `json:"client,omitempty"`
+	TokenName   string          `json:"token_name,omitempty"`
 	Call        string          `json:"call"`
 	Kind        string          `json:"kind"`
 	Group       string          `json:"group,omitempty"`
@@ -189,7 +216,7 @@ type Event struct {
 	Message  string    `json:"message,omitempty"`
 }
 
-const callColumns = `id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model, trace_id`
+const callColumns = `id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model, trace_id, token_name`
 
 // Calls returns the calls f selects, newest first.
 func (s *Store) Calls(ctx context.Context, f Filter) ([]Call, error) {
@@ -271,7 +298,7 @@ func scanCall(row interface{ Scan(...any) error }) (Call, error) {
 		args, run, model sql.NullString
 	)
 	err := row.Scan(&c.ID, &c.Session, &c.Client, &c.Call, &c.Kind, &c.Group, &started, &dur, &c.Outcome, &c.Reason,
-		&args, &c.ArgsBytes, &c.ArgsSHA256, &c.ResultBytes, &run, &model, &c.TraceID)
+		&args, &c.ArgsBytes, &c.ArgsSHA256, &c.ResultBytes, &run, &model, &c.TraceID, &c.TokenName)
 	if err != nil {
 		return c, err
 	}

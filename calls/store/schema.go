@@ -153,6 +153,10 @@ var migrations = []string{
 	CREATE INDEX calls_started ON calls(started_at);
 	CREATE INDEX calls_call ON calls(call, started_at);
 	CREATE INDEX calls_session ON calls(session, started_at);`,
+	// 6: who made the call: the name of the scoped token it came with
+	// (never the token), to list one holder's calls.
+	`ALTER TABLE calls ADD COLUMN token_name TEXT NOT NULL DEFAULT '';
+	CREATE INDEX calls_token ON calls(token_name, started_at);`,
 }
 
 // runBits is how many low bits of a call's seq hold its number in its run.

@@ -160,8 +160,8 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	// Text that is mostly empty goes as NULL, made '' by the statement:
 	// binding NULL costs the driver a third of binding a text.
-	s.calls = rowBuf{table: "calls(seq, id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model, trace_id)",
-		row: "(?, ?, coalesce(?, ''), coalesce(?, ''), ?, ?, coalesce(?, ''), ?, ?, ?, coalesce(?, ''), ?, ?, coalesce(?, ''), ?, ?, ?, coalesce(?, ''))", cols: 18}
+	s.calls = rowBuf{table: "calls(seq, id, session, client, call, kind, call_group, started_at, dur_us, outcome, reason, args, args_bytes, args_sha256, result_bytes, run, model, trace_id, token_name)",
+		row: "(?, ?, coalesce(?, ''), coalesce(?, ''), ?, ?, coalesce(?, ''), ?, ?, ?, coalesce(?, ''), ?, ?, coalesce(?, ''), ?, ?, ?, coalesce(?, ''), coalesce(?, ''))", cols: 19}
 	s.events = rowBuf{table: "call_events(call_id, time, kind, progress, total, message)", row: "(?, ?, 'progress', ?, ?, coalesce(?, ''))", cols: 5}
 	s.retain(context.Background())
 	s.stop = make(chan struct{})
@@ -526,7 +526,7 @@ func (s *Store) addCall(e *calls.Event) error {
 	s.calls.args = append(s.calls.args,
 		seq, s.callID(e.ID), orNull(e.Session), orNull(e.Client), e.Call, e.Kind.String(), orNull(e.Group), e.Time.Add(-e.Duration).UnixMicro(), e.Duration.Microseconds(),
 		e.Outcome.String(), orNull(rec.Reason), nullable(rec.Args), int64(len(e.Arguments)), orNull(rec.ArgsSHA256), int64(e.ResultBytes), nullable(run), nullable(model),
-		orNull(calls.TraceID(e.TraceParent)))
+		orNull(e.Trace()), orNull(e.TokenName))
 	s.count(len(rec.Args) + len(rec.Reason) + len(run) + len(model) + 128)
 	return s.full()
 }

@@ -268,7 +268,7 @@ func TestParseFilterErrors(t *testing.T) {
 // survives a round trip through String, and that the store's answer
 // holds only calls the filter matches.
 func FuzzFilter(f *testing.F) {
-	for _, seed := range []string{"", "tool=sh", "outcome=ok session=s-1", "since=1h limit=3", "since=2026-01-01T00:00:00Z", "since=10m until=1m", "session=x'OR'1'='1", "tool=sh tool=py"} {
+	for _, seed := range []string{"", "tool=sh", "outcome=ok session=s-1", "since=1h limit=3", "since=2026-01-01T00:00:00Z", "since=10m until=1m", "session=x'OR'1'='1", "tool=sh tool=py", "token=alice", "client=desktop token=bob", "token=x'OR'1'='1", "client=a\x01b"} {
 		f.Add(seed)
 	}
 	path := filepath.Join(f.TempDir(), "fuzz.db")
@@ -278,14 +278,14 @@ func FuzzFilter(f *testing.F) {
 	}
 	defer s.Close()
 	now := time.Now()
-	for i, c := range []struct{ call, outcome, session string }{{"sh", "ok", "s-1"}, {"sh", "tool_error", "s-2"}, {"py", "ok", "s-1"}, {"sh", "timeout", "x'OR'1'='1"}} {
+	for i, c := range []struct{ call, outcome, session, client, token string }{{"sh", "ok", "s-1", "desktop", "alice"}, {"sh", "tool_error", "s-2", "cli", "bob"}, {"py", "ok", "s-1", "desktop", ""}, {"sh", "timeout", "x'OR'1'='1", "", "x'OR'1'='1"}} {
 		var o calls.Outcome
 		for _, x := range calls.Outcomes() {
 			if x.String() == c.outcome {
 				o = x
 			}
 		}
-		s.Observe(calls.Event{Type: calls.EventCallFinished, Time: now.Add(-time.Duration(i) * time.Minute), ID: uint64(i + 1), Call: c.call, Kind: calls.KindTool, Session: c.session, Outcome: o})
+		s.Observe(calls.Event{Type: calls.EventCallFinished, Time: now.Add(-time.Duration(i) * time.Minute), ID: uint64(i + 1), Call: c.call, Kind: calls.KindTool, Session: c.session, Client: c.client, TokenName: c.token, Outcome: o})
 	}
 	s.Flush()
 	f.Fuzz(func(t *testing.T, text string) {
@@ -297,7 +297,7 @@ func FuzzFilter(f *testing.F) {
 			return
 		}
 		again, err := ParseFilter(flt.String(), now)
-		if err != nil || again.Tool != flt.Tool || again.Outcome != flt.Outcome || again.Session != flt.Session || again.Limit != flt.Limit || !again.Since.Equal(flt.Since) || !again.Until.Equal(flt.Until) {
+		if err != nil || again.Tool != flt.Tool || again.Outcome != flt.Outcome || again.Session != flt.Session || again.Client != flt.Client || again.Token != flt.Token || again.Limit != flt.Limit || !again.Since.Equal(flt.Since) || !again.Until.Equal(flt.Until) {
 			t.Fatalf("round trip of %q: %+v -> %q -> %+v (%v)", text, flt, flt.String(), again, err)
 		}
 		cs, err := s.Calls(context.Background(), flt)
@@ -312,7 +312,8 @@ func FuzzFilter(f *testing.F) {
 			t.Fatalf("%d calls for %+v", len(cs), flt)
 		}
 		for _, c := range cs {
-			if flt.Tool != "" && c.Call != flt.Tool || flt.Outcome != "" && c.Outcome != flt.Outcome || flt.Session != "" && c.Session != flt.Session || c.Started.Before(flt.Since.Truncate(time.Microsecond)) ||
+			if flt.Tool != "" && c.Call != flt.Tool || flt.Outcome != "" && c.Outcome != flt.Outcome || flt.Session != "" && c.Session != flt.Session ||
+				flt.Client != "" && c.Client != flt.Client || flt.Token != "" && c.TokenName != flt.Token || c.Started.Before(flt.Since.Truncate(time.Microsecond)) ||
 				!flt.Until.IsZero() && !c.Started.Before(flt.Until.Truncate(time.Microsecond)) {
 				t.Fatalf("call %+v does not match %+v", c, flt)
 			}

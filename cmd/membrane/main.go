@@ -171,7 +171,8 @@ func serve(cfg *Config, log *slog.Logger, getenv func(string) string, stdin io.R
 	}
 	tokens, scrubbing := guard.Tokens, guard.Scrubbing
 	ropts := &calls.RouterOptions{Logger: log, QueueLength: cfg.Queue.Length, QueueTimeout: cfg.Queue.Timeout,
-		Observers: obs.set.RouterObservers(), Redact: obs.scrub.String, Middleware: guard.Middleware()}
+		Observers: obs.set.RouterObservers(), Redact: obs.scrub.String, Middleware: guard.Middleware(),
+		NewTraces: obs.set.Tracing.Enabled()}
 	router := calls.NewRouter(ropts)
 	defer obs.set.Close(router, log)
 	models, err := ollama.New(cfg.ollamaConfig(), router, log.With("component", "ollama"))

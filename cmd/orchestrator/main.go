@@ -290,6 +290,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	}
 	if tr.Enabled() {
 		opts.TracerProvider = tr.TracerProvider()
+		opts.ToolTransport = fl.Transport
 	}
 	if len(cfg.Approve) > 0 {
 		opts.Approve = appr.Approve

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,79 +38,21 @@ func jaegerBinary(t *testing.T) string {
 
 // jaeger is a running Jaeger all-in-one with in-memory storage.
 type jaeger struct {
-	otlpHTTP, otlpGRPC, query string
+	*oteltest.Jaeger
+	otlpHTTP, otlpGRPC string
 }
 
 func startJaeger(t *testing.T) *jaeger {
 	t.Helper()
 	j := oteltest.StartJaeger(t, jaegerBinary(t))
-	return &jaeger{otlpHTTP: j.OTLPHTTP, otlpGRPC: j.OTLPGRPC, query: j.Query}
+	return &jaeger{Jaeger: j, otlpHTTP: j.OTLPHTTP, otlpGRPC: j.OTLPGRPC}
 }
 
 // jaegerSpan is a span as Jaeger's HTTP API shows it.
-type jaegerSpan struct {
-	SpanID        string `json:"spanID"`
-	OperationName string `json:"operationName"`
-	References    []struct {
-		RefType string `json:"refType"`
-		SpanID  string `json:"spanID"`
-	} `json:"references"`
-	Tags []struct {
-		Key   string `json:"key"`
-		Value any    `json:"value"`
-	} `json:"tags"`
-	ProcessID string `json:"processID"`
-	service   string
-}
-
-func (s jaegerSpan) tag(k string) string {
-	for _, t := range s.Tags {
-		if t.Key == k {
-			return fmt.Sprint(t.Value)
-		}
-	}
-	return ""
-}
-
-func (s jaegerSpan) parent() string {
-	for _, r := range s.References {
-		if r.RefType == "CHILD_OF" {
-			return r.SpanID
-		}
-	}
-	return ""
-}
+type jaegerSpan = oteltest.Span
 
 // trace fetches one trace by ID from Jaeger's query API.
-func (j *jaeger) trace(id string) ([]jaegerSpan, error) {
-	resp, err := http.Get("http://" + j.query + "/api/traces/" + id)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %s", resp.Status)
-	}
-	var body struct {
-		Data []struct {
-			Spans     []jaegerSpan `json:"spans"`
-			Processes map[string]struct {
-				ServiceName string `json:"serviceName"`
-			} `json:"processes"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, err
-	}
-	if len(body.Data) != 1 {
-		return nil, fmt.Errorf("%d traces", len(body.Data))
-	}
-	spans := body.Data[0].Spans
-	for i := range spans {
-		spans[i].service = body.Data[0].Processes[spans[i].ProcessID].ServiceName
-	}
-	return spans, nil
-}
+func (j *jaeger) trace(id string) ([]jaegerSpan, error) { return j.Trace(id) }
 
 // TestJaegerTrace runs a turn through the whole chain (the orchestrator,
 // the real test Ollama's scripted model on /v1, membrane over stdio, the
@@ -154,7 +95,12 @@ func TestJaegerTrace(t *testing.T) {
 				}
 			}
 			// Both programs have exited, so both flushed.
-			checkTurnTrace(t, j, turn)
+			for _, s := range checkTurnTrace(t, j, turn) {
+				// Over stdio the client has a session, which the span names.
+				if s.Service == "membrane" && s.OperationName == "tools/call sh" && (s.Tag("mcp.session.id") == "" || s.Tag("mcp.protocol.version") == "") {
+					t.Errorf("membrane's tools/call over stdio: mcp.session.id %q, mcp.protocol.version %q", s.Tag("mcp.session.id"), s.Tag("mcp.protocol.version"))
+				}
+			}
 		})
 	}
 
@@ -213,8 +159,14 @@ func TestJaegerTrace(t *testing.T) {
 		stop()
 		spans := checkTurnTrace(t, j, turn)
 		for _, s := range spans {
-			if s.service == "membrane" && s.OperationName == "tools/call sh" && s.tag("network.transport") != "tcp" {
-				t.Errorf("membrane's tools/call over HTTP has network.transport %q, want tcp", s.tag("network.transport"))
+			if s.OperationName == "tools/call sh" && s.Tag("network.transport") != "tcp" {
+				t.Errorf("%s's tools/call over HTTP has network.transport %q, want tcp", s.Service, s.Tag("network.transport"))
+			}
+			// The orchestrator speaks the sessionless protocol over HTTP:
+			// no session to name.
+			if s.Service == "membrane" && s.OperationName == "tools/call sh" && (s.Tag("mcp.session.id") != "" || s.Tag("mcp.protocol.version") != "2026-07-28" || s.Tag("membrane.call.id") == "") {
+				t.Errorf("membrane's tools/call of a sessionless client: mcp.session.id %q, mcp.protocol.version %q, membrane.call.id %q",
+					s.Tag("mcp.session.id"), s.Tag("mcp.protocol.version"), s.Tag("membrane.call.id"))
 			}
 		}
 
@@ -266,7 +218,7 @@ func checkTurnTrace(t *testing.T, j *jaeger, turn session.TurnJSON) []jaegerSpan
 		missing = missing[:0]
 		have := map[string]bool{}
 		for _, s := range spans {
-			have[s.service+"/"+s.OperationName] = true
+			have[s.Service+"/"+s.OperationName] = true
 		}
 		for _, w := range want {
 			if !have[w] {
@@ -279,7 +231,7 @@ func checkTurnTrace(t *testing.T, j *jaeger, turn session.TurnJSON) []jaegerSpan
 		if time.Now().After(deadline) {
 			var b bytes.Buffer
 			for _, s := range spans {
-				fmt.Fprintf(&b, "  %s/%s %s parent %s\n", s.service, s.OperationName, s.SpanID, s.parent())
+				fmt.Fprintf(&b, "  %s/%s %s parent %s\n", s.Service, s.OperationName, s.SpanID, s.Parent())
 			}
 			t.Fatalf("trace %s: %v; missing %v; has:\n%s", turn.TraceID, err, missing, b.String())
 		}
@@ -289,18 +241,18 @@ func checkTurnTrace(t *testing.T, j *jaeger, turn session.TurnJSON) []jaegerSpan
 	byID := map[string]jaegerSpan{}
 	for _, s := range spans {
 		byID[s.SpanID] = s
-		k := s.service + "/" + s.OperationName
+		k := s.Service + "/" + s.OperationName
 		if _, dup := byKey[k]; dup && k != "orchestrator/chat scripted" && k != "orchestrator/HTTP POST" {
 			t.Errorf("two %s spans", k)
 		}
 		byKey[k] = s
 	}
 	parentOf := func(k string) string {
-		p, ok := byID[byKey[k].parent()]
+		p, ok := byID[byKey[k].Parent()]
 		if !ok {
 			return "(none)"
 		}
-		return p.service + "/" + p.OperationName
+		return p.Service + "/" + p.OperationName
 	}
 	for child, parent := range map[string]string{
 		"orchestrator/tools/call sh":            "orchestrator/turn",
@@ -315,24 +267,33 @@ func checkTurnTrace(t *testing.T, j *jaeger, turn session.TurnJSON) []jaegerSpan
 		}
 	}
 	sh := byKey["membrane/tools/call sh"]
-	if sh.tag("mcp.method.name") != "tools/call" || sh.tag("gen_ai.tool.name") != "sh" || sh.tag("span.kind") != "server" || sh.tag("mcp.session.id") == "" {
+	if sh.Tag("mcp.method.name") != "tools/call" || sh.Tag("gen_ai.tool.name") != "sh" || sh.Tag("span.kind") != "server" {
 		t.Errorf("membrane's sh span tags: %+v", sh.Tags)
 	}
-	if run := byKey["membrane/sandbox run"]; run.tag("process.exit.code") != "0" || run.tag("membrane.sandbox.isolation") == "" {
+	if run := byKey["membrane/sandbox run"]; run.Tag("process.exit.code") != "0" || run.Tag("membrane.sandbox.isolation") == "" {
 		t.Errorf("sandbox span tags: %+v", run.Tags)
 	}
 	chat := byKey["membrane/chat scripted:latest"]
-	if !strings.HasPrefix(chat.tag("gen_ai.request.model"), "scripted") || chat.tag("gen_ai.usage.output_tokens") == "0" || chat.tag("gen_ai.usage.output_tokens") == "" ||
-		chat.tag("gen_ai.usage.input_tokens") == "" || chat.tag("gen_ai.provider.name") != "ollama" ||
-		chat.tag("server.address") != "127.0.0.1" || chat.tag("server.port") == "" || chat.tag("server.port") == "0" {
+	if !strings.HasPrefix(chat.Tag("gen_ai.request.model"), "scripted") || chat.Tag("gen_ai.usage.output_tokens") == "0" || chat.Tag("gen_ai.usage.output_tokens") == "" ||
+		chat.Tag("gen_ai.usage.input_tokens") == "" || chat.Tag("gen_ai.provider.name") != "ollama" ||
+		chat.Tag("server.address") != "127.0.0.1" || chat.Tag("server.port") == "" || chat.Tag("server.port") == "0" {
 		t.Errorf("membrane's Ollama span tags: %+v", chat.Tags)
+	}
+	// The orchestrator's own model call, by the GenAI conventions: an
+	// OpenAI-compatible client names the provider openai.
+	if oc := byKey["orchestrator/chat scripted"]; oc.Tag("gen_ai.provider.name") != "openai" || oc.Tag("server.address") != "127.0.0.1" ||
+		oc.Tag("server.port") == "" || oc.Tag("server.port") == "0" {
+		t.Errorf("orchestrator's chat span tags: %+v", oc.Tags)
+	}
+	if tr := byKey["orchestrator/tools/call sh"].Tag("network.transport"); tr != "pipe" && tr != "tcp" {
+		t.Errorf("orchestrator's tools/call sh has network.transport %q, want pipe or tcp", tr)
 	}
 	// The model request to /v1 is an HTTP client span under the
 	// orchestrator's model call: traceparent went to the endpoint.
 	http := 0
 	for _, s := range spans {
-		if s.service == "orchestrator" && s.tag("http.request.method") == "POST" {
-			if p := byID[s.parent()]; p.OperationName != "chat scripted" {
+		if s.Service == "orchestrator" && s.Tag("http.request.method") == "POST" {
+			if p := byID[s.Parent()]; p.OperationName != "chat scripted" {
 				t.Errorf("HTTP span %s under %q", s.OperationName, p.OperationName)
 			}
 			http++

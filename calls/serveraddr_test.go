@@ -1,12 +1,12 @@
-package otel
+package calls
 
 import "testing"
 
-// TestServerAddr: a model host, as membrane names it (Ollama's base URL,
+// TestServerAddress: a model host, as membrane names it (Ollama's base URL,
 // an OpenAI-compatible /v1 URL, or host:port), becomes the semantic
 // conventions' server.address (a host name or IP, no scheme, no port)
 // and server.port.
-func TestServerAddr(t *testing.T) {
+func TestServerAddress(t *testing.T) {
 	for _, c := range []struct {
 		in   string
 		host string
@@ -19,9 +19,9 @@ func TestServerAddr(t *testing.T) {
 		{"127.0.0.1:11434", "127.0.0.1", 11434},
 		{"gpu-box", "gpu-box", 0},
 	} {
-		host, port := serverAddr(c.in)
+		host, port := ServerAddress(c.in)
 		if host != c.host || port != c.port {
-			t.Errorf("serverAddr(%q) = %q, %d; want %q, %d", c.in, host, port, c.host, c.port)
+			t.Errorf("ServerAddress(%q) = %q, %d; want %q, %d", c.in, host, port, c.host, c.port)
 		}
 	}
 }
