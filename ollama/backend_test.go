@@ -403,7 +403,10 @@ func TestBackendHangTimesOutAndClosesUpstream(t *testing.T) {
 		fmt.Fprintf(w, "data: %s\n\n", delta("part"))
 	})
 	f.setChat(h)
-	_, r := backendModels(t, f.URL, Config{CallTimeout: 300 * time.Millisecond}, Backend{})
+	// The first delta is written at once, but a loaded machine once took
+	// more than a 300 ms timeout to hand it over, and the answer then
+	// (rightly) said the server sent nothing; 2 s leaves room for that.
+	_, r := backendModels(t, f.URL, Config{CallTimeout: 2 * time.Second}, Backend{})
 	res := call(t, r, "chat_slow", map[string]any{"prompt": "hi"})
 	if !res.IsError || !strings.Contains(res.TextOf(), "timeout: slow did not finish") || !strings.Contains(res.TextOf(), "part") {
 		t.Fatalf("hung backend chat: IsError=%v %q", res.IsError, res.TextOf())
