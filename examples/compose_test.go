@@ -109,9 +109,9 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		{"published on every interface", `"127.0.0.1:${MEMBRANE_PORT:-8765}:8765"`, `"${MEMBRANE_PORT:-8765}:8765"`, "not on loopback"},
 		{"no health condition", "condition: service_healthy\n\n  orchestrator:", "condition: service_started\n\n  orchestrator:", "service_healthy"},
 		{"ollama without healthcheck", `test: ["CMD", "ollama", "list"]`, `disable: true`, "ollama: no healthcheck"},
-		{"wrong Ollama address", "OLLAMA_HOST: http://ollama:11434\n      NO_COLOR: \"1\"\n    ports", "OLLAMA_HOST: http://127.0.0.1:11434\n      NO_COLOR: \"1\"\n    ports", "OLLAMA_HOST"},
+		{"wrong Ollama address", "OLLAMA_HOST: http://ollama:11434\n      NO_COLOR: \"1\"\n      # OpenAI-compatible servers", "OLLAMA_HOST: http://127.0.0.1:11434\n      NO_COLOR: \"1\"\n      # OpenAI-compatible servers", "OLLAMA_HOST"},
 		{"healthcheck on another port", "urlopen('http://127.0.0.1:8765/healthz'", "urlopen('http://127.0.0.1:9999/healthz'", "/healthz"},
-		{"token in the file", "      OLLAMA_HOST: http://ollama:11434\n      NO_COLOR: \"1\"\n    ports", "      OLLAMA_HOST: http://ollama:11434\n      MEMBRANE_TOKEN: hunter2\n      NO_COLOR: \"1\"\n    ports", "MEMBRANE_TOKEN"},
+		{"token in the file", "      OLLAMA_HOST: http://ollama:11434\n      NO_COLOR: \"1\"\n      # OpenAI-compatible servers", "      OLLAMA_HOST: http://ollama:11434\n      MEMBRANE_TOKEN: hunter2\n      NO_COLOR: \"1\"\n      # OpenAI-compatible servers", "MEMBRANE_TOKEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
